@@ -1,0 +1,114 @@
+"""Shared fixtures: real zfs-fuse pools, a real sshd, settings that point at them."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.services import (
+    Pool,
+    SshServer,
+    create_pool,
+    ensure_test_user,
+    ensure_zfs_fuse,
+    start_sshd,
+)
+from tests.support.zfsdata import create_member, snapshot, write_member_data
+from zfs_offsite.settings import Settings, load_settings
+
+MEMBERS = ("alice", "bob", "carol")
+
+
+@pytest.fixture(scope="session")
+def zfs_fuse() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("integration tests need root (zfs-fuse, sshd): run them as README says")
+    ensure_zfs_fuse()
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[SshServer]:
+    # Not under pytest's tmp dir: that is 0700 and sshd reads keys as the test user.
+    directory = Path(tempfile.mkdtemp(prefix="zfs-offsite-sshd-", dir="/var/tmp"))
+    server = start_sshd(directory)
+    yield server
+    server.stop()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def pool_factory(zfs_fuse: None, tmp_path: Path) -> Iterator[Callable[[], Pool]]:
+    pools: list[Pool] = []
+
+    def make() -> Pool:
+        pool = create_pool(tmp_path)
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        pool.destroy()
+
+
+@pytest.fixture
+def source_pool(pool_factory: Callable[[], Pool]) -> Pool:
+    """A pool with three members, each with real data and one snapshot."""
+    pool = pool_factory()
+    for seed, member in enumerate(MEMBERS):
+        dataset = create_member(pool.name, member)
+        write_member_data(pool.mountpoint / f"elabfs-{member}", seed)
+        snapshot(dataset, "auto-20190806.0200-1w")
+    return pool
+
+
+@pytest.fixture
+def sftp_dir() -> Iterator[Path]:
+    """An archive directory owned by the SFTP test user."""
+    user = ensure_test_user()
+    path = Path(user.pw_dir) / f"archive-{secrets.token_hex(4)}"
+    path.mkdir(parents=True)
+    os.chown(path, user.pw_uid, user.pw_gid)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def settings_for(sshd: SshServer) -> Callable[..., Settings]:
+    """Settings for a pool and an archive dir, over SFTP unless `local=True`."""
+
+    def make(
+        pool: Pool,
+        archive: Path,
+        *,
+        local: bool = False,
+        pull: bool = False,
+        port: int | None = None,
+        compression: str = "zstd",
+        known_hosts: Path | None = None,
+    ) -> Settings:
+        target = (
+            {"url": f"file://{archive}"}
+            if local
+            else {
+                "url": f"sftp://{sshd.user}@127.0.0.1:{port or sshd.port}{archive}",
+                "key_file": str(sshd.client_key),
+                "known_hosts": str(known_hosts or sshd.known_hosts),
+                "timeout": 10,
+            }
+        )
+        source: dict[str, object] = {"pool": pool.name}
+        if pull:
+            source |= {
+                "ssh_url": f"ssh://root@127.0.0.1:{sshd.port}",
+                "key_file": str(sshd.client_key),
+                "known_hosts": str(sshd.known_hosts),
+            }
+        return load_settings(source=source, target=target, compression={"algorithm": compression})
+
+    return make

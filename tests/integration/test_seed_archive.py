@@ -1,0 +1,74 @@
+"""A seed-layout archive (gzip, seed names, no sidecars) is extended, not restarted."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support.services import Pool, ensure_test_user
+from tests.support.zfsdata import (
+    create_member,
+    guid,
+    gzip_send,
+    receive_with_standard_tools,
+    snapshot,
+    tree_digest,
+    write_member_data,
+)
+from zfs_offsite.backup import backup_member, discover_members
+from zfs_offsite.planner import Action
+from zfs_offsite.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+S1, S2, S3 = "auto-20190806.0200-1w", "auto-20190807.0200-1w", "auto-20190808.0200-1w"
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_seed_archive_gets_an_incremental(
+    pool_factory: Callable[[], Pool],
+    sftp_dir: Path,
+    settings_for: Callable[..., Settings],
+    compression: str,
+) -> None:
+    pool = pool_factory()
+    dataset = create_member(pool.name, "dora")
+    mount = pool.mountpoint / "elabfs-dora"
+    for seed, snap in enumerate((S1, S2, S3)):
+        write_member_data(mount, seed, 1)
+        snapshot(dataset, snap)
+
+    # What the seed script left: a full of S1 and an -I incremental S1 -> S2, gzip, no sidecars.
+    member_dir = sftp_dir / "dora"
+    member_dir.mkdir()
+    seed_full = member_dir / f"elabfs-dora@{S1}.gz"
+    seed_inc = member_dir / f"elabfs-dora@{S1}.to.elabfs-dora@{S2}.gz"
+    gzip_send(["zfs", "send", f"{dataset}@{S1}"], seed_full)
+    gzip_send(["zfs", "send", "-I", f"{dataset}@{S1}", f"{dataset}@{S2}"], seed_inc)
+    stray = member_dir / "README.txt"
+    stray.write_text("notes kept by the admin\n")
+    user = ensure_test_user()
+    for path in (member_dir, *member_dir.iterdir()):
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+    settings = settings_for(pool, sftp_dir, compression=compression)
+    (member,) = discover_members(settings)
+    result = backup_member(settings, member)
+
+    assert result.action is Action.INCREMENTAL
+    assert result.base == S2 and result.target == S3
+    suffix = ".gz" if compression == "gzip" else ".zst"
+    new_file = member_dir / f"elabfs-dora@{S2}.to.elabfs-dora@{S3}{suffix}"
+    assert new_file.is_file()
+    assert stray.read_text() == "notes kept by the admin\n"
+    assert seed_full.is_file() and seed_inc.is_file()
+
+    restore = pool_factory()
+    target = f"{restore.name}/elabfs-dora"
+    receive_with_standard_tools([seed_full, seed_inc, new_file], target)
+    for snap in (S1, S2, S3):
+        assert guid(f"{target}@{snap}") == guid(f"{dataset}@{snap}")
+    assert tree_digest(restore.mountpoint / "elabfs-dora") == tree_digest(mount)

@@ -1,0 +1,57 @@
+"""A TCP forwarder that cuts the connection after a number of bytes: a real network drop."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+
+class CuttingProxy:
+    """Forwards 127.0.0.1:port to a target and closes both sides once `cut_after` bytes went up."""
+
+    def __init__(self, target_port: int, cut_after: int) -> None:
+        self.target_port = target_port
+        self.cut_after = cut_after
+        self.sent = 0
+        self.cut = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self._listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+                self._sockets += [client, upstream]
+                threading.Thread(
+                    target=self._pump, args=(client, upstream, True), daemon=True
+                ).start()
+                threading.Thread(
+                    target=self._pump, args=(upstream, client, False), daemon=True
+                ).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, upward: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if upward:
+                    self.sent += len(data)
+                    if self.sent > self.cut_after:
+                        self._cut()
+                        return
+                sink.sendall(data)
+        if upward:
+            self._cut()
+
+    def _cut(self) -> None:
+        self.cut.set()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def close(self) -> None:
+        self._listener.close()
+        self._cut()

@@ -1,0 +1,74 @@
+"""Real data on real datasets, and restores with nothing but standard tools."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import subprocess
+from pathlib import Path
+
+from tests.support.services import run
+
+
+def write_member_data(directory: Path, seed: int, megabytes: int = 2) -> None:
+    """A random file (incompressible) and a text file (compressible), different per seed."""
+    rng = random.Random(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"random-{seed}.bin").write_bytes(rng.randbytes(megabytes * 1024 * 1024))
+    words = ["zfs", "snapshot", "backup", "lab", "member", "data", str(seed)]
+    text = " ".join(rng.choice(words) for _ in range(megabytes * 150_000))
+    (directory / f"notes-{seed}.txt").write_text(text)
+
+
+def create_member(pool: str, member: str, prefix: str = "elabfs-") -> str:
+    dataset = f"{pool}/{prefix}{member}"
+    run(["zfs", "create", dataset])
+    return dataset
+
+
+def snapshot(dataset: str, name: str) -> None:
+    run(["zfs", "snapshot", f"{dataset}@{name}"])
+
+
+def guid(name: str) -> int:
+    return int(run(["zfs", "get", "-H", "-p", "-o", "value", "guid", name]).stdout.strip())
+
+
+def tree_digest(directory: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every regular file below `directory`."""
+    result = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = Path(root) / name
+            result[str(path.relative_to(directory))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return result
+
+
+def decompress_argv(path: Path) -> list[str]:
+    if path.name.endswith(".gz"):
+        return ["zcat", str(path)]
+    return ["zstd", "-d", "-c", "-q", str(path)]
+
+
+def receive_with_standard_tools(files: list[Path], dataset: str) -> None:
+    """`zcat f | zfs receive ds` or `zstd -d -c f | zfs receive ds`, file by file."""
+    for path in files:
+        decompress = subprocess.Popen(decompress_argv(path), stdout=subprocess.PIPE)
+        receive = subprocess.run(
+            ["zfs", "receive", dataset], stdin=decompress.stdout, capture_output=True, text=True
+        )
+        assert decompress.stdout is not None
+        decompress.stdout.close()
+        assert decompress.wait() == 0, f"decompressing {path} failed"
+        assert receive.returncode == 0, f"zfs receive of {path.name}: {receive.stderr}"
+
+
+def gzip_send(argv: list[str], out: Path) -> None:
+    """The seed's way: `zfs send ... | gzip > out`."""
+    with out.open("wb") as handle:
+        send = subprocess.Popen(argv, stdout=subprocess.PIPE)
+        gz = subprocess.run(["gzip"], stdin=send.stdout, stdout=handle, check=True)
+        assert send.stdout is not None
+        send.stdout.close()
+        assert send.wait() == 0 and gz.returncode == 0

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from zfs_offsite.archive import ArchiveFile, Sidecar
+from zfs_offsite.members import Member
+from zfs_offsite.naming import BackupName, Compression, parse_backup_name
+from zfs_offsite.planner import Action, plan_backup, restore_chains
+from zfs_offsite.zfs import Snapshot
+
+DS = "tank/elabfs-a"
+
+
+def snaps(*names: str, guid_base: int = 100) -> tuple[Snapshot, ...]:
+    return tuple(Snapshot(DS, n, guid_base + i, 10 + i, 0) for i, n in enumerate(names))
+
+
+def member(*names: str) -> Member:
+    return Member("a", DS, "elabfs-a", snaps(*names))
+
+
+def seed_file(filename: str) -> ArchiveFile:
+    name = parse_backup_name(filename)
+    assert name is not None
+    return ArchiveFile(filename, name, 10, 0.0)
+
+
+def new_file(target: Snapshot, base: Snapshot | None = None) -> ArchiveFile:
+    name = BackupName("elabfs-a", target.name, Compression.ZSTD, base.name if base else None)
+    sidecar = Sidecar(
+        dataset=DS,
+        target=target.name,
+        target_guid=target.guid,
+        compression="zstd",
+        sha256="0" * 64,
+        raw_bytes=1,
+        stored_bytes=1,
+        started="",
+        finished="",
+        tool_version="t",
+        base=base.name if base else None,
+        base_guid=base.guid if base else None,
+    )
+    return ArchiveFile(name.filename, name, 1, 0.0, sidecar)
+
+
+def test_empty_archive_gives_full_of_newest_by_createtxg() -> None:
+    plan = plan_backup(member("z", "y"), [], Compression.ZSTD)
+    assert plan.action is Action.FULL
+    assert plan.filename == "elabfs-a@y.zst"
+
+
+def test_incremental_from_newest_archived() -> None:
+    m = member("s1", "s2", "s3")
+    files = [new_file(m.snapshots[0])]
+    plan = plan_backup(m, files, Compression.ZSTD)
+    assert plan.action is Action.INCREMENTAL
+    assert plan.base == m.snapshots[0] and plan.target == m.snapshots[2]
+    assert plan.filename == "elabfs-a@s1.to.elabfs-a@s3.zst"
+
+
+def test_up_to_date_and_no_snapshots() -> None:
+    m = member("s1")
+    assert plan_backup(m, [new_file(m.snapshots[0])], Compression.ZSTD).action is Action.UP_TO_DATE
+    assert plan_backup(member(), [], Compression.ZSTD).action is Action.NO_SNAPSHOTS
+
+
+def test_seed_files_match_by_name_and_extend_with_incremental() -> None:
+    m = member("s1", "s2", "s3")
+    files = [seed_file("elabfs-a@s1.gz"), seed_file("elabfs-a@s1.to.elabfs-a@s2.gz")]
+    plan = plan_backup(m, files, Compression.GZIP)
+    assert plan.action is Action.INCREMENTAL
+    assert plan.filename == "elabfs-a@s2.to.elabfs-a@s3.gz"
+
+
+def test_reused_snapshot_name_with_other_guid_is_not_a_base() -> None:
+    m = member("s1", "s2")
+    old = Snapshot(DS, "s1", 999, 1, 0)  # destroyed and re-created since
+    plan = plan_backup(m, [new_file(old)], Compression.ZSTD)
+    assert plan.action is Action.FULL
+
+
+def test_incremental_without_its_base_is_not_restorable() -> None:
+    m = member("s1", "s2", "s3")
+    orphan = seed_file("elabfs-a@s1.to.elabfs-a@s2.gz")  # full of s1 missing
+    assert restore_chains([orphan]) == {}
+    plan = plan_backup(m, [orphan], Compression.ZSTD)
+    assert plan.action is Action.FULL
+
+
+def test_planned_name_that_exists_is_a_conflict_not_an_overwrite() -> None:
+    m = member("s1", "s2")
+    # A full of s2 exists but records another GUID (name reused): never overwrite it.
+    stale = new_file(Snapshot(DS, "s2", 555, 1, 0))
+    plan = plan_backup(m, [stale], Compression.ZSTD)
+    assert plan.action is Action.CONFLICT
+
+
+def test_force_full() -> None:
+    m = member("s1", "s2")
+    plan = plan_backup(m, [new_file(m.snapshots[0])], Compression.ZSTD, force_full=True)
+    assert plan.action is Action.FULL and plan.base is None
+
+
+def test_shortest_chain_is_chosen() -> None:
+    s = snaps("s1", "s2", "s3")
+    files = [
+        new_file(s[0]),
+        new_file(s[1], s[0]),
+        new_file(s[2], s[1]),
+        new_file(s[2], s[0]),
+    ]
+    chains = restore_chains(files)
+    assert [f.filename for f in chains["elabfs-a@s1.to.elabfs-a@s3.zst"]] == [
+        "elabfs-a@s1.zst",
+        "elabfs-a@s1.to.elabfs-a@s3.zst",
+    ]
+    assert len(chains["elabfs-a@s2.to.elabfs-a@s3.zst"]) == 3

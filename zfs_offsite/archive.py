@@ -1,0 +1,140 @@
+"""The remote index: what a member's directory on the backup server holds.
+
+The directory is the source of truth for what is backed up. Each backup file
+may have two sidecars: `<file>.sha256` (for `sha256sum -c`) and `<file>.json`
+(GUIDs and figures a restore and the planner need). Seed-era files have none.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+
+from zfs_offsite.naming import (
+    BackupName,
+    Compression,
+    Kind,
+    checksum_name,
+    classify,
+    metadata_name,
+)
+from zfs_offsite.store import Store, StoreEntry, read_small_file, write_small_file
+
+log = logging.getLogger(__name__)
+
+SIDECAR_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """Metadata written next to each completed backup file."""
+
+    dataset: str
+    target: str
+    target_guid: int
+    compression: str
+    sha256: str
+    raw_bytes: int
+    stored_bytes: int
+    started: str
+    finished: str
+    tool_version: str
+    base: str | None = None
+    base_guid: int | None = None
+    source_host: str = ""
+    format: int = SIDECAR_FORMAT
+
+    def to_json(self) -> bytes:
+        return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Sidecar:
+        raw = json.loads(data)
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+@dataclass(frozen=True)
+class ArchiveFile:
+    """A backup file under its final name, with its sidecar if it has one."""
+
+    filename: str
+    name: BackupName
+    size: int
+    mtime: float
+    sidecar: Sidecar | None = None
+
+    @property
+    def target_guid(self) -> int | None:
+        return self.sidecar.target_guid if self.sidecar else None
+
+    @property
+    def base_guid(self) -> int | None:
+        return self.sidecar.base_guid if self.sidecar else None
+
+    @property
+    def verified(self) -> bool:
+        """True if a checksum is recorded (seed-era files have none)."""
+        return self.sidecar is not None
+
+
+@dataclass
+class MemberArchive:
+    """A member's directory, sorted into backups, partial uploads and foreign files."""
+
+    member: str
+    files: list[ArchiveFile] = field(default_factory=list)
+    partials: list[StoreEntry] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+    def names(self) -> set[str]:
+        return {f.filename for f in self.files}
+
+
+def read_member_archive(store: Store, member: str, dataset_part: str) -> MemberArchive:
+    """List a member's directory and read the sidecars; unknown files are kept and reported."""
+    entries = store.listdir(member)
+    archive = MemberArchive(member)
+    present = {e.name for e in entries}
+    for entry in entries:
+        kind, name = classify(entry.name)
+        if kind is Kind.PARTIAL:
+            archive.partials.append(entry)
+            continue
+        if kind in (Kind.CHECKSUM, Kind.METADATA):
+            continue
+        if kind is Kind.UNKNOWN or name is None or entry.is_dir or name.dataset != dataset_part:
+            log.warning("ignoring %s/%s: not a backup file of %s", member, entry.name, dataset_part)
+            archive.ignored.append(entry.name)
+            continue
+        sidecar = None
+        if metadata_name(entry.name) in present:
+            sidecar = _read_sidecar(store, f"{member}/{metadata_name(entry.name)}")
+        archive.files.append(ArchiveFile(entry.name, name, entry.size, entry.mtime, sidecar))
+    return archive
+
+
+def _read_sidecar(store: Store, path: str) -> Sidecar | None:
+    try:
+        return Sidecar.from_json(read_small_file(store, path))
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning("sidecar %s is unreadable (%s): treating its file as unverified", path, exc)
+        return None
+
+
+def checksum_line(sha256: str, filename: str) -> bytes:
+    """A line `sha256sum -c` accepts (binary mode marker)."""
+    return f"{sha256} *{filename}\n".encode()
+
+
+def write_sidecars(store: Store, member: str, filename: str, sidecar: Sidecar) -> None:
+    """Write `<file>.sha256` and `<file>.json`, each atomically."""
+    write_small_file(
+        store, f"{member}/{checksum_name(filename)}", checksum_line(sidecar.sha256, filename)
+    )
+    write_small_file(store, f"{member}/{metadata_name(filename)}", sidecar.to_json())
+
+
+def compression_of(file: ArchiveFile) -> Compression:
+    return file.name.compression

@@ -1,0 +1,178 @@
+"""One member's backup, end to end: read the archive, plan, stream, write sidecars.
+
+These plain functions are what the Prefect tasks wrap; they open their own
+connections from settings, so they can run in any worker thread or process.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+
+from zfs_offsite import __version__
+from zfs_offsite.archive import MemberArchive, Sidecar, read_member_archive, write_sidecars
+from zfs_offsite.compression import compressor
+from zfs_offsite.errors import ArchiveConflictError
+from zfs_offsite.members import Member, select_members
+from zfs_offsite.pipeline import ProgressFn, StreamResult, stream_to_store
+from zfs_offsite.planner import Action, BackupPlan, plan_backup
+from zfs_offsite.runner import LocalRunner, Runner, SshRunner
+from zfs_offsite.settings import Settings
+from zfs_offsite.store import Store, open_store
+from zfs_offsite.zfs import detect_features, estimate_send_size, list_datasets, send_argv
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    """What happened to one member: the row of the report."""
+
+    member: str
+    action: Action
+    reason: str
+    base: str | None = None
+    target: str | None = None
+    remote_path: str | None = None
+    estimated_bytes: int | None = None
+    stream: StreamResult | None = None
+    dry_run: bool = False
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.stream or not self.stream.stored_bytes:
+            return None
+        return self.stream.raw_bytes / self.stream.stored_bytes
+
+    @property
+    def mb_per_second(self) -> float | None:
+        if not self.stream:
+            return None
+        return self.stream.raw_bytes / 1e6 / self.stream.seconds
+
+
+def open_runner(settings: Settings) -> Runner:
+    """Local zfs, or the NAS's zfs over SSH in pull mode."""
+    endpoint = settings.source.endpoint(settings.target.timeout)
+    return SshRunner(endpoint) if endpoint else LocalRunner()
+
+
+def source_host(settings: Settings) -> str:
+    endpoint = settings.source.endpoint(settings.target.timeout)
+    return endpoint.host if endpoint else socket.gethostname()
+
+
+def discover_members(settings: Settings, runner: Runner | None = None) -> list[Member]:
+    """All members and their snapshots, from one `zfs get` over the pool."""
+    own = runner is None
+    runner = runner or open_runner(settings)
+    try:
+        props = [settings.source.select_property] if settings.source.select_property else []
+        datasets = list_datasets(runner, settings.source.pool, props)
+    finally:
+        if own:
+            runner.close()
+    return select_members(
+        datasets,
+        settings.source.pool,
+        settings.source.dataset_prefix,
+        settings.source.datasets,
+        settings.source.select_property,
+    )
+
+
+def plan_member(
+    settings: Settings, member: Member, store: Store, *, force_full: bool = False
+) -> tuple[BackupPlan, MemberArchive]:
+    """Read the member's directory afresh and decide what to send."""
+    archive = read_member_archive(store, member.name, member.dataset_part)
+    plan = plan_backup(member, archive.files, settings.compression.algorithm, force_full=force_full)
+    return plan, archive
+
+
+def execute_plan(
+    settings: Settings,
+    plan: BackupPlan,
+    runner: Runner,
+    store: Store,
+    *,
+    dry_run: bool = False,
+    progress: ProgressFn | None = None,
+) -> BackupResult:
+    """Carry out a plan: stream the send into the store and record the sidecars."""
+    base = plan.base.name if plan.base else None
+    target = plan.target.name if plan.target else None
+    result = BackupResult(plan.member, plan.action, plan.reason, base, target, dry_run=dry_run)
+    if plan.action is Action.CONFLICT:
+        raise ArchiveConflictError(f"member {plan.member}: {plan.reason}")
+    if not plan.sends:
+        return result
+    assert plan.target is not None and plan.name is not None
+    remote_path = f"{plan.member}/{plan.name.filename}"
+    base_full = plan.base.full_name if plan.base else None
+    features = detect_features(runner)
+    estimate = estimate_send_size(runner, features, plan.target.full_name, base_full)
+    result = BackupResult(
+        plan.member, plan.action, plan.reason, base, target, remote_path, estimate, dry_run=dry_run
+    )
+    if dry_run:
+        return result
+    store.makedirs(plan.member)
+    process = runner.start(send_argv(plan.target.full_name, base_full))
+    level = settings.compression.effective_level
+    stream = stream_to_store(
+        process,
+        compressor(plan.name.compression, level, settings.compression.threads),
+        store,
+        remote_path,
+        progress=progress,
+    )
+    sidecar = Sidecar(
+        dataset=plan.dataset,
+        target=plan.target.name,
+        target_guid=plan.target.guid,
+        compression=plan.name.compression.value,
+        sha256=stream.sha256,
+        raw_bytes=stream.raw_bytes,
+        stored_bytes=stream.stored_bytes,
+        started=stream.started.isoformat(),
+        finished=stream.finished.isoformat(),
+        tool_version=__version__,
+        base=base,
+        base_guid=plan.base.guid if plan.base else None,
+        source_host=source_host(settings),
+    )
+    write_sidecars(store, plan.member, plan.name.filename, sidecar)
+    log.info(
+        "%s: %s %s stored (%d bytes from %d)",
+        plan.member,
+        plan.action,
+        remote_path,
+        stream.stored_bytes,
+        stream.raw_bytes,
+    )
+    return BackupResult(
+        plan.member, plan.action, plan.reason, base, target, remote_path, estimate, stream, dry_run
+    )
+
+
+def backup_member(
+    settings: Settings,
+    member: Member,
+    *,
+    force_full: bool = False,
+    dry_run: bool = False,
+    progress: ProgressFn | None = None,
+) -> BackupResult:
+    """Plan and run one member's backup on connections of its own."""
+    runner = open_runner(settings)
+    try:
+        store = open_store(settings.target)
+        try:
+            plan, _ = plan_member(settings, member, store, force_full=force_full)
+            return execute_plan(settings, plan, runner, store, dry_run=dry_run, progress=progress)
+        finally:
+            store.close()
+    finally:
+        runner.close()

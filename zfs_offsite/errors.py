@@ -1,0 +1,53 @@
+"""Typed errors that say whether trying again can help.
+
+Retry policies (Prefect's or a user's) read `retryable` instead of guessing
+from exception classes or messages.
+"""
+
+
+class ZfsOffsiteError(Exception):
+    """Base of every error the tool raises on purpose; the message is one line."""
+
+    retryable: bool = False
+
+
+class ConfigError(ZfsOffsiteError):
+    """A setting is missing or wrong; the message names it and the fix."""
+
+
+class TransientError(ZfsOffsiteError):
+    """A failure that another attempt may not meet (network drop, timeout)."""
+
+    retryable = True
+
+
+class PermanentError(ZfsOffsiteError):
+    """A failure that repeats until a person changes something."""
+
+
+class HostKeyError(PermanentError):
+    """The server's host key is unknown or has changed: never connect."""
+
+
+class SendError(ZfsOffsiteError):
+    """`zfs send` failed or its stream was incomplete."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class StoreError(TransientError):
+    """The backup server could not be read or written (connection, I/O)."""
+
+
+class ArchiveConflictError(PermanentError):
+    """A file with the planned name already exists and must not be overwritten."""
+
+
+class ChainError(PermanentError):
+    """A restore chain has a missing or mismatched link."""
+
+
+class IntegrityError(PermanentError):
+    """Stored bytes do not match their recorded checksum or size."""

@@ -1,0 +1,129 @@
+"""Backup file names: the seed's layout (`ds@snap.gz`, `ds@a.to.ds@b.gz`) plus `.zst`.
+
+Parsing splits on `@` and `.to.` only, never on the first dot, because
+snapshot names such as `auto-20190806.0200-1w` contain dots.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+INCREMENTAL_SEPARATOR = ".to."
+PARTIAL_SUFFIX = ".partial"
+CHECKSUM_SUFFIX = ".sha256"
+METADATA_SUFFIX = ".json"
+
+# What ZFS allows in a name component, plus `~` for nested datasets (see members.py).
+_COMPONENT = re.compile(r"[A-Za-z0-9_.:+~ -]+")
+
+
+class Compression(StrEnum):
+    """Stream compressions the archive can hold."""
+
+    GZIP = "gzip"
+    ZSTD = "zstd"
+
+    @property
+    def suffix(self) -> str:
+        return ".gz" if self is Compression.GZIP else ".zst"
+
+
+def is_safe_component(text: str) -> bool:
+    """True if `text` can be used as one path component on the backup server."""
+    return bool(_COMPONENT.fullmatch(text)) and text not in {".", ".."}
+
+
+@dataclass(frozen=True)
+class BackupName:
+    """What a backup file's name says: dataset part, base (for incrementals), target."""
+
+    dataset: str
+    target: str
+    compression: Compression
+    base: str | None = None
+
+    @property
+    def is_full(self) -> bool:
+        return self.base is None
+
+    @property
+    def filename(self) -> str:
+        target = f"{self.dataset}@{self.target}"
+        if self.base is None:
+            return target + self.compression.suffix
+        return f"{self.dataset}@{self.base}{INCREMENTAL_SEPARATOR}{target}{self.compression.suffix}"
+
+
+def parse_backup_name(filename: str) -> BackupName | None:
+    """Parse a backup file name; None if it is not one (the caller warns and keeps it)."""
+    for compression in Compression:
+        if filename.endswith(compression.suffix):
+            stem = filename[: -len(compression.suffix)]
+            break
+    else:
+        return None
+    dataset, at, rest = stem.partition("@")
+    if not at or not is_safe_component(dataset):
+        return None
+    if "@" not in rest:
+        return _checked(BackupName(dataset, rest, compression))
+    base, at2, target = rest.partition("@")
+    marker = f"{INCREMENTAL_SEPARATOR}{dataset}"
+    if not at2 or "@" in target or not base.endswith(marker):
+        return None
+    return _checked(BackupName(dataset, target, compression, base=base[: -len(marker)]))
+
+
+def _checked(name: BackupName) -> BackupName | None:
+    parts = [name.target] if name.base is None else [name.base, name.target]
+    return name if all(is_safe_component(p) for p in parts) else None
+
+
+class Kind(StrEnum):
+    """What a directory entry on the backup server is."""
+
+    BACKUP = "backup"
+    PARTIAL = "partial"
+    CHECKSUM = "checksum"
+    METADATA = "metadata"
+    UNKNOWN = "unknown"
+
+
+def classify(filename: str) -> tuple[Kind, BackupName | None]:
+    """Say what a file in a member directory is and, if related, which backup it belongs to."""
+    for suffix, kind in (
+        (PARTIAL_SUFFIX, Kind.PARTIAL),
+        (CHECKSUM_SUFFIX, Kind.CHECKSUM),
+        (METADATA_SUFFIX, Kind.METADATA),
+    ):
+        if filename.endswith(suffix):
+            owner = filename[: -len(suffix)]
+            if kind is Kind.PARTIAL:
+                # a sidecar being written: x.gz.json.partial
+                owner_kind, owner_name = classify(owner)
+                return (
+                    (Kind.PARTIAL, owner_name)
+                    if owner_kind is not Kind.UNKNOWN
+                    else (
+                        Kind.UNKNOWN,
+                        None,
+                    )
+                )
+            name = parse_backup_name(owner)
+            return (kind, name) if name else (Kind.UNKNOWN, None)
+    name = parse_backup_name(filename)
+    return (Kind.BACKUP, name) if name else (Kind.UNKNOWN, None)
+
+
+def checksum_name(filename: str) -> str:
+    return filename + CHECKSUM_SUFFIX
+
+
+def metadata_name(filename: str) -> str:
+    return filename + METADATA_SUFFIX
+
+
+def partial_name(filename: str) -> str:
+    return filename + PARTIAL_SUFFIX

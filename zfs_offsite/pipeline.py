@@ -1,0 +1,191 @@
+"""Stream `zfs send` → compress → hash → store, with no temporary file.
+
+A reader thread pulls the send stream, compresses and hashes it; the calling
+thread writes to the store. A bounded queue between them keeps memory flat
+whatever the stream size. The pipeline makes no decisions: it runs what the
+plan says and checks every end (send exit status, stream end record,
+compressor end, byte counts), then renames the `.partial` file into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from zfs_offsite.compression import Compressor
+from zfs_offsite.errors import IntegrityError, SendError, StoreError, ZfsOffsiteError
+from zfs_offsite.naming import partial_name
+from zfs_offsite.runner import Process
+from zfs_offsite.store import Store
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 1024 * 1024
+QUEUE_DEPTH = 8
+RECORD_SIZE = 312  # dmu_replay_record_t
+DRR_END = 5
+_PERMANENT_SEND_ERRORS = ("does not exist", "not an earlier snapshot", "permission denied")
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """Figures of one completed upload; the file is under its final name."""
+
+    raw_bytes: int
+    stored_bytes: int
+    sha256: str
+    started: datetime
+    finished: datetime
+
+    @property
+    def seconds(self) -> float:
+        return max((self.finished - self.started).total_seconds(), 1e-6)
+
+
+def ends_with_end_record(tail: bytes) -> bool:
+    """True if a send stream's last record is DRR_END (either byte order)."""
+    if len(tail) < RECORD_SIZE:
+        return False
+    record = tail[-RECORD_SIZE:]
+    return DRR_END in (struct.unpack("<I", record[:4])[0], struct.unpack(">I", record[:4])[0])
+
+
+class _Producer(threading.Thread):
+    """Reads the send stream, compresses and hashes it, and queues the output."""
+
+    def __init__(self, process: Process, compressor: Compressor, out: queue.Queue) -> None:
+        super().__init__(name="zfs-offsite-producer", daemon=True)
+        self.process = process
+        self.compressor = compressor
+        self.out = out
+        self.abort = threading.Event()
+        self.hasher = hashlib.sha256()
+        self.raw_bytes = 0
+        self.stored_bytes = 0
+        self.tail = b""
+        self.error: BaseException | None = None
+
+    def _emit(self, data: bytes) -> None:
+        if data:
+            self.hasher.update(data)
+            self.stored_bytes += len(data)
+            while not self.abort.is_set():
+                try:
+                    self.out.put(data, timeout=0.5)
+                    return
+                except queue.Full:
+                    continue
+
+    def run(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        try:
+            while not self.abort.is_set():
+                chunk = stdout.read(READ_SIZE)
+                if not chunk:
+                    break
+                self.raw_bytes += len(chunk)
+                self.tail = (self.tail + chunk)[-RECORD_SIZE:]
+                self._emit(self.compressor.compress(chunk))
+            if not self.abort.is_set():
+                self._emit(self.compressor.finish())
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.out.put(None)
+
+
+def _send_failure(process: Process, returncode: int) -> SendError:
+    message = process.stderr_text().strip().splitlines()
+    text = message[-1] if message else "(no message)"
+    permanent = any(p in text.lower() for p in _PERMANENT_SEND_ERRORS)
+    return SendError(f"zfs send exited {returncode}: {text}", retryable=not permanent)
+
+
+def stream_to_store(
+    process: Process,
+    compressor: Compressor,
+    store: Store,
+    path: str,
+    *,
+    progress: ProgressFn | None = None,
+) -> StreamResult:
+    """Upload a send stream via `path.partial`; on any failure nothing is left at `path`."""
+    started = datetime.now(UTC)
+    partial = partial_name(path)
+    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_DEPTH)
+    producer = _Producer(process, compressor, chunks)
+    written = 0
+    try:
+        with store.open_write(partial) as handle:
+            producer.start()
+            last_report = 0.0
+            while (chunk := chunks.get()) is not None:
+                handle.write(memoryview(chunk))
+                written += len(chunk)
+                if progress and time.monotonic() - last_report > 1.0:
+                    last_report = time.monotonic()
+                    progress(producer.raw_bytes, written)
+            producer.join()
+            if producer.error is not None:
+                raise producer.error
+            returncode = process.wait()
+            if returncode != 0:
+                raise _send_failure(process, returncode)
+            if not ends_with_end_record(producer.tail):
+                raise SendError(
+                    "zfs send stream ended without its END record (truncated)", retryable=True
+                )
+        _check_stored_size(store, partial, written, producer.stored_bytes)
+        store.rename(partial, path)
+    except BaseException as exc:
+        producer.abort.set()
+        process.kill()
+        _drain(chunks)
+        producer.join(timeout=10)
+        _remove_quietly(store, partial)
+        if isinstance(exc, ZfsOffsiteError | KeyboardInterrupt):
+            raise
+        raise StoreError(f"upload of {path} failed: {exc}") from exc
+    if progress:
+        progress(producer.raw_bytes, written)
+    return StreamResult(
+        raw_bytes=producer.raw_bytes,
+        stored_bytes=written,
+        sha256=producer.hasher.hexdigest(),
+        started=started,
+        finished=datetime.now(UTC),
+    )
+
+
+def _check_stored_size(store: Store, partial: str, written: int, produced: int) -> None:
+    entry = store.stat(partial)
+    if entry is None or entry.size != written or written != produced:
+        size = "missing" if entry is None else f"{entry.size} bytes"
+        raise IntegrityError(
+            f"{partial} holds {size} on the server, {written} were written, {produced} produced"
+        )
+
+
+def _drain(chunks: queue.Queue[bytes | None]) -> None:
+    try:
+        while True:
+            chunks.get_nowait()
+    except queue.Empty:
+        pass
+
+
+def _remove_quietly(store: Store, path: str) -> None:
+    try:
+        store.remove(path)
+    except Exception as exc:  # the connection may be the thing that broke
+        log.warning("could not remove %s (%s); it stays a .partial and never counts", path, exc)

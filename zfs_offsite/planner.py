@@ -1,0 +1,154 @@
+"""Pure decisions: what to send for a member, and which files restore a snapshot.
+
+Inputs are facts (local snapshots with GUIDs, the remote index); output is a
+plan. Identity is the GUID where a sidecar records it, the name for seed-era
+files: a name reused after a destroy does not match a recorded GUID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from zfs_offsite.archive import ArchiveFile
+from zfs_offsite.members import Member
+from zfs_offsite.naming import BackupName, Compression
+from zfs_offsite.zfs import Snapshot
+
+
+class Action(StrEnum):
+    FULL = "full"
+    INCREMENTAL = "incremental"
+    UP_TO_DATE = "up to date"
+    NO_SNAPSHOTS = "no snapshots"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    """What one member's backup will do; `reason` says why, for the report."""
+
+    member: str
+    dataset: str
+    action: Action
+    reason: str
+    target: Snapshot | None = None
+    base: Snapshot | None = None
+    name: BackupName | None = None
+
+    @property
+    def filename(self) -> str | None:
+        return self.name.filename if self.name else None
+
+    @property
+    def sends(self) -> bool:
+        return self.action in (Action.FULL, Action.INCREMENTAL)
+
+
+def _links(file: ArchiveFile, previous: ArchiveFile) -> bool:
+    """True if `previous`'s target is `file`'s base (same name; same GUID where both known)."""
+    if file.name.base != previous.name.target:
+        return False
+    return (
+        file.base_guid is None
+        or previous.target_guid is None
+        or (file.base_guid == previous.target_guid)
+    )
+
+
+def restore_chains(files: Sequence[ArchiveFile]) -> dict[str, list[ArchiveFile]]:
+    """For each file that can be restored from a full, its shortest chain (full first)."""
+    by_target: dict[str, list[ArchiveFile]] = {}
+    for f in files:
+        by_target.setdefault(f.name.target, []).append(f)
+    chains: dict[str, list[ArchiveFile] | None] = {}
+
+    def chain(f: ArchiveFile, visiting: frozenset[str]) -> list[ArchiveFile] | None:
+        if f.filename in chains:
+            return chains[f.filename]
+        if f.name.is_full:
+            result: list[ArchiveFile] | None = [f]
+        else:
+            options = [
+                c
+                for p in by_target.get(f.name.base or "", [])
+                if p.filename not in visiting and _links(f, p)
+                if (c := chain(p, visiting | {f.filename})) is not None
+            ]
+            result = [*min(options, key=len), f] if options else None
+        chains[f.filename] = result
+        return result
+
+    for f in files:
+        chain(f, frozenset())
+    return {name: c for name, c in chains.items() if c is not None}
+
+
+def _matches(snapshot: Snapshot, file: ArchiveFile) -> bool:
+    return file.name.target == snapshot.name and file.target_guid in (None, snapshot.guid)
+
+
+def archived_snapshots(
+    snapshots: Iterable[Snapshot], files: Sequence[ArchiveFile]
+) -> list[Snapshot]:
+    """Local snapshots the archive can restore, oldest first."""
+    restorable = [f for f in files if f.filename in restore_chains(files)]
+    return [s for s in snapshots if any(_matches(s, f) for f in restorable)]
+
+
+def plan_backup(
+    member: Member,
+    files: Sequence[ArchiveFile],
+    compression: Compression,
+    *,
+    force_full: bool = False,
+) -> BackupPlan:
+    """Nothing, an `-I` incremental from the newest archived snapshot, or a full."""
+    newest = member.newest
+    if newest is None:
+        return BackupPlan(
+            member.name, member.dataset, Action.NO_SNAPSHOTS, "dataset has no snapshots"
+        )
+    archived = archived_snapshots(member.snapshots, files)
+    existing = {f.filename for f in files}
+    if newest in archived and not force_full:
+        return BackupPlan(
+            member.name,
+            member.dataset,
+            Action.UP_TO_DATE,
+            f"{newest.name} is already in the archive",
+            target=newest,
+        )
+    bases = [s for s in archived if s.createtxg < newest.createtxg]
+    if bases and not force_full:
+        base = bases[-1]
+        name = BackupName(member.dataset_part, newest.name, compression, base=base.name)
+        action, reason = Action.INCREMENTAL, f"newest archived snapshot is {base.name}"
+    else:
+        base = None
+        name = BackupName(member.dataset_part, newest.name, compression)
+        action = Action.FULL
+        reason = "forced full backup" if force_full else "no snapshot of it is in the archive"
+        if force_full and any(n.name == name for n in files):
+            return BackupPlan(
+                member.name,
+                member.dataset,
+                Action.UP_TO_DATE,
+                f"a full backup of {newest.name} exists",
+                target=newest,
+            )
+    if name.filename in existing:
+        return BackupPlan(
+            member.name,
+            member.dataset,
+            Action.CONFLICT,
+            f"{name.filename} exists but is not a restorable copy of {newest.full_name} "
+            "(broken chain or a reused snapshot name); move it aside to continue",
+            target=newest,
+            base=base,
+            name=name,
+        )
+    return BackupPlan(
+        member.name, member.dataset, action, reason, target=newest, base=base, name=name
+    )

@@ -1,0 +1,152 @@
+"""An SFTP server as the backup target: paramiko, host key checked, SFTP only.
+
+Only SFTP requests are sent (no remote shell), so the backup account can be
+locked to `internal-sftp` in a chroot. Renames use the `posix-rename@openssh.com`
+extension, which replaces the destination atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import posixpath
+import socket
+import stat as stat_module
+from collections.abc import Callable
+from typing import BinaryIO, TypeVar
+
+import paramiko
+
+from zfs_offsite.errors import PermanentError, StoreError
+from zfs_offsite.ssh import SshEndpoint, connect
+from zfs_offsite.store import StoreEntry
+
+T = TypeVar("T")
+
+# One SFTP write per SSH channel packet: paramiko caps a packet at 32768 - 64
+# bytes and an SFTP write request adds 29 bytes of header.
+WRITE_REQUEST_SIZE = 32768 - 64 - 29
+_CONNECTION_ERRORS = (paramiko.SSHException, socket.error, EOFError, TimeoutError)
+
+
+def _guard(description: str, action: Callable[[], T]) -> T:
+    """Run one SFTP call, turning library errors into the tool's typed errors."""
+    try:
+        return action()
+    except PermissionError as exc:
+        raise PermanentError(f"{description}: permission denied on the backup server") from exc
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise PermanentError(f"{description}: backup server disk is full") from exc
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise StoreError(f"{description}: {exc}") from exc
+    except _CONNECTION_ERRORS as exc:
+        raise StoreError(f"{description}: connection failed: {exc or type(exc).__name__}") from exc
+
+
+class SftpStore:
+    """A directory on an SFTP server, reached over one verified SSH transport."""
+
+    def __init__(self, endpoint: SshEndpoint, root: str) -> None:
+        self.endpoint = endpoint
+        self.root = root
+        self.description = f"sftp://{endpoint.user}@{endpoint.host}:{endpoint.port}/{root}"
+        self._transport = connect(endpoint)
+        try:
+            client = paramiko.SFTPClient.from_transport(self._transport)
+        except _CONNECTION_ERRORS as exc:
+            self._transport.close()
+            raise StoreError(f"{self.description}: SFTP subsystem refused: {exc}") from exc
+        assert client is not None
+        client.get_channel().settimeout(endpoint.timeout)
+        self._sftp = client
+
+    def _path(self, path: str) -> str:
+        return posixpath.normpath(posixpath.join(self.root, path))
+
+    def listdir(self, path: str) -> list[StoreEntry]:
+        try:
+            attrs = _guard(
+                f"list {self._path(path)}", lambda: self._sftp.listdir_attr(self._path(path))
+            )
+        except FileNotFoundError:
+            return []
+        return sorted((_entry(a.filename, a) for a in attrs), key=lambda e: e.name)
+
+    def stat(self, path: str) -> StoreEntry | None:
+        full = self._path(path)
+        try:
+            attrs = _guard(f"stat {full}", lambda: self._sftp.stat(full))
+        except FileNotFoundError:
+            return None
+        return _entry(posixpath.basename(full), attrs)
+
+    def makedirs(self, path: str) -> None:
+        full = self._path(path)
+        parts = full.split("/")
+        for i in range(1, len(parts) + 1):
+            current = "/".join(parts[:i])
+            if not current or current == ".":
+                continue
+            if self.stat_raw(current) is None:
+                _guard(f"mkdir {current}", lambda c=current: self._sftp.mkdir(c))
+
+    def stat_raw(self, full: str) -> paramiko.SFTPAttributes | None:
+        try:
+            return _guard(f"stat {full}", lambda: self._sftp.stat(full))
+        except FileNotFoundError:
+            return None
+
+    def open_write(self, path: str) -> BinaryIO:
+        full = self._path(path)
+        handle = _guard(f"create {full}", lambda: self._sftp.open(full, "wb", bufsize=0))
+        handle.MAX_REQUEST_SIZE = WRITE_REQUEST_SIZE
+        handle.set_pipelined(True)
+        return _GuardedWriter(handle, full)  # type: ignore[return-value]
+
+    def open_read(self, path: str) -> BinaryIO:
+        full = self._path(path)
+        return _guard(f"open {full}", lambda: self._sftp.open(full, "rb", bufsize=1024 * 1024))
+
+    def rename(self, source: str, destination: str) -> None:
+        src, dst = self._path(source), self._path(destination)
+        _guard(f"rename {src}", lambda: self._sftp.posix_rename(src, dst))
+
+    def remove(self, path: str) -> None:
+        full = self._path(path)
+        with contextlib.suppress(FileNotFoundError):
+            _guard(f"remove {full}", lambda: self._sftp.remove(full))
+
+    def close(self) -> None:
+        self._sftp.close()
+        self._transport.close()
+
+
+class _GuardedWriter:
+    """An SFTP file whose errors surface as typed store errors."""
+
+    def __init__(self, handle: paramiko.SFTPFile, path: str) -> None:
+        self._handle = handle
+        self._path = path
+
+    def write(self, data: bytes | memoryview) -> int:
+        _guard(f"write {self._path}", lambda: self._handle.write(data))
+        return len(data)
+
+    def close(self) -> None:
+        # Pipelined writes report their errors here, when the replies are read.
+        _guard(f"finish {self._path}", self._handle.close)
+
+    def __enter__(self) -> _GuardedWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _entry(name: str, attrs: paramiko.SFTPAttributes) -> StoreEntry:
+    mode = attrs.st_mode or 0
+    return StoreEntry(
+        name, attrs.st_size or 0, float(attrs.st_mtime or 0), stat_module.S_ISDIR(mode)
+    )

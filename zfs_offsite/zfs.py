@@ -1,0 +1,164 @@
+"""The ZFS command line: argv builders, feature detection and output parsing.
+
+Parsing is kept in pure functions so it can be tested on recorded output.
+Only `zfs get -H -p` is used for listing: zfs-fuse has no `zfs list -p`, and
+OpenZFS 2.x answers the same call in the same format.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from zfs_offsite.runner import CommandFailed, Runner
+
+LIST_PROPERTIES = ("type", "guid", "createtxg", "creation")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot with the identity (GUID) and order (createtxg) that names lack."""
+
+    dataset: str
+    name: str
+    guid: int
+    createtxg: int
+    creation: int
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.dataset}@{self.name}"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A filesystem or volume with its snapshots, oldest first by createtxg."""
+
+    name: str
+    guid: int
+    properties: dict[str, str] = field(default_factory=dict)
+    snapshots: tuple[Snapshot, ...] = ()
+
+
+@dataclass(frozen=True)
+class ZfsFeatures:
+    """What the ZFS on a host can do; zfs-fuse lacks most of it."""
+
+    version: str | None
+    send_estimate: bool
+    bookmarks: bool
+
+    @property
+    def is_openzfs(self) -> bool:
+        return self.version is not None
+
+
+def list_argv(pool: str, user_properties: Sequence[str] = ()) -> list[str]:
+    props = ",".join([*LIST_PROPERTIES, *user_properties])
+    return ["zfs", "get", "-H", "-p", "-r", "-o", "name,property,value", props, pool]
+
+
+def parse_list_output(text: str) -> dict[str, Dataset]:
+    """Turn `zfs get -H -p -o name,property,value` lines into datasets with sorted snapshots."""
+    props: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("\t", 2)
+        if len(parts) != 3:
+            raise ValueError(f"unexpected line from zfs get: {line!r}")
+        name, prop, value = parts
+        props.setdefault(name, {})[prop] = value
+    datasets: dict[str, Dataset] = {}
+    snapshots: dict[str, list[Snapshot]] = {}
+    for name, values in props.items():
+        kind = values.get("type")
+        if kind == "snapshot":
+            dataset, _, snap = name.partition("@")
+            snapshots.setdefault(dataset, []).append(
+                Snapshot(
+                    dataset=dataset,
+                    name=snap,
+                    guid=int(values["guid"]),
+                    createtxg=int(values["createtxg"]),
+                    creation=int(values.get("creation", "0")),
+                )
+            )
+        elif kind in {"filesystem", "volume"}:
+            user = {k: v for k, v in values.items() if k not in LIST_PROPERTIES}
+            datasets[name] = Dataset(name=name, guid=int(values["guid"]), properties=user)
+    return {
+        name: Dataset(
+            name=ds.name,
+            guid=ds.guid,
+            properties=ds.properties,
+            snapshots=tuple(sorted(snapshots.get(name, []), key=lambda s: s.createtxg)),
+        )
+        for name, ds in datasets.items()
+    }
+
+
+def list_datasets(
+    runner: Runner, pool: str, user_properties: Sequence[str] = ()
+) -> dict[str, Dataset]:
+    """All datasets of a pool with their snapshots, in one command."""
+    return parse_list_output(runner.run(list_argv(pool, user_properties)).stdout)
+
+
+_VERSION = re.compile(r"^zfs-(\d+\.\d+\S*)", re.MULTILINE)
+
+
+def parse_version(text: str) -> str | None:
+    """The userland version from `zfs version` (OpenZFS 0.8+), e.g. '2.3.2-2~bpo12+2'."""
+    match = _VERSION.search(text)
+    return match.group(1) if match else None
+
+
+def detect_features(runner: Runner) -> ZfsFeatures:
+    """Ask the host's zfs what it supports instead of assuming one implementation."""
+    result = runner.run(["zfs", "version"], check=False)
+    version = parse_version(result.stdout) if result.returncode == 0 else None
+    if version is None:
+        # zfs-fuse and other pre-0.8 ZFS: no `send -nP`, no bookmarks.
+        return ZfsFeatures(version=None, send_estimate=False, bookmarks=False)
+    return ZfsFeatures(version=version, send_estimate=True, bookmarks=True)
+
+
+def send_argv(snapshot: str, base: str | None = None, *, intermediates: bool = True) -> list[str]:
+    """`zfs send`: full, or incremental from `base` (a snapshot or a bookmark)."""
+    if base is None:
+        return ["zfs", "send", snapshot]
+    return ["zfs", "send", "-I" if intermediates else "-i", base, snapshot]
+
+
+def receive_argv(dataset: str, *, force: bool = False) -> list[str]:
+    """`zfs receive` into `dataset`; `-F` (rollback/overwrite) only when asked."""
+    return ["zfs", "receive", *(["-F"] if force else []), dataset]
+
+
+def parse_send_estimate(text: str) -> int | None:
+    """The total from `zfs send -nP` output (`size\\t<bytes>` line)."""
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "size" and parts[1].isdigit():
+            return int(parts[1])
+    return None
+
+
+def estimate_send_size(
+    runner: Runner, features: ZfsFeatures, snapshot: str, base: str | None = None
+) -> int | None:
+    """Estimated stream bytes where the host supports `send -nP`, else None."""
+    if not features.send_estimate:
+        return None
+    argv = send_argv(snapshot, base)
+    try:
+        result = runner.run([*argv[:2], "-nP", *argv[2:]])
+    except CommandFailed:
+        return None
+    return parse_send_estimate(result.stdout + "\n" + result.stderr)
+
+
+def snapshot_names(snapshots: Iterable[Snapshot]) -> list[str]:
+    return [s.name for s in snapshots]
