@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from zfs_offsite import __version__
@@ -15,7 +16,7 @@ from zfs_offsite.archive import MemberArchive, Sidecar, read_member_archive, wri
 from zfs_offsite.compression import compressor
 from zfs_offsite.errors import ArchiveConflictError
 from zfs_offsite.members import Member, select_members
-from zfs_offsite.pipeline import ProgressFn, StreamResult, stream_to_store
+from zfs_offsite.pipeline import StreamResult, stream_to_store
 from zfs_offsite.planner import Action, BackupPlan, plan_backup
 from zfs_offsite.runner import LocalRunner, Runner, SshRunner
 from zfs_offsite.settings import Settings
@@ -23,6 +24,9 @@ from zfs_offsite.store import Store, open_store
 from zfs_offsite.zfs import detect_features, estimate_send_size, list_datasets, send_argv
 
 log = logging.getLogger(__name__)
+
+# (raw bytes read from zfs send, bytes stored, estimated stream size or None)
+ProgressFn = Callable[[int, int, int | None], None]
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ def execute_plan(
     settings: Settings,
     plan: BackupPlan,
     runner: Runner,
-    store: Store,
+    store: Store | None,
     *,
     dry_run: bool = False,
     progress: ProgressFn | None = None,
@@ -118,6 +122,8 @@ def execute_plan(
     )
     if dry_run:
         return result
+    if store is None:
+        raise ValueError("execute_plan needs a store unless dry_run is set")
     store.makedirs(plan.member)
     process = runner.start(send_argv(plan.target.full_name, base_full))
     level = settings.compression.effective_level
@@ -126,7 +132,7 @@ def execute_plan(
         compressor(plan.name.compression, level, settings.compression.threads),
         store,
         remote_path,
-        progress=progress,
+        progress=(lambda raw, stored: progress(raw, stored, estimate)) if progress else None,
     )
     sidecar = Sidecar(
         dataset=plan.dataset,

@@ -36,6 +36,10 @@ class BackupPlan:
     target: Snapshot | None = None
     base: Snapshot | None = None
     name: BackupName | None = None
+    # The base the archived copy was (or will be) sent from: GUID, "full", or a
+    # seed-era base name. It keys a run's upload cache, so a retried run finds
+    # what it already uploaded even though the archive now says "up to date".
+    upload_base: str = "full"
 
     @property
     def filename(self) -> str | None:
@@ -89,11 +93,17 @@ def _matches(snapshot: Snapshot, file: ArchiveFile) -> bool:
     return file.name.target == snapshot.name and file.target_guid in (None, snapshot.guid)
 
 
+def restorable_files(files: Sequence[ArchiveFile]) -> list[ArchiveFile]:
+    """Files whose chain reaches back to a full."""
+    chains = restore_chains(files)
+    return [f for f in files if f.filename in chains]
+
+
 def archived_snapshots(
     snapshots: Iterable[Snapshot], files: Sequence[ArchiveFile]
 ) -> list[Snapshot]:
     """Local snapshots the archive can restore, oldest first."""
-    restorable = [f for f in files if f.filename in restore_chains(files)]
+    restorable = restorable_files(files)
     return [s for s in snapshots if any(_matches(s, f) for f in restorable)]
 
 
@@ -113,12 +123,14 @@ def plan_backup(
     archived = archived_snapshots(member.snapshots, files)
     existing = {f.filename for f in files}
     if newest in archived and not force_full:
+        holder = next(f for f in restorable_files(files) if _matches(newest, f))
         return BackupPlan(
             member.name,
             member.dataset,
             Action.UP_TO_DATE,
             f"{newest.name} is already in the archive",
             target=newest,
+            upload_base=_base_key(holder),
         )
     bases = [s for s in archived if s.createtxg < newest.createtxg]
     if bases and not force_full:
@@ -150,5 +162,18 @@ def plan_backup(
             name=name,
         )
     return BackupPlan(
-        member.name, member.dataset, action, reason, target=newest, base=base, name=name
+        member.name,
+        member.dataset,
+        action,
+        reason,
+        target=newest,
+        base=base,
+        name=name,
+        upload_base=str(base.guid) if base else "full",
     )
+
+
+def _base_key(file: ArchiveFile) -> str:
+    if file.name.is_full:
+        return "full"
+    return str(file.base_guid) if file.base_guid is not None else f"name:{file.name.base}"

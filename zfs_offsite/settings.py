@@ -198,7 +198,11 @@ class Settings(BaseSettings):
     source: SourceSettings = Field(default_factory=SourceSettings)
     target: TargetSettings = Field(default_factory=TargetSettings)
     compression: CompressionSettings = Field(default_factory=CompressionSettings)
-    max_parallel: int = Field(2, ge=1, le=64, description="Members backed up at once.")
+    max_parallel: int = Field(2, ge=1, le=16, description="Members streamed at once.")
+    retries: int = Field(3, ge=0, le=20, description="Attempts after a transient failure.")
+    retry_delay: float = Field(
+        10.0, ge=0, description="Seconds before the first retry; doubles each time, jittered."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -8,11 +8,15 @@ import threading
 
 
 class CuttingProxy:
-    """Forwards 127.0.0.1:port to a target and closes both sides once `cut_after` bytes went up."""
+    """Forwards 127.0.0.1:port to a target; cuts a connection once `cut_after` bytes went up.
 
-    def __init__(self, target_port: int, cut_after: int) -> None:
+    Only the first `cuts` connections that get that far are cut; later ones pass.
+    """
+
+    def __init__(self, target_port: int, cut_after: int, cuts: int = 1_000_000) -> None:
         self.target_port = target_port
         self.cut_after = cut_after
+        self.cuts_left = cuts
         self.sent = 0
         self.cut = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -36,22 +40,25 @@ class CuttingProxy:
     def _pump(self, source: socket.socket, sink: socket.socket, upward: bool) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
-                if upward:
+                if upward and self.cuts_left > 0:
                     self.sent += len(data)
                     if self.sent > self.cut_after:
-                        self._cut()
+                        self.cuts_left -= 1
+                        self.sent = 0
+                        self.cut.set()
+                        self._close(source, sink)
                         return
                 sink.sendall(data)
         if upward:
-            self._cut()
+            self._close(source, sink)
 
-    def _cut(self) -> None:
-        self.cut.set()
-        for sock in self._sockets:
+    @staticmethod
+    def _close(*sockets: socket.socket) -> None:
+        for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
 
     def close(self) -> None:
         self._listener.close()
-        self._cut()
+        self._close(*self._sockets)

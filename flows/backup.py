@@ -1,0 +1,144 @@
+"""The nightly backup flow: discover once, then plan and upload each member in parallel.
+
+Every member is attempted; the run ends Failed, naming the failed members, if
+any of them failed, after the report artifacts are written.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.futures import PrefectFuture
+from prefect.states import State
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from tasks.backup import discover, plan, upload
+from zfs_offsite.backup import source_host
+from zfs_offsite.errors import ConfigError, ZfsOffsiteError
+from zfs_offsite.planner import BackupPlan
+from zfs_offsite.report import MemberOutcome, artifact_key, row, summary_markdown
+from zfs_offsite.settings import load_settings
+
+WORKER_CAP = 16  # threads the task runner may use; settings.max_parallel limits streams
+T = TypeVar("T")
+
+
+class BackupParameters(BaseModel):
+    """What a run should do; shown as a form in the Prefect UI. No secrets here."""
+
+    members: list[str] = Field(
+        default_factory=list, description="Members to back up (names without prefix); empty: all."
+    )
+    force_full: bool = Field(False, description="Send a full stream even where a base exists.")
+    dry_run: bool = Field(False, description="Plan and report, send nothing.")
+
+
+class BackupFailed(ZfsOffsiteError):
+    """Some members failed; the others completed. Carries every member's outcome."""
+
+    def __init__(self, outcomes: list[MemberOutcome]) -> None:
+        failed = [o.member for o in outcomes if o.error is not None]
+        super().__init__(f"backup failed for {len(failed)} member(s): {', '.join(failed)}")
+        self.outcomes = outcomes
+
+
+def run_name() -> str:
+    """`backup-<host>-<date>`: readable in the flow-run history."""
+    try:
+        host = source_host(load_settings())
+    except ZfsOffsiteError:
+        host = "unconfigured"
+    return f"backup-{host}-{datetime.now():%Y-%m-%d-%H%M}"
+
+
+def error_of(state: State[Any]) -> str | None:
+    """The one-line error of a failed state, None if it completed."""
+    if state.is_completed():
+        return None
+    try:
+        state.result()
+    except Exception as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return state.message or state.name
+
+
+def backoff(first: float) -> list[float]:
+    """Delays for up to 10 retries: first, 2x, 4x, ... (jitter is added by the task)."""
+    return [first * 2**n for n in range(10)]
+
+
+def submit_bounded(
+    items: Iterable[T], submit: Callable[[T], PrefectFuture[Any]], limit: int
+) -> list[PrefectFuture[Any]]:
+    """Submit tasks keeping at most `limit` running, so only that many streams run at once."""
+    futures: list[PrefectFuture[Any]] = []
+    for item in items:
+        running = [f.wrapped_future for f in futures if not f.wrapped_future.done()]  # type: ignore[attr-defined]
+        if len(running) >= limit:
+            concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+        futures.append(submit(item))
+    return futures
+
+
+@flow(
+    name="zfs-offsite-backup",
+    flow_run_name=run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=WORKER_CAP),
+)
+def backup_flow(params: BackupParameters | None = None) -> list[MemberOutcome]:
+    """Back up each member's newest snapshot; fail the run if any member failed."""
+    params = params or BackupParameters()
+    logger = get_run_logger()
+    settings = load_settings()
+    host = source_host(settings)
+    members = discover(settings)
+    if params.members:
+        unknown = sorted(set(params.members) - {m.name for m in members})
+        if unknown:
+            raise ConfigError(f"parameter members: no member named {', '.join(unknown)} on {host}")
+        members = [m for m in members if m.name in params.members]
+    logger.info("%d member(s) on %s -> %s", len(members), host, settings.target.parsed)
+
+    retry = {"retries": settings.retries, "retry_delay_seconds": backoff(settings.retry_delay)}
+    plan_task, upload_task = plan.with_options(**retry), upload.with_options(**retry)
+    plans = [plan_task.submit(settings, m, params.force_full) for m in members]
+    outcomes: dict[str, MemberOutcome] = {}
+    planned: list[BackupPlan] = []
+    for member, future in zip(members, plans, strict=True):
+        future.wait()
+        error = error_of(future.state)
+        if error is None:
+            planned.append(future.result())
+        else:
+            outcomes[member.name] = MemberOutcome(member.name, error=error)
+
+    uploads = submit_bounded(
+        planned,
+        lambda p: upload_task.submit(settings, p, params.dry_run),
+        settings.max_parallel,
+    )
+    for p, future in zip(planned, uploads, strict=True):
+        future.wait()
+        error = error_of(future.state)
+        outcomes[p.member] = MemberOutcome(
+            p.member, result=future.result() if error is None else None, error=error
+        )
+
+    ordered = [outcomes[m.name] for m in members]
+    create_table_artifact(
+        key=artifact_key("backup", host),
+        table=[row(o) for o in ordered],
+        description=f"zfs-offsite backup of {host} to {settings.target.parsed}",
+    )
+    create_markdown_artifact(
+        key=artifact_key("backup-summary", host), markdown=summary_markdown(host, ordered)
+    )
+    if any(o.error is not None for o in ordered):
+        raise BackupFailed(ordered)
+    return ordered

@@ -1,0 +1,96 @@
+"""Prefect task shells over `zfs_offsite.backup`: retries, cache keys, run names."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from prefect import Task, task
+from prefect.concurrency.sync import concurrency
+from prefect.context import TaskRunContext
+from prefect.states import State
+from prefect.tasks import exponential_backoff
+
+from tasks.progress import ProgressReporter
+from zfs_offsite.backup import BackupResult, discover_members, open_runner, plan_member, source_host
+from zfs_offsite.backup import execute_plan as execute_plan_fn
+from zfs_offsite.members import Member
+from zfs_offsite.planner import BackupPlan
+from zfs_offsite.report import artifact_key
+from zfs_offsite.settings import Settings
+from zfs_offsite.store import open_store
+
+
+def is_retryable(task: Task[..., Any], task_run: object, state: State[Any]) -> bool:
+    """Retry only errors that say another attempt can help (drops, timeouts)."""
+    try:
+        state.result()
+    except Exception as exc:
+        return bool(getattr(exc, "retryable", False))
+    return False
+
+
+def upload_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Run-scoped key from GUIDs: a UI Retry finds what this run already uploaded."""
+    plan: BackupPlan = parameters["plan"]
+    settings: Settings = parameters["settings"]
+    parts = [
+        str(settings.target.parsed),
+        plan.dataset,
+        plan.upload_base,
+        str(plan.target.guid) if plan.target else plan.action.value,
+        settings.compression.algorithm.value,
+        str(parameters.get("dry_run", False)),
+        str(context.task_run.flow_run_id),
+    ]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+@task(name="discover-snapshots", retries=2, retry_delay_seconds=5, retry_condition_fn=is_retryable)
+def discover(settings: Settings) -> list[Member]:
+    """List member datasets and their snapshots with one `zfs get` per pool."""
+    return discover_members(settings)
+
+
+@task(
+    name="plan-member",
+    task_run_name="plan-{member.name}",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=is_retryable,
+)
+def plan(settings: Settings, member: Member, force_full: bool = False) -> BackupPlan:
+    """Read the member's remote index afresh (never cached) and plan."""
+    store = open_store(settings.target)
+    try:
+        return plan_member(settings, member, store, force_full=force_full)[0]
+    finally:
+        store.close()
+
+
+@task(
+    name="send-upload",
+    task_run_name="upload-{plan.member}",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=10),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=is_retryable,
+    cache_key_fn=upload_cache_key,
+    persist_result=True,
+)
+def upload(settings: Settings, plan: BackupPlan, dry_run: bool = False) -> BackupResult:
+    """Stream `zfs send` → compress → SFTP for one planned member."""
+    runner = open_runner(settings)
+    try:
+        if not plan.sends or dry_run:
+            return execute_plan_fn(settings, plan, runner, None, dry_run=dry_run)
+        with concurrency(artifact_key("zfs-send", source_host(settings)), occupy=1, strict=False):
+            store = open_store(settings.target)
+            try:
+                with ProgressReporter(plan) as progress:
+                    return execute_plan_fn(settings, plan, runner, store, progress=progress)
+            finally:
+                store.close()
+    finally:
+        runner.close()

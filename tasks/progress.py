@@ -1,0 +1,53 @@
+"""Progress of a running stream: a Prefect progress artifact and periodic log lines."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from uuid import UUID
+
+from prefect import get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from zfs_offsite.planner import BackupPlan
+
+LOG_EVERY_SECONDS = 30.0
+
+
+class ProgressReporter:
+    """Called by the pipeline about once a second; reports without slowing the stream."""
+
+    def __init__(self, plan: BackupPlan) -> None:
+        self.plan = plan
+        self.artifact: UUID | None = None
+        self.last_log = time.monotonic()
+        self.logger = get_run_logger()
+
+    def __call__(self, raw: int, stored: int, estimate: int | None) -> None:
+        if estimate:
+            percent = min(100.0, 100.0 * raw / estimate)
+            if self.artifact is None:
+                self.artifact = create_progress_artifact(
+                    percent, description=f"{self.plan.member}: {self.plan.filename}"
+                )
+            else:
+                update_progress_artifact(self.artifact, percent)
+        if time.monotonic() - self.last_log >= LOG_EVERY_SECONDS:
+            self.last_log = time.monotonic()
+            total = f" of ~{estimate / 1e6:.0f} MB" if estimate else ""
+            self.logger.info(
+                "%s: %.0f MB sent%s, %.0f MB stored",
+                self.plan.member,
+                raw / 1e6,
+                total,
+                stored / 1e6,
+            )
+
+    def __enter__(self) -> ProgressReporter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.artifact is not None and kind is None:
+            update_progress_artifact(self.artifact, 100.0)

@@ -1,0 +1,97 @@
+"""The run report: one row per member, and a markdown summary.
+
+Pure functions so the Prefect artifact and the CLI table show the same figures.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from zfs_offsite.backup import BackupResult
+
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class MemberOutcome:
+    """A member's result, or the one-line error that stopped it."""
+
+    member: str
+    result: BackupResult | None = None
+    error: str | None = None
+
+    @property
+    def action(self) -> str:
+        if self.error is not None or self.result is None:
+            return FAILED
+        suffix = (
+            " (dry run)"
+            if self.result.dry_run
+            and self.result.action.value
+            in (
+                "full",
+                "incremental",
+            )
+            else ""
+        )
+        return self.result.action.value + suffix
+
+
+COLUMNS = (
+    "member",
+    "action",
+    "base",
+    "target",
+    "raw_bytes",
+    "stored_bytes",
+    "ratio",
+    "seconds",
+    "mb_per_s",
+    "sha256",
+    "remote_path",
+    "error",
+)
+
+
+def row(outcome: MemberOutcome) -> dict[str, object]:
+    """One table row; figures are empty where nothing was sent."""
+    r = outcome.result
+    stream = r.stream if r else None
+    return {
+        "member": outcome.member,
+        "action": outcome.action,
+        "base": (r.base if r else None) or "",
+        "target": (r.target if r else None) or "",
+        "raw_bytes": stream.raw_bytes if stream else "",
+        "stored_bytes": stream.stored_bytes if stream else "",
+        "ratio": f"{r.ratio:.2f}" if r and r.ratio else "",
+        "seconds": f"{stream.seconds:.1f}" if stream else "",
+        "mb_per_s": f"{r.mb_per_second:.1f}" if r and r.mb_per_second else "",
+        "sha256": stream.sha256 if stream else "",
+        "remote_path": (r.remote_path if r else None) or "",
+        "error": outcome.error or "",
+    }
+
+
+def summary_markdown(host: str, outcomes: list[MemberOutcome]) -> str:
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.action] = counts.get(o.action, 0) + 1
+    stored = sum(o.result.stream.stored_bytes for o in outcomes if o.result and o.result.stream)
+    lines = [
+        f"# Backup of {host}",
+        "",
+        ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "no members",
+        "",
+        f"Stored this run: {stored / 1e6:.1f} MB",
+    ]
+    failed = [o for o in outcomes if o.action == FAILED]
+    if failed:
+        lines += ["", "## Failed", ""] + [f"- **{o.member}**: {o.error}" for o in failed]
+    return "\n".join(lines) + "\n"
+
+
+def artifact_key(*parts: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and `-` only."""
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", "-".join(parts).lower())).strip("-")
