@@ -32,8 +32,9 @@ class Decompressor(Protocol):
 
 class _Zstd:
     def __init__(self, level: int, threads: int) -> None:
+        # python-zstandard: threads=0 compresses in the caller, N>0 uses N workers.
         self._obj = zstandard.ZstdCompressor(
-            level=level, threads=threads, write_checksum=True
+            level=level, threads=threads if threads > 1 else 0, write_checksum=True
         ).compressobj()
 
     def compress(self, data: bytes) -> bytes:

@@ -167,7 +167,9 @@ class CompressionSettings(BaseModel):
 
     algorithm: Compression = Compression.ZSTD
     level: int | None = Field(None, description="Default: zstd 3, gzip 1 (isal).")
-    threads: int = Field(2, ge=1, le=64, description="zstd worker threads.")
+    threads: int = Field(
+        1, ge=1, le=64, description="zstd threads; more only pays where zstd is the bottleneck."
+    )
 
     @field_validator("level")
     @classmethod

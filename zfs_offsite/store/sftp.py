@@ -24,8 +24,11 @@ from zfs_offsite.store import StoreEntry
 T = TypeVar("T")
 
 # One SFTP write per SSH channel packet: paramiko caps a packet at 32768 - 64
-# bytes and an SFTP write request adds 29 bytes of header.
+# bytes and an SFTP write request adds 29 bytes of header. Safe with any server.
 WRITE_REQUEST_SIZE = 32768 - 64 - 29
+# OpenSSH's sftp-server takes messages up to 256 KiB; fewer, larger requests
+# cut paramiko's per-request Python work (measured 1.5x on loopback).
+OPENSSH_WRITE_REQUEST_SIZE = 240 * 1024
 _CONNECTION_ERRORS = (paramiko.SSHException, socket.error, EOFError, TimeoutError)
 
 
@@ -61,6 +64,8 @@ class SftpStore:
         assert client is not None
         client.get_channel().settimeout(endpoint.timeout)
         self._sftp = client
+        openssh = "OpenSSH" in (self._transport.remote_version or "")
+        self._write_request_size = OPENSSH_WRITE_REQUEST_SIZE if openssh else WRITE_REQUEST_SIZE
 
     def _path(self, path: str) -> str:
         return posixpath.normpath(posixpath.join(self.root, path))
@@ -101,7 +106,7 @@ class SftpStore:
     def open_write(self, path: str) -> BinaryIO:
         full = self._path(path)
         handle = _guard(f"create {full}", lambda: self._sftp.open(full, "wb", bufsize=0))
-        handle.MAX_REQUEST_SIZE = WRITE_REQUEST_SIZE
+        handle.MAX_REQUEST_SIZE = self._write_request_size
         handle.set_pipelined(True)
         return _GuardedWriter(handle, full)  # type: ignore[return-value]
 
