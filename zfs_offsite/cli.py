@@ -18,6 +18,16 @@ console = Console()
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help=f"TOML settings file (or ${CONFIG_ENV}).")
 ]
+BACKUP_COLUMNS = (
+    "member",
+    "action",
+    "base",
+    "target",
+    "stored_bytes",
+    "ratio",
+    "mb_per_s",
+    "error",
+)
 MembersOption = Annotated[
     list[str] | None, typer.Option("--member", "-m", help="Only this member (repeatable).")
 ]
@@ -59,34 +69,11 @@ def backup(
         console.print(f"[red]backup failed:[/red] {outcomes}", highlight=False)
         raise typer.Exit(1)
     table = Table(title="zfs-offsite backup")
-    for column in (
-        "member",
-        "action",
-        "base",
-        "target",
-        "stored_bytes",
-        "ratio",
-        "mb_per_s",
-        "error",
-    ):
+    for column in BACKUP_COLUMNS:
         table.add_column(column)
     for outcome in outcomes:
         values = row(outcome)
-        table.add_row(
-            *(
-                str(values[c])
-                for c in (
-                    "member",
-                    "action",
-                    "base",
-                    "target",
-                    "stored_bytes",
-                    "ratio",
-                    "mb_per_s",
-                    "error",
-                )
-            )
-        )
+        table.add_row(*(str(values[c]) for c in BACKUP_COLUMNS))
     console.print(table)
     if isinstance(result, BackupFailed):
         console.print(f"[red]{result}[/red]", highlight=False)
