@@ -61,7 +61,16 @@ class Pool:
         return Path("/") / self.name
 
     def destroy(self) -> None:
-        subprocess.run(["zpool", "destroy", "-f", self.name], capture_output=True, check=False)
+        """Destroy the pool; zfs-fuse may still be busy just after a receive, so retry."""
+        for _ in range(20):
+            done = subprocess.run(
+                ["zpool", "destroy", "-f", self.name], capture_output=True, text=True, check=False
+            )
+            if done.returncode == 0 or "no such pool" in done.stderr:
+                break
+            time.sleep(0.5)
+        else:
+            raise RuntimeError(f"zpool destroy {self.name} failed: {done.stderr.strip()}")
         self.image.unlink(missing_ok=True)
 
 
