@@ -152,6 +152,9 @@ def stream_to_store(
         process.kill()
         _drain(chunks)
         producer.join(timeout=10)
+        # zfs-fuse writes the stream from its daemon: only a closed pipe ends that send.
+        if process.stdout is not None:
+            process.stdout.close()
         _remove_quietly(store, partial)
         if isinstance(exc, ZfsOffsiteError | KeyboardInterrupt):
             raise

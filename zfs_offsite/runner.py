@@ -112,6 +112,7 @@ class LocalProcess:
     def kill(self) -> None:
         if self._popen.poll() is None:
             self._popen.kill()
+            self._popen.wait(timeout=10)
 
 
 class LocalRunner:

@@ -61,7 +61,7 @@ class Pool:
         return Path("/") / self.name
 
     def destroy(self) -> None:
-        """Destroy the pool; zfs-fuse may still be busy just after a receive, so retry."""
+        """Destroy the pool; zfs-fuse may be busy for a moment after a receive, so retry."""
         for _ in range(20):
             done = subprocess.run(
                 ["zpool", "destroy", "-f", self.name], capture_output=True, text=True, check=False
