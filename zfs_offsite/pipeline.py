@@ -151,7 +151,8 @@ def stream_to_store(
         producer.abort.set()
         process.kill()
         _drain(chunks)
-        producer.join(timeout=10)
+        if producer.ident is not None:  # the store may fail before the producer starts
+            producer.join(timeout=10)
         # zfs-fuse writes the stream from its daemon: only a closed pipe ends that send.
         if process.stdout is not None:
             process.stdout.close()
