@@ -93,18 +93,21 @@ def _matches(snapshot: Snapshot, file: ArchiveFile) -> bool:
     return file.name.target == snapshot.name and file.target_guid in (None, snapshot.guid)
 
 
-def restorable_files(files: Sequence[ArchiveFile]) -> list[ArchiveFile]:
-    """Files whose chain reaches back to a full."""
-    chains = restore_chains(files)
-    return [f for f in files if f.filename in chains]
+def archived_chain(
+    snapshot: Snapshot, files: Sequence[ArchiveFile], chains: dict[str, list[ArchiveFile]]
+) -> list[ArchiveFile] | None:
+    """The shortest chain (from `restore_chains(files)`) that restores `snapshot`, if any."""
+    options = [chains[f.filename] for f in files if f.filename in chains and _matches(snapshot, f)]
+    return min(options, key=len) if options else None
 
 
 def archived_snapshots(
-    snapshots: Iterable[Snapshot], files: Sequence[ArchiveFile]
+    snapshots: Iterable[Snapshot],
+    files: Sequence[ArchiveFile],
+    chains: dict[str, list[ArchiveFile]],
 ) -> list[Snapshot]:
     """Local snapshots the archive can restore, oldest first."""
-    restorable = restorable_files(files)
-    return [s for s in snapshots if any(_matches(s, f) for f in restorable)]
+    return [s for s in snapshots if archived_chain(s, files, chains)]
 
 
 def plan_backup(
@@ -120,17 +123,18 @@ def plan_backup(
         return BackupPlan(
             member.name, member.dataset, Action.NO_SNAPSHOTS, "dataset has no snapshots"
         )
-    archived = archived_snapshots(member.snapshots, files)
+    chains = restore_chains(files)
+    archived = archived_snapshots(member.snapshots, files, chains)
     existing = {f.filename for f in files}
-    if newest in archived and not force_full:
-        holder = next(f for f in restorable_files(files) if _matches(newest, f))
+    newest_chain = archived_chain(newest, files, chains)
+    if newest_chain and not force_full:
         return BackupPlan(
             member.name,
             member.dataset,
             Action.UP_TO_DATE,
             f"{newest.name} is already in the archive",
             target=newest,
-            upload_base=_base_key(holder),
+            upload_base=_base_key(newest_chain[-1]),
         )
     bases = [s for s in archived if s.createtxg < newest.createtxg]
     if bases and not force_full:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from zfs_offsite.archive import MemberArchive
 from zfs_offsite.members import Member
-from zfs_offsite.planner import archived_snapshots, restore_chains
+from zfs_offsite.planner import archived_chain, archived_snapshots, restore_chains
 
 
 @dataclass(frozen=True)
@@ -25,17 +25,10 @@ class MemberStatus:
 def member_status(member: Member, archive: MemberArchive, now: float | None = None) -> MemberStatus:
     """Summarise one member; age is from the archived snapshot's creation time."""
     now = time.time() if now is None else now
-    archived = archived_snapshots(member.snapshots, archive.files)
-    newest = archived[-1] if archived else None
     chains = restore_chains(archive.files)
-    chain = next(
-        (
-            chains[f.filename]
-            for f in archive.files
-            if newest and f.name.target == newest.name and f.filename in chains
-        ),
-        [],
-    )
+    archived = archived_snapshots(member.snapshots, archive.files, chains)
+    newest = archived[-1] if archived else None
+    chain = (archived_chain(newest, archive.files, chains) or []) if newest else []
     return MemberStatus(
         member=member.name,
         newest_local=member.newest.name if member.newest else None,

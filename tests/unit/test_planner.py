@@ -114,3 +114,16 @@ def test_shortest_chain_is_chosen() -> None:
         "elabfs-a@s1.to.elabfs-a@s3.zst",
     ]
     assert len(chains["elabfs-a@s2.to.elabfs-a@s3.zst"]) == 3
+
+
+def test_status_reports_newest_restorable_snapshot_and_its_chain() -> None:
+    from zfs_offsite.archive import MemberArchive
+    from zfs_offsite.status import member_status
+
+    m = member("s1", "s2", "s3")
+    s = m.snapshots
+    archive = MemberArchive("a", files=[new_file(s[0]), new_file(s[1], s[0])])
+    status = member_status(m, archive, now=3600.0)
+    assert (status.newest_local, status.newest_archived) == ("s3", "s2")
+    assert status.chain_length == 2
+    assert status.archived_age_hours == 1.0
