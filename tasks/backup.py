@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from contextlib import closing
 from typing import Any
 
 from prefect import Task, task
@@ -62,11 +63,8 @@ def discover(settings: Settings) -> list[Member]:
 )
 def plan(settings: Settings, member: Member, force_full: bool = False) -> BackupPlan:
     """Read the member's remote index afresh (never cached) and plan."""
-    store = open_store(settings.target)
-    try:
+    with closing(open_store(settings.target)) as store:
         return plan_member(settings, member, store, force_full=force_full)[0]
-    finally:
-        store.close()
 
 
 @task(
@@ -81,16 +79,12 @@ def plan(settings: Settings, member: Member, force_full: bool = False) -> Backup
 )
 def upload(settings: Settings, plan: BackupPlan, dry_run: bool = False) -> BackupResult:
     """Stream `zfs send` → compress → SFTP for one planned member."""
-    runner = open_runner(settings)
-    try:
+    with closing(open_runner(settings)) as runner:
         if not plan.sends or dry_run:
             return execute_plan_fn(settings, plan, runner, None, dry_run=dry_run)
-        with concurrency(artifact_key("zfs-send", source_host(settings)), occupy=1, strict=False):
-            store = open_store(settings.target)
-            try:
-                with ProgressReporter(plan) as progress:
-                    return execute_plan_fn(settings, plan, runner, store, progress=progress)
-            finally:
-                store.close()
-    finally:
-        runner.close()
+        with (
+            concurrency(artifact_key("zfs-send", source_host(settings)), occupy=1, strict=False),
+            closing(open_store(settings.target)) as store,
+            ProgressReporter(plan) as progress,
+        ):
+            return execute_plan_fn(settings, plan, runner, store, progress=progress)

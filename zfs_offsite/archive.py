@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field
 
 from zfs_offsite.naming import (
     BackupName,
-    Compression,
     Kind,
     checksum_name,
     classify,
@@ -134,7 +133,3 @@ def write_sidecars(store: Store, member: str, filename: str, sidecar: Sidecar) -
         store, f"{member}/{checksum_name(filename)}", checksum_line(sidecar.sha256, filename)
     )
     write_small_file(store, f"{member}/{metadata_name(filename)}", sidecar.to_json())
-
-
-def compression_of(file: ArchiveFile) -> Compression:
-    return file.name.compression

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, replace
 
 from zfs_offsite import __version__
 from zfs_offsite.archive import MemberArchive, Sidecar, read_member_archive, write_sidecars
@@ -69,14 +70,12 @@ def source_host(settings: Settings) -> str:
 
 def discover_members(settings: Settings, runner: Runner | None = None) -> list[Member]:
     """All members and their snapshots, from one `zfs get` over the pool."""
-    own = runner is None
-    runner = runner or open_runner(settings)
-    try:
-        props = [settings.source.select_property] if settings.source.select_property else []
+    props = [settings.source.select_property] if settings.source.select_property else []
+    if runner is not None:
         datasets = list_datasets(runner, settings.source.pool, props)
-    finally:
-        if own:
-            runner.close()
+    else:
+        with closing(open_runner(settings)) as own:
+            datasets = list_datasets(own, settings.source.pool, props)
     return select_members(
         datasets,
         settings.source.pool,
@@ -117,9 +116,7 @@ def execute_plan(
     base_full = plan.base.full_name if plan.base else None
     features = detect_features(runner)
     estimate = estimate_send_size(runner, features, plan.target.full_name, base_full)
-    result = BackupResult(
-        plan.member, plan.action, plan.reason, base, target, remote_path, estimate, dry_run=dry_run
-    )
+    result = replace(result, remote_path=remote_path, estimated_bytes=estimate)
     if dry_run:
         return result
     if store is None:
@@ -158,9 +155,7 @@ def execute_plan(
         stream.stored_bytes,
         stream.raw_bytes,
     )
-    return BackupResult(
-        plan.member, plan.action, plan.reason, base, target, remote_path, estimate, stream, dry_run
-    )
+    return replace(result, stream=stream)
 
 
 def backup_member(
@@ -172,13 +167,6 @@ def backup_member(
     progress: ProgressFn | None = None,
 ) -> BackupResult:
     """Plan and run one member's backup on connections of its own."""
-    runner = open_runner(settings)
-    try:
-        store = open_store(settings.target)
-        try:
-            plan, _ = plan_member(settings, member, store, force_full=force_full)
-            return execute_plan(settings, plan, runner, store, dry_run=dry_run, progress=progress)
-        finally:
-            store.close()
-    finally:
-        runner.close()
+    with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
+        plan, _ = plan_member(settings, member, store, force_full=force_full)
+        return execute_plan(settings, plan, runner, store, dry_run=dry_run, progress=progress)

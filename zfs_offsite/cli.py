@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -94,8 +95,7 @@ def plan(
         table = Table(title=f"plan: {settings.source.pool} -> {settings.target.parsed}")
         for column in ("member", "action", "base", "target", "file", "reason"):
             table.add_column(column)
-        store = open_store(settings.target)
-        try:
+        with closing(open_store(settings.target)) as store:
             for m in members:
                 p, _ = plan_member(settings, m, store, force_full=force_full)
                 table.add_row(
@@ -106,8 +106,6 @@ def plan(
                     p.filename or "",
                     p.reason,
                 )
-        finally:
-            store.close()
     except ZfsOffsiteError as exc:
         _fail(exc)
     console.print(table)
@@ -124,14 +122,11 @@ def status(config: ConfigOption = None) -> None:
     try:
         settings = _settings(config)
         members = discover_members(settings)
-        store = open_store(settings.target)
-        try:
+        with closing(open_store(settings.target)) as store:
             rows = [
                 member_status(m, read_member_archive(store, m.name, m.dataset_part))
                 for m in members
             ]
-        finally:
-            store.close()
     except ZfsOffsiteError as exc:
         _fail(exc)
     table = Table(title=f"status: {settings.source.pool} -> {settings.target.parsed}")

@@ -8,7 +8,7 @@ OpenZFS 2.x answers the same call in the same format.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from zfs_offsite.runner import CommandFailed, Runner
@@ -158,7 +158,3 @@ def estimate_send_size(
     except CommandFailed:
         return None
     return parse_send_estimate(result.stdout + "\n" + result.stderr)
-
-
-def snapshot_names(snapshots: Iterable[Snapshot]) -> list[str]:
-    return [s.name for s in snapshots]

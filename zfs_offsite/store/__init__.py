@@ -6,8 +6,6 @@ Paths are relative to the target's root and use `/`. Writers go to a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
@@ -61,14 +59,6 @@ def write_small_file(store: Store, path: str, data: bytes) -> None:
 def read_small_file(store: Store, path: str, limit: int = 1024 * 1024) -> bytes:
     with store.open_read(path) as handle:
         return handle.read(limit)
-
-
-@contextmanager
-def opened(store: Store) -> Iterator[Store]:
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def open_store(target: TargetSettings) -> Store:
