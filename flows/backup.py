@@ -18,7 +18,7 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from tasks.backup import discover, plan, upload
+from tasks.backup import discover, plan, retry_policy, upload
 from zfs_offsite.backup import source_host
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
 from zfs_offsite.planner import BackupPlan
@@ -68,11 +68,6 @@ def error_of(state: State[Any]) -> str | None:
     return state.message or state.name
 
 
-def backoff(first: float) -> list[float]:
-    """Delays for up to 10 retries: first, 2x, 4x, ... (jitter is added by the task)."""
-    return [first * 2**n for n in range(10)]
-
-
 def submit_bounded(
     items: Iterable[T], submit: Callable[[T], PrefectFuture[Any]], limit: int
 ) -> list[PrefectFuture[Any]]:
@@ -105,7 +100,7 @@ def backup_flow(params: BackupParameters | None = None) -> list[MemberOutcome]:
         members = [m for m in members if m.name in params.members]
     logger.info("%d member(s) on %s -> %s", len(members), host, settings.target.parsed)
 
-    retry = {"retries": settings.retries, "retry_delay_seconds": backoff(settings.retry_delay)}
+    retry = retry_policy(settings.retries, settings.retry_delay)
     plan_task, upload_task = plan.with_options(**retry), upload.with_options(**retry)
     plans = [plan_task.submit(settings, m, params.force_full) for m in members]
     outcomes: dict[str, MemberOutcome] = {}

@@ -31,6 +31,16 @@ def is_retryable(task: Task[..., Any], task_run: object, state: State[Any]) -> b
     return False
 
 
+def retry_policy(retries: int = 3, first_delay: float = 10.0) -> dict[str, Any]:
+    """Task options: retry transient errors only, delays doubling from `first_delay`, jittered."""
+    return {
+        "retries": retries,
+        "retry_delay_seconds": exponential_backoff(backoff_factor=first_delay),
+        "retry_jitter_factor": 0.5,
+        "retry_condition_fn": is_retryable,
+    }
+
+
 def upload_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """Run-scoped key from GUIDs: a UI Retry finds what this run already uploaded."""
     plan: BackupPlan = parameters["plan"]
@@ -56,10 +66,7 @@ def discover(settings: Settings) -> list[Member]:
 @task(
     name="plan-member",
     task_run_name="plan-{member.name}",
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=is_retryable,
+    **retry_policy(first_delay=5.0),
 )
 def plan(settings: Settings, member: Member, force_full: bool = False) -> BackupPlan:
     """Read the member's remote index afresh (never cached) and plan."""
@@ -70,10 +77,7 @@ def plan(settings: Settings, member: Member, force_full: bool = False) -> Backup
 @task(
     name="send-upload",
     task_run_name="upload-{plan.member}",
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=10),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=is_retryable,
+    **retry_policy(first_delay=10.0),
     cache_key_fn=upload_cache_key,
     persist_result=True,
 )
