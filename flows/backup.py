@@ -14,14 +14,15 @@ from typing import Any, TypeVar
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from tasks.backup import discover, plan, retry_policy, upload
-from zfs_offsite.backup import source_host
+from zfs_offsite.backup import plan_result, source_host
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
-from zfs_offsite.planner import BackupPlan
+from zfs_offsite.planner import Action, BackupPlan
 from zfs_offsite.report import MemberOutcome, artifact_key, row, summary_markdown
 from zfs_offsite.settings import load_settings
 
@@ -113,12 +114,21 @@ def backup_flow(params: BackupParameters | None = None) -> list[MemberOutcome]:
         else:
             outcomes[member.name] = MemberOutcome(member.name, error=error)
 
+    # A first attempt reports plans that send nothing without a task run. A UI
+    # Retry submits them too: their cached uploads bring back the figures.
+    retried = (flow_run.run_count or 1) > 1
+    to_upload = [p for p in planned if p.sends or (retried and p.action is Action.UP_TO_DATE)]
+    for p in planned:
+        if p not in to_upload:
+            outcomes[p.member] = MemberOutcome(
+                p.member, result=plan_result(p, dry_run=params.dry_run)
+            )
     uploads = submit_bounded(
-        planned,
+        to_upload,
         lambda p: upload_task.submit(settings, p, params.dry_run),
         settings.max_parallel,
     )
-    for p, future in zip(planned, uploads, strict=True):
+    for p, future in zip(to_upload, uploads, strict=True):
         future.wait()
         error = error_of(future.state)
         outcomes[p.member] = MemberOutcome(

@@ -7,6 +7,7 @@ from contextlib import closing
 from typing import Any
 
 from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 from prefect.states import State
@@ -57,7 +58,13 @@ def upload_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-@task(name="discover-snapshots", retries=2, retry_delay_seconds=5, retry_condition_fn=is_retryable)
+@task(
+    name="discover-snapshots",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=is_retryable,
+)
 def discover(settings: Settings) -> list[Member]:
     """List member datasets and their snapshots with one `zfs get` per pool."""
     return discover_members(settings)
@@ -66,6 +73,7 @@ def discover(settings: Settings) -> list[Member]:
 @task(
     name="plan-member",
     task_run_name="plan-{member.name}",
+    cache_policy=NO_CACHE,
     **retry_policy(first_delay=5.0),
 )
 def plan(settings: Settings, member: Member, force_full: bool = False) -> BackupPlan:

@@ -10,6 +10,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from zfs_offsite.planner import BackupPlan
+from zfs_offsite.progress import StreamProgress, publish
 
 LOG_EVERY_SECONDS = 30.0
 
@@ -22,8 +23,12 @@ class ProgressReporter:
         self.artifact: UUID | None = None
         self.last_log = time.monotonic()
         self.logger = get_run_logger()
+        self.raw = self.stored = 0
+        self.estimate: int | None = None
 
     def __call__(self, raw: int, stored: int, estimate: int | None) -> None:
+        self.raw, self.stored, self.estimate = raw, stored, estimate
+        publish(StreamProgress(self.plan.member, self.plan.filename or "", raw, stored, estimate))
         if estimate:
             percent = min(100.0, 100.0 * raw / estimate)
             if self.artifact is None:
@@ -49,5 +54,15 @@ class ProgressReporter:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        publish(
+            StreamProgress(
+                self.plan.member,
+                self.plan.filename or "",
+                self.raw,
+                self.stored,
+                self.estimate,
+                done=True,
+            )
+        )
         if self.artifact is not None and kind is None:
             update_progress_artifact(self.artifact, 100.0)

@@ -94,6 +94,13 @@ def plan_member(
     return plan, archive
 
 
+def plan_result(plan: BackupPlan, *, dry_run: bool = False) -> BackupResult:
+    """The report row of a plan before anything is sent (all of it, for plans that send nothing)."""
+    base = plan.base.name if plan.base else None
+    target = plan.target.name if plan.target else None
+    return BackupResult(plan.member, plan.action, plan.reason, base, target, dry_run=dry_run)
+
+
 def execute_plan(
     settings: Settings,
     plan: BackupPlan,
@@ -104,9 +111,7 @@ def execute_plan(
     progress: ProgressFn | None = None,
 ) -> BackupResult:
     """Carry out a plan: stream the send into the store and record the sidecars."""
-    base = plan.base.name if plan.base else None
-    target = plan.target.name if plan.target else None
-    result = BackupResult(plan.member, plan.action, plan.reason, base, target, dry_run=dry_run)
+    result = plan_result(plan, dry_run=dry_run)
     if plan.action is Action.CONFLICT:
         raise ArchiveConflictError(f"member {plan.member}: {plan.reason}")
     if not plan.sends:
@@ -142,7 +147,7 @@ def execute_plan(
         started=stream.started.isoformat(),
         finished=stream.finished.isoformat(),
         tool_version=__version__,
-        base=base,
+        base=result.base,
         base_guid=plan.base.guid if plan.base else None,
         source_host=source_host(settings),
     )

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import sys
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from zfs_offsite.errors import ZfsOffsiteError
+from zfs_offsite.progress import StreamProgress, listening
 from zfs_offsite.settings import CONFIG_ENV, Settings, load_settings
 
 app = typer.Typer(help="Ship ZFS snapshots off-site as compressed files.", no_args_is_help=True)
@@ -42,6 +53,35 @@ def _settings(config: Path | None) -> Settings:
     return load_settings()
 
 
+@contextmanager
+def stream_progress_bars() -> Iterator[None]:
+    """Rich progress bars, one per running stream (a total where `send -nP` gives one)."""
+    bars: dict[str, TaskID] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+
+        def show(report: StreamProgress) -> None:
+            if report.member not in bars:
+                bars[report.member] = progress.add_task(
+                    f"{report.member}: {report.filename}", total=report.estimate
+                )
+            progress.update(
+                bars[report.member],
+                completed=report.raw_bytes,
+                total=report.raw_bytes if report.done else report.estimate,
+            )
+
+        with listening(show):
+            yield
+
+
 def _fail(exc: ZfsOffsiteError) -> None:
     console.print(f"[red]error:[/red] {exc}", highlight=False)
     raise typer.Exit(2)
@@ -63,7 +103,8 @@ def backup(
     except ZfsOffsiteError as exc:
         _fail(exc)
     params = BackupParameters(members=member or [], force_full=force_full, dry_run=dry_run)
-    state = backup_flow(params, return_state=True)
+    with stream_progress_bars():
+        state = backup_flow(params, return_state=True)
     result = state.result(raise_on_failure=False)
     outcomes = result.outcomes if isinstance(result, BackupFailed) else result
     if isinstance(outcomes, BaseException):

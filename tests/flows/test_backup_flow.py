@@ -26,6 +26,7 @@ from tests.flows.conftest import env_for
 from tests.support.proxy import CuttingProxy
 from tests.support.services import Pool, SshServer
 from tests.support.zfsdata import create_member, snapshot, write_member_data
+from zfs_offsite.progress import StreamProgress, listening
 from zfs_offsite.report import artifact_key
 
 pytestmark = pytest.mark.integration
@@ -67,8 +68,15 @@ def test_flow_backs_up_all_members_and_reports(
     source_pool: Pool, sftp_dir: Path, sshd: SshServer, flow_env: Callable[..., None]
 ) -> None:
     flow_env(sftp_env(source_pool, sftp_dir, sshd))
-    outcomes = backup_flow(BackupParameters())
+    reports: list[StreamProgress] = []
+    with listening(reports.append):  # what the CLI's progress bars draw
+        outcomes = backup_flow(BackupParameters())
     assert [o.action for o in outcomes] == ["full"] * 3
+    finished = {r.member: r for r in reports if r.done}
+    assert set(finished) == set(MEMBERS)
+    for o in outcomes:
+        assert o.result is not None and o.result.stream is not None
+        assert finished[o.member].raw_bytes == o.result.stream.raw_bytes
     rows = table_artifact(artifact_key("backup", os.uname().nodename))
     assert [r["member"] for r in rows] == list(MEMBERS)
     for r in rows:
