@@ -7,15 +7,19 @@ may have two sidecars: `<file>.sha256` (for `sha256sum -c`) and `<file>.json`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 
 from zfs_offsite.naming import (
     BackupName,
     Kind,
     checksum_name,
     classify,
+    corrupt_mark_name,
     metadata_name,
 )
 from zfs_offsite.store import Store, StoreEntry, read_small_file, write_small_file
@@ -63,6 +67,7 @@ class ArchiveFile:
     size: int
     mtime: float
     sidecar: Sidecar | None = None
+    corrupt: str | None = None  # why verify found it unsound, if it did
 
     @property
     def target_guid(self) -> int | None:
@@ -71,6 +76,19 @@ class ArchiveFile:
     @property
     def base_guid(self) -> int | None:
         return self.sidecar.base_guid if self.sidecar else None
+
+    @property
+    def archived_at(self) -> float:
+        """When it was stored: the sidecar's finish time, else the file's mtime (seed era)."""
+        if self.sidecar is not None:
+            with contextlib.suppress(ValueError):
+                return datetime.fromisoformat(self.sidecar.finished).timestamp()
+        return self.mtime
+
+    @property
+    def sound(self) -> bool:
+        """False once verify has marked it corrupt: never a base, never in a restore chain."""
+        return self.corrupt is None
 
     @property
     def verified(self) -> bool:
@@ -91,9 +109,15 @@ class MemberArchive:
         return {f.filename for f in self.files}
 
 
-def read_member_archive(store: Store, member: str, dataset_part: str) -> MemberArchive:
-    """List a member's directory and read the sidecars; unknown files are kept and reported."""
+def read_member_archive(store: Store, member: str, dataset_part: str | None) -> MemberArchive:
+    """List a member's directory and read the sidecars; unknown files are kept and reported.
+
+    `dataset_part` None (a restore where the source dataset is gone) takes the
+    dataset part that most backup files in the directory name.
+    """
     entries = store.listdir(member)
+    if dataset_part is None:
+        dataset_part = _common_dataset_part(entries)
     archive = MemberArchive(member)
     present = {e.name for e in entries}
     for entry in entries:
@@ -101,7 +125,7 @@ def read_member_archive(store: Store, member: str, dataset_part: str) -> MemberA
         if kind is Kind.PARTIAL:
             archive.partials.append(entry)
             continue
-        if kind in (Kind.CHECKSUM, Kind.METADATA):
+        if kind in (Kind.CHECKSUM, Kind.METADATA, Kind.CORRUPT_MARK):
             continue
         if kind is Kind.UNKNOWN or name is None or entry.is_dir or name.dataset != dataset_part:
             log.warning("ignoring %s/%s: not a backup file of %s", member, entry.name, dataset_part)
@@ -110,8 +134,20 @@ def read_member_archive(store: Store, member: str, dataset_part: str) -> MemberA
         sidecar = None
         if metadata_name(entry.name) in present:
             sidecar = _read_sidecar(store, f"{member}/{metadata_name(entry.name)}")
-        archive.files.append(ArchiveFile(entry.name, name, entry.size, entry.mtime, sidecar))
+        corrupt = None
+        if corrupt_mark_name(entry.name) in present:
+            mark = read_small_file(store, f"{member}/{corrupt_mark_name(entry.name)}")
+            corrupt = mark.decode(errors="replace").strip() or "marked corrupt"
+        archive.files.append(
+            ArchiveFile(entry.name, name, entry.size, entry.mtime, sidecar, corrupt)
+        )
     return archive
+
+
+def _common_dataset_part(entries: list[StoreEntry]) -> str | None:
+    names = [n for e in entries if (n := classify(e.name))[0] is Kind.BACKUP]
+    parts = Counter(name.dataset for _, name in names if name is not None)
+    return parts.most_common(1)[0][0] if parts else None
 
 
 def _read_sidecar(store: Store, path: str) -> Sidecar | None:

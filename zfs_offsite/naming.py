@@ -14,6 +14,7 @@ INCREMENTAL_SEPARATOR = ".to."
 PARTIAL_SUFFIX = ".partial"
 CHECKSUM_SUFFIX = ".sha256"
 METADATA_SUFFIX = ".json"
+CORRUPT_SUFFIX = ".corrupt"  # written by verify next to a file that failed its checks
 
 # What ZFS allows in a name component, plus `~` for nested datasets (see members.py).
 _COMPONENT = re.compile(r"[A-Za-z0-9_.:+~ -]+")
@@ -88,6 +89,7 @@ class Kind(StrEnum):
     PARTIAL = "partial"
     CHECKSUM = "checksum"
     METADATA = "metadata"
+    CORRUPT_MARK = "corrupt mark"
     UNKNOWN = "unknown"
 
 
@@ -97,6 +99,7 @@ def classify(filename: str) -> tuple[Kind, BackupName | None]:
         (PARTIAL_SUFFIX, Kind.PARTIAL),
         (CHECKSUM_SUFFIX, Kind.CHECKSUM),
         (METADATA_SUFFIX, Kind.METADATA),
+        (CORRUPT_SUFFIX, Kind.CORRUPT_MARK),
     ):
         if filename.endswith(suffix):
             owner = filename[: -len(suffix)]
@@ -123,6 +126,10 @@ def checksum_name(filename: str) -> str:
 
 def metadata_name(filename: str) -> str:
     return filename + METADATA_SUFFIX
+
+
+def corrupt_mark_name(filename: str) -> str:
+    return filename + CORRUPT_SUFFIX
 
 
 def partial_name(filename: str) -> str:

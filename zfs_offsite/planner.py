@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from zfs_offsite.archive import ArchiveFile
+from zfs_offsite.errors import ChainError
 from zfs_offsite.members import Member
 from zfs_offsite.naming import BackupName, Compression
 from zfs_offsite.zfs import Snapshot
@@ -62,7 +63,12 @@ def _links(file: ArchiveFile, previous: ArchiveFile) -> bool:
 
 
 def restore_chains(files: Sequence[ArchiveFile]) -> dict[str, list[ArchiveFile]]:
-    """For each file that can be restored from a full, its shortest chain (full first)."""
+    """For each file that can be restored from a full, its shortest chain (full first).
+
+    Files marked corrupt by verify are left out, so no chain (and no new
+    incremental) is built on them.
+    """
+    files = [f for f in files if f.sound]
     by_target: dict[str, list[ArchiveFile]] = {}
     for f in files:
         by_target.setdefault(f.name.target, []).append(f)
@@ -181,3 +187,84 @@ def _base_key(file: ArchiveFile) -> str:
     if file.name.is_full:
         return "full"
     return str(file.base_guid) if file.base_guid is not None else f"name:{file.name.base}"
+
+
+@dataclass(frozen=True)
+class RestorePoint:
+    """A snapshot the archive can restore, and the files that restore it (full first)."""
+
+    snapshot: str
+    guid: int | None
+    chain: list[ArchiveFile]
+
+    @property
+    def archived_at(self) -> float:
+        return self.chain[-1].archived_at
+
+
+def restore_points(files: Sequence[ArchiveFile]) -> list[RestorePoint]:
+    """Every restorable snapshot once (shortest chain), oldest archived first."""
+    chains = restore_chains(files)
+    best: dict[tuple[str, int | None], list[ArchiveFile]] = {}
+    for chain in chains.values():
+        last = chain[-1]
+        key = (last.name.target, last.target_guid)
+        if key not in best or len(chain) < len(best[key]):
+            best[key] = chain
+    points = [RestorePoint(t, g, c) for (t, g), c in best.items()]
+    return sorted(points, key=lambda p: (p.archived_at, p.snapshot))
+
+
+def choose_restore_point(files: Sequence[ArchiveFile], snapshot: str | None) -> RestorePoint:
+    """The point to restore (default: newest archived), or a ChainError naming what is missing."""
+    points = restore_points(files)
+    if snapshot is None:
+        if not files:
+            raise ChainError("the archive holds no backup files for this member")
+        newest = max(files, key=lambda f: f.archived_at)
+        if points and points[-1].snapshot == newest.name.target:
+            return points[-1]
+        older = f"; newest restorable: {points[-1].snapshot}" if points else ""
+        raise ChainError(
+            f"the newest archived snapshot {newest.name.target} cannot be restored: "
+            f"{missing_link(newest, files)}{older}"
+        )
+    matching = [p for p in points if p.snapshot == snapshot]
+    if matching:
+        return matching[-1]
+    targets = sorted((f for f in files if f.name.target == snapshot), key=lambda f: f.archived_at)
+    if targets:
+        raise ChainError(
+            f"snapshot {snapshot} cannot be restored: {missing_link(targets[-1], files)}"
+        )
+    known = ", ".join(p.snapshot for p in points) or "none"
+    raise ChainError(f"no backup file has snapshot {snapshot}; restorable snapshots: {known}")
+
+
+def missing_link(file: ArchiveFile, files: Sequence[ArchiveFile]) -> str:
+    """Walk back from `file` to the first link that is missing, corrupt or mismatched."""
+    current, seen = file, {file.filename}
+    while True:
+        if current.corrupt:
+            return f"{current.filename} is marked corrupt ({current.corrupt})"
+        if current.name.is_full:
+            return f"{file.filename} should restore from {current.filename}"  # not reached
+        candidates = [f for f in files if f.name.target == current.name.base]
+        linked = [f for f in candidates if _links(current, f) and f.filename not in seen]
+        if not linked:
+            if candidates:
+                return (
+                    f"{current.filename} needs a base {current.name.base} with GUID "
+                    f"{current.base_guid}, but {candidates[0].filename} has GUID "
+                    f"{candidates[0].target_guid}"
+                )
+            example = BackupName(
+                current.name.dataset, current.name.base or "", current.name.compression
+            )
+            return (
+                f"{current.filename} needs a file whose target is {current.name.base} "
+                f"(e.g. {example.filename}), and there is none"
+            )
+        sound = [f for f in linked if f.sound]
+        current = sound[0] if sound else linked[0]
+        seen.add(current.filename)

@@ -7,6 +7,7 @@ an SSH exec request is one string that the remote login shell splits.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import subprocess
 import threading
@@ -113,6 +114,9 @@ class LocalProcess:
         if self._popen.poll() is None:
             self._popen.kill()
             self._popen.wait(timeout=10)
+        # zfs-fuse's daemon reads our pipe itself: it must see EOF, or the pool stays busy.
+        with contextlib.suppress(OSError):
+            self.close_stdin()
 
 
 class LocalRunner:

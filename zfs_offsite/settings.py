@@ -187,6 +187,26 @@ class CompressionSettings(BaseModel):
         return 3 if self.algorithm is Compression.ZSTD else 1
 
 
+class DrillSettings(BaseModel):
+    """The restore drill: where it receives, and how soon every member gets its turn."""
+
+    scratch_dataset: str | None = Field(
+        None,
+        description="Parent dataset the drill receives into and destroys again; "
+        "default <source.pool>/zfs-offsite-drill.",
+    )
+    cycle_runs: int = Field(
+        4, ge=1, le=366, description="Every member is drilled within this many drill runs."
+    )
+
+    @field_validator("scratch_dataset")
+    @classmethod
+    def _scratch(cls, value: str | None) -> str | None:
+        if value is not None and ("@" in value or "/" not in value.strip("/")):
+            raise ValueError("must be a dataset below a pool, e.g. tank/zfs-offsite-drill")
+        return value
+
+
 class Settings(BaseSettings):
     """Everything the tool needs; secrets are SecretStr and never logged."""
 
@@ -200,11 +220,16 @@ class Settings(BaseSettings):
     source: SourceSettings = Field(default_factory=SourceSettings)
     target: TargetSettings = Field(default_factory=TargetSettings)
     compression: CompressionSettings = Field(default_factory=CompressionSettings)
+    drill: DrillSettings = Field(default_factory=DrillSettings)
     max_parallel: int = Field(2, ge=1, le=16, description="Members streamed at once.")
     retries: int = Field(3, ge=0, le=20, description="Attempts after a transient failure.")
     retry_delay: float = Field(
         10.0, ge=0, description="Seconds before the first retry; doubles each time, jittered."
     )
+
+    @property
+    def scratch_dataset(self) -> str:
+        return self.drill.scratch_dataset or f"{self.source.pool}/zfs-offsite-drill"
 
     @classmethod
     def settings_customise_sources(

@@ -6,6 +6,7 @@ Paths are relative to the target's root and use `/`. Writers go to a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
@@ -39,7 +40,14 @@ class Store(Protocol):
         """A new file (truncated if it exists), for a `.partial` name only."""
         ...
 
-    def open_read(self, path: str) -> BinaryIO: ...
+    def open_read(self, path: str) -> BinaryIO:
+        """A small file (sidecars); large files go through `read_chunks`."""
+        ...
+
+    def read_chunks(self, path: str) -> Iterator[bytes]:
+        """A whole file as a stream of chunks, read ahead within bounded memory."""
+        ...
+
     def rename(self, source: str, destination: str) -> None:
         """Atomic rename that replaces `destination` (POSIX rename semantics)."""
         ...

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from zfs_offsite.errors import StoreError
 from zfs_offsite.store import StoreEntry
+
+READ_CHUNK = 1024 * 1024
 
 
 class LocalStore:
@@ -49,6 +52,16 @@ class LocalStore:
 
     def open_read(self, path: str) -> BinaryIO:
         return self._path(path).open("rb")
+
+    def read_chunks(self, path: str) -> Iterator[bytes]:
+        try:
+            with self._path(path).open("rb") as handle:
+                while chunk := handle.read(READ_CHUNK):
+                    yield chunk
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise StoreError(f"cannot read {self._path(path)}: {exc.strerror}") from exc
 
     def rename(self, source: str, destination: str) -> None:
         os.replace(self._path(source), self._path(destination))

@@ -1,0 +1,79 @@
+"""Read a stored backup file back: checksum while reading, decompress to the end.
+
+Shared by restore, verify and the restore drill, so all three judge a file the
+same way: size and sha256 against its sidecar (seed-era files have none),
+compressed data that decompresses to its end, and a send stream that ends with
+its END record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from zfs_offsite.archive import ArchiveFile
+from zfs_offsite.compression import decompressor
+from zfs_offsite.errors import IntegrityError
+from zfs_offsite.pipeline import RECORD_SIZE, ends_with_end_record
+from zfs_offsite.store import Store
+
+
+@dataclass
+class ReadStats:
+    """What was read so far: stored (compressed) and raw (send stream) bytes."""
+
+    stored_bytes: int = 0
+    raw_bytes: int = 0
+    sha256: str = ""
+
+
+def checked_chunks(
+    store: Store, member: str, file: ArchiveFile, stats: ReadStats
+) -> Iterator[bytes]:
+    """The stored bytes; at the end, IntegrityError if size or sha256 differ from the sidecar."""
+    digest = hashlib.sha256()
+    for chunk in store.read_chunks(f"{member}/{file.filename}"):
+        digest.update(chunk)
+        stats.stored_bytes += len(chunk)
+        yield chunk
+    stats.sha256 = digest.hexdigest()
+    if file.sidecar is None:
+        return
+    if stats.stored_bytes != file.sidecar.stored_bytes:
+        raise IntegrityError(
+            f"{member}/{file.filename}: {stats.stored_bytes} bytes stored, the sidecar "
+            f"records {file.sidecar.stored_bytes} (truncated or appended)"
+        )
+    if stats.sha256 != file.sidecar.sha256:
+        raise IntegrityError(
+            f"{member}/{file.filename}: sha256 {stats.sha256} does not match the sidecar's "
+            f"{file.sidecar.sha256} (the file is corrupt)"
+        )
+
+
+def stream_chunks(
+    store: Store, member: str, file: ArchiveFile, stats: ReadStats
+) -> Iterator[bytes]:
+    """The send stream inside a stored file, every check applied by the time it ends."""
+    decompress = decompressor(file.name.compression)
+    tail = b""
+    try:
+        for chunk in checked_chunks(store, member, file, stats):
+            out = decompress.decompress(chunk)
+            if out:
+                stats.raw_bytes += len(out)
+                tail = (tail + out)[-RECORD_SIZE:] if len(out) < RECORD_SIZE else out[-RECORD_SIZE:]
+                yield out
+        decompress.finish()
+    except IntegrityError as exc:
+        if file.filename in str(exc):
+            raise
+        raise IntegrityError(f"{member}/{file.filename}: {exc}") from exc
+    if not ends_with_end_record(tail):
+        raise IntegrityError(f"{member}/{file.filename}: the send stream has no END record")
+    if file.sidecar is not None and stats.raw_bytes != file.sidecar.raw_bytes:
+        raise IntegrityError(
+            f"{member}/{file.filename}: decompresses to {stats.raw_bytes} bytes, the sidecar "
+            f"records {file.sidecar.raw_bytes}"
+        )

@@ -1,0 +1,239 @@
+"""Restore a member's snapshot: the chain from the remote index, streamed into `zfs receive`.
+
+Nothing is received before the whole chain is known to exist and link by GUID.
+Each file is checked while it streams (sha256 and size against its sidecar,
+decompression to the end, the END record), and the last bytes of each stream
+are held back until those checks pass: `zfs receive` only commits a snapshot
+when it reads the stream's END record, so a file that fails its checks never
+becomes a snapshot. Snapshots from earlier, sound files stay received.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zfs_offsite.archive import ArchiveFile, checksum_line, read_member_archive
+from zfs_offsite.errors import IntegrityError, PermanentError, ZfsOffsiteError
+from zfs_offsite.planner import RestorePoint, choose_restore_point
+from zfs_offsite.readback import ReadStats, checked_chunks, stream_chunks
+from zfs_offsite.runner import Process, Runner
+from zfs_offsite.store import Store
+from zfs_offsite.zfs import list_datasets, receive_argv
+
+log = logging.getLogger(__name__)
+
+HOLDBACK = 1024 * 1024  # raw bytes kept from `zfs receive` until the file's checks pass
+RestoreProgress = Callable[[str, int], None]  # (file name, raw bytes received so far)
+
+
+class ReceiveError(PermanentError):
+    """`zfs receive` refused or failed; its message is included."""
+
+
+@dataclass(frozen=True)
+class ReceivedFile:
+    filename: str
+    stored_bytes: int
+    raw_bytes: int
+    seconds: float
+    verified: bool  # False for seed-era files: no sidecar checksum to compare
+
+
+@dataclass
+class RestoreResult:
+    """What a restore did, for the report."""
+
+    member: str
+    snapshot: str
+    destination: str
+    files: list[ReceivedFile] = field(default_factory=list)
+    guid: int | None = None
+
+    @property
+    def raw_bytes(self) -> int:
+        return sum(f.raw_bytes for f in self.files)
+
+    @property
+    def seconds(self) -> float:
+        return sum(f.seconds for f in self.files)
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.raw_bytes / 1e6 / max(self.seconds, 1e-6)
+
+
+def plan_restore(store: Store, member: str, snapshot: str | None) -> RestorePoint:
+    """Read the member's directory and pick the chain; raises ChainError before any receive."""
+    archive = read_member_archive(store, member, None)
+    return choose_restore_point(archive.files, snapshot)
+
+
+def dataset_exists(runner: Runner, dataset: str) -> bool:
+    return runner.run(["zfs", "list", "-H", "-o", "name", dataset], check=False).returncode == 0
+
+
+def snapshot_guid(runner: Runner, snapshot: str) -> int | None:
+    result = runner.run(["zfs", "get", "-H", "-p", "-o", "value", "guid", snapshot], check=False)
+    text = result.stdout.strip()
+    return int(text) if result.returncode == 0 and text.isdigit() else None
+
+
+def received_links(runner: Runner, destination: str, point: RestorePoint) -> int:
+    """How many leading links of the chain `destination` already holds (matched by GUID)."""
+    listed = list_datasets(runner, destination).get(destination)
+    present = {s.name: s.guid for s in listed.snapshots} if listed else {}
+    count = 0
+    for file in point.chain:
+        target = file.name.target
+        if target not in present or file.target_guid not in (None, present[target]):
+            break
+        count += 1
+    if count == 0:
+        raise PermanentError(
+            f"destination {destination} holds no snapshot of this chain (first: "
+            f"{point.chain[0].name.target}): name a new dataset or pass --force"
+        )
+    return count
+
+
+def receive_file(
+    store: Store,
+    member: str,
+    file: ArchiveFile,
+    process: Process,
+    progress: RestoreProgress | None = None,
+) -> ReceivedFile:
+    """Stream one stored file into a running `zfs receive`, holding back its end until checked."""
+    assert process.stdin is not None
+    stats, started, pending = ReadStats(), time.monotonic(), bytearray()
+    chunks = stream_chunks(store, member, file, stats)
+    try:
+        for out in chunks:
+            pending += out
+            if len(pending) > 2 * HOLDBACK:
+                process.stdin.write(pending[:-HOLDBACK])
+                del pending[:-HOLDBACK]
+                if progress:
+                    progress(file.filename, stats.raw_bytes - len(pending))
+        process.stdin.write(pending)
+        process.close_stdin()
+    except BrokenPipeError:
+        process.wait()
+        message = _receive_message(file, process)
+        # Corrupt data often makes receive stop first: read on to name the real cause.
+        try:
+            for _ in chunks:
+                pass
+        except IntegrityError as exc:
+            raise IntegrityError(f"{exc} ({message})") from exc
+        raise ReceiveError(message) from None
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    if process.wait() != 0:
+        raise ReceiveError(_receive_message(file, process))
+    if progress:
+        progress(file.filename, stats.raw_bytes)
+    return ReceivedFile(
+        file.filename,
+        stats.stored_bytes,
+        stats.raw_bytes,
+        time.monotonic() - started,
+        file.verified,
+    )
+
+
+def _receive_message(file: ArchiveFile, process: Process) -> str:
+    lines = process.stderr_text().strip().splitlines()
+    return f"zfs receive of {file.filename} failed: {lines[-1] if lines else 'no message'}"
+
+
+def restore_member(
+    runner: Runner,
+    store: Store,
+    member: str,
+    destination: str,
+    *,
+    snapshot: str | None = None,
+    force: bool = False,
+    resume: bool = False,
+    progress: RestoreProgress | None = None,
+) -> RestoreResult:
+    """Receive the chain of `snapshot` (default: newest archived) into `destination`.
+
+    `resume` continues into an existing destination that holds the first links
+    of the chain (same GUIDs), e.g. after a dropped connection.
+    """
+    point = plan_restore(store, member, snapshot)
+    start = 0
+    if dataset_exists(runner, destination) and not force:
+        if not resume:
+            raise PermanentError(
+                f"destination {destination} exists: name a new dataset, pass --resume to "
+                "continue a restore into it, or --force to let `zfs receive -F` overwrite it"
+            )
+        start = received_links(runner, destination, point)
+    result = RestoreResult(member, point.snapshot, destination)
+    log.info("%s: restoring %s from %d file(s)", member, point.snapshot, len(point.chain))
+    for index, file in enumerate(point.chain[start:], start):
+        # Links after the first go into the dataset this restore created: -F only
+        # rolls back what mounting changed since the previous link.
+        argv = receive_argv(destination, force=force or index > 0)
+        process = runner.start(argv, stdin=True)
+        try:
+            result.files.append(receive_file(store, member, file, process, progress))
+        except IntegrityError as exc:
+            held = point.chain[index - 1].name.target if index else None
+            raise IntegrityError(
+                f"{exc}; nothing of this file was committed"
+                + (f", {destination} holds the snapshots up to {held}" if held else "")
+            ) from exc
+    result.guid = snapshot_guid(runner, f"{destination}@{point.snapshot}")
+    expected = point.guid
+    if expected is not None and result.guid != expected:
+        raise IntegrityError(
+            f"{destination}@{point.snapshot} has GUID {result.guid}, the archive records {expected}"
+        )
+    return result
+
+
+def download_chain(
+    store: Store, member: str, directory: Path, *, snapshot: str | None = None
+) -> tuple[RestorePoint, list[Path]]:
+    """Copy the chain's files into `directory` (checked while copying), with `.sha256` files."""
+    point = plan_restore(store, member, snapshot)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for file in point.chain:
+        path = directory / file.filename
+        partial = path.with_name(path.name + ".partial")
+        stats = ReadStats()
+        try:
+            with partial.open("wb") as out:
+                for chunk in checked_chunks(store, member, file, stats):
+                    out.write(chunk)
+        except (ZfsOffsiteError, OSError):
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(path)
+        path.with_name(path.name + ".sha256").write_bytes(
+            checksum_line(stats.sha256, file.filename)
+        )
+        paths.append(path)
+    return point, paths
+
+
+def receive_commands(paths: list[Path], destination: str) -> list[str]:
+    """Shell lines that restore downloaded files with standard tools, in order."""
+    lines = [f"cd {shlex.quote(str(paths[0].parent))}", "sha256sum -c -- *.sha256"]
+    for index, path in enumerate(paths):
+        tool = "zstd -dc" if path.suffix == ".zst" else "gzip -dc"
+        receive = shlex.join(receive_argv(destination, force=index > 0))
+        lines.append(f"{tool} -- {shlex.quote(path.name)} | {receive}")
+    return lines
