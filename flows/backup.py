@@ -6,28 +6,19 @@ any of them failed, after the report artifacts are written.
 
 from __future__ import annotations
 
-import concurrent.futures
-from collections.abc import Callable, Iterable
-from datetime import datetime
-from typing import Any, TypeVar
-
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
-from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
+from flows.common import WORKER_CAP, dated_run_name, settle, submit_bounded
 from tasks.backup import discover, plan, retry_policy, upload
 from zfs_offsite.backup import plan_result, source_host
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
 from zfs_offsite.planner import Action, BackupPlan
 from zfs_offsite.report import MemberOutcome, artifact_key, row, summary_markdown
 from zfs_offsite.settings import load_settings
-
-WORKER_CAP = 16  # threads the task runner may use; settings.max_parallel limits streams
-T = TypeVar("T")
 
 
 class BackupParameters(BaseModel):
@@ -49,42 +40,9 @@ class BackupFailed(ZfsOffsiteError):
         self.outcomes = outcomes
 
 
-def run_name() -> str:
-    """`backup-<host>-<date>`: readable in the flow-run history."""
-    try:
-        host = source_host(load_settings())
-    except ZfsOffsiteError:
-        host = "unconfigured"
-    return f"backup-{host}-{datetime.now():%Y-%m-%d-%H%M}"
-
-
-def error_of(state: State[Any]) -> str | None:
-    """The one-line error of a failed state, None if it completed."""
-    if state.is_completed():
-        return None
-    try:
-        state.result()
-    except Exception as exc:
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return state.message or state.name
-
-
-def submit_bounded(
-    items: Iterable[T], submit: Callable[[T], PrefectFuture[Any]], limit: int
-) -> list[PrefectFuture[Any]]:
-    """Submit tasks keeping at most `limit` running, so only that many streams run at once."""
-    futures: list[PrefectFuture[Any]] = []
-    for item in items:
-        running = [f.wrapped_future for f in futures if not f.wrapped_future.done()]  # type: ignore[attr-defined]
-        if len(running) >= limit:
-            concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
-        futures.append(submit(item))
-    return futures
-
-
 @flow(
     name="zfs-offsite-backup",
-    flow_run_name=run_name,
+    flow_run_name=dated_run_name("backup"),
     task_runner=ThreadPoolTaskRunner(max_workers=WORKER_CAP),
 )
 def backup_flow(params: BackupParameters | None = None) -> list[MemberOutcome]:
@@ -106,11 +64,9 @@ def backup_flow(params: BackupParameters | None = None) -> list[MemberOutcome]:
     plans = [plan_task.submit(settings, m, params.force_full) for m in members]
     outcomes: dict[str, MemberOutcome] = {}
     planned: list[BackupPlan] = []
-    for member, future in zip(members, plans, strict=True):
-        future.wait()
-        error = error_of(future.state)
+    for member, planned_member, error in settle(members, plans):
         if error is None:
-            planned.append(future.result())
+            planned.append(planned_member)
         else:
             outcomes[member.name] = MemberOutcome(member.name, error=error)
 
@@ -128,12 +84,8 @@ def backup_flow(params: BackupParameters | None = None) -> list[MemberOutcome]:
         lambda p: upload_task.submit(settings, p, params.dry_run),
         settings.max_parallel,
     )
-    for p, future in zip(to_upload, uploads, strict=True):
-        future.wait()
-        error = error_of(future.state)
-        outcomes[p.member] = MemberOutcome(
-            p.member, result=future.result() if error is None else None, error=error
-        )
+    for p, result, error in settle(to_upload, uploads):
+        outcomes[p.member] = MemberOutcome(p.member, result=result, error=error)
 
     ordered = [outcomes[m.name] for m in members]
     create_table_artifact(

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 
 from zfs_offsite.backup import BackupResult
+from zfs_offsite.drill import DrillRecord
+from zfs_offsite.verify import MemberVerification
 
 FAILED = "failed"
 
@@ -95,3 +97,56 @@ def summary_markdown(host: str, outcomes: list[MemberOutcome]) -> str:
 def artifact_key(*parts: str) -> str:
     """Prefect artifact keys allow lowercase letters, digits and `-` only."""
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", "-".join(parts).lower())).strip("-")
+
+
+def verification_rows(result: MemberVerification) -> list[dict[str, object]]:
+    """One row per stored file: what verify found."""
+    return [
+        {
+            "member": result.member,
+            "file": f.filename,
+            "verdict": f.verdict.value,
+            "stored_bytes": f.stored_bytes,
+            "raw_bytes": f.raw_bytes,
+            "detail": f.detail,
+        }
+        for f in result.files
+    ]
+
+
+def verification_summary(
+    result: MemberVerification | None, member: str, error: str | None
+) -> dict[str, object]:
+    """One row per member: its verdict and file counts."""
+    if result is None:
+        return {
+            "member": member,
+            "verdict": FAILED,
+            "files": "",
+            "stored_bytes": "",
+            "detail": error or "",
+        }
+    return {
+        "member": member,
+        "verdict": result.verdict.value,
+        "files": len(result.files),
+        "stored_bytes": sum(f.stored_bytes for f in result.files),
+        "detail": result.detail,
+    }
+
+
+def drill_row(
+    member: str, record: DrillRecord | None, error: str | None, drilled: bool
+) -> dict[str, object]:
+    """One row per member: this run's drill (if it had its turn) and when it was last proven."""
+    return {
+        "member": member,
+        "this_run": (FAILED if error else "restored") if drilled else "not its turn",
+        "last_proven": record.when if record else "never",
+        "snapshot": record.snapshot if record else "",
+        "guid": str(record.guid) if record and record.guid is not None else "",
+        "guid_checked_against": record.guid_checked_against if record else "",
+        "seconds": record.seconds if record else "",
+        "mb_per_s": record.mb_per_second if record else "",
+        "error": error or "",
+    }

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from deployments.serve import JOBS, TIMEZONE
+
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
@@ -95,6 +97,39 @@ def test_nightly_backup_deployment_reads_back(deployed: dict[str, str]) -> None:
     assert d["parameters"] == {}
 
 
+DEPLOYMENTS = {
+    "zfs-offsite-backup/nightly": {"members", "force_full", "dry_run"},
+    "zfs-offsite-drill/weekly-drill": {"members"},
+    "zfs-offsite-verify/weekly-verify": {"members", "mark"},
+    "zfs-offsite-restore/on-demand": {
+        "member",
+        "destination",
+        "snapshot",
+        "force",
+        "resume",
+        "to_dir",
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
+def test_every_deployment_matches_the_serve_jobs(deployed: dict[str, str], name: str) -> None:
+    """`zfs-offsite serve` and the workers run the same flows on the same schedules."""
+    d = inspect(deployed, name)
+    (job,) = [j for j in JOBS if j.name == d["name"]]
+    assert d["entrypoint"] == job.entrypoint
+    if job.cron is None:
+        assert d["schedules"] == []
+    else:
+        assert d["schedules"][0]["schedule"]["cron"] == job.cron
+        assert d["schedules"][0]["schedule"]["timezone"] == TIMEZONE
+        assert d["global_concurrency_limit"]["limit"] == 1
+        assert d["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
+    definitions = d["parameter_openapi_schema"]["definitions"]
+    (model,) = definitions.values()
+    assert set(model["properties"]) == DEPLOYMENTS[name]
+
+
 def test_no_completed_run_alert_is_installed(deployed: dict[str, str]) -> None:
     env = deployed
     create_block = (
@@ -129,3 +164,17 @@ def test_no_completed_run_alert_is_installed(deployed: dict[str, str]) -> None:
     deployment_id = inspect(env, "zfs-offsite-backup/nightly")["id"]
     assert trigger["match_related"]["prefect.resource.id"] == f"prefect.deployment.{deployment_id}"
     assert automation["actions"][0]["type"] == "send-notification"
+
+
+def test_serve_registers_every_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    import deployments.serve as serve_module
+
+    served: list[object] = []
+    monkeypatch.setattr(serve_module, "serve", lambda *d: served.extend(d))
+    serve_module.serve_all("0 3 * * *")
+    by_name = {d.name: d for d in served}  # type: ignore[attr-defined]
+    assert set(by_name) == {j.name for j in JOBS}
+    nightly = by_name["nightly"]
+    assert nightly.schedules[0].schedule.cron == "0 3 * * *"  # the --cron override
+    assert nightly.concurrency_limit == 1
+    assert by_name["on-demand"].schedules == []

@@ -196,31 +196,123 @@ def status(config: ConfigOption = None) -> None:
     console.print(table)
 
 
-@app.command()
-def serve(
-    config: ConfigOption = None,
-    cron: Annotated[str, typer.Option(help="Schedule (cron).")] = "30 2 * * *",
-    timezone: Annotated[str, typer.Option(help="Timezone of the schedule.")] = "Europe/Berlin",
-) -> None:
-    """Serve the backup flow on a schedule from this process (one-host setup)."""
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-    from prefect.schedules import Cron
+def _run_flow_state(flow_fn, params):  # type: ignore[no-untyped-def]
+    """Run a flow in this process; (result or exception, failed?)."""
+    state = flow_fn(params, return_state=True)
+    result = state.result(raise_on_failure=False)
+    return result, not state.is_completed()
 
-    from flows.backup import backup_flow
+
+@app.command()
+def restore(
+    member: Annotated[str, typer.Argument(help="Member (its directory on the backup server).")],
+    destination: Annotated[str, typer.Argument(help="Dataset to create, e.g. tank/restore/x.")],
+    config: ConfigOption = None,
+    snapshot: Annotated[str | None, typer.Option(help="Snapshot; default newest.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing destination (-F).")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue into a partly restored one.")] = False,
+    to_dir: Annotated[
+        Path | None, typer.Option(help="Download the chain here instead of receiving.")
+    ] = None,
+) -> None:
+    """Restore a member's snapshot (full, then each incremental) into a new dataset."""
+    from flows.restore import RestoreParameters, restore_flow
+
+    try:
+        _settings(config)
+        params = RestoreParameters(
+            member=member,
+            destination=destination,
+            snapshot=snapshot,
+            force=force,
+            resume=resume,
+            to_dir=str(to_dir) if to_dir else None,
+        )
+    except (ZfsOffsiteError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {str(exc).splitlines()[0]}", highlight=False)
+        raise typer.Exit(2) from None
+    result, failed = _run_flow_state(restore_flow, params)
+    if failed:
+        console.print(f"[red]restore failed:[/red] {result}", highlight=False)
+        raise typer.Exit(1)
+    if isinstance(result, list):
+        console.print(f"Downloaded to {to_dir}. Restore with standard tools:", highlight=False)
+        for line in result:
+            console.print(f"  {line}", highlight=False, markup=False)
+        return
+    console.print(
+        f"restored {member}@{result.snapshot} into {result.destination} "
+        f"({len(result.files)} file(s), {result.raw_bytes / 1e6:.1f} MB, "
+        f"{result.mb_per_second:.1f} MB/s, GUID {result.guid})",
+        highlight=False,
+    )
+
+
+@app.command()
+def verify(
+    config: ConfigOption = None,
+    member: MembersOption = None,
+    mark: Annotated[bool, typer.Option(help="Mark corrupt files (never deletes).")] = True,
+) -> None:
+    """Read every stored file back: checksums, decompression, END record, chain continuity."""
+    from flows.verify import VerifyParameters, verify_flow
+    from zfs_offsite.report import verification_rows
 
     try:
         _settings(config)
     except ZfsOffsiteError as exc:
         _fail(exc)
-    backup_flow.serve(
-        name="nightly",
-        schedules=[Cron(cron, timezone=timezone)],
-        global_limit=ConcurrencyLimitConfig(
-            limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
-        ),
-        tags=["zfs-offsite"],
-        description="Nightly off-site backup of each member's newest snapshot.",
-    )
+    result, failed = _run_flow_state(verify_flow, VerifyParameters(members=member or [], mark=mark))
+    verifications = result if isinstance(result, list) else getattr(result, "results", [])
+    if verifications:
+        table = Table(title="zfs-offsite verify")
+        for column in ("member", "file", "verdict", "stored_bytes", "detail"):
+            table.add_column(column)
+        for verification in verifications:
+            for r in verification_rows(verification):
+                table.add_row(
+                    *(str(r[c]) for c in ("member", "file", "verdict", "stored_bytes", "detail"))
+                )
+            table.add_row(
+                verification.member, "[b]member[/b]", f"[b]{verification.verdict}[/b]", "", ""
+            )
+        console.print(table)
+    if failed:
+        console.print(f"[red]{result}[/red]", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command()
+def drill(config: ConfigOption = None, member: MembersOption = None) -> None:
+    """Restore drill: receive the newest archived snapshot into scratch, check GUID, destroy."""
+    from flows.verify import DrillParameters, drill_flow
+
+    try:
+        _settings(config)
+    except ZfsOffsiteError as exc:
+        _fail(exc)
+    result, failed = _run_flow_state(drill_flow, DrillParameters(members=member or []))
+    if failed:
+        console.print(f"[red]drill failed:[/red] {result}", highlight=False)
+        raise typer.Exit(1)
+    for name, when in result.items():
+        console.print(f"{name}: restorable, proven {when}", highlight=False)
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    cron: Annotated[str, typer.Option(help="Nightly backup schedule (cron).")] = "30 2 * * *",
+    timezone: Annotated[str, typer.Option(help="Timezone of the schedules.")] = "Europe/Berlin",
+) -> None:
+    """Serve the backup, drill and verify deployments on their schedules from this process."""
+    from deployments.serve import serve_all
+
+    try:
+        _settings(config)
+    except ZfsOffsiteError as exc:
+        _fail(exc)
+    serve_all(cron, timezone)
 
 
 def main() -> None:

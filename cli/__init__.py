@@ -1,0 +1,1 @@
+"""`zfs-offsite`: the command line, an entry layer above the flows (like `deployments/`)."""

@@ -1,0 +1,125 @@
+"""Verify the archive (every file read back) and drill restores into a scratch dataset."""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from flows.common import WORKER_CAP, dated_run_name, error_of, settle, submit_bounded
+from tasks.backup import discover
+from tasks.restore import drill, verify
+from zfs_offsite.backup import source_host
+from zfs_offsite.drill import choose_members, read_records
+from zfs_offsite.errors import ConfigError, ZfsOffsiteError
+from zfs_offsite.report import artifact_key, drill_row, verification_rows, verification_summary
+from zfs_offsite.settings import load_settings
+from zfs_offsite.store import open_store
+from zfs_offsite.verify import MemberVerification, Verdict, archived_members
+
+FAILING = {Verdict.CORRUPT, Verdict.BROKEN_CHAIN, Verdict.EMPTY}
+
+
+class VerifyParameters(BaseModel):
+    members: list[str] = Field(
+        default_factory=list, description="Member directories to verify; empty: all."
+    )
+    mark: bool = Field(True, description="Mark corrupt files so no backup builds on them.")
+
+
+class DrillParameters(BaseModel):
+    members: list[str] = Field(
+        default_factory=list, description="Members to drill now; empty: whose turn it is."
+    )
+
+
+class ArchiveUnsound(ZfsOffsiteError):
+    """Verify or drill found members that cannot be restored as archived; carries the findings."""
+
+    def __init__(self, message: str, results: list[MemberVerification] | None = None) -> None:
+        super().__init__(message)
+        self.results = results or []
+
+
+def _only(names: list[str], wanted: list[str], what: str) -> list[str]:
+    if not wanted:
+        return names
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+        raise ConfigError(f"parameter members: no {what} named {', '.join(unknown)}")
+    return [n for n in names if n in wanted]
+
+
+@flow(
+    name="zfs-offsite-verify",
+    flow_run_name=dated_run_name("verify"),
+    task_runner=ThreadPoolTaskRunner(max_workers=WORKER_CAP),
+)
+def verify_flow(params: VerifyParameters | None = None) -> list[MemberVerification]:
+    """Read back every stored file of each member; fail the run if any is corrupt or unchained."""
+    params = params or VerifyParameters()
+    settings = load_settings()
+    with closing(open_store(settings.target)) as store:
+        members = _only(archived_members(store), params.members, "member directory")
+    futures = submit_bounded(
+        members, lambda m: verify.submit(settings, m, params.mark), settings.max_parallel
+    )
+    settled = settle(members, futures)
+    create_table_artifact(
+        key=artifact_key("verify", settings.target.parsed.host or "local"),
+        table=[verification_summary(r, m, e) for m, r, e in settled],
+        description=f"zfs-offsite verify of {settings.target.parsed}",
+    )
+    create_table_artifact(
+        key=artifact_key("verify-files", settings.target.parsed.host or "local"),
+        table=[row for _, r, _ in settled if r for row in verification_rows(r)],
+    )
+    bad = [m for m, r, e in settled if e or (r is not None and r.verdict in FAILING)]
+    if bad:
+        raise ArchiveUnsound(
+            f"verify found {len(bad)} unsound member(s): {', '.join(bad)}",
+            [r for _, r, _ in settled if r is not None],
+        )
+    return [r for _, r, _ in settled]
+
+
+@flow(name="zfs-offsite-drill", flow_run_name=dated_run_name("drill"))
+def drill_flow(params: DrillParameters | None = None) -> dict[str, str]:
+    """Restore the newest archived snapshot of the members whose turn it is, and prove it."""
+    params = params or DrillParameters()
+    logger = get_run_logger()
+    settings = load_settings()
+    host = source_host(settings)
+    members = {m.name: m for m in discover(settings)}
+    with closing(open_store(settings.target)) as store:
+        records = read_records(store)
+    names = _only(sorted(members), params.members, "member")
+    chosen = names if params.members else choose_members(names, records, settings.drill.cycle_runs)
+    logger.info("drilling %s (cycle of %d runs)", ", ".join(chosen), settings.drill.cycle_runs)
+    errors: dict[str, str] = {}
+    for name in chosen:  # one at a time: each drill is a full receive on the NAS
+        state = drill(settings, members[name], return_state=True)
+        error = error_of(state)
+        if error is None:
+            records[name] = state.result()
+        else:
+            errors[name] = error
+    create_table_artifact(
+        key=artifact_key("drill", host),
+        table=[drill_row(n, records.get(n), errors.get(n), n in chosen) for n in names],
+        description=f"restore drill of {host} from {settings.target.parsed}",
+    )
+    never = [n for n in names if n not in records]
+    create_markdown_artifact(
+        key=artifact_key("drill-summary", host),
+        markdown=f"# Restore drill of {host}\n\nDrilled: {', '.join(chosen) or 'none'}\n\n"
+        f"Failed: {', '.join(errors) or 'none'}\n\nNever proven: {', '.join(never) or 'none'}\n",
+    )
+    if errors:
+        raise ArchiveUnsound(
+            "restore drill failed for " + "; ".join(f"{n}: {e}" for n, e in errors.items())
+        )
+    return {n: records[n].when for n in chosen}

@@ -1,0 +1,81 @@
+"""Prefect task shells over restore, verify and the restore drill."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
+
+from tasks.backup import retry_policy
+from zfs_offsite.backup import open_runner
+from zfs_offsite.drill import DrillRecord, drill_member, write_record
+from zfs_offsite.members import Member
+from zfs_offsite.planner import RestorePoint
+from zfs_offsite.restore import (
+    RestoreResult,
+    download_chain,
+    plan_restore,
+    receive_commands,
+    restore_member,
+)
+from zfs_offsite.settings import Settings
+from zfs_offsite.store import open_store
+from zfs_offsite.verify import MemberVerification, verify_member
+
+
+@task(name="plan-restore", task_run_name="plan-restore-{member}", cache_policy=NO_CACHE)
+def plan(settings: Settings, member: str, snapshot: str | None) -> RestorePoint:
+    """Read the member's index and pick the chain; fails before anything is received."""
+    with closing(open_store(settings.target)) as store:
+        return plan_restore(store, member, snapshot)
+
+
+@task(
+    name="receive-chain",
+    task_run_name="receive-{member}",
+    cache_policy=NO_CACHE,
+    **retry_policy(first_delay=10.0),
+)
+def receive(
+    settings: Settings,
+    member: str,
+    destination: str,
+    snapshot: str,
+    force: bool = False,
+    resume: bool = False,
+) -> RestoreResult:
+    """Stream the chain into `zfs receive`; a retry resumes after the links already received."""
+    resume = resume or (task_run.run_count or 1) > 1
+    with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
+        return restore_member(
+            runner, store, member, destination, snapshot=snapshot, force=force, resume=resume
+        )
+
+
+@task(name="download-chain", task_run_name="download-{member}", cache_policy=NO_CACHE)
+def download(
+    settings: Settings, member: str, snapshot: str, directory: str, destination: str
+) -> list[str]:
+    """Copy the chain into a local directory; returns the shell lines that restore it."""
+    with closing(open_store(settings.target)) as store:
+        _, paths = download_chain(store, member, Path(directory), snapshot=snapshot)
+    return receive_commands(paths, destination)
+
+
+@task(name="verify-member", task_run_name="verify-{member}", cache_policy=NO_CACHE)
+def verify(settings: Settings, member: str, mark: bool = True) -> MemberVerification:
+    """Read every file of a member back and check its chains."""
+    with closing(open_store(settings.target)) as store:
+        return verify_member(store, member, mark=mark)
+
+
+@task(name="drill-member", task_run_name="drill-{member.name}", cache_policy=NO_CACHE)
+def drill(settings: Settings, member: Member) -> DrillRecord:
+    """Restore the newest archived snapshot into scratch, check its GUID, record the proof."""
+    with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
+        record = drill_member(runner, store, member, settings.scratch_dataset)
+        write_record(store, member.name, record)
+        return record

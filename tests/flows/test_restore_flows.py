@@ -1,0 +1,92 @@
+"""Restore, verify and drill flows on the Prefect harness, real zfs-fuse and the real sshd."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.app import app
+from flows.backup import BackupParameters, backup_flow
+from flows.restore import RestoreParameters, restore_flow
+from flows.verify import DrillParameters, VerifyParameters, drill_flow, verify_flow
+from tests.conftest import MEMBERS
+from tests.flows.test_backup_flow import sftp_env, table_artifact
+from tests.support.services import Pool, SshServer
+from tests.support.zfsdata import guid, tree_digest
+from zfs_offsite.report import artifact_key
+from zfs_offsite.verify import Verdict
+
+pytestmark = pytest.mark.integration
+SNAP = "auto-20190806.0200-1w"
+
+
+@pytest.fixture
+def backed_up(
+    source_pool: Pool, sftp_dir: Path, sshd: SshServer, flow_env: Callable[..., None]
+) -> tuple[Pool, Path]:
+    flow_env(sftp_env(source_pool, sftp_dir, sshd))
+    assert [o.action for o in backup_flow(BackupParameters())] == ["full"] * 3
+    return source_pool, sftp_dir
+
+
+def test_restore_flow_receives_the_newest_snapshot(
+    backed_up: tuple[Pool, Path], pool_factory: Callable[[], Pool]
+) -> None:
+    pool, _ = backed_up
+    target = pool_factory()
+    result = restore_flow(RestoreParameters(member="alice", destination=f"{target.name}/alice"))
+    assert result.snapshot == SNAP
+    assert guid(f"{target.name}/alice@{SNAP}") == guid(f"{pool.name}/elabfs-alice@{SNAP}")
+    assert tree_digest(target.mountpoint / "alice") == tree_digest(pool.mountpoint / "elabfs-alice")
+    state = restore_flow(
+        RestoreParameters(member="nobody", destination=f"{target.name}/x"), return_state=True
+    )
+    assert state.is_failed()
+    assert "no backup files" in str(state.result(raise_on_failure=False))
+
+
+def test_verify_flow_fails_on_a_corrupt_file_and_cli_shows_it(
+    backed_up: tuple[Pool, Path],
+) -> None:
+    _, archive = backed_up
+    assert {r.verdict for r in verify_flow(VerifyParameters())} == {Verdict.OK}
+    (bob_file,) = (archive / "bob").glob("*.zst")
+    data = bytearray(bob_file.read_bytes())
+    data[len(data) // 2] ^= 1
+    bob_file.write_bytes(bytes(data))
+
+    state = verify_flow(VerifyParameters(), return_state=True)
+    assert state.is_failed()
+    assert "unsound member(s): bob" in str(state.result(raise_on_failure=False))
+    rows = {r["member"]: r for r in table_artifact(artifact_key("verify", "127-0-0-1"))}
+    assert rows["bob"]["verdict"] == "corrupt" and "corrupt" in rows["bob"]["detail"]
+    assert rows["alice"]["verdict"] == rows["carol"]["verdict"] == "ok"
+    assert bob_file.exists() and bob_file.with_name(bob_file.name + ".corrupt").exists()
+
+    cli = CliRunner().invoke(app, ["verify", "--member", "bob"])
+    assert cli.exit_code == 1
+    assert "corrupt" in cli.output and "bob" in cli.output
+
+
+def test_drill_rotates_until_every_member_is_proven(
+    backed_up: tuple[Pool, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool, archive = backed_up
+    monkeypatch.setenv("ZFS_OFFSITE_DRILL__CYCLE_RUNS", "2")
+    first = drill_flow(DrillParameters())
+    second = drill_flow(DrillParameters())
+    assert len(first) == len(second) == 2  # ceil(3 members / 2 runs)
+    assert set(first) | set(second) == set(MEMBERS)
+    records = json.loads((archive / ".zfs-offsite-drills.json").read_text())
+    for member in MEMBERS:
+        assert records[member]["guid"] == guid(f"{pool.name}/elabfs-{member}@{SNAP}")
+        assert records[member]["guid_checked_against"] == "source"
+    rows = table_artifact(artifact_key("drill", os.uname().nodename))
+    assert all(r["last_proven"] != "never" for r in rows)
+    scratch = pool.mountpoint / "zfs-offsite-drill"
+    assert not any(scratch.iterdir()) if scratch.exists() else True
