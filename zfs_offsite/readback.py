@@ -8,7 +8,10 @@ its END record.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -17,6 +20,9 @@ from zfs_offsite.compression import decompressor
 from zfs_offsite.errors import IntegrityError
 from zfs_offsite.pipeline import RECORD_SIZE, ends_with_end_record
 from zfs_offsite.store import Store
+
+READ_AHEAD = 4  # chunks (about 1 MiB each) read ahead of decompression
+DECOMPRESS_SLICE = 128 * 1024  # compressed bytes per decompress call
 
 
 @dataclass
@@ -52,6 +58,40 @@ def checked_chunks(
         )
 
 
+def read_ahead(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[bytes]:
+    """Run `chunks` (network reads, hashing) in a thread of its own, `depth` chunks ahead.
+
+    Decompression and the pipe to `zfs receive` then overlap with the reads;
+    an error in the thread is raised here, in order, after the chunks before it.
+    """
+    handoff: queue.Queue[bytes | BaseException | None] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return
+                handoff.put(chunk)
+            handoff.put(None)
+        except BaseException as exc:  # handed to the consumer
+            handoff.put(exc)
+
+    thread = threading.Thread(target=produce, name="zfs-offsite-read", daemon=True)
+    thread.start()
+    try:
+        while (item := handoff.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                handoff.get(timeout=0.1)
+        thread.join()
+
+
 def stream_chunks(
     store: Store, member: str, file: ArchiveFile, stats: ReadStats
 ) -> Iterator[bytes]:
@@ -59,12 +99,15 @@ def stream_chunks(
     decompress = decompressor(file.name.compression)
     tail = b""
     try:
-        for chunk in checked_chunks(store, member, file, stats):
-            out = decompress.decompress(chunk)
-            if out:
-                stats.raw_bytes += len(out)
-                tail = (tail + out)[-RECORD_SIZE:] if len(out) < RECORD_SIZE else out[-RECORD_SIZE:]
-                yield out
+        for chunk in read_ahead(checked_chunks(store, member, file, stats)):
+            view = memoryview(chunk)
+            # Small slices bound each output, however well the data compressed.
+            for start in range(0, len(view), DECOMPRESS_SLICE):
+                out = decompress.decompress(view[start : start + DECOMPRESS_SLICE])
+                if out:
+                    stats.raw_bytes += len(out)
+                    tail = (tail + out[-RECORD_SIZE:])[-RECORD_SIZE:]
+                    yield out
         decompress.finish()
     except IntegrityError as exc:
         if file.filename in str(exc):

@@ -20,7 +20,7 @@ from pathlib import Path
 from zfs_offsite.archive import ArchiveFile, checksum_line, read_member_archive
 from zfs_offsite.errors import IntegrityError, PermanentError, ZfsOffsiteError
 from zfs_offsite.planner import RestorePoint, choose_restore_point
-from zfs_offsite.readback import ReadStats, checked_chunks, stream_chunks
+from zfs_offsite.readback import ReadStats, checked_chunks, read_ahead, stream_chunks
 from zfs_offsite.runner import Process, Runner
 from zfs_offsite.store import Store
 from zfs_offsite.zfs import list_datasets, receive_argv
@@ -111,7 +111,8 @@ def receive_file(
     """Stream one stored file into a running `zfs receive`, holding back its end until checked."""
     assert process.stdin is not None
     stats, started, pending = ReadStats(), time.monotonic(), bytearray()
-    chunks = stream_chunks(store, member, file, stats)
+    # Three threads overlap: network reads and hashing, decompression, this pipe.
+    chunks = read_ahead(stream_chunks(store, member, file, stats))
     try:
         for out in chunks:
             pending += out

@@ -23,6 +23,9 @@ PREFERRED_CIPHERS = (
 )
 # Large windows keep a pipelined upload from stalling on acknowledgements.
 WINDOW_SIZE = 8 * 1024 * 1024
+# The largest packet we accept: fewer, larger packets cut paramiko's per-packet
+# Python work on downloads (servers send at most what they choose, e.g. 32 KiB).
+MAX_PACKET_SIZE = 256 * 1024 - 1024
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,9 @@ def connect(endpoint: SshEndpoint) -> paramiko.Transport:
             f"cannot reach {endpoint.host}:{endpoint.port}: {exc.strerror or exc}"
         ) from exc
     sock.settimeout(endpoint.timeout)
-    transport = paramiko.Transport(sock, default_window_size=WINDOW_SIZE)
+    transport = paramiko.Transport(
+        sock, default_window_size=WINDOW_SIZE, default_max_packet_size=MAX_PACKET_SIZE
+    )
     offered = [c for c in PREFERRED_CIPHERS if c in transport.get_security_options().ciphers]
     transport.get_security_options().ciphers = offered + [
         c for c in transport.get_security_options().ciphers if c not in offered

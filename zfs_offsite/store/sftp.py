@@ -33,7 +33,7 @@ OPENSSH_WRITE_REQUEST_SIZE = 240 * 1024
 READ_REQUEST_SIZE = 32768
 OPENSSH_READ_REQUEST_SIZE = 240 * 1024
 READ_CHUNK = 1024 * 1024  # what read_chunks yields
-READ_WINDOW = 16 * READ_CHUNK  # read ahead at most this much
+READ_WINDOW = 8 * READ_CHUNK  # requested at once; at most two windows are held
 _CONNECTION_ERRORS = (paramiko.SSHException, socket.error, EOFError, TimeoutError)
 
 
@@ -126,14 +126,34 @@ class SftpStore:
         handle.MAX_REQUEST_SIZE = self._read_request_size
         with handle:
             size = _guard(f"stat {full}", handle.stat).st_size or 0
-            # readv pipelines its requests; one window at a time bounds the memory.
-            for window in range(0, size, READ_WINDOW):
-                ranges = [
+            windows = [
+                [
                     (offset, min(READ_CHUNK, size - offset))
-                    for offset in range(window, min(window + READ_WINDOW, size), READ_CHUNK)
+                    for offset in range(start, min(start + READ_WINDOW, size), READ_CHUNK)
                 ]
-                blocks = _guard(f"read {full}", lambda r=ranges: list(handle.readv(r)))
-                yield from blocks
+                for start in range(0, size, READ_WINDOW)
+            ]
+            # readv pipelines one window's requests. The next window is requested
+            # before the current one is handed out, so the server never idles
+            # while we consume, and at most two windows are held in memory.
+            current = self._start_window(handle, full, windows[0]) if windows else None
+            for index in range(len(windows)):
+                assert current is not None
+                first, rest = current
+                following = index + 1 < len(windows)
+                current = (
+                    self._start_window(handle, full, windows[index + 1]) if following else None
+                )
+                yield first
+                while (block := _guard(f"read {full}", lambda r=rest: next(r, None))) is not None:
+                    yield block
+
+    @staticmethod
+    def _start_window(
+        handle: paramiko.SFTPFile, full: str, ranges: list[tuple[int, int]]
+    ) -> tuple[bytes, Iterator[bytes]]:
+        blocks = handle.readv(ranges)
+        return _guard(f"read {full}", lambda: next(blocks)), blocks
 
     def rename(self, source: str, destination: str) -> None:
         src, dst = self._path(source), self._path(destination)

@@ -1,0 +1,127 @@
+"""Restore throughput: ours (SFTP read → sha256 → zstd -d → zfs receive) against the shell.
+
+The shell baseline is `ssh host cat f | zstd -d | zfs receive`, run in the same
+session against the same file, alternating with ours `--rounds` times; each
+restore goes into a fresh dataset that is destroyed afterwards.
+
+Run as root: `.venv/bin/python -m bench.restore --size-mb 512`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.throughput import MB, make_data, run_shell
+from tests.support.services import create_pool, ensure_zfs_fuse, start_sshd
+from tests.support.zfsdata import create_member, snapshot
+
+
+def run_ours(settings_json: str, destination: str) -> dict:
+    """Restore in a child process so its peak RSS is its own.
+
+    Timed inside the child from before the SSH connection to the received
+    snapshot, so Python's start-up (imports, about a second) is left out; the
+    shell's time includes its `ssh` handshake.
+    """
+    code = f"""
+import json, resource, time
+from contextlib import closing
+from zfs_offsite.settings import load_settings
+from zfs_offsite.backup import open_runner
+from zfs_offsite.store import open_store
+from zfs_offsite.restore import restore_member
+s = load_settings(**json.loads({settings_json!r}))
+start = time.monotonic()
+with closing(open_runner(s)) as runner, closing(open_store(s.target)) as store:
+    r = restore_member(runner, store, "bench", {destination!r})
+print(json.dumps({{"raw": r.raw_bytes, "seconds": time.monotonic() - start,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"seconds": data["seconds"], "raw": data["raw"], "rss_mb": data["rss_mb"]}
+
+
+def destroy(dataset: str) -> None:
+    for _ in range(20):
+        done = subprocess.run(["zfs", "destroy", "-r", "-f", dataset], capture_output=True)
+        if done.returncode == 0:
+            return
+        time.sleep(0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    ensure_zfs_fuse()
+    work = Path(tempfile.mkdtemp(prefix="zfs-offsite-bench-", dir="/var/tmp"))
+    work.chmod(0o755)
+    sshd = start_sshd(work / "sshd")
+    pool = create_pool(work, "zor", size_mb=max(1024, args.size_mb * 3 + 512))
+    archive = Path(f"/home/{sshd.user}/bench-restore")
+    try:
+        dataset = create_member(pool.name, "bench")
+        make_data(pool.mountpoint / "elabfs-bench", args.size_mb)
+        snapshot(dataset, "bench")
+        subprocess.run(["rm", "-rf", str(archive)], check=True)
+        archive.mkdir()
+        subprocess.run(["chown", sshd.user, str(archive)], check=True)
+        settings = {
+            "source": {"pool": pool.name},
+            "target": {
+                "url": f"sftp://{sshd.user}@127.0.0.1:{sshd.port}{archive}",
+                "key_file": str(sshd.client_key),
+                "known_hosts": str(sshd.known_hosts),
+            },
+        }
+        backup = (
+            "import json,sys; from zfs_offsite.settings import load_settings;"
+            "from zfs_offsite.backup import backup_member, discover_members;"
+            "s = load_settings(**json.loads(sys.argv[1]));"
+            "[backup_member(s, m) for m in discover_members(s)]"
+        )
+        subprocess.run([sys.executable, "-c", backup, json.dumps(settings)], check=True)
+        (stored,) = (archive / "bench").glob("*.zst")
+        ssh = (
+            f"ssh -i {sshd.client_key} -p {sshd.port} -o UserKnownHostsFile={sshd.known_hosts}"
+            f" -c aes128-gcm@openssh.com {sshd.user}@127.0.0.1"
+        )
+        ours, shell = [], []
+        for i in range(args.rounds):
+            target = f"{pool.name}/restored-ours-{i}"
+            ours.append(run_ours(json.dumps(settings), target))
+            destroy(target)
+            target = f"{pool.name}/restored-shell-{i}"
+            raw = ours[-1]["raw"]
+            command = f"{ssh} cat {stored} | zstd -d -q | zfs receive {target}"
+            shell.append(run_shell(["sh", "-c", command], raw))
+            destroy(target)
+        print(f"stream: {raw / MB:.0f} MiB raw, {stored.stat().st_size / MB:.0f} MiB stored")
+        for name, runs in (("ours (sftp)", ours), ("shell ssh cat|zstd -d", shell)):
+            rates = [r["raw"] / 1e6 / r["seconds"] for r in runs]
+            rss = max(r["rss_mb"] for r in runs)
+            listed = ", ".join(f"{x:.0f}" for x in rates)
+            print(
+                f"{name:24} {statistics.median(rates):8.1f} MB/s (runs {listed}), RSS {rss:.0f} MB"
+            )
+        ratio = statistics.median(r["raw"] / r["seconds"] for r in ours) / statistics.median(
+            r["raw"] / r["seconds"] for r in shell
+        )
+        print(f"ratio ours / shell restore: {ratio:.2f}x (target >= 0.9)")
+    finally:
+        sshd.stop()
+        pool.destroy()
+        subprocess.run(["rm", "-rf", str(archive), str(work)], check=False)
+
+
+if __name__ == "__main__":
+    main()
