@@ -300,6 +300,37 @@ def drill(config: ConfigOption = None, member: MembersOption = None) -> None:
 
 
 @app.command()
+def prune(
+    config: ConfigOption = None,
+    member: MembersOption = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan; delete nothing.")] = False,
+) -> None:
+    """Delete backups the retention policy no longer keeps, never a link a kept point needs."""
+    from flows.prune import PruneParameters, prune_flow
+    from zfs_offsite.report import prune_file_rows
+
+    try:
+        settings = _settings(config)
+    except ZfsOffsiteError as exc:
+        _fail(exc)
+    params = PruneParameters(members=member or [], dry_run=dry_run)
+    result, failed = _run_flow_state(prune_flow, params)
+    if failed:
+        console.print(f"[red]prune failed:[/red] {result}", highlight=False)
+        raise typer.Exit(1)
+    policy = settings.retention.policy or "no policy: nothing but stale partial uploads"
+    table = Table(title=f"prune ({policy})" + (" - dry run" if dry_run else ""))
+    for column in ("member", "file", "decision", "bytes"):
+        table.add_column(column)
+    for plan in result:
+        for r in prune_file_rows(plan, dry_run):
+            table.add_row(*(str(r[c]) for c in ("member", "file", "decision", "bytes")))
+    console.print(table)
+    freed = sum(p.bytes_freed for p in result)
+    console.print(f"{'would free' if dry_run else 'freed'} {freed / 1e6:.1f} MB", highlight=False)
+
+
+@app.command()
 def serve(
     config: ConfigOption = None,
     cron: Annotated[str, typer.Option(help="Nightly backup schedule (cron).")] = "30 2 * * *",

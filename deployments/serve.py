@@ -46,6 +46,12 @@ JOBS = (
         "Read every stored file back: checksums, decompression, chain continuity.",
     ),
     Job(
+        "flows/prune.py:prune_flow",
+        "weekly-prune",
+        "0 6 * * 0",
+        "Delete backups the retention policy no longer keeps (after the weekly verify).",
+    ),
+    Job(
         "flows/restore.py:restore_flow",
         "on-demand",
         None,
@@ -62,6 +68,7 @@ def one_at_a_time() -> ConcurrencyLimitConfig:
 def serve_all(backup_cron: str | None = None, timezone: str = TIMEZONE) -> None:
     """Register every job as a deployment and run them from this process until stopped."""
     from flows.backup import backup_flow
+    from flows.prune import prune_flow
     from flows.restore import restore_flow
     from flows.verify import drill_flow, verify_flow
 
@@ -70,6 +77,7 @@ def serve_all(backup_cron: str | None = None, timezone: str = TIMEZONE) -> None:
         "flows/verify.py:drill_flow": drill_flow,
         "flows/verify.py:verify_flow": verify_flow,
         "flows/restore.py:restore_flow": restore_flow,
+        "flows/prune.py:prune_flow": prune_flow,
     }
 
     def schedules(job: Job) -> list[Cron]:

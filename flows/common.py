@@ -11,7 +11,7 @@ from prefect.futures import PrefectFuture
 from prefect.states import State
 
 from zfs_offsite.backup import source_host
-from zfs_offsite.errors import ZfsOffsiteError
+from zfs_offsite.errors import ConfigError, ZfsOffsiteError
 from zfs_offsite.settings import load_settings
 
 WORKER_CAP = 16  # threads a flow's task runner may use; settings.max_parallel limits streams
@@ -63,3 +63,17 @@ def settle(items: list[T], futures: list[PrefectFuture[Any]]) -> list[tuple[T, A
         error = error_of(future.state)
         settled.append((item, future.result() if error is None else None, error))
     return settled
+
+
+def only_known(names: list[str], wanted: list[str], what: str) -> list[str]:
+    """`wanted` out of `names` (all if empty); a name that does not exist is a ConfigError."""
+    if not wanted:
+        return names
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+        raise ConfigError(f"parameter members: no {what} named {', '.join(unknown)}")
+    return [n for n in names if n in wanted]
+
+
+class MembersFailed(ZfsOffsiteError):
+    """Some members failed; the others were done. The run ends Failed with this."""

@@ -9,12 +9,19 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from flows.common import WORKER_CAP, dated_run_name, error_of, settle, submit_bounded
+from flows.common import (
+    WORKER_CAP,
+    dated_run_name,
+    error_of,
+    only_known,
+    settle,
+    submit_bounded,
+)
 from tasks.backup import discover
 from tasks.restore import drill, verify
 from zfs_offsite.backup import source_host
 from zfs_offsite.drill import choose_members, read_records
-from zfs_offsite.errors import ConfigError, ZfsOffsiteError
+from zfs_offsite.errors import ZfsOffsiteError
 from zfs_offsite.report import artifact_key, drill_row, verification_rows, verification_summary
 from zfs_offsite.settings import load_settings
 from zfs_offsite.store import open_store
@@ -44,15 +51,6 @@ class ArchiveUnsound(ZfsOffsiteError):
         self.results = results or []
 
 
-def _only(names: list[str], wanted: list[str], what: str) -> list[str]:
-    if not wanted:
-        return names
-    unknown = sorted(set(wanted) - set(names))
-    if unknown:
-        raise ConfigError(f"parameter members: no {what} named {', '.join(unknown)}")
-    return [n for n in names if n in wanted]
-
-
 @flow(
     name="zfs-offsite-verify",
     flow_run_name=dated_run_name("verify"),
@@ -63,7 +61,7 @@ def verify_flow(params: VerifyParameters | None = None) -> list[MemberVerificati
     params = params or VerifyParameters()
     settings = load_settings()
     with closing(open_store(settings.target)) as store:
-        members = _only(archived_members(store), params.members, "member directory")
+        members = only_known(archived_members(store), params.members, "member directory")
     futures = submit_bounded(
         members, lambda m: verify.submit(settings, m, params.mark), settings.max_parallel
     )
@@ -96,7 +94,7 @@ def drill_flow(params: DrillParameters | None = None) -> dict[str, str]:
     members = {m.name: m for m in discover(settings)}
     with closing(open_store(settings.target)) as store:
         records = read_records(store)
-    names = _only(sorted(members), params.members, "member")
+    names = only_known(sorted(members), params.members, "member")
     chosen = names if params.members else choose_members(names, records, settings.drill.cycle_runs)
     logger.info("drilling %s (cycle of %d runs)", ", ".join(chosen), settings.drill.cycle_runs)
     errors: dict[str, str] = {}

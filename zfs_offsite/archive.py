@@ -46,6 +46,7 @@ class Sidecar:
     base: str | None = None
     base_guid: int | None = None
     source_host: str = ""
+    target_creation: int | None = None  # when the snapshot was taken (epoch seconds)
     format: int = SIDECAR_FORMAT
 
     def to_json(self) -> bytes:

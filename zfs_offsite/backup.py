@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -15,14 +16,21 @@ from dataclasses import dataclass, replace
 from zfs_offsite import __version__
 from zfs_offsite.archive import MemberArchive, Sidecar, read_member_archive, write_sidecars
 from zfs_offsite.compression import compressor
-from zfs_offsite.errors import ArchiveConflictError
+from zfs_offsite.errors import ArchiveConflictError, ZfsOffsiteError
 from zfs_offsite.members import Member, select_members
 from zfs_offsite.pipeline import StreamResult, stream_to_store
-from zfs_offsite.planner import Action, BackupPlan, plan_backup
+from zfs_offsite.planner import Action, BackupPlan, FullCadence, plan_backup
+from zfs_offsite.protect import choose, mark_tag, protect, stale_marks
 from zfs_offsite.runner import LocalRunner, Runner, SshRunner
 from zfs_offsite.settings import Settings
 from zfs_offsite.store import Store, open_store
-from zfs_offsite.zfs import detect_features, estimate_send_size, list_datasets, send_argv
+from zfs_offsite.zfs import (
+    ZfsFeatures,
+    detect_features,
+    estimate_send_size,
+    list_datasets,
+    send_argv,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +51,7 @@ class BackupResult:
     estimated_bytes: int | None = None
     stream: StreamResult | None = None
     dry_run: bool = False
+    protection: str | None = None  # how the uploaded snapshot was marked as next base
 
     @property
     def ratio(self) -> float | None:
@@ -71,11 +80,11 @@ def source_host(settings: Settings) -> str:
 def discover_members(settings: Settings, runner: Runner | None = None) -> list[Member]:
     """All members and their snapshots, from one `zfs get` over the pool."""
     props = [settings.source.select_property] if settings.source.select_property else []
-    if runner is not None:
-        datasets = list_datasets(runner, settings.source.pool, props)
-    else:
+    if runner is None:
         with closing(open_runner(settings)) as own:
-            datasets = list_datasets(own, settings.source.pool, props)
+            return discover_members(settings, own)
+    marks = detect_features(runner).bookmarks
+    datasets = list_datasets(runner, settings.source.pool, props, with_bookmarks=marks)
     return select_members(
         datasets,
         settings.source.pool,
@@ -90,7 +99,18 @@ def plan_member(
 ) -> tuple[BackupPlan, MemberArchive]:
     """Read the member's directory afresh and decide what to send."""
     archive = read_member_archive(store, member.name, member.dataset_part)
-    plan = plan_backup(member, archive.files, settings.compression.algorithm, force_full=force_full)
+    cadence = FullCadence(settings.full.after_incrementals, settings.full.after_days)
+    plan = plan_backup(
+        member,
+        archive.files,
+        settings.compression.algorithm,
+        force_full=force_full,
+        cadence=cadence,
+        now=time.time(),
+    )
+    if plan.target is not None:
+        tag = mark_tag(str(settings.target.parsed))
+        plan = replace(plan, stale_marks=stale_marks(member, tag, plan.target))
     return plan, archive
 
 
@@ -118,16 +138,18 @@ def execute_plan(
         return result
     assert plan.target is not None and plan.name is not None
     remote_path = f"{plan.member}/{plan.name.filename}"
-    base_full = plan.base.full_name if plan.base else None
+    send_from = plan.send_from
+    from_bookmark = send_from is not None and "#" in send_from
     features = detect_features(runner)
-    estimate = estimate_send_size(runner, features, plan.target.full_name, base_full)
+    estimate = estimate_send_size(runner, features, plan.target.full_name, send_from)
     result = replace(result, remote_path=remote_path, estimated_bytes=estimate)
     if dry_run:
         return result
     if store is None:
         raise ValueError("execute_plan needs a store unless dry_run is set")
     store.makedirs(plan.member)
-    process = runner.start(send_argv(plan.target.full_name, base_full))
+    argv = send_argv(plan.target.full_name, send_from, intermediates=not from_bookmark)
+    process = runner.start(argv)
     level = settings.compression.effective_level
     stream = stream_to_store(
         process,
@@ -150,8 +172,10 @@ def execute_plan(
         base=result.base,
         base_guid=plan.base.guid if plan.base else None,
         source_host=source_host(settings),
+        target_creation=plan.target.creation or None,
     )
     write_sidecars(store, plan.member, plan.name.filename, sidecar)
+    protection = _protect(settings, runner, features, plan)
     log.info(
         "%s: %s %s stored (%d bytes from %d)",
         plan.member,
@@ -160,7 +184,19 @@ def execute_plan(
         stream.stored_bytes,
         stream.raw_bytes,
     )
-    return replace(result, stream=stream)
+    return replace(result, stream=stream, protection=protection)
+
+
+def _protect(settings: Settings, runner: Runner, features: ZfsFeatures, plan: BackupPlan) -> str:
+    """Mark the uploaded snapshot as the next base; a failure is reported, not fatal."""
+    assert plan.target is not None
+    mechanism = choose(settings.protect_base, features)
+    tag = mark_tag(str(settings.target.parsed))
+    try:
+        return protect(runner, mechanism, tag, plan.target, plan.stale_marks)
+    except ZfsOffsiteError as exc:
+        log.warning("%s: uploaded, but %s", plan.member, exc)
+        return f"failed: {exc}"
 
 
 def backup_member(

@@ -22,6 +22,7 @@ class Member:
     dataset: str
     dataset_part: str
     snapshots: tuple[Snapshot, ...]
+    bookmarks: tuple[Snapshot, ...] = ()
 
     @property
     def newest(self) -> Snapshot | None:
@@ -33,7 +34,7 @@ def _member(dataset: Dataset, pool: str, prefix: str) -> Member:
     name = relative.removeprefix(prefix) if relative.startswith(prefix) else relative
     if not name or not is_safe_component(name):
         raise ConfigError(f"dataset {dataset.name} gives no usable member name: rename it")
-    return Member(name, dataset.name, relative, dataset.snapshots)
+    return Member(name, dataset.name, relative, dataset.snapshots, dataset.bookmarks)
 
 
 def select_members(

@@ -41,6 +41,11 @@ class BackupPlan:
     # seed-era base name. It keys a run's upload cache, so a retried run finds
     # what it already uploaded even though the archive now says "up to date".
     upload_base: str = "full"
+    # What `zfs send` starts from: the base snapshot, or a bookmark of it (`ds#mark`)
+    # when the NAS has destroyed the snapshot; bookmarks allow `-i` only.
+    send_from: str | None = None
+    # Marks (holds, bookmarks) on older snapshots to clear once the target is marked.
+    stale_marks: tuple[str, ...] = ()
 
     @property
     def filename(self) -> str | None:
@@ -116,21 +121,60 @@ def archived_snapshots(
     return [s for s in snapshots if archived_chain(s, files, chains)]
 
 
+@dataclass(frozen=True)
+class FullCadence:
+    """Start a new chain once the current one has this many incrementals or this age."""
+
+    after_incrementals: int | None = None
+    after_days: float | None = None
+
+    def due(self, chain: Sequence[ArchiveFile], now: float) -> str | None:
+        """Why a new full is due on top of `chain` (full first), or None."""
+        incrementals = len(chain) - 1
+        if self.after_incrementals is not None and incrementals >= self.after_incrementals:
+            return (
+                f"{incrementals} incrementals since the last full (limit {self.after_incrementals})"
+            )
+        age_days = (now - chain[0].archived_at) / 86400
+        if self.after_days is not None and age_days >= self.after_days:
+            return f"the last full is {age_days:.1f} days old (limit {self.after_days:g})"
+        return None
+
+
+def _bookmark_bases(
+    member: Member, files: Sequence[ArchiveFile], chains: dict[str, list[ArchiveFile]]
+) -> list[tuple[Snapshot, str]]:
+    """Bookmarks of archived snapshots: (base as the archive names it, bookmark to send from)."""
+    by_guid = {
+        f.target_guid: f for f in files if f.filename in chains and f.target_guid is not None
+    }
+    bases = []
+    for mark in member.bookmarks:
+        file = by_guid.get(mark.guid)
+        if file is not None:
+            base = Snapshot(
+                member.dataset, file.name.target, mark.guid, mark.createtxg, mark.creation
+            )
+            bases.append((base, mark.full_name))
+    return bases
+
+
 def plan_backup(
     member: Member,
     files: Sequence[ArchiveFile],
     compression: Compression,
     *,
     force_full: bool = False,
+    cadence: FullCadence | None = None,
+    now: float = 0.0,
 ) -> BackupPlan:
-    """Nothing, an `-I` incremental from the newest archived snapshot, or a full."""
+    """Nothing, an incremental from the newest archived snapshot (or its bookmark), or a full."""
     newest = member.newest
     if newest is None:
         return BackupPlan(
             member.name, member.dataset, Action.NO_SNAPSHOTS, "dataset has no snapshots"
         )
     chains = restore_chains(files)
-    archived = archived_snapshots(member.snapshots, files, chains)
     existing = {f.filename for f in files}
     newest_chain = archived_chain(newest, files, chains)
     if newest_chain and not force_full:
@@ -142,16 +186,40 @@ def plan_backup(
             target=newest,
             upload_base=_base_key(newest_chain[-1]),
         )
-    bases = [s for s in archived if s.createtxg < newest.createtxg]
-    if bases and not force_full:
-        base = bases[-1]
+    # (base, what `zfs send` starts from); a snapshot beats a bookmark of the same point.
+    candidates = [
+        (s, s.full_name)
+        for s in archived_snapshots(member.snapshots, files, chains)
+        if s.createtxg < newest.createtxg
+    ]
+    candidates += [
+        (b, mark)
+        for b, mark in _bookmark_bases(member, files, chains)
+        if b.createtxg < newest.createtxg
+    ]
+    candidates.sort(key=lambda c: (c[0].createtxg, c[1] == c[0].full_name))
+    due = None
+    if candidates and not force_full and cadence is not None:
+        base_chain = archived_chain(candidates[-1][0], files, chains)
+        due = cadence.due(base_chain, now) if base_chain else None
+    send_from = None
+    if candidates and not force_full and due is None:
+        base, send_from = candidates[-1]
         name = BackupName(member.dataset_part, newest.name, compression, base=base.name)
         action, reason = Action.INCREMENTAL, f"newest archived snapshot is {base.name}"
+        if send_from != base.full_name:
+            reason += f" (sent from bookmark {send_from.partition('#')[2]}: snapshot is gone)"
     else:
         base = None
         name = BackupName(member.dataset_part, newest.name, compression)
         action = Action.FULL
-        reason = "forced full backup" if force_full else "no snapshot of it is in the archive"
+        reason = (
+            "forced full backup"
+            if force_full
+            else f"full cadence: {due}"
+            if due
+            else "no snapshot of it is in the archive"
+        )
         if force_full and any(n.name == name for n in files):
             return BackupPlan(
                 member.name,
@@ -180,6 +248,7 @@ def plan_backup(
         base=base,
         name=name,
         upload_base=str(base.guid) if base else "full",
+        send_from=send_from,
     )
 
 

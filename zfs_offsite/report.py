@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from zfs_offsite.backup import BackupResult
 from zfs_offsite.drill import DrillRecord
+from zfs_offsite.retention import PrunePlan
 from zfs_offsite.verify import MemberVerification
 
 FAILED = "failed"
@@ -52,6 +53,7 @@ COLUMNS = (
     "mb_per_s",
     "sha256",
     "remote_path",
+    "protected",
     "error",
 )
 
@@ -72,6 +74,7 @@ def row(outcome: MemberOutcome) -> dict[str, object]:
         "mb_per_s": f"{r.mb_per_second:.1f}" if r and r.mb_per_second else "",
         "sha256": stream.sha256 if stream else "",
         "remote_path": (r.remote_path if r else None) or "",
+        "protected": (r.protection if r else None) or "",
         "error": outcome.error or "",
     }
 
@@ -150,3 +153,36 @@ def drill_row(
         "mb_per_s": record.mb_per_second if record else "",
         "error": error or "",
     }
+
+
+def prune_summary(plan: PrunePlan | None, member: str, error: str | None) -> dict[str, object]:
+    """One row per member: restore points kept and dropped, files deleted, bytes freed."""
+    if plan is None:
+        return {
+            "member": member,
+            "kept_points": "",
+            "dropped_points": "",
+            "deleted_files": "",
+            "bytes_freed": "",
+            "left_alone": "",
+            "error": error or "",
+        }
+    return {
+        "member": member,
+        "kept_points": len(plan.kept),
+        "dropped_points": len(plan.dropped),
+        "deleted_files": len(plan.delete) + len(plan.stale_partials),
+        "bytes_freed": plan.bytes_freed,
+        "left_alone": len(plan.untouched),
+        "error": "",
+    }
+
+
+def prune_file_rows(plan: PrunePlan, dry_run: bool) -> list[dict[str, object]]:
+    """One row per file: kept, deleted (or would be), or left alone and why."""
+    verb = "would delete" if dry_run else "deleted"
+    rows = [(f.filename, "keep", f.size) for f in plan.keep]
+    rows += [(f.filename, verb, f.size) for f in plan.delete]
+    rows += [(f.filename, "left alone: in no restorable chain", f.size) for f in plan.untouched]
+    rows += [(p.name, f"{verb} (stale partial upload)", p.size) for p in plan.stale_partials]
+    return [{"member": plan.member, "file": n, "decision": d, "bytes": b} for n, d, b in rows]

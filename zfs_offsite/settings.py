@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from zfs_offsite.errors import ConfigError
 from zfs_offsite.naming import Compression
+from zfs_offsite.retention import Rule, parse_policy
 from zfs_offsite.ssh import SshEndpoint
 
 ENV_PREFIX = "ZFS_OFFSITE_"
@@ -187,6 +188,41 @@ class CompressionSettings(BaseModel):
         return 3 if self.algorithm is Compression.ZSTD else 1
 
 
+class RetentionSettings(BaseModel):
+    """Which restore points `prune` keeps; unset, prune deletes no backup."""
+
+    policy: str | None = Field(
+        None,
+        description="Grid over restore points, e.g. 'all 7d, daily 30d, weekly 12w, monthly 12m'.",
+    )
+    stale_partial_hours: float = Field(
+        24.0, ge=1, description="Unfinished uploads (.partial) older than this are removed."
+    )
+
+    @field_validator("policy")
+    @classmethod
+    def _policy(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            parse_policy(value)
+            return value
+        return None
+
+    @property
+    def rules(self) -> list[Rule] | None:
+        return parse_policy(self.policy) if self.policy else None
+
+
+class FullSettings(BaseModel):
+    """When to start a new chain with a full backup, so chains stay short and prunable."""
+
+    after_incrementals: int | None = Field(
+        None, ge=1, description="A new full once the newest chain has this many incrementals."
+    )
+    after_days: float | None = Field(
+        None, gt=0, description="A new full once the chain's full is this many days old."
+    )
+
+
 class DrillSettings(BaseModel):
     """The restore drill: where it receives, and how soon every member gets its turn."""
 
@@ -221,6 +257,13 @@ class Settings(BaseSettings):
     target: TargetSettings = Field(default_factory=TargetSettings)
     compression: CompressionSettings = Field(default_factory=CompressionSettings)
     drill: DrillSettings = Field(default_factory=DrillSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    full: FullSettings = Field(default_factory=FullSettings)
+    protect_base: Literal["auto", "bookmark", "hold", "off"] = Field(
+        "auto",
+        description="Mark the newest uploaded snapshot so the next incremental has a base: "
+        "bookmark (OpenZFS), hold (zfs-fuse, old ZFS), auto picks, off.",
+    )
     max_parallel: int = Field(2, ge=1, le=16, description="Members streamed at once.")
     retries: int = Field(3, ge=0, le=20, description="Attempts after a transient failure.")
     retry_delay: float = Field(

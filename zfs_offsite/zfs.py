@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from zfs_offsite.runner import CommandFailed, Runner
 
-LIST_PROPERTIES = ("type", "guid", "createtxg", "creation")
+LIST_PROPERTIES = ("type", "guid", "createtxg", "creation", "userrefs")
+BOOKMARK_FIELDS = ("name", "guid", "createtxg", "creation")
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,12 @@ class Snapshot:
     guid: int
     createtxg: int
     creation: int
+    userrefs: int | None = None  # holds on it; None where the ZFS has no holds
+    bookmark: bool = False  # a bookmark (`ds#name`): a send base only, no data
 
     @property
     def full_name(self) -> str:
-        return f"{self.dataset}@{self.name}"
+        return f"{self.dataset}{'#' if self.bookmark else '@'}{self.name}"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Dataset:
     guid: int
     properties: dict[str, str] = field(default_factory=dict)
     snapshots: tuple[Snapshot, ...] = ()
+    bookmarks: tuple[Snapshot, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class ZfsFeatures:
     version: str | None
     send_estimate: bool
     bookmarks: bool
+    holds: bool = True  # user holds exist since pool version 18, zfs-fuse included
 
     @property
     def is_openzfs(self) -> bool:
@@ -83,6 +88,7 @@ def parse_list_output(text: str) -> dict[str, Dataset]:
                     guid=int(values["guid"]),
                     createtxg=int(values["createtxg"]),
                     creation=int(values.get("creation", "0")),
+                    userrefs=int(refs) if (refs := values.get("userrefs", "-")).isdigit() else None,
                 )
             )
         elif kind in {"filesystem", "volume"}:
@@ -99,11 +105,53 @@ def parse_list_output(text: str) -> dict[str, Dataset]:
     }
 
 
+def bookmarks_argv(pool: str) -> list[str]:
+    return [
+        "zfs",
+        "list",
+        "-H",
+        "-p",
+        "-r",
+        "-t",
+        "bookmark",
+        "-o",
+        ",".join(BOOKMARK_FIELDS),
+        pool,
+    ]
+
+
+def parse_bookmarks(text: str) -> dict[str, list[Snapshot]]:
+    """`zfs list -H -p -t bookmark -o name,guid,createtxg,creation` lines, by dataset."""
+    found: dict[str, list[Snapshot]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != len(BOOKMARK_FIELDS) or "#" not in parts[0]:
+            raise ValueError(f"unexpected line from zfs list -t bookmark: {line!r}")
+        dataset, _, name = parts[0].partition("#")
+        found.setdefault(dataset, []).append(
+            Snapshot(dataset, name, int(parts[1]), int(parts[2]), int(parts[3]), bookmark=True)
+        )
+    return found
+
+
 def list_datasets(
-    runner: Runner, pool: str, user_properties: Sequence[str] = ()
+    runner: Runner,
+    pool: str,
+    user_properties: Sequence[str] = (),
+    *,
+    with_bookmarks: bool = False,
 ) -> dict[str, Dataset]:
-    """All datasets of a pool with their snapshots, in one command."""
-    return parse_list_output(runner.run(list_argv(pool, user_properties)).stdout)
+    """All datasets of a pool with their snapshots (one command), and bookmarks if asked."""
+    datasets = parse_list_output(runner.run(list_argv(pool, user_properties)).stdout)
+    if not with_bookmarks:
+        return datasets
+    marks = parse_bookmarks(runner.run(bookmarks_argv(pool)).stdout)
+    return {
+        name: replace(ds, bookmarks=tuple(sorted(marks.get(name, []), key=lambda b: b.createtxg)))
+        for name, ds in datasets.items()
+    }
 
 
 _VERSION = re.compile(r"^zfs-(\d+\.\d+\S*)", re.MULTILINE)
@@ -132,6 +180,23 @@ def send_argv(snapshot: str, base: str | None = None, *, intermediates: bool = T
     return ["zfs", "send", "-I" if intermediates else "-i", base, snapshot]
 
 
+def hold_argv(tag: str, snapshot: str) -> list[str]:
+    return ["zfs", "hold", tag, snapshot]
+
+
+def release_argv(tag: str, snapshot: str) -> list[str]:
+    return ["zfs", "release", tag, snapshot]
+
+
+def bookmark_argv(snapshot: str, bookmark: str) -> list[str]:
+    return ["zfs", "bookmark", snapshot, bookmark]
+
+
+def destroy_argv(name: str) -> list[str]:
+    """`zfs destroy` of one snapshot or bookmark (never recursive)."""
+    return ["zfs", "destroy", name]
+
+
 def receive_argv(dataset: str, *, force: bool = False) -> list[str]:
     """`zfs receive` into `dataset`; `-F` (rollback/overwrite) only when asked."""
     return ["zfs", "receive", *(["-F"] if force else []), dataset]
@@ -152,7 +217,7 @@ def estimate_send_size(
     """Estimated stream bytes where the host supports `send -nP`, else None."""
     if not features.send_estimate:
         return None
-    argv = send_argv(snapshot, base)
+    argv = send_argv(snapshot, base, intermediates=base is None or "#" not in base)
     try:
         result = runner.run([*argv[:2], "-nP", *argv[2:]])
     except CommandFailed:

@@ -101,6 +101,7 @@ DEPLOYMENTS = {
     "zfs-offsite-backup/nightly": {"members", "force_full", "dry_run"},
     "zfs-offsite-drill/weekly-drill": {"members"},
     "zfs-offsite-verify/weekly-verify": {"members", "mark"},
+    "zfs-offsite-prune/weekly-prune": {"members", "dry_run"},
     "zfs-offsite-restore/on-demand": {
         "member",
         "destination",

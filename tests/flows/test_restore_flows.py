@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from flows.backup import BackupParameters, backup_flow
+from flows.prune import PruneParameters, prune_flow
 from flows.restore import RestoreParameters, restore_flow
 from flows.verify import DrillParameters, VerifyParameters, drill_flow, verify_flow
 from tests.conftest import MEMBERS
@@ -90,3 +92,29 @@ def test_drill_rotates_until_every_member_is_proven(
     assert all(r["last_proven"] != "never" for r in rows)
     scratch = pool.mountpoint / "zfs-offsite-drill"
     assert not any(scratch.iterdir()) if scratch.exists() else True
+
+
+def test_prune_flow_dry_run_then_prune(
+    backed_up: tuple[Pool, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, archive = backed_up
+    monkeypatch.setenv("ZFS_OFFSITE_RETENTION__POLICY", "all 7d, daily 30d")
+    stale = archive / "alice" / f"elabfs-alice@{SNAP}x.zst.partial"
+    stale.write_bytes(b"left by a crashed upload")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(stale, (two_days_ago, two_days_ago))
+    before = sorted(p.name for m in MEMBERS for p in (archive / m).iterdir())
+
+    plans = prune_flow(PruneParameters(dry_run=True))
+    assert sorted(p.name for m in MEMBERS for p in (archive / m).iterdir()) == before
+    assert [len(p.stale_partials) for p in plans] == [1, 0, 0]
+    rows = table_artifact(artifact_key("prune-files", "127-0-0-1"))
+    assert {r["decision"] for r in rows} == {"keep", "would delete (stale partial upload)"}
+
+    prune_flow(PruneParameters())
+    assert not stale.exists()
+    assert len([n for n in before if not n.endswith(".partial")]) == len(
+        [p for m in MEMBERS for p in (archive / m).iterdir()]
+    )  # every backup and sidecar kept: all points are younger than 7 days
+    summary = table_artifact(artifact_key("prune", "127-0-0-1"))
+    assert [r["kept_points"] for r in summary] == [1, 1, 1]

@@ -78,7 +78,7 @@ def test_user_property_selects() -> None:
 
 def test_argv_are_lists_without_shell() -> None:
     assert list_argv("tank", ["zfs-offsite:backup"])[-2:] == [
-        "type,guid,createtxg,creation,zfs-offsite:backup",
+        "type,guid,createtxg,creation,userrefs,zfs-offsite:backup",
         "tank",
     ]
     assert send_argv("t/d@b") == ["zfs", "send", "t/d@b"]

@@ -1,0 +1,56 @@
+"""Prune the archive by the retention policy, never breaking a chain a kept point needs."""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from pydantic import BaseModel, Field
+
+from flows.common import MembersFailed, dated_run_name, only_known, settle, submit_bounded
+from tasks.prune import prune
+from zfs_offsite.report import artifact_key, prune_file_rows, prune_summary
+from zfs_offsite.retention import PrunePlan
+from zfs_offsite.settings import load_settings
+from zfs_offsite.store import open_store
+from zfs_offsite.verify import archived_members
+
+
+class PruneParameters(BaseModel):
+    members: list[str] = Field(
+        default_factory=list, description="Member directories to prune; empty: all."
+    )
+    dry_run: bool = Field(False, description="Report what would be deleted; delete nothing.")
+
+
+@flow(name="zfs-offsite-prune", flow_run_name=dated_run_name("prune"))
+def prune_flow(params: PruneParameters | None = None) -> list[PrunePlan]:
+    """Apply the retention policy to each member directory; report kept and deleted files."""
+    params = params or PruneParameters()
+    logger = get_run_logger()
+    settings = load_settings()
+    if settings.retention.rules is None:
+        logger.warning(
+            "retention.policy is not set: no backup is deleted (stale partial uploads are)"
+        )
+    with closing(open_store(settings.target)) as store:
+        members = only_known(archived_members(store), params.members, "member directory")
+    # One member at a time: deletions are quick, and the server sees one client.
+    futures = submit_bounded(members, lambda m: prune.submit(settings, m, params.dry_run), 1)
+    settled = settle(members, futures)
+    where = settings.target.parsed.host or "local"
+    create_table_artifact(
+        key=artifact_key("prune", where),
+        table=[prune_summary(p, m, e) for m, p, e in settled],
+        description=f"prune of {settings.target.parsed} by "
+        f"{settings.retention.policy or 'no policy'}" + (" (dry run)" if params.dry_run else ""),
+    )
+    create_table_artifact(
+        key=artifact_key("prune-files", where),
+        table=[row for _, p, _ in settled if p for row in prune_file_rows(p, params.dry_run)],
+    )
+    failed = [m for m, _, e in settled if e]
+    if failed:
+        raise MembersFailed(f"prune failed for {', '.join(failed)}")
+    return [p for _, p, _ in settled]

@@ -1,0 +1,29 @@
+"""Prefect task shell over `zfs_offsite.prune`."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from zfs_offsite.prune import prune_member
+from zfs_offsite.retention import PrunePlan
+from zfs_offsite.settings import Settings
+from zfs_offsite.store import open_store
+
+
+@task(name="prune-member", task_run_name="prune-{member}", cache_policy=NO_CACHE)
+def prune(settings: Settings, member: str, dry_run: bool = False) -> PrunePlan:
+    """Apply the retention policy to one member directory (re-read now, never cached)."""
+    stale = timedelta(hours=settings.retention.stale_partial_hours)
+    with closing(open_store(settings.target)) as store:
+        return prune_member(
+            store,
+            member,
+            settings.retention.rules,
+            datetime.now(UTC),
+            stale_after=stale,
+            dry_run=dry_run,
+        )

@@ -1,0 +1,158 @@
+"""Retention over generated archives: no kept restore point ever loses a link."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from zfs_offsite.archive import ArchiveFile, Sidecar
+from zfs_offsite.naming import BackupName, Compression, parse_backup_name
+from zfs_offsite.planner import restore_points
+from zfs_offsite.retention import kept_points, parse_policy, plan_prune, point_time
+from zfs_offsite.store import StoreEntry
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+POLICIES = [
+    "all 7d, daily 30d, weekly 12w, monthly 12m",
+    "daily 3d",
+    "all 1d",
+    "weekly 8w, yearly 5y",
+    "hourly 48h, monthly 24m",
+]
+
+
+def snap_name(t: datetime) -> str:
+    return f"auto-{t:%Y%m%d.%H%M}-1w"
+
+
+def make_file(t: datetime, guid: int, base: tuple[str, int] | None, seed_era: bool) -> ArchiveFile:
+    target = snap_name(t)
+    if seed_era:
+        name = BackupName("elabfs-a", target, Compression.GZIP, base[0] if base else None)
+        return ArchiveFile(name.filename, name, 100, t.timestamp() + 600)
+    name = BackupName("elabfs-a", target, Compression.ZSTD, base[0] if base else None)
+    sidecar = Sidecar(
+        dataset="tank/elabfs-a",
+        target=target,
+        target_guid=guid,
+        compression="zstd",
+        sha256="0" * 64,
+        raw_bytes=1,
+        stored_bytes=100,
+        started=t.isoformat(),
+        finished=(t + timedelta(minutes=10)).isoformat(),
+        tool_version="t",
+        base=base[0] if base else None,
+        base_guid=base[1] if base else None,
+        target_creation=int(t.timestamp()),
+    )
+    return ArchiveFile(name.filename, name, 100, t.timestamp() + 600, sidecar)
+
+
+def generated_archive(rng: random.Random) -> list[ArchiveFile]:
+    """Nightly backups over many days: fulls now and then, skipped nights, a seed-era start."""
+    days = rng.randint(5, 500)
+    seed_days = rng.randint(0, min(days, 60))
+    files: list[ArchiveFile] = []
+    base: tuple[str, int] | None = None
+    since_full = 0
+    for day in range(days, 0, -1):
+        if rng.random() < 0.1:
+            continue  # a failed night
+        t = (NOW - timedelta(days=day)).replace(hour=2, minute=0)
+        guid = rng.getrandbits(63)
+        if base is None or since_full >= rng.randint(3, 40):
+            base, since_full = None, 0
+        seed_era = day > days - seed_days
+        files.append(make_file(t, guid, base, seed_era))
+        base, since_full = (snap_name(t), guid), since_full + 1
+    return files
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_prune_keeps_every_link_of_every_kept_point(seed: int) -> None:
+    rng = random.Random(seed)
+    files = generated_archive(rng)
+    rules = parse_policy(rng.choice(POLICIES))
+    plan = plan_prune("a", files, [], rules, NOW)
+    deleted = {f.filename for f in plan.delete}
+    remaining = [f for f in files if f.filename not in deleted]
+    still = {p.snapshot for p in restore_points(remaining)}
+    assert {p.snapshot for p in plan.kept} <= still  # every kept point still restores
+    points = restore_points(files)
+    if points:
+        newest = max(points, key=point_time)
+        assert newest.snapshot in {p.snapshot for p in plan.kept}
+    for p in plan.kept:
+        assert not deleted & {f.filename for f in p.chain}
+    assert len(plan.keep) + len(plan.delete) + len(plan.untouched) == len(files)
+
+
+def test_grid_keeps_dailies_then_weeklies_then_monthlies() -> None:
+    files, base = [], None
+    for day in range(400, 0, -1):
+        t = (NOW - timedelta(days=day)).replace(hour=2, minute=0)
+        files.append(make_file(t, day, base, False))
+        base = (snap_name(t), day)
+    rules = parse_policy("all 7d, daily 30d, weekly 12w, monthly 12m")
+    kept = {point_time(p) for p in kept_points(restore_points(files), rules, NOW)}
+    every = [point_time(p) for p in restore_points(files)]
+    age = {t: NOW - t for t in every}
+    month_ends = {max(t for t in every if (t.year, t.month) == (m.year, m.month)) for m in every}
+    expected = {
+        t
+        for t in every
+        if age[t] <= timedelta(days=30)
+        or (age[t] <= timedelta(weeks=12) and t.weekday() == 6)  # newest of its ISO week
+        or (age[t] <= timedelta(days=12 * 31) and t in month_ends)
+    }
+    assert kept == expected
+    assert sum(1 for t in kept if age[t] <= timedelta(days=30)) == 29  # 02:00 on days 1..29
+    # one incremental chain from the first full: nothing can be deleted without breaking it
+    plan = plan_prune("a", files, [], rules, NOW)
+    assert plan.delete == []
+
+
+def test_chains_that_no_kept_point_needs_are_deleted_whole_and_dependents_first() -> None:
+    files = []
+    for chain_start in (60, 30, 3):  # three chains, each a full and two incrementals
+        base = None
+        for day in (chain_start, chain_start - 1, chain_start - 2):
+            t = (NOW - timedelta(days=day)).replace(hour=2, minute=0)
+            files.append(make_file(t, day, base, False))
+            base = (snap_name(t), day)
+    plan = plan_prune("a", files, [], parse_policy("all 7d"), NOW)
+    assert [f.name.target for f in plan.delete] == [f.name.target for f in files[:6]][::-1]
+    assert plan.bytes_freed == 600
+
+
+def test_untouched_files_and_stale_partials() -> None:
+    t = NOW - timedelta(days=2)
+    orphan = make_file(t, 1, ("gone-snapshot", 5), False)  # base missing: in no chain
+    unparsed = parse_backup_name("elabfs-a@x.zst")
+    assert unparsed is not None
+    partials = [
+        StoreEntry("elabfs-a@new.zst.partial", 5, (NOW - timedelta(hours=30)).timestamp()),
+        StoreEntry("elabfs-a@newer.zst.partial", 5, (NOW - timedelta(hours=2)).timestamp()),
+    ]
+    plan = plan_prune("a", [orphan], partials, parse_policy("all 1d"), NOW)
+    assert plan.untouched == [orphan] and plan.delete == []
+    assert [p.name for p in plan.stale_partials] == ["elabfs-a@new.zst.partial"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("dayly 30d", "unknown period 'dayly'"),
+        ("daily", "is not a rule"),
+        ("daily 0d", "at least 1"),
+        ("daily 30x", "is not a rule"),
+        ("", "is not a rule"),
+    ],
+)
+def test_bad_policy_is_one_clear_line(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        parse_policy(text)
+    assert "\n" not in str(caught.value)

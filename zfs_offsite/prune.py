@@ -1,0 +1,80 @@
+"""Prune a member's directory on the backup server by the retention policy.
+
+Deletion order keeps the archive consistent if a prune is interrupted: files
+go dependents first (newest first), each backup file before its sidecars, so
+what remains is always a set of complete chains plus, at worst, a sidecar
+without its file (removed by the next prune).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from zfs_offsite.archive import read_member_archive
+from zfs_offsite.naming import (
+    Kind,
+    checksum_name,
+    classify,
+    corrupt_mark_name,
+    metadata_name,
+)
+from zfs_offsite.retention import PrunePlan, Rule, plan_prune
+from zfs_offsite.store import Store
+
+log = logging.getLogger(__name__)
+
+SIDECAR_KINDS = {
+    Kind.CHECKSUM: checksum_name(""),
+    Kind.METADATA: metadata_name(""),
+    Kind.CORRUPT_MARK: corrupt_mark_name(""),
+}
+
+
+def prune_member(
+    store: Store,
+    member: str,
+    rules: Sequence[Rule] | None,
+    now: datetime,
+    *,
+    stale_after: timedelta = timedelta(days=1),
+    dry_run: bool = False,
+) -> PrunePlan:
+    """Plan (and unless `dry_run`, carry out) the prune of one member directory.
+
+    Without rules no backup file is deleted; stale partial uploads and orphaned
+    sidecars are still cleaned up.
+    """
+    archive = read_member_archive(store, member, None)
+    plan = plan_prune(member, archive.files, archive.partials, rules or [], now, stale_after)
+    if rules is None:
+        plan.keep = [*plan.keep, *plan.delete]
+        plan.delete = []
+        plan.kept, plan.dropped = [*plan.kept, *plan.dropped], []
+    if dry_run:
+        return plan
+    for file in plan.delete:
+        store.remove(f"{member}/{file.filename}")
+        for sidecar in (checksum_name, metadata_name, corrupt_mark_name):
+            store.remove(f"{member}/{sidecar(file.filename)}")
+        log.info("%s: deleted %s (%d bytes)", member, file.filename, file.size)
+    for partial in plan.stale_partials:
+        store.remove(f"{member}/{partial.name}")
+        log.info("%s: removed stale %s", member, partial.name)
+    remove_orphaned_sidecars(store, member)
+    return plan
+
+
+def remove_orphaned_sidecars(store: Store, member: str) -> list[str]:
+    """Sidecars whose backup file is gone (an interrupted prune or a hand-deleted file)."""
+    entries = store.listdir(member)
+    present = {e.name for e in entries}
+    removed = []
+    for entry in entries:
+        kind, _ = classify(entry.name)
+        suffix = SIDECAR_KINDS.get(kind)
+        if suffix and entry.name.removesuffix(suffix) not in present:
+            store.remove(f"{member}/{entry.name}")
+            removed.append(entry.name)
+    return removed
