@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo on embedded defaults: a file-backed pool `zfs-offsite-demo` with three
 # members and real data, backed up to file:///var/tmp/zfs-offsite-demo/archive:
-# first a full backup, then (after new data and snapshots) an incremental one.
+# first a full backup, then (after new data and snapshots) an incremental one;
+# then it verifies the archive and restores one member, comparing GUIDs.
 # It starts from scratch each time: the demo pool and archive are recreated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,3 +45,10 @@ echo "== status"
 .venv/bin/zfs-offsite status
 echo "== archive: $demo/archive"
 ls -l "$demo/archive/alice"
+echo "== verify: every stored file read back"
+.venv/bin/zfs-offsite verify
+echo "== restore alice's newest snapshot into $pool/restored-alice"
+.venv/bin/zfs-offsite restore alice "$pool/restored-alice"
+newest=$(zfs list -H -t snapshot -o name -s createtxg -r "$pool/elabfs-alice" | tail -1)
+echo "source   $newest guid $(zfs get -H -p -o value guid "$newest")"
+echo "restored $pool/restored-alice@${newest#*@} guid $(zfs get -H -p -o value guid "$pool/restored-alice@${newest#*@}")"
