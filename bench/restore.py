@@ -14,12 +14,10 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
+from bench.loopback import loopback
 from bench.throughput import MB, make_data, run_shell
-from tests.support.services import create_pool, ensure_zfs_fuse, start_sshd
 from tests.support.zfsdata import create_member, snapshot
 
 
@@ -62,25 +60,17 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    ensure_zfs_fuse()
-    work = Path(tempfile.mkdtemp(prefix="zfs-offsite-bench-", dir="/var/tmp"))
-    work.chmod(0o755)
-    sshd = start_sshd(work / "sshd")
-    pool = create_pool(work, "zor", size_mb=max(1024, args.size_mb * 3 + 512))
-    archive = Path(f"/home/{sshd.user}/bench-restore")
-    try:
+    with loopback("restore", args.size_mb * 3 + 512) as env:
+        pool, archive = env.pool, env.archive
         dataset = create_member(pool.name, "bench")
         make_data(pool.mountpoint / "elabfs-bench", args.size_mb)
         snapshot(dataset, "bench")
-        subprocess.run(["rm", "-rf", str(archive)], check=True)
-        archive.mkdir()
-        subprocess.run(["chown", sshd.user, str(archive)], check=True)
         settings = {
             "source": {"pool": pool.name},
             "target": {
-                "url": f"sftp://{sshd.user}@127.0.0.1:{sshd.port}{archive}",
-                "key_file": str(sshd.client_key),
-                "known_hosts": str(sshd.known_hosts),
+                "url": env.sftp_url,
+                "key_file": str(env.sshd.client_key),
+                "known_hosts": str(env.sshd.known_hosts),
             },
         }
         backup = (
@@ -91,10 +81,7 @@ def main() -> None:
         )
         subprocess.run([sys.executable, "-c", backup, json.dumps(settings)], check=True)
         (stored,) = (archive / "bench").glob("*.zst")
-        ssh = (
-            f"ssh -i {sshd.client_key} -p {sshd.port} -o UserKnownHostsFile={sshd.known_hosts}"
-            f" -c aes128-gcm@openssh.com {sshd.user}@127.0.0.1"
-        )
+        ssh = env.ssh_command()
         ours, shell = [], []
         for i in range(args.rounds):
             target = f"{pool.name}/restored-ours-{i}"
@@ -117,10 +104,6 @@ def main() -> None:
             r["raw"] / r["seconds"] for r in shell
         )
         print(f"ratio ours / shell restore: {ratio:.2f}x (target >= 0.9)")
-    finally:
-        sshd.stop()
-        pool.destroy()
-        subprocess.run(["rm", "-rf", str(archive), str(work)], check=False)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,10 @@ import json
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from tests.support.services import create_pool, ensure_zfs_fuse, start_sshd
+from bench.loopback import loopback
 from tests.support.zfsdata import create_member, snapshot
 
 MB = 1024 * 1024
@@ -95,36 +94,23 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--skip-seed", action="store_true", help="skip the slow gzip -6 path")
     args = parser.parse_args()
-    ensure_zfs_fuse()
-    work = Path(tempfile.mkdtemp(prefix="zfs-offsite-bench-", dir="/var/tmp"))
-    work.chmod(0o755)  # sshd reads authorized_keys below it as the test user
-    sshd = start_sshd(work / "sshd")
-    pool = create_pool(work, "zob", size_mb=max(1024, args.size_mb * 2 + 512))
-    archive = Path(f"/home/{sshd.user}/bench-archive")
-    try:
-        dataset = create_member(pool.name, "bench")
-        make_data(pool.mountpoint / "elabfs-bench", args.size_mb)
+    with loopback("throughput", args.size_mb * 2 + 512) as env:
+        dataset = create_member(env.pool.name, "bench")
+        make_data(env.pool.mountpoint / "elabfs-bench", args.size_mb)
         snapshot(dataset, "bench")
         snap = f"{dataset}@bench"
-        subprocess.run(["rm", "-rf", str(archive)], check=True)
-        archive.mkdir()
-        subprocess.run(["chown", sshd.user, str(archive)], check=True)
-        url = f"sftp://{sshd.user}@127.0.0.1:{sshd.port}{archive}"
+        key, known = env.sshd.client_key, env.sshd.known_hosts
         results = {}
-        results["ours zstd (sftp)"] = run_ours(snap, url, sshd.client_key, sshd.known_hosts, "zstd")
+        results["ours zstd (sftp)"] = run_ours(snap, env.sftp_url, key, known, "zstd")
         raw = results["ours zstd (sftp)"]["raw"]
-        ssh = (
-            f"ssh -i {sshd.client_key} -p {sshd.port} -o UserKnownHostsFile={sshd.known_hosts}"
-            f" -c aes128-gcm@openssh.com {sshd.user}@127.0.0.1"
-        )
+        upload = f"{env.ssh_command()} 'cat > {env.archive}/shell.zst'"
         results["shell zstd|ssh"] = run_shell(
-            ["sh", "-c", f"zfs send {snap} | zstd -3 -T2 -q | {ssh} 'cat > {archive}/shell.zst'"],
-            raw,
+            ["sh", "-c", f"zfs send {snap} | zstd -3 -T2 -q | {upload}"], raw
         )
-        results["ours gzip (sftp)"] = run_ours(snap, url, sshd.client_key, sshd.known_hosts, "gzip")
+        results["ours gzip (sftp)"] = run_ours(snap, env.sftp_url, key, known, "gzip")
         if not args.skip_seed:
             results["seed zfs send|gzip>f"] = run_shell(
-                ["sh", "-c", f"zfs send {snap} | gzip > {work}/seed.gz"], raw
+                ["sh", "-c", f"zfs send {snap} | gzip > {env.work}/seed.gz"], raw
             )
         print(f"stream: {raw / MB:.0f} MiB raw")
         print(f"{'path':24} {'MB/s':>8} {'peak RSS MB':>12}")
@@ -142,10 +128,6 @@ def main() -> None:
                 f"ratio ours gzip / seed: {results['ours gzip (sftp)']['mb_s'] / seed['mb_s']:.2f}x"
                 " (target >= 5)"
             )
-    finally:
-        sshd.stop()
-        pool.destroy()
-        subprocess.run(["rm", "-rf", str(archive), str(work)], check=False)
 
 
 if __name__ == "__main__":

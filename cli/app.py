@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -46,11 +46,26 @@ MembersOption = Annotated[
 
 
 def _settings(config: Path | None) -> Settings:
+    """Settings for this run, or exit 2 with the one-line error naming the setting."""
     if config is not None:
         import os
 
         os.environ[CONFIG_ENV] = str(config)  # the flow reads settings on its own
-    return load_settings()
+    try:
+        return load_settings()
+    except ZfsOffsiteError as exc:
+        _fail(exc)
+        raise  # not reached: _fail exits
+
+
+def _print_rows(title: str, columns: Sequence[str], rows: Iterable[dict[str, object]]) -> None:
+    """A rich table of report rows (the same rows the flows' artifacts hold)."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for r in rows:
+        table.add_row(*(str(r.get(c, "")) for c in columns))
+    console.print(table)
 
 
 @contextmanager
@@ -82,7 +97,7 @@ def stream_progress_bars() -> Iterator[None]:
             yield
 
 
-def _fail(exc: ZfsOffsiteError) -> None:
+def _fail(exc: ZfsOffsiteError) -> NoReturn:
     console.print(f"[red]error:[/red] {exc}", highlight=False)
     raise typer.Exit(2)
 
@@ -98,10 +113,7 @@ def backup(
     from flows.backup import BackupFailed, BackupParameters, backup_flow
     from zfs_offsite.report import row
 
-    try:
-        _settings(config)
-    except ZfsOffsiteError as exc:
-        _fail(exc)
+    _settings(config)
     params = BackupParameters(members=member or [], force_full=force_full, dry_run=dry_run)
     with stream_progress_bars():
         state = backup_flow(params, return_state=True)
@@ -110,13 +122,7 @@ def backup(
     if isinstance(outcomes, BaseException):
         console.print(f"[red]backup failed:[/red] {outcomes}", highlight=False)
         raise typer.Exit(1)
-    table = Table(title="zfs-offsite backup")
-    for column in BACKUP_COLUMNS:
-        table.add_column(column)
-    for outcome in outcomes:
-        values = row(outcome)
-        table.add_row(*(str(values[c]) for c in BACKUP_COLUMNS))
-    console.print(table)
+    _print_rows("zfs-offsite backup", BACKUP_COLUMNS, [row(o) for o in outcomes])
     if isinstance(result, BackupFailed):
         console.print(f"[red]{result}[/red]", highlight=False)
         raise typer.Exit(1)
@@ -258,25 +264,21 @@ def verify(
     from flows.verify import VerifyParameters, verify_flow
     from zfs_offsite.report import verification_rows
 
-    try:
-        _settings(config)
-    except ZfsOffsiteError as exc:
-        _fail(exc)
+    _settings(config)
     result, failed = _run_flow_state(verify_flow, VerifyParameters(members=member or [], mark=mark))
     verifications = result if isinstance(result, list) else getattr(result, "results", [])
     if verifications:
-        table = Table(title="zfs-offsite verify")
-        for column in ("member", "file", "verdict", "stored_bytes", "detail"):
-            table.add_column(column)
-        for verification in verifications:
-            for r in verification_rows(verification):
-                table.add_row(
-                    *(str(r[c]) for c in ("member", "file", "verdict", "stored_bytes", "detail"))
-                )
-            table.add_row(
-                verification.member, "[b]member[/b]", f"[b]{verification.verdict}[/b]", "", ""
-            )
-        console.print(table)
+        rows = [
+            r
+            for v in verifications
+            for r in [
+                *verification_rows(v),
+                {"member": v.member, "file": "(member)", "verdict": v.verdict.value},
+            ]
+        ]
+        _print_rows(
+            "zfs-offsite verify", ("member", "file", "verdict", "stored_bytes", "detail"), rows
+        )
     if failed:
         console.print(f"[red]{result}[/red]", highlight=False)
         raise typer.Exit(1)
@@ -287,10 +289,7 @@ def drill(config: ConfigOption = None, member: MembersOption = None) -> None:
     """Restore drill: receive the newest archived snapshot into scratch, check GUID, destroy."""
     from flows.verify import DrillParameters, drill_flow
 
-    try:
-        _settings(config)
-    except ZfsOffsiteError as exc:
-        _fail(exc)
+    _settings(config)
     result, failed = _run_flow_state(drill_flow, DrillParameters(members=member or []))
     if failed:
         console.print(f"[red]drill failed:[/red] {result}", highlight=False)
@@ -309,23 +308,18 @@ def prune(
     from flows.prune import PruneParameters, prune_flow
     from zfs_offsite.report import prune_file_rows
 
-    try:
-        settings = _settings(config)
-    except ZfsOffsiteError as exc:
-        _fail(exc)
+    settings = _settings(config)
     params = PruneParameters(members=member or [], dry_run=dry_run)
     result, failed = _run_flow_state(prune_flow, params)
     if failed:
         console.print(f"[red]prune failed:[/red] {result}", highlight=False)
         raise typer.Exit(1)
     policy = settings.retention.policy or "no policy: nothing but stale partial uploads"
-    table = Table(title=f"prune ({policy})" + (" - dry run" if dry_run else ""))
-    for column in ("member", "file", "decision", "bytes"):
-        table.add_column(column)
-    for plan in result:
-        for r in prune_file_rows(plan, dry_run):
-            table.add_row(*(str(r[c]) for c in ("member", "file", "decision", "bytes")))
-    console.print(table)
+    _print_rows(
+        f"prune ({policy})" + (" - dry run" if dry_run else ""),
+        ("member", "file", "decision", "bytes"),
+        [r for plan in result for r in prune_file_rows(plan, dry_run)],
+    )
     freed = sum(p.bytes_freed for p in result)
     console.print(f"{'would free' if dry_run else 'freed'} {freed / 1e6:.1f} MB", highlight=False)
 
@@ -339,10 +333,7 @@ def serve(
     """Serve the backup, drill and verify deployments on their schedules from this process."""
     from deployments.serve import serve_all
 
-    try:
-        _settings(config)
-    except ZfsOffsiteError as exc:
-        _fail(exc)
+    _settings(config)
     serve_all(cron, timezone)
 
 
