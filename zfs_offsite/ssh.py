@@ -21,8 +21,10 @@ PREFERRED_CIPHERS = (
     "aes128-ctr",
     "aes256-ctr",
 )
-# Large windows keep a pipelined upload from stalling on acknowledgements.
-WINDOW_SIZE = 8 * 1024 * 1024
+# Our receive window: large enough that the server never waits for a window
+# adjust while two read windows are in flight (measured 273 -> 327 MB/s going
+# from 8 to 32 MiB). Memory stays bounded by the reads we request.
+WINDOW_SIZE = 32 * 1024 * 1024
 # The largest packet we accept: fewer, larger packets cut paramiko's per-packet
 # Python work on downloads (servers send at most what they choose, e.g. 32 KiB).
 MAX_PACKET_SIZE = 256 * 1024 - 1024
