@@ -160,9 +160,10 @@ def plan(
 
 @app.command()
 def status(config: ConfigOption = None) -> None:
-    """Per member: newest local and archived snapshot, age, chain length, archive bytes."""
+    """Per member: newest local and archived snapshot, age, chain, archive bytes, last drill."""
     from zfs_offsite.archive import read_member_archive
     from zfs_offsite.backup import discover_members
+    from zfs_offsite.drill import read_records
     from zfs_offsite.status import member_status
     from zfs_offsite.store import open_store
 
@@ -174,6 +175,7 @@ def status(config: ConfigOption = None) -> None:
                 member_status(m, read_member_archive(store, m.name, m.dataset_part))
                 for m in members
             ]
+            drills = read_records(store)
     except ZfsOffsiteError as exc:
         _fail(exc)
     table = Table(title=f"status: {settings.source.pool} -> {settings.target.parsed}")
@@ -186,6 +188,7 @@ def status(config: ConfigOption = None) -> None:
         "archive MB",
         "partial",
         "ignored",
+        "last drill",
     ):
         table.add_column(column)
     for s in rows:
@@ -198,6 +201,7 @@ def status(config: ConfigOption = None) -> None:
             f"{s.archive_bytes / 1e6:.1f}",
             str(s.partial_files),
             str(s.ignored_files),
+            drills[s.member].when[:10] if s.member in drills else "never",
         )
     console.print(table)
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass, replace
 from zfs_offsite import __version__
 from zfs_offsite.archive import MemberArchive, Sidecar, read_member_archive, write_sidecars
 from zfs_offsite.compression import compressor
-from zfs_offsite.errors import ArchiveConflictError, ZfsOffsiteError
+from zfs_offsite.errors import ArchiveConflictError, ConfigError, ZfsOffsiteError
 from zfs_offsite.members import Member, select_members
 from zfs_offsite.pipeline import StreamResult, stream_to_store
 from zfs_offsite.planner import Action, BackupPlan, FullCadence, plan_backup
 from zfs_offsite.protect import choose, mark_tag, protect, stale_marks
-from zfs_offsite.runner import LocalRunner, Runner, SshRunner
+from zfs_offsite.runner import CommandFailed, LocalRunner, Runner, SshRunner
 from zfs_offsite.settings import Settings
 from zfs_offsite.store import Store, open_store
 from zfs_offsite.zfs import (
@@ -84,7 +84,15 @@ def discover_members(settings: Settings, runner: Runner | None = None) -> list[M
         with closing(open_runner(settings)) as own:
             return discover_members(settings, own)
     marks = detect_features(runner).bookmarks
-    datasets = list_datasets(runner, settings.source.pool, props, with_bookmarks=marks)
+    try:
+        datasets = list_datasets(runner, settings.source.pool, props, with_bookmarks=marks)
+    except CommandFailed as exc:
+        if "does not exist" not in exc.result.stderr:
+            raise
+        raise ConfigError(
+            f"setting source.pool (ZFS_OFFSITE_SOURCE__POOL): no pool {settings.source.pool} "
+            f"on {runner.host}; name an imported pool (zpool list)"
+        ) from exc
     return select_members(
         datasets,
         settings.source.pool,

@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 from zfs_offsite.archive import ArchiveFile
@@ -76,6 +76,9 @@ def read_ahead(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[byt
             handoff.put(None)
         except BaseException as exc:  # handed to the consumer
             handoff.put(exc)
+        finally:
+            if isinstance(chunks, Generator):
+                chunks.close()  # stops nested read-ahead threads and closes the remote file
 
     thread = threading.Thread(target=produce, name="zfs-offsite-read", daemon=True)
     thread.start()

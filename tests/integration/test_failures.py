@@ -14,10 +14,10 @@ from tests.support.proxy import CuttingProxy
 from tests.support.services import Pool, SshServer
 from tests.support.zfsdata import create_member, snapshot, write_member_data
 from zfs_offsite.backup import backup_member, discover_members, execute_plan, plan_member
-from zfs_offsite.errors import HostKeyError, SendError, StoreError
+from zfs_offsite.errors import ConfigError, HostKeyError, SendError, StoreError
 from zfs_offsite.planner import Action
 from zfs_offsite.runner import LocalProcess, LocalRunner, Process
-from zfs_offsite.settings import Settings
+from zfs_offsite.settings import Settings, load_settings
 from zfs_offsite.store import Store, open_store
 
 pytestmark = pytest.mark.integration
@@ -162,3 +162,10 @@ def test_stray_files_are_ignored_and_kept(
     for name, data in strays.items():
         assert (alice / name).read_bytes() == data
     assert "ignoring alice/notes.txt" in caplog.text
+
+
+def test_missing_pool_is_one_line_naming_the_setting(zfs_fuse: None) -> None:
+    settings = load_settings(source={"pool": "no-such-pool-here"})
+    with pytest.raises(ConfigError) as caught:
+        discover_members(settings)
+    assert str(caught.value).startswith("setting source.pool (ZFS_OFFSITE_SOURCE__POOL): no pool")

@@ -29,6 +29,18 @@ def test_seed_example_reproduces_the_seed(monkeypatch: pytest.MonkeyPatch) -> No
         "etha.cpi.imtek.uni-freiburg.de",
         "zfs-backups",
     )
+    assert settings.retention.rules is not None and len(settings.retention.rules) == 4
+    assert settings.full.after_days == 30 and settings.scratch_dataset.endswith("-drill")
+
+
+def test_bad_policy_in_toml_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "z.toml"
+    config.write_text('[retention]\npolicy = "weekly 12 weeks"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    message = str(caught.value)
+    assert message.startswith("setting retention.policy (ZFS_OFFSITE_RETENTION__POLICY) in ")
+    assert "'weekly 12 weeks' is not a rule" in message and "\n" not in message
 
 
 def test_environment_overrides_toml(monkeypatch: pytest.MonkeyPatch) -> None:

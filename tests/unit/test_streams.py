@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -9,6 +11,7 @@ from zfs_offsite.compression import compressor, decompressor
 from zfs_offsite.errors import IntegrityError
 from zfs_offsite.naming import Compression
 from zfs_offsite.pipeline import RECORD_SIZE, ends_with_end_record
+from zfs_offsite.readback import read_ahead
 
 
 def test_end_record_detection() -> None:
@@ -33,3 +36,32 @@ def test_compress_round_trip_and_truncation(kind: Compression) -> None:
     d.decompress(packed[:-20])
     with pytest.raises(IntegrityError, match="ends early"):
         d.finish()
+
+
+def test_read_ahead_keeps_order_and_raises_after_the_chunks_before_the_error() -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b"a"
+        yield b"b"
+        raise IntegrityError("bad tail")
+
+    got: list[bytes] = []
+    with pytest.raises(IntegrityError, match="bad tail"):
+        for chunk in read_ahead(chunks(), depth=1):
+            got.append(chunk)
+    assert got == [b"a", b"b"]
+
+
+def test_read_ahead_closes_its_source_when_the_consumer_stops_early() -> None:
+    closed = threading.Event()
+
+    def endless() -> Iterator[bytes]:
+        try:
+            while True:
+                yield b"x"
+        finally:
+            closed.set()
+
+    reader = read_ahead(endless(), depth=2)
+    assert next(reader) == b"x"
+    reader.close()
+    assert closed.wait(5)
