@@ -91,6 +91,7 @@ def settings_for(sshd: SshServer) -> Callable[..., Settings]:
         port: int | None = None,
         compression: str = "zstd",
         known_hosts: Path | None = None,
+        client: str = "auto",
     ) -> Settings:
         target = (
             {"url": f"file://{archive}"}
@@ -100,6 +101,7 @@ def settings_for(sshd: SshServer) -> Callable[..., Settings]:
                 "key_file": str(sshd.client_key),
                 "known_hosts": str(known_hosts or sshd.known_hosts),
                 "timeout": 10,
+                "client": client,
             }
         )
         source: dict[str, object] = {"pool": pool.name}

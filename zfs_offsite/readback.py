@@ -22,7 +22,7 @@ from zfs_offsite.pipeline import RECORD_SIZE, ends_with_end_record
 from zfs_offsite.store import Store
 
 READ_AHEAD = 4  # chunks (about 1 MiB each) read ahead of decompression
-DECOMPRESS_SLICE = 128 * 1024  # compressed bytes per decompress call
+DECOMPRESS_SLICE = 256 * 1024  # compressed bytes per decompress call
 
 
 @dataclass

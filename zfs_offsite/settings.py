@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from zfs_offsite.errors import ConfigError
 from zfs_offsite.naming import Compression
+from zfs_offsite.openssh import available as openssh_available
 from zfs_offsite.retention import Rule, parse_policy
 from zfs_offsite.ssh import SshEndpoint
 
@@ -139,6 +140,22 @@ class TargetSettings(BaseModel):
     known_hosts: Path | None = None
     key_passphrase: SecretStr | None = None
     timeout: float = Field(30.0, gt=0, description="Seconds before a silent connection fails.")
+    client: Literal["auto", "openssh", "paramiko"] = Field(
+        "auto",
+        description="SSH client carrying SFTP: openssh (the `ssh` binary; faster), paramiko "
+        "(in-process; needed for a key passphrase), auto picks openssh when it can.",
+    )
+
+    @property
+    def uses_openssh_client(self) -> bool:
+        if self.client == "auto":
+            return self.key_passphrase is None and openssh_available()
+        if self.client == "openssh" and self.key_passphrase is not None:
+            raise ConfigError(
+                "setting target.client: openssh cannot use key_passphrase (batch mode); "
+                "use client = paramiko or an ssh-agent-free unencrypted deploy key"
+            )
+        return self.client == "openssh"
 
     @field_validator("url")
     @classmethod

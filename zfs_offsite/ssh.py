@@ -51,7 +51,7 @@ class SshEndpoint:
         return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
 
 
-def _known_hosts_file(endpoint: SshEndpoint) -> Path:
+def known_hosts_file(endpoint: SshEndpoint) -> Path:
     path = endpoint.known_hosts or Path.home() / ".ssh" / "known_hosts"
     if not path.is_file():
         raise ConfigError(
@@ -63,7 +63,7 @@ def _known_hosts_file(endpoint: SshEndpoint) -> Path:
 
 def verify_host_key(endpoint: SshEndpoint, server_key: paramiko.PKey) -> None:
     """Refuse a server whose key is not in known_hosts or differs from it."""
-    path = _known_hosts_file(endpoint)
+    path = known_hosts_file(endpoint)
     try:
         known = paramiko.HostKeys(str(path))
     except (OSError, paramiko.SSHException) as exc:

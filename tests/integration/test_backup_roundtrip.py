@@ -53,15 +53,18 @@ def check_restores(pool: Pool, restore: Pool, archive: Path, chain: list[str]) -
         )
 
 
-@pytest.mark.parametrize("compression", ["zstd", "gzip"])
+@pytest.mark.parametrize(
+    ("compression", "client"), [("zstd", "openssh"), ("gzip", "openssh"), ("zstd", "paramiko")]
+)
 def test_full_then_incremental_over_sftp(
     source_pool: Pool,
     pool_factory: Callable[[], Pool],
     sftp_dir: Path,
     settings_for: Callable[..., Settings],
     compression: str,
+    client: str,
 ) -> None:
-    settings = settings_for(source_pool, sftp_dir, compression=compression)
+    settings = settings_for(source_pool, sftp_dir, compression=compression, client=client)
     assert backup_all(settings) == dict.fromkeys(MEMBERS, Action.FULL)
     assert backup_all(settings) == dict.fromkeys(MEMBERS, Action.UP_TO_DATE)
 

@@ -103,17 +103,19 @@ def test_send_killed_mid_stream_leaves_no_final_file(
     ]
 
 
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
 def test_connection_cut_mid_upload_leaves_no_final_file(
     big_member: Pool,
     sftp_dir: Path,
     sshd: SshServer,
     settings_for: Callable[..., Settings],
     tmp_path: Path,
+    client: str,
 ) -> None:
     proxy = CuttingProxy(sshd.port, cut_after=5 * 1024 * 1024)
     known = tmp_path / "known_hosts"
     known.write_text(sshd.known_hosts_line(proxy.port))
-    settings = settings_for(big_member, sftp_dir, port=proxy.port, known_hosts=known)
+    settings = settings_for(big_member, sftp_dir, port=proxy.port, known_hosts=known, client=client)
     (member,) = discover_members(settings)
     try:
         with pytest.raises(StoreError) as caught:
@@ -125,17 +127,19 @@ def test_connection_cut_mid_upload_leaves_no_final_file(
     assert final_files(sftp_dir) == []
 
 
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
 def test_changed_host_key_is_refused(
     source_pool: Pool,
     sftp_dir: Path,
     settings_for: Callable[..., Settings],
     sshd: SshServer,
     tmp_path: Path,
+    client: str,
 ) -> None:
     other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.1]:{sshd.port} {other}\n")
-    settings = settings_for(source_pool, sftp_dir, known_hosts=known)
+    settings = settings_for(source_pool, sftp_dir, known_hosts=known, client=client)
     member = discover_members(settings)[0]
     with pytest.raises(HostKeyError, match="differs"):
         backup_member(settings, member)

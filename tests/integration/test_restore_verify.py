@@ -102,8 +102,12 @@ def assert_same(m: Mixed, restored: str, snapshots: list[str]) -> None:
         assert guid(f"{restored}@{snap}") == guid(f"{m.dataset}@{snap}")
 
 
-def test_restore_newest_of_a_mixed_chain(m_restore: tuple[Mixed, Pool]) -> None:
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
+def test_restore_newest_of_a_mixed_chain(
+    m_restore: tuple[Mixed, Pool], settings_for: Callable[..., Settings], client: str
+) -> None:
     m, target_pool = m_restore
+    m.settings = settings_for(m.pool, m.archive, client=client)
     destination = f"{target_pool.name}/dora"
     result = restore(m, destination)
     assert result.snapshot == S[4] and [f.filename for f in result.files] == CHAIN

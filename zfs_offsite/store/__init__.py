@@ -77,4 +77,4 @@ def open_store(target: TargetSettings) -> Store:
     url = target.parsed
     if url.scheme == "file":
         return LocalStore(Path(url.path))
-    return SftpStore(target.endpoint(), url.path)
+    return SftpStore(target.endpoint(), url.path, openssh_client=target.uses_openssh_client)

@@ -18,6 +18,7 @@ from typing import BinaryIO, TypeVar
 import paramiko
 
 from zfs_offsite.errors import PermanentError, StoreError
+from zfs_offsite.openssh import OpenSshChannel
 from zfs_offsite.ssh import SshEndpoint, connect
 from zfs_offsite.store import StoreEntry
 
@@ -56,20 +57,33 @@ def _guard(description: str, action: Callable[[], T]) -> T:
 class SftpStore:
     """A directory on an SFTP server, reached over one verified SSH transport."""
 
-    def __init__(self, endpoint: SshEndpoint, root: str) -> None:
+    def __init__(self, endpoint: SshEndpoint, root: str, *, openssh_client: bool = False) -> None:
         self.endpoint = endpoint
         self.root = root
         self.description = f"sftp://{endpoint.user}@{endpoint.host}:{endpoint.port}/{root}"
-        self._transport = connect(endpoint)
-        try:
-            client = paramiko.SFTPClient.from_transport(self._transport)
-        except _CONNECTION_ERRORS as exc:
-            self._transport.close()
-            raise StoreError(f"{self.description}: SFTP subsystem refused: {exc}") from exc
-        assert client is not None
-        client.get_channel().settimeout(endpoint.timeout)
+        self._transport: paramiko.Transport | None = None
+        self._channel: OpenSshChannel | None = None
+        if openssh_client:
+            self._channel = OpenSshChannel(endpoint)
+            try:
+                client = paramiko.SFTPClient(self._channel)  # type: ignore[arg-type]
+            except _CONNECTION_ERRORS as exc:
+                failure = self._channel.failure()
+                self._channel.close()
+                raise failure from exc
+            server = self._channel.server_version
+        else:
+            self._transport = connect(endpoint)
+            try:
+                client = paramiko.SFTPClient.from_transport(self._transport)
+            except _CONNECTION_ERRORS as exc:
+                self._transport.close()
+                raise StoreError(f"{self.description}: SFTP subsystem refused: {exc}") from exc
+            assert client is not None
+            client.get_channel().settimeout(endpoint.timeout)  # type: ignore[union-attr]
+            server = self._transport.remote_version or ""
         self._sftp = client
-        openssh = "OpenSSH" in (self._transport.remote_version or "")
+        openssh = "OpenSSH" in server
         self._write_request_size = OPENSSH_WRITE_REQUEST_SIZE if openssh else WRITE_REQUEST_SIZE
         self._read_request_size = OPENSSH_READ_REQUEST_SIZE if openssh else READ_REQUEST_SIZE
 
@@ -166,7 +180,10 @@ class SftpStore:
 
     def close(self) -> None:
         self._sftp.close()
-        self._transport.close()
+        if self._transport is not None:
+            self._transport.close()
+        if self._channel is not None:
+            self._channel.close()
 
 
 class _GuardedWriter:
