@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -87,6 +88,7 @@ def main() -> None:
         print(f"ratio of best runs: {min(backup_s) / min(noop_s):.2f}x")
     finally:
         pool.destroy()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
