@@ -18,6 +18,7 @@ import pytest
 from zfs_offsite.backup import backup_member, discover_members, open_runner
 from zfs_offsite.errors import ZfsOffsiteError
 from zfs_offsite.planner import Action
+from zfs_offsite.protect import mark_tag
 from zfs_offsite.restore import restore_member, snapshot_guid
 from zfs_offsite.runner import Runner
 from zfs_offsite.settings import Settings, load_settings
@@ -116,3 +117,30 @@ def test_destroyed_base_still_gives_an_incremental_from_its_bookmark(
     assert restored.snapshot == "s2" and len(restored.files) == 2
     source_guid = snapshot_guid(runner, f"{dataset}@s2")
     assert source_guid is not None and restored.guid == source_guid
+
+
+def test_hold_mechanism_on_openzfs_moves_forward(
+    vm: tuple[Runner, str, Path], tmp_path: Path
+) -> None:
+    runner, pool, known_hosts = vm
+    dataset = f"{pool}/elabfs-jo"
+    runner.run(["zfs", "create", dataset])
+    settings = vm_settings(pool, tmp_path / "archive", known_hosts)
+    settings = settings.model_copy(update={"protect_base": "hold"})
+    write_data(runner, f"/{dataset}/one.bin", 1)
+    runner.run(["zfs", "snapshot", f"{dataset}@s1"])
+    (member,) = discover_members(settings)
+    assert backup_member(settings, member).protection == f"hold {hold_tag(settings)} on @s1"
+    assert runner.run(["zfs", "destroy", f"{dataset}@s1"], check=False).returncode != 0
+
+    write_data(runner, f"/{dataset}/two.bin", 1)
+    runner.run(["zfs", "snapshot", f"{dataset}@s2"])
+    (member,) = discover_members(settings)
+    assert backup_member(settings, member).action is Action.INCREMENTAL
+    holds = runner.run(["zfs", "holds", "-H", f"{dataset}@s2"]).stdout
+    assert hold_tag(settings) in holds  # OpenZFS can list what zfs-fuse cannot
+    assert runner.run(["zfs", "destroy", f"{dataset}@s1"], check=False).returncode == 0
+
+
+def hold_tag(settings: Settings) -> str:
+    return mark_tag(str(settings.target.parsed))
