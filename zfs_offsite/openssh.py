@@ -35,6 +35,8 @@ def ssh_argv(endpoint: SshEndpoint) -> list[str]:
         raise ConfigError("ssh key_file is not set: name the private key to log in with")
     return [
         "ssh",
+        "-F",
+        "/dev/null",  # no user or system ssh_config: the same behaviour as the paramiko client
         "-v",  # the server's version line tells us its SFTP limits
         "-s",
         "-x",

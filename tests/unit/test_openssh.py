@@ -18,6 +18,7 @@ def test_argv_asks_for_the_sftp_subsystem_with_pinned_keys(tmp_path: Path) -> No
     endpoint = SshEndpoint("backup.example", 2222, "zfs_snap_backup", tmp_path / "key", known)
     argv = ssh_argv(endpoint)
     assert argv[-3:] == ["--", "backup.example", "sftp"] and "-s" in argv  # a subsystem
+    assert argv[1:3] == ["-F", "/dev/null"]  # no ssh_config can redirect or relax it
     options = {argv[i + 1] for i, a in enumerate(argv) if a == "-o"}
     assert {"BatchMode=yes", "StrictHostKeyChecking=yes", "IdentitiesOnly=yes"} <= options
     assert f"UserKnownHostsFile={known}" in options
