@@ -40,6 +40,18 @@ BACKUP_COLUMNS = (
     "mb_per_s",
     "error",
 )
+PLAN_COLUMNS = ("member", "action", "base", "target", "file", "reason")
+STATUS_COLUMNS = (
+    "member",
+    "newest local",
+    "newest archived",
+    "age (h)",
+    "chain",
+    "archive MB",
+    "partial",
+    "ignored",
+    "last drill",
+)
 MembersOption = Annotated[
     list[str] | None, typer.Option("--member", "-m", help="Only this member (repeatable).")
 ]
@@ -116,8 +128,7 @@ def backup(
     _settings(config)
     params = BackupParameters(members=member or [], force_full=force_full, dry_run=dry_run)
     with stream_progress_bars():
-        state = backup_flow(params, return_state=True)
-    result = state.result(raise_on_failure=False)
+        result, _ = _run_flow_state(backup_flow, params)
     outcomes = result.outcomes if isinstance(result, BackupFailed) else result
     if isinstance(outcomes, BaseException):
         console.print(f"[red]backup failed:[/red] {outcomes}", highlight=False)
@@ -136,26 +147,25 @@ def plan(
     from zfs_offsite.backup import discover_members, plan_member
     from zfs_offsite.store import open_store
 
+    settings = _settings(config)
     try:
-        settings = _settings(config)
         members = [m for m in discover_members(settings) if not member or m.name in member]
-        table = Table(title=f"plan: {settings.source.pool} -> {settings.target.parsed}")
-        for column in ("member", "action", "base", "target", "file", "reason"):
-            table.add_column(column)
         with closing(open_store(settings.target)) as store:
-            for m in members:
-                p, _ = plan_member(settings, m, store, force_full=force_full)
-                table.add_row(
-                    m.name,
-                    p.action.value,
-                    p.base.name if p.base else "",
-                    p.target.name if p.target else "",
-                    p.filename or "",
-                    p.reason,
-                )
+            plans = [plan_member(settings, m, store, force_full=force_full)[0] for m in members]
     except ZfsOffsiteError as exc:
         _fail(exc)
-    console.print(table)
+    rows = [
+        {
+            "member": p.member,
+            "action": p.action.value,
+            "base": p.base.name if p.base else "",
+            "target": p.target.name if p.target else "",
+            "file": p.filename or "",
+            "reason": p.reason,
+        }
+        for p in plans
+    ]
+    _print_rows(f"plan: {settings.source.pool} -> {settings.target.parsed}", PLAN_COLUMNS, rows)
 
 
 @app.command()
@@ -167,43 +177,32 @@ def status(config: ConfigOption = None) -> None:
     from zfs_offsite.status import member_status
     from zfs_offsite.store import open_store
 
+    settings = _settings(config)
     try:
-        settings = _settings(config)
         members = discover_members(settings)
         with closing(open_store(settings.target)) as store:
-            rows = [
+            statuses = [
                 member_status(m, read_member_archive(store, m.name, m.dataset_part))
                 for m in members
             ]
             drills = read_records(store)
     except ZfsOffsiteError as exc:
         _fail(exc)
-    table = Table(title=f"status: {settings.source.pool} -> {settings.target.parsed}")
-    for column in (
-        "member",
-        "newest local",
-        "newest archived",
-        "age (h)",
-        "chain",
-        "archive MB",
-        "partial",
-        "ignored",
-        "last drill",
-    ):
-        table.add_column(column)
-    for s in rows:
-        table.add_row(
-            s.member,
-            s.newest_local or "-",
-            s.newest_archived or "[red]none[/red]",
-            f"{s.archived_age_hours:.1f}" if s.archived_age_hours is not None else "-",
-            str(s.chain_length),
-            f"{s.archive_bytes / 1e6:.1f}",
-            str(s.partial_files),
-            str(s.ignored_files),
-            drills[s.member].when[:10] if s.member in drills else "never",
-        )
-    console.print(table)
+    rows = [
+        {
+            "member": s.member,
+            "newest local": s.newest_local or "-",
+            "newest archived": s.newest_archived or "[red]none[/red]",
+            "age (h)": f"{s.archived_age_hours:.1f}" if s.archived_age_hours is not None else "-",
+            "chain": s.chain_length,
+            "archive MB": f"{s.archive_bytes / 1e6:.1f}",
+            "partial": s.partial_files,
+            "ignored": s.ignored_files,
+            "last drill": drills[s.member].when[:10] if s.member in drills else "never",
+        }
+        for s in statuses
+    ]
+    _print_rows(f"status: {settings.source.pool} -> {settings.target.parsed}", STATUS_COLUMNS, rows)
 
 
 def _run_flow_state(flow_fn, params):  # type: ignore[no-untyped-def]

@@ -55,9 +55,7 @@ def restore_flow(params: RestoreParameters) -> RestoreResult | list[str]:
     )
     key = artifact_key("restore", params.member)
     if params.to_dir:
-        commands = download(
-            settings, params.member, point.snapshot, params.to_dir, params.destination
-        )
+        commands = download(settings, params.member, point, params.to_dir, params.destination)
         create_markdown_artifact(
             key=key,
             markdown=f"# Chain of {params.member}@{point.snapshot} in {params.to_dir}\n\n"
@@ -69,8 +67,8 @@ def restore_flow(params: RestoreParameters) -> RestoreResult | list[str]:
     result = receive(
         settings,
         params.member,
+        point,
         params.destination,
-        point.snapshot,
         force=params.force,
         resume=params.resume,
     )

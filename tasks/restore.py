@@ -16,10 +16,10 @@ from zfs_offsite.members import Member
 from zfs_offsite.planner import RestorePoint
 from zfs_offsite.restore import (
     RestoreResult,
-    download_chain,
+    download_files,
     plan_restore,
+    receive_chain,
     receive_commands,
-    restore_member,
 )
 from zfs_offsite.settings import Settings
 from zfs_offsite.store import open_store
@@ -42,26 +42,24 @@ def plan(settings: Settings, member: str, snapshot: str | None) -> RestorePoint:
 def receive(
     settings: Settings,
     member: str,
+    point: RestorePoint,
     destination: str,
-    snapshot: str,
     force: bool = False,
     resume: bool = False,
 ) -> RestoreResult:
-    """Stream the chain into `zfs receive`; a retry resumes after the links already received."""
+    """Stream the planned chain into `zfs receive`; a retry resumes after the links received."""
     resume = resume or (task_run.run_count or 1) > 1
     with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
-        return restore_member(
-            runner, store, member, destination, snapshot=snapshot, force=force, resume=resume
-        )
+        return receive_chain(runner, store, member, point, destination, force=force, resume=resume)
 
 
 @task(name="download-chain", task_run_name="download-{member}", cache_policy=NO_CACHE)
 def download(
-    settings: Settings, member: str, snapshot: str, directory: str, destination: str
+    settings: Settings, member: str, point: RestorePoint, directory: str, destination: str
 ) -> list[str]:
-    """Copy the chain into a local directory; returns the shell lines that restore it."""
+    """Copy the planned chain into a local directory; returns the shell lines that restore it."""
     with closing(open_store(settings.target)) as store:
-        _, paths = download_chain(store, member, Path(directory), snapshot=snapshot)
+        paths = download_files(store, member, point, Path(directory))
     return receive_commands(paths, destination)
 
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from zfs_offsite.naming import (
+    SIDECAR_SUFFIXES,
     BackupName,
     Kind,
     checksum_name,
@@ -126,7 +127,7 @@ def read_member_archive(store: Store, member: str, dataset_part: str | None) -> 
         if kind is Kind.PARTIAL:
             archive.partials.append(entry)
             continue
-        if kind in (Kind.CHECKSUM, Kind.METADATA, Kind.CORRUPT_MARK):
+        if kind in SIDECAR_SUFFIXES:
             continue
         if kind is Kind.UNKNOWN or name is None or entry.is_dir or name.dataset != dataset_part:
             log.warning("ignoring %s/%s: not a backup file of %s", member, entry.name, dataset_part)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from zfs_offsite.errors import IntegrityError
 from zfs_offsite.members import Member
-from zfs_offsite.restore import dataset_exists, plan_restore, restore_member
+from zfs_offsite.restore import dataset_exists, plan_restore, receive_chain
 from zfs_offsite.runner import CommandFailed, Runner
 from zfs_offsite.store import Store, read_small_file, write_small_file
 
@@ -92,7 +92,7 @@ def drill_member(runner: Runner, store: Store, member: Member, scratch: str) -> 
         runner.run(["zfs", "create", scratch])
     destroy_scratch(runner, destination)  # left by an interrupted drill; ours by name
     try:
-        result = restore_member(runner, store, member.name, destination, snapshot=point.snapshot)
+        result = receive_chain(runner, store, member.name, point, destination)
     finally:
         destroy_scratch(runner, destination)
     source = next((s for s in member.snapshots if s.name == point.snapshot), None)

@@ -93,14 +93,17 @@ class Kind(StrEnum):
     UNKNOWN = "unknown"
 
 
+# Files that belong to a backup file and go with it: `<file><suffix>`.
+SIDECAR_SUFFIXES = {
+    Kind.CHECKSUM: CHECKSUM_SUFFIX,
+    Kind.METADATA: METADATA_SUFFIX,
+    Kind.CORRUPT_MARK: CORRUPT_SUFFIX,
+}
+
+
 def classify(filename: str) -> tuple[Kind, BackupName | None]:
     """Say what a file in a member directory is and, if related, which backup it belongs to."""
-    for suffix, kind in (
-        (PARTIAL_SUFFIX, Kind.PARTIAL),
-        (CHECKSUM_SUFFIX, Kind.CHECKSUM),
-        (METADATA_SUFFIX, Kind.METADATA),
-        (CORRUPT_SUFFIX, Kind.CORRUPT_MARK),
-    ):
+    for kind, suffix in ((Kind.PARTIAL, PARTIAL_SUFFIX), *SIDECAR_SUFFIXES.items()):
         if filename.endswith(suffix):
             owner = filename[: -len(suffix)]
             if kind is Kind.PARTIAL:
@@ -118,6 +121,11 @@ def classify(filename: str) -> tuple[Kind, BackupName | None]:
             return (kind, name) if name else (Kind.UNKNOWN, None)
     name = parse_backup_name(filename)
     return (Kind.BACKUP, name) if name else (Kind.UNKNOWN, None)
+
+
+def sidecar_names(filename: str) -> list[str]:
+    """Every sidecar name a backup file can have."""
+    return [filename + suffix for suffix in SIDECAR_SUFFIXES.values()]
 
 
 def checksum_name(filename: str) -> str:

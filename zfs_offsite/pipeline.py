@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from zfs_offsite.compression import Compressor
 from zfs_offsite.errors import IntegrityError, SendError, StoreError, ZfsOffsiteError
 from zfs_offsite.naming import partial_name
-from zfs_offsite.runner import Process
+from zfs_offsite.runner import Process, last_line
 from zfs_offsite.store import Store
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,7 @@ class _Producer(threading.Thread):
 
 
 def _send_failure(process: Process, returncode: int) -> SendError:
-    message = process.stderr_text().strip().splitlines()
-    text = message[-1] if message else "(no message)"
+    text = last_line(process.stderr_text())
     permanent = any(p in text.lower() for p in _PERMANENT_SEND_ERRORS)
     return SendError(f"zfs send exited {returncode}: {text}", retryable=not permanent)
 

@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from zfs_offsite.errors import PermanentError
 from zfs_offsite.members import Member
-from zfs_offsite.runner import Runner
+from zfs_offsite.runner import Runner, last_line
 from zfs_offsite.zfs import (
     Snapshot,
     ZfsFeatures,
@@ -93,5 +93,4 @@ def protect(
 
 
 def raise_failed(stderr: str, what: str) -> None:
-    last = stderr.strip().splitlines()[-1:] or ["no message"]
-    raise PermanentError(f"cannot mark {what}: {last[0]}")
+    raise PermanentError(f"cannot mark {what}: {last_line(stderr)}")

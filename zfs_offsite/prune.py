@@ -13,23 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from zfs_offsite.archive import read_member_archive
-from zfs_offsite.naming import (
-    Kind,
-    checksum_name,
-    classify,
-    corrupt_mark_name,
-    metadata_name,
-)
+from zfs_offsite.naming import SIDECAR_SUFFIXES, classify, sidecar_names
 from zfs_offsite.retention import PrunePlan, Rule, plan_prune
 from zfs_offsite.store import Store
 
 log = logging.getLogger(__name__)
-
-SIDECAR_KINDS = {
-    Kind.CHECKSUM: checksum_name(""),
-    Kind.METADATA: metadata_name(""),
-    Kind.CORRUPT_MARK: corrupt_mark_name(""),
-}
 
 
 def prune_member(
@@ -47,17 +35,13 @@ def prune_member(
     sidecars are still cleaned up.
     """
     archive = read_member_archive(store, member, None)
-    plan = plan_prune(member, archive.files, archive.partials, rules or [], now, stale_after)
-    if rules is None:
-        plan.keep = [*plan.keep, *plan.delete]
-        plan.delete = []
-        plan.kept, plan.dropped = [*plan.kept, *plan.dropped], []
+    plan = plan_prune(member, archive.files, archive.partials, rules, now, stale_after)
     if dry_run:
         return plan
     for file in plan.delete:
         store.remove(f"{member}/{file.filename}")
-        for sidecar in (checksum_name, metadata_name, corrupt_mark_name):
-            store.remove(f"{member}/{sidecar(file.filename)}")
+        for sidecar in sidecar_names(file.filename):
+            store.remove(f"{member}/{sidecar}")
         log.info("%s: deleted %s (%d bytes)", member, file.filename, file.size)
     for partial in plan.stale_partials:
         store.remove(f"{member}/{partial.name}")
@@ -73,7 +57,7 @@ def remove_orphaned_sidecars(store: Store, member: str) -> list[str]:
     removed = []
     for entry in entries:
         kind, _ = classify(entry.name)
-        suffix = SIDECAR_KINDS.get(kind)
+        suffix = SIDECAR_SUFFIXES.get(kind)
         if suffix and entry.name.removesuffix(suffix) not in present:
             store.remove(f"{member}/{entry.name}")
             removed.append(entry.name)

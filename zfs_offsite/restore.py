@@ -19,9 +19,10 @@ from pathlib import Path
 
 from zfs_offsite.archive import ArchiveFile, checksum_line, read_member_archive
 from zfs_offsite.errors import IntegrityError, PermanentError, ZfsOffsiteError
+from zfs_offsite.naming import checksum_name, partial_name
 from zfs_offsite.planner import RestorePoint, choose_restore_point
 from zfs_offsite.readback import ReadStats, checked_chunks, read_ahead, stream_chunks
-from zfs_offsite.runner import Process, Runner
+from zfs_offsite.runner import Process, Runner, last_line
 from zfs_offsite.store import Store
 from zfs_offsite.zfs import list_datasets, receive_argv
 
@@ -151,8 +152,7 @@ def receive_file(
 
 
 def _receive_message(file: ArchiveFile, process: Process) -> str:
-    lines = process.stderr_text().strip().splitlines()
-    return f"zfs receive of {file.filename} failed: {lines[-1] if lines else 'no message'}"
+    return f"zfs receive of {file.filename} failed: {last_line(process.stderr_text())}"
 
 
 def restore_member(
@@ -166,12 +166,29 @@ def restore_member(
     resume: bool = False,
     progress: RestoreProgress | None = None,
 ) -> RestoreResult:
-    """Receive the chain of `snapshot` (default: newest archived) into `destination`.
+    """Receive the chain of `snapshot` (default: newest archived) into `destination`."""
+    point = plan_restore(store, member, snapshot)
+    return receive_chain(
+        runner, store, member, point, destination, force=force, resume=resume, progress=progress
+    )
+
+
+def receive_chain(
+    runner: Runner,
+    store: Store,
+    member: str,
+    point: RestorePoint,
+    destination: str,
+    *,
+    force: bool = False,
+    resume: bool = False,
+    progress: RestoreProgress | None = None,
+) -> RestoreResult:
+    """Receive a planned chain into `destination`, file by file, each checked as it streams.
 
     `resume` continues into an existing destination that holds the first links
     of the chain (same GUIDs), e.g. after a dropped connection.
     """
-    point = plan_restore(store, member, snapshot)
     start = 0
     if dataset_exists(runner, destination) and not force:
         if not resume:
@@ -207,13 +224,18 @@ def restore_member(
 def download_chain(
     store: Store, member: str, directory: Path, *, snapshot: str | None = None
 ) -> tuple[RestorePoint, list[Path]]:
-    """Copy the chain's files into `directory` (checked while copying), with `.sha256` files."""
+    """Plan the chain of `snapshot` (default: newest archived) and download it."""
     point = plan_restore(store, member, snapshot)
+    return point, download_files(store, member, point, directory)
+
+
+def download_files(store: Store, member: str, point: RestorePoint, directory: Path) -> list[Path]:
+    """Copy a planned chain into `directory` (checked while copying), with `.sha256` files."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for file in point.chain:
         path = directory / file.filename
-        partial = path.with_name(path.name + ".partial")
+        partial = directory / partial_name(file.filename)
         stats = ReadStats()
         try:
             with partial.open("wb") as out:
@@ -223,11 +245,10 @@ def download_chain(
             partial.unlink(missing_ok=True)
             raise
         partial.replace(path)
-        path.with_name(path.name + ".sha256").write_bytes(
-            checksum_line(stats.sha256, file.filename)
-        )
+        checksum = checksum_line(stats.sha256, file.filename)
+        (directory / checksum_name(file.filename)).write_bytes(checksum)
         paths.append(path)
-    return point, paths
+    return paths
 
 
 def receive_commands(paths: list[Path], destination: str) -> list[str]:

@@ -95,12 +95,14 @@ def point_time(point: RestorePoint) -> datetime:
 
 
 def kept_points(
-    points: Sequence[RestorePoint], rules: Sequence[Rule], now: datetime
+    points: Sequence[RestorePoint], rules: Sequence[Rule] | None, now: datetime
 ) -> list[RestorePoint]:
-    """The points the policy keeps (always including the newest), oldest first."""
+    """The points the policy keeps, oldest first: always the newest; all without a policy."""
     if not points:
         return []
     timed = sorted(((point_time(p), i, p) for i, p in enumerate(points)), key=lambda t: t[:2])
+    if rules is None:
+        return [p for _, _, p in timed]
     keep: set[int] = {timed[-1][1]}
     for rule in rules:
         newest_per_period: dict[tuple[int, ...], int] = {}
@@ -136,7 +138,7 @@ def plan_prune(
     member: str,
     files: Sequence[ArchiveFile],
     partials: Sequence[StoreEntry],
-    rules: Sequence[Rule],
+    rules: Sequence[Rule] | None,
     now: datetime,
     stale_after: timedelta = timedelta(days=1),
 ) -> PrunePlan:

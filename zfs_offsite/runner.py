@@ -34,12 +34,19 @@ class CommandResult:
     stderr: str
 
 
+def last_line(stderr: str) -> str:
+    """What a failed command said last: usually the one line that explains it."""
+    lines = stderr.strip().splitlines()
+    return lines[-1] if lines else "(no message)"
+
+
 class CommandFailed(PermanentError):
     """A command exited non-zero; `stderr` holds what it said."""
 
     def __init__(self, result: CommandResult) -> None:
-        last = result.stderr.strip().splitlines()[-1:] or ["(no message)"]
-        super().__init__(f"`{shlex.join(result.argv)}` exited {result.returncode}: {last[0]}")
+        super().__init__(
+            f"`{shlex.join(result.argv)}` exited {result.returncode}: {last_line(result.stderr)}"
+        )
         self.result = result
 
 

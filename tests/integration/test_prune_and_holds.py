@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.services import Pool, ensure_test_user
 from tests.support.zfsdata import create_member, guid, snapshot, write_member_data
-from zfs_offsite.backup import backup_member, discover_members, open_runner
+from zfs_offsite.backup import BackupResult, backup_member, discover_members, open_runner
 from zfs_offsite.planner import Action
 from zfs_offsite.prune import prune_member
 from zfs_offsite.restore import restore_member
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 S = [f"auto-2019080{d}.0200-1w" for d in range(6, 10)]
 
 
-def backup(settings: Settings, force_full: bool = False) -> object:
+def backup(settings: Settings, force_full: bool = False) -> BackupResult:
     (member,) = discover_members(settings)
     return backup_member(settings, member, force_full=force_full)
 
@@ -101,18 +101,18 @@ def test_hold_keeps_the_base_until_the_next_upload_lands(
     settings = settings_for(pool, sftp_dir)
     add(pool, dataset, S[0], 0)
     first = backup(settings)
-    assert first.protection.startswith("hold zfs-offsite-")  # type: ignore[attr-defined]
+    assert first.protection.startswith("hold zfs-offsite-")
     refused = destroy(f"{dataset}@{S[0]}")
     assert refused.returncode != 0 and "busy" in refused.stderr  # the NAS cannot prune it yet
 
     add(pool, dataset, S[1], 1)
     second = backup(settings)
-    assert second.action is Action.INCREMENTAL  # type: ignore[attr-defined]
+    assert second.action is Action.INCREMENTAL
     assert destroy(f"{dataset}@{S[0]}").returncode == 0  # released once S[1] landed
     assert destroy(f"{dataset}@{S[1]}").returncode != 0  # the hold moved forward
 
     add(pool, dataset, S[2], 2)
     off = settings.model_copy(update={"protect_base": "off"})
     third = backup(off)
-    assert third.protection == "off"  # type: ignore[attr-defined]
+    assert third.protection == "off"
     assert destroy(f"{dataset}@{S[2]}").returncode == 0  # nothing marked it

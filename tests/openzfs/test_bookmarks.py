@@ -78,9 +78,11 @@ def vm(vm_known_hosts: Path, tmp_path: Path) -> Iterator[tuple[Runner, str, Path
         runner.close()
 
 
-def write_data(runner: Runner, path: str, megabytes: int) -> None:
-    script = f"head -c {megabytes}M /dev/urandom > {shlex.quote(path)}"
-    runner.run(["sh", "-c", script])
+def add_snapshot(runner: Runner, dataset: str, name: str, megabytes: int = 1) -> None:
+    """New random data in the dataset, then a snapshot of it."""
+    path = shlex.quote(f"/{dataset}/{name}.bin")
+    runner.run(["sh", "-c", f"head -c {megabytes}M /dev/urandom > {path}"])
+    runner.run(["zfs", "snapshot", f"{dataset}@{name}"])
 
 
 def test_destroyed_base_still_gives_an_incremental_from_its_bookmark(
@@ -91,8 +93,7 @@ def test_destroyed_base_still_gives_an_incremental_from_its_bookmark(
     runner.run(["zfs", "create", dataset])
     settings = vm_settings(pool, tmp_path / "archive", known_hosts)
 
-    write_data(runner, f"/{dataset}/one.bin", 2)
-    runner.run(["zfs", "snapshot", f"{dataset}@s1"])
+    add_snapshot(runner, dataset, "s1", 2)
     (member,) = discover_members(settings)
     first = backup_member(settings, member)
     assert first.action is Action.FULL
@@ -100,8 +101,7 @@ def test_destroyed_base_still_gives_an_incremental_from_its_bookmark(
     assert first.protection and first.protection.startswith("bookmark #zfs-offsite-")
     mark = first.protection.removeprefix("bookmark #")
 
-    write_data(runner, f"/{dataset}/two.bin", 1)
-    runner.run(["zfs", "snapshot", f"{dataset}@s2"])
+    add_snapshot(runner, dataset, "s2")
     runner.run(["zfs", "destroy", f"{dataset}@s1"])  # the NAS's own retention
     (member,) = discover_members(settings)
     assert [b.name for b in member.bookmarks] == [mark]
@@ -127,14 +127,12 @@ def test_hold_mechanism_on_openzfs_moves_forward(
     runner.run(["zfs", "create", dataset])
     settings = vm_settings(pool, tmp_path / "archive", known_hosts)
     settings = settings.model_copy(update={"protect_base": "hold"})
-    write_data(runner, f"/{dataset}/one.bin", 1)
-    runner.run(["zfs", "snapshot", f"{dataset}@s1"])
+    add_snapshot(runner, dataset, "s1")
     (member,) = discover_members(settings)
     assert backup_member(settings, member).protection == f"hold {hold_tag(settings)} on @s1"
     assert runner.run(["zfs", "destroy", f"{dataset}@s1"], check=False).returncode != 0
 
-    write_data(runner, f"/{dataset}/two.bin", 1)
-    runner.run(["zfs", "snapshot", f"{dataset}@s2"])
+    add_snapshot(runner, dataset, "s2")
     (member,) = discover_members(settings)
     assert backup_member(settings, member).action is Action.INCREMENTAL
     holds = runner.run(["zfs", "holds", "-H", f"{dataset}@s2"]).stdout

@@ -156,3 +156,10 @@ def test_bad_policy_is_one_clear_line(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message) as caught:
         parse_policy(text)
     assert "\n" not in str(caught.value)
+
+
+def test_without_a_policy_every_point_and_file_is_kept() -> None:
+    files = generated_archive(random.Random(7))
+    plan = plan_prune("a", files, [], None, NOW)
+    assert plan.delete == [] and plan.dropped == []
+    assert len(plan.kept) == len(restore_points(files))
