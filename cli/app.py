@@ -206,8 +206,19 @@ def status(config: ConfigOption = None) -> None:
 
 
 def _run_flow_state(flow_fn, params):  # type: ignore[no-untyped-def]
-    """Run a flow in this process; (result or exception, failed?)."""
-    state = flow_fn(params, return_state=True)
+    """Run a flow in this process; (result or exception, failed?). A signal ends it: 130/143."""
+    from cli.signals import Interrupted, interruptible
+
+    try:
+        with interruptible():
+            state = flow_fn(params, return_state=True)
+    except Interrupted as stop:
+        console.print(
+            f"[red]interrupted by {stop.reason}:[/red] running streams were stopped, their "
+            "partial files removed and member locks released; nothing half-written was kept",
+            highlight=False,
+        )
+        raise typer.Exit(stop.exit_code) from None
     result = state.result(raise_on_failure=False)
     return result, not state.is_completed()
 

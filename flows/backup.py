@@ -12,7 +12,13 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from flows.common import WORKER_CAP, dated_run_name, settle, submit_bounded
+from flows.common import (
+    WORKER_CAP,
+    dated_run_name,
+    settle,
+    stops_streams_when_interrupted,
+    submit_bounded,
+)
 from tasks.backup import discover, plan, retry_policy, upload
 from zfs_offsite.backup import plan_result, source_host
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
@@ -45,6 +51,7 @@ class BackupFailed(ZfsOffsiteError):
     flow_run_name=dated_run_name("backup"),
     task_runner=ThreadPoolTaskRunner(max_workers=WORKER_CAP),
 )
+@stops_streams_when_interrupted
 def backup_flow(params: BackupParameters | None = None) -> list[MemberOutcome]:
     """Back up each member's newest snapshot; fail the run if any member failed."""
     params = params or BackupParameters()

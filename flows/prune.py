@@ -8,7 +8,14 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel, Field
 
-from flows.common import MembersFailed, dated_run_name, only_known, settle, submit_bounded
+from flows.common import (
+    MembersFailed,
+    dated_run_name,
+    only_known,
+    settle,
+    stops_streams_when_interrupted,
+    submit_bounded,
+)
 from tasks.prune import prune
 from zfs_offsite.report import artifact_key, prune_file_rows, prune_summary
 from zfs_offsite.retention import PrunePlan
@@ -25,6 +32,7 @@ class PruneParameters(BaseModel):
 
 
 @flow(name="zfs-offsite-prune", flow_run_name=dated_run_name("prune"))
+@stops_streams_when_interrupted
 def prune_flow(params: PruneParameters | None = None) -> list[PrunePlan]:
     """Apply the retention policy to each member directory; report kept and deleted files."""
     params = params or PruneParameters()

@@ -15,6 +15,7 @@ from flows.common import (
     error_of,
     only_known,
     settle,
+    stops_streams_when_interrupted,
     submit_bounded,
 )
 from tasks.backup import discover
@@ -56,6 +57,7 @@ class ArchiveUnsound(ZfsOffsiteError):
     flow_run_name=dated_run_name("verify"),
     task_runner=ThreadPoolTaskRunner(max_workers=WORKER_CAP),
 )
+@stops_streams_when_interrupted
 def verify_flow(params: VerifyParameters | None = None) -> list[MemberVerification]:
     """Read back every stored file of each member; fail the run if any is corrupt or unchained."""
     params = params or VerifyParameters()
@@ -85,6 +87,7 @@ def verify_flow(params: VerifyParameters | None = None) -> list[MemberVerificati
 
 
 @flow(name="zfs-offsite-drill", flow_run_name=dated_run_name("drill"))
+@stops_streams_when_interrupted
 def drill_flow(params: DrillParameters | None = None) -> dict[str, str]:
     """Restore the newest archived snapshot of the members whose turn it is, and prove it."""
     params = params or DrillParameters()

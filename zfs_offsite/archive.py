@@ -18,12 +18,11 @@ from zfs_offsite.naming import (
     SIDECAR_SUFFIXES,
     BackupName,
     Kind,
-    checksum_name,
     classify,
     corrupt_mark_name,
     metadata_name,
 )
-from zfs_offsite.store import Store, StoreEntry, read_small_file, write_small_file
+from zfs_offsite.store import Store, StoreEntry, read_small_file
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +126,7 @@ def read_member_archive(store: Store, member: str, dataset_part: str | None) -> 
         if kind is Kind.PARTIAL:
             archive.partials.append(entry)
             continue
-        if kind in SIDECAR_SUFFIXES:
+        if kind in SIDECAR_SUFFIXES or kind is Kind.TOOL:
             continue
         if kind is Kind.UNKNOWN or name is None or entry.is_dir or name.dataset != dataset_part:
             log.warning("ignoring %s/%s: not a backup file of %s", member, entry.name, dataset_part)
@@ -163,11 +162,3 @@ def _read_sidecar(store: Store, path: str) -> Sidecar | None:
 def checksum_line(sha256: str, filename: str) -> bytes:
     """A line `sha256sum -c` accepts (binary mode marker)."""
     return f"{sha256} *{filename}\n".encode()
-
-
-def write_sidecars(store: Store, member: str, filename: str, sidecar: Sidecar) -> None:
-    """Write `<file>.sha256` and `<file>.json`, each atomically."""
-    write_small_file(
-        store, f"{member}/{checksum_name(filename)}", checksum_line(sidecar.sha256, filename)
-    )
-    write_small_file(store, f"{member}/{metadata_name(filename)}", sidecar.to_json())

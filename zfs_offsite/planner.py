@@ -46,6 +46,7 @@ class BackupPlan:
     send_from: str | None = None
     # Marks (holds, bookmarks) on older snapshots to clear once the target is marked.
     stale_marks: tuple[str, ...] = ()
+    forced: bool = False  # a full the user asked for, even though the target is archived
 
     @property
     def filename(self) -> str | None:
@@ -249,7 +250,26 @@ def plan_backup(
         name=name,
         upload_base=str(base.guid) if base else "full",
         send_from=send_from,
+        forced=force_full,
     )
+
+
+def superseded(plan: BackupPlan, files: Sequence[ArchiveFile]) -> str | None:
+    """Why a plan must not run any more because the archive changed since it was made.
+
+    A run that waited for another run's lock reads the member's directory again:
+    the other run may have stored the same snapshot, or removed the base.
+    """
+    if plan.target is None or plan.name is None:
+        return None
+    if any(f.filename == plan.name.filename for f in files):
+        return f"{plan.name.filename} was stored by another run meanwhile"
+    chains = restore_chains(files)
+    if not plan.forced and archived_chain(plan.target, files, chains):
+        return f"{plan.target.name} was stored by another run meanwhile"
+    if plan.base is not None and not archived_chain(plan.base, files, chains):
+        return f"the base {plan.base.name} is no longer restorable from the archive"
+    return None
 
 
 def _base_key(file: ArchiveFile) -> str:

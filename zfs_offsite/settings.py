@@ -260,6 +260,19 @@ class DrillSettings(BaseModel):
         return value
 
 
+class LockSettings(BaseModel):
+    """The writer lock of each member directory: one run writes a member at a time."""
+
+    wait_seconds: float = Field(
+        30.0, ge=0, description="How long a run waits for another run's lock before it fails."
+    )
+    stale_seconds: float = Field(
+        600.0,
+        ge=120,
+        description="A lock untouched this long is dead (its holder touches it every 30 s).",
+    )
+
+
 class Settings(BaseSettings):
     """Everything the tool needs; secrets are SecretStr and never logged."""
 
@@ -276,6 +289,7 @@ class Settings(BaseSettings):
     drill: DrillSettings = Field(default_factory=DrillSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     full: FullSettings = Field(default_factory=FullSettings)
+    lock: LockSettings = Field(default_factory=LockSettings)
     protect_base: Literal["auto", "bookmark", "hold", "off"] = Field(
         "auto",
         description="Mark the newest uploaded snapshot so the next incremental has a base: "

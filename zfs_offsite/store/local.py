@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import BinaryIO
 
-from zfs_offsite.errors import StoreError
-from zfs_offsite.store import StoreEntry
+from zfs_offsite.errors import DiskFullError, PermanentError, StoreError
+from zfs_offsite.store import Space, StoreEntry
 
 READ_CHUNK = 1024 * 1024
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class LocalStore:
@@ -47,8 +51,15 @@ class LocalStore:
         except OSError as exc:
             raise StoreError(f"cannot create {self._path(path)}: {exc.strerror}") from exc
 
-    def open_write(self, path: str) -> BinaryIO:
-        return _SyncedFile(self._path(path))  # type: ignore[return-value]
+    def open_write(self, path: str) -> _SyncedFile:
+        target = self._path(path)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise self._error(f"create {target}", exc) from exc
+        return _SyncedFile(self, target, fd)
 
     def open_read(self, path: str) -> BinaryIO:
         return self._path(path).open("rb")
@@ -67,33 +78,75 @@ class LocalStore:
         os.replace(self._path(source), self._path(destination))
         _fsync_dir(self._path(destination).parent)
 
+    def touch(self, path: str) -> None:
+        os.utime(self._path(path))
+
+    def space(self, path: str) -> Space | None:
+        try:
+            info = os.statvfs(self._path(path))
+        except OSError:
+            return None
+        return Space(info.f_bavail * info.f_frsize, info.f_namemax)
+
     def remove(self, path: str) -> None:
         self._path(path).unlink(missing_ok=True)
 
     def close(self) -> None:
         """Nothing to release."""
 
+    def _error(self, action: str, exc: OSError) -> Exception:
+        if exc.errno in _FULL:
+            space = self.space("")
+            free = space.free_bytes if space else None
+            return DiskFullError(f"{action}: backup server disk is full", free_bytes=free)
+        if isinstance(exc, PermissionError):
+            return PermanentError(f"{action}: permission denied on the backup server")
+        return StoreError(f"{action}: {exc.strerror or exc}")
+
 
 class _SyncedFile:
-    """A binary file that is fsync'd on close."""
+    """A new file; `close()` flushes it to disk (fsync of the file) or raises."""
 
-    def __init__(self, path: Path) -> None:
-        self._handle = path.open("wb")
+    def __init__(self, store: LocalStore, path: Path, fd: int) -> None:
+        self._store = store
+        self._path = path
+        self._handle = os.fdopen(fd, "wb")
 
     def write(self, data: bytes | memoryview) -> int:
-        return self._handle.write(data)
+        try:
+            return self._handle.write(data)
+        except OSError as exc:
+            raise self._store._error(f"write {self._path}", exc) from exc
 
     def close(self) -> None:
-        if not self._handle.closed:
+        if self._handle.closed:
+            return
+        try:
             self._handle.flush()
             os.fsync(self._handle.fileno())
+        except OSError as exc:
+            self.abort()
+            raise self._store._error(f"write {self._path}", exc) from exc
+        self._handle.close()
+
+    def abort(self) -> None:
+        # Buffered bytes that cannot be written do not matter: the file is removed.
+        with contextlib.suppress(OSError):
             self._handle.close()
 
     def __enter__(self) -> _SyncedFile:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def _fsync_dir(directory: Path) -> None:
