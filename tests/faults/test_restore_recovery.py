@@ -107,8 +107,13 @@ def put_back(path: Path, good: bytes) -> None:
     os.chown(path, user.pw_uid, user.pw_gid)
 
 
-def test_corrupt_i_link_is_rolled_back_and_resume_completes(archived: Archived) -> None:
+@pytest.mark.parametrize("mode", ["local", "pull"])
+def test_corrupt_i_link_is_rolled_back_and_resume_completes(
+    archived: Archived, settings_for: Callable[..., Settings], mode: str
+) -> None:
     a = archived
+    if mode == "pull":  # every zfs command, the rollback too, runs over SSH
+        a.settings = settings_for(a.pool, a.archive, pull=True)
     destination = f"{a.target.name}/eve"
     good = corrupt_at_95_percent(a.link)
     with pytest.raises(IntegrityError) as caught:
