@@ -11,14 +11,18 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prefect.testing.utilities import prefect_test_harness
+from typer.testing import CliRunner
 
-from tests.support.services import Pool, ensure_test_user, run
+from cli.app import app
+from tests.flows.test_backup_flow import sftp_env
+from tests.support.services import Pool, SshServer, ensure_test_user, run
 from tests.support.zfsdata import create_member, guid, snapshot, write_member_data
 from zfs_offsite.backup import backup_member, discover_members, open_runner
 from zfs_offsite.errors import IntegrityError, PermanentError
@@ -236,3 +240,37 @@ def test_zfs_messages_keep_the_line_that_names_the_problem() -> None:
         "must destroy them to overwrite it"
     )
     assert error_text("\n") == "(no message)"
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The CLI runs the restore flow in-process: it needs a Prefect API."""
+    results = tmp_path_factory.mktemp("prefect-results")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(results))
+        env.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        with prefect_test_harness(server_startup_timeout=120):
+            yield
+
+
+def test_cli_exits_1_naming_the_file_then_resume_restores(
+    archived: Archived, sshd: SshServer, harness: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = archived
+    for key, value in sftp_env(a.pool, a.archive, sshd).items():
+        monkeypatch.setenv(key, value)
+    destination = f"{a.target.name}/restore/eve"  # tank/restore does not exist yet
+    good = corrupt_at_95_percent(a.link)
+    failed = CliRunner().invoke(app, ["restore", "eve", destination])
+    assert failed.exit_code == 1
+    said = " ".join(failed.output.split())  # rich wraps long lines at the terminal width
+    assert f"restore failed: eve/{LINK}: " in said
+    assert f"committed {S[1]}, {S[2]} from this file: rolled back to {S[0]}" in said
+    assert f"restore {S[3]} again with --resume" in said
+    assert snapshots_of(destination) == [S[0]]
+
+    put_back(a.link, good)
+    resumed = CliRunner().invoke(app, ["restore", "eve", destination, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert f"restored eve@{S[3]} into {destination} (1 file(s)" in " ".join(resumed.output.split())
+    assert_same(a, destination, S)
