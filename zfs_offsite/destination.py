@@ -143,6 +143,11 @@ def remove_for_force(runner: Runner, destination: str) -> list[str]:
     cloned, is refused before anything is destroyed. Returns the destroyed
     snapshots' names.
     """
+    if "/" not in destination:
+        raise PermanentError(
+            f"--force cannot replace {destination}, the root dataset of a pool: "
+            "restore into a dataset below it"
+        )
     listed = list_datasets(runner, destination)
     children = sorted(name for name in listed if name != destination)
     if children:
@@ -246,20 +251,23 @@ def recover_failed_link(
     point: RestorePoint,
     index: int,
     before: Sequence[Snapshot] | None,
+    *,
+    damaged: bool,
 ) -> str:
     """After link `index` failed: roll back what it committed; the clause that says the outcome.
 
     `before` is what the destination held when the link started; only snapshots
     that appeared since, all newer than the previous link's target, are
     rolled back. Otherwise they stay and the clause lists every snapshot there.
+    `damaged`: the file failed its checks (rather than zfs or the connection).
     """
     after = destination_snapshots(runner, destination)
     known = {s.guid for s in before or ()}
     new = [s for s in after or () if s.guid not in known]
-    again = _next_step(point, index, after is not None)
+    again = next_step(point, index, exists=after is not None, damaged=damaged)
     if not new:
         return f"nothing of this file was committed, {describe(destination, after)}; {again}"
-    reason = _why_no_rollback(after or (), new, point, index)
+    reason = why_no_rollback(after or (), new, point, index)
     if reason is None:
         base = point.chain[index - 1].name.target
         error = rollback(runner, f"{destination}@{base}")
@@ -278,7 +286,7 @@ def recover_failed_link(
     )
 
 
-def _why_no_rollback(
+def why_no_rollback(
     after: Sequence[Snapshot], new: Sequence[Snapshot], point: RestorePoint, index: int
 ) -> str | None:
     """None if rolling back to the previous link's target destroys exactly `new`."""
@@ -294,10 +302,12 @@ def _why_no_rollback(
     return None
 
 
-def _next_step(point: RestorePoint, index: int, exists: bool) -> str:
-    file = point.chain[index].filename
-    if index == 0 and exists:
-        return f"replace {file} with a sound copy, then restore {point.snapshot} again with --force"
-    if index == 0:
-        return f"replace {file} with a sound copy, then restore {point.snapshot} again"
-    return f"replace {file} with a sound copy, then restore {point.snapshot} again with --resume"
+def next_step(point: RestorePoint, index: int, *, exists: bool, damaged: bool) -> str:
+    """What the operator does after link `index` failed: the flag the next run needs."""
+    first = (
+        f"replace {point.chain[index].filename} with a sound copy, then"
+        if damaged
+        else "once the cause is fixed,"
+    )
+    flag = " with --resume" if index else " with --force" if exists else ""
+    return f"{first} restore {point.snapshot} again{flag}"

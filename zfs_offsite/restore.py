@@ -25,6 +25,7 @@ from zfs_offsite.destination import (
     dataset_exists,
     destination_snapshots,
     ensure_parent,
+    next_step,
     prepare_resume,
     recover_failed_link,
     remove_for_force,
@@ -230,13 +231,12 @@ def _link_failed(
     """The error for a failed link: its cause, then what was rolled back and what is there."""
     file = point.chain[index]
     cause = str(exc) if file.filename in str(exc) else f"{member}/{file.filename}: {exc}"
+    damaged = isinstance(exc, IntegrityError)
     try:
-        outcome = recover_failed_link(runner, destination, point, index, before)
+        outcome = recover_failed_link(runner, destination, point, index, before, damaged=damaged)
     except ZfsOffsiteError as err:  # e.g. the NAS is unreachable in pull mode
-        outcome = (
-            f"what {destination} holds could not be checked ({err}); replace the file if it is "
-            f"damaged, then restore {point.snapshot} again with --resume"
-        )
+        again = next_step(point, index, exists=True, damaged=damaged)
+        outcome = f"what {destination} holds could not be checked ({err}); {again}"
     message = f"{cause}; {outcome}"
     if isinstance(exc, IntegrityError):
         return IntegrityError(message)

@@ -24,13 +24,16 @@ from cli.app import app
 from tests.flows.test_backup_flow import sftp_env
 from tests.support.services import Pool, SshServer, ensure_test_user, run
 from tests.support.zfsdata import create_member, guid, snapshot, write_member_data
+from zfs_offsite.archive import ArchiveFile, Sidecar
 from zfs_offsite.backup import backup_member, discover_members, open_runner
+from zfs_offsite.destination import next_step, why_no_rollback
 from zfs_offsite.errors import IntegrityError, PermanentError
-from zfs_offsite.planner import Action
+from zfs_offsite.naming import parse_backup_name
+from zfs_offsite.planner import Action, RestorePoint
 from zfs_offsite.restore import RestoreResult, restore_member
 from zfs_offsite.settings import Settings
 from zfs_offsite.store import open_store
-from zfs_offsite.zfs import error_text
+from zfs_offsite.zfs import Snapshot, error_text
 
 pytestmark = pytest.mark.integration
 
@@ -274,3 +277,66 @@ def test_cli_exits_1_naming_the_file_then_resume_restores(
     assert resumed.exit_code == 0, resumed.output
     assert f"restored eve@{S[3]} into {destination} (1 file(s)" in " ".join(resumed.output.split())
     assert_same(a, destination, S)
+
+
+def _file(name: str, guid: int, base_guid: int | None, creation: int) -> ArchiveFile:
+    parsed = parse_backup_name(name)
+    assert parsed is not None
+    sidecar = Sidecar(
+        dataset="tank/elabfs-eve",
+        target=parsed.target,
+        target_guid=guid,
+        compression="zstd",
+        sha256="0" * 64,
+        raw_bytes=1,
+        stored_bytes=1,
+        started="",
+        finished="",
+        tool_version="test",
+        base=parsed.base,
+        base_guid=base_guid,
+        target_creation=creation,
+    )
+    return ArchiveFile(name, parsed, 1, 0.0, sidecar)
+
+
+def _snap(name: str, guid: int, txg: int) -> Snapshot:
+    return Snapshot("tank/eve", name, guid, txg, creation=txg)
+
+
+POINT = RestorePoint(S[3], 4, [_file(FULL, 1, None, 10), _file(LINK, 4, 1, 40)])
+
+
+@pytest.mark.parametrize(
+    ("after", "new", "index", "reason"),
+    [
+        ([_snap(S[0], 1, 10), _snap(S[1], 2, 20)], [_snap(S[1], 2, 20)], 1, None),
+        ([_snap(S[0], 1, 10)], [_snap(S[0], 1, 10)], 0, "the first link has no earlier"),
+        ([_snap(S[0], 9, 10), _snap(S[1], 2, 20)], [_snap(S[1], 2, 20)], 1, "recorded GUID"),
+        (
+            [_snap(S[0], 1, 10), _snap("mine", 7, 15), _snap(S[1], 2, 20)],
+            [_snap(S[1], 2, 20)],
+            1,
+            f"mine after {S[0]} were not received by this link",
+        ),
+    ],
+    ids=["rolls-back", "first-link", "base-guid-differs", "foreign-snapshot-after-base"],
+)
+def test_rollback_only_destroys_what_the_failed_link_received(
+    after: list[Snapshot], new: list[Snapshot], index: int, reason: str | None
+) -> None:
+    found = why_no_rollback(after, new, POINT, index)
+    if reason is None:
+        assert found is None
+    else:
+        assert found is not None and reason in found
+
+
+def test_the_next_step_names_the_flag_the_next_run_needs() -> None:
+    assert next_step(POINT, 1, exists=True, damaged=True) == (
+        f"replace {LINK} with a sound copy, then restore {S[3]} again with --resume"
+    )
+    assert next_step(POINT, 0, exists=True, damaged=False) == (
+        f"once the cause is fixed, restore {S[3]} again with --force"
+    )
+    assert next_step(POINT, 0, exists=False, damaged=True).endswith(f"restore {S[3]} again")
