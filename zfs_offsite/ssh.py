@@ -118,7 +118,8 @@ def wrong_passphrase(endpoint: SshEndpoint) -> ConfigError:
 def key_refused(endpoint: SshEndpoint) -> PermanentError:
     return PermanentError(
         f"ssh key file {endpoint.key_file} was refused by {endpoint.user}@{endpoint.address}: "
-        f"add its public key to the authorized_keys of {endpoint.user} on {endpoint.host}"
+        f"add its public key to the authorized_keys of {endpoint.user} on {endpoint.host}, "
+        f"or fix the user in {'source.ssh_url' if endpoint.setting == 'source' else 'target.url'}"
     )
 
 

@@ -203,7 +203,8 @@ def test_key_not_in_authorized_keys(sshd: SshServer, tmp_path: Path, client: str
         target_settings(sshd, client, key_file=str(stranger)),
         PermanentError,
         f"ssh key file {stranger} was refused by {sshd.user}@127.0.0.1:{sshd.port}: add its "
-        f"public key to the authorized_keys of {sshd.user} on 127.0.0.1",
+        f"public key to the authorized_keys of {sshd.user} on 127.0.0.1, or fix the user in "
+        "target.url",
     )
 
 
@@ -385,6 +386,14 @@ def test_passphrase_key_logs_in(
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+def test_passphrase_set_for_a_plain_key_is_not_needed(sshd: SshServer, client: str) -> None:
+    # OpenSSH never asks for it; paramiko must not fail on it either.
+    settings = target_settings(sshd, client, key_passphrase=PASSPHRASE)
+    with closing(open_store(settings.target)) as store:
+        assert store.stat("/tmp") is not None
+
+
+@pytest.mark.parametrize("client", CLIENTS)
 def test_passphrase_key_backs_up_and_restores(
     source_pool: Pool,
     pool_factory: Callable[[], Pool],
@@ -441,6 +450,13 @@ def test_pull_mode_with_a_passphrase_key(
     assert str(caught.value) == (
         f"ssh key file {passphrase_key} is protected by a passphrase: set "
         "source.key_passphrase (environment variable ZFS_OFFSITE_SOURCE__KEY_PASSPHRASE)"
+    )
+    stranger = keygen(tmp_path / "stranger_ed25519")
+    with pytest.raises(PermanentError) as refused:
+        discover_members(pull_settings(source_pool, archive, sshd, key_file=str(stranger)))
+    assert str(refused.value) == (
+        f"ssh key file {stranger} was refused by root@127.0.0.1:{sshd.port}: add its public "
+        "key to the authorized_keys of root on 127.0.0.1, or fix the user in source.ssh_url"
     )
     settings = pull_settings(
         source_pool, archive, sshd, key_file=str(passphrase_key), key_passphrase=PASSPHRASE
