@@ -177,6 +177,8 @@ def explain(endpoint: SshEndpoint, lines: list[str], returncode: int | None) -> 
             return ssh.host_not_found(endpoint, match[1])
         if match := _CONNECT.search(line):
             return ssh.unreachable(endpoint, match[1])
+    if "subsystem request failed" in text:
+        return ssh.sftp_refused(endpoint)
     if "during banner exchange" in text:
         return ssh.no_handshake(endpoint, closed=False)
     if "kex_exchange_identification" in text:

@@ -164,6 +164,13 @@ def no_handshake(endpoint: SshEndpoint, closed: bool) -> TransientError:
     )
 
 
+def sftp_refused(endpoint: SshEndpoint) -> PermanentError:
+    return PermanentError(
+        f"ssh to {endpoint.address}: the server refused the SFTP subsystem: enable "
+        "`Subsystem sftp internal-sftp` in its sshd_config"
+    )
+
+
 def ssh_failed(endpoint: SshEndpoint, detail: str) -> TransientError:
     return TransientError(f"ssh to {endpoint.address} failed: {detail}")
 

@@ -8,9 +8,11 @@ up and restore over both, and pull mode runs zfs with one.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.services import Pool, SshServer, free_port
+from tests.support.services import Pool, SshServer, free_port, start_sshd, wait_for_port
 from tests.support.zfsdata import guid, tree_digest
 from zfs_offsite.backup import backup_member, discover_members
 from zfs_offsite.errors import (
@@ -249,6 +251,33 @@ def test_missing_known_hosts(sshd: SshServer, tmp_path: Path, client: str) -> No
         ConfigError,
         f"known_hosts file {known} does not exist: create it with "
         f"`ssh-keyscan -p {sshd.port} 127.0.0.1 > {known}` and check the key",
+    )
+
+
+@pytest.fixture(scope="module")
+def sshd_without_sftp() -> Iterator[SshServer]:
+    """A second private sshd whose config has no `Subsystem sftp` line."""
+    directory = Path(tempfile.mkdtemp(prefix="zfs-offsite-sshd-", dir="/var/tmp"))
+    server = start_sshd(directory)
+    server.stop()
+    config = directory / "sshd_config"
+    config.write_text(config.read_text().replace("Subsystem sftp internal-sftp\n", ""))
+    server.process = subprocess.Popen(
+        ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL
+    )
+    wait_for_port(server.port)
+    yield server
+    server.stop()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_server_without_sftp(sshd_without_sftp: SshServer, client: str) -> None:
+    assert_error(
+        target_settings(sshd_without_sftp, client),
+        PermanentError,
+        f"ssh to 127.0.0.1:{sshd_without_sftp.port}: the server refused the SFTP subsystem: "
+        "enable `Subsystem sftp internal-sftp` in its sshd_config",
     )
 
 

@@ -91,6 +91,6 @@ def test_unreachable_reads_the_same_for_both_clients(said: str, reason: int) -> 
 def test_unexplained_ssh_failure_drops_the_banner() -> None:
     endpoint = SshEndpoint("nas", 22, "u", Path("/k"), Path("/kh"))
     lines = ["OpenSSH_9.2p1 Debian-2+deb12u10, OpenSSL 3.0.19 27 Jan 2026", "debug1: x"]
-    error = explain(endpoint, [*lines, "subsystem request failed on channel 0"], 255)
-    assert str(error) == "ssh to nas:22 failed: subsystem request failed on channel 0"
+    error = explain(endpoint, [*lines, "Connection closed by 10.0.0.9 port 22"], 255)
+    assert str(error) == "ssh to nas:22 failed: Connection closed by 10.0.0.9 port 22"
     assert str(explain(endpoint, lines, 255)) == "ssh to nas:22 failed: ssh exited 255"
