@@ -148,13 +148,9 @@ class TargetSettings(BaseModel):
 
     @property
     def uses_openssh_client(self) -> bool:
+        # Both clients take a key passphrase (OpenSSH through an askpass helper).
         if self.client == "auto":
-            return self.key_passphrase is None and openssh_available()
-        if self.client == "openssh" and self.key_passphrase is not None:
-            raise ConfigError(
-                "setting target.client: openssh cannot use key_passphrase (batch mode); "
-                "use client = paramiko or an ssh-agent-free unencrypted deploy key"
-            )
+            return openssh_available()
         return self.client == "openssh"
 
     @field_validator("url")

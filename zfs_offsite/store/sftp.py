@@ -50,7 +50,7 @@ from paramiko.sftp_attr import SFTPAttributes
 
 from zfs_offsite.errors import DiskFullError, NameTooLongError, PermanentError, StoreError
 from zfs_offsite.openssh import OpenSshChannel
-from zfs_offsite.ssh import SshEndpoint, connect
+from zfs_offsite.ssh import SshEndpoint, connect, sftp_refused
 from zfs_offsite.store import Space, StoreEntry
 
 log = logging.getLogger(__name__)
@@ -163,8 +163,11 @@ class SftpStore:
             try:
                 client = paramiko.SFTPClient.from_transport(self._transport)
             except _CONNECTION_ERRORS as exc:
+                active = self._transport.is_active()  # still up: the subsystem was refused
                 self._transport.close()
-                raise StoreError(f"{self.description}: SFTP subsystem refused: {exc}") from exc
+                if active:
+                    raise sftp_refused(endpoint) from exc
+                raise StoreError(f"{self.description}: connection lost: {exc}") from exc
             assert client is not None
             client.get_channel().settimeout(endpoint.timeout)  # type: ignore[union-attr]
             server = self._transport.remote_version or ""
