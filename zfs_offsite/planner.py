@@ -154,7 +154,11 @@ def plan_backup(
     cadence: FullCadence | None = None,
     now: float = 0.0,
 ) -> BackupPlan:
-    """Nothing, an incremental from the newest archived snapshot (or its bookmark), or a full."""
+    """Nothing, an incremental from the newest archived snapshot (or its bookmark), or a full.
+
+    A full the cadence asks for carries the incremental in `deferred`, so one
+    run's plans can be held to a nightly quota (`apply_full_quota`).
+    """
     newest = member.newest
     if newest is None:
         return BackupPlan(
