@@ -7,15 +7,18 @@ import math
 from collections import Counter
 from datetime import UTC, datetime
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
 from tests.unit.test_planner import member, new_file, seed_file
 from zfs_offsite.archive import ArchiveFile, Sidecar
-from zfs_offsite.cadence import DAY, FullCadence, chain_age, nightly_quota
+from zfs_offsite.cadence import DAY, FullCadence, chain_age, full_quota, nightly_quota
+from zfs_offsite.errors import ConfigError
 from zfs_offsite.members import Member
 from zfs_offsite.naming import Compression
 from zfs_offsite.planner import Action, BackupPlan, apply_full_quota, plan_backup
+from zfs_offsite.settings import load_settings
 from zfs_offsite.zfs import Snapshot
 
 NOW = 2_000_000_000.0  # 2033: far from the seed era
@@ -142,6 +145,16 @@ def test_up_to_date_member_says_when_its_full_is_due() -> None:
 )
 def test_nightly_quota(members: int, cadence: FullCadence, cap: int | None, quota: int) -> None:
     assert nightly_quota(members, cadence, cap) == quota
+
+
+def test_quota_from_settings_and_the_example_config() -> None:
+    example = Path(__file__).parents[2] / "examples" / "seed-deployment.toml"
+    assert full_quota(load_settings(example).full, 6) == 1
+    assert full_quota(load_settings(example).full, 31) == 2
+    capped = load_settings(full={"after_days": 30, "max_per_night": 3})
+    assert full_quota(capped.full, 6) == 3
+    with pytest.raises(ConfigError, match=r"^setting full.max_per_night"):
+        load_settings(full={"max_per_night": 0})
 
 
 # --- apply_full_quota over hand-made plans -----------------------------------------------
