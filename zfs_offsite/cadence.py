@@ -70,10 +70,16 @@ class FullDue:
     """Where a member's chain stands against the cadence; shown in the plan's reason."""
 
     due: bool
-    overdue: float  # nights past the limit (negative: not yet); the quota serves the largest first
+    overdue: float  # nights past the limit (negative: not yet)
     why: str  # e.g. "the chain is 31.0 days old (limit 30)"
     left: str = ""  # until it is due: "12 d" or "5 runs"; empty when due
     adopted: bool = False
+
+    @property
+    def rank(self) -> int:
+        """Whole nights overdue: what the quota orders by, so that members planned a few
+        milliseconds apart (one `now` each) do not reorder; equal ranks go by name."""
+        return math.floor(self.overdue)
 
     @property
     def when(self) -> str:

@@ -268,14 +268,14 @@ def apply_full_quota(plans: Sequence[BackupPlan], quota: int) -> list[BackupPlan
     """One run's plans with at most `quota` new chains: the cadence fulls beyond it wait.
 
     Fulls the cadence asks for (a plan with `deferred`) are ranked most overdue
-    first, ties by member name; the first ones keep their full, the others send
+    first (in whole nights), ties by member name; the first ones keep their full, the others send
     their incremental instead and come back the next night, more overdue.
     Fulls that cannot wait (forced, no base in the archive, broken chain) are
     never deferred, and they take the night's slots first. Plans keep their order.
     """
     urgent = sum(1 for p in plans if p.action is Action.FULL and p.deferred is None)
     cadence = [p for p in plans if p.action is Action.FULL and p.deferred is not None]
-    cadence.sort(key=lambda p: (-p.full_due.overdue if p.full_due else 0.0, p.member))
+    cadence.sort(key=lambda p: (-p.full_due.rank if p.full_due else 0, p.member))
     slots = max(0, quota - urgent)
     kept = {id(p): rank for rank, p in enumerate(cadence[:slots], 1)}
     result = []

@@ -180,7 +180,13 @@ def summary(plans: list[BackupPlan]) -> list[tuple[str, str]]:
 
 
 def test_quota_serves_the_most_overdue_first_ties_by_name() -> None:
-    plans = [due_plan("dora", 31), due_plan("bob", 40), due_plan("carl", 31), due_plan("abe", 5)]
+    # dora's upload started a minute before carl's: the same night, so the name decides.
+    plans = [
+        due_plan("dora", 31.001),
+        due_plan("bob", 40),
+        due_plan("carl", 31),
+        due_plan("abe", 5),
+    ]
     assert [p.action for p in plans] == [Action.FULL] * 3 + [Action.INCREMENTAL]
     result = apply_full_quota(plans, 2)
     assert summary(result) == [
