@@ -21,8 +21,9 @@ from flows.common import (
 )
 from tasks.backup import discover, plan, retry_policy, upload
 from zfs_offsite.backup import plan_result, source_host
+from zfs_offsite.cadence import full_quota
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
-from zfs_offsite.planner import Action, BackupPlan
+from zfs_offsite.planner import Action, BackupPlan, apply_full_quota
 from zfs_offsite.report import MemberOutcome, artifact_key, row, summary_markdown
 from zfs_offsite.settings import load_settings
 
@@ -59,6 +60,7 @@ def backup_flow(params: BackupParameters | None = None) -> list[MemberOutcome]:
     settings = load_settings()
     host = source_host(settings)
     members = discover(settings)
+    quota = full_quota(settings.full, len(members))  # over all members, not a selection
     if params.members:
         unknown = sorted(set(params.members) - {m.name for m in members})
         if unknown:
@@ -76,6 +78,7 @@ def backup_flow(params: BackupParameters | None = None) -> list[MemberOutcome]:
             planned.append(planned_member)
         else:
             outcomes[member.name] = MemberOutcome(member.name, error=error)
+    planned = apply_full_quota(planned, quota)  # stagger the cadence's fulls over the nights
 
     # A first attempt reports plans that send nothing without a task run. A UI
     # Retry submits them too: their cached uploads bring back the figures.

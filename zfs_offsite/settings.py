@@ -229,10 +229,21 @@ class FullSettings(BaseModel):
     """When to start a new chain with a full backup, so chains stay short and prunable."""
 
     after_incrementals: int | None = Field(
-        None, ge=1, description="A new full once the newest chain has this many incrementals."
+        None,
+        ge=1,
+        description="A new full once this tool has added this many incrementals to the chain.",
     )
     after_days: float | None = Field(
-        None, gt=0, description="A new full once the chain's full is this many days old."
+        None,
+        gt=0,
+        description="A new full once this tool has extended the chain for this many days "
+        "(counted from its first file in the chain; a seed-era chain from its adoption).",
+    )
+    max_per_night: int | None = Field(
+        None,
+        ge=1,
+        description="At most this many fulls the cadence asks for in one run (others wait, "
+        "most overdue first); default ceil(members / the shorter of the two limits).",
     )
 
 
