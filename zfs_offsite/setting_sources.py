@@ -100,7 +100,7 @@ def _unknown_key_hint(key: Key, root: type[BaseModel]) -> str:
         return f"did you mean {dotted((*key[:-1], close[0]))}?"
     elsewhere = [k for k, _ in walk_keys(root) if k[-1] == key[-1]]
     if elsewhere:
-        return f"did you mean {dotted(elsewhere[0])}?"
+        return f"did you mean {' or '.join(dotted(k) for k in elsewhere)}?"
     where = f"[{dotted(key[:-1])}]" if key[:-1] else "the top level"
     return f"{where} takes {', '.join(siblings)}"
 
@@ -208,9 +208,11 @@ def _env_names(root: type[BaseModel], prefix: str) -> list[str]:
     return [prefix + "__".join(key).upper() for key, _ in walk_keys(root)]
 
 
-def _unknown_variable(name: str, where: str, root: type[BaseModel], prefix: str) -> str:
+def _unknown_variable(
+    name: str, where: str, root: type[BaseModel], prefix: str, exempt: frozenset[str]
+) -> str:
     rest = name.upper().removeprefix(prefix)
-    names = {n.removeprefix(prefix): n for n in _env_names(root, prefix)}
+    names = {n.removeprefix(prefix): n for n in [*_env_names(root, prefix), *sorted(exempt)]}
     close = difflib.get_close_matches(rest, list(names), n=1, cutoff=0.75)
     if close:
         hint = f"did you mean {names[close[0]]}?"
@@ -250,7 +252,7 @@ def _from_variables(
             annotation = model.model_fields[part].annotation
             model = section_model(annotation)
         if annotation is None:
-            layer.errors.append(_unknown_variable(name, where(name), root, prefix))
+            layer.errors.append(_unknown_variable(name, where(name), root, prefix, exempt))
             continue
         origin = origin_of(name)
         parsed: Any = value
@@ -258,9 +260,13 @@ def _from_variables(
             try:
                 parsed = json.loads(value)
             except json.JSONDecodeError as exc:
+                example = (
+                    f"or set one key: {name}__<KEY>"
+                    if model is not None
+                    else f"""e.g. {name}='["a", "b"]'"""
+                )
                 layer.errors.append(
-                    f"setting {dotted(parts)} ({origin}): not valid JSON ({exc.msg}), "
-                    f'e.g. {name}=\'["a", "b"]\' for a list'
+                    f"setting {dotted(parts)} ({origin}): not valid JSON ({exc.msg}); {example}"
                 )
                 continue
         nested: dict[str, Any] = {parts[-1]: parsed}
@@ -274,9 +280,14 @@ def _from_variables(
 def from_environ(
     environ: Mapping[str, str], root: type[BaseModel], prefix: str, exempt: frozenset[str]
 ) -> Layer:
-    """Process environment variables: origin `env NAME`."""
+    """Process environment variables (sorted, for a stable error order): origin `env NAME`."""
     return _from_variables(
-        environ, root, prefix, exempt, lambda _n: "env", lambda n: Origin(f"env {n}")
+        dict(sorted(environ.items())),
+        root,
+        prefix,
+        exempt,
+        lambda _n: "env",
+        lambda n: Origin(f"env {n}"),
     )
 
 

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from zfs_offsite.errors import ConfigError
 from zfs_offsite.naming import Compression
@@ -187,6 +188,16 @@ def test_every_section_rejects_unknown_keys(tmp_path: Path) -> None:
     assert all(f"({config}:" in line for line in lines)
 
 
+def test_every_section_model_forbids_extra_keys_when_built_directly() -> None:
+    """Code that builds a section itself (not through load_settings) cannot drop a typo either."""
+    models = [Settings] + [
+        m for f in Settings.model_fields.values() if (m := section_model(f.annotation))
+    ]
+    for model in models:
+        with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+            model.model_validate({"bogus_key": 1})
+
+
 @pytest.mark.parametrize(
     ("name", "line"),
     [
@@ -202,6 +213,10 @@ def test_every_section_rejects_unknown_keys(tmp_path: Path) -> None:
             "ZFS_OFFSITE_TARGET__URL__X",
             "unknown variable ZFS_OFFSITE_TARGET__URL__X (env): did you mean "
             "ZFS_OFFSITE_TARGET__URL?",
+        ),
+        (
+            "ZFS_OFFSITE_CONFG",
+            "unknown variable ZFS_OFFSITE_CONFG (env): did you mean ZFS_OFFSITE_CONFIG?",
         ),
         (
             "ZFS_OFFSITE_NOTHING_LIKE_IT",
@@ -230,9 +245,16 @@ def test_whole_section_from_json_variable_is_checked(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("ZFS_OFFSITE_TARGET", '{"url": "file:///x", "timeout": 3}')
     assert load_settings().target.timeout == 3
     monkeypatch.setenv("ZFS_OFFSITE_SOURCE__DATASETS", "tank/a")
-    assert errors_of()[0].startswith(
-        "setting source.datasets (env ZFS_OFFSITE_SOURCE__DATASETS): not valid JSON"
-    )
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET", "file:///x")
+    assert errors_of() == [
+        "setting source.datasets (env ZFS_OFFSITE_SOURCE__DATASETS): not valid JSON "
+        """(Expecting value); e.g. ZFS_OFFSITE_SOURCE__DATASETS='["a", "b"]'""",
+        "setting target (env ZFS_OFFSITE_TARGET): not valid JSON (Expecting value); "
+        "or set one key: ZFS_OFFSITE_TARGET__<KEY>",
+    ]
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET", '{"url": "file:///x"}')
+    monkeypatch.setenv("ZFS_OFFSITE_SOURCE__DATASETS", '["tank/a"]')
+    assert load_settings().source.datasets == ["tank/a"]
 
 
 def test_dotenv_keys_are_checked_and_attributed(tmp_path: Path) -> None:
@@ -345,3 +367,10 @@ def test_config_origin_found_named_and_none(
     assert config_origin() == f"config: {EXAMPLE} (from $ZFS_OFFSITE_CONFIG)"
     assert config_origin(tmp_path / "x.toml") == f"config: {tmp_path / 'x.toml'}"
     assert config_origin(tmp_path) == f"config: {tmp_path}"  # never raises; load reports it
+
+
+def test_key_in_the_wrong_section_points_at_every_right_one(tmp_path: Path) -> None:
+    config = write(tmp_path / "z.toml", 'key_file = "/k"\n')
+    assert errors_of(config) == [
+        f"unknown setting key_file ({config}:1): did you mean source.key_file or target.key_file?"
+    ]
