@@ -357,3 +357,8 @@ def main() -> None:
     except ZfsOffsiteError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(2)
+
+
+from cli.config_cmd import config_command  # noqa: E402 - registered last, see cli/config_cmd.py
+
+app.command(name="config")(config_command)
