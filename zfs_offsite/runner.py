@@ -13,7 +13,7 @@ import subprocess
 import threading
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 import paramiko
@@ -179,8 +179,7 @@ class SshRunner:
     """Runs commands on another host through one SSH transport (opened lazily)."""
 
     def __init__(self, endpoint: SshEndpoint) -> None:
-        # Commands run on the source NAS (pull mode): errors name the source.* settings.
-        self.endpoint = replace(endpoint, setting="source")
+        self.endpoint = endpoint
         self.host = endpoint.host
         self._transport: paramiko.Transport | None = None
         self._lock = threading.Lock()

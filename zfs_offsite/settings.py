@@ -140,6 +140,7 @@ class SourceSettings(SettingsSection):
             known_hosts=self.known_hosts,
             passphrase=self.key_passphrase.get_secret_value() if self.key_passphrase else None,
             timeout=timeout,
+            setting="source",
         )
 
 
@@ -153,8 +154,8 @@ class TargetSettings(SettingsSection):
     timeout: float = Field(30.0, gt=0, description="Seconds before a silent connection fails.")
     client: Literal["auto", "openssh", "paramiko"] = Field(
         "auto",
-        description="SSH client carrying SFTP: openssh (the `ssh` binary; faster), paramiko "
-        "(in-process; needed for a key passphrase), auto picks openssh when it can.",
+        description="SSH client carrying SFTP: openssh (the `ssh` binary; faster) or paramiko "
+        "(in-process); auto picks openssh when ssh is installed.",
     )
 
     @property
