@@ -23,6 +23,7 @@ class StoreEntry:
     size: int
     mtime: float
     is_dir: bool = False
+    is_symlink: bool = False  # from lstat: a link is never followed, read or deleted through
 
 
 class Store(Protocol):
