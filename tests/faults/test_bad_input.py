@@ -30,7 +30,7 @@ from tests.support.zfsdata import create_member, snapshot, write_member_data
 from zfs_offsite.archive import Sidecar
 from zfs_offsite.backup import backup_member, discover_members, plan_member
 from zfs_offsite.errors import ChainError
-from zfs_offsite.members import Member
+from zfs_offsite.members import Member, select_members
 from zfs_offsite.planner import Action
 from zfs_offsite.prune import prune_member
 from zfs_offsite.restore import plan_restore
@@ -39,6 +39,7 @@ from zfs_offsite.settings import Settings
 from zfs_offsite.status import read_status
 from zfs_offsite.store import open_store
 from zfs_offsite.verify import FAILING, Verdict, verify_member
+from zfs_offsite.zfs import Dataset
 
 pytestmark = pytest.mark.integration
 
@@ -401,3 +402,19 @@ def test_unusable_dataset_name_fails_that_member_only(
             check=True,
             capture_output=True,
         )
+
+
+def test_datasets_that_share_a_member_name_fail_alone() -> None:
+    """Selected by property, `tank/x` and `tank/elabfs-x` both map to member `x` (pure)."""
+    names = ["tank/x", "tank/elabfs-x", "tank/elabfs-y"]
+    datasets = {n: Dataset(n, i, {"zfs-offsite:backup": "on"}) for i, n in enumerate(names)}
+    members = select_members(datasets, "tank", "elabfs-", [], "zfs-offsite:backup")
+    shared = (
+        "datasets tank/elabfs-x and tank/x map to one member x: rename the dataset, or leave "
+        "it out by listing the datasets to back up in source.datasets"
+    )
+    assert [(m.name, m.error) for m in members] == [
+        ("tank/elabfs-x", shared),
+        ("y", None),
+        ("tank/x", shared),
+    ]
