@@ -96,11 +96,11 @@ def check_file(
         return FileCheck(file.filename, Verdict.CORRUPT, f"{member}/{file.filename} vanished")
     figures = (stats.stored_bytes, stats.raw_bytes)
     recorded = _checksum_of(checksum, file.filename) if checksum is not None else None
-    if file.sidecar is None and checksum is not None and recorded != stats.sha256:
+    if file.sidecar is None and recorded is not None and recorded != stats.sha256:
         # Without its .json, the .sha256 is the file's only checksum.
         detail = (
             f"{member}/{file.filename}: sha256 {stats.sha256} does not match its "
-            f"{checksum_name(file.filename)} ({recorded or 'no checksum line'})"
+            f"{checksum_name(file.filename)} ({recorded})"
         )
         return FileCheck(file.filename, Verdict.CORRUPT, detail, *figures)
     if file.sidecar_problem is not None:
@@ -108,8 +108,8 @@ def check_file(
     if file.sidecar is not None and checksum is not None and recorded != stats.sha256:
         line = checksum_line(stats.sha256, file.filename).decode().strip()
         detail = (
-            f"{checksum_name(file.filename)} does not match the file and its .json "
-            f"(sha256sum -c fails): recreate it as the line '{line}'"
+            f"{checksum_name(file.filename)} does not hold the checksum of the file and its "
+            f".json (sha256sum -c fails): recreate it as the line '{line}'"
         )
         return FileCheck(file.filename, Verdict.BAD_SIDECAR, detail, *figures)
     if file.verified:

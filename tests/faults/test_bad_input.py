@@ -237,7 +237,20 @@ def test_wrong_sha256_line_is_a_finding(sftp_erin: Erin) -> None:
     checksum.write_text("")  # what a full disk leaves
     verdict, detail = verify(m)[INCR]
     assert verdict is Verdict.BAD_SIDECAR
-    assert detail.endswith(f"(sha256sum -c fails): recreate it as the line '{good}'")
+    assert detail == (
+        f"{INCR}.sha256 does not hold the checksum of the file and its .json "
+        f"(sha256sum -c fails): recreate it as the line '{good}'"
+    )
+    # Both sidecars empty (disk full while they were written): a finding, not "seed era".
+    (m.dir / f"{INCR}.json").write_text("")
+    verdict, detail = verify(m)[INCR]
+    assert verdict is Verdict.BAD_SIDECAR
+    assert detail.startswith(f"{INCR}.json is unreadable (not JSON (Expecting value")
+    # Without its .json, a .sha256 that records another checksum means corrupt.
+    checksum.write_text(good.replace(good[:8], "00000000", 1) + "\n")
+    verdict, detail = verify(m)[INCR]
+    assert verdict is Verdict.CORRUPT
+    assert detail.endswith(f"does not match its {INCR}.sha256 (00000000{good[8:64]})")
 
 
 # 3. A sidecar of any JSON shape is a finding; nothing crashes, nothing is deleted.
