@@ -67,6 +67,8 @@ class Sidecar:
             raw = json.loads(data)
         except ValueError as exc:  # bad JSON or bad UTF-8
             raise ValueError(f"not JSON ({str(exc).splitlines()[0]})") from None
+        except RecursionError:  # `[[[[...` nested deeper than Python's stack
+            raise ValueError("not JSON (nested too deeply)") from None
         if not isinstance(raw, dict):
             raise ValueError(f"a JSON {_json_kind(raw)}, not an object")
         values = {}

@@ -264,6 +264,7 @@ SHAPES = {
     b"{": "not JSON (Expecting property name enclosed in double quotes: line 1 column 2",
     b"\xff": "not JSON ('utf-8' codec can't decode byte 0xff",
     b"{}": "no 'dataset' field",
+    b"[" * 100_000: "not JSON (nested too deeply)",
 }
 
 
