@@ -191,3 +191,20 @@ def archived_members(store: Store) -> list[str]:
     the tool's own; symlinks are never followed.
     """
     return [e.name for e in store.listdir("") if e.is_dir and not e.is_symlink]
+
+
+def linked_members(store: Store) -> dict[str, str]:
+    """Symlinks at the target's root, and why each is reported instead of verified or pruned.
+
+    A link is never followed (prune would delete through it), so a member
+    directory that is a link fails that member with this one line.
+    """
+    linked = {
+        e.name: f"{e.name} at the target's root is a symlink, never followed: if it is a "
+        "member directory, make it a real one (or point target.url at where it links)"
+        for e in store.listdir("")
+        if e.is_symlink
+    }
+    for reason in linked.values():
+        log.warning("%s", reason)
+    return linked

@@ -170,6 +170,15 @@ def test_dot_named_member_is_backed_up_verified_and_pruned(
     assert (dots / ".zfs-offsite.lock").exists()
     assert (dots / f"elabfs-..dots@{S1}.zst").is_file()
 
+    # A symlink at the root is never followed: verify and prune fail it, by name.
+    (sftp_dir / "linked").symlink_to(dots)
+    before = sorted(p.name for p in dots.iterdir())
+    for flow, params in ((verify_flow, VerifyParameters()), (prune_flow, PruneParameters())):
+        state = flow(params, return_state=True)  # type: ignore[operator]
+        assert state.is_failed()
+        assert str(state.result(raise_on_failure=False)).endswith(" linked")
+    assert sorted(p.name for p in dots.iterdir()) == before
+
 
 # 2. A file this tool wrote whose sidecar is gone is a finding, never "seed era".
 
