@@ -68,12 +68,16 @@ def backup_flow(params: BackupParameters | None = None) -> list[MemberOutcome]:
         members = [m for m in members if m.name in params.members]
     logger.info("%d member(s) on %s -> %s", len(members), host, settings.target.parsed)
 
+    # A dataset that cannot be a member fails alone, with its one-line error.
+    outcomes: dict[str, MemberOutcome] = {
+        m.name: MemberOutcome(m.name, error=m.error) for m in members if m.error is not None
+    }
+    usable = [m for m in members if m.error is None]
     retry = retry_policy(settings.retries, settings.retry_delay)
     plan_task, upload_task = plan.with_options(**retry), upload.with_options(**retry)
-    plans = [plan_task.submit(settings, m, params.force_full) for m in members]
-    outcomes: dict[str, MemberOutcome] = {}
+    plans = [plan_task.submit(settings, m, params.force_full) for m in usable]
     planned: list[BackupPlan] = []
-    for member, planned_member, error in settle(members, plans):
+    for member, planned_member, error in settle(usable, plans):
         if error is None:
             planned.append(planned_member)
         else:
@@ -86,8 +90,10 @@ def backup_flow(params: BackupParameters | None = None) -> list[MemberOutcome]:
     to_upload = [p for p in planned if p.sends or (retried and p.action is Action.UP_TO_DATE)]
     for p in planned:
         if p not in to_upload:
+            # A conflict sends nothing, but the member is not backed up: a failure.
+            error = f"member {p.member}: {p.reason}" if p.action is Action.CONFLICT else None
             outcomes[p.member] = MemberOutcome(
-                p.member, result=plan_result(p, dry_run=params.dry_run)
+                p.member, result=plan_result(p, dry_run=params.dry_run), error=error
             )
     uploads = submit_bounded(
         to_upload,

@@ -21,7 +21,7 @@ from zfs_offsite.report import artifact_key, prune_file_rows, prune_summary
 from zfs_offsite.retention import PrunePlan
 from zfs_offsite.settings import load_settings
 from zfs_offsite.store import open_store
-from zfs_offsite.verify import archived_members
+from zfs_offsite.verify import archived_members, linked_members
 
 
 class PruneParameters(BaseModel):
@@ -44,9 +44,10 @@ def prune_flow(params: PruneParameters | None = None) -> list[PrunePlan]:
         )
     with closing(open_store(settings.target)) as store:
         members = only_known(archived_members(store), params.members, "member directory")
+        linked = {} if params.members else linked_members(store)
     # One member at a time: deletions are quick, and the server sees one client.
     futures = submit_bounded(members, lambda m: prune.submit(settings, m, params.dry_run), 1)
-    settled = settle(members, futures)
+    settled = settle(members, futures) + [(name, None, why) for name, why in linked.items()]
     where = settings.target.parsed.host or "local"
     create_table_artifact(
         key=artifact_key("prune", where),

@@ -26,9 +26,7 @@ from zfs_offsite.errors import ZfsOffsiteError
 from zfs_offsite.report import artifact_key, drill_row, verification_rows, verification_summary
 from zfs_offsite.settings import load_settings
 from zfs_offsite.store import open_store
-from zfs_offsite.verify import MemberVerification, Verdict, archived_members
-
-FAILING = {Verdict.CORRUPT, Verdict.BROKEN_CHAIN, Verdict.EMPTY}
+from zfs_offsite.verify import FAILING, MemberVerification, archived_members, linked_members
 
 
 class VerifyParameters(BaseModel):
@@ -64,10 +62,11 @@ def verify_flow(params: VerifyParameters | None = None) -> list[MemberVerificati
     settings = load_settings()
     with closing(open_store(settings.target)) as store:
         members = only_known(archived_members(store), params.members, "member directory")
+        linked = {} if params.members else linked_members(store)
     futures = submit_bounded(
         members, lambda m: verify.submit(settings, m, params.mark), settings.max_parallel
     )
-    settled = settle(members, futures)
+    settled = settle(members, futures) + [(name, None, why) for name, why in linked.items()]
     create_table_artifact(
         key=artifact_key("verify", settings.target.parsed.host or "local"),
         table=[verification_summary(r, m, e) for m, r, e in settled],
@@ -94,7 +93,8 @@ def drill_flow(params: DrillParameters | None = None) -> dict[str, str]:
     logger = get_run_logger()
     settings = load_settings()
     host = source_host(settings)
-    members = {m.name: m for m in discover(settings)}
+    # A dataset that cannot be a member has no archive to drill (backup reports it).
+    members = {m.name: m for m in discover(settings) if m.error is None}
     with closing(open_store(settings.target)) as store:
         records = read_records(store)
     names = only_known(sorted(members), params.members, "member")

@@ -86,7 +86,11 @@ def source_host(settings: Settings) -> str:
 
 
 def discover_members(settings: Settings, runner: Runner | None = None) -> list[Member]:
-    """All members and their snapshots, from one `zfs get` over the pool."""
+    """All members and their snapshots, from one `zfs get` over the pool.
+
+    A dataset that cannot be a member comes back with `Member.error` set: the
+    caller fails that member alone and backs up the others.
+    """
     props = [settings.source.select_property] if settings.source.select_property else []
     if runner is None:
         with closing(open_runner(settings)) as own:
@@ -101,13 +105,17 @@ def discover_members(settings: Settings, runner: Runner | None = None) -> list[M
             f"setting source.pool (ZFS_OFFSITE_SOURCE__POOL): no pool {settings.source.pool} "
             f"on {runner.host}; name an imported pool (zpool list)"
         ) from exc
-    return select_members(
+    members = select_members(
         datasets,
         settings.source.pool,
         settings.source.dataset_prefix,
         settings.source.datasets,
         settings.source.select_property,
     )
+    for member in members:
+        if member.error is not None:
+            log.warning("%s", member.error)
+    return members
 
 
 def plan_member(

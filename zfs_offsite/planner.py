@@ -383,6 +383,8 @@ def missing_link(file: ArchiveFile, files: Sequence[ArchiveFile]) -> str:
     while True:
         if current.corrupt:
             return f"{current.filename} is marked corrupt ({current.corrupt})"
+        if not current.identified:
+            return f"{current.filename} cannot be a link: {current.sidecar_problem}"
         if current.name.is_full:
             return f"{file.filename} should restore from {current.filename}"  # not reached
         candidates = [f for f in files if f.name.target == current.name.base]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from zfs_offsite.archive import MemberArchive
+from zfs_offsite.archive import MemberArchive, read_member_archive
 from zfs_offsite.members import Member
 from zfs_offsite.planner import archived_chain, archived_snapshots, restore_chains
+from zfs_offsite.store import Store
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,10 @@ class MemberStatus:
     archive_bytes: int
     partial_files: int
     ignored_files: int
+    # Files whose sidecars are missing or unreadable, and directories or symlinks
+    # named like backups: `zfs-offsite verify` names each one.
+    findings: int = 0
+    error: str | None = None  # why the member cannot be backed up at all
 
 
 def member_status(member: Member, archive: MemberArchive, now: float | None = None) -> MemberStatus:
@@ -38,4 +43,13 @@ def member_status(member: Member, archive: MemberArchive, now: float | None = No
         archive_bytes=sum(f.size for f in archive.files),
         partial_files=len(archive.partials),
         ignored_files=len(archive.ignored),
+        findings=sum(f.sidecar_problem is not None for f in archive.files) + len(archive.not_files),
     )
+
+
+def read_status(store: Store, member: Member, now: float | None = None) -> MemberStatus:
+    """One member's status from its directory; a dataset that is no member shows its error."""
+    if member.error is not None:
+        newest = member.newest.name if member.newest else None
+        return MemberStatus(member.name, newest, None, None, 0, 0, 0, 0, error=member.error)
+    return member_status(member, read_member_archive(store, member.name, member.dataset_part), now)

@@ -33,6 +33,7 @@ class StoreEntry:
     size: int
     mtime: float
     is_dir: bool = False
+    is_symlink: bool = False  # from lstat: a link is never followed, read or deleted through
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat as stat_module
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -31,19 +32,16 @@ class LocalStore:
         directory = self._path(path)
         if not directory.is_dir():
             return []
-        entries = []
-        for child in directory.iterdir():
-            info = child.stat()
-            entries.append(StoreEntry(child.name, info.st_size, info.st_mtime, child.is_dir()))
+        entries = [_entry(child.name, child.lstat()) for child in directory.iterdir()]
         return sorted(entries, key=lambda e: e.name)
 
     def stat(self, path: str) -> StoreEntry | None:
         target = self._path(path)
         try:
-            info = target.stat()
+            info = target.lstat()
         except FileNotFoundError:
             return None
-        return StoreEntry(target.name, info.st_size, info.st_mtime, target.is_dir())
+        return _entry(target.name, info)
 
     def makedirs(self, path: str) -> None:
         try:
@@ -102,6 +100,18 @@ class LocalStore:
         if isinstance(exc, PermissionError):
             return PermanentError(f"{action}: permission denied on the backup server")
         return StoreError(f"{action}: {exc.strerror or exc}")
+
+
+def _entry(name: str, info: os.stat_result) -> StoreEntry:
+    """An entry from lstat: a symlink is reported as one, never as what it points to."""
+    mode = info.st_mode
+    return StoreEntry(
+        name,
+        info.st_size,
+        info.st_mtime,
+        stat_module.S_ISDIR(mode),
+        stat_module.S_ISLNK(mode),
+    )
 
 
 class _SyncedFile:

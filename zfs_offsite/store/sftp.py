@@ -434,6 +434,11 @@ class _CheckedWriter:
 
 def _entry(name: str, attrs: paramiko.SFTPAttributes) -> StoreEntry:
     mode = attrs.st_mode or 0
+    # READDIR attributes are lstat's, so a symlink shows as one.
     return StoreEntry(
-        name, attrs.st_size or 0, float(attrs.st_mtime or 0), stat_module.S_ISDIR(mode)
+        name,
+        attrs.st_size or 0,
+        float(attrs.st_mtime or 0),
+        stat_module.S_ISDIR(mode),
+        stat_module.S_ISLNK(mode),
     )
