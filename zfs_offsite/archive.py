@@ -24,6 +24,7 @@ from zfs_offsite.naming import (
     BackupName,
     Compression,
     Kind,
+    checksum_name,
     classify,
     corrupt_mark_name,
     metadata_name,
@@ -217,8 +218,6 @@ def read_member_archive(store: Store, member: str, dataset_part: str | None) -> 
             continue
         if kind in SIDECAR_SUFFIXES or kind is Kind.TOOL:
             continue
-        if kind is Kind.UNKNOWN and entry.name.startswith("."):
-            continue  # the tool's own files (a member's lock file)
         if kind is Kind.UNKNOWN or name is None or not ours:
             archive.ignore(entry.name, f"not a backup file of {dataset_part}")
             continue
