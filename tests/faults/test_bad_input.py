@@ -153,8 +153,11 @@ def test_dot_named_member_is_backed_up_verified_and_pruned(
     assert {o.member: o.action for o in outcomes} == {"..dots": "full", "alice": "full"}
     dots = sftp_dir / "..dots"
     assert (dots / f"elabfs-..dots@{S1}.zst").is_file()
-    # The tool's own dot-files: a lock in the member directory, the drill record at the root.
-    (dots / ".zfs-offsite.lock").write_text("host pid run\n")
+    # The tool's own dot-files: a lock in the member directory (left by a run that died an
+    # hour ago: prune takes it over), the drill record at the root.
+    lock = dots / ".zfs-offsite.lock"
+    lock.write_text("host pid run\n")
+    os.utime(lock, (time.time() - 3600, time.time() - 3600))
     (sftp_dir / ".zfs-offsite-drills.json").write_text("{}\n")
     stale = dots / f"elabfs-..dots@{S2}.zst.partial"
     stale.write_bytes(b"left by a crashed upload")
@@ -167,7 +170,7 @@ def test_dot_named_member_is_backed_up_verified_and_pruned(
     plans = prune_flow(PruneParameters())
     assert [p.member for p in plans] == ["..dots", "alice"]
     assert not stale.exists()  # the prune saw `..dots`
-    assert (dots / ".zfs-offsite.lock").exists()
+    assert not lock.exists()  # taken over, then released
     assert (dots / f"elabfs-..dots@{S1}.zst").is_file()
 
     # A symlink at the root is never followed: verify and prune fail it, by name.
