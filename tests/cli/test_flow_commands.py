@@ -59,7 +59,7 @@ def test_corrupt_file_fails_verify_and_makes_status_critical(
     assert status.code == 2, status.output
     members = {m["member"]: m for m in json.loads(status.stdout)["members"]}
     assert members["bob"]["status"] == "critical"
-    assert members["bob"]["reasons"] == [f"corrupt: {bob_file.name}"]
+    assert members["bob"]["reasons"] == [f"corrupt: {bob_file.name}", "nothing restorable"]
     assert members["bob"]["corrupt_files"] == [bob_file.name]
     assert members["alice"]["status"] == members["carol"]["status"] == "ok"
 
