@@ -28,8 +28,8 @@ def backup(
     dry_run: Annotated[bool, typer.Option(help="Plan and report only.")] = False,
 ) -> None:
     """Run the backup flow now (the same flow the schedule runs); exit 1 if any member failed."""
-    flow_run.prepare_prefect()
     startup.load(config)
+    flow_run.prepare_prefect()
     from flows.backup import BackupFailed, BackupParameters, backup_flow
     from zfs_offsite.report import row
 

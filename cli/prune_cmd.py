@@ -15,8 +15,8 @@ def prune(
     dry_run: Annotated[bool, typer.Option(help="Print the plan; delete nothing.")] = False,
 ) -> None:
     """Delete backups the retention policy no longer keeps, never a link a kept point needs."""
-    flow_run.prepare_prefect()
     settings = startup.load(config)
+    flow_run.prepare_prefect()
     from flows.prune import PruneParameters, prune_flow
     from zfs_offsite.report import prune_file_rows
 

@@ -22,8 +22,8 @@ def restore(
     ] = None,
 ) -> None:
     """Restore a member's snapshot (full, then each incremental) into a new dataset."""
-    flow_run.prepare_prefect()
     startup.load(config)
+    flow_run.prepare_prefect()
     from flows.restore import RestoreParameters, restore_flow
 
     try:

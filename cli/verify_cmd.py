@@ -18,8 +18,8 @@ def verify(
     json_output: startup.JsonOption = False,
 ) -> None:
     """Read every stored file back: checksums, decompression, END record, chain continuity."""
-    flow_run.prepare_prefect()
     settings = startup.load(config)
+    flow_run.prepare_prefect()
     from flows.verify import VerifyParameters, verify_flow
     from zfs_offsite.report import verification_rows
 
@@ -63,8 +63,8 @@ def verify(
 
 def drill(config: startup.ConfigOption = None, member: startup.MembersOption = None) -> None:
     """Restore drill: receive the newest archived snapshot into scratch, check GUID, destroy."""
-    flow_run.prepare_prefect()
     startup.load(config)
+    flow_run.prepare_prefect()
     from flows.verify import DrillParameters, drill_flow
 
     outcome = flow_run.run_flow(drill_flow, DrillParameters(members=member or []))
