@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from contextlib import closing
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli import exit_codes, output, startup
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
-from zfs_offsite.planner import BackupPlan
-from zfs_offsite.settings import Settings
+
+if TYPE_CHECKING:
+    from zfs_offsite.planner import BackupPlan
+    from zfs_offsite.settings import Settings
 
 PLAN_COLUMNS = ("member", "action", "base", "target", "file", "reason")
 

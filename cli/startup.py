@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli import exit_codes, output
 from zfs_offsite.errors import ZfsOffsiteError
-from zfs_offsite.settings import CONFIG_ENV, Settings, load_settings
+
+if TYPE_CHECKING:  # settings import paramiko and pydantic: only commands that run load them
+    from zfs_offsite.settings import Settings
 
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help=f"TOML settings file (or ${CONFIG_ENV}).")
+    Path | None, typer.Option("--config", "-c", help="TOML settings file (or $ZFS_OFFSITE_CONFIG).")
 ]
 MembersOption = Annotated[
     list[str] | None, typer.Option("--member", "-m", help="Only this member (repeatable).")
@@ -43,6 +45,8 @@ def print_config_origin() -> None:
 
 def load(config: Path | None) -> Settings:
     """Settings for this run, or exit 2 with the one-line error naming the setting."""
+    from zfs_offsite.settings import CONFIG_ENV, load_settings
+
     if config is not None:
         os.environ[CONFIG_ENV] = str(config)  # the flow reads settings on its own
     print_config_origin()

@@ -60,3 +60,13 @@ def test_an_older_file_in_no_chain_is_a_warning() -> None:
 def test_a_seed_era_chain_is_unverified_a_warning() -> None:
     files = [seed_file("elabfs-a@s1.gz"), seed_file("elabfs-a@s1.to.elabfs-a@s2.gz")]
     assert verdict(files) == (Health.WARNING, ["unverified: 2 seed-era file(s) in the chain"])
+
+
+def test_the_cli_defaults_are_the_cores() -> None:
+    from cli import status_cmd
+    from zfs_offsite import status
+
+    assert (status_cmd.WARNING_HOURS, status_cmd.CRITICAL_HOURS) == (
+        status.WARNING_HOURS,
+        status.CRITICAL_HOURS,
+    )
