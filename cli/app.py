@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from cli import backup_cmd, plan_cmd, prune_cmd, restore_cmd, startup, status_cmd, verify_cmd
+from cli.config_cmd import config_command
 from cli.errors import one_line_errors
 from cli.output import verbosity
 
@@ -61,6 +62,7 @@ app.command()(restore_cmd.restore)
 app.command()(verify_cmd.verify)
 app.command()(verify_cmd.drill)
 app.command()(prune_cmd.prune)
+app.command(name="config")(config_command)
 
 
 @app.command()
@@ -77,6 +79,6 @@ def serve(
 
 
 def main() -> None:
-    """The console script. Signal handling (SIGINT/SIGTERM -> 130/143) is added around app()."""
+    """The console script. Signals during a flow: `flow_run.run_flow` (cli/signals.py)."""
     with one_line_errors():
         app()

@@ -121,9 +121,18 @@ class FlowOutcome:
 
 def run_flow(flow_fn: Callable[..., Any], params: object) -> FlowOutcome:
     """Run a flow in this process against the server `ensure_server` found or started."""
+    from cli.signals import Interrupted, interruptible
+
     ensure_server()
     try:
-        state = flow_fn(params, return_state=True)
+        with interruptible():
+            state = flow_fn(params, return_state=True)
+    except Interrupted as stop:
+        output.fail(
+            f"interrupted by {stop.reason}: running streams were stopped, their partial files "
+            "removed and member locks released; nothing half-written was kept",
+            stop.exit_code,
+        )
     except Exception as exc:
         if output.verbosity.verbose:
             raise

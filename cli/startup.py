@@ -25,22 +25,11 @@ JsonOption = Annotated[
 ]
 
 
-def print_config_origin() -> None:
-    """THE place every command's first line is printed (stderr): which config was loaded.
+def print_config_origin(config: Path | None) -> None:
+    """THE place every command's first line is printed (stderr): which config was loaded."""
+    from zfs_offsite.settings import config_origin
 
-    `zfs_offsite.settings.config_origin() -> str` comes with the strict-settings
-    work; until it is merged this prints nothing.
-    """
-    from zfs_offsite import settings
-
-    origin = getattr(settings, "config_origin", None)
-    if origin is None:
-        return
-    try:
-        line = origin()
-    except ZfsOffsiteError as exc:
-        line = f"config: {output.one_line(str(exc))}"
-    output.info(line)
+    output.info(config_origin(config))  # never raises: a broken file is load()'s to report
 
 
 def load(config: Path | None) -> Settings:
@@ -49,8 +38,10 @@ def load(config: Path | None) -> Settings:
 
     if config is not None:
         os.environ[CONFIG_ENV] = str(config)  # the flow reads settings on its own
-    print_config_origin()
+    print_config_origin(config)
     try:
         return load_settings()
     except ZfsOffsiteError as exc:
-        output.fail(str(exc), exit_codes.USAGE)
+        for line in getattr(exc, "lines", ())[:-1]:  # SettingsError: one line per wrong setting
+            output.error(line)
+        output.fail(getattr(exc, "lines", (str(exc),))[-1], exit_codes.USAGE)

@@ -39,17 +39,14 @@ STATUS_COLUMNS = (
 
 def read_statuses(settings: Settings) -> tuple[list[MemberStatus], dict[str, str]]:
     """Every member's status and when each was last drilled (ISO time), from one connection."""
-    from zfs_offsite.archive import read_member_archive
     from zfs_offsite.backup import discover_members
     from zfs_offsite.drill import read_records
-    from zfs_offsite.status import member_status
+    from zfs_offsite.status import read_status
     from zfs_offsite.store import open_store
 
     members = discover_members(settings)
     with closing(open_store(settings.target)) as store:
-        statuses = [
-            member_status(m, read_member_archive(store, m.name, m.dataset_part)) for m in members
-        ]
+        statuses = [read_status(store, m) for m in members]
         drills = {name: record.when for name, record in read_records(store).items()}
     return statuses, drills
 
@@ -74,6 +71,8 @@ def member_document(
         "corrupt_files": s.corrupt_files,
         "unchained_files": s.unchained_files,
         "unverified_in_chain": s.unverified_in_chain,
+        "findings": s.findings,
+        "error": s.error,
         "last_drill": drilled,
     }
 

@@ -12,11 +12,18 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from flows.common import WORKER_CAP, dated_run_name, settle, submit_bounded
+from flows.common import (
+    WORKER_CAP,
+    dated_run_name,
+    settle,
+    stops_streams_when_interrupted,
+    submit_bounded,
+)
 from tasks.backup import discover, plan, retry_policy, upload
 from zfs_offsite.backup import plan_result, source_host
+from zfs_offsite.cadence import full_quota
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
-from zfs_offsite.planner import Action, BackupPlan
+from zfs_offsite.planner import Action, BackupPlan, apply_full_quota
 from zfs_offsite.report import MemberOutcome, artifact_key, row, summary_markdown
 from zfs_offsite.settings import load_settings
 
@@ -45,6 +52,7 @@ class BackupFailed(ZfsOffsiteError):
     flow_run_name=dated_run_name("backup"),
     task_runner=ThreadPoolTaskRunner(max_workers=WORKER_CAP),
 )
+@stops_streams_when_interrupted
 def backup_flow(params: BackupParameters | None = None) -> list[MemberOutcome]:
     """Back up each member's newest snapshot; fail the run if any member failed."""
     params = params or BackupParameters()
@@ -52,6 +60,7 @@ def backup_flow(params: BackupParameters | None = None) -> list[MemberOutcome]:
     settings = load_settings()
     host = source_host(settings)
     members = discover(settings)
+    quota = full_quota(settings.full, len(members))  # over all members, not a selection
     if params.members:
         unknown = sorted(set(params.members) - {m.name for m in members})
         if unknown:
@@ -59,16 +68,21 @@ def backup_flow(params: BackupParameters | None = None) -> list[MemberOutcome]:
         members = [m for m in members if m.name in params.members]
     logger.info("%d member(s) on %s -> %s", len(members), host, settings.target.parsed)
 
+    # A dataset that cannot be a member fails alone, with its one-line error.
+    outcomes: dict[str, MemberOutcome] = {
+        m.name: MemberOutcome(m.name, error=m.error) for m in members if m.error is not None
+    }
+    usable = [m for m in members if m.error is None]
     retry = retry_policy(settings.retries, settings.retry_delay)
     plan_task, upload_task = plan.with_options(**retry), upload.with_options(**retry)
-    plans = [plan_task.submit(settings, m, params.force_full) for m in members]
-    outcomes: dict[str, MemberOutcome] = {}
+    plans = [plan_task.submit(settings, m, params.force_full) for m in usable]
     planned: list[BackupPlan] = []
-    for member, planned_member, error in settle(members, plans):
+    for member, planned_member, error in settle(usable, plans):
         if error is None:
             planned.append(planned_member)
         else:
             outcomes[member.name] = MemberOutcome(member.name, error=error)
+    planned = apply_full_quota(planned, quota)  # stagger the cadence's fulls over the nights
 
     # A first attempt reports plans that send nothing without a task run. A UI
     # Retry submits them too: their cached uploads bring back the figures.
@@ -76,8 +90,10 @@ def backup_flow(params: BackupParameters | None = None) -> list[MemberOutcome]:
     to_upload = [p for p in planned if p.sends or (retried and p.action is Action.UP_TO_DATE)]
     for p in planned:
         if p not in to_upload:
+            # A conflict sends nothing, but the member is not backed up: a failure.
+            error = f"member {p.member}: {p.reason}" if p.action is Action.CONFLICT else None
             outcomes[p.member] = MemberOutcome(
-                p.member, result=plan_result(p, dry_run=params.dry_run)
+                p.member, result=plan_result(p, dry_run=params.dry_run), error=error
             )
     uploads = submit_bounded(
         to_upload,

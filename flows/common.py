@@ -1,21 +1,28 @@
-"""What every flow needs: a failed state's one-line error, and bounded fan-out."""
+"""What every flow needs: a failed state's one-line error, bounded fan-out, clean stops."""
 
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable, Iterable
+import functools
+import inspect
+import signal
+import typing
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from prefect.futures import PrefectFuture
 from prefect.states import State
 
+from zfs_offsite import cancel
 from zfs_offsite.backup import source_host
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
 from zfs_offsite.settings import load_settings
 
 WORKER_CAP = 16  # threads a flow's task runner may use; settings.max_parallel limits streams
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def dated_run_name(job: str) -> Callable[[], str]:
@@ -29,6 +36,42 @@ def dated_run_name(job: str) -> Callable[[], str]:
         return f"{job}-{host}-{datetime.now():%Y-%m-%d-%H%M}"
 
     return name
+
+
+@contextmanager
+def stop_streams_when_interrupted() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and a Prefect Cancel stop every stream of the run within a second.
+
+    Each of them raises in the flow's main thread (KeyboardInterrupt, or
+    Prefect's TerminationSignal from its own SIGTERM handler, which must stay
+    installed for a Cancel to end as Cancelled). Seeing it pass, this tells
+    the streams running in worker threads to stop (`zfs_offsite.cancel`):
+    each removes its partial file and releases its member lock, so the engine
+    does not wait for uploads to finish before the run ends.
+    """
+    cancel.reset()
+    try:
+        yield
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # an interrupt, not an error of the run
+            number = getattr(exc, "signal", None)  # Prefect's TerminationSignal carries it
+            cancel.request(signal.Signals(number).name if number else "SIGINT")
+        raise
+
+
+def stops_streams_when_interrupted(body: Callable[P, T]) -> Callable[P, T]:
+    """Run a flow's body (decorated under `@flow`) inside `stop_streams_when_interrupted`."""
+
+    @functools.wraps(body)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        with stop_streams_when_interrupted():
+            return body(*args, **kwargs)
+
+    # Prefect reads the parameters' types from the wrapper: give it resolved ones,
+    # since string annotations would be looked up in this module.
+    run.__annotations__ = typing.get_type_hints(body)
+    run.__signature__ = inspect.signature(body, eval_str=True)  # type: ignore[attr-defined]
+    return run
 
 
 def error_of(state: State[Any]) -> str | None:

@@ -8,13 +8,20 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel, Field
 
-from flows.common import MembersFailed, dated_run_name, only_known, settle, submit_bounded
+from flows.common import (
+    MembersFailed,
+    dated_run_name,
+    only_known,
+    settle,
+    stops_streams_when_interrupted,
+    submit_bounded,
+)
 from tasks.prune import prune
 from zfs_offsite.report import artifact_key, prune_file_rows, prune_summary
 from zfs_offsite.retention import PrunePlan
 from zfs_offsite.settings import load_settings
 from zfs_offsite.store import open_store
-from zfs_offsite.verify import archived_members
+from zfs_offsite.verify import archived_members, linked_members
 
 
 class PruneParameters(BaseModel):
@@ -25,6 +32,7 @@ class PruneParameters(BaseModel):
 
 
 @flow(name="zfs-offsite-prune", flow_run_name=dated_run_name("prune"))
+@stops_streams_when_interrupted
 def prune_flow(params: PruneParameters | None = None) -> list[PrunePlan]:
     """Apply the retention policy to each member directory; report kept and deleted files."""
     params = params or PruneParameters()
@@ -36,9 +44,10 @@ def prune_flow(params: PruneParameters | None = None) -> list[PrunePlan]:
         )
     with closing(open_store(settings.target)) as store:
         members = only_known(archived_members(store), params.members, "member directory")
+        linked = {} if params.members else linked_members(store)
     # One member at a time: deletions are quick, and the server sees one client.
     futures = submit_bounded(members, lambda m: prune.submit(settings, m, params.dry_run), 1)
-    settled = settle(members, futures)
+    settled = settle(members, futures) + [(name, None, why) for name, why in linked.items()]
     where = settings.target.parsed.host or "local"
     create_table_artifact(
         key=artifact_key("prune", where),

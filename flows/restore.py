@@ -6,6 +6,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, Field, model_validator
 
+from flows.common import stops_streams_when_interrupted
 from tasks.restore import download, plan, receive
 from zfs_offsite.errors import ConfigError
 from zfs_offsite.report import artifact_key
@@ -41,6 +42,7 @@ def restore_run_name() -> str:
 
 
 @flow(name="zfs-offsite-restore", flow_run_name=restore_run_name)
+@stops_streams_when_interrupted
 def restore_flow(params: RestoreParameters) -> RestoreResult | list[str]:
     """Restore a member's snapshot (the full, then each incremental) into a dataset."""
     logger = get_run_logger()

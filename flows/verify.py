@@ -15,6 +15,7 @@ from flows.common import (
     error_of,
     only_known,
     settle,
+    stops_streams_when_interrupted,
     submit_bounded,
 )
 from tasks.backup import discover
@@ -25,9 +26,7 @@ from zfs_offsite.errors import ZfsOffsiteError
 from zfs_offsite.report import artifact_key, drill_row, verification_rows, verification_summary
 from zfs_offsite.settings import load_settings
 from zfs_offsite.store import open_store
-from zfs_offsite.verify import MemberVerification, Verdict, archived_members
-
-FAILING = {Verdict.CORRUPT, Verdict.BROKEN_CHAIN, Verdict.EMPTY}
+from zfs_offsite.verify import FAILING, MemberVerification, archived_members, linked_members
 
 
 class VerifyParameters(BaseModel):
@@ -56,16 +55,18 @@ class ArchiveUnsound(ZfsOffsiteError):
     flow_run_name=dated_run_name("verify"),
     task_runner=ThreadPoolTaskRunner(max_workers=WORKER_CAP),
 )
+@stops_streams_when_interrupted
 def verify_flow(params: VerifyParameters | None = None) -> list[MemberVerification]:
     """Read back every stored file of each member; fail the run if any is corrupt or unchained."""
     params = params or VerifyParameters()
     settings = load_settings()
     with closing(open_store(settings.target)) as store:
         members = only_known(archived_members(store), params.members, "member directory")
+        linked = {} if params.members else linked_members(store)
     futures = submit_bounded(
         members, lambda m: verify.submit(settings, m, params.mark), settings.max_parallel
     )
-    settled = settle(members, futures)
+    settled = settle(members, futures) + [(name, None, why) for name, why in linked.items()]
     create_table_artifact(
         key=artifact_key("verify", settings.target.parsed.host or "local"),
         table=[verification_summary(r, m, e) for m, r, e in settled],
@@ -85,13 +86,15 @@ def verify_flow(params: VerifyParameters | None = None) -> list[MemberVerificati
 
 
 @flow(name="zfs-offsite-drill", flow_run_name=dated_run_name("drill"))
+@stops_streams_when_interrupted
 def drill_flow(params: DrillParameters | None = None) -> dict[str, str]:
     """Restore the newest archived snapshot of the members whose turn it is, and prove it."""
     params = params or DrillParameters()
     logger = get_run_logger()
     settings = load_settings()
     host = source_host(settings)
-    members = {m.name: m for m in discover(settings)}
+    # A dataset that cannot be a member has no archive to drill (backup reports it).
+    members = {m.name: m for m in discover(settings) if m.error is None}
     with closing(open_store(settings.target)) as store:
         records = read_records(store)
     names = only_known(sorted(members), params.members, "member")

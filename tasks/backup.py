@@ -10,6 +10,7 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
+from prefect.runtime import flow_run
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
@@ -99,4 +100,5 @@ def upload(settings: Settings, plan: BackupPlan, dry_run: bool = False) -> Backu
             closing(open_store(settings.target)) as store,
             ProgressReporter(plan) as progress,
         ):
-            return execute_plan_fn(settings, plan, runner, store, progress=progress)
+            run = flow_run.name or flow_run.id
+            return execute_plan_fn(settings, plan, runner, store, progress=progress, run=run)

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
+from zfs_offsite.backup import member_lock
 from zfs_offsite.prune import prune_member
 from zfs_offsite.retention import PrunePlan
 from zfs_offsite.settings import Settings
@@ -19,11 +21,19 @@ def prune(settings: Settings, member: str, dry_run: bool = False) -> PrunePlan:
     """Apply the retention policy to one member directory (re-read now, never cached)."""
     stale = timedelta(hours=settings.retention.stale_partial_hours)
     with closing(open_store(settings.target)) as store:
-        return prune_member(
-            store,
-            member,
-            settings.retention.rules,
-            datetime.now(UTC),
-            stale_after=stale,
-            dry_run=dry_run,
-        )
+
+        def run() -> PrunePlan:
+            return prune_member(
+                store,
+                member,
+                settings.retention.rules,
+                datetime.now(UTC),
+                stale_after=stale,
+                dry_run=dry_run,
+            )
+
+        if dry_run:
+            return run()
+        # Prune deletes files and orphaned sidecars: it writes, so it takes the writer lock.
+        with member_lock(settings, store, member, "prune", flow_run.name or flow_run.id):
+            return run()

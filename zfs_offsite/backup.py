@@ -13,13 +13,21 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, replace
 
-from zfs_offsite import __version__
-from zfs_offsite.archive import MemberArchive, Sidecar, read_member_archive, write_sidecars
+from zfs_offsite import __version__, cancel
+from zfs_offsite.archive import MemberArchive, Sidecar, read_member_archive
+from zfs_offsite.commit import commit_backup
 from zfs_offsite.compression import compressor
-from zfs_offsite.errors import ArchiveConflictError, ConfigError, ZfsOffsiteError
+from zfs_offsite.errors import (
+    ArchiveConflictError,
+    ConfigError,
+    NameTooLongError,
+    ZfsOffsiteError,
+)
+from zfs_offsite.lock import MemberLock
 from zfs_offsite.members import Member, select_members
+from zfs_offsite.naming import checksum_name, partial_name
 from zfs_offsite.pipeline import StreamResult, stream_to_store
-from zfs_offsite.planner import Action, BackupPlan, FullCadence, plan_backup
+from zfs_offsite.planner import Action, BackupPlan, FullCadence, plan_backup, superseded
 from zfs_offsite.protect import choose, mark_tag, protect, stale_marks
 from zfs_offsite.runner import CommandFailed, LocalRunner, Runner, SshRunner
 from zfs_offsite.settings import Settings
@@ -78,7 +86,11 @@ def source_host(settings: Settings) -> str:
 
 
 def discover_members(settings: Settings, runner: Runner | None = None) -> list[Member]:
-    """All members and their snapshots, from one `zfs get` over the pool."""
+    """All members and their snapshots, from one `zfs get` over the pool.
+
+    A dataset that cannot be a member comes back with `Member.error` set: the
+    caller fails that member alone and backs up the others.
+    """
     props = [settings.source.select_property] if settings.source.select_property else []
     if runner is None:
         with closing(open_runner(settings)) as own:
@@ -93,13 +105,17 @@ def discover_members(settings: Settings, runner: Runner | None = None) -> list[M
             f"setting source.pool (ZFS_OFFSITE_SOURCE__POOL): no pool {settings.source.pool} "
             f"on {runner.host}; name an imported pool (zpool list)"
         ) from exc
-    return select_members(
+    members = select_members(
         datasets,
         settings.source.pool,
         settings.source.dataset_prefix,
         settings.source.datasets,
         settings.source.select_property,
     )
+    for member in members:
+        if member.error is not None:
+            log.warning("%s", member.error)
+    return members
 
 
 def plan_member(
@@ -129,6 +145,36 @@ def plan_result(plan: BackupPlan, *, dry_run: bool = False) -> BackupResult:
     return BackupResult(plan.member, plan.action, plan.reason, base, target, dry_run=dry_run)
 
 
+def member_lock(
+    settings: Settings, store: Store, member: str, purpose: str, run: str | None
+) -> MemberLock:
+    """The writer lock of `member`'s directory, with the configured wait and staleness."""
+    return MemberLock(
+        store,
+        member,
+        purpose=purpose,
+        run=run,
+        wait_seconds=settings.lock.wait_seconds,
+        stale_seconds=settings.lock.stale_seconds,
+    )
+
+
+def check_name_fits(store: Store, member: str, filename: str) -> None:
+    """Fail before sending if the server's file system cannot hold the names this file needs."""
+    space = store.space(member)
+    if space is None:
+        return
+    longest = partial_name(checksum_name(filename), "0" * 12)
+    if len(longest.encode()) > space.name_max:
+        allowed = space.name_max - (len(longest.encode()) - len(filename.encode()))
+        raise NameTooLongError(
+            f"member {member}: the backup file name {filename[:40]}… is "
+            f"{len(filename.encode())} bytes; the backup server allows {space.name_max} per name "
+            f"and zfs-offsite adds up to {len(longest) - len(filename)} for sidecars and partial "
+            f"files, so at most {allowed}: shorten the snapshot naming schema or the dataset name"
+        )
+
+
 def execute_plan(
     settings: Settings,
     plan: BackupPlan,
@@ -137,8 +183,13 @@ def execute_plan(
     *,
     dry_run: bool = False,
     progress: ProgressFn | None = None,
+    run: str | None = None,
 ) -> BackupResult:
-    """Carry out a plan: stream the send into the store and record the sidecars."""
+    """Carry out a plan under the member's writer lock: stream, then commit file and sidecars.
+
+    `run` names this run in the lock file (a flow run id), so a second run can
+    say who holds the member.
+    """
     result = plan_result(plan, dry_run=dry_run)
     if plan.action is Action.CONFLICT:
         raise ArchiveConflictError(f"member {plan.member}: {plan.reason}")
@@ -155,35 +206,61 @@ def execute_plan(
         return result
     if store is None:
         raise ValueError("execute_plan needs a store unless dry_run is set")
+    cancel.check()
     store.makedirs(plan.member)
-    argv = send_argv(plan.target.full_name, send_from, intermediates=not from_bookmark)
-    process = runner.start(argv)
-    level = settings.compression.effective_level
-    stream = stream_to_store(
-        process,
-        compressor(plan.name.compression, level, settings.compression.threads),
-        store,
-        remote_path,
-        progress=(lambda raw, stored: progress(raw, stored, estimate)) if progress else None,
-    )
-    sidecar = Sidecar(
-        dataset=plan.dataset,
-        target=plan.target.name,
-        target_guid=plan.target.guid,
-        compression=plan.name.compression.value,
-        sha256=stream.sha256,
-        raw_bytes=stream.raw_bytes,
-        stored_bytes=stream.stored_bytes,
-        started=stream.started.isoformat(),
-        finished=stream.finished.isoformat(),
-        tool_version=__version__,
-        base=result.base,
-        base_guid=plan.base.guid if plan.base else None,
-        source_host=source_host(settings),
-        target_creation=plan.target.creation or None,
-    )
-    write_sidecars(store, plan.member, plan.name.filename, sidecar)
-    protection = _protect(settings, runner, features, plan)
+    check_name_fits(store, plan.member, plan.name.filename)
+    with member_lock(settings, store, plan.member, "backup", run) as lock:
+        # Another run may have written this member while we waited for its lock.
+        archive = read_member_archive(store, plan.member, plan.name.dataset)
+        if why := superseded(plan, archive.files):
+            log.info("%s: nothing to send: %s", plan.member, why)
+            return replace(result, action=Action.UP_TO_DATE, reason=why, remote_path=None)
+
+        def tick() -> None:
+            cancel.check()
+            lock.refresh()
+
+        def before_commit() -> None:
+            cancel.check()
+            lock.verify()
+
+        argv = send_argv(plan.target.full_name, send_from, intermediates=not from_bookmark)
+        process = runner.start(argv)
+        level = settings.compression.effective_level
+        stream = stream_to_store(
+            process,
+            compressor(plan.name.compression, level, settings.compression.threads),
+            store,
+            remote_path,
+            progress=(lambda raw, stored: progress(raw, stored, estimate)) if progress else None,
+            tick=tick,
+            expected_raw=estimate,
+        )
+        sidecar = Sidecar(
+            dataset=plan.dataset,
+            target=plan.target.name,
+            target_guid=plan.target.guid,
+            compression=plan.name.compression.value,
+            sha256=stream.sha256,
+            raw_bytes=stream.raw_bytes,
+            stored_bytes=stream.stored_bytes,
+            started=stream.started.isoformat(),
+            finished=stream.finished.isoformat(),
+            tool_version=__version__,
+            base=result.base,
+            base_guid=plan.base.guid if plan.base else None,
+            source_host=source_host(settings),
+            target_creation=plan.target.creation or None,
+        )
+        commit_backup(
+            store,
+            plan.member,
+            plan.name.filename,
+            stream.partial,
+            sidecar,
+            before_commit=before_commit,
+        )
+        protection = _protect(settings, runner, features, plan)
     log.info(
         "%s: %s %s stored (%d bytes from %d)",
         plan.member,

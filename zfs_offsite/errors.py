@@ -51,3 +51,27 @@ class ChainError(PermanentError):
 
 class IntegrityError(PermanentError):
     """Stored bytes do not match their recorded checksum or size."""
+
+
+class DiskFullError(PermanentError):
+    """The backup server has no room for the file; another attempt fails the same way."""
+
+    def __init__(self, message: str, *, free_bytes: int | None = None) -> None:
+        super().__init__(message)
+        self.free_bytes = free_bytes
+
+
+class NameTooLongError(PermanentError):
+    """A backup file's name does not fit the backup server's file system."""
+
+
+class LockBusyError(PermanentError):
+    """Another run holds a member's writer lock; the message names it."""
+
+
+class LockLostError(PermanentError):
+    """Our writer lock was taken from us: nothing may be committed."""
+
+
+class Cancelled(ZfsOffsiteError):
+    """The run was interrupted (signal or cancellation); streams were stopped and cleaned up."""

@@ -1,6 +1,9 @@
 """Which datasets are members, and what each is called on the backup server.
 
-Pure: takes the datasets `zfs get` reported and the source settings.
+Pure: takes the datasets `zfs get` reported and the source settings. A dataset
+that cannot be a member (no usable directory name, or a name another dataset
+maps to) is returned flagged with its one-line error, so that member fails
+alone and the others are still backed up.
 """
 
 from __future__ import annotations
@@ -23,18 +26,30 @@ class Member:
     dataset_part: str
     snapshots: tuple[Snapshot, ...]
     bookmarks: tuple[Snapshot, ...] = ()
+    # Why this dataset cannot be backed up; `name` is then the dataset's name, which
+    # is never a directory on the backup server (it has a `/`).
+    error: str | None = None
 
     @property
     def newest(self) -> Snapshot | None:
         return self.snapshots[-1] if self.snapshots else None
 
 
+_FIX = "rename the dataset, or leave it out by listing the datasets to back up in source.datasets"
+
+
 def _member(dataset: Dataset, pool: str, prefix: str) -> Member:
     relative = dataset.name.removeprefix(pool + "/").replace("/", NESTED_SEPARATOR)
     name = relative.removeprefix(prefix) if relative.startswith(prefix) else relative
     if not name or not is_safe_component(name):
-        raise ConfigError(f"dataset {dataset.name} gives no usable member name: rename it")
+        return _rejected(
+            dataset, f"dataset {dataset.name} gives no usable member name ({name!r}): {_FIX}"
+        )
     return Member(name, dataset.name, relative, dataset.snapshots, dataset.bookmarks)
+
+
+def _rejected(dataset: Dataset, error: str) -> Member:
+    return Member(dataset.name, dataset.name, "", dataset.snapshots, dataset.bookmarks, error)
 
 
 def select_members(
@@ -44,7 +59,11 @@ def select_members(
     explicit: list[str],
     select_property: str | None,
 ) -> list[Member]:
-    """Members by explicit list, by user property `=on`, or by name prefix (the seed's way)."""
+    """Members by explicit list, by user property `=on`, or by name prefix (the seed's way).
+
+    Unusable datasets come back with `error` set (see `Member.error`); a listed
+    dataset that does not exist is a ConfigError, a setting to fix.
+    """
     if explicit:
         missing = [d for d in explicit if d not in datasets]
         if missing:
@@ -61,9 +80,16 @@ def select_members(
             if d.name.count("/") == 1 and d.name.split("/", 1)[1].startswith(prefix)
         ]
     members = [_member(d, pool, prefix) for d in sorted(chosen, key=lambda d: d.name)]
-    seen: dict[str, str] = {}
+    sharing: dict[str, list[str]] = {}
     for m in members:
-        if m.name in seen:
-            raise ConfigError(f"datasets {seen[m.name]} and {m.dataset} map to member {m.name}")
-        seen[m.name] = m.dataset
-    return members
+        if m.error is None:
+            sharing.setdefault(m.name, []).append(m.dataset)
+    return [
+        _rejected(
+            datasets[m.dataset],
+            f"datasets {' and '.join(sharing[m.name])} map to one member {m.name}: {_FIX}",
+        )
+        if m.error is None and len(sharing[m.name]) > 1
+        else m
+        for m in members
+    ]

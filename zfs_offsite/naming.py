@@ -15,6 +15,10 @@ PARTIAL_SUFFIX = ".partial"
 CHECKSUM_SUFFIX = ".sha256"
 METADATA_SUFFIX = ".json"
 CORRUPT_SUFFIX = ".corrupt"  # written by verify next to a file that failed its checks
+# Files of the tool's own in a member directory (the writer lock); never backups.
+TOOL_FILE_PREFIX = ".zfs-offsite"
+# `<final>.<attempt>.partial`: each upload attempt writes a partial file of its own.
+_ATTEMPT = re.compile(r"\.[0-9a-f]{12}$")
 
 # What ZFS allows in a name component, plus `~` for nested datasets (see members.py).
 _COMPONENT = re.compile(r"[A-Za-z0-9_.:+~ -]+")
@@ -90,6 +94,7 @@ class Kind(StrEnum):
     CHECKSUM = "checksum"
     METADATA = "metadata"
     CORRUPT_MARK = "corrupt mark"
+    TOOL = "tool file"
     UNKNOWN = "unknown"
 
 
@@ -103,12 +108,14 @@ SIDECAR_SUFFIXES = {
 
 def classify(filename: str) -> tuple[Kind, BackupName | None]:
     """Say what a file in a member directory is and, if related, which backup it belongs to."""
+    if filename.startswith(TOOL_FILE_PREFIX):
+        return Kind.TOOL, None
     for kind, suffix in ((Kind.PARTIAL, PARTIAL_SUFFIX), *SIDECAR_SUFFIXES.items()):
         if filename.endswith(suffix):
             owner = filename[: -len(suffix)]
             if kind is Kind.PARTIAL:
-                # a sidecar being written: x.gz.json.partial
-                owner_kind, owner_name = classify(owner)
+                # x.zst.<attempt>.partial, or a sidecar being written: x.zst.json.<attempt>.partial
+                owner_kind, owner_name = classify(_ATTEMPT.sub("", owner))
                 return (
                     (Kind.PARTIAL, owner_name)
                     if owner_kind is not Kind.UNKNOWN
@@ -140,5 +147,6 @@ def corrupt_mark_name(filename: str) -> str:
     return filename + CORRUPT_SUFFIX
 
 
-def partial_name(filename: str) -> str:
-    return filename + PARTIAL_SUFFIX
+def partial_name(filename: str, attempt: str | None = None) -> str:
+    """`<file>.<attempt>.partial`; without an attempt, the plain `<file>.partial`."""
+    return f"{filename}.{attempt}{PARTIAL_SUFFIX}" if attempt else filename + PARTIAL_SUFFIX

@@ -6,33 +6,61 @@ works). Encryption then runs in OpenSSH's C code in a process of its own, off
 this process's GIL; paramiko's SFTP client speaks the protocol over a socket
 pair to it. Host keys are checked by OpenSSH against the same known_hosts file
 (`StrictHostKeyChecking=yes`: unknown and changed keys are refused).
+
+A key passphrase is handed to ssh by an askpass helper that reads it from
+ssh's environment. Errors are the ones `ssh.py` builds for paramiko, found in
+ssh's stderr.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
 import select
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
-import time
 from collections import deque
+from pathlib import Path
 
-from zfs_offsite.errors import ConfigError, HostKeyError, PermanentError, TransientError
-from zfs_offsite.ssh import PREFERRED_CIPHERS, SshEndpoint, known_hosts_file
+from zfs_offsite import ssh
+from zfs_offsite.errors import ConfigError
+from zfs_offsite.ssh import PREFERRED_CIPHERS, SshEndpoint, check_key, known_hosts_file
 
 _VERSION = re.compile(r"remote software version (\S+)")
+_HOST_KEY = re.compile(r"Server host key: (\S+) (\S+)")
+_CONNECT = re.compile(r"connect to host \S+ port \d+: (.+?)\.?$")
+_RESOLVE = re.compile(r"Could not resolve hostname \S+: (.+?)\.?$")
+# Lines ssh prints that never explain a failure (-v adds its version banner).
+_NOISE = re.compile(r"^(debug\d|OpenSSH_|Authenticated to |Transferred: |Bytes per second|@@@)")
+
+# The key passphrase reaches the askpass helper in this environment variable of
+# the ssh process: never in argv (visible to every user) and never in a file.
+PASSPHRASE_ENV = "_ZFS_OFFSITE_ASKPASS"
+_ASKPASS_SCRIPT = f"""#!/bin/sh
+# zfs-offsite: OpenSSH's askpass program; prints the key passphrase ssh passed down.
+printf '%s\\n' "${PASSPHRASE_ENV}"
+"""
+_askpass_lock = threading.Lock()
+_askpass: Path | None = None
 
 
 def available() -> bool:
     return shutil.which("ssh") is not None
 
 
-def ssh_argv(endpoint: SshEndpoint) -> list[str]:
-    """The OpenSSH client command line: batch mode, pinned host keys, our key only."""
+def ssh_argv(endpoint: SshEndpoint, *, askpass: bool = False) -> list[str]:
+    """The OpenSSH client command line: pinned host keys, our key only, no prompt.
+
+    With `askpass` ssh may ask for the key passphrase, and only for that: the
+    askpass program answers it, password and keyboard-interactive logins are off
+    and unknown host keys are refused without a question.
+    """
     if endpoint.key_file is None:
-        raise ConfigError("ssh key_file is not set: name the private key to log in with")
+        raise ssh.key_file_unset(endpoint)
     return [
         "ssh",
         "-F",
@@ -49,9 +77,19 @@ def ssh_argv(endpoint: SshEndpoint) -> list[str]:
         "-l",
         endpoint.user,
         "-o",
-        "BatchMode=yes",
+        f"BatchMode={'no' if askpass else 'yes'}",
         "-o",
         "IdentitiesOnly=yes",
+        "-o",
+        "IdentityAgent=none",  # paramiko uses no agent either
+        "-o",
+        "PreferredAuthentications=publickey",
+        "-o",
+        "PasswordAuthentication=no",
+        "-o",
+        "KbdInteractiveAuthentication=no",
+        "-o",
+        "NumberOfPasswordPrompts=1",
         "-o",
         "StrictHostKeyChecking=yes",
         "-o",
@@ -74,15 +112,99 @@ def ssh_argv(endpoint: SshEndpoint) -> list[str]:
     ]
 
 
+def _askpass_works(helper: Path) -> bool:
+    try:
+        done = subprocess.run(
+            [str(helper)], env={PASSPHRASE_ENV: "probe"}, capture_output=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.stdout == b"probe\n"
+
+
+def askpass_helper() -> Path:
+    """OpenSSH's askpass program, written once per process into a private directory.
+
+    It holds no secret (the passphrase comes through ssh's environment). The
+    directory must allow executing it: /tmp is often mounted noexec on a NAS,
+    so the runtime and cache directories are tried next.
+    """
+    global _askpass
+    with _askpass_lock:
+        if _askpass is not None and _askpass.exists():
+            return _askpass
+        bases = [tempfile.gettempdir(), os.environ.get("XDG_RUNTIME_DIR"), Path.home() / ".cache"]
+        for base in filter(None, bases):
+            try:
+                directory = Path(tempfile.mkdtemp(prefix="zfs-offsite-askpass-", dir=base))
+            except OSError:
+                continue
+            helper = directory / "askpass"
+            helper.write_text(_ASKPASS_SCRIPT)
+            helper.chmod(0o700)
+            if _askpass_works(helper):
+                atexit.register(shutil.rmtree, directory, True)
+                _askpass = helper
+                return helper
+            shutil.rmtree(directory, ignore_errors=True)
+        raise ConfigError(
+            "setting target.client: the OpenSSH client needs an askpass helper for "
+            "key_passphrase and none of the temporary directories lets it run (noexec?): "
+            "set target.client = paramiko"
+        )
+
+
+def explain(endpoint: SshEndpoint, lines: list[str], returncode: int | None) -> Exception:
+    """ssh's stderr (with -v) as the typed one-line error the paramiko client raises too."""
+    said = [line for line in lines if line.strip() and not _NOISE.match(line)]
+    text = "\n".join(said)
+    where = endpoint.known_hosts or Path.home() / ".ssh" / "known_hosts"
+    if "IDENTIFICATION HAS CHANGED" in text or "has changed and you have requested" in text:
+        found = (_HOST_KEY.search(line) for line in lines)
+        offered = next((f"{m[1]} {m[2]}" for m in found if m), "an unknown key")
+        return ssh.host_key_changed(endpoint, where, offered)
+    if "Host key verification failed" in text or "host key is known for" in text:
+        return ssh.host_key_unknown(endpoint, where)
+    if "ssh_askpass: exec" in text:
+        return ConfigError(
+            "setting target.client: ssh could not run its askpass helper for the key "
+            "passphrase: set target.client = paramiko"
+        )
+    if "Permission denied (" in text or "Too many authentication failures" in text:
+        return ssh.key_refused(endpoint)
+    for line in said:
+        if match := _RESOLVE.search(line):
+            return ssh.host_not_found(endpoint, match[1])
+        if match := _CONNECT.search(line):
+            return ssh.unreachable(endpoint, match[1])
+    if "subsystem request failed" in text:
+        return ssh.sftp_refused(endpoint)
+    if "during banner exchange" in text:
+        return ssh.no_handshake(endpoint, closed=False)
+    if "kex_exchange_identification" in text:
+        return ssh.no_handshake(endpoint, closed=True)
+    return ssh.ssh_failed(endpoint, said[-1] if said else f"ssh exited {returncode}")
+
+
 class OpenSshChannel:
     """The socket-like object paramiko's SFTPClient reads and writes."""
 
     def __init__(self, endpoint: SshEndpoint) -> None:
         self.endpoint = endpoint
+        askpass = check_key(endpoint)  # key problems get their own words, before ssh runs
+        argv = ssh_argv(endpoint, askpass=askpass)
+        env = None
+        if askpass:
+            assert endpoint.passphrase is not None
+            env = os.environ | {
+                "SSH_ASKPASS": str(askpass_helper()),
+                "SSH_ASKPASS_REQUIRE": "force",  # the helper, never the terminal
+                PASSPHRASE_ENV: endpoint.passphrase,
+            }
         ours, theirs = socket.socketpair()
         try:
             self._proc = subprocess.Popen(
-                ssh_argv(endpoint), stdin=theirs, stdout=theirs, stderr=subprocess.PIPE
+                argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE, env=env
             )
         except OSError as exc:
             ours.close()
@@ -114,28 +236,8 @@ class OpenSshChannel:
             self._proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.close()
-        time.sleep(0.05)  # let the stderr thread take the last lines
-        said = [line for line in self._stderr if not line.startswith("debug")]
-        text = " / ".join(said[-3:]) or f"ssh exited {self._proc.returncode}"
-        name = self.endpoint.known_hosts_name
-        where = known_hosts_file(self.endpoint)
-        if "IDENTIFICATION HAS CHANGED" in text or ("key for" in text and "has changed" in text):
-            return HostKeyError(
-                f"host key of {name} differs from the one in {where}: refusing to connect; "
-                "if the server was really re-keyed, replace its line in known_hosts"
-            )
-        if "Host key verification failed" in text or "host key is known" in text:
-            return HostKeyError(
-                f"host key of {name} is not in {where}: refusing to connect; add it with "
-                f"`ssh-keyscan -p {self.endpoint.port} {self.endpoint.host} >> {where}` "
-                "after checking it"
-            )
-        if "Permission denied" in text:
-            return PermanentError(
-                f"ssh login as {self.endpoint.user}@{self.endpoint.host} refused: check "
-                "key_file and the server's authorized_keys"
-            )
-        return TransientError(f"ssh to {self.endpoint.host}:{self.endpoint.port} failed: {text}")
+        self._drain.join(timeout=2)  # the last lines explain the failure
+        return explain(self.endpoint, list(self._stderr), self._proc.returncode)
 
     # What paramiko's SFTP client calls.
     def send(self, data: bytes) -> int:

@@ -3,8 +3,10 @@
 A reader thread pulls the send stream, compresses and hashes it; the calling
 thread writes to the store. A bounded queue between them keeps memory flat
 whatever the stream size. The pipeline makes no decisions: it runs what the
-plan says and checks every end (send exit status, stream end record,
-compressor end, byte counts), then renames the `.partial` file into place.
+plan says into a partial file of this attempt's own and checks every end
+(send exit status, stream end record, compressor end, every write
+acknowledged and flushed, byte counts). Moving the file to its final name is
+the completion protocol's step (`commit.py`), not this one.
 """
 
 from __future__ import annotations
@@ -20,10 +22,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from zfs_offsite.compression import Compressor
-from zfs_offsite.errors import IntegrityError, SendError, StoreError, ZfsOffsiteError
+from zfs_offsite.errors import (
+    DiskFullError,
+    IntegrityError,
+    SendError,
+    StoreError,
+    ZfsOffsiteError,
+)
 from zfs_offsite.naming import partial_name
 from zfs_offsite.runner import Process, last_line
-from zfs_offsite.store import Store
+from zfs_offsite.store import Store, disk_full, new_attempt, remove_quietly
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +42,19 @@ DRR_END = 5
 _PERMANENT_SEND_ERRORS = ("does not exist", "not an earlier snapshot", "permission denied")
 
 ProgressFn = Callable[[int, int], None]
+TICK_SECONDS = 1.0  # the writer looks at least this often: cancellation, lock heartbeat
 
 
 @dataclass(frozen=True)
 class StreamResult:
-    """Figures of one completed upload; the file is under its final name."""
+    """Figures of one completed upload; the bytes are in `partial`, durable, not yet committed."""
 
     raw_bytes: int
     stored_bytes: int
     sha256: str
     started: datetime
     finished: datetime
+    partial: str = ""
 
     @property
     def seconds(self) -> float:
@@ -117,10 +127,16 @@ def stream_to_store(
     path: str,
     *,
     progress: ProgressFn | None = None,
+    tick: Callable[[], None] | None = None,
+    expected_raw: int | None = None,
 ) -> StreamResult:
-    """Upload a send stream via `path.partial`; on any failure nothing is left at `path`."""
+    """Upload a send stream to a new partial file beside `path`; on any failure it is removed.
+
+    `tick` is called at least once a second from this thread (cancellation
+    checks, the lock's heartbeat); an exception from it aborts the upload.
+    """
     started = datetime.now(UTC)
-    partial = partial_name(path)
+    partial = partial_name(path, new_attempt())
     chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_DEPTH)
     producer = _Producer(process, compressor, chunks)
     written = 0
@@ -128,7 +144,15 @@ def stream_to_store(
         with store.open_write(partial) as handle:
             producer.start()
             last_report = 0.0
-            while (chunk := chunks.get()) is not None:
+            while True:
+                if tick:
+                    tick()
+                try:
+                    chunk = chunks.get(timeout=TICK_SECONDS)
+                except queue.Empty:
+                    continue
+                if chunk is None:
+                    break
                 handle.write(memoryview(chunk))
                 written += len(chunk)
                 if progress and time.monotonic() - last_report > 1.0:
@@ -145,7 +169,6 @@ def stream_to_store(
                     "zfs send stream ended without its END record (truncated)", retryable=True
                 )
         _check_stored_size(store, partial, written, producer.stored_bytes)
-        store.rename(partial, path)
     except BaseException as exc:
         producer.abort.set()
         process.kill()
@@ -155,7 +178,9 @@ def stream_to_store(
         # zfs-fuse writes the stream from its daemon: only a closed pipe ends that send.
         if process.stdout is not None:
             process.stdout.close()
-        _remove_quietly(store, partial)
+        remove_quietly(store, partial)
+        if isinstance(exc, DiskFullError):
+            raise _disk_full(exc, path, written, producer, expected_raw) from exc
         if isinstance(exc, ZfsOffsiteError | KeyboardInterrupt):
             raise
         raise StoreError(f"upload of {path} failed: {exc}") from exc
@@ -167,7 +192,18 @@ def stream_to_store(
         sha256=producer.hasher.hexdigest(),
         started=started,
         finished=datetime.now(UTC),
+        partial=partial,
     )
+
+
+def _disk_full(
+    exc: DiskFullError, path: str, written: int, producer: _Producer, expected_raw: int | None
+) -> DiskFullError:
+    if expected_raw and producer.raw_bytes:
+        needed = f"about {expected_raw * written / producer.raw_bytes / 1e6:.0f} MB needed"
+    else:
+        needed = f"more than {written / 1e6:.0f} MB needed"
+    return disk_full(exc, path, released=written, needed=needed)
 
 
 def _check_stored_size(store: Store, partial: str, written: int, produced: int) -> None:
@@ -185,10 +221,3 @@ def _drain(chunks: queue.Queue[bytes | None]) -> None:
             chunks.get_nowait()
     except queue.Empty:
         pass
-
-
-def _remove_quietly(store: Store, path: str) -> None:
-    try:
-        store.remove(path)
-    except Exception as exc:  # the connection may be the thing that broke
-        log.warning("could not remove %s (%s); it stays a .partial and never counts", path, exc)

@@ -3,7 +3,9 @@
 Deletion order keeps the archive consistent if a prune is interrupted: files
 go dependents first (newest first), each backup file before its sidecars, so
 what remains is always a set of complete chains plus, at worst, a sidecar
-without its file (removed by the next prune).
+without its file (removed by the next prune). Only regular files are ever
+deleted: a directory or symlink in a member's directory is left alone and
+reported, as are files whose sidecars cannot establish what they are.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from zfs_offsite.archive import read_member_archive
+from zfs_offsite.archive import is_file, read_member_archive
 from zfs_offsite.naming import SIDECAR_SUFFIXES, classify, sidecar_names
 from zfs_offsite.retention import PrunePlan, Rule, plan_prune
 from zfs_offsite.store import Store
@@ -36,12 +38,15 @@ def prune_member(
     """
     archive = read_member_archive(store, member, None)
     plan = plan_prune(member, archive.files, archive.partials, rules, now, stale_after)
+    plan.ignored = dict(archive.reasons)
     if dry_run:
         return plan
     for file in plan.delete:
         store.remove(f"{member}/{file.filename}")
         for sidecar in sidecar_names(file.filename):
-            store.remove(f"{member}/{sidecar}")
+            entry = archive.entries.get(sidecar)
+            if entry is not None and is_file(entry):
+                store.remove(f"{member}/{sidecar}")
         log.info("%s: deleted %s (%d bytes)", member, file.filename, file.size)
     for partial in plan.stale_partials:
         store.remove(f"{member}/{partial.name}")
@@ -51,14 +56,18 @@ def prune_member(
 
 
 def remove_orphaned_sidecars(store: Store, member: str) -> list[str]:
-    """Sidecars whose backup file is gone (an interrupted prune or a hand-deleted file)."""
+    """Sidecars whose backup file is gone (an interrupted prune or a hand-deleted file).
+
+    Only regular files: a directory or symlink named like a sidecar is left alone
+    (`read_member_archive` reports it).
+    """
     entries = store.listdir(member)
     present = {e.name for e in entries}
     removed = []
     for entry in entries:
         kind, _ = classify(entry.name)
         suffix = SIDECAR_SUFFIXES.get(kind)
-        if suffix and entry.name.removesuffix(suffix) not in present:
+        if suffix and is_file(entry) and entry.name.removesuffix(suffix) not in present:
             store.remove(f"{member}/{entry.name}")
             removed.append(entry.name)
     return removed

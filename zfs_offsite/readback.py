@@ -15,6 +15,7 @@ import threading
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
+from zfs_offsite import cancel
 from zfs_offsite.archive import ArchiveFile
 from zfs_offsite.compression import decompressor
 from zfs_offsite.errors import IntegrityError
@@ -40,6 +41,7 @@ def checked_chunks(
     """The stored bytes; at the end, IntegrityError if size or sha256 differ from the sidecar."""
     digest = hashlib.sha256()
     for chunk in store.read_chunks(f"{member}/{file.filename}"):
+        cancel.check()  # restore, verify and drill stop on Ctrl-C / Cancel too
         digest.update(chunk)
         stats.stored_bytes += len(chunk)
         yield chunk

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from zfs_offsite.archive import ArchiveFile
 from zfs_offsite.backup import BackupResult
 from zfs_offsite.drill import DrillRecord
 from zfs_offsite.retention import PrunePlan
@@ -173,7 +174,7 @@ def prune_summary(plan: PrunePlan | None, member: str, error: str | None) -> dic
         "dropped_points": len(plan.dropped),
         "deleted_files": len(plan.delete) + len(plan.stale_partials),
         "bytes_freed": plan.bytes_freed,
-        "left_alone": len(plan.untouched),
+        "left_alone": len(plan.untouched) + len(plan.ignored),
         "error": "",
     }
 
@@ -183,6 +184,15 @@ def prune_file_rows(plan: PrunePlan, dry_run: bool) -> list[dict[str, object]]:
     verb = "would delete" if dry_run else "deleted"
     rows = [(f.filename, "keep", f.size) for f in plan.keep]
     rows += [(f.filename, verb, f.size) for f in plan.delete]
-    rows += [(f.filename, "left alone: in no restorable chain", f.size) for f in plan.untouched]
+    rows += [(f.filename, f"left alone: {_why_untouched(f)}", f.size) for f in plan.untouched]
     rows += [(p.name, f"{verb} (stale partial upload)", p.size) for p in plan.stale_partials]
+    rows += [(name, f"left alone: {why}", "") for name, why in plan.ignored.items()]
     return [{"member": plan.member, "file": n, "decision": d, "bytes": b} for n, d, b in rows]
+
+
+def _why_untouched(file: ArchiveFile) -> str:
+    if file.corrupt is not None:
+        return f"marked corrupt ({file.corrupt})"
+    if not file.identified:
+        return f"{file.sidecar_problem}"
+    return "in no restorable chain"

@@ -4,8 +4,11 @@ Nothing is received before the whole chain is known to exist and link by GUID.
 Each file is checked while it streams (sha256 and size against its sidecar,
 decompression to the end, the END record), and the last bytes of each stream
 are held back until those checks pass: `zfs receive` only commits a snapshot
-when it reads the stream's END record, so a file that fails its checks never
-becomes a snapshot. Snapshots from earlier, sound files stay received.
+when it reads the stream's END record, so a full or single-snapshot file that
+fails its checks never becomes a snapshot. An `-I` file carries several
+snapshots and each is committed as it is read: when such a file fails, the
+snapshots it committed are rolled back (`destination.py`). Snapshots from
+earlier, sound files stay received.
 """
 
 from __future__ import annotations
@@ -18,13 +21,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zfs_offsite.archive import ArchiveFile, checksum_line, read_member_archive
-from zfs_offsite.errors import IntegrityError, PermanentError, ZfsOffsiteError
+from zfs_offsite.destination import (
+    dataset_exists,
+    destination_snapshots,
+    ensure_parent,
+    next_step,
+    prepare_resume,
+    recover_failed_link,
+    remove_for_force,
+)
+from zfs_offsite.errors import IntegrityError, PermanentError, TransientError, ZfsOffsiteError
 from zfs_offsite.naming import checksum_name, partial_name
 from zfs_offsite.planner import RestorePoint, choose_restore_point
 from zfs_offsite.readback import ReadStats, checked_chunks, read_ahead, stream_chunks
-from zfs_offsite.runner import Process, Runner, last_line
+from zfs_offsite.runner import Process, Runner
 from zfs_offsite.store import Store
-from zfs_offsite.zfs import list_datasets, receive_argv
+from zfs_offsite.zfs import Snapshot, error_text, receive_argv
 
 log = logging.getLogger(__name__)
 
@@ -74,32 +86,10 @@ def plan_restore(store: Store, member: str, snapshot: str | None) -> RestorePoin
     return choose_restore_point(archive.files, snapshot)
 
 
-def dataset_exists(runner: Runner, dataset: str) -> bool:
-    return runner.run(["zfs", "list", "-H", "-o", "name", dataset], check=False).returncode == 0
-
-
 def snapshot_guid(runner: Runner, snapshot: str) -> int | None:
     result = runner.run(["zfs", "get", "-H", "-p", "-o", "value", "guid", snapshot], check=False)
     text = result.stdout.strip()
     return int(text) if result.returncode == 0 and text.isdigit() else None
-
-
-def received_links(runner: Runner, destination: str, point: RestorePoint) -> int:
-    """How many leading links of the chain `destination` already holds (matched by GUID)."""
-    listed = list_datasets(runner, destination).get(destination)
-    present = {s.name: s.guid for s in listed.snapshots} if listed else {}
-    count = 0
-    for file in point.chain:
-        target = file.name.target
-        if target not in present or file.target_guid not in (None, present[target]):
-            break
-        count += 1
-    if count == 0:
-        raise PermanentError(
-            f"destination {destination} holds no snapshot of this chain (first: "
-            f"{point.chain[0].name.target}): name a new dataset or pass --force"
-        )
-    return count
 
 
 def receive_file(
@@ -152,7 +142,7 @@ def receive_file(
 
 
 def _receive_message(file: ArchiveFile, process: Process) -> str:
-    return f"zfs receive of {file.filename} failed: {last_line(process.stderr_text())}"
+    return f"zfs receive of {file.filename} failed: {error_text(process.stderr_text())}"
 
 
 def restore_member(
@@ -187,31 +177,39 @@ def receive_chain(
     """Receive a planned chain into `destination`, file by file, each checked as it streams.
 
     `resume` continues into an existing destination that holds the first links
-    of the chain (same GUIDs), e.g. after a dropped connection.
+    of the chain (same GUIDs), e.g. after a dropped connection or a replaced
+    file; snapshots an unfinished receive of the next file left are rolled
+    back first. `force` replaces an existing destination: it is destroyed
+    with its snapshots (refused if it has children, clones or holds), then
+    received anew. A missing parent dataset is created. A link that fails is
+    rolled back to the previous link's target, and the error says what the
+    destination holds.
     """
-    start = 0
-    if dataset_exists(runner, destination) and not force:
-        if not resume:
-            raise PermanentError(
-                f"destination {destination} exists: name a new dataset, pass --resume to "
-                "continue a restore into it, or --force to let `zfs receive -F` overwrite it"
-            )
-        start = received_links(runner, destination, point)
+    start, exists = 0, dataset_exists(runner, destination)
+    if exists and force:
+        remove_for_force(runner, destination)
+        exists = False
+    if not exists:
+        ensure_parent(runner, destination)
+    elif resume:
+        start = prepare_resume(runner, destination, point)
+    else:
+        raise PermanentError(
+            f"destination {destination} exists: name a new dataset, pass --resume to "
+            "continue a restore into it, or --force to replace it (it is destroyed first)"
+        )
     result = RestoreResult(member, point.snapshot, destination)
     log.info("%s: restoring %s from %d file(s)", member, point.snapshot, len(point.chain))
     for index, file in enumerate(point.chain[start:], start):
+        before = destination_snapshots(runner, destination)
         # Links after the first go into the dataset this restore created: -F only
         # rolls back what mounting changed since the previous link.
-        argv = receive_argv(destination, force=force or index > 0)
+        argv = receive_argv(destination, force=index > 0)
         process = runner.start(argv, stdin=True)
         try:
             result.files.append(receive_file(store, member, file, process, progress))
-        except IntegrityError as exc:
-            held = point.chain[index - 1].name.target if index else None
-            raise IntegrityError(
-                f"{exc}; nothing of this file was committed"
-                + (f", {destination} holds the snapshots up to {held}" if held else "")
-            ) from exc
+        except (ZfsOffsiteError, OSError) as exc:
+            raise _link_failed(runner, member, point, destination, index, before, exc) from exc
     result.guid = snapshot_guid(runner, f"{destination}@{point.snapshot}")
     expected = point.guid
     if expected is not None and result.guid != expected:
@@ -219,6 +217,32 @@ def receive_chain(
             f"{destination}@{point.snapshot} has GUID {result.guid}, the archive records {expected}"
         )
     return result
+
+
+def _link_failed(
+    runner: Runner,
+    member: str,
+    point: RestorePoint,
+    destination: str,
+    index: int,
+    before: tuple[Snapshot, ...] | None,
+    exc: Exception,
+) -> ZfsOffsiteError:
+    """The error for a failed link: its cause, then what was rolled back and what is there."""
+    file = point.chain[index]
+    cause = str(exc) if file.filename in str(exc) else f"{member}/{file.filename}: {exc}"
+    damaged = isinstance(exc, IntegrityError)
+    try:
+        outcome = recover_failed_link(runner, destination, point, index, before, damaged=damaged)
+    except ZfsOffsiteError as err:  # e.g. the NAS is unreachable in pull mode
+        again = next_step(point, index, exists=True, damaged=damaged)
+        outcome = f"what {destination} holds could not be checked ({err}); {again}"
+    message = f"{cause}; {outcome}"
+    if isinstance(exc, IntegrityError):
+        return IntegrityError(message)
+    if isinstance(exc, ReceiveError):
+        return ReceiveError(message)
+    return TransientError(message) if getattr(exc, "retryable", False) else PermanentError(message)
 
 
 def download_chain(

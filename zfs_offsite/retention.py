@@ -128,6 +128,8 @@ class PrunePlan:
     keep: list[ArchiveFile] = field(default_factory=list)
     untouched: list[ArchiveFile] = field(default_factory=list)  # in no restorable chain
     stale_partials: list[StoreEntry] = field(default_factory=list)
+    # Entries that are no backup (foreign files, directories, symlinks): name -> why.
+    ignored: dict[str, str] = field(default_factory=dict)
 
     @property
     def bytes_freed(self) -> int:

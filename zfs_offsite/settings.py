@@ -1,28 +1,32 @@
-"""All settings in one pydantic-settings class.
+"""All settings: the models, where their values come from, and what is wrong with them.
 
 Sources, strongest first: arguments, environment (`ZFS_OFFSITE_*`, nested with
 `__`), `.env`, a TOML file (`--config`, `$ZFS_OFFSITE_CONFIG`,
 `./zfs-offsite.toml`, `/etc/zfs-offsite.toml`), then the embedded defaults,
-which describe the demo: a file-backed pool and a local target.
+which describe the demo: a file-backed pool and a local target. A key no model
+knows is an error, never ignored: a typo must not send the backup elsewhere.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretBytes,
+    SecretStr,
+    ValidationError,
+    field_validator,
 )
 
+from zfs_offsite import setting_sources as sources
 from zfs_offsite.errors import ConfigError
 from zfs_offsite.naming import Compression
 from zfs_offsite.openssh import available as openssh_available
@@ -31,11 +35,18 @@ from zfs_offsite.ssh import SshEndpoint
 
 ENV_PREFIX = "ZFS_OFFSITE_"
 CONFIG_ENV = "ZFS_OFFSITE_CONFIG"
+ENV_EXEMPT = frozenset({CONFIG_ENV})  # prefixed variables that are not settings
 CONFIG_CANDIDATES = (Path("zfs-offsite.toml"), Path("/etc/zfs-offsite.toml"))
+DOTENV = Path(".env")
 DEMO_POOL = "zfs-offsite-demo"
 DEMO_TARGET = "file:///var/tmp/zfs-offsite-demo/archive"
+REDACTED = "********"
 
-_config_file: ContextVar[Path | None] = ContextVar("zfs_offsite_config_file", default=None)
+
+class SettingsSection(BaseModel):
+    """Base of every settings model: an unknown key is an error, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,7 @@ def parse_target_url(url: str) -> TargetUrl:
     raise ValueError("the target URL must start with sftp:// or file://")
 
 
-class SourceSettings(BaseModel):
+class SourceSettings(SettingsSection):
     """Which datasets are backed up and where their `zfs` runs."""
 
     pool: str = DEMO_POOL
@@ -129,10 +140,11 @@ class SourceSettings(BaseModel):
             known_hosts=self.known_hosts,
             passphrase=self.key_passphrase.get_secret_value() if self.key_passphrase else None,
             timeout=timeout,
+            setting="source",
         )
 
 
-class TargetSettings(BaseModel):
+class TargetSettings(SettingsSection):
     """The backup server (or directory) and the SSH credentials for it."""
 
     url: str = DEMO_TARGET
@@ -142,19 +154,15 @@ class TargetSettings(BaseModel):
     timeout: float = Field(30.0, gt=0, description="Seconds before a silent connection fails.")
     client: Literal["auto", "openssh", "paramiko"] = Field(
         "auto",
-        description="SSH client carrying SFTP: openssh (the `ssh` binary; faster), paramiko "
-        "(in-process; needed for a key passphrase), auto picks openssh when it can.",
+        description="SSH client carrying SFTP: openssh (the `ssh` binary; faster) or paramiko "
+        "(in-process); auto picks openssh when ssh is installed.",
     )
 
     @property
     def uses_openssh_client(self) -> bool:
+        # Both clients take a key passphrase (OpenSSH through an askpass helper).
         if self.client == "auto":
-            return self.key_passphrase is None and openssh_available()
-        if self.client == "openssh" and self.key_passphrase is not None:
-            raise ConfigError(
-                "setting target.client: openssh cannot use key_passphrase (batch mode); "
-                "use client = paramiko or an ssh-agent-free unencrypted deploy key"
-            )
+            return openssh_available()
         return self.client == "openssh"
 
     @field_validator("url")
@@ -180,7 +188,7 @@ class TargetSettings(BaseModel):
         )
 
 
-class CompressionSettings(BaseModel):
+class CompressionSettings(SettingsSection):
     """How streams are compressed; the seed's archive is gzip, new archives zstd."""
 
     algorithm: Compression = Compression.ZSTD
@@ -205,7 +213,7 @@ class CompressionSettings(BaseModel):
         return 3 if self.algorithm is Compression.ZSTD else 1
 
 
-class RetentionSettings(BaseModel):
+class RetentionSettings(SettingsSection):
     """Which restore points `prune` keeps; unset, prune deletes no backup."""
 
     policy: str | None = Field(
@@ -229,18 +237,29 @@ class RetentionSettings(BaseModel):
         return parse_policy(self.policy) if self.policy else None
 
 
-class FullSettings(BaseModel):
+class FullSettings(SettingsSection):
     """When to start a new chain with a full backup, so chains stay short and prunable."""
 
     after_incrementals: int | None = Field(
-        None, ge=1, description="A new full once the newest chain has this many incrementals."
+        None,
+        ge=1,
+        description="A new full once this tool has added this many incrementals to the chain.",
     )
     after_days: float | None = Field(
-        None, gt=0, description="A new full once the chain's full is this many days old."
+        None,
+        gt=0,
+        description="A new full once this tool has extended the chain for this many days "
+        "(counted from its first file in the chain; a seed-era chain from its adoption).",
+    )
+    max_per_night: int | None = Field(
+        None,
+        ge=1,
+        description="At most this many fulls the cadence asks for in one run (others wait, "
+        "most overdue first); default ceil(members / the shorter of the two limits).",
     )
 
 
-class DrillSettings(BaseModel):
+class DrillSettings(SettingsSection):
     """The restore drill: where it receives, and how soon every member gets its turn."""
 
     scratch_dataset: str | None = Field(
@@ -260,15 +279,21 @@ class DrillSettings(BaseModel):
         return value
 
 
-class Settings(BaseSettings):
-    """Everything the tool needs; secrets are SecretStr and never logged."""
+class LockSettings(SettingsSection):
+    """The writer lock of each member directory: one run writes a member at a time."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter="__",
-        env_file=".env",
-        extra="forbid",
+    wait_seconds: float = Field(
+        30.0, ge=0, description="How long a run waits for another run's lock before it fails."
     )
+    stale_seconds: float = Field(
+        600.0,
+        ge=120,
+        description="A lock untouched this long is dead (its holder touches it every 30 s).",
+    )
+
+
+class Settings(SettingsSection):
+    """Everything the tool needs; secrets are SecretStr and never logged."""
 
     source: SourceSettings = Field(default_factory=SourceSettings)
     target: TargetSettings = Field(default_factory=TargetSettings)
@@ -276,6 +301,7 @@ class Settings(BaseSettings):
     drill: DrillSettings = Field(default_factory=DrillSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     full: FullSettings = Field(default_factory=FullSettings)
+    lock: LockSettings = Field(default_factory=LockSettings)
     protect_base: Literal["auto", "bookmark", "hold", "off"] = Field(
         "auto",
         description="Mark the newest uploaded snapshot so the next incremental has a base: "
@@ -291,50 +317,165 @@ class Settings(BaseSettings):
     def scratch_dataset(self) -> str:
         return self.drill.scratch_dataset or f"{self.source.pool}/zfs-offsite-drill"
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources = [init_settings, env_settings, dotenv_settings]
-        path = _config_file.get()
-        if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
-        return tuple(sources)
+
+class SettingsError(ConfigError):
+    """Every wrong setting at once; `lines` holds one self-contained line per problem."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = tuple(lines)
+        head = [f"the settings have {len(lines)} errors:"] if len(lines) > 1 else []
+        super().__init__("\n".join(head + lines))
+
+
+@dataclass(frozen=True)
+class SettingLine:
+    """One effective setting for `zfs-offsite config`: dotted name, shown value, origin."""
+
+    name: str
+    value: str  # secrets are REDACTED
+    source: str  # "/etc/zfs-offsite.toml:12", "env ZFS_OFFSITE_…", ".env:3", "argument", "default"
+
+
+def _config_hint() -> str:
+    return f"fix --config or ${CONFIG_ENV}"
 
 
 def resolve_config_file(explicit: Path | None = None) -> Path | None:
     """The TOML file to read: explicit, then $ZFS_OFFSITE_CONFIG, then the usual places."""
     if explicit is not None or os.environ.get(CONFIG_ENV):
         path = explicit or Path(os.environ[CONFIG_ENV])
+        if path.is_dir():
+            raise ConfigError(
+                f"config file {path} is a directory, not a TOML file: {_config_hint()}"
+            )
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist: fix --config or ${CONFIG_ENV}")
+            raise ConfigError(f"config file {path} does not exist: {_config_hint()}")
         return path
     return next((p for p in CONFIG_CANDIDATES if p.is_file()), None)
 
 
-def _setting_name(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in loc)
+def _gather(config_file: Path | None, overrides: dict[str, Any]) -> sources.Layer:
+    """Every source's values, merged weakest first, with all their errors."""
+    layers: list[sources.Layer] = []
+    try:
+        path = resolve_config_file(config_file)
+    except ConfigError as exc:
+        layers.append(sources.Layer(errors=[str(exc)]))
+        path = None
+    if path is not None:
+        layers.append(sources.from_toml(path, Settings, _config_hint()))
+    layers.append(sources.from_dotenv(DOTENV, Settings, ENV_PREFIX, ENV_EXEMPT))
+    layers.append(sources.from_environ(os.environ, Settings, ENV_PREFIX, ENV_EXEMPT))
+    layers.append(sources.from_arguments(overrides, Settings))
+    return sources.merge(layers)
+
+
+def _field_key(loc: tuple[int | str, ...]) -> tuple[sources.Key, str]:
+    """The settings key of an error location and its display name (`source.datasets[0]`)."""
+    key: list[str] = []
+    name = ""
+    model: type[BaseModel] | None = Settings
+    for part in loc:
+        if isinstance(part, int):
+            name += f"[{part}]"
+            continue
+        if model is None or part not in model.model_fields:
+            break  # a union member tag or similar: not a setting name
+        key.append(part)
+        name += ("." if name else "") + part
+        model = sources.section_model(model.model_fields[part].annotation)
+    return tuple(key), name
+
+
+def _validate(gathered: sources.Layer) -> Settings:
+    """The settings, or SettingsError listing the sources' errors and every invalid value."""
+    lines = list(gathered.errors)
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(gathered.data)
+    except ValidationError as exc:
+        messages: dict[tuple[str, str], list[str]] = {}
+        for error in exc.errors():
+            key, name = _field_key(error["loc"])
+            where = (name or "settings", str(gathered.origin_of(key)))
+            message = error["msg"].removeprefix("Value error, ")
+            if message not in messages.setdefault(where, []):
+                messages[where].append(message)
+        for (name, origin), texts in messages.items():
+            lines.append(f"setting {name} ({origin}): {'; or '.join(texts)}")
+    if lines or settings is None:
+        raise SettingsError(lines)
+    return settings
 
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
-    """Load settings, turning any validation error into one line naming the setting."""
-    path = resolve_config_file(config_file)
-    token = _config_file.set(path)
+    """Load settings; raise SettingsError (a ConfigError) naming every problem and its source."""
+    return _validate(_gather(config_file, overrides))
+
+
+def _shown(value: object) -> str:
+    """A value as `zfs-offsite config` prints it: TOML-like, secrets never."""
+    if isinstance(value, SecretStr | SecretBytes):
+        return REDACTED
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return json.dumps(str(getattr(value, "value", value)))
+
+
+def _lines(model: BaseModel, gathered: sources.Layer, prefix: sources.Key) -> list[SettingLine]:
+    lines: list[SettingLine] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        key = (*prefix, name)
+        if isinstance(value, BaseModel):
+            lines.extend(_lines(value, gathered, key))
+        else:
+            origin = gathered.origin_of(key) if key in gathered.origins else sources.DEFAULT
+            lines.append(SettingLine(sources.dotted(key), _shown(value), str(origin)))
+    return lines
+
+
+def explain_settings(config_file: Path | None = None) -> list[SettingLine]:
+    """Every effective setting with where it came from; SettingsError if any is wrong."""
+    gathered = _gather(config_file, {})
+    settings = _validate(gathered)
+    return _lines(settings, gathered, ())
+
+
+def _found_file(config_file: Path | None) -> tuple[Path | None, str]:
+    """The config file that would be read and why, without checking that it is valid."""
+    if config_file is not None:
+        return config_file, ""
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV]), f" (from ${CONFIG_ENV})"
+    return next((p for p in CONFIG_CANDIDATES if p.is_file()), None), ""
+
+
+def config_origin(config_file: Path | None = None) -> str:
+    """The line every command prints first: which config file it reads, or that none was found.
+
+    Cheap and never raises: a broken file or setting is load_settings' to report.
+    """
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = _setting_name(first["loc"])
-        env = ENV_PREFIX + name.replace(".", "__").upper()
-        where = f" in {path}" if path else ""
-        message = first["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"setting {name} ({env}){where}: {message}") from exc
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
-    finally:
-        _config_file.reset(token)
+        path, why = _found_file(config_file)
+        if path is not None:
+            return f"config: {path.absolute()}{why}"
+        looked = ", ".join(f"./{p}" if not p.is_absolute() else str(p) for p in CONFIG_CANDIDATES)
+        head = f"config: none found (looked for {looked}, ${CONFIG_ENV} unset)"
+        try:
+            settings = load_settings()
+        except ConfigError:
+            return f"{head}: using the environment and the embedded defaults"
+        pool, target = settings.source.pool, settings.target.url
+        using = "the embedded demo defaults"
+        if (pool, target) != (DEMO_POOL, DEMO_TARGET):
+            using = "the environment and the embedded defaults"
+        return f"{head}: using {using} (pool {pool}, target {target})"
+    except Exception as exc:  # a banner line must never stop a command
+        return f"config: cannot tell which file ({exc})"

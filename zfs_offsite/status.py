@@ -9,8 +9,11 @@ The verdict follows the monitoring-plugin convention (0 ok, 1 warning,
   shows up as that age: one missed night passes `warning_hours`, two pass
   `critical_hours` (defaults 26 h and 50 h for a nightly schedule).
 - warning: older than `warning_hours`; the newest restore chain holds
-  seed-era files without a checksum (unverified); or files that are in no
-  restorable chain but are not the newest (left for a person to look at).
+  seed-era files without a checksum (unverified); files that are in no
+  restorable chain but are not the newest (left for a person to look at); or
+  files whose sidecar is missing or unreadable (verify names them).
+
+A dataset that cannot be a member at all (its `error`) is critical.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ import time
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from zfs_offsite.archive import ArchiveFile, MemberArchive
+from zfs_offsite.archive import ArchiveFile, MemberArchive, read_member_archive
 from zfs_offsite.members import Member
 from zfs_offsite.planner import archived_chain, archived_snapshots, restore_chains, restore_points
+from zfs_offsite.store import Store
 
 WARNING_HOURS = 26.0  # a nightly backup plus a margin
 CRITICAL_HOURS = 50.0  # two nights missed
@@ -55,6 +59,10 @@ class MemberStatus:
     archive_bytes: int
     partial_files: int
     ignored_files: int
+    # Files whose sidecars are missing or unreadable, and directories or symlinks
+    # named like backups: `zfs-offsite verify` names each one.
+    findings: int = 0
+    error: str | None = None  # why the member cannot be backed up at all
     backup_files: int = 0
     corrupt_files: list[str] = field(default_factory=list)
     unchained_files: list[str] = field(default_factory=list)
@@ -101,6 +109,7 @@ def member_status(member: Member, archive: MemberArchive, now: float | None = No
         archive_bytes=sum(f.size for f in files),
         partial_files=len(archive.partials),
         ignored_files=len(archive.ignored),
+        findings=sum(f.sidecar_problem is not None for f in files) + len(archive.not_files),
         backup_files=len(files),
         corrupt_files=[f.filename for f in files if not f.sound],
         unchained_files=[f.filename for f in files if f.sound and f.filename not in chains],
@@ -109,8 +118,18 @@ def member_status(member: Member, archive: MemberArchive, now: float | None = No
     )
 
 
+def read_status(store: Store, member: Member, now: float | None = None) -> MemberStatus:
+    """One member's status from its directory; a dataset that is no member shows its error."""
+    if member.error is not None:
+        newest = member.newest.name if member.newest else None
+        return MemberStatus(member.name, newest, None, None, 0, 0, 0, 0, error=member.error)
+    return member_status(member, read_member_archive(store, member.name, member.dataset_part), now)
+
+
 def judge(status: MemberStatus, thresholds: Thresholds) -> tuple[Health, list[str]]:
     """The member's verdict and every reason for it (worst first)."""
+    if status.error is not None:  # it cannot be backed up at all
+        return Health.CRITICAL, [status.error]
     critical: list[str] = []
     warning: list[str] = []
     if status.backup_files == 0:
@@ -132,6 +151,8 @@ def judge(status: MemberStatus, thresholds: Thresholds) -> tuple[Health, list[st
     orphans = status.unchained_files if status.newest_file_restorable else []
     if orphans:
         warning.append(f"in no restorable chain: {', '.join(orphans)}")
+    if status.findings:
+        warning.append(f"{status.findings} file(s) with a sidecar problem: run zfs-offsite verify")
     if critical:
         return Health.CRITICAL, critical + warning
     if warning:

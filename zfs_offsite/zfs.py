@@ -223,3 +223,40 @@ def estimate_send_size(
     except CommandFailed:
         return None
     return parse_send_estimate(result.stdout + "\n" + result.stderr)
+
+
+def rollback_argv(snapshot: str) -> list[str]:
+    """`zfs rollback -r`: back to `snapshot`, destroying the later snapshots (never clones)."""
+    return ["zfs", "rollback", "-r", snapshot]
+
+
+def create_parents_argv(dataset: str) -> list[str]:
+    """`zfs create -p`: `dataset` and any missing ancestors; an existing one is left alone."""
+    return ["zfs", "create", "-p", dataset]
+
+
+def origins_argv(pool: str) -> list[str]:
+    """Every dataset of a pool with its `origin` (the snapshot a clone was made from, or `-`)."""
+    return ["zfs", "get", "-H", "-r", "-o", "name,value", "origin", pool]
+
+
+def parse_origins(text: str) -> dict[str, str]:
+    """Clone -> origin snapshot, from `zfs get -H -o name,value origin` lines (`-`: no clone)."""
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition("\t")
+        if value.strip() not in ("", "-"):
+            found[name] = value.strip()
+    return found
+
+
+def error_text(stderr: str, limit: int = 400) -> str:
+    """What a failed zfs command said, as one line.
+
+    zfs wraps one message over several lines ("destination has snapshots (eg. x@a)"
+    / "must destroy them to overwrite it"); the last line alone loses the problem.
+    """
+    text = " ".join(line.strip() for line in stderr.splitlines() if line.strip())
+    if not text:
+        return "(no message)"
+    return text if len(text) <= limit else "…" + text[-limit:]

@@ -36,7 +36,12 @@ def big_member(pool_factory: Callable[[], Pool]) -> Pool:
 
 
 def final_files(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.rglob("*") if p.is_file() and ".partial" not in p.name)
+    """Files under a final name; partial files and the tool's lock never count as backups."""
+    return sorted(
+        p.name
+        for p in directory.rglob("*")
+        if p.is_file() and ".partial" not in p.name and not p.name.startswith(".zfs-offsite")
+    )
 
 
 class KillingRunner(LocalRunner):
@@ -125,6 +130,13 @@ def test_connection_cut_mid_upload_leaves_no_final_file(
     assert proxy.cut.is_set()
     assert caught.value.retryable
     assert final_files(sftp_dir) == []
+    # The retry (same process, the lock of the broken attempt still on the server) completes.
+    direct = settings_for(big_member, sftp_dir, client=client)
+    assert backup_member(direct, member).action is Action.FULL
+    assert final_files(sftp_dir) == [
+        f"elabfs-erin@{SNAP}.zst" + s for s in ("", ".json", ".sha256")
+    ]
+    assert not (sftp_dir / "erin" / ".zfs-offsite.lock").exists()
 
 
 @pytest.mark.parametrize("client", ["openssh", "paramiko"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 
 
 class CuttingProxy:
@@ -62,3 +63,46 @@ class CuttingProxy:
     def close(self) -> None:
         self._listener.close()
         self._close(*self._sockets)
+
+
+class ThrottlingProxy:
+    """Forwards 127.0.0.1:port to a target, sending upward at most `rate` bytes a second.
+
+    A slow link on loopback: long enough uploads for two runs to overlap, or
+    for a signal to land mid-stream.
+    """
+
+    def __init__(self, target_port: int, rate: int) -> None:
+        self.target_port = target_port
+        self.rate = rate
+        self.sent = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self._listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+                self._sockets += [client, upstream]
+                threading.Thread(
+                    target=self._pump, args=(client, upstream, True), daemon=True
+                ).start()
+                threading.Thread(
+                    target=self._pump, args=(upstream, client, False), daemon=True
+                ).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, upward: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(16384):
+                sink.sendall(data)
+                if upward:
+                    self.sent += len(data)
+                    time.sleep(len(data) / self.rate)
+        CuttingProxy._close(source, sink)
+
+    def close(self) -> None:
+        self._listener.close()
+        CuttingProxy._close(*self._sockets)

@@ -1,14 +1,52 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from zfs_offsite.errors import ConfigError
 from zfs_offsite.naming import Compression
-from zfs_offsite.settings import load_settings, parse_target_url
+from zfs_offsite.setting_sources import section_model, toml_key_lines
+from zfs_offsite.settings import (
+    ENV_PREFIX,
+    Settings,
+    SettingsError,
+    config_origin,
+    explain_settings,
+    load_settings,
+    parse_target_url,
+)
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "seed-deployment.toml"
+DEMO_ORIGIN = (
+    "config: none found (looked for ./zfs-offsite.toml, /etc/zfs-offsite.toml, "
+    "$ZFS_OFFSITE_CONFIG unset): using the embedded demo defaults "
+    "(pool zfs-offsite-demo, target file:///var/tmp/zfs-offsite-demo/archive)"
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No ZFS_OFFSITE_* variable, .env or ./zfs-offsite.toml from the caller leaks in."""
+    for name in list(os.environ):
+        if name.upper().startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def errors_of(config: Path | None = None, **overrides: object) -> list[str]:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config, **overrides)
+    return list(caught.value.lines)
 
 
 def test_defaults_are_the_demo() -> None:
@@ -39,7 +77,7 @@ def test_bad_policy_in_toml_is_one_line_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
     message = str(caught.value)
-    assert message.startswith("setting retention.policy (ZFS_OFFSITE_RETENTION__POLICY) in ")
+    assert message.startswith(f"setting retention.policy ({config}:2): ")
     assert "'weekly 12 weeks' is not a rule" in message and "\n" not in message
 
 
@@ -57,7 +95,11 @@ def test_environment_overrides_toml(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("env", "value", "fragment"),
     [
-        ("ZFS_OFFSITE_TARGET__URL", "ftp://x/y", "setting target.url (ZFS_OFFSITE_TARGET__URL)"),
+        (
+            "ZFS_OFFSITE_TARGET__URL",
+            "ftp://x/y",
+            "setting target.url (env ZFS_OFFSITE_TARGET__URL): the target URL must start with",
+        ),
         ("ZFS_OFFSITE_TARGET__URL", "sftp://host/path", "needs user and host"),
         ("ZFS_OFFSITE_COMPRESSION__ALGORITHM", "bzip2", "compression.algorithm"),
         ("ZFS_OFFSITE_SOURCE__SELECT_PROPERTY", "backup", "user property with a colon"),
@@ -83,3 +125,252 @@ def test_target_urls() -> None:
     assert parse_target_url("sftp://u@h/~/zfs-backups").path == "zfs-backups"
     assert parse_target_url("sftp://u@h:2222/srv/b").port == 2222
     assert parse_target_url("file:///srv/b").path == "/srv/b"
+
+
+# -- unknown keys and variables -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("toml", "line"),
+    [
+        (
+            '[target]\nulr = "file:///srv/archive"\n',
+            "unknown setting target.ulr ({}:2): did you mean target.url?",
+        ),
+        (
+            '# seed\n[source]\npool = "tank"\ndataset_prefx = "x-"\n',
+            "unknown setting source.dataset_prefx ({}:4): did you mean source.dataset_prefix?",
+        ),
+        (
+            '[retention]\npolcy = "all 7d"\n',
+            "unknown setting retention.polcy ({}:2): did you mean retention.policy?",
+        ),
+        (
+            "[compression]\n'algoritm' = \"gzip\"\n",
+            "unknown setting compression.algoritm ({}:2): did you mean compression.algorithm?",
+        ),
+        ("max_paralel = 3\n", "unknown setting max_paralel ({}:1): did you mean max_parallel?"),
+        (
+            '[target]\npool = "tank"\n',
+            "unknown setting target.pool ({}:2): did you mean source.pool?",
+        ),
+        (
+            'target.ulr = "file:///x"\n',
+            "unknown setting target.ulr ({}:1): did you mean target.url?",
+        ),
+        (
+            'target = { url = "file:///x", zzz = 1 }\n',
+            "unknown setting target.zzz ({}:1): [target] takes url, key_file, known_hosts, "
+            "key_passphrase, timeout, client",
+        ),
+        (
+            "[nosuch]\nx = 1\n",
+            "unknown setting nosuch ({}:1): the top level takes source, target, compression, "
+            "drill, retention, full, lock, protect_base, max_parallel, retries, retry_delay",
+        ),
+    ],
+)
+def test_unknown_toml_key_is_an_error_with_its_line(tmp_path: Path, toml: str, line: str) -> None:
+    config = write(tmp_path / "z.toml", toml)
+    assert errors_of(config) == [line.format(config)]
+
+
+def test_every_section_rejects_unknown_keys(tmp_path: Path) -> None:
+    """Generic over the model: a section added later is as strict as the rest."""
+    sections = [n for n, f in Settings.model_fields.items() if section_model(f.annotation)]
+    assert len(sections) >= 6
+    text = "".join(f"\n[{name}]\nbogus_key = 1\n" for name in sections)
+    config = write(tmp_path / "z.toml", text)
+    lines = errors_of(config)
+    assert [line.split(" (")[0] for line in lines] == [
+        f"unknown setting {name}.bogus_key" for name in sections
+    ]
+    assert all(f"({config}:" in line for line in lines)
+
+
+def test_every_section_model_forbids_extra_keys_when_built_directly() -> None:
+    """Code that builds a section itself (not through load_settings) cannot drop a typo either."""
+    models = [Settings] + [
+        m for f in Settings.model_fields.values() if (m := section_model(f.annotation))
+    ]
+    for model in models:
+        with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+            model.model_validate({"bogus_key": 1})
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        (
+            "ZFS_OFFSITE_TARGET_URL",
+            "unknown variable ZFS_OFFSITE_TARGET_URL (env): did you mean ZFS_OFFSITE_TARGET__URL?",
+        ),
+        (
+            "ZFS_OFFSITE_TARGET__ULR",
+            "unknown variable ZFS_OFFSITE_TARGET__ULR (env): did you mean ZFS_OFFSITE_TARGET__URL?",
+        ),
+        (
+            "ZFS_OFFSITE_TARGET__URL__X",
+            "unknown variable ZFS_OFFSITE_TARGET__URL__X (env): did you mean "
+            "ZFS_OFFSITE_TARGET__URL?",
+        ),
+        (
+            "ZFS_OFFSITE_CONFG",
+            "unknown variable ZFS_OFFSITE_CONFG (env): did you mean ZFS_OFFSITE_CONFIG?",
+        ),
+        (
+            "ZFS_OFFSITE_NOTHING_LIKE_IT",
+            "unknown variable ZFS_OFFSITE_NOTHING_LIKE_IT (env): no such setting; names are "
+            "ZFS_OFFSITE_<KEY> or ZFS_OFFSITE_<SECTION>__<KEY>, e.g. ZFS_OFFSITE_TARGET__URL",
+        ),
+    ],
+)
+def test_unknown_environment_variable_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, name: str, line: str
+) -> None:
+    monkeypatch.setenv(name, "file:///srv/archive")
+    assert errors_of() == [line]
+
+
+def test_config_variable_is_not_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZFS_OFFSITE_CONFIG", str(EXAMPLE))
+    assert load_settings().source.pool == "Datenspeicher"
+
+
+def test_whole_section_from_json_variable_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET", '{"url": "file:///x", "tiemout": 3}')
+    assert errors_of() == [
+        "unknown setting target.tiemout (env ZFS_OFFSITE_TARGET): did you mean target.timeout?"
+    ]
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET", '{"url": "file:///x", "timeout": 3}')
+    assert load_settings().target.timeout == 3
+    monkeypatch.setenv("ZFS_OFFSITE_SOURCE__DATASETS", "tank/a")
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET", "file:///x")
+    assert errors_of() == [
+        "setting source.datasets (env ZFS_OFFSITE_SOURCE__DATASETS): not valid JSON "
+        """(Expecting value); e.g. ZFS_OFFSITE_SOURCE__DATASETS='["a", "b"]'""",
+        "setting target (env ZFS_OFFSITE_TARGET): not valid JSON (Expecting value); "
+        "or set one key: ZFS_OFFSITE_TARGET__<KEY>",
+    ]
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET", '{"url": "file:///x"}')
+    monkeypatch.setenv("ZFS_OFFSITE_SOURCE__DATASETS", '["tank/a"]')
+    assert load_settings().source.datasets == ["tank/a"]
+
+
+def test_dotenv_keys_are_checked_and_attributed(tmp_path: Path) -> None:
+    write(
+        Path(".env"),
+        "# local overrides\nPREFECT_API_URL=http://x\nZFS_OFFSITE_TARGET_URL=file:///srv\n"
+        "export ZFS_OFFSITE_RETRIES=-1\n",
+    )
+    assert errors_of() == [
+        "unknown variable ZFS_OFFSITE_TARGET_URL (.env:3): did you mean ZFS_OFFSITE_TARGET__URL?",
+        "setting retries (.env:4): Input should be greater than or equal to 0",
+    ]
+
+
+# -- all errors at once, each with its real source ------------------------------------------
+
+
+def test_all_errors_at_once_each_naming_its_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(
+        tmp_path / "z.toml",
+        'max_parallel = 2\n\n[target]\nurl = "sftp://u@h/~/b"\ntimeout = 0\n'
+        '[compression]\nalgorithm = "bzip2"\n',
+    )
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET__URL", "ftp://x/y")  # wins over the file's url
+    monkeypatch.setenv("ZFS_OFFSITE_SOURCE_POOL", "tank")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config)
+    assert str(caught.value).splitlines() == [
+        "the settings have 4 errors:",
+        "unknown variable ZFS_OFFSITE_SOURCE_POOL (env): did you mean ZFS_OFFSITE_SOURCE__POOL?",
+        "setting target.url (env ZFS_OFFSITE_TARGET__URL): "
+        "the target URL must start with sftp:// or file://",
+        f"setting target.timeout ({config}:5): Input should be greater than 0",
+        f"setting compression.algorithm ({config}:7): Input should be 'gzip' or 'zstd'",
+    ]
+
+
+def test_bad_argument_is_attributed_to_the_argument() -> None:
+    assert errors_of(target={"timeout": -1}, drill={"cycle_runz": 2}) == [
+        "unknown setting drill.cycle_runz (argument): did you mean drill.cycle_runs?",
+        "setting target.timeout (argument): Input should be greater than 0",
+    ]
+
+
+def test_config_directory_is_named_as_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path)
+    assert str(caught.value) == (
+        f"config file {tmp_path} is a directory, not a TOML file: "
+        "fix --config or $ZFS_OFFSITE_CONFIG"
+    )
+
+
+def test_invalid_toml_is_one_line(tmp_path: Path) -> None:
+    config = write(tmp_path / "z.toml", '[target]\nurl = "file:///x\n')
+    (line,) = errors_of(config)
+    assert line.startswith(f"config file {config} is not valid TOML: ")
+    assert "line 2" in line
+
+
+def test_toml_key_lines_skip_multiline_strings() -> None:
+    text = 'a = 1\ndoc = """\nb = 2\n"""\n[t.u]\n"c" . d = 3\n[[arr]]\ne = 4\n'
+    assert toml_key_lines(text) == {
+        ("a",): 1,
+        ("doc",): 2,
+        ("t", "u"): 5,
+        ("t", "u", "c", "d"): 6,
+        ("arr",): 7,
+        ("arr", "e"): 8,
+    }
+
+
+# -- explain_settings and config_origin -----------------------------------------------------
+
+
+def test_explain_names_each_source_and_redacts_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(
+        tmp_path / "z.toml",
+        '[target]\nurl = "sftp://u@h/~/b"\nkey_passphrase = "hunter2"\n',
+    )
+    monkeypatch.setenv("ZFS_OFFSITE_SOURCE__KEY_PASSPHRASE", "swordfish")
+    write(Path(".env"), "ZFS_OFFSITE_MAX_PARALLEL=3\n")
+    shown = {line.name: (line.value, line.source) for line in explain_settings(config)}
+    assert shown["target.url"] == ('"sftp://u@h/~/b"', f"{config}:2")
+    assert shown["target.key_passphrase"] == ("********", f"{config}:3")
+    assert shown["source.key_passphrase"] == ("********", "env ZFS_OFFSITE_SOURCE__KEY_PASSPHRASE")
+    assert shown["max_parallel"] == ("3", ".env:1")
+    assert shown["retries"] == ("3", "default")
+    assert shown["source.key_file"] == ("unset", "default")
+    assert "hunter2" not in repr(shown) and "swordfish" not in repr(shown)
+
+
+def test_config_origin_found_named_and_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert config_origin() == DEMO_ORIGIN
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET__URL", "file:///srv/archive")
+    assert config_origin().endswith(
+        "using the environment and the embedded defaults "
+        "(pool zfs-offsite-demo, target file:///srv/archive)"
+    )
+    monkeypatch.delenv("ZFS_OFFSITE_TARGET__URL")
+    local = write(Path("zfs-offsite.toml"), "")
+    assert config_origin() == f"config: {local.absolute()}"
+    monkeypatch.setenv("ZFS_OFFSITE_CONFIG", str(EXAMPLE))
+    assert config_origin() == f"config: {EXAMPLE} (from $ZFS_OFFSITE_CONFIG)"
+    assert config_origin(tmp_path / "x.toml") == f"config: {tmp_path / 'x.toml'}"
+    assert config_origin(tmp_path) == f"config: {tmp_path}"  # never raises; load reports it
+
+
+def test_key_in_the_wrong_section_points_at_every_right_one(tmp_path: Path) -> None:
+    config = write(tmp_path / "z.toml", 'key_file = "/k"\n')
+    assert errors_of(config) == [
+        f"unknown setting key_file ({config}:1): did you mean source.key_file or target.key_file?"
+    ]

@@ -1,0 +1,55 @@
+"""Ctrl-C and SIGTERM for commands that run a flow: stop the streams, say so, exit 130/143.
+
+The flow's own handler (flows/common.py) tells every stream to stop; this
+layer turns what reaches the command (KeyboardInterrupt, Prefect's
+TerminationSignal, or a run that ended after a stop was requested) into one
+line and the shell's conventional exit code. One Ctrl-C is enough.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from zfs_offsite import cancel
+
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+
+
+class Interrupted(Exception):
+    """A stop was requested while a command ran; carries the signal's name."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_code = EXIT_CODES.get(reason, 1)
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    cancel.request(signal.Signals(signum).name)
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Run a flow; raise Interrupted if a signal stopped it (however the engine ended it)."""
+    from prefect.exceptions import TerminationSignal
+
+    cancel.reset()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, _stop)
+    try:
+        yield
+    except (KeyboardInterrupt, TerminationSignal) as exc:
+        reason = cancel.requested() or (
+            "SIGTERM" if isinstance(exc, TerminationSignal) else "SIGINT"
+        )
+        raise Interrupted(reason) from None
+    finally:
+        for sig, prior in previous.items():
+            signal.signal(sig, prior)
+    if reason := cancel.requested():
+        raise Interrupted(reason)

@@ -1,0 +1,110 @@
+"""`zfs-offsite config` through the installed entry point, as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zfs_offsite.settings import ENV_PREFIX
+
+ZFS_OFFSITE = Path(sys.executable).parent / "zfs-offsite"
+DEMO_ORIGIN = (
+    "config: none found (looked for ./zfs-offsite.toml, /etc/zfs-offsite.toml, "
+    "$ZFS_OFFSITE_CONFIG unset): using the embedded demo defaults "
+    "(pool zfs-offsite-demo, target file:///var/tmp/zfs-offsite-demo/archive)"
+)
+
+
+@pytest.fixture
+def cwd(tmp_path: Path) -> Path:
+    work = tmp_path / "cwd"
+    work.mkdir()
+    return work
+
+
+def run(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a clean environment: no ZFS_OFFSITE_* from the test runner."""
+    clean = {k: v for k, v in os.environ.items() if not k.upper().startswith(ENV_PREFIX)}
+    result = subprocess.run(
+        [str(ZFS_OFFSITE), "config", *args],
+        cwd=cwd,
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    return result
+
+
+def test_shows_each_setting_with_its_source_secrets_redacted(cwd: Path, tmp_path: Path) -> None:
+    config = tmp_path / "z.toml"
+    config.write_text('[target]\nurl = "sftp://backup@nas/~/b"\nkey_passphrase = "hunter2"\n')
+    result = run(cwd, "-c", str(config), ZFS_OFFSITE_RETRIES="5")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"config: {config}"
+    shown = {line.split(" = ")[0].strip(): line.split(" = ", 1)[1] for line in lines[1:]}
+    assert shown["target.url"].split() == ['"sftp://backup@nas/~/b"', f"({config}:2)"]
+    assert shown["target.key_passphrase"].split() == ["********", f"({config}:3)"]
+    assert shown["retries"].split() == ["5", "(env", "ZFS_OFFSITE_RETRIES)"]
+    assert shown["source.pool"].split() == ['"zfs-offsite-demo"', "(default)"]
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_check_prints_only_the_verdict(cwd: Path, tmp_path: Path) -> None:
+    config = tmp_path / "z.toml"
+    config.write_text('[source]\npool = "tank"\n')
+    result = run(cwd, "--check", "-c", str(config))
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"config ok: {config}\n", "")
+
+
+def test_nested_typo_fails_with_its_line(cwd: Path, tmp_path: Path) -> None:
+    config = tmp_path / "z.toml"
+    config.write_text('# archive\n[target]\nulr = "file:///srv/archive"\n')
+    result = run(cwd, "--check", "-c", str(config))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: unknown setting target.ulr ({config}:3): did you mean target.url?"
+    ]
+
+
+def test_every_error_at_once_env_and_file_told_apart(cwd: Path, tmp_path: Path) -> None:
+    config = tmp_path / "z.toml"
+    config.write_text('[compression]\nalgorithm = "gzip"\nthreads = 0\n')
+    result = run(
+        cwd, "-c", str(config), ZFS_OFFSITE_TARGET_URL="file:///srv", ZFS_OFFSITE_MAX_PARALLEL="x"
+    )
+    assert result.returncode == 2
+    assert result.stdout.splitlines() == [f"config: {config}"]
+    assert result.stderr.splitlines() == [
+        "error: unknown variable ZFS_OFFSITE_TARGET_URL (env): "
+        "did you mean ZFS_OFFSITE_TARGET__URL?",
+        f"error: setting compression.threads ({config}:3): "
+        "Input should be greater than or equal to 1",
+        "error: setting max_parallel (env ZFS_OFFSITE_MAX_PARALLEL): "
+        "Input should be a valid integer, unable to parse string as an integer",
+    ]
+
+
+def test_directory_as_config_is_named(cwd: Path, tmp_path: Path) -> None:
+    result = run(cwd, "-c", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: config file {tmp_path} is a directory, not a TOML file: "
+        "fix --config or $ZFS_OFFSITE_CONFIG"
+    ]
+
+
+def test_no_config_file_says_so_first(cwd: Path) -> None:
+    result = run(cwd)
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0] == DEMO_ORIGIN
+    checked = run(cwd, "--check")
+    assert checked.stdout == DEMO_ORIGIN.replace("config: ", "config ok: ", 1) + "\n"

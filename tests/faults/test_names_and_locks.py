@@ -1,0 +1,124 @@
+"""Names the server cannot hold, and locks left by runs that died or still run elsewhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.faults.conftest import SNAP, leftovers, sha256sum_check, stored_files
+from tests.support.services import Pool
+from tests.support.zfsdata import create_member, snapshot, write_member_data
+from zfs_offsite.backup import backup_member, discover_members
+from zfs_offsite.errors import LockBusyError, NameTooLongError
+from zfs_offsite.lock import LOCK_NAME, boot_id
+from zfs_offsite.planner import Action
+from zfs_offsite.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_a_name_too_long_for_the_server_is_one_line_and_permanent(
+    pool_factory: Callable[[], Pool],
+    sftp_dir: Path,
+    settings_for: Callable[..., Settings],
+    local: bool,
+) -> None:
+    pool = pool_factory()
+    dataset = create_member(pool.name, "n" * 90)
+    write_member_data(Path("/") / dataset, 1, 1)
+    first, second = "a" * 100 + "-1", "a" * 100 + "-2"  # legal ZFS names; the full's file fits
+    snapshot(dataset, first)
+    settings = settings_for(pool, sftp_dir, local=local)
+    (member,) = discover_members(settings)
+    assert backup_member(settings, member).action is Action.FULL
+    snapshot(dataset, second)
+    (member,) = discover_members(settings)
+    with pytest.raises(NameTooLongError) as caught:
+        backup_member(settings, member)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"member {'n' * 90}: the backup file name elabfs-nnn")
+    assert "the backup server allows 255 per name" in message
+    assert "shorten the snapshot naming schema or the dataset name" in message
+    assert not caught.value.retryable
+    assert leftovers(sftp_dir) == []
+    assert len(stored_files(sftp_dir)) == 3  # the full and its two sidecars, untouched
+
+
+def write_lock(directory: Path, holder: dict[str, object], age: float = 0.0) -> Path:
+    """A lock file as another run left it, owned like the archive (the SFTP user)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    owner = os.stat(directory.parent)
+    os.chown(directory, owner.st_uid, owner.st_gid)
+    path = directory / LOCK_NAME
+    path.write_text(json.dumps(holder))
+    os.chown(path, owner.st_uid, owner.st_gid)
+    stamp = time.time() - age
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def holder(pid: int, boot: str, host: str = os.uname().nodename) -> dict[str, object]:
+    return {
+        "host": host,
+        "pid": pid,
+        "boot_id": boot,
+        "run": "backup-nas-2026-11-26-0230",
+        "purpose": "backup",
+        "started": "2026-11-26T02:30:00+00:00",
+        "token": "feedfacefeedface",
+    }
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
+def test_lock_of_a_dead_process_on_this_machine_is_taken_over(
+    source_pool: Pool, sftp_dir: Path, settings_for: Callable[..., Settings], client: str
+) -> None:
+    settings = settings_for(source_pool, sftp_dir, client=client)
+    alice = next(m for m in discover_members(settings) if m.name == "alice")
+    write_lock(sftp_dir / "alice", holder(dead_pid(), boot_id()))
+    started = time.monotonic()
+    assert backup_member(settings, alice).action is Action.FULL
+    assert time.monotonic() - started < 20  # taken over at once, no waiting
+    sha256sum_check(sftp_dir)
+    assert leftovers(sftp_dir) == []
+
+
+def test_live_lock_of_another_host_is_never_broken(
+    source_pool: Pool, tmp_path: Path, settings_for: Callable[..., Settings]
+) -> None:
+    archive = tmp_path / "archive"
+    settings = settings_for(source_pool, archive, local=True)
+    settings = settings.model_copy(
+        update={"lock": settings.lock.model_copy(update={"wait_seconds": 3.0})}
+    )
+    alice = next(m for m in discover_members(settings) if m.name == "alice")
+    lock = write_lock(archive / "alice", holder(4242, "other-boot", host="nas2"), age=60)
+    with pytest.raises(LockBusyError) as caught:
+        backup_member(settings, alice)
+    assert str(caught.value).startswith(
+        "member alice: backup run backup-nas-2026-11-26-0230 on nas2 (pid 4242) since "
+        "2026-11-26T02:30:00+00:00 is writing to it"
+    )
+    assert lock.exists() and json.loads(lock.read_text())["token"] == "feedfacefeedface"
+    assert stored_files(archive) == []
+    # Untouched for longer than lock.stale_seconds: that host's run is gone.
+    write_lock(archive / "alice", holder(4242, "other-boot", host="nas2"), age=3600)
+    assert backup_member(settings, alice).action is Action.FULL
+    assert not lock.exists()
+    assert [p.name for p in stored_files(archive)] == [
+        f"elabfs-alice@{SNAP}.zst" + s for s in ("", ".json", ".sha256")
+    ]

@@ -1,0 +1,54 @@
+"""A real `prefect server start` for the tests that need one (SQLite in a temp PREFECT_HOME)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.support.services import free_port
+
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+
+@contextmanager
+def prefect_server(home: Path, startup_seconds: float = 180) -> Iterator[dict[str, str]]:
+    """Start a server; yields the environment that points clients (and workers) at it."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "COLUMNS": "10000",
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+    }
+    log = (home / "server.log").open("wb")
+    server = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + startup_seconds
+        while True:
+            try:
+                with urllib.request.urlopen(f"{env['PREFECT_API_URL']}/health", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((home / "server.log").read_text()[-3000:]) from None
+                time.sleep(0.5)
+        yield env
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
