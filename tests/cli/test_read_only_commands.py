@@ -50,7 +50,16 @@ def test_version_is_the_package_version(cli: Cli) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [("--help",), ("--version",), ("plan",), ("status",), ("plan", "--json"), ("status", "--json")],
+    [
+        ("--help",),
+        ("--version",),
+        ("plan",),
+        ("status",),
+        ("plan", "--json"),
+        ("status", "--json"),
+        ("config",),
+        ("config", "--check"),
+    ],
 )
 def test_read_only_commands_never_import_prefect(cli: Cli, archive: Path, args: tuple[str]) -> None:
     result = probe(cli, *args)
