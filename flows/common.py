@@ -75,13 +75,18 @@ def stops_streams_when_interrupted(body: Callable[P, T]) -> Callable[P, T]:
 
 
 def error_of(state: State[Any]) -> str | None:
-    """The one-line error of a failed state, None if it completed."""
+    """The one-line error of a failed state, None if it completed.
+
+    Every line of the message is kept, joined: zfs puts the line naming the
+    problem first and the one saying what to do last.
+    """
     if state.is_completed():
         return None
     try:
         state.result()
     except Exception as exc:
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        return "; ".join(lines) or type(exc).__name__
     return state.message or state.name
 
 

@@ -1,0 +1,55 @@
+"""Rich progress bars for running streams, on stderr (stdout stays for the answer)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+
+from cli import output
+from zfs_offsite.progress import StreamProgress, listening
+
+
+@contextmanager
+def stream_progress_bars() -> Iterator[None]:
+    """One bar per running stream (a total where `send -nP` gives one).
+
+    Only on a terminal and without -q: a log file or cron mail gets the report table instead.
+    """
+    console = output.err()
+    if output.verbosity.quiet or not console.is_terminal:
+        yield
+        return
+    bars: dict[str, TaskID] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+
+        def show(report: StreamProgress) -> None:
+            if report.member not in bars:
+                bars[report.member] = progress.add_task(
+                    f"{report.member}: {report.filename}", total=report.estimate
+                )
+            progress.update(
+                bars[report.member],
+                completed=report.raw_bytes,
+                total=report.raw_bytes if report.done else report.estimate,
+            )
+
+        with listening(show):
+            yield

@@ -1,0 +1,59 @@
+"""`zfs-offsite restore`: a member's snapshot into a new dataset, or its chain into a directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli import exit_codes, flow_run, output, startup
+
+
+def restore(
+    member: Annotated[str, typer.Argument(help="Member (its directory on the backup server).")],
+    destination: Annotated[str, typer.Argument(help="Dataset to create, e.g. tank/restore/x.")],
+    config: startup.ConfigOption = None,
+    snapshot: Annotated[str | None, typer.Option(help="Snapshot; default newest.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing destination (-F).")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue into a partly restored one.")] = False,
+    to_dir: Annotated[
+        Path | None, typer.Option(help="Download the chain here instead of receiving.")
+    ] = None,
+) -> None:
+    """Restore a member's snapshot (full, then each incremental) into a new dataset."""
+    startup.load(config)
+    flow_run.prepare_prefect()
+    from flows.restore import RestoreParameters, restore_flow
+
+    try:
+        params = RestoreParameters(
+            member=member,
+            destination=destination,
+            snapshot=snapshot,
+            force=force,
+            resume=resume,
+            to_dir=str(to_dir) if to_dir else None,
+        )
+    except ValueError as exc:  # pydantic: --force with --resume
+        errors = getattr(exc, "errors", lambda: [])()
+        message = errors[0]["msg"].removeprefix("Value error, ") if errors else str(exc)
+        output.fail(message, exit_codes.USAGE)
+    outcome = flow_run.run_flow(restore_flow, params)
+    if outcome.failed:
+        flow_run.fail_run("restore", outcome)  # the whole message, every line joined
+    result = outcome.result
+    if output.verbosity.quiet:
+        return
+    if isinstance(result, list):
+        output.out().print(f"Downloaded to {to_dir}. Restore with standard tools:", highlight=False)
+        for line in result:
+            output.out().print(f"  {line}", highlight=False, markup=False)
+        return
+    output.out().print(
+        f"restored {member}@{result.snapshot} into {result.destination} "
+        f"({len(result.files)} file(s), {result.raw_bytes / 1e6:.1f} MB, "
+        f"{result.mb_per_second:.1f} MB/s, GUID {result.guid})",
+        highlight=False,
+        markup=False,
+    )

@@ -1,0 +1,139 @@
+"""`zfs-offsite status`: the archive per member, and a monitoring verdict as the exit code.
+
+Read-only, never imports Prefect. Exit 0 ok, 1 warning, 2 critical (or a
+config error, or the backup server cannot be read: a check that cannot look
+is not ok).
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli import exit_codes, output, startup
+from zfs_offsite.errors import ZfsOffsiteError
+
+if TYPE_CHECKING:
+    from zfs_offsite.settings import Settings
+    from zfs_offsite.status import Health, MemberStatus
+
+WARNING_HOURS = 26.0  # zfs_offsite.status has the same defaults; checked by a test
+CRITICAL_HOURS = 50.0
+
+STATUS_COLUMNS = (
+    "member",
+    "status",
+    "newest local",
+    "newest archived",
+    "age (h)",
+    "chain",
+    "archive MB",
+    "partial",
+    "ignored",
+    "last drill",
+    "reasons",
+)
+
+
+def read_statuses(settings: Settings) -> tuple[list[MemberStatus], dict[str, str]]:
+    """Every member's status and when each was last drilled (ISO time), from one connection."""
+    from zfs_offsite.backup import discover_members
+    from zfs_offsite.drill import read_records
+    from zfs_offsite.status import read_status
+    from zfs_offsite.store import open_store
+
+    members = discover_members(settings)
+    with closing(open_store(settings.target)) as store:
+        statuses = [read_status(store, m) for m in members]
+        drills = {name: record.when for name, record in read_records(store).items()}
+    return statuses, drills
+
+
+def member_document(
+    s: MemberStatus, health: Health, reasons: list[str], drilled: str | None
+) -> dict[str, object]:
+    """One member in `status --json` (keys documented in README, "Monitoring")."""
+    age = s.archived_age_hours
+    return {
+        "member": s.member,
+        "status": health.label,
+        "reasons": reasons,
+        "newest_local": s.newest_local,
+        "newest_archived": s.newest_archived,
+        "age_hours": round(age, 2) if age is not None else None,
+        "chain_length": s.chain_length,
+        "backup_files": s.backup_files,
+        "archive_bytes": s.archive_bytes,
+        "partial_files": s.partial_files,
+        "ignored_files": s.ignored_files,
+        "corrupt_files": s.corrupt_files,
+        "unchained_files": s.unchained_files,
+        "unverified_in_chain": s.unverified_in_chain,
+        "findings": s.findings,
+        "error": s.error,
+        "last_drill": drilled,
+    }
+
+
+def status(
+    config: startup.ConfigOption = None,
+    warning_hours: Annotated[
+        float, typer.Option(help="Warn when the newest backup is older than this.", min=0)
+    ] = WARNING_HOURS,
+    critical_hours: Annotated[
+        float, typer.Option(help="Critical when the newest backup is older than this.", min=0)
+    ] = CRITICAL_HOURS,
+    json_output: startup.JsonOption = False,
+) -> None:
+    """Per member: newest archived snapshot, age, chain, drill; exit 0 ok, 1 warning, 2 critical."""
+    from zfs_offsite.status import Health, Thresholds, judge
+
+    settings = startup.load(config)
+    try:
+        statuses, drills = read_statuses(settings)
+    except ZfsOffsiteError as exc:
+        output.fail(str(exc), exit_codes.STATUS_CRITICAL)
+    thresholds = Thresholds(warning_hours, critical_hours)
+    judged = [(s, *judge(s, thresholds)) for s in statuses]
+    overall = max((h for _, h, _ in judged), default=Health.CRITICAL)
+    documents = [member_document(s, h, r, drills.get(s.member)) for s, h, r in judged]
+    if json_output:
+        output.print_json(
+            {
+                "status": overall.label,
+                "exit_code": int(overall),
+                "pool": settings.source.pool,
+                "target": str(settings.target.parsed),
+                "warning_hours": warning_hours,
+                "critical_hours": critical_hours,
+                "members": documents,
+            }
+        )
+    else:
+        rows = [_table_row(d) for d in documents]
+        output.print_rows(
+            f"status: {settings.source.pool} -> {settings.target.parsed}", STATUS_COLUMNS, rows
+        )
+        if not statuses:
+            output.error(f"no members in pool {settings.source.pool}")
+    raise typer.Exit(int(overall))
+
+
+def _table_row(d: dict[str, object]) -> dict[str, object]:
+    age = d["age_hours"]
+    drilled = d["last_drill"]
+    return {
+        "member": d["member"],
+        "status": d["status"],
+        "newest local": d["newest_local"] or "-",
+        "newest archived": d["newest_archived"] or "none",
+        "age (h)": f"{age:.1f}" if isinstance(age, float | int) else "-",
+        "chain": d["chain_length"],
+        "archive MB": f"{int(d['archive_bytes']) / 1e6:.1f}",  # type: ignore[call-overload]
+        "partial": d["partial_files"],
+        "ignored": d["ignored_files"],
+        "last drill": str(drilled)[:10] if drilled else "never",
+        "reasons": "; ".join(d["reasons"]),  # type: ignore[arg-type]
+    }

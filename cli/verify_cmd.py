@@ -1,0 +1,75 @@
+"""`zfs-offsite verify` and `drill`: prove the archive can be read back and restored."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli import flow_run, output, startup
+
+VERIFY_COLUMNS = ("member", "file", "verdict", "stored_bytes", "detail")
+
+
+def verify(
+    config: startup.ConfigOption = None,
+    member: startup.MembersOption = None,
+    mark: Annotated[bool, typer.Option(help="Mark corrupt files (never deletes).")] = True,
+    json_output: startup.JsonOption = False,
+) -> None:
+    """Read every stored file back: checksums, decompression, END record, chain continuity."""
+    settings = startup.load(config)
+    flow_run.prepare_prefect()
+    from flows.verify import VerifyParameters, verify_flow
+    from zfs_offsite.report import verification_rows
+
+    outcome = flow_run.run_flow(verify_flow, VerifyParameters(members=member or [], mark=mark))
+    result = outcome.result
+    verifications = result if isinstance(result, list) else getattr(result, "results", [])
+    if json_output:
+        output.print_json(
+            {
+                "target": str(settings.target.parsed),
+                "status": "failed" if outcome.failed else "ok",
+                "error": outcome.message if outcome.failed else None,
+                "members": [
+                    {
+                        "member": v.member,
+                        "verdict": v.verdict.value,
+                        "detail": v.detail,
+                        "files": [
+                            {k: r[k] for k in ("file", "verdict", "stored_bytes", "raw_bytes")}
+                            | {"detail": r["detail"]}
+                            for r in verification_rows(v)
+                        ],
+                    }
+                    for v in verifications
+                ],
+            }
+        )
+    elif verifications and not output.verbosity.quiet:
+        rows = [
+            r
+            for v in verifications
+            for r in [
+                *verification_rows(v),
+                {"member": v.member, "file": "(member)", "verdict": v.verdict.value},
+            ]
+        ]
+        output.print_rows("zfs-offsite verify", VERIFY_COLUMNS, rows)
+    if outcome.failed:
+        flow_run.fail_run("verify", outcome)
+
+
+def drill(config: startup.ConfigOption = None, member: startup.MembersOption = None) -> None:
+    """Restore drill: receive the newest archived snapshot into scratch, check GUID, destroy."""
+    startup.load(config)
+    flow_run.prepare_prefect()
+    from flows.verify import DrillParameters, drill_flow
+
+    outcome = flow_run.run_flow(drill_flow, DrillParameters(members=member or []))
+    if outcome.failed:
+        flow_run.fail_run("drill", outcome)
+    if not output.verbosity.quiet:
+        for name, when in outcome.result.items():
+            output.out().print(f"{name}: restorable, proven {when}", highlight=False)

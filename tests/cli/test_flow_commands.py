@@ -1,0 +1,151 @@
+"""Commands that run a flow: one error line and a documented exit code, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from cli.flow_run import STARTING, STARTUP_ENV
+from tests.cli.conftest import Cli, base_env
+from tests.conftest import MEMBERS
+from tests.support.services import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def fresh_prefect_home(cli: Cli, tmp_path: Path, **env: str) -> Cli:
+    """The same CLI with a Prefect home never used: the server's first, slowest start."""
+    settings = {k: v for k, v in cli.env.items() if k.startswith("ZFS_OFFSITE_")}
+    return Cli(base_env(tmp_path / "prefect") | settings | env, cli.cwd)
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def test_corrupt_file_fails_verify_and_makes_status_critical(
+    cli: Cli, archive: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "archive"
+    shutil.copytree(archive, copy)
+    on_copy = cli.with_env(ZFS_OFFSITE_TARGET__URL=f"file://{copy}")
+    (bob_file,) = (copy / "bob").glob("*.zst")
+    flip_a_byte(bob_file)
+
+    verify = on_copy("verify", "--json")
+    assert verify.code == 1, verify.output
+    assert "Traceback" not in verify.output
+    assert verify.err_lines[-1] == "error: verify failed: verify found 1 unsound member(s): bob"
+    document = json.loads(verify.stdout)
+    assert (document["status"], document["error"]) == (
+        "failed",
+        "verify found 1 unsound member(s): bob",
+    )
+    verdicts = {m["member"]: m["verdict"] for m in document["members"]}
+    assert verdicts == {"alice": "ok", "bob": "corrupt", "carol": "ok"}
+    (bob,) = [m for m in document["members"] if m["member"] == "bob"]
+    assert bob["files"][0]["file"] == bob_file.name and "corrupt" in bob["files"][0]["detail"]
+
+    status = on_copy("status", "--json")
+    assert status.code == 2, status.output
+    members = {m["member"]: m for m in json.loads(status.stdout)["members"]}
+    assert members["bob"]["status"] == "critical"
+    assert members["bob"]["reasons"] == [f"corrupt: {bob_file.name}", "nothing restorable"]
+    assert members["bob"]["corrupt_files"] == [bob_file.name]
+    assert members["alice"]["status"] == members["carol"]["status"] == "ok"
+
+
+@contextmanager
+def immutable(directory: Path) -> Iterator[Path]:
+    """A directory even root cannot write into (EPERM), undone afterwards."""
+    directory.mkdir()
+    subprocess.run(["chattr", "+i", str(directory)], check=True)
+    try:
+        yield directory
+    finally:
+        subprocess.run(["chattr", "-i", str(directory)], check=True)
+
+
+def test_backup_to_an_unwritable_target_fails_with_one_line(cli: Cli, tmp_path: Path) -> None:
+    with immutable(tmp_path / "locked") as locked:
+        done = cli("backup", ZFS_OFFSITE_TARGET__URL=f"file://{locked}", ZFS_OFFSITE_RETRIES="0")
+    assert done.code == 1, done.output
+    assert "Traceback" not in done.output
+    assert done.err_lines[-1] == "error: backup failed for 3 member(s): alice, bob, carol"
+    assert STARTING in done.err_lines
+    assert f"cannot create {locked}/alice: Operation not permitted" in done.stdout
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="LocalStore.makedirs turns EPERM into a retryable StoreError (zfs_offsite/store, "
+    "reported to the lead)",
+)
+def test_a_permission_error_is_not_retried(cli: Cli, tmp_path: Path) -> None:
+    with immutable(tmp_path / "locked") as locked:
+        done = cli("-v", "backup", "-m", "alice", ZFS_OFFSITE_TARGET__URL=f"file://{locked}")
+    assert done.code == 1
+    assert "Retry 1/" not in done.stderr
+
+
+def test_a_server_that_does_not_start_in_time_is_one_line_and_exit_3(
+    cli: Cli, tmp_path: Path
+) -> None:
+    done = fresh_prefect_home(cli, tmp_path)("backup", **{STARTUP_ENV: "1"})
+    assert done.code == 3, done.output
+    assert done.stdout == ""
+    assert done.err_lines[-2:] == [
+        STARTING,
+        f"error: the local Prefect server did not start within 1 s: raise {STARTUP_ENV} "
+        "(e.g. 600) or set PREFECT_API_URL to a running server",
+    ]
+
+
+def test_an_unreachable_prefect_api_url_is_one_line_and_exit_3(cli: Cli) -> None:
+    url = f"http://127.0.0.1:{free_port()}/api"
+    done = cli("prune", "--dry-run", PREFECT_API_URL=url)
+    assert done.code == 3, done.output
+    (error,) = [line for line in done.err_lines if line.startswith("error:")]
+    assert error.startswith(f"error: cannot reach the Prefect server at {url} (PREFECT_API_URL): ")
+    assert error == done.err_lines[-1]
+    assert STARTING not in done.stderr
+
+
+def test_an_unknown_member_in_a_flow_command_is_exit_2(cli: Cli, archive: Path) -> None:
+    done = cli("verify", "-m", "nosuch")
+    assert done.code == 2, done.output
+    assert done.err_lines[-1] == (
+        "error: verify failed: parameter members: no member directory named nosuch"
+    )
+    assert "Traceback" not in done.output
+
+
+@contextmanager
+def busy_cpus(count: int = 2) -> Iterator[None]:
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def test_the_first_backup_passes_on_a_busy_machine(cli: Cli, tmp_path: Path) -> None:
+    """README's first command on a fresh Prefect home while two processes burn both cores."""
+    fresh = fresh_prefect_home(cli, tmp_path, ZFS_OFFSITE_TARGET__URL=f"file://{tmp_path}/archive")
+    with busy_cpus():
+        done = fresh("backup", timeout=900)
+    assert done.code == 0, done.output
+    assert "Traceback" not in done.output
+    assert STARTING in done.err_lines
+    assert sorted(p.name for p in (tmp_path / "archive").iterdir()) == sorted(MEMBERS)
