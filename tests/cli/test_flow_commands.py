@@ -85,11 +85,6 @@ def test_backup_to_an_unwritable_target_fails_with_one_line(cli: Cli, tmp_path: 
     assert f"cannot create {locked}/alice: Operation not permitted" in done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LocalStore.makedirs turns EPERM into a retryable StoreError (zfs_offsite/store, "
-    "reported to the lead)",
-)
 def test_a_permission_error_is_not_retried(cli: Cli, tmp_path: Path) -> None:
     with immutable(tmp_path / "locked") as locked:
         done = cli("-v", "backup", "-m", "alice", ZFS_OFFSITE_TARGET__URL=f"file://{locked}")

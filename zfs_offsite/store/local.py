@@ -47,7 +47,7 @@ class LocalStore:
         try:
             self._path(path).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create {self._path(path)}: {exc.strerror}") from exc
+            raise self._error(f"create {self._path(path)}", exc) from exc
 
     def open_write(self, path: str) -> _SyncedFile:
         target = self._path(path)
@@ -99,6 +99,8 @@ class LocalStore:
             return DiskFullError(f"{action}: backup server disk is full", free_bytes=free)
         if isinstance(exc, PermissionError):
             return PermanentError(f"{action}: permission denied on the backup server")
+        if exc.errno == errno.EROFS:
+            return PermanentError(f"{action}: the backup target is a read-only file system")
         return StoreError(f"{action}: {exc.strerror or exc}")
 
 
