@@ -82,7 +82,7 @@ def test_backup_to_an_unwritable_target_fails_with_one_line(cli: Cli, tmp_path: 
     assert "Traceback" not in done.output
     assert done.err_lines[-1] == "error: backup failed for 3 member(s): alice, bob, carol"
     assert STARTING in done.err_lines
-    assert f"cannot create {locked}/alice: Operation not permitted" in done.stdout
+    assert f"create {locked}/alice: Operation not permitted (permission denied" in done.stdout
 
 
 def test_a_permission_error_is_not_retried(cli: Cli, tmp_path: Path) -> None:

@@ -98,7 +98,8 @@ class LocalStore:
             free = space.free_bytes if space else None
             return DiskFullError(f"{action}: backup server disk is full", free_bytes=free)
         if isinstance(exc, PermissionError):
-            return PermanentError(f"{action}: permission denied on the backup server")
+            why = exc.strerror or "permission denied"
+            return PermanentError(f"{action}: {why} (permission denied on the backup target)")
         if exc.errno == errno.EROFS:
             return PermanentError(f"{action}: the backup target is a read-only file system")
         return StoreError(f"{action}: {exc.strerror or exc}")
