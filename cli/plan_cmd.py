@@ -17,12 +17,16 @@ if TYPE_CHECKING:
 PLAN_COLUMNS = ("member", "action", "base", "target", "file", "reason")
 
 
-def plan_members(settings: Settings, wanted: list[str], force_full: bool) -> list[BackupPlan]:
-    """The core call: discover, pick the wanted members, plan each against the remote index.
+def plan_members(
+    settings: Settings, wanted: list[str], force_full: bool
+) -> tuple[list[BackupPlan], dict[str, str]]:
+    """Plan like the backup flow: each wanted member, then the night's quota of new chains.
 
-    Kept small and alone so the full-cadence work can change what is planned.
+    Returns the plans and, per member that cannot be planned, its one-line error.
     """
     from zfs_offsite.backup import discover_members, plan_member
+    from zfs_offsite.cadence import full_quota
+    from zfs_offsite.planner import apply_full_quota
     from zfs_offsite.store import open_store
 
     members = discover_members(settings)
@@ -34,8 +38,17 @@ def plan_members(settings: Settings, wanted: list[str], force_full: bool) -> lis
             f"(members: {known})"
         )
     chosen = [m for m in members if not wanted or m.name in wanted]
+    plans: list[BackupPlan] = []
+    failed: dict[str, str] = {m.name: m.error for m in chosen if m.error}
     with closing(open_store(settings.target)) as store:
-        return [plan_member(settings, m, store, force_full=force_full)[0] for m in chosen]
+        for m in chosen:
+            if m.error:
+                continue
+            try:
+                plans.append(plan_member(settings, m, store, force_full=force_full)[0])
+            except ZfsOffsiteError as exc:
+                failed[m.name] = output.one_line(str(exc))
+    return apply_full_quota(plans, full_quota(settings.full, len(members))), failed
 
 
 def plan_row(p: BackupPlan) -> dict[str, str]:
@@ -58,12 +71,14 @@ def plan(
     """Show what a backup would send; nothing is sent or written."""
     settings = startup.load(config)
     try:
-        plans = plan_members(settings, member or [], force_full)
+        plans, failed = plan_members(settings, member or [], force_full)
     except ConfigError as exc:
         output.fail(str(exc), exit_codes.USAGE)
     except ZfsOffsiteError as exc:
         output.fail(str(exc), exit_codes.FAILED)
-    rows = [plan_row(p) for p in plans]
+    rows = [plan_row(p) for p in plans] + [
+        {"member": name, "action": "failed", "reason": error} for name, error in failed.items()
+    ]
     if json_output:
         output.print_json(
             {
@@ -72,6 +87,8 @@ def plan(
                 "members": rows,
             }
         )
-        return
-    title = f"plan: {settings.source.pool} -> {settings.target.parsed}"
-    output.print_rows(title, PLAN_COLUMNS, rows)
+    else:
+        title = f"plan: {settings.source.pool} -> {settings.target.parsed}"
+        output.print_rows(title, PLAN_COLUMNS, rows)
+    if failed:
+        raise typer.Exit(exit_codes.FAILED)

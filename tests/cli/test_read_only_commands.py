@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ import zfs_offsite
 from cli.flow_run import STARTING
 from tests.cli.conftest import SNAP, Cli
 from tests.conftest import MEMBERS
+from tests.support.services import Pool
+from tests.support.zfsdata import create_member, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -138,3 +141,22 @@ def test_quiet_status_prints_only_the_table(cli: Cli, archive: Path) -> None:
     done = cli("-q", "status")
     assert done.code == 0
     assert done.stderr == ""
+
+
+def test_plan_fails_only_the_member_with_an_unusable_name(
+    pool_factory: Callable[[], Pool], tmp_path: Path, cli: Cli
+) -> None:
+    pool = pool_factory()
+    for name in ("alice", ".."):
+        dataset = create_member(pool.name, name)
+        snapshot(dataset, SNAP)
+    done = cli.with_env(
+        ZFS_OFFSITE_SOURCE__POOL=pool.name, ZFS_OFFSITE_TARGET__URL=f"file://{tmp_path}"
+    )("plan", "--json")
+    assert done.code == 1, done.output
+    assert "Traceback" not in done.output
+    rows = {r["member"]: r for r in json.loads(done.stdout)["members"]}
+    assert rows["alice"]["action"] == "full"
+    failed = rows[f"{pool.name}/elabfs-.."]
+    assert failed["action"] == "failed"
+    assert failed["reason"].startswith(f"dataset {pool.name}/elabfs-.. gives no usable member name")
