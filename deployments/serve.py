@@ -156,25 +156,26 @@ async def _serve(deployments: list[RunnerDeployment], out: TextIO) -> None:
     stop = asyncio.Event()
     received: list[str] = []
 
-    def on_signal(sig: signal.Signals) -> None:
+    def on_signal(signum: int, _frame: object) -> None:
+        # A plain handler runs before the loop handles the events the same Ctrl-C
+        # caused (a temporary server closing its sockets), so it can silence the
+        # runner's connection tracebacks that say nothing to the user.
         if not received:
-            received.append(sig.name)
-            print(f"zfs-offsite serve: {sig.name} received, stopping", file=out, flush=True)
-        stop.set()
+            logging.disable(logging.CRITICAL)
+            received.append(signal.Signals(signum).name)
+            print(f"zfs-offsite serve: {received[0]} received, stopping", file=out, flush=True)
+        loop.call_soon_threadsafe(stop.set)
 
     running = asyncio.create_task(runner.start())
     await asyncio.sleep(0)  # runner.start() installs its own SIGTERM handler; ours replace it
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
+        signal.signal(sig, on_signal)
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if running.done():  # the runner ended on its own: an error worth its traceback
         stopping.cancel()
         running.result()
         return
-    # Quiet from here on: a server that went down with the same Ctrl-C makes the
-    # runner's connections log tracebacks that say nothing to the user.
-    logging.disable(logging.CRITICAL)
     try:
         async with asyncio.timeout(STOP_SECONDS):
             await runner.astop()
