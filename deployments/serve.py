@@ -137,21 +137,6 @@ async def _serve(deployments: list[RunnerDeployment], out: TextIO) -> None:
     from prefect.runner import Runner
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
-    api_url = PREFECT_API_URL.value()
-    if not api_url:
-        print(
-            "zfs-offsite serve: no PREFECT_API_URL, starting a temporary local Prefect server",
-            file=out,
-            flush=True,
-        )
-    # Pausing on stop keeps a central server from scheduling runs nobody executes;
-    # a temporary server stops with this process, so there is nothing to pause.
-    runner = Runner(name=f"zfs-offsite-serve-{host()}", pause_on_shutdown=bool(api_url))
-    for deployment in deployments:
-        await runner.aadd_deployment(deployment)
-    for line in await _start_message(deployments, api_url, PREFECT_UI_URL.value()):
-        print(line, file=out, flush=True)
-
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     received: list[str] = []
@@ -166,10 +151,31 @@ async def _serve(deployments: list[RunnerDeployment], out: TextIO) -> None:
             print(f"zfs-offsite serve: {received[0]} received, stopping", file=out, flush=True)
         loop.call_soon_threadsafe(stop.set)
 
+    def catch_signals() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, on_signal)
+
+    catch_signals()
+    api_url = PREFECT_API_URL.value()
+    if not api_url:
+        print(
+            "zfs-offsite serve: no PREFECT_API_URL, starting a temporary local Prefect server",
+            file=out,
+            flush=True,
+        )
+    # Pausing on stop keeps a central server from scheduling runs nobody executes;
+    # a temporary server stops with this process, so there is nothing to pause.
+    runner = Runner(name=f"zfs-offsite-serve-{host()}", pause_on_shutdown=bool(api_url))
+    for deployment in deployments:
+        await runner.aadd_deployment(deployment)
+        if stop.is_set():
+            return
     running = asyncio.create_task(runner.start())
-    await asyncio.sleep(0)  # runner.start() installs its own SIGTERM handler; ours replace it
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
+    await asyncio.sleep(0)  # runner.start() installs its own SIGTERM handler: ours again
+    catch_signals()
+    for line in await _start_message(deployments, api_url, PREFECT_UI_URL.value()):
+        print(line, file=out, flush=True)
+
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if running.done():  # the runner ended on its own: an error worth its traceback
