@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import signal
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
@@ -190,6 +192,13 @@ async def _serve(deployments: list[RunnerDeployment], out: TextIO) -> None:
         running.cancel()
 
 
+def _prefect_command() -> str:
+    """`prefect` if the shell finds this environment's, else its full path (a venv's bin)."""
+    mine = Path(sys.executable).with_name("prefect")
+    found = shutil.which("prefect")
+    return "prefect" if found and Path(found).resolve() == mine.resolve() else str(mine)
+
+
 async def _start_message(
     deployments: list[RunnerDeployment], api_url: str | None, ui_url: str | None
 ) -> list[str]:
@@ -209,7 +218,7 @@ async def _start_message(
             next_run = "no schedule: runs when started from the UI or the CLI"
         lines.append(f"  {name:<{width}}  {next_run}")
     if api_url:
-        lines.append(f"start one now: prefect deployment run '{names[0]}'")
+        lines.append(f"start one now: {_prefect_command()} deployment run '{names[0]}'")
         if ui_url:
             lines.append(f"or from the UI: {ui_url}/deployments")
     else:

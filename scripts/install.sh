@@ -111,8 +111,9 @@ fi
 # A stamp of what the venv was built from: same lock, same Python -> nothing to do.
 venv=$prefix/.venv
 stamp=$venv/.zfs-offsite-install
-want=$(cat "$prefix/pyproject.toml" "$prefix/uv.lock" | sha256sum | cut -d' ' -f1)
-want="$want $("$python" -V 2>&1)"
+want=$("$python" -c 'import hashlib, sys; print(hashlib.sha256(b"".join(
+    open(f, "rb").read() for f in sys.argv[1:])).hexdigest(), sys.version.split()[0])' \
+    "$prefix/pyproject.toml" "$prefix/uv.lock")
 if [ -x "$venv/bin/zfs-offsite" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     :
 elif [ -n "$uv" ]; then

@@ -129,7 +129,7 @@ def test_deploy_from_the_install_runs_where_the_code_is(
 ) -> None:
     """deploy.sh with the installed environment file; then what a worker does first."""
     env = {**server_env, "OFFSITE_ENV_FILE": str(installed.env_file)}
-    done = run(["sh", str(installed.prefix / "deployments" / "deploy.sh")], env=env, cwd=tmp_path)
+    done = run([str(installed.prefix / "deployments" / "deploy.sh")], env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     name = "zfs-offsite-backup/nightly-nas2"
     deployment = json.loads(prefect(server_env, "deployment", "inspect", name, "--output", "json"))
