@@ -127,7 +127,7 @@ def test_installs_only_run_time_packages_and_never_touches_sshd(
 def test_deploy_from_the_install_runs_where_the_code_is(
     installed: Installed, server_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """deploy.sh with the installed environment file; then what a worker does first."""
+    """deploy.sh with the installed environment file, then a run by the unit's worker."""
     env = {**server_env, "OFFSITE_ENV_FILE": str(installed.env_file)}
     done = run([str(installed.prefix / "deployments" / "deploy.sh")], env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -145,20 +145,28 @@ def test_deploy_from_the_install_runs_where_the_code_is(
     assert Path(argv[1]) == installed.prefix / ".venv" / "bin" / "prefect"
     assert Path(argv[1]).exists()
 
-    # A worker's flow run process: run the pull step, then load the entrypoint (from /).
-    load = (
-        "import asyncio, os, sys\n"
+    # That worker runs a deployed flow: pull step, entrypoint, settings, all from the
+    # install (the weekly prune, on an empty scratch archive: quick and harmless).
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    config = tmp_path / "zfs-offsite.toml"
+    config.write_text(
+        f'[source]\npool = "zot-no-such-pool"\n\n[target]\nurl = "file://{archive}"\n'
+    )
+    worker_env = {**server_env, **values, "ZFS_OFFSITE_CONFIG": str(config)}
+    create = (
+        "import sys\n"
         "from prefect.client.orchestration import get_client\n"
-        "from prefect.flows import load_flow_from_flow_run\n"
-        "async def main():\n"
-        "    async with get_client() as client:\n"
-        "        d = await client.read_deployment_by_name(sys.argv[1])\n"
-        "        run = await client.create_flow_run_from_deployment(d.id)\n"
-        "        flow = await load_flow_from_flow_run(run)\n"
-        "        print(flow.name, os.getcwd())\n"
-        "asyncio.run(main())\n"
+        "with get_client(sync_client=True) as client:\n"
+        "    d = client.read_deployment_by_name(sys.argv[1])\n"
+        "    print(client.create_flow_run_from_deployment(d.id).id)\n"
     )
     python = str(installed.prefix / ".venv" / "bin" / "python")
-    loaded = run([python, "-c", load, name], env={**server_env, **values}, cwd="/")
-    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
-    assert loaded.stdout.split()[-2:] == ["zfs-offsite-backup", str(installed.prefix)]
+    created = run([python, "-c", create, "zfs-offsite-prune/weekly-prune-nas2"], env=worker_env)
+    assert created.returncode == 0, created.stderr
+    flow_run_id = created.stdout.split()[-1]
+    worker = run([*argv[1:], "--run-once"], env=worker_env, cwd="/")
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    inspected = prefect(server_env, "flow-run", "inspect", flow_run_id, "--output", "json")
+    flow_run = json.loads(inspected)
+    assert flow_run["state"]["type"] == "COMPLETED", worker.stdout + worker.stderr
