@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.schedules import Cron
@@ -121,9 +122,13 @@ def served_deployments(
 def serve_all(backup_cron: str | None = None, timezone: str = TIMEZONE) -> None:
     """Register every job as a deployment and run them from this process until stopped."""
     try:
+        ZoneInfo(timezone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise SystemExit(f"zfs-offsite serve: --timezone {timezone!r}: unknown time zone") from None
+    try:
         deployments = served_deployments(backup_cron, timezone)
-    except ValueError as exc:  # a bad OFFSITE_HOST
-        raise SystemExit(f"zfs-offsite serve: {exc}") from None
+    except ValueError as exc:  # a bad OFFSITE_HOST or --cron
+        raise SystemExit(f"zfs-offsite serve: {str(exc).splitlines()[0]}") from None
     try:
         asyncio.run(_serve(deployments, sys.stdout))
     except RuntimeError as exc:

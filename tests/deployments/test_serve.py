@@ -161,3 +161,29 @@ def test_serve_without_a_server_stops_in_seconds_and_says_where_runs_go(
     assert elapsed < STOP_BUDGET, output
     assert "Traceback" not in output
     assert len(served.lines) < 20, output
+
+
+@pytest.mark.parametrize(
+    ("args", "extra_env", "message"),
+    [
+        (["--cron", "61 2 * * *"], {}, 'Invalid cron string: "61 2 * * *"'),
+        (["--timezone", "Europe/Nowhere"], {}, "--timezone 'Europe/Nowhere': unknown time zone"),
+        ([], {"OFFSITE_HOST": "NAS_1"}, "OFFSITE_HOST='NAS_1': use lowercase letters"),
+    ],
+    ids=["cron", "timezone", "host"],
+)
+def test_serve_rejects_bad_input_in_one_line(
+    tmp_path: Path, args: list[str], extra_env: dict[str, str], message: str
+) -> None:
+    env = serve_env({**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}, tmp_path)
+    done = subprocess.run(
+        [ZFS_OFFSITE, "serve", *args],
+        env={**env, **extra_env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(f"zfs-offsite serve: {message}")
