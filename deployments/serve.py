@@ -149,20 +149,21 @@ async def _serve(deployments: list[RunnerDeployment], out: TextIO) -> None:
     received: list[str] = []
 
     def on_signal(signum: int, _frame: object) -> None:
-        # A plain handler runs before the loop handles the events the same Ctrl-C
-        # caused (a temporary server closing its sockets), so it can silence the
-        # runner's connection tracebacks that say nothing to the user.
+        # Runs before the loop handles the events the same Ctrl-C caused (a temporary
+        # server closing its sockets): silence the runner's connection tracebacks, which
+        # say nothing to the user. Printing waits for the loop: a signal handler that
+        # writes to stdout while the main thread does raises "reentrant call".
+        logging.disable(logging.CRITICAL)
         if not received:
-            logging.disable(logging.CRITICAL)
             received.append(signal.Signals(signum).name)
-            print(f"zfs-offsite serve: {received[0]} received, stopping", file=out, flush=True)
-        loop.call_soon_threadsafe(stop.set)
+            loop.call_soon_threadsafe(announce_stop)
 
-    def catch_signals() -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, on_signal)
+    def announce_stop() -> None:
+        print(f"zfs-offsite serve: {received[0]} received, stopping", file=out, flush=True)
+        stop.set()
 
-    catch_signals()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     api_url = PREFECT_API_URL.value()
     if not api_url:
         print(
@@ -177,10 +178,12 @@ async def _serve(deployments: list[RunnerDeployment], out: TextIO) -> None:
         await runner.aadd_deployment(deployment)
         if stop.is_set():
             return
+    # runner.start() installs `handle_sigterm` as the SIGTERM handler when it gets to it.
+    runner.handle_sigterm = on_signal  # type: ignore[method-assign]
     running = asyncio.create_task(runner.start())
-    await asyncio.sleep(0)  # runner.start() installs its own SIGTERM handler: ours again
-    catch_signals()
     for line in await _start_message(deployments, api_url, PREFECT_UI_URL.value()):
+        if received:
+            break
         print(line, file=out, flush=True)
 
     stopping = asyncio.create_task(stop.wait())
