@@ -1,7 +1,7 @@
 """Create the "no Completed backup for 26 hours" automation on the Prefect server.
 
 Usage (from the repository root, with PREFECT_API_URL set):
-    python deployments/alerts.py --deployment zfs-offsite-backup/nightly \
+    python deployments/alerts.py --deployment zfs-offsite-backup/nightly-<host> \
         --block slack-webhook/lab-alerts --hours 26
 
 It is a proactive trigger: it fires when the expected event (a flow run of the
@@ -19,6 +19,8 @@ from datetime import timedelta
 from prefect.client.orchestration import get_client
 from prefect.events.actions import SendNotification
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+from deployments import naming
 
 
 def alert_automation(
@@ -68,7 +70,8 @@ def install(deployment: str, block: str, hours: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deployment", default="zfs-offsite-backup/nightly")
+    nightly = naming.deployment_name("nightly", naming.host())
+    parser.add_argument("--deployment", default=f"zfs-offsite-backup/{nightly}")
     parser.add_argument("--block", required=True, help="notification block: <type-slug>/<name>")
     parser.add_argument("--hours", type=float, default=26.0)
     args = parser.parse_args()

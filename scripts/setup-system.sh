@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# FOR THE DEMO AND THE TESTS ONLY, not for a NAS: installs zfs-fuse (a userspace ZFS
+# that must never run beside a real one), an SSH server and the development env.
+# On a real NAS use scripts/install.sh (the tool and its run-time needs only).
 # Installs what zfs-offsite and its tests need on Debian (as root), then the Python env.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "setup-system.sh: run as root (it installs Debian packages and starts zfs-fuse)" >&2
     exit 1
 fi
+echo "setup-system.sh: demo/test machine set-up (zfs-fuse, sshd); on a real NAS use scripts/install.sh" >&2
 
 packages=(zfs-fuse openssh-server openssh-client zstd gzip pigz python3 python3-venv procps)
 missing=()
@@ -14,11 +18,17 @@ for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
+    # Debian starts services on install. The tests run their own zfs-fuse and a private
+    # sshd on a free port, so this install starts none (policy-rc.d says no while it
+    # runs); a system sshd that was already there is left exactly as it was.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian starts services on install; this project runs its own zfs-fuse and a private sshd.
-systemctl disable --now ssh.service >/dev/null 2>&1 || true
 
 if ! command -v uv >/dev/null 2>&1; then
     if [ ! -x /opt/zfs-offsite-uv/bin/uv ]; then
