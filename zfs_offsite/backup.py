@@ -21,6 +21,7 @@ from zfs_offsite.errors import (
     ArchiveConflictError,
     ConfigError,
     NameTooLongError,
+    PermanentError,
     ZfsOffsiteError,
 )
 from zfs_offsite.lock import MemberLock
@@ -159,6 +160,17 @@ def member_lock(
     )
 
 
+def refuse_linked_member(store: Store, member: str) -> None:
+    """Never write through a symlink or onto a file where the member's directory should be."""
+    entry = store.stat(member)
+    if entry is not None and (entry.is_symlink or not entry.is_dir):
+        what = "a symlink (never followed)" if entry.is_symlink else "a file"
+        raise PermanentError(
+            f"member {member}: {member} on the backup server is {what}, not a directory: "
+            "make it a real directory (or point target.url at where it links)"
+        )
+
+
 def check_name_fits(store: Store, member: str, filename: str) -> None:
     """Fail before sending if the server's file system cannot hold the names this file needs."""
     space = store.space(member)
@@ -207,6 +219,7 @@ def execute_plan(
     if store is None:
         raise ValueError("execute_plan needs a store unless dry_run is set")
     cancel.check()
+    refuse_linked_member(store, plan.member)
     store.makedirs(plan.member)
     check_name_fits(store, plan.member, plan.name.filename)
     with member_lock(settings, store, plan.member, "backup", run) as lock:

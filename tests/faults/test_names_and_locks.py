@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from tests.faults.conftest import SNAP, leftovers, sha256sum_check, stored_files
 from tests.support.services import Pool
 from tests.support.zfsdata import create_member, snapshot, write_member_data
 from zfs_offsite.backup import backup_member, discover_members
-from zfs_offsite.errors import LockBusyError, NameTooLongError
+from zfs_offsite.errors import LockBusyError, NameTooLongError, PermanentError
 from zfs_offsite.lock import LOCK_NAME, boot_id
 from zfs_offsite.planner import Action
 from zfs_offsite.settings import Settings
@@ -122,3 +123,28 @@ def test_live_lock_of_another_host_is_never_broken(
     assert [p.name for p in stored_files(archive)] == [
         f"elabfs-alice@{SNAP}.zst" + s for s in ("", ".json", ".sha256")
     ]
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_backup_never_writes_through_a_symlinked_member_directory(
+    source_pool: Pool,
+    sftp_dir: Path,
+    settings_for: Callable[..., Settings],
+    tmp_path: Path,
+    local: bool,
+) -> None:
+    elsewhere = sftp_dir.parent / f"{sftp_dir.name}-elsewhere"
+    elsewhere.mkdir()
+    try:
+        (sftp_dir / "alice").symlink_to(elsewhere)
+        settings = settings_for(source_pool, sftp_dir, local=local)
+        alice = next(m for m in discover_members(settings) if m.name == "alice")
+        with pytest.raises(PermanentError) as caught:
+            backup_member(settings, alice)
+        assert str(caught.value) == (
+            "member alice: alice on the backup server is a symlink (never followed), not a "
+            "directory: make it a real directory (or point target.url at where it links)"
+        )
+        assert list(elsewhere.iterdir()) == []
+    finally:
+        shutil.rmtree(elsewhere, ignore_errors=True)

@@ -193,7 +193,8 @@ class SftpStore:
     def stat(self, path: str) -> StoreEntry | None:
         full = self._path(path)
         try:
-            attrs = _guard(f"stat {full}", lambda: self._sftp.stat(full))
+            # lstat, as the listing: a symlink is reported as one, never followed.
+            attrs = _guard(f"stat {full}", lambda: self._sftp.lstat(full))
         except FileNotFoundError:
             return None
         return _entry(posixpath.basename(full), attrs)
