@@ -80,9 +80,7 @@ def ensure_server() -> None:
             "no Prefect server: set PREFECT_API_URL, or PREFECT_SERVER_EPHEMERAL_ENABLED=true",
             exit_codes.PREFECT_UNAVAILABLE,
         )
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
+    server = _detached_server()
     if server.running:
         _server_ready = True
         return
@@ -99,6 +97,31 @@ def ensure_server() -> None:
             exit_codes.PREFECT_UNAVAILABLE,
         )
     _server_ready = True
+
+
+def _detached_server() -> Any:
+    """Prefect's temporary server, started in a session of its own.
+
+    A terminal's Ctrl-C goes to the whole process group: the server must
+    outlive it so the run can record that its streams stopped. Prefect's
+    engine later asks for the same (singleton) server and finds this one.
+    """
+    import functools
+    import subprocess
+
+    from prefect.server.api import server as prefect_server
+
+    class DetachedServer(prefect_server.SubprocessASGIServer):
+        def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+            detached = functools.partial(subprocess.Popen, start_new_session=True)
+            original = prefect_server.subprocess.Popen
+            prefect_server.subprocess.Popen = detached  # type: ignore[misc]
+            try:
+                return super()._run_uvicorn_command()
+            finally:
+                prefect_server.subprocess.Popen = original  # type: ignore[misc]
+
+    return DetachedServer()
 
 
 @dataclass(frozen=True)

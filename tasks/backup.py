@@ -15,6 +15,7 @@ from prefect.states import State
 from prefect.tasks import exponential_backoff
 
 from tasks.progress import ProgressReporter
+from zfs_offsite import cancel
 from zfs_offsite.backup import BackupResult, discover_members, open_runner, plan_member, source_host
 from zfs_offsite.backup import execute_plan as execute_plan_fn
 from zfs_offsite.members import Member
@@ -25,7 +26,9 @@ from zfs_offsite.store import open_store
 
 
 def is_retryable(task: Task[..., Any], task_run: object, state: State[Any]) -> bool:
-    """Retry only errors that say another attempt can help (drops, timeouts)."""
+    """Retry errors that say another attempt can help (drops, timeouts); never a stopped run."""
+    if cancel.requested():
+        return False
     try:
         state.result()
     except Exception as exc:

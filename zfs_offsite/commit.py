@@ -55,10 +55,6 @@ def commit_backup(
             remove_quietly(store, path)
         if isinstance(exc, DiskFullError):
             size = sidecar.stored_bytes + sum(len(d) for d in sidecars.values())
-            raise disk_full(
-                exc,
-                final,
-                released=sidecar.stored_bytes,
-                needed=f"about {size / 1e6:.0f} MB needed",
-            ) from exc
+            needed = f"about {size / 1e6:.0f} MB needed"
+            raise disk_full(store, exc, final, needed=needed) from exc
         raise

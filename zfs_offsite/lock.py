@@ -26,8 +26,14 @@ from pathlib import Path
 from types import TracebackType
 
 from zfs_offsite import __version__, cancel
-from zfs_offsite.errors import LockBusyError, LockLostError
-from zfs_offsite.store import Store, read_small_file, remove_quietly
+from zfs_offsite.errors import (
+    DiskFullError,
+    LockBusyError,
+    LockLostError,
+    PermanentError,
+    ZfsOffsiteError,
+)
+from zfs_offsite.store import Store, disk_full, read_small_file, remove_quietly
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,14 @@ def boot_id() -> str:
     """This boot of this machine (Linux); with the pid it names one process for sure."""
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def pid_namespace() -> str:
+    """This process's pid namespace: two containers can share a host name and a boot id."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
     except OSError:
         return ""
 
@@ -69,20 +83,36 @@ class Holder:
     started: str
     token: str
     tool_version: str = ""
+    pid_ns: str = ""
 
     @classmethod
     def parse(cls, data: bytes) -> Holder | None:
+        """The holder, or None for anything else (being written, not ours): judged by age."""
         try:
             raw = json.loads(data)
-            return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
-        except (ValueError, TypeError, KeyError):
-            return None  # being written, or not ours: judged by its age alone
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(raw, dict):
+            return None
+        fields = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
+        pid = fields.get("pid")
+        if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**31:
+            return None
+        if any(not isinstance(v, str) for k, v in fields.items() if k != "pid"):
+            return None
+        try:
+            return cls(**fields)
+        except TypeError:  # a required field is missing
+            return None
 
     def describe(self) -> str:
         return f"{self.purpose} run {self.run} on {self.host} (pid {self.pid}) since {self.started}"
 
     @property
     def local(self) -> bool:
+        """Held by a process this one can see: same boot, host and pid namespace."""
+        if not self.pid_ns or self.pid_ns != pid_namespace():
+            return False
         return (
             bool(self.boot_id) and self.boot_id == boot_id() and self.host == socket.gethostname()
         )
@@ -115,6 +145,7 @@ class MemberLock:
             started=datetime.now(UTC).isoformat(timespec="seconds"),
             token=secrets.token_hex(8),
             tool_version=__version__,
+            pid_ns=pid_namespace(),
         )
         self._held = False
         self._last_refresh = 0.0
@@ -135,11 +166,10 @@ class MemberLock:
         while True:
             cancel.check()
             try:
-                with self.store.open_write(self.path) as handle:
-                    handle.write(data)
+                created = self._create(data)
             except FileExistsError:
-                pass
-            else:
+                created = False
+            if created:
                 self._held = True
                 _held_here.add(self.holder.token)
                 self._last_refresh = time.monotonic()
@@ -156,11 +186,37 @@ class MemberLock:
                 raise LockBusyError(self._busy_message(other, age))
             time.sleep(min(POLL_SECONDS, max(0.1, deadline - time.monotonic())))
 
+    def _create(self, data: bytes) -> bool:
+        """Create the lock file with our holder inside; a file we could not fill is removed."""
+        try:
+            handle = self.store.open_write(self.path)
+        except FileExistsError:
+            raise
+        except ZfsOffsiteError:
+            self._read()  # a directory or symlink in the lock's place says so
+            raise
+        try:
+            with handle:
+                handle.write(data)
+        except BaseException as exc:
+            remove_quietly(self.store, self.path)  # ours, empty or half-written
+            if isinstance(exc, DiskFullError):
+                needed = "a few bytes for the member's lock needed"
+                raise disk_full(self.store, exc, self.path, needed=needed) from exc
+            raise
+        return True
+
     def _read(self) -> tuple[Holder | None, float] | None:
         """The lock's holder (None if unreadable) and its age in seconds; None if there is none."""
         entry = self.store.stat(self.path)
         if entry is None:
             return None
+        if entry.is_dir or entry.is_symlink:
+            what = "a symlink" if entry.is_symlink else "a directory"
+            raise PermanentError(
+                f"member {self.member}: {self.path} is {what}, not zfs-offsite's lock file: it "
+                "is never followed or removed; move it aside"
+            )
         try:
             holder = Holder.parse(read_small_file(self.store, self.path))
         except FileNotFoundError:

@@ -203,8 +203,15 @@ class OpenSshChannel:
             }
         ours, theirs = socket.socketpair()
         try:
+            # A session of its own: a terminal's Ctrl-C (sent to the whole process group)
+            # must not cut the connection this process needs to clean up its partial file.
             self._proc = subprocess.Popen(
-                argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE, env=env
+                argv,
+                stdin=theirs,
+                stdout=theirs,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
             )
         except OSError as exc:
             ours.close()

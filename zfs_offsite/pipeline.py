@@ -178,9 +178,11 @@ def stream_to_store(
         # zfs-fuse writes the stream from its daemon: only a closed pipe ends that send.
         if process.stdout is not None:
             process.stdout.close()
+        stored = _size_quietly(store, partial) if isinstance(exc, DiskFullError) else 0
         remove_quietly(store, partial)
         if isinstance(exc, DiskFullError):
-            raise _disk_full(exc, path, written, producer, expected_raw) from exc
+            needed = _needed(stored, written, producer.raw_bytes, expected_raw)
+            raise disk_full(store, exc, path, needed=needed) from exc
         if isinstance(exc, ZfsOffsiteError | KeyboardInterrupt):
             raise
         raise StoreError(f"upload of {path} failed: {exc}") from exc
@@ -196,14 +198,19 @@ def stream_to_store(
     )
 
 
-def _disk_full(
-    exc: DiskFullError, path: str, written: int, producer: _Producer, expected_raw: int | None
-) -> DiskFullError:
-    if expected_raw and producer.raw_bytes:
-        needed = f"about {expected_raw * written / producer.raw_bytes / 1e6:.0f} MB needed"
-    else:
-        needed = f"more than {written / 1e6:.0f} MB needed"
-    return disk_full(exc, path, released=written, needed=needed)
+def _size_quietly(store: Store, path: str) -> int:
+    try:
+        entry = store.stat(path)
+    except ZfsOffsiteError:
+        return 0
+    return entry.size if entry else 0
+
+
+def _needed(stored: int, written: int, raw: int, expected_raw: int | None) -> str:
+    """What the whole file needs: from `zfs send -nP`'s estimate where there is one."""
+    if expected_raw and raw:
+        return f"about {expected_raw * written / raw / 1e6:.0f} MB needed"
+    return f"more than the {stored / 1e6:.0f} MB that fitted needed"
 
 
 def _check_stored_size(store: Store, partial: str, written: int, produced: int) -> None:

@@ -97,11 +97,14 @@ class LocalProcess:
     """A subprocess on this host."""
 
     def __init__(self, argv: Sequence[str], stdin: bool) -> None:
+        # A session of its own: a terminal's Ctrl-C reaches this process, which stops
+        # the command itself (and cleans up), rather than `zfs send` dying mid-stream.
         self._popen = subprocess.Popen(
             list(argv),
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.DEVNULL if stdin else subprocess.PIPE,
             stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         self.stdout = self._popen.stdout
         self.stdin = self._popen.stdin

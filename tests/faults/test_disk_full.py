@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -89,6 +90,9 @@ def test_disk_full_while_sidecars_are_written(
     assert message.startswith("backup server disk is full ("), message
     assert " MB free, " in message and "needed)" in message
     assert not caught.value.retryable
+    # The free space it reports is what the disk has now, not a guess.
+    reported = re.search(r"\((\d+) MB free", message)
+    assert reported and abs(int(reported.group(1)) * 1e6 - free_bytes(small_disk)) < 1.5e6
     assert stored_files(small_disk) == [small_disk / "filler.bin"]
     assert [n for n in leftovers(small_disk) if n != ".zfs-offsite.lock"] == []
     # Space freed: the next run stores a complete, checkable file.
@@ -137,4 +141,24 @@ def test_space_that_runs_out_and_comes_back_mid_upload(
     assert [p.name for p in stored_files(small_disk)] == [
         f"elabfs-erin@{SNAP}.zst" + s for s in ("", ".json", ".sha256")
     ]
+    sha256sum_check(small_disk)
+
+
+def test_no_room_even_for_the_lock(
+    source_pool: Pool, small_disk: Path, settings_for: Callable[..., Settings]
+) -> None:
+    (small_disk / "alice").mkdir()
+    os.chown(small_disk / "alice", os.stat(small_disk).st_uid, os.stat(small_disk).st_gid)
+    fill_to(small_disk, 0)
+    settings = settings_for(source_pool, small_disk)
+    alice = next(m for m in discover_members(settings) if m.name == "alice")
+    with pytest.raises(DiskFullError) as caught:
+        backup_member(settings, alice)
+    assert str(caught.value).startswith(
+        "backup server disk is full (0 MB free, a few bytes for the member's lock needed): "
+        "alice/.zfs-offsite.lock was not stored"
+    )
+    assert leftovers(small_disk) == []  # no empty lock left to block the next run
+    (small_disk / "filler.bin").unlink()
+    assert backup_member(settings, alice).action is Action.FULL
     sha256sum_check(small_disk)

@@ -6,18 +6,26 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import SNAP, leftovers, sha256sum_check, stored_files
-from tests.support.services import Pool
+from tests.faults.conftest import (
+    SNAP,
+    SlowTarget,
+    leftovers,
+    python_env,
+    sha256sum_check,
+    stored_files,
+)
+from tests.support.services import Pool, SshServer
 from tests.support.zfsdata import create_member, snapshot, write_member_data
 from zfs_offsite.backup import backup_member, discover_members
 from zfs_offsite.errors import LockBusyError, NameTooLongError, PermanentError
-from zfs_offsite.lock import LOCK_NAME, boot_id
+from zfs_offsite.lock import LOCK_NAME, boot_id, pid_namespace
 from zfs_offsite.planner import Action
 from zfs_offsite.settings import Settings
 
@@ -66,11 +74,14 @@ def write_lock(directory: Path, holder: dict[str, object], age: float = 0.0) -> 
     return path
 
 
-def holder(pid: int, boot: str, host: str = os.uname().nodename) -> dict[str, object]:
+def holder(
+    pid: int, boot: str, host: str = os.uname().nodename, pid_ns: str = ""
+) -> dict[str, object]:
     return {
         "host": host,
         "pid": pid,
         "boot_id": boot,
+        "pid_ns": pid_ns or pid_namespace(),
         "run": "backup-nas-2026-11-26-0230",
         "purpose": "backup",
         "started": "2026-11-26T02:30:00+00:00",
@@ -148,3 +159,101 @@ def test_backup_never_writes_through_a_symlinked_member_directory(
         assert list(elsewhere.iterdir()) == []
     finally:
         shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"host": "HOST", "pid": "abc", "boot_id": "BOOT", "run": "x", "purpose": "backup", '
+        '"started": "2026", "token": "t"}',
+        '{"host": "HOST", "pid": 1e30, "boot_id": "BOOT"}',
+        "[]",
+        "\x00\xff",
+    ],
+)
+def test_a_lock_file_of_any_content_is_judged_by_its_age(
+    source_pool: Pool, tmp_path: Path, settings_for: Callable[..., Settings], content: str
+) -> None:
+    archive = tmp_path / "archive"
+    settings = settings_for(source_pool, archive, local=True)
+    settings = settings.model_copy(
+        update={"lock": settings.lock.model_copy(update={"wait_seconds": 1.0})}
+    )
+    alice = next(m for m in discover_members(settings) if m.name == "alice")
+    (archive / "alice").mkdir(parents=True)
+    lock = archive / "alice" / LOCK_NAME
+    lock.write_text(content.replace("HOST", os.uname().nodename).replace("BOOT", boot_id()))
+    with pytest.raises(LockBusyError, match="a run whose lock file is unreadable"):
+        backup_member(settings, alice)
+    os.utime(lock, (time.time() - 3600, time.time() - 3600))
+    assert backup_member(settings, alice).action is Action.FULL
+
+
+@pytest.mark.parametrize("kind", ["directory", "dangling symlink", "symlink to an old file"])
+def test_a_lock_that_is_not_a_file_is_never_followed_or_removed(
+    source_pool: Pool, tmp_path: Path, settings_for: Callable[..., Settings], kind: str
+) -> None:
+    archive = tmp_path / "archive"
+    settings = settings_for(source_pool, archive, local=True)
+    alice = next(m for m in discover_members(settings) if m.name == "alice")
+    (archive / "alice").mkdir(parents=True)
+    lock = archive / "alice" / LOCK_NAME
+    old = tmp_path / "old-file"
+    old.write_text("keep me")
+    os.utime(old, (0, 0))
+    if kind == "directory":
+        lock.mkdir()
+    else:
+        lock.symlink_to(old if kind == "symlink to an old file" else tmp_path / "nowhere")
+    with pytest.raises(PermanentError) as caught:
+        backup_member(settings, alice)
+    what = "a directory" if kind == "directory" else "a symlink"
+    assert str(caught.value) == (
+        f"member alice: alice/{LOCK_NAME} is {what}, not zfs-offsite's lock file: it is never "
+        "followed or removed; move it aside"
+    )
+    assert lock.is_dir() if kind == "directory" else lock.is_symlink()
+    assert old.read_text() == "keep me"
+    assert stored_files(archive) == []
+
+
+def test_a_lock_in_another_pid_namespace_is_never_broken(
+    big_member: Pool, sftp_dir: Path, sshd: SshServer, slow_target: Callable[[int], SlowTarget]
+) -> None:
+    """Two containers on one host share its name and boot id, not their pids."""
+    env = python_env(
+        slow_target(3_000_000).env(sshd, big_member, sftp_dir)
+        | {"ZFS_OFFSITE_LOCK__WAIT_SECONDS": "0"}
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-m", "tests.faults.backup_once"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(sftp_dir.rglob("*.partial")):
+        assert time.monotonic() < deadline and first.poll() is None, "the first run never started"
+        time.sleep(0.1)
+    second = subprocess.run(
+        [
+            "unshare",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            sys.executable,
+            "-m",
+            "tests.faults.backup_once",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out, _ = first.communicate(timeout=300)
+    assert json.loads(out.strip().splitlines()[-1])["erin"]["action"] == "full"
+    erin = json.loads(second.stdout.strip().splitlines()[-1])["erin"]
+    assert erin["type"] == "LockBusyError", erin
+    assert f"(pid {first.pid})" in erin["error"]
+    sha256sum_check(sftp_dir)
+    assert leftovers(sftp_dir) == []

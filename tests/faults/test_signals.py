@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -21,7 +22,18 @@ def partial_bytes(archive: Path) -> int:
     return sum(p.stat().st_size for p in archive.rglob("*.partial"))
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("sig", "code", "group"),
+    [
+        (signal.SIGINT, 130, False),
+        (signal.SIGTERM, 143, False),
+        # A terminal's Ctrl-C, and `systemctl stop`, signal the whole process group:
+        # ssh, zfs send and the temporary Prefect server must outlive it for the clean-up.
+        (signal.SIGINT, 130, True),
+        (signal.SIGTERM, 143, True),
+    ],
+    ids=["sigint", "sigterm", "sigint-to-group", "sigterm-to-group"],
+)
 def test_signal_stops_the_upload_and_cleans_up(
     big_member: Pool,
     sftp_dir: Path,
@@ -30,6 +42,7 @@ def test_signal_stops_the_upload_and_cleans_up(
     tmp_path: Path,
     sig: signal.Signals,
     code: int,
+    group: bool,
 ) -> None:
     env = slow_target(RATE).env(sshd, big_member, sftp_dir) | {
         "PREFECT_HOME": str(tmp_path / "prefect"),
@@ -43,13 +56,17 @@ def test_signal_stops_the_upload_and_cleans_up(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group, as a shell's job
     )
     deadline = time.monotonic() + 240
     while partial_bytes(sftp_dir) < 2_000_000:
         assert process.poll() is None, process.communicate()[0][-3000:]
         assert time.monotonic() < deadline, "the upload never started"
         time.sleep(0.2)
-    process.send_signal(sig)
+    if group:
+        os.killpg(process.pid, sig)
+    else:
+        process.send_signal(sig)
     sent = time.monotonic()
     output, _ = process.communicate(timeout=60)
     stopped_after = time.monotonic() - sent

@@ -9,6 +9,7 @@ files reach a final name by an atomic rename (see `zfs_offsite.commit`).
 from __future__ import annotations
 
 import logging
+import posixpath
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -152,10 +153,11 @@ def remove_quietly(store: Store, path: str) -> None:
         log.warning("could not remove %s (%s); it stays a .partial and never counts", path, exc)
 
 
-def disk_full(exc: DiskFullError, path: str, *, released: int, needed: str) -> DiskFullError:
-    """The one line for a full server: room left (after `released` bytes of ours are removed),
-    what this file needs, and the fix."""
-    free = (exc.free_bytes or 0) + released
+def disk_full(store: Store, exc: DiskFullError, path: str, *, needed: str) -> DiskFullError:
+    """The one line for a full server: the room there is now (call it after removing what
+    the attempt wrote), what the file needs, and the fix."""
+    space = store.space(posixpath.dirname(path))
+    free = space.free_bytes if space is not None else exc.free_bytes or 0
     return DiskFullError(
         f"backup server disk is full ({free / 1e6:.0f} MB free, {needed}): {path} was not "
         "stored; free space on the backup server (e.g. `zfs-offsite prune`)",
