@@ -172,8 +172,10 @@ def installation(source_pool: Pool, tmp_path: Path) -> Iterator[Installation]:
             stderr=subprocess.STDOUT,
         )
         api = server_env["PREFECT_API_URL"]
+        inst = Installation(env, api, api.removesuffix("/api"), archive, source_pool)
+        pause_schedules(inst)
         try:
-            yield Installation(env, api, api.removesuffix("/api"), archive, source_pool)
+            yield inst
         finally:
             worker.terminate()
             try:
@@ -184,6 +186,17 @@ def installation(source_pool: Pool, tmp_path: Path) -> Iterator[Installation]:
             worker_log.close()
             for line in (home / "worker.log").read_text(errors="replace").splitlines()[-40:]:
                 print("worker:", line)
+
+
+def pause_schedules(inst: Installation) -> None:
+    """No night or weekly job may fire during the test (CI runs at any hour)."""
+    deployments = inst.call("POST", "/deployments/filter", {})
+    assert isinstance(deployments, list)
+    for d in deployments:
+        for schedule in d["schedules"]:
+            inst.call(
+                "PATCH", f"/deployments/{d['id']}/schedules/{schedule['id']}", {"active": False}
+            )
 
 
 def wait_for_state(
