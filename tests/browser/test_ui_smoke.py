@@ -1,8 +1,11 @@
 """The Prefect UI as an operator uses it, in a real Chromium: Retry a failed night, then
 open the nightly deployment's Custom run form and read each parameter's description.
 
-Locators are by role and visible text (buttons "Retry", "Run", menu item "Custom Run"),
-not by CSS classes: the UI's class names are generated and change between releases.
+Locators are by visible text (buttons "Retry" and "Run", the menu item "Custom run" in
+any letter case, the parameters' titles and descriptions), never by CSS classes: the UI's
+markup is generated and changes between releases. Descriptions come from the deployment's
+parameter schema as the API returns it, so the check holds for a model parameter
+(`params: BackupParameters`) and for flat parameters alike.
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ def test_retry_a_failed_night_and_read_the_custom_run_form(
     finally:
         chattr("-i", blocked)
     assert failed["state_type"] == "FAILED", failed["state"]
-    assert BLOCKED in failed["state"]["message"]
+    assert failed["state"]["message"].endswith(f"backup failed for 1 member(s): {BLOCKED}")
     assert list(blocked.iterdir()) == []
 
     # 2. The cause is gone (chattr -i): Retry the run from its page in the UI.
@@ -149,7 +152,8 @@ def field_descriptions(schema: dict[str, object]) -> dict[str, tuple[str, str]]:
             model = referenced_model(prop, definitions)
             if model is not None:
                 walk(model.get("properties", {}), f"{prefix}{name}.")
-            elif prop.get("description"):
+            else:  # a parameter without a description is a finding too
+                assert prop.get("description"), f"parameter {prefix}{name} has no description"
                 found[prefix + name] = (str(prop.get("title", name)), str(prop["description"]))
 
     walk(schema.get("properties", {}), "")  # type: ignore[arg-type]
