@@ -42,7 +42,9 @@ def xpath_string(text: str) -> str:
 
 
 def click(driver: WebDriver, locator: tuple[str, str]) -> WebElement:
-    element = WebDriverWait(driver, UI_WAIT).until(ec.element_to_be_clickable(locator))
+    element = WebDriverWait(driver, UI_WAIT).until(
+        ec.element_to_be_clickable(locator), f"nothing to click at {locator[1]}"
+    )
     element.click()
     return element
 
@@ -56,7 +58,7 @@ def click_text(driver: WebDriver, text: str) -> None:
         shown = [e for e in d.find_elements(By.XPATH, xpath) if e.is_displayed()]
         return shown[-1] if shown else None  # document order: descendants come last
 
-    WebDriverWait(driver, UI_WAIT).until(innermost).click()
+    WebDriverWait(driver, UI_WAIT).until(innermost, f"no {text!r} to click").click()
 
 
 def starts_with_any_case(text: str) -> str:
@@ -192,6 +194,8 @@ def confirm_retry(driver: WebDriver, inst: Installation, run_id: str, header: We
         run = inst.call("GET", f"/flow_runs/{run_id}")
         return isinstance(run, dict) and run["state_type"] != "FAILED"  # retried without asking
 
-    found = WebDriverWait(driver, UI_WAIT).until(dialog_button_or_retried)
+    found = WebDriverWait(driver, UI_WAIT).until(
+        dialog_button_or_retried, "no Retry in a dialog, and the run is still Failed"
+    )
     if isinstance(found, WebElement):
         found.click()
