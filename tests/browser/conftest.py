@@ -1,0 +1,215 @@
+"""A real Chromium (Debian's `chromium` + `chromium-driver`) driven by Selenium, and a
+one-host zfs-offsite installation on a real `prefect server start` for it to look at.
+
+Selenium is pointed at /usr/bin/chromium and /usr/bin/chromedriver and runs offline:
+Selenium Manager never downloads a browser or a driver. On a failure the test's
+screenshots and page source land in the artifacts directory (`artifacts_dir`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from deployments.naming import work_pool
+from tests.support.prefect_server import PREFECT, prefect_server
+from tests.support.services import Pool
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+HOST = "lab"  # $OFFSITE_HOST of the simulated ZFS host
+
+
+def artifacts_dir() -> Path:
+    """Where screenshots go: $ZFS_OFFSITE_TEST_ARTIFACTS, else a fixed path CI can keep."""
+    path = Path(os.environ.get("ZFS_OFFSITE_TEST_ARTIFACTS") or "/tmp/zfs-offsite-test-artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    # Keep each phase's report on the item, so fixtures can see that the test failed.
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def browser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """A headless Chromium with its own profile; saves a screenshot if the test fails."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail(
+            "the browser test needs Debian's chromium and chromium-driver: run "
+            "scripts/setup-system.sh"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    # Given both paths Selenium skips Selenium Manager; offline, it could not download anyway.
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    profile = Path(tempfile.mkdtemp(prefix="zfs-offsite-chromium-"))
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",  # root, in a container
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,1000",
+        f"--user-data-dir={profile}",
+        "--no-first-run",
+        "--disable-extensions",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(
+        service=Service(executable_path=str(CHROMEDRIVER), log_output=str(profile / "driver.log")),
+        options=options,
+    )
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        report = getattr(request.node, "report_call", None)
+        if report is None or report.failed:
+            save_page(driver, f"{request.node.name}-failure")
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def save_page(driver: object, name: str) -> Path:
+    """A PNG of the window and the page's HTML, side by side in the artifacts directory."""
+    directory = artifacts_dir()
+    png = directory / f"{name}.png"
+    try:
+        driver.save_screenshot(str(png))  # type: ignore[attr-defined]
+        (directory / f"{name}.html").write_text(driver.page_source)  # type: ignore[attr-defined]
+    except Exception as exc:  # a dead browser must not hide the test's own failure
+        (directory / f"{name}.error.txt").write_text(f"could not save the page: {exc}\n")
+    return png
+
+
+@dataclass
+class Installation:
+    """One simulated ZFS host deployed to a server, with its worker running."""
+
+    env: dict[str, str]  # what a client on that host has (PREFECT_API_URL, config)
+    api: str  # PREFECT_API_URL
+    ui: str  # the server's UI root
+    archive: Path  # the file:// target
+    pool: Pool
+
+    def call(self, method: str, path: str, body: object | None = None) -> object:
+        """One request to the server's REST API, JSON in and out."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.api}{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read()
+        return json.loads(text) if text else None
+
+
+@pytest.fixture
+def installation(source_pool: Pool, tmp_path: Path) -> Iterator[Installation]:
+    """`prefect server start`, deployments/deploy.sh for host `lab`, and its worker."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    config = tmp_path / "zfs-offsite.toml"
+    config.write_text(
+        # No retries: the failure this test makes is permanent anyway; keep it quick.
+        "retries = 0\nmax_parallel = 3\n\n"
+        f'[source]\npool = "{source_pool.name}"\n\n'
+        f'[target]\nurl = "file://{archive}"\n'
+    )
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    with prefect_server(home) as server_env:
+        env = {
+            **{
+                k: v
+                for k, v in server_env.items()
+                if not k.startswith(("OFFSITE_", "ZFS_OFFSITE_"))
+            },
+            "ZFS_OFFSITE_CONFIG": str(config),
+            "PREFECT_WORKER_QUERY_SECONDS": "2",  # pick a run up quickly
+        }
+        # The environment file scripts/install.sh writes, with the server filled in.
+        env_file = tmp_path / "default-zfs-offsite"
+        env_file.write_text(
+            f"OFFSITE_HOME={REPO}\nOFFSITE_HOST={HOST}\nZFS_OFFSITE_CONFIG={config}\n"
+            f"PREFECT_API_URL={server_env['PREFECT_API_URL']}\n"
+            "PREFECT_SERVER_ANALYTICS_ENABLED=false\n"
+        )
+        deploy = subprocess.run(
+            ["sh", str(REPO / "deployments" / "deploy.sh")],
+            env={**env, "OFFSITE_ENV_FILE": str(env_file)},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert deploy.returncode == 0, f"deploy.sh:\n{deploy.stdout}\n{deploy.stderr}"
+        worker_log = (home / "worker.log").open("wb")
+        worker = subprocess.Popen(
+            [PREFECT, "worker", "start", "--pool", work_pool(HOST), "--type", "process"],
+            env=env,
+            cwd=REPO,
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
+        )
+        api = server_env["PREFECT_API_URL"]
+        inst = Installation(env, api, api.removesuffix("/api"), archive, source_pool)
+        pause_schedules(inst)
+        try:
+            yield inst
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+            worker_log.close()
+            for line in (home / "worker.log").read_text(errors="replace").splitlines()[-40:]:
+                print("worker:", line)
+
+
+def pause_schedules(inst: Installation) -> None:
+    """No night or weekly job may fire during the test (CI runs at any hour)."""
+    deployments = inst.call("POST", "/deployments/filter", {})
+    assert isinstance(deployments, list)
+    for d in deployments:
+        for schedule in d["schedules"]:
+            inst.call(
+                "PATCH", f"/deployments/{d['id']}/schedules/{schedule['id']}", {"active": False}
+            )
+
+
+def wait_for_state(
+    installation: Installation, flow_run_id: str, done: set[str], timeout: float
+) -> dict[str, object]:
+    """Poll the API until the flow run's state type is one of `done`; returns the run."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = installation.call("GET", f"/flow_runs/{flow_run_id}")
+        assert isinstance(run, dict)
+        if run["state_type"] in done:
+            return run
+        assert time.monotonic() < deadline, (
+            f"flow run {run['name']} still {run['state_type']} after {timeout:.0f} s"
+        )
+        time.sleep(1)
