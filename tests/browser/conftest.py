@@ -32,8 +32,8 @@ HOST = "lab"  # $OFFSITE_HOST of the simulated ZFS host
 
 
 def artifacts_dir() -> Path:
-    """Where screenshots go: $ZFS_OFFSITE_TEST_ARTIFACTS, else a fixed path CI can keep."""
-    path = Path(os.environ.get("ZFS_OFFSITE_TEST_ARTIFACTS") or "/tmp/zfs-offsite-test-artifacts")
+    """Where screenshots go: $OFFSITE_TEST_ARTIFACTS (not ZFS_OFFSITE_*: settings refuse those)."""
+    path = Path(os.environ.get("OFFSITE_TEST_ARTIFACTS") or "/tmp/zfs-offsite-test-artifacts")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
