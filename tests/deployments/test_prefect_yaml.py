@@ -32,8 +32,9 @@ def test_nightly_backup_deployment_reads_back(deployed: dict[str, str]) -> None:
     assert d["global_concurrency_limit"]["limit"] == 1
     assert d["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
     schema = d["parameter_openapi_schema"]
-    params = schema["definitions"]["BackupParameters"]["properties"]
+    params = schema["properties"]  # flat: the Custom run form shows each with its description
     assert set(params) == {"members", "force_full", "dry_run"}
+    assert all(p.get("description") for p in params.values())
     assert d["parameters"] == {}
 
 
