@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -19,7 +21,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterId,
 )
 from prefect.flow_engine import run_flow
-from prefect.states import AwaitingRetry
+from prefect.states import AwaitingRetry, Scheduled
 
 from flows.backup import BackupFailed, backup_flow
 from tests.conftest import MEMBERS
@@ -217,3 +219,42 @@ def test_dry_run_and_unknown_member(
     state = backup_flow(members=["zed"], return_state=True)
     assert state.is_failed()
     assert "no member named zed" in str(state.result(raise_on_failure=False))
+
+
+def test_run_names_hold_the_night_in_the_schedules_timezone(
+    source_pool: Pool,
+    sftp_dir: Path,
+    sshd: SshServer,
+    flow_env: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flow_env(sftp_env(source_pool, sftp_dir, sshd))
+    night = datetime(2026, 1, 15, 1, 30, tzinfo=UTC)  # 02:30 in Berlin, in winter
+    with get_client(sync_client=True) as client:
+        unnamed = client.create_flow_run(
+            backup_flow, parameters={"dry_run": True}, state=Scheduled(scheduled_time=night)
+        )
+        chosen = client.create_flow_run(
+            backup_flow, name="audit-q1-check", parameters={"dry_run": True}
+        )
+    for flow_run in (unnamed, chosen):
+        state = run_flow(
+            backup_flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
+        )
+        assert state.is_completed()
+    with get_client(sync_client=True) as client:
+        names = [client.read_flow_run(r.id).name for r in (unnamed, chosen)]
+    assert names == [f"backup-{os.uname().nodename}-2026-01-15-0230-dry-run", "audit-q1-check"]
+    # A dry run sends nothing, so the optional send limit is not even looked up; a real run
+    # says once at INFO that it is absent, never a WARNING per upload.
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        backup_flow(members=["alice"])
+    absent = [r for r in caplog.records if "zfs-send-" in r.getMessage() and r.name != "httpx"]
+    assert {(r.levelno, r.getMessage()) for r in absent} == {
+        (
+            logging.INFO,
+            f"no concurrency limit zfs-send-{os.uname().nodename} on the server: "
+            "sends are limited per run only",
+        )
+    }
