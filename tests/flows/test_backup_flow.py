@@ -13,6 +13,7 @@ from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
@@ -20,6 +21,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
 )
+from prefect.client.schemas.schedules import CronSchedule
 from prefect.flow_engine import run_flow
 from prefect.states import AwaitingRetry, Scheduled
 
@@ -237,14 +239,33 @@ def test_run_names_hold_the_night_in_the_schedules_timezone(
         chosen = client.create_flow_run(
             backup_flow, name="audit-q1-check", parameters={"dry_run": True}
         )
-    for flow_run in (unnamed, chosen):
+        # A deployment whose schedule runs on New York time: its nights are named in that zone.
+        deployment = client.create_deployment(
+            client.create_flow(backup_flow),
+            name="names-in-new-york",
+            schedules=[
+                DeploymentScheduleCreate(
+                    schedule=CronSchedule(cron="30 20 * * *", timezone="America/New_York"),
+                    active=False,
+                )
+            ],
+        )
+        scheduled = client.create_flow_run_from_deployment(
+            deployment, parameters={"dry_run": True}, state=Scheduled(scheduled_time=night)
+        )
+    for flow_run in (unnamed, chosen, scheduled):
         state = run_flow(
             backup_flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
         )
         assert state.is_completed()
     with get_client(sync_client=True) as client:
-        names = [client.read_flow_run(r.id).name for r in (unnamed, chosen)]
-    assert names == [f"backup-{os.uname().nodename}-2026-01-15-0230-dry-run", "audit-q1-check"]
+        names = [client.read_flow_run(r.id).name for r in (unnamed, chosen, scheduled)]
+    host = os.uname().nodename
+    assert names == [
+        f"backup-{host}-2026-01-15-0230-dry-run",
+        "audit-q1-check",
+        f"backup-{host}-2026-01-14-2030-dry-run",
+    ]
     # A dry run sends nothing, so the optional send limit is not even looked up; a real run
     # says once at INFO that it is absent, never a WARNING per upload.
     caplog.clear()
