@@ -12,7 +12,16 @@ from typing import Annotated
 
 import typer
 
-from cli import backup_cmd, plan_cmd, prune_cmd, restore_cmd, startup, status_cmd, verify_cmd
+from cli import (
+    backup_cmd,
+    history_cmd,
+    plan_cmd,
+    prune_cmd,
+    restore_cmd,
+    startup,
+    status_cmd,
+    verify_cmd,
+)
 from cli.config_cmd import config_command
 from cli.errors import one_line_errors
 from cli.output import verbosity
@@ -63,6 +72,7 @@ app.command()(verify_cmd.verify)
 app.command()(verify_cmd.drill)
 app.command()(prune_cmd.prune)
 app.command(name="config")(config_command)
+app.command()(history_cmd.history)
 
 
 @app.command()

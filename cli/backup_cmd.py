@@ -30,13 +30,14 @@ def backup(
     """Run the backup flow now (the same flow the schedule runs); exit 1 if any member failed."""
     startup.load(config)
     flow_run.prepare_prefect()
-    from flows.backup import BackupFailed, BackupParameters, backup_flow
+    from flows.backup import BackupFailed, backup_flow
     from zfs_offsite.report import row
 
-    params = BackupParameters(members=member or [], force_full=force_full, dry_run=dry_run)
     flow_run.ensure_server()
     with stream_progress_bars():
-        outcome = flow_run.run_flow(backup_flow, params)
+        outcome = flow_run.run_flow(
+            backup_flow, members=member or [], force_full=force_full, dry_run=dry_run
+        )
     result = outcome.result
     outcomes = result.outcomes if isinstance(result, BackupFailed) else result
     if outcome.failed and not isinstance(result, BackupFailed):

@@ -142,14 +142,17 @@ class FlowOutcome:
         return exit_codes.USAGE if isinstance(self.result, ConfigError) else exit_codes.FAILED
 
 
-def run_flow(flow_fn: Callable[..., Any], params: object) -> FlowOutcome:
-    """Run a flow in this process against the server `ensure_server` found or started."""
+def run_flow(flow_fn: Callable[..., Any], **parameters: Any) -> FlowOutcome:
+    """Run a flow in this process against the server `ensure_server` found or started.
+
+    `parameters` are the flow's own (flat) parameters, as a deployment run passes them.
+    """
     from cli.signals import Interrupted, interruptible
 
     ensure_server()
     try:
         with interruptible():
-            state = flow_fn(params, return_state=True)
+            state = flow_fn(**parameters, return_state=True)
     except Interrupted as stop:
         output.fail(
             f"interrupted by {stop.reason}: running streams were stopped, their partial files "

@@ -17,10 +17,10 @@ def prune(
     """Delete backups the retention policy no longer keeps, never a link a kept point needs."""
     settings = startup.load(config)
     flow_run.prepare_prefect()
-    from flows.prune import PruneParameters, prune_flow
+    from flows.prune import prune_flow
     from zfs_offsite.report import prune_file_rows
 
-    outcome = flow_run.run_flow(prune_flow, PruneParameters(members=member or [], dry_run=dry_run))
+    outcome = flow_run.run_flow(prune_flow, members=member or [], dry_run=dry_run)
     if outcome.failed:
         flow_run.fail_run("prune", outcome)
     if output.verbosity.quiet:

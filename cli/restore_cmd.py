@@ -24,22 +24,19 @@ def restore(
     """Restore a member's snapshot (full, then each incremental) into a new dataset."""
     startup.load(config)
     flow_run.prepare_prefect()
-    from flows.restore import RestoreParameters, restore_flow
+    from flows.restore import EXCLUSIVE, restore_flow
 
-    try:
-        params = RestoreParameters(
-            member=member,
-            destination=destination,
-            snapshot=snapshot,
-            force=force,
-            resume=resume,
-            to_dir=str(to_dir) if to_dir else None,
-        )
-    except ValueError as exc:  # pydantic: --force with --resume
-        errors = getattr(exc, "errors", lambda: [])()
-        message = errors[0]["msg"].removeprefix("Value error, ") if errors else str(exc)
-        output.fail(message, exit_codes.USAGE)
-    outcome = flow_run.run_flow(restore_flow, params)
+    if force and resume:
+        output.fail(f"--force, --resume: {EXCLUSIVE}", exit_codes.USAGE)
+    outcome = flow_run.run_flow(
+        restore_flow,
+        member=member,
+        destination=destination,
+        snapshot=snapshot,
+        force=force,
+        resume=resume,
+        to_dir=str(to_dir) if to_dir else None,
+    )
     if outcome.failed:
         flow_run.fail_run("restore", outcome)  # the whole message, every line joined
     result = outcome.result

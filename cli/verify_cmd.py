@@ -20,10 +20,10 @@ def verify(
     """Read every stored file back: checksums, decompression, END record, chain continuity."""
     settings = startup.load(config)
     flow_run.prepare_prefect()
-    from flows.verify import VerifyParameters, verify_flow
+    from flows.verify import verify_flow
     from zfs_offsite.report import verification_rows
 
-    outcome = flow_run.run_flow(verify_flow, VerifyParameters(members=member or [], mark=mark))
+    outcome = flow_run.run_flow(verify_flow, members=member or [], mark=mark)
     result = outcome.result
     verifications = result if isinstance(result, list) else getattr(result, "results", [])
     if json_output:
@@ -65,9 +65,9 @@ def drill(config: startup.ConfigOption = None, member: startup.MembersOption = N
     """Restore drill: receive the newest archived snapshot into scratch, check GUID, destroy."""
     startup.load(config)
     flow_run.prepare_prefect()
-    from flows.verify import DrillParameters, drill_flow
+    from flows.verify import drill_flow
 
-    outcome = flow_run.run_flow(drill_flow, DrillParameters(members=member or []))
+    outcome = flow_run.run_flow(drill_flow, members=member or [])
     if outcome.failed:
         flow_run.fail_run("drill", outcome)
     if not output.verbosity.quiet:

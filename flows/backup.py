@@ -6,15 +6,18 @@ any of them failed, after the report artifacts are written.
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, tags
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
+from prefect.utilities.annotations import quote
 
 from flows.common import (
     WORKER_CAP,
     dated_run_name,
+    earlier_failures,
+    label_run,
+    optional_limit,
     settle,
     stops_streams_when_interrupted,
     submit_bounded,
@@ -24,18 +27,14 @@ from zfs_offsite.backup import plan_result, source_host
 from zfs_offsite.cadence import full_quota
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
 from zfs_offsite.planner import Action, BackupPlan, apply_full_quota
-from zfs_offsite.report import MemberOutcome, artifact_key, row, summary_markdown
+from zfs_offsite.report import (
+    MemberOutcome,
+    artifact_key,
+    result_line,
+    row,
+    summary_markdown,
+)
 from zfs_offsite.settings import load_settings
-
-
-class BackupParameters(BaseModel):
-    """What a run should do; shown as a form in the Prefect UI. No secrets here."""
-
-    members: list[str] = Field(
-        default_factory=list, description="Members to back up (names without prefix); empty: all."
-    )
-    force_full: bool = Field(False, description="Send a full stream even where a base exists.")
-    dry_run: bool = Field(False, description="Plan and report, send nothing.")
 
 
 class BackupFailed(ZfsOffsiteError):
@@ -47,71 +46,120 @@ class BackupFailed(ZfsOffsiteError):
         self.outcomes = outcomes
 
 
+def report_keys(host: str, members: list[str], dry_run: bool) -> tuple[str, str]:
+    """The table and summary artifact keys: `backup-<host>` is a whole real night only.
+
+    A dry run writes under `…-dry-run`, a run over some members under
+    `…-partial`, so the host's latest-night artifact is never one of them.
+    """
+    kind = "-dry-run" if dry_run else "-partial" if members else ""
+    return artifact_key("backup", host) + kind, artifact_key("backup-summary", host) + kind
+
+
+def attempt_notes(attempt: int, failures: list[str]) -> list[str]:
+    """E.g. `attempt 2 of this run; attempt 1 failed: backup failed for 1 member(s): bob`."""
+    if attempt < 2:
+        return []
+    said = "; ".join(f"attempt {n} failed: {m}" for n, m in enumerate(failures, 1))
+    return [f"attempt {attempt} of this run" + (f"; {said}" if said else "")]
+
+
 @flow(
     name="zfs-offsite-backup",
     flow_run_name=dated_run_name("backup"),
     task_runner=ThreadPoolTaskRunner(max_workers=WORKER_CAP),
 )
 @stops_streams_when_interrupted
-def backup_flow(params: BackupParameters | None = None) -> list[MemberOutcome]:
-    """Back up each member's newest snapshot; fail the run if any member failed."""
-    params = params or BackupParameters()
+def backup_flow(
+    members: list[str] = [],  # noqa: B006 (Prefect shows the default in the form; never mutated)
+    force_full: bool = False,
+    dry_run: bool = False,
+) -> list[MemberOutcome]:
+    """Back up each member's newest snapshot; fail the run if any member failed.
+
+    The parameters are flat, so the UI's Custom run form shows each with the
+    description below and `--param dry_run=true` works. No secrets here.
+
+    Args:
+        members: Members to back up (names without prefix); empty: all.
+        force_full: Send a full stream even where a base exists.
+        dry_run: Plan and report, send nothing.
+    """
     logger = get_run_logger()
+    labels = label_run({"members": members, "dry_run": dry_run})
     settings = load_settings()
     host = source_host(settings)
-    members = discover(settings)
-    quota = full_quota(settings.full, len(members))  # over all members, not a selection
-    if params.members:
-        unknown = sorted(set(params.members) - {m.name for m in members})
+    found = discover(settings)
+    quota = full_quota(settings.full, len(found))  # over all members, not a selection
+    if members:
+        unknown = sorted(set(members) - {m.name for m in found})
         if unknown:
             raise ConfigError(f"parameter members: no member named {', '.join(unknown)} on {host}")
-        members = [m for m in members if m.name in params.members]
-    logger.info("%d member(s) on %s -> %s", len(members), host, settings.target.parsed)
+        found = [m for m in found if m.name in members]
+    logger.info("%d member(s) on %s -> %s", len(found), host, settings.target.parsed)
 
     # A dataset that cannot be a member fails alone, with its one-line error.
     outcomes: dict[str, MemberOutcome] = {
-        m.name: MemberOutcome(m.name, error=m.error) for m in members if m.error is not None
+        m.name: MemberOutcome(m.name, error=m.error) for m in found if m.error is not None
     }
-    usable = [m for m in members if m.error is None]
+    usable = [m for m in found if m.error is None]
     retry = retry_policy(settings.retries, settings.retry_delay)
     plan_task, upload_task = plan.with_options(**retry), upload.with_options(**retry)
-    plans = [plan_task.submit(settings, m, params.force_full) for m in usable]
-    planned: list[BackupPlan] = []
-    for member, planned_member, error in settle(usable, plans):
-        if error is None:
-            planned.append(planned_member)
-        else:
-            outcomes[member.name] = MemberOutcome(member.name, error=error)
-    planned = apply_full_quota(planned, quota)  # stagger the cadence's fulls over the nights
+    limit = None if dry_run else optional_limit(artifact_key("zfs-send", host), logger)
+    with tags(*labels):
+        plans = {m.name: plan_task.submit(settings, m, force_full) for m in usable}
+        planned: list[BackupPlan] = []
+        for member, planned_member, error in settle(usable, list(plans.values())):
+            if error is None:
+                planned.append(planned_member)
+            else:
+                outcomes[member.name] = MemberOutcome(member.name, error=error)
+        planned = apply_full_quota(planned, quota)  # stagger the cadence's fulls over the nights
 
-    # A first attempt reports plans that send nothing without a task run. A UI
-    # Retry submits them too: their cached uploads bring back the figures.
-    retried = (flow_run.run_count or 1) > 1
-    to_upload = [p for p in planned if p.sends or (retried and p.action is Action.UP_TO_DATE)]
-    for p in planned:
-        if p not in to_upload:
-            # A conflict sends nothing, but the member is not backed up: a failure.
-            error = f"member {p.member}: {p.reason}" if p.action is Action.CONFLICT else None
-            outcomes[p.member] = MemberOutcome(
-                p.member, result=plan_result(p, dry_run=params.dry_run), error=error
-            )
-    uploads = submit_bounded(
-        to_upload,
-        lambda p: upload_task.submit(settings, p, params.dry_run),
-        settings.max_parallel,
+        # A first attempt reports plans that send nothing without a task run. A UI
+        # Retry submits them too: their cached uploads bring back the figures.
+        attempt = flow_run.run_count or 1
+        to_upload = [
+            p for p in planned if p.sends or (attempt > 1 and p.action is Action.UP_TO_DATE)
+        ]
+        for p in planned:
+            if p not in to_upload:
+                # A conflict sends nothing, but the member is not backed up: a failure.
+                error = f"member {p.member}: {p.reason}" if p.action is Action.CONFLICT else None
+                outcomes[p.member] = MemberOutcome(
+                    p.member, result=plan_result(p, dry_run=dry_run), error=error
+                )
+        # The graph shows one chain per member: Prefect's own tracing of the
+        # arguments drew edges to other members' tasks, so the arguments are
+        # quoted (not traced) and each upload names its own plan as its one input.
+        uploads = submit_bounded(
+            to_upload,
+            lambda p: upload_task.submit(
+                quote(settings), quote(p), dry_run, limit, wait_for=[plans[p.member]]
+            ),
+            settings.max_parallel,
+        )
+        for (p, result, error), future in zip(settle(to_upload, uploads), uploads, strict=True):
+            cached = future.state.name == "Cached"
+            outcomes[p.member] = MemberOutcome(p.member, result=result, error=error, cached=cached)
+
+    ordered = [outcomes[m.name] for m in found]
+    for outcome in ordered:
+        logger.info(result_line(outcome))
+    notes = attempt_notes(attempt, earlier_failures())
+    what = ", ".join(
+        (["dry run"] if dry_run else []) + ([f"members {', '.join(members)}"] if members else [])
     )
-    for p, result, error in settle(to_upload, uploads):
-        outcomes[p.member] = MemberOutcome(p.member, result=result, error=error)
-
-    ordered = [outcomes[m.name] for m in members]
+    table_key, summary_key = report_keys(host, members, dry_run)
     create_table_artifact(
-        key=artifact_key("backup", host),
-        table=[row(o) for o in ordered],
-        description=f"zfs-offsite backup of {host} to {settings.target.parsed}",
+        key=table_key,
+        table=[{**row(o), "attempt": attempt} for o in ordered],
+        description=f"zfs-offsite backup of {host} to {settings.target.parsed}"
+        + (f" ({what})" if what else "")
+        + "".join(f"; {n}" for n in notes),
     )
-    create_markdown_artifact(
-        key=artifact_key("backup-summary", host), markdown=summary_markdown(host, ordered)
-    )
+    title = host + (f" ({what})" if what else "")
+    create_markdown_artifact(key=summary_key, markdown=summary_markdown(title, ordered, notes))
     if any(o.error is not None for o in ordered):
         raise BackupFailed(ordered)
     return ordered

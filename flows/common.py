@@ -2,39 +2,158 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import inspect
+import logging
+import re
 import signal
 import typing
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
+from zoneinfo import ZoneInfo
 
-from prefect.futures import PrefectFuture
+from prefect.futures import PrefectFuture, as_completed
 from prefect.states import State
 
 from zfs_offsite import cancel
 from zfs_offsite.backup import source_host
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
+from zfs_offsite.report import artifact_key
 from zfs_offsite.settings import load_settings
 
 WORKER_CAP = 16  # threads a flow's task runner may use; settings.max_parallel limits streams
 T = TypeVar("T")
 P = ParamSpec("P")
 
+# Names and times in the history are those of the schedule's timezone (the
+# deployments' default), not the worker host's clock.
+DEFAULT_TIMEZONE = "Europe/Berlin"
+# The names Prefect gives a run nobody named (`crimson-fox`): the template replaces them.
+GENERATED_NAME = re.compile(r"^[a-z]+-[a-z]+$")
+# Prefect's words before a failed run's own message.
+PREFECT_PREFIX = re.compile(r"^Flow run encountered an exception: \w+: ")
+DRY_RUN_TAG = "dry-run"
+PARTIAL_TAG = "partial"
+
+
+def run_suffix(parameters: Mapping[str, Any]) -> str:
+    """`-dry-run` and `-members-alice-bob`: a run that is not a whole real night says so."""
+    suffix = "-dry-run" if parameters.get("dry_run") else ""
+    members = parameters.get("members") or []
+    if members:
+        suffix += "-" + artifact_key("members", *sorted(members))
+    return suffix
+
+
+def run_tags(parameters: Mapping[str, Any]) -> list[str]:
+    """Tags of a dry run (`dry-run`) and of a run over some members only (`partial`)."""
+    tags = [DRY_RUN_TAG] if parameters.get("dry_run") else []
+    return tags + ([PARTIAL_TAG] if parameters.get("members") else [])
+
+
+def schedule_timezone(deployment_id: object) -> str:
+    """The timezone of the deployment's first schedule; DEFAULT_TIMEZONE otherwise."""
+    if deployment_id is None:
+        return DEFAULT_TIMEZONE
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment(deployment_id)  # type: ignore[arg-type]
+    except Exception:  # a name is no reason to fail the run
+        return DEFAULT_TIMEZONE
+    for schedule in deployment.schedules or []:
+        zone = getattr(schedule.schedule, "timezone", None)
+        if zone:
+            return str(zone)
+    return DEFAULT_TIMEZONE
+
+
+def kept_name(run: Any) -> str | None:
+    """The run's current name if it must stay: a retried run's, or one a user chose."""
+    name = getattr(run, "name", None)
+    if not name:
+        return None
+    if (getattr(run, "run_count", 0) or 0) > 0 or not GENERATED_NAME.match(name):
+        return str(name)
+    return None
+
 
 def dated_run_name(job: str) -> Callable[[], str]:
-    """A `flow_run_name` callable: `<job>-<host>-<date>`, readable in the flow-run history."""
+    """A `flow_run_name` callable: `<job>-<host>-<YYYY-MM-DD-HHMM>[-dry-run][-members-…]`.
+
+    The time is the run's scheduled start in the schedule's timezone, so a
+    night keeps its time however late a worker picks it up. Prefect calls this
+    again on a UI Retry: a run that has run before (or that a user named in the
+    Custom run form) keeps its name.
+    """
 
     def name() -> str:
+        from prefect.context import FlowRunContext
+
+        context = FlowRunContext.get()
+        run = context.flow_run if context else None
+        kept = kept_name(run)
+        if kept is not None:
+            return kept
         try:
             host = source_host(load_settings())
         except ZfsOffsiteError:
             host = "unconfigured"
-        return f"{job}-{host}-{datetime.now():%Y-%m-%d-%H%M}"
+        when = (run.expected_start_time if run else None) or datetime.now(UTC)
+        zone = ZoneInfo(schedule_timezone(run.deployment_id if run else None))
+        suffix = run_suffix(context.parameters if context else {})
+        return f"{job}-{host}-{when.astimezone(zone):%Y-%m-%d-%H%M}{suffix}"
 
+    return name
+
+
+def label_run(parameters: Mapping[str, Any]) -> list[str]:
+    """Add `run_tags` to the running flow run's tags (shown and filterable in the UI)."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    tags = run_tags(parameters)
+    if tags and flow_run.id:
+        current = list(flow_run.tags or [])
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(flow_run.id, tags=sorted(set(current) | set(tags)))
+    return tags
+
+
+def earlier_failures() -> list[str]:
+    """The messages of this flow run's earlier attempts that failed (a UI Retry keeps them)."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    if not flow_run.id or (flow_run.run_count or 1) < 2:
+        return []
+    with get_client(sync_client=True) as client:
+        states = client.read_flow_run_states(flow_run.id)
+    return [
+        PREFECT_PREFIX.sub("", s.message or "") or s.name or "failed"
+        for s in sorted(states, key=lambda s: s.timestamp)
+        if s.is_failed() or s.is_crashed()
+    ]
+
+
+def optional_limit(name: str, logger: logging.Logger | logging.LoggerAdapter[Any]) -> str | None:
+    """`name` if that global concurrency limit exists; else say once, at INFO, it is not used.
+
+    `concurrency(name, strict=False)` warns on every acquisition of a missing
+    limit; checking once per run keeps a "warnings and above" view clean.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
+        logger.info("no concurrency limit %s on the server: sends are limited per run only", name)
+        return None
     return name
 
 
@@ -69,7 +188,7 @@ def stops_streams_when_interrupted(body: Callable[P, T]) -> Callable[P, T]:
 
     # Prefect reads the parameters' types from the wrapper: give it resolved ones,
     # since string annotations would be looked up in this module.
-    run.__annotations__ = typing.get_type_hints(body)
+    run.__annotations__ = typing.get_type_hints(body, include_extras=True)
     run.__signature__ = inspect.signature(body, eval_str=True)  # type: ignore[attr-defined]
     return run
 
@@ -93,13 +212,20 @@ def error_of(state: State[Any]) -> str | None:
 def submit_bounded(
     items: Iterable[T], submit: Callable[[T], PrefectFuture[Any]], limit: int
 ) -> list[PrefectFuture[Any]]:
-    """Submit tasks keeping at most `limit` running, so only that many streams run at once."""
+    """Submit tasks keeping at most `limit` running, so only that many streams run at once.
+
+    Waiting here is plain Python: a task's graph edges come only from what
+    `submit` passes it.
+    """
     futures: list[PrefectFuture[Any]] = []
+    running: list[PrefectFuture[Any]] = []
     for item in items:
-        running = [f.wrapped_future for f in futures if not f.wrapped_future.done()]  # type: ignore[attr-defined]
         if len(running) >= limit:
-            concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
-        futures.append(submit(item))
+            finished = next(as_completed(running))
+            running = [f for f in running if f is not finished]
+        future = submit(item)
+        futures.append(future)
+        running.append(future)
     return futures
 
 

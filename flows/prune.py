@@ -6,11 +6,11 @@ from contextlib import closing
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from pydantic import BaseModel, Field
 
 from flows.common import (
     MembersFailed,
     dated_run_name,
+    label_run,
     only_known,
     settle,
     stops_streams_when_interrupted,
@@ -24,18 +24,19 @@ from zfs_offsite.store import open_store
 from zfs_offsite.verify import archived_members, linked_members
 
 
-class PruneParameters(BaseModel):
-    members: list[str] = Field(
-        default_factory=list, description="Member directories to prune; empty: all."
-    )
-    dry_run: bool = Field(False, description="Report what would be deleted; delete nothing.")
-
-
 @flow(name="zfs-offsite-prune", flow_run_name=dated_run_name("prune"))
 @stops_streams_when_interrupted
-def prune_flow(params: PruneParameters | None = None) -> list[PrunePlan]:
-    """Apply the retention policy to each member directory; report kept and deleted files."""
-    params = params or PruneParameters()
+def prune_flow(
+    members: list[str] = [],  # noqa: B006 (shown in the form; never mutated)
+    dry_run: bool = False,
+) -> list[PrunePlan]:
+    """Apply the retention policy to each member directory; report kept and deleted files.
+
+    Args:
+        members: Member directories to prune; empty: all.
+        dry_run: Report what would be deleted; delete nothing.
+    """
+    label_run({"members": members, "dry_run": dry_run})
     logger = get_run_logger()
     settings = load_settings()
     if settings.retention.rules is None:
@@ -43,21 +44,21 @@ def prune_flow(params: PruneParameters | None = None) -> list[PrunePlan]:
             "retention.policy is not set: no backup is deleted (stale partial uploads are)"
         )
     with closing(open_store(settings.target)) as store:
-        members = only_known(archived_members(store), params.members, "member directory")
-        linked = {} if params.members else linked_members(store)
+        names = only_known(archived_members(store), members, "member directory")
+        linked = {} if members else linked_members(store)
     # One member at a time: deletions are quick, and the server sees one client.
-    futures = submit_bounded(members, lambda m: prune.submit(settings, m, params.dry_run), 1)
-    settled = settle(members, futures) + [(name, None, why) for name, why in linked.items()]
+    futures = submit_bounded(names, lambda m: prune.submit(settings, m, dry_run), 1)
+    settled = settle(names, futures) + [(name, None, why) for name, why in linked.items()]
     where = settings.target.parsed.host or "local"
     create_table_artifact(
         key=artifact_key("prune", where),
         table=[prune_summary(p, m, e) for m, p, e in settled],
         description=f"prune of {settings.target.parsed} by "
-        f"{settings.retention.policy or 'no policy'}" + (" (dry run)" if params.dry_run else ""),
+        f"{settings.retention.policy or 'no policy'}" + (" (dry run)" if dry_run else ""),
     )
     create_table_artifact(
         key=artifact_key("prune-files", where),
-        table=[row for _, p, _ in settled if p for row in prune_file_rows(p, params.dry_run)],
+        table=[row for _, p, _ in settled if p for row in prune_file_rows(p, dry_run)],
     )
     failed = [m for m, _, e in settled if e]
     if failed:

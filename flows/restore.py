@@ -4,75 +4,79 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from pydantic import BaseModel, Field, model_validator
 
-from flows.common import stops_streams_when_interrupted
+from flows.common import kept_name, stops_streams_when_interrupted
 from tasks.restore import download, plan, receive
 from zfs_offsite.errors import ConfigError
 from zfs_offsite.report import artifact_key
 from zfs_offsite.restore import RestoreResult
 from zfs_offsite.settings import load_settings
 
-
-class RestoreParameters(BaseModel):
-    """What to restore and where; shown as a form in the Prefect UI."""
-
-    member: str = Field(description="Member name (its directory on the backup server).")
-    destination: str = Field(description="Dataset to receive into, e.g. tank/restore/alice.")
-    snapshot: str | None = Field(None, description="Snapshot name; empty: newest archived.")
-    force: bool = Field(False, description="Overwrite an existing destination (zfs receive -F).")
-    resume: bool = Field(False, description="Continue into a destination holding earlier links.")
-    to_dir: str | None = Field(
-        None, description="Download the chain into this directory instead of receiving it."
-    )
-
-    @model_validator(mode="after")
-    def _one_mode(self) -> RestoreParameters:
-        if self.force and self.resume:
-            raise ValueError("force and resume exclude each other")
-        return self
+EXCLUSIVE = "force and resume exclude each other"
 
 
 def restore_run_name() -> str:
-    from prefect.runtime import flow_run
+    """`restore-<member>`; a retried or user-named run keeps its name."""
+    from prefect.context import FlowRunContext
 
-    params = flow_run.parameters.get("params") or {}
-    member = params.get("member", "?") if isinstance(params, dict) else params.member
+    context = FlowRunContext.get()
+    kept = kept_name(context.flow_run if context else None)
+    if kept is not None:
+        return kept
+    member = (context.parameters if context else {}).get("member", "?")
     return f"restore-{member}"
 
 
 @flow(name="zfs-offsite-restore", flow_run_name=restore_run_name)
 @stops_streams_when_interrupted
-def restore_flow(params: RestoreParameters) -> RestoreResult | list[str]:
-    """Restore a member's snapshot (the full, then each incremental) into a dataset."""
+def restore_flow(
+    member: str,
+    destination: str,
+    snapshot: str | None = None,
+    force: bool = False,
+    resume: bool = False,
+    to_dir: str | None = None,
+) -> RestoreResult | list[str]:
+    """Restore a member's snapshot (the full, then each incremental) into a dataset.
+
+    Args:
+        member: Member name (its directory on the backup server).
+        destination: Dataset to receive into, e.g. tank/restore/alice.
+        snapshot: Snapshot name; empty: newest archived.
+        force: Overwrite an existing destination (zfs receive -F).
+        resume: Continue into a destination holding earlier links.
+        to_dir: Download the chain into this directory instead of receiving it.
+    """
+    if force and resume:
+        raise ConfigError(f"parameters force, resume: {EXCLUSIVE}")
     logger = get_run_logger()
     settings = load_settings()
-    point = plan(settings, params.member, params.snapshot)
+    point = plan(settings, member, snapshot)
     logger.info(
         "%s@%s: %d file(s): %s",
-        params.member,
+        member,
         point.snapshot,
         len(point.chain),
         ", ".join(f.filename for f in point.chain),
     )
-    key = artifact_key("restore", params.member)
-    if params.to_dir:
-        commands = download(settings, params.member, point, params.to_dir, params.destination)
+    key = artifact_key("restore", member)
+    if to_dir:
+        commands = download(settings, member, point, to_dir, destination)
         create_markdown_artifact(
             key=key,
-            markdown=f"# Chain of {params.member}@{point.snapshot} in {params.to_dir}\n\n"
+            markdown=f"# Chain of {member}@{point.snapshot} in {to_dir}\n\n"
             "Restore with standard tools:\n\n```sh\n" + "\n".join(commands) + "\n```\n",
         )
         return commands
-    if not params.destination:
+    if not destination:
         raise ConfigError("parameter destination: name the dataset to receive into")
     result = receive(
         settings,
-        params.member,
+        member,
         point,
-        params.destination,
-        force=params.force,
-        resume=params.resume,
+        destination,
+        force=force,
+        resume=resume,
     )
     create_table_artifact(
         key=key,
@@ -86,7 +90,7 @@ def restore_flow(params: RestoreParameters) -> RestoreResult | list[str]:
             }
             for f in result.files
         ],
-        description=f"{params.member}@{result.snapshot} -> {result.destination}, "
+        description=f"{member}@{result.snapshot} -> {result.destination}, "
         f"GUID {result.guid}, {result.mb_per_second:.1f} MB/s",
     )
     return result

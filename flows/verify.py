@@ -7,12 +7,12 @@ from contextlib import closing
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
 
 from flows.common import (
     WORKER_CAP,
     dated_run_name,
     error_of,
+    label_run,
     only_known,
     settle,
     stops_streams_when_interrupted,
@@ -29,19 +29,6 @@ from zfs_offsite.store import open_store
 from zfs_offsite.verify import FAILING, MemberVerification, archived_members, linked_members
 
 
-class VerifyParameters(BaseModel):
-    members: list[str] = Field(
-        default_factory=list, description="Member directories to verify; empty: all."
-    )
-    mark: bool = Field(True, description="Mark corrupt files so no backup builds on them.")
-
-
-class DrillParameters(BaseModel):
-    members: list[str] = Field(
-        default_factory=list, description="Members to drill now; empty: whose turn it is."
-    )
-
-
 class ArchiveUnsound(ZfsOffsiteError):
     """Verify or drill found members that cannot be restored as archived; carries the findings."""
 
@@ -56,17 +43,25 @@ class ArchiveUnsound(ZfsOffsiteError):
     task_runner=ThreadPoolTaskRunner(max_workers=WORKER_CAP),
 )
 @stops_streams_when_interrupted
-def verify_flow(params: VerifyParameters | None = None) -> list[MemberVerification]:
-    """Read back every stored file of each member; fail the run if any is corrupt or unchained."""
-    params = params or VerifyParameters()
+def verify_flow(
+    members: list[str] = [],  # noqa: B006 (shown in the form; never mutated)
+    mark: bool = True,
+) -> list[MemberVerification]:
+    """Read back every stored file of each member; fail the run if any is corrupt or unchained.
+
+    Args:
+        members: Member directories to verify; empty: all.
+        mark: Mark corrupt files so no backup builds on them.
+    """
+    label_run({"members": members})
     settings = load_settings()
     with closing(open_store(settings.target)) as store:
-        members = only_known(archived_members(store), params.members, "member directory")
-        linked = {} if params.members else linked_members(store)
+        names = only_known(archived_members(store), members, "member directory")
+        linked = {} if members else linked_members(store)
     futures = submit_bounded(
-        members, lambda m: verify.submit(settings, m, params.mark), settings.max_parallel
+        names, lambda m: verify.submit(settings, m, mark), settings.max_parallel
     )
-    settled = settle(members, futures) + [(name, None, why) for name, why in linked.items()]
+    settled = settle(names, futures) + [(name, None, why) for name, why in linked.items()]
     create_table_artifact(
         key=artifact_key("verify", settings.target.parsed.host or "local"),
         table=[verification_summary(r, m, e) for m, r, e in settled],
@@ -87,22 +82,28 @@ def verify_flow(params: VerifyParameters | None = None) -> list[MemberVerificati
 
 @flow(name="zfs-offsite-drill", flow_run_name=dated_run_name("drill"))
 @stops_streams_when_interrupted
-def drill_flow(params: DrillParameters | None = None) -> dict[str, str]:
-    """Restore the newest archived snapshot of the members whose turn it is, and prove it."""
-    params = params or DrillParameters()
+def drill_flow(
+    members: list[str] = [],  # noqa: B006 (shown in the form; never mutated)
+) -> dict[str, str]:
+    """Restore the newest archived snapshot of the members whose turn it is, and prove it.
+
+    Args:
+        members: Members to drill now; empty: whose turn it is.
+    """
+    label_run({"members": members})
     logger = get_run_logger()
     settings = load_settings()
     host = source_host(settings)
     # A dataset that cannot be a member has no archive to drill (backup reports it).
-    members = {m.name: m for m in discover(settings) if m.error is None}
+    usable = {m.name: m for m in discover(settings) if m.error is None}
     with closing(open_store(settings.target)) as store:
         records = read_records(store)
-    names = only_known(sorted(members), params.members, "member")
-    chosen = names if params.members else choose_members(names, records, settings.drill.cycle_runs)
+    names = only_known(sorted(usable), members, "member")
+    chosen = names if members else choose_members(names, records, settings.drill.cycle_runs)
     logger.info("drilling %s (cycle of %d runs)", ", ".join(chosen), settings.drill.cycle_runs)
     errors: dict[str, str] = {}
     for name in chosen:  # one at a time: each drill is a full receive on the NAS
-        state = drill(settings, members[name], return_state=True)
+        state = drill(settings, usable[name], return_state=True)
         error = error_of(state)
         if error is None:
             records[name] = state.result()

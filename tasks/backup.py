@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from contextlib import closing
+from contextlib import closing, nullcontext
 from typing import Any
 
 from prefect import Task, task
@@ -16,11 +16,10 @@ from prefect.tasks import exponential_backoff
 
 from tasks.progress import ProgressReporter
 from zfs_offsite import cancel
-from zfs_offsite.backup import BackupResult, discover_members, open_runner, plan_member, source_host
+from zfs_offsite.backup import BackupResult, discover_members, open_runner, plan_member
 from zfs_offsite.backup import execute_plan as execute_plan_fn
 from zfs_offsite.members import Member
 from zfs_offsite.planner import BackupPlan
-from zfs_offsite.report import artifact_key
 from zfs_offsite.settings import Settings
 from zfs_offsite.store import open_store
 
@@ -93,13 +92,19 @@ def plan(settings: Settings, member: Member, force_full: bool = False) -> Backup
     cache_key_fn=upload_cache_key,
     persist_result=True,
 )
-def upload(settings: Settings, plan: BackupPlan, dry_run: bool = False) -> BackupResult:
-    """Stream `zfs send` → compress → SFTP for one planned member."""
+def upload(
+    settings: Settings, plan: BackupPlan, dry_run: bool = False, limit: str | None = None
+) -> BackupResult:
+    """Stream `zfs send` → compress → SFTP for one planned member.
+
+    `limit` names the global concurrency limit capping sends from this host
+    across runs; None when the server has none (the flow checked once).
+    """
     with closing(open_runner(settings)) as runner:
         if not plan.sends or dry_run:
             return execute_plan_fn(settings, plan, runner, None, dry_run=dry_run)
         with (
-            concurrency(artifact_key("zfs-send", source_host(settings)), occupy=1, strict=False),
+            concurrency(limit, occupy=1) if limit else nullcontext(),
             closing(open_store(settings.target)) as store,
             ProgressReporter(plan) as progress,
         ):

@@ -61,6 +61,8 @@ class BackupResult:
     stream: StreamResult | None = None
     dry_run: bool = False
     protection: str | None = None  # how the uploaded snapshot was marked as next base
+    base_guid: int | None = None  # the snapshots' identities, for the audit trail
+    target_guid: int | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -143,7 +145,16 @@ def plan_result(plan: BackupPlan, *, dry_run: bool = False) -> BackupResult:
     """The report row of a plan before anything is sent (all of it, for plans that send nothing)."""
     base = plan.base.name if plan.base else None
     target = plan.target.name if plan.target else None
-    return BackupResult(plan.member, plan.action, plan.reason, base, target, dry_run=dry_run)
+    return BackupResult(
+        plan.member,
+        plan.action,
+        plan.reason,
+        base,
+        target,
+        dry_run=dry_run,
+        base_guid=plan.base.guid if plan.base else None,
+        target_guid=plan.target.guid if plan.target else None,
+    )
 
 
 def member_lock(

@@ -24,6 +24,7 @@ class MemberOutcome:
     member: str
     result: BackupResult | None = None
     error: str | None = None
+    cached: bool = False  # the upload came back from this run's cache (a retried run)
 
     @property
     def action(self) -> str:
@@ -56,7 +57,27 @@ COLUMNS = (
     "remote_path",
     "protected",
     "error",
+    "started",
+    "finished",
+    "base_guid",
+    "target_guid",
+    "source",
 )
+
+UPLOADED_NOW = "uploaded now"
+FROM_CACHE = "from cache"
+
+
+def source_of(outcome: MemberOutcome) -> str:
+    """Whether a row's figures come from an upload of this attempt or an earlier one's cache."""
+    r = outcome.result
+    if r is None or r.stream is None:
+        return ""
+    return FROM_CACHE if outcome.cached else UPLOADED_NOW
+
+
+def _guid(value: int | None) -> str:
+    return str(value) if value is not None else ""  # text: JSON readers lose 64-bit integers
 
 
 def row(outcome: MemberOutcome) -> dict[str, object]:
@@ -77,10 +98,35 @@ def row(outcome: MemberOutcome) -> dict[str, object]:
         "remote_path": (r.remote_path if r else None) or "",
         "protected": (r.protection if r else None) or "",
         "error": outcome.error or "",
+        "started": stream.started.isoformat() if stream else "",
+        "finished": stream.finished.isoformat() if stream else "",
+        "base_guid": _guid(r.base_guid) if r else "",
+        "target_guid": _guid(r.target_guid) if r else "",
+        "source": source_of(outcome),
     }
 
 
-def summary_markdown(host: str, outcomes: list[MemberOutcome]) -> str:
+def result_line(outcome: MemberOutcome) -> str:
+    """A member's result in one log line: action, base → snapshot, bytes, time, sha256, file."""
+    r = outcome.result
+    if outcome.error is not None or r is None:
+        return f"{outcome.member}: failed: {outcome.error}"
+    base = r.base or "(none)"
+    line = f"{outcome.member}: {outcome.action} {base} → {r.target or '(none)'}"
+    if r.stream is not None:
+        s = r.stream
+        line += (
+            f", {s.raw_bytes} bytes raw / {s.stored_bytes} stored, {s.seconds:.1f} s, "
+            f"sha256 {s.sha256}, file {r.remote_path}, {source_of(outcome)}"
+        )
+    elif r.remote_path:
+        line += f", file {r.remote_path}"
+    return line
+
+
+def summary_markdown(
+    host: str, outcomes: list[MemberOutcome], notes: list[str] | None = None
+) -> str:
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.action] = counts.get(o.action, 0) + 1
@@ -88,6 +134,7 @@ def summary_markdown(host: str, outcomes: list[MemberOutcome]) -> str:
     lines = [
         f"# Backup of {host}",
         "",
+        *[line for note in notes or [] for line in (note, "")],
         ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "no members",
         "",
         f"Stored this run: {stored / 1e6:.1f} MB",

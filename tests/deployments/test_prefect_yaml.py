@@ -32,8 +32,9 @@ def test_nightly_backup_deployment_reads_back(deployed: dict[str, str]) -> None:
     assert d["global_concurrency_limit"]["limit"] == 1
     assert d["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
     schema = d["parameter_openapi_schema"]
-    params = schema["definitions"]["BackupParameters"]["properties"]
+    params = schema["properties"]  # flat: the Custom run form shows each with its description
     assert set(params) == {"members", "force_full", "dry_run"}
+    assert all(p.get("description") for p in params.values())
     assert d["parameters"] == {}
 
 
@@ -67,9 +68,10 @@ def test_every_deployment_matches_the_serve_jobs(deployed: dict[str, str], name:
         assert d["schedules"][0]["schedule"]["timezone"] == TIMEZONE
         assert d["global_concurrency_limit"]["limit"] == 1
         assert d["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
-    definitions = d["parameter_openapi_schema"]["definitions"]
-    (model,) = definitions.values()
-    assert set(model["properties"]) == DEPLOYMENTS[name]
+    # Flat parameters, each with the description the UI's Custom run form shows.
+    properties = d["parameter_openapi_schema"]["properties"]
+    assert set(properties) == DEPLOYMENTS[name]
+    assert all(p.get("description") for p in properties.values())
 
 
 def test_no_completed_run_alert_is_installed(deployed: dict[str, str]) -> None:

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.backup import BackupFailed, BackupParameters, backup_flow
-from flows.prune import PruneParameters, prune_flow
-from flows.verify import VerifyParameters, verify_flow
+from flows.backup import BackupFailed, backup_flow
+from flows.prune import prune_flow
+from flows.verify import verify_flow
 from tests.flows.conftest import env_for
 from tests.support.services import Pool, SshServer, ensure_test_user
 from tests.support.zfsdata import create_member, snapshot, write_member_data
@@ -149,7 +149,7 @@ def test_dot_named_member_is_backed_up_verified_and_pruned(
         write_member_data(pool.mountpoint / f"elabfs-{name}", seed, 1)
         snapshot(dataset, S1)
     use_env(monkeypatch, pool, sftp_dir, sshd)
-    outcomes = backup_flow(BackupParameters())
+    outcomes = backup_flow()
     assert {o.member: o.action for o in outcomes} == {"..dots": "full", "alice": "full"}
     dots = sftp_dir / "..dots"
     assert (dots / f"elabfs-..dots@{S1}.zst").is_file()
@@ -164,10 +164,10 @@ def test_dot_named_member_is_backed_up_verified_and_pruned(
     two_days_ago = time.time() - 2 * 86400
     os.utime(stale, (two_days_ago, two_days_ago))
 
-    verified = verify_flow(VerifyParameters())
+    verified = verify_flow()
     assert {r.member: r.verdict for r in verified} == {"..dots": Verdict.OK, "alice": Verdict.OK}
 
-    plans = prune_flow(PruneParameters())
+    plans = prune_flow()
     assert [p.member for p in plans] == ["..dots", "alice"]
     assert not stale.exists()  # the prune saw `..dots`
     assert not lock.exists()  # taken over, then released
@@ -176,8 +176,8 @@ def test_dot_named_member_is_backed_up_verified_and_pruned(
     # A symlink at the root is never followed: verify and prune fail it, by name.
     (sftp_dir / "linked").symlink_to(dots)
     before = sorted(p.name for p in dots.iterdir())
-    for flow, params in ((verify_flow, VerifyParameters()), (prune_flow, PruneParameters())):
-        state = flow(params, return_state=True)  # type: ignore[operator]
+    for flow in (verify_flow, prune_flow):
+        state = flow(return_state=True)  # type: ignore[operator]
         assert state.is_failed()
         assert str(state.result(raise_on_failure=False)).endswith(" linked")
     assert sorted(p.name for p in dots.iterdir()) == before
@@ -410,7 +410,7 @@ def test_unusable_dataset_name_fails_that_member_only(
         f"dataset {bad} gives no usable member name ('..'): rename the dataset, or leave it "
         "out by listing the datasets to back up in source.datasets"
     )
-    state = backup_flow(BackupParameters(), return_state=True)
+    state = backup_flow(return_state=True)
     assert state.is_failed()
     error = state.result(raise_on_failure=False)
     assert isinstance(error, BackupFailed)

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.filters import (
     ArtifactFilter,
+    ArtifactFilterFlowRunId,
     ArtifactFilterKey,
     FlowRunFilter,
     FlowRunFilterId,
 )
+from prefect.client.schemas.schedules import CronSchedule
 from prefect.flow_engine import run_flow
-from prefect.states import AwaitingRetry
+from prefect.states import AwaitingRetry, Scheduled
 
-from flows.backup import BackupFailed, BackupParameters, backup_flow
+from flows.backup import BackupFailed, backup_flow
 from tests.conftest import MEMBERS
 from tests.flows.conftest import env_for
 from tests.support.proxy import CuttingProxy
@@ -70,7 +75,7 @@ def test_flow_backs_up_all_members_and_reports(
     flow_env(sftp_env(source_pool, sftp_dir, sshd))
     reports: list[StreamProgress] = []
     with listening(reports.append):  # what the CLI's progress bars draw
-        outcomes = backup_flow(BackupParameters())
+        outcomes = backup_flow()
     assert [o.action for o in outcomes] == ["full"] * 3
     finished = {r.member: r for r in reports if r.done}
     assert set(finished) == set(MEMBERS)
@@ -86,7 +91,7 @@ def test_flow_backs_up_all_members_and_reports(
         assert int(r["raw_bytes"]) > int(r["stored_bytes"]) > 0
         assert float(r["ratio"]) > 1.0 and float(r["mb_per_s"]) > 0
         assert len(r["sha256"]) == 64 and r["error"] == ""
-    again = backup_flow(BackupParameters())
+    again = backup_flow()
     assert [o.action for o in again] == ["up to date"] * 3
 
 
@@ -96,7 +101,7 @@ def test_failed_member_fails_the_run_and_ui_retry_reruns_only_it(
     flow_env(sftp_env(source_pool, sftp_dir, sshd))
     blocked = sftp_dir / "bob"
     blocked.mkdir(mode=0o755)  # owned by root: the SFTP user cannot write there
-    state = backup_flow(BackupParameters(), return_state=True)
+    state = backup_flow(return_state=True)
     assert state.is_failed()
     error = state.result(raise_on_failure=False)
     assert isinstance(error, BackupFailed) and "bob" in str(error)
@@ -106,6 +111,9 @@ def test_failed_member_fails_the_run_and_ui_retry_reruns_only_it(
         "carol": "full",
     }
     flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        name = client.read_flow_run(flow_run_id).name
+    assert name.startswith(f"backup-{os.uname().nodename}-") and name.count("-") >= 5
     first = task_runs(flow_run_id)
     assert first["upload-bob"].run_count == 1  # permission denied is permanent: no retry
     alice_file = next((sftp_dir / "alice").glob("*.zst"))
@@ -119,7 +127,9 @@ def test_failed_member_fails_the_run_and_ui_retry_reruns_only_it(
     retried = run_flow(backup_flow, flow_run=flow_run, parameters={}, return_type="state")
     assert retried.is_completed()
     with get_client(sync_client=True) as client:
-        assert client.read_flow_run(flow_run_id).run_count == 2
+        after = client.read_flow_run(flow_run_id)
+    assert after.run_count == 2
+    assert after.name == name  # the night keeps its name through the Retry
     runs = task_runs(flow_run_id)
     upload_states = {name: r.state.name for name, r in runs.items() if name.startswith("upload-")}
     assert upload_states["upload-alice"] == "Cached"
@@ -127,6 +137,36 @@ def test_failed_member_fails_the_run_and_ui_retry_reruns_only_it(
     assert upload_states["upload-bob"] == "Completed"
     assert alice_file.stat().st_mtime_ns == alice_mtime  # not sent again
     assert any((sftp_dir / "bob").glob("*.zst"))
+    # Each member's own chain only: an upload's graph edge is its own plan.
+    plan_ids = {r.id: name for name, r in runs.items()}
+    for member in MEMBERS:
+        upstream = {
+            plan_ids.get(i.id, str(i.id))
+            for inputs in runs[f"upload-{member}"].task_inputs.values()
+            for i in inputs
+            if getattr(i, "id", None)
+        }
+        assert upstream == {f"plan-{member}"}
+    # The retry's table says which rows were uploaded now, and that attempt 1 failed.
+    with get_client(sync_client=True) as client:
+        versions = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[artifact_key("backup", os.uname().nodename)])
+            ),
+            sort="CREATED_DESC",
+        )
+    latest = versions[0]
+    assert "attempt 2 of this run; attempt 1 failed: backup failed for 1 member(s): bob" in (
+        latest.description or ""
+    )
+    rows = {
+        r["member"]: r
+        for r in (json.loads(latest.data) if isinstance(latest.data, str) else latest.data)
+    }
+    assert rows["bob"]["source"] == "uploaded now" and rows["alice"]["source"] == "from cache"
+    assert {r["attempt"] for r in rows.values()} == {2}
+    assert rows["bob"]["started"] < rows["bob"]["finished"]
+    assert rows["bob"]["target_guid"].isdigit()
 
 
 def test_transient_error_is_retried(
@@ -145,7 +185,7 @@ def test_transient_error_is_retried(
     known.write_text(sshd.known_hosts_line(proxy.port))
     flow_env(sftp_env(pool, sftp_dir, sshd, port=proxy.port, known_hosts=known))
     try:
-        state = backup_flow(BackupParameters(), return_state=True)
+        state = backup_flow(return_state=True)
     finally:
         proxy.close()
     assert proxy.cut.is_set()
@@ -160,9 +200,82 @@ def test_dry_run_and_unknown_member(
     source_pool: Pool, sftp_dir: Path, sshd: SshServer, flow_env: Callable[..., None]
 ) -> None:
     flow_env(sftp_env(source_pool, sftp_dir, sshd))
-    outcomes = backup_flow(BackupParameters(members=["alice"], dry_run=True))
+    state = backup_flow(members=["alice"], dry_run=True, return_state=True)
+    outcomes = state.result()
     assert [(o.member, o.action) for o in outcomes] == [("alice", "full (dry run)")]
     assert not any(sftp_dir.rglob("*.zst"))
-    state = backup_flow(BackupParameters(members=["zed"]), return_state=True)
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert run.name.endswith("-dry-run-members-alice")
+    assert {"dry-run", "partial"} <= set(run.tags)
+    host = os.uname().nodename
+    assert table_artifact(artifact_key("backup", host, "dry-run"))[0]["member"] == "alice"
+    with get_client(sync_client=True) as client:  # the host's latest-night artifact is untouched
+        nightly = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[artifact_key("backup", host)]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]),
+            )
+        )
+    assert nightly == []
+    state = backup_flow(members=["zed"], return_state=True)
     assert state.is_failed()
     assert "no member named zed" in str(state.result(raise_on_failure=False))
+
+
+def test_run_names_hold_the_night_in_the_schedules_timezone(
+    source_pool: Pool,
+    sftp_dir: Path,
+    sshd: SshServer,
+    flow_env: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flow_env(sftp_env(source_pool, sftp_dir, sshd))
+    night = datetime(2026, 1, 15, 1, 30, tzinfo=UTC)  # 02:30 in Berlin, in winter
+    with get_client(sync_client=True) as client:
+        unnamed = client.create_flow_run(
+            backup_flow, parameters={"dry_run": True}, state=Scheduled(scheduled_time=night)
+        )
+        chosen = client.create_flow_run(
+            backup_flow, name="audit-q1-check", parameters={"dry_run": True}
+        )
+        # A deployment whose schedule runs on New York time: its nights are named in that zone.
+        deployment = client.create_deployment(
+            client.create_flow(backup_flow),
+            name="names-in-new-york",
+            schedules=[
+                DeploymentScheduleCreate(
+                    schedule=CronSchedule(cron="30 20 * * *", timezone="America/New_York"),
+                    active=False,
+                )
+            ],
+        )
+        scheduled = client.create_flow_run_from_deployment(
+            deployment, parameters={"dry_run": True}, state=Scheduled(scheduled_time=night)
+        )
+    for flow_run in (unnamed, chosen, scheduled):
+        state = run_flow(
+            backup_flow, flow_run=flow_run, parameters=flow_run.parameters, return_type="state"
+        )
+        assert state.is_completed()
+    with get_client(sync_client=True) as client:
+        names = [client.read_flow_run(r.id).name for r in (unnamed, chosen, scheduled)]
+    host = os.uname().nodename
+    assert names == [
+        f"backup-{host}-2026-01-15-0230-dry-run",
+        "audit-q1-check",
+        f"backup-{host}-2026-01-14-2030-dry-run",
+    ]
+    # A dry run sends nothing, so the optional send limit is not even looked up; a real run
+    # says once at INFO that it is absent, never a WARNING per upload.
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        backup_flow(members=["alice"])
+    absent = [r for r in caplog.records if "zfs-send-" in r.getMessage() and r.name != "httpx"]
+    assert {(r.levelno, r.getMessage()) for r in absent} == {
+        (
+            logging.INFO,
+            f"no concurrency limit zfs-send-{os.uname().nodename} on the server: "
+            "sends are limited per run only",
+        )
+    }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.backup import BackupParameters, backup_flow
+from flows.backup import backup_flow
 from tests.conftest import MEMBERS
 from tests.flows.test_backup_flow import sftp_env
 from tests.support.services import Pool, SshServer
@@ -33,7 +33,7 @@ def night(pool: Pool, snap: str) -> dict[str, tuple[str, str]]:
     """Every member takes a snapshot, the flow runs: member -> (action, reason)."""
     for name in MEMBERS:
         snapshot(f"{pool.name}/elabfs-{name}", snap)
-    outcomes = backup_flow(BackupParameters())
+    outcomes = backup_flow()
     assert all(o.error is None and o.result is not None for o in outcomes)
     return {o.member: (o.result.action.value, o.result.reason) for o in outcomes if o.result}
 
@@ -43,7 +43,7 @@ def test_flow_starts_at_most_the_quota_of_new_chains_a_night(
 ) -> None:
     env = sftp_env(source_pool, sftp_dir, sshd) | {"ZFS_OFFSITE_FULL__AFTER_DAYS": "30"}
     flow_env(env)
-    first = backup_flow(BackupParameters())
+    first = backup_flow()
     assert [o.result.action.value for o in first if o.result] == ["full"] * 3  # nothing to extend
 
     # A month on: every chain is due; bob's the oldest. Three members / 30 days: one a night.

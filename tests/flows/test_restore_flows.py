@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
-from flows.backup import BackupParameters, backup_flow
-from flows.prune import PruneParameters, prune_flow
-from flows.restore import RestoreParameters, restore_flow
-from flows.verify import DrillParameters, VerifyParameters, drill_flow, verify_flow
+from flows.backup import backup_flow
+from flows.prune import prune_flow
+from flows.restore import restore_flow
+from flows.verify import drill_flow, verify_flow
 from tests.conftest import MEMBERS
 from tests.flows.test_backup_flow import sftp_env, table_artifact
 from tests.support.services import Pool, SshServer
@@ -32,7 +32,7 @@ def backed_up(
     source_pool: Pool, sftp_dir: Path, sshd: SshServer, flow_env: Callable[..., None]
 ) -> tuple[Pool, Path]:
     flow_env(sftp_env(source_pool, sftp_dir, sshd))
-    assert [o.action for o in backup_flow(BackupParameters())] == ["full"] * 3
+    assert [o.action for o in backup_flow()] == ["full"] * 3
     return source_pool, sftp_dir
 
 
@@ -41,13 +41,11 @@ def test_restore_flow_receives_the_newest_snapshot(
 ) -> None:
     pool, _ = backed_up
     target = pool_factory()
-    result = restore_flow(RestoreParameters(member="alice", destination=f"{target.name}/alice"))
+    result = restore_flow(member="alice", destination=f"{target.name}/alice")
     assert result.snapshot == SNAP
     assert guid(f"{target.name}/alice@{SNAP}") == guid(f"{pool.name}/elabfs-alice@{SNAP}")
     assert tree_digest(target.mountpoint / "alice") == tree_digest(pool.mountpoint / "elabfs-alice")
-    state = restore_flow(
-        RestoreParameters(member="nobody", destination=f"{target.name}/x"), return_state=True
-    )
+    state = restore_flow(member="nobody", destination=f"{target.name}/x", return_state=True)
     assert state.is_failed()
     assert "no backup files" in str(state.result(raise_on_failure=False))
 
@@ -56,13 +54,13 @@ def test_verify_flow_fails_on_a_corrupt_file_and_cli_shows_it(
     backed_up: tuple[Pool, Path],
 ) -> None:
     _, archive = backed_up
-    assert {r.verdict for r in verify_flow(VerifyParameters())} == {Verdict.OK}
+    assert {r.verdict for r in verify_flow()} == {Verdict.OK}
     (bob_file,) = (archive / "bob").glob("*.zst")
     data = bytearray(bob_file.read_bytes())
     data[len(data) // 2] ^= 1
     bob_file.write_bytes(bytes(data))
 
-    state = verify_flow(VerifyParameters(), return_state=True)
+    state = verify_flow(return_state=True)
     assert state.is_failed()
     assert "unsound member(s): bob" in str(state.result(raise_on_failure=False))
     rows = {r["member"]: r for r in table_artifact(artifact_key("verify", "127-0-0-1"))}
@@ -80,8 +78,8 @@ def test_drill_rotates_until_every_member_is_proven(
 ) -> None:
     pool, archive = backed_up
     monkeypatch.setenv("ZFS_OFFSITE_DRILL__CYCLE_RUNS", "2")
-    first = drill_flow(DrillParameters())
-    second = drill_flow(DrillParameters())
+    first = drill_flow()
+    second = drill_flow()
     assert len(first) == len(second) == 2  # ceil(3 members / 2 runs)
     assert set(first) | set(second) == set(MEMBERS)
     records = json.loads((archive / ".zfs-offsite-drills.json").read_text())
@@ -105,13 +103,13 @@ def test_prune_flow_dry_run_then_prune(
     os.utime(stale, (two_days_ago, two_days_ago))
     before = sorted(p.name for m in MEMBERS for p in (archive / m).iterdir())
 
-    plans = prune_flow(PruneParameters(dry_run=True))
+    plans = prune_flow(dry_run=True)
     assert sorted(p.name for m in MEMBERS for p in (archive / m).iterdir()) == before
     assert [len(p.stale_partials) for p in plans] == [1, 0, 0]
     rows = table_artifact(artifact_key("prune-files", "127-0-0-1"))
     assert {r["decision"] for r in rows} == {"keep", "would delete (stale partial upload)"}
 
-    prune_flow(PruneParameters())
+    prune_flow()
     assert not stale.exists()
     assert len([n for n in before if not n.endswith(".partial")]) == len(
         [p for m in MEMBERS for p in (archive / m).iterdir()]
