@@ -12,7 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "setup-system.sh: demo/test machine set-up (zfs-fuse, sshd); on a real NAS use scripts/install.sh" >&2
 
-packages=(zfs-fuse openssh-server openssh-client zstd gzip pigz python3 python3-venv procps)
+# postgresql: the operations tier runs the Prefect server on a private cluster of its own.
+packages=(zfs-fuse openssh-server openssh-client zstd gzip pigz python3 python3-venv procps postgresql)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
