@@ -203,8 +203,17 @@ class OpenSshChannel:
             }
         ours, theirs = socket.socketpair()
         try:
+            # A session of its own: a stop signal sent to the whole process group
+            # (Prefect's worker SIGTERMs the flow run's group on Cancel) must not
+            # kill the connection before the stream has removed its partial file
+            # and lock. The stop switch ends the stream; EOF on the socket ends ssh.
             self._proc = subprocess.Popen(
-                argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE, env=env
+                argv,
+                stdin=theirs,
+                stdout=theirs,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
             )
         except OSError as exc:
             ours.close()
