@@ -203,8 +203,10 @@ class OpenSshChannel:
             }
         ours, theirs = socket.socketpair()
         try:
-            # A session of its own: a terminal's Ctrl-C (sent to the whole process group)
-            # must not cut the connection this process needs to clean up its partial file.
+            # A session of its own: a stop signal sent to the whole process group (a
+            # terminal's Ctrl-C; Prefect's worker SIGTERMs the flow run's group on Cancel)
+            # must not kill the connection before the stream has removed its partial file
+            # and lock. The stop switch ends the stream; EOF on the socket ends ssh.
             self._proc = subprocess.Popen(
                 argv,
                 stdin=theirs,

@@ -90,17 +90,18 @@ def test_no_completed_run_alert_is_installed(deployed: dict[str, str]) -> None:
             check=True,
             capture_output=True,
             text=True,
-        ).stdout.strip()
+        ).stdout.split()  # the missing-run automation, then the zombie one
         for _ in range(2)  # a second install replaces the first
     ]
-    automation = json.loads(prefect(env, "automation", "inspect", "--id", ids[1], "--json"))
-    gone = subprocess.run(
-        [PREFECT, "automation", "inspect", "--id", ids[0], "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert "not found" in gone.stdout + gone.stderr
+    automation = json.loads(prefect(env, "automation", "inspect", "--id", ids[1][0], "--json"))
+    for old in ids[0]:
+        gone = subprocess.run(
+            [PREFECT, "automation", "inspect", "--id", old, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert "not found" in gone.stdout + gone.stderr
     trigger = automation["trigger"]
     assert trigger["posture"] == "Proactive"
     assert trigger["expect"] == ["prefect.flow-run.Completed"]
@@ -108,6 +109,13 @@ def test_no_completed_run_alert_is_installed(deployed: dict[str, str]) -> None:
     deployment_id = inspect(env, "zfs-offsite-backup/nightly-nas")["id"]
     assert trigger["match_related"]["prefect.resource.id"] == f"prefect.deployment.{deployment_id}"
     assert automation["actions"][0]["type"] == "send-notification"
+    assert (
+        "No flow run of zfs-offsite-backup/nightly-nas reached" in automation["actions"][0]["body"]
+    )
+    zombie = json.loads(prefect(env, "automation", "inspect", "--id", ids[1][1], "--json"))
+    assert zombie["trigger"]["after"] == ["prefect.flow-run.heartbeat"]
+    assert zombie["trigger"]["within"] == 600
+    assert [a["type"] for a in zombie["actions"]] == ["change-flow-run-state", "send-notification"]
 
 
 def test_serve_makes_every_job_under_its_own_names() -> None:

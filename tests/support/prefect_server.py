@@ -17,8 +17,14 @@ PREFECT = str(Path(sys.executable).with_name("prefect"))
 
 
 @contextmanager
-def prefect_server(home: Path, startup_seconds: float = 180) -> Iterator[dict[str, str]]:
-    """Start a server; yields the environment that points clients (and workers) at it."""
+def prefect_server(
+    home: Path, startup_seconds: float = 180, settings: dict[str, str] | None = None
+) -> Iterator[dict[str, str]]:
+    """Start a server; yields the environment that points clients (and workers) at it.
+
+    `settings` are the server's own (PREFECT_API_DATABASE_CONNECTION_URL, service
+    loop intervals); they are not passed on to clients.
+    """
     port = free_port()
     env = {
         **os.environ,
@@ -30,7 +36,7 @@ def prefect_server(home: Path, startup_seconds: float = 180) -> Iterator[dict[st
     log = (home / "server.log").open("wb")
     server = subprocess.Popen(
         [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
+        env=env | (settings or {}),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
