@@ -28,7 +28,7 @@ from flows.backup import backup_flow
 from tests.cli.conftest import Cli, base_env
 from tests.conftest import MEMBERS
 from tests.flows.conftest import env_for
-from tests.support.prefect_server import prefect_server
+from tests.support.prefect_server import drain_prefect_workers, prefect_server
 from tests.support.services import Pool, SshServer
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,9 @@ def run_nights(
         assert run_flow(backup_flow, flow_run=flow_run, return_type="state").is_completed()
         assert backup_flow(members=["alice"], dry_run=True, return_state=True).is_completed()
         with get_client(sync_client=True) as client:
-            return client.read_flow_run(flow_run_id).model_dump()
+            first = client.read_flow_run(flow_run_id).model_dump()
+        drain_prefect_workers()  # before the server stops: a later harness would wait on it
+        return first
 
 
 def test_history_shows_each_night_per_member_with_failures_and_retries(

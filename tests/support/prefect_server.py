@@ -58,3 +58,24 @@ def prefect_server(
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+def drain_prefect_workers() -> None:
+    """Send this process's queued logs and events now, while their server still answers.
+
+    A flow run in-process against a server that the test then stops leaves
+    workers bound to it; a later test harness's teardown drains every worker
+    and would wait on that dead server for ever.
+    """
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        for result in (APILogWorker.drain_all(), EventsWorker.drain_all()):
+            if inspect.isawaitable(result):
+                await result
+
+    run_coro_as_sync(drain())
