@@ -119,7 +119,8 @@ class Installation:
             method=method,
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=30) as response:
+        # A busy CI box can keep the server's answer waiting: bounded, generous.
+        with urllib.request.urlopen(request, timeout=120) as response:
             text = response.read()
         return json.loads(text) if text else None
 
@@ -173,8 +174,8 @@ def installation(source_pool: Pool, tmp_path: Path) -> Iterator[Installation]:
         )
         api = server_env["PREFECT_API_URL"]
         inst = Installation(env, api, api.removesuffix("/api"), archive, source_pool)
-        pause_schedules(inst)
         try:
+            pause_schedules(inst)
             yield inst
         finally:
             worker.terminate()
