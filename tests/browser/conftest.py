@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -119,10 +120,18 @@ class Installation:
             method=method,
             headers={"Content-Type": "application/json"},
         )
-        # A busy CI box can keep the server's answer waiting: bounded, generous.
-        with urllib.request.urlopen(request, timeout=120) as response:
-            text = response.read()
-        return json.loads(text) if text else None
+        # A server just started can answer 503 while its services come up; a busy CI box
+        # can keep the answer waiting. Both bounded.
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=120) as response:
+                    text = response.read()
+                return json.loads(text) if text else None
+            except urllib.error.HTTPError as exc:
+                if exc.code != 503 or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -173,6 +174,9 @@ def test_resume_leaves_foreign_snapshots_alone(archived: Archived) -> None:
     a = archived
     destination = f"{a.target.name}/eve"
     restore(a, destination, snapshot=S[0])
+    # Creation times have whole seconds: on an idle machine the whole fixture fits in the
+    # second S[3] was taken in. A person's snapshot comes later than that (in life: days).
+    time.sleep(1.1)
     snapshot(destination, "mine")  # taken now, by a person: not part of the archive
     with pytest.raises(PermanentError) as caught:
         restore(a, destination, resume=True)
