@@ -1,4 +1,4 @@
-"""A TCP forwarder that cuts the connection after a number of bytes: a real network drop."""
+"""TCP forwarders on loopback: one cuts a connection (a real drop), one throttles (a slow link)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,12 @@ import threading
 import time
 
 
-class CuttingProxy:
-    """Forwards 127.0.0.1:port to a target; cuts a connection once `cut_after` bytes went up.
+class _Forwarder:
+    """Forwards 127.0.0.1:port to a target; subclasses decide what `_pump` does to the bytes."""
 
-    Only the first `cuts` connections that get that far are cut; later ones pass.
-    """
-
-    def __init__(self, target_port: int, cut_after: int, cuts: int = 1_000_000) -> None:
+    def __init__(self, target_port: int) -> None:
         self.target_port = target_port
-        self.cut_after = cut_after
-        self.cuts_left = cuts
         self.sent = 0
-        self.cut = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._sockets: list[socket.socket] = []
@@ -37,6 +31,33 @@ class CuttingProxy:
                 threading.Thread(
                     target=self._pump, args=(upstream, client, False), daemon=True
                 ).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, upward: bool) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _close(*sockets: socket.socket) -> None:
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def close(self) -> None:
+        self._listener.close()
+        self._close(*self._sockets)
+
+
+class CuttingProxy(_Forwarder):
+    """Forwards 127.0.0.1:port to a target; cuts a connection once `cut_after` bytes went up.
+
+    Only the first `cuts` connections that get that far are cut; later ones pass.
+    """
+
+    def __init__(self, target_port: int, cut_after: int, cuts: int = 1_000_000) -> None:
+        self.cut_after = cut_after
+        self.cuts_left = cuts
+        self.cut = threading.Event()
+        super().__init__(target_port)
 
     def _pump(self, source: socket.socket, sink: socket.socket, upward: bool) -> None:
         with contextlib.suppress(OSError):
@@ -53,19 +74,8 @@ class CuttingProxy:
         if upward:
             self._close(source, sink)
 
-    @staticmethod
-    def _close(*sockets: socket.socket) -> None:
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
 
-    def close(self) -> None:
-        self._listener.close()
-        self._close(*self._sockets)
-
-
-class ThrottlingProxy:
+class ThrottlingProxy(_Forwarder):
     """Forwards 127.0.0.1:port to a target, sending upward at most `rate` bytes a second.
 
     A slow link on loopback: long enough uploads for two runs to overlap, or
@@ -73,26 +83,8 @@ class ThrottlingProxy:
     """
 
     def __init__(self, target_port: int, rate: int) -> None:
-        self.target_port = target_port
         self.rate = rate
-        self.sent = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                client, _ = self._listener.accept()
-                upstream = socket.create_connection(("127.0.0.1", self.target_port))
-                self._sockets += [client, upstream]
-                threading.Thread(
-                    target=self._pump, args=(client, upstream, True), daemon=True
-                ).start()
-                threading.Thread(
-                    target=self._pump, args=(upstream, client, False), daemon=True
-                ).start()
+        super().__init__(target_port)
 
     def _pump(self, source: socket.socket, sink: socket.socket, upward: bool) -> None:
         with contextlib.suppress(OSError):
@@ -101,8 +93,4 @@ class ThrottlingProxy:
                 if upward:
                     self.sent += len(data)
                     time.sleep(len(data) / self.rate)
-        CuttingProxy._close(source, sink)
-
-    def close(self) -> None:
-        self._listener.close()
-        CuttingProxy._close(*self._sockets)
+        self._close(source, sink)

@@ -8,11 +8,10 @@ import os
 import stat as stat_module
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO
 
 from zfs_offsite.errors import DiskFullError, PermanentError, StoreError
-from zfs_offsite.store import Space, StoreEntry
+from zfs_offsite.store import Space, StoreEntry, WriterBase
 
 READ_CHUNK = 1024 * 1024
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -117,7 +116,7 @@ def _entry(name: str, info: os.stat_result) -> StoreEntry:
     )
 
 
-class _SyncedFile:
+class _SyncedFile(WriterBase):
     """A new file; `close()` flushes it to disk (fsync of the file) or raises."""
 
     def __init__(self, store: LocalStore, path: Path, fd: int) -> None:
@@ -146,20 +145,6 @@ class _SyncedFile:
         # Buffered bytes that cannot be written do not matter: the file is removed.
         with contextlib.suppress(OSError):
             self._handle.close()
-
-    def __enter__(self) -> _SyncedFile:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _fsync_dir(directory: Path) -> None:

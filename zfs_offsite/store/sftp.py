@@ -22,7 +22,6 @@ import stat as stat_module
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from types import TracebackType
 from typing import BinaryIO, TypeVar
 
 import paramiko
@@ -51,7 +50,7 @@ from paramiko.sftp_attr import SFTPAttributes
 from zfs_offsite.errors import DiskFullError, NameTooLongError, PermanentError, StoreError
 from zfs_offsite.openssh import OpenSshChannel
 from zfs_offsite.ssh import SshEndpoint, connect, sftp_refused
-from zfs_offsite.store import Space, StoreEntry
+from zfs_offsite.store import Space, StoreEntry, WriterBase
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -347,7 +346,7 @@ class SftpStore:
             self._channel.close()
 
 
-class _CheckedWriter:
+class _CheckedWriter(WriterBase):
     """Pipelined writes to a new file; `close()` checks every reply, fsyncs, closes.
 
     At most `WRITE_WINDOW` bytes are in flight; each reply is read in order,
@@ -417,20 +416,6 @@ class _CheckedWriter:
         with contextlib.suppress(Exception):
             self._requests.call(CMD_CLOSE, self._handle)
         self._requests.forget()
-
-    def __enter__(self) -> _CheckedWriter:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _entry(name: str, attrs: paramiko.SFTPAttributes) -> StoreEntry:
