@@ -13,13 +13,12 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.backup import BackupFailed, backup_flow
 from flows.prune import prune_flow
@@ -46,17 +45,6 @@ pytestmark = pytest.mark.integration
 S1, S2, S3 = "auto-20190806.0200-1w", "auto-20190807.0200-1w", "auto-20190808.0200-1w"
 FULL = f"elabfs-erin@{S1}.zst"
 INCR = f"elabfs-erin@{S1}.to.elabfs-erin@{S2}.zst"
-
-
-@pytest.fixture(scope="module")
-def prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """A Prefect test server for the flow tests of this module only."""
-    results = tmp_path_factory.mktemp("prefect-results")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(results))
-        patch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        with prefect_test_harness(server_startup_timeout=120):
-            yield
 
 
 def use_env(monkeypatch: pytest.MonkeyPatch, pool: Pool, archive: Path, sshd: SshServer) -> None:

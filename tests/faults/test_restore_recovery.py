@@ -12,13 +12,12 @@ import logging
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 from typer.testing import CliRunner
 
 from cli.app import app
@@ -249,19 +248,8 @@ def test_zfs_messages_keep_the_line_that_names_the_problem() -> None:
     assert error_text("\n") == "(no message)"
 
 
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The CLI runs the restore flow in-process: it needs a Prefect API."""
-    results = tmp_path_factory.mktemp("prefect-results")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(results))
-        env.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        with prefect_test_harness(server_startup_timeout=120):
-            yield
-
-
 def test_cli_exits_1_naming_the_file_then_resume_restores(
-    archived: Archived, sshd: SshServer, harness: None, monkeypatch: pytest.MonkeyPatch
+    archived: Archived, sshd: SshServer, prefect: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a = archived
     for key, value in sftp_env(a.pool, a.archive, sshd).items():
