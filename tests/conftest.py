@@ -33,6 +33,23 @@ def zfs_fuse() -> None:
 
 
 @pytest.fixture(scope="session")
+def prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The session's one Prefect test server, with result storage in a temp dir.
+
+    One for the whole session: Prefect's event and log workers are process-wide, and a
+    second harness nested in the first leaves them posting to the wrong server.
+    """
+    from prefect.testing.utilities import prefect_test_harness
+
+    results = tmp_path_factory.mktemp("prefect-results")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(results))
+        patch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        with prefect_test_harness(server_startup_timeout=120):
+            yield
+
+
+@pytest.fixture(scope="session")
 def sshd() -> Iterator[SshServer]:
     # Not under pytest's tmp dir: that is 0700 and sshd reads keys as the test user.
     directory = Path(tempfile.mkdtemp(prefix="zfs-offsite-sshd-", dir="/var/tmp"))

@@ -35,19 +35,6 @@ class SlowTarget:
         }
 
 
-@pytest.fixture(scope="session")
-def prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One Prefect test server for the fault tests that run flows in-process."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    results = tmp_path_factory.mktemp("prefect-results")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(results))
-        patch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        with prefect_test_harness(server_startup_timeout=120):
-            yield
-
-
 @pytest.fixture
 def slow_target(sshd: SshServer, tmp_path: Path) -> Iterator[Callable[[int], SlowTarget]]:
     proxies: list[ThrottlingProxy] = []

@@ -1,22 +1,15 @@
-"""One Prefect test harness per session, with result storage in a temp dir."""
+"""Flow tests: every one runs against the session's Prefect test server (tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 
-@pytest.fixture(scope="session", autouse=True)
-def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    results = tmp_path_factory.mktemp("prefect-results")
-    os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(results)
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+@pytest.fixture(autouse=True)
+def prefect_harness(prefect: None) -> None:
+    """Every flow test runs against the session's one Prefect test server."""
 
 
 @pytest.fixture
