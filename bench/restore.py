@@ -33,9 +33,8 @@ def run_ours(settings_json: str, destination: str) -> dict:
 import json, resource, time
 from contextlib import closing
 from zfs_offsite.settings import load_settings
-from zfs_offsite.backup import open_runner
-from zfs_offsite.store import open_store
-from zfs_offsite.restore import restore_member
+from zfs_offsite.remote.connect import open_runner, open_store
+from zfs_offsite.jobs.restore import restore_member
 s = load_settings(**json.loads({settings_json!r}))
 start = time.monotonic()
 with closing(open_runner(s)) as runner, closing(open_store(s.target)) as store:
@@ -76,7 +75,7 @@ def main() -> None:
         }
         backup = (
             "import json,sys; from zfs_offsite.settings import load_settings;"
-            "from zfs_offsite.backup import backup_member, discover_members;"
+            "from zfs_offsite.jobs.backup import backup_member, discover_members;"
             "s = load_settings(**json.loads(sys.argv[1]));"
             "[backup_member(s, m) for m in discover_members(s)]"
         )

@@ -52,11 +52,11 @@ def run_ours(snapshot_name: str, url: str, key: Path, known: Path, algo: str) ->
     code = f"""
 import json, resource, sys, time
 from zfs_offsite.settings import load_settings
-from zfs_offsite.runner import LocalRunner
-from zfs_offsite.store import open_store
-from zfs_offsite.pipeline import stream_to_store
-from zfs_offsite.compression import compressor
-from zfs_offsite.naming import Compression
+from zfs_offsite.zfs.runner import LocalRunner
+from zfs_offsite.remote.connect import open_store
+from zfs_offsite.stream.upload import stream_to_store
+from zfs_offsite.stream.compression import compressor
+from zfs_offsite.archive.names import Compression
 target = {{"url": {url!r}, "key_file": {str(key)!r}, "known_hosts": {str(known)!r}}}
 s = load_settings(target=target, compression={{"algorithm": {algo!r}}})
 start = time.monotonic()

@@ -31,7 +31,7 @@ def backup(
     startup.load(config)
     flow_run.prepare_prefect()
     from flows.backup import BackupFailed, backup_flow
-    from zfs_offsite.report import row
+    from zfs_offsite.jobs.report import row
 
     flow_run.ensure_server()
     with stream_progress_bars():

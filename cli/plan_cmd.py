@@ -11,7 +11,7 @@ from cli import exit_codes, output, startup
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
 
 if TYPE_CHECKING:
-    from zfs_offsite.planner import BackupPlan
+    from zfs_offsite.plan.backup import BackupPlan
     from zfs_offsite.settings import Settings
 
 PLAN_COLUMNS = ("member", "action", "base", "target", "file", "reason")
@@ -24,10 +24,10 @@ def plan_members(
 
     Returns the plans and, per member that cannot be planned, its one-line error.
     """
-    from zfs_offsite.backup import discover_members, plan_member
-    from zfs_offsite.cadence import full_quota
-    from zfs_offsite.planner import apply_full_quota
-    from zfs_offsite.store import open_store
+    from zfs_offsite.jobs.backup import discover_members, plan_member
+    from zfs_offsite.plan.backup import apply_full_quota
+    from zfs_offsite.plan.cadence import full_quota
+    from zfs_offsite.remote.connect import open_store
 
     members = discover_members(settings)
     unknown = sorted(set(wanted) - {m.name for m in members})

@@ -16,7 +16,7 @@ from rich.progress import (
 )
 
 from cli import output
-from zfs_offsite.progress import StreamProgress, listening
+from zfs_offsite.stream.progress import StreamProgress, listening
 
 
 @contextmanager

@@ -16,10 +16,10 @@ from cli import exit_codes, output, startup
 from zfs_offsite.errors import ZfsOffsiteError
 
 if TYPE_CHECKING:
+    from zfs_offsite.jobs.status import Health, MemberStatus
     from zfs_offsite.settings import Settings
-    from zfs_offsite.status import Health, MemberStatus
 
-WARNING_HOURS = 26.0  # zfs_offsite.status has the same defaults; checked by a test
+WARNING_HOURS = 26.0  # zfs_offsite.jobs.status has the same defaults; checked by a test
 CRITICAL_HOURS = 50.0
 
 STATUS_COLUMNS = (
@@ -39,10 +39,10 @@ STATUS_COLUMNS = (
 
 def read_statuses(settings: Settings) -> tuple[list[MemberStatus], dict[str, str]]:
     """Every member's status and when each was last drilled (ISO time), from one connection."""
-    from zfs_offsite.backup import discover_members
-    from zfs_offsite.drill import read_records
-    from zfs_offsite.status import read_status
-    from zfs_offsite.store import open_store
+    from zfs_offsite.jobs.backup import discover_members
+    from zfs_offsite.jobs.drill import read_records
+    from zfs_offsite.jobs.status import read_status
+    from zfs_offsite.remote.connect import open_store
 
     members = discover_members(settings)
     with closing(open_store(settings.target)) as store:
@@ -88,7 +88,7 @@ def status(
     json_output: startup.JsonOption = False,
 ) -> None:
     """Per member: newest archived snapshot, age, chain, drill; exit 0 ok, 1 warning, 2 critical."""
-    from zfs_offsite.status import Health, Thresholds, judge
+    from zfs_offsite.jobs.status import Health, Thresholds, judge
 
     settings = startup.load(config)
     try:

@@ -21,7 +21,7 @@ def verify(
     settings = startup.load(config)
     flow_run.prepare_prefect()
     from flows.verify import verify_flow
-    from zfs_offsite.report import verification_rows
+    from zfs_offsite.jobs.report import verification_rows
 
     outcome = flow_run.run_flow(verify_flow, members=member or [], mark=mark)
     result = outcome.result

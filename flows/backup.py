@@ -23,17 +23,12 @@ from flows.common import (
     submit_bounded,
 )
 from tasks.backup import discover, plan, retry_policy, upload
-from zfs_offsite.backup import plan_result, source_host
-from zfs_offsite.cadence import full_quota
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
-from zfs_offsite.planner import Action, BackupPlan, apply_full_quota
-from zfs_offsite.report import (
-    MemberOutcome,
-    artifact_key,
-    result_line,
-    row,
-    summary_markdown,
-)
+from zfs_offsite.jobs.backup import plan_result
+from zfs_offsite.jobs.report import MemberOutcome, artifact_key, result_line, row, summary_markdown
+from zfs_offsite.plan.backup import Action, BackupPlan, apply_full_quota
+from zfs_offsite.plan.cadence import full_quota
+from zfs_offsite.remote.connect import source_host
 from zfs_offsite.settings import load_settings
 
 

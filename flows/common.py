@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 from prefect.futures import PrefectFuture, as_completed
 from prefect.states import State
 
-from zfs_offsite import cancel
-from zfs_offsite.backup import source_host
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
-from zfs_offsite.report import artifact_key
+from zfs_offsite.jobs.report import artifact_key
+from zfs_offsite.remote.connect import source_host
 from zfs_offsite.settings import load_settings
+from zfs_offsite.stream import cancel
 
 WORKER_CAP = 16  # threads a flow's task runner may use; settings.max_parallel limits streams
 T = TypeVar("T")
@@ -164,7 +164,7 @@ def stop_streams_when_interrupted() -> Iterator[None]:
     Each of them raises in the flow's main thread (KeyboardInterrupt, or
     Prefect's TerminationSignal from its own SIGTERM handler, which must stay
     installed for a Cancel to end as Cancelled). Seeing it pass, this tells
-    the streams running in worker threads to stop (`zfs_offsite.cancel`):
+    the streams running in worker threads to stop (`zfs_offsite.stream.cancel`):
     each removes its partial file and releases its member lock, so the engine
     does not wait for uploads to finish before the run ends.
     """

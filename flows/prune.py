@@ -17,11 +17,11 @@ from flows.common import (
     submit_bounded,
 )
 from tasks.prune import prune
-from zfs_offsite.report import artifact_key, prune_file_rows, prune_summary
-from zfs_offsite.retention import PrunePlan
+from zfs_offsite.jobs.report import artifact_key, prune_file_rows, prune_summary
+from zfs_offsite.jobs.verify import archived_members, linked_members
+from zfs_offsite.plan.retention import PrunePlan
+from zfs_offsite.remote.connect import open_store
 from zfs_offsite.settings import load_settings
-from zfs_offsite.store import open_store
-from zfs_offsite.verify import archived_members, linked_members
 
 
 @flow(name="zfs-offsite-prune", flow_run_name=dated_run_name("prune"))

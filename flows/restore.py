@@ -8,8 +8,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.common import kept_name, stops_streams_when_interrupted
 from tasks.restore import download, plan, receive
 from zfs_offsite.errors import ConfigError
-from zfs_offsite.report import artifact_key
-from zfs_offsite.restore import RestoreResult
+from zfs_offsite.jobs.report import artifact_key
+from zfs_offsite.jobs.restore import RestoreResult
 from zfs_offsite.settings import load_settings
 
 EXCLUSIVE = "force and resume exclude each other"

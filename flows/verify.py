@@ -20,13 +20,12 @@ from flows.common import (
 )
 from tasks.backup import discover
 from tasks.restore import drill, verify
-from zfs_offsite.backup import source_host
-from zfs_offsite.drill import choose_members, read_records
 from zfs_offsite.errors import ZfsOffsiteError
-from zfs_offsite.report import artifact_key, drill_row, verification_rows, verification_summary
+from zfs_offsite.jobs.drill import choose_members, read_records
+from zfs_offsite.jobs.report import artifact_key, drill_row, verification_rows, verification_summary
+from zfs_offsite.jobs.verify import FAILING, MemberVerification, archived_members, linked_members
+from zfs_offsite.remote.connect import open_store, source_host
 from zfs_offsite.settings import load_settings
-from zfs_offsite.store import open_store
-from zfs_offsite.verify import FAILING, MemberVerification, archived_members, linked_members
 
 
 class ArchiveUnsound(ZfsOffsiteError):

@@ -1,4 +1,4 @@
-"""Prefect task shells over `zfs_offsite.backup`: retries, cache keys, run names."""
+"""Prefect task shells over `zfs_offsite.jobs.backup`: retries, cache keys, run names."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from prefect.states import State
 from prefect.tasks import exponential_backoff
 
 from tasks.progress import ProgressReporter
-from zfs_offsite import cancel
-from zfs_offsite.backup import BackupResult, discover_members, open_runner, plan_member
-from zfs_offsite.backup import execute_plan as execute_plan_fn
-from zfs_offsite.members import Member
-from zfs_offsite.planner import BackupPlan
+from zfs_offsite.jobs.backup import BackupResult, discover_members, plan_member
+from zfs_offsite.jobs.backup import execute_plan as execute_plan_fn
+from zfs_offsite.plan.backup import BackupPlan
+from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import Settings
-from zfs_offsite.store import open_store
+from zfs_offsite.stream import cancel
+from zfs_offsite.zfs.members import Member
 
 
 def is_retryable(task: Task[..., Any], task_run: object, state: State[Any]) -> bool:

@@ -9,8 +9,8 @@ from uuid import UUID
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from zfs_offsite.planner import BackupPlan
-from zfs_offsite.progress import StreamProgress, publish
+from zfs_offsite.plan.backup import BackupPlan
+from zfs_offsite.stream.progress import StreamProgress, publish
 
 LOG_EVERY_SECONDS = 30.0
 

@@ -1,4 +1,4 @@
-"""Prefect task shell over `zfs_offsite.prune`."""
+"""Prefect task shell over `zfs_offsite.jobs.prune`."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from zfs_offsite.backup import member_lock
-from zfs_offsite.prune import prune_member
-from zfs_offsite.retention import PrunePlan
+from zfs_offsite.jobs.backup import member_lock
+from zfs_offsite.jobs.prune import prune_member
+from zfs_offsite.plan.retention import PrunePlan
+from zfs_offsite.remote.connect import open_store
 from zfs_offsite.settings import Settings
-from zfs_offsite.store import open_store
 
 
 @task(name="prune-member", task_run_name="prune-{member}", cache_policy=NO_CACHE)

@@ -10,20 +10,19 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 
 from tasks.backup import retry_policy
-from zfs_offsite.backup import open_runner
-from zfs_offsite.drill import DrillRecord, drill_member, write_record
-from zfs_offsite.members import Member
-from zfs_offsite.planner import RestorePoint
-from zfs_offsite.restore import (
+from zfs_offsite.jobs.drill import DrillRecord, drill_member, write_record
+from zfs_offsite.jobs.restore import (
     RestoreResult,
     download_files,
     plan_restore,
     receive_chain,
     receive_commands,
 )
+from zfs_offsite.jobs.verify import MemberVerification, verify_member
+from zfs_offsite.plan.chains import RestorePoint
+from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import Settings
-from zfs_offsite.store import open_store
-from zfs_offsite.verify import MemberVerification, verify_member
+from zfs_offsite.zfs.members import Member
 
 
 @task(name="plan-restore", task_run_name="plan-restore-{member}", cache_policy=NO_CACHE)

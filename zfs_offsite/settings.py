@@ -27,11 +27,11 @@ from pydantic import (
 )
 
 from zfs_offsite import setting_sources as sources
+from zfs_offsite.archive.names import Compression
 from zfs_offsite.errors import ConfigError
-from zfs_offsite.naming import Compression
-from zfs_offsite.openssh import available as openssh_available
-from zfs_offsite.retention import Rule, parse_policy
-from zfs_offsite.ssh import SshEndpoint
+from zfs_offsite.plan.policy import Rule, parse_policy
+from zfs_offsite.remote.openssh import available as openssh_available
+from zfs_offsite.remote.ssh import SshEndpoint
 
 ENV_PREFIX = "ZFS_OFFSITE_"
 CONFIG_ENV = "ZFS_OFFSITE_CONFIG"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tests.unit.test_planner import member, new_file, seed_file
-from zfs_offsite.archive import MemberArchive
-from zfs_offsite.status import Health, Thresholds, judge, member_status
+from zfs_offsite.archive.model import MemberArchive
+from zfs_offsite.jobs.status import Health, Thresholds, judge, member_status
 
 HOUR = 3600.0
 NIGHTLY = Thresholds(warning_hours=26, critical_hours=50)
@@ -64,7 +64,7 @@ def test_a_seed_era_chain_is_unverified_a_warning() -> None:
 
 def test_the_cli_defaults_are_the_cores() -> None:
     from cli import status_cmd
-    from zfs_offsite import status
+    from zfs_offsite.jobs import status
 
     assert (status_cmd.WARNING_HOURS, status_cmd.CRITICAL_HOURS) == (
         status.WARNING_HOURS,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
-from zfs_offsite.backup import backup_member, discover_members
 from zfs_offsite.errors import ZfsOffsiteError
+from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.settings import load_settings
 
 

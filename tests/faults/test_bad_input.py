@@ -26,19 +26,19 @@ from flows.verify import verify_flow
 from tests.flows.conftest import env_for
 from tests.support.services import Pool, SshServer, ensure_test_user
 from tests.support.zfsdata import create_member, snapshot, write_member_data
-from zfs_offsite.archive import Sidecar
-from zfs_offsite.backup import backup_member, discover_members, plan_member
+from zfs_offsite.archive.model import Sidecar
 from zfs_offsite.errors import ChainError
-from zfs_offsite.members import Member, select_members
-from zfs_offsite.planner import Action
-from zfs_offsite.prune import prune_member
-from zfs_offsite.restore import plan_restore
-from zfs_offsite.retention import parse_policy
+from zfs_offsite.jobs.backup import backup_member, discover_members, plan_member
+from zfs_offsite.jobs.prune import prune_member
+from zfs_offsite.jobs.restore import plan_restore
+from zfs_offsite.jobs.status import read_status
+from zfs_offsite.jobs.verify import FAILING, Verdict, verify_member
+from zfs_offsite.plan.backup import Action
+from zfs_offsite.plan.policy import parse_policy
+from zfs_offsite.remote.connect import open_store
 from zfs_offsite.settings import Settings
-from zfs_offsite.status import read_status
-from zfs_offsite.store import open_store
-from zfs_offsite.verify import FAILING, Verdict, verify_member
-from zfs_offsite.zfs import Dataset
+from zfs_offsite.zfs.members import Member, select_members
+from zfs_offsite.zfs.model import Dataset
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ import pytest
 
 from tests.faults.conftest import SNAP, SlowTarget, leftovers, sha256sum_check, stored_files
 from tests.support.services import Pool, SshServer
-from zfs_offsite.backup import backup_member, discover_members
 from zfs_offsite.errors import DiskFullError, ZfsOffsiteError
-from zfs_offsite.planner import Action
+from zfs_offsite.jobs.backup import backup_member, discover_members
+from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration

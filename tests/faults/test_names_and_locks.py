@@ -23,10 +23,10 @@ from tests.faults.conftest import (
 )
 from tests.support.services import Pool, SshServer
 from tests.support.zfsdata import create_member, snapshot, write_member_data
-from zfs_offsite.backup import backup_member, discover_members
+from zfs_offsite.archive.lock import LOCK_NAME, boot_id, pid_namespace
 from zfs_offsite.errors import LockBusyError, NameTooLongError, PermanentError
-from zfs_offsite.lock import LOCK_NAME, boot_id, pid_namespace
-from zfs_offsite.planner import Action
+from zfs_offsite.jobs.backup import backup_member, discover_members
+from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -24,16 +24,18 @@ from cli.app import app
 from tests.flows.test_backup_flow import sftp_env
 from tests.support.services import Pool, SshServer, ensure_test_user, run
 from tests.support.zfsdata import create_member, guid, snapshot, write_member_data
-from zfs_offsite.archive import ArchiveFile, Sidecar
-from zfs_offsite.backup import backup_member, discover_members, open_runner
-from zfs_offsite.destination import next_step, why_no_rollback
+from zfs_offsite.archive.model import ArchiveFile, Sidecar
+from zfs_offsite.archive.names import parse_backup_name
 from zfs_offsite.errors import IntegrityError, PermanentError
-from zfs_offsite.naming import parse_backup_name
-from zfs_offsite.planner import Action, RestorePoint
-from zfs_offsite.restore import RestoreResult, restore_member
+from zfs_offsite.jobs.backup import backup_member, discover_members
+from zfs_offsite.jobs.destination import next_step, why_no_rollback
+from zfs_offsite.jobs.restore import RestoreResult, restore_member
+from zfs_offsite.plan.backup import Action
+from zfs_offsite.plan.chains import RestorePoint
+from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import Settings
-from zfs_offsite.store import open_store
-from zfs_offsite.zfs import Snapshot, error_text
+from zfs_offsite.zfs.commands import error_text
+from zfs_offsite.zfs.model import Snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -162,7 +164,7 @@ def test_resume_rolls_back_what_an_unfinished_receive_left(
     assert cut.returncode != 0
     assert snapshots_of(destination) == S[:3]
 
-    with caplog.at_level(logging.WARNING, logger="zfs_offsite.destination"):
+    with caplog.at_level(logging.WARNING, logger="zfs_offsite.jobs.destination"):
         result = restore(a, destination, resume=True)
     assert f"rolled {destination} back to {S[0]}, destroying {S[1]}, {S[2]}" in caplog.text
     assert [f.filename for f in result.files] == [LINK]
@@ -197,7 +199,7 @@ def test_force_replaces_an_existing_destination(
     snapshot(destination, "mine")
     with pytest.raises(PermanentError, match=r"pass --resume .* or --force to replace it"):
         restore(a, destination)
-    with caplog.at_level(logging.WARNING, logger="zfs_offsite.destination"):
+    with caplog.at_level(logging.WARNING, logger="zfs_offsite.jobs.destination"):
         result = restore(a, destination, force=True)
     assert f"--force: destroyed {destination} and its 2 snapshot(s) ({S[0]}, mine)" in caplog.text
     assert [f.filename for f in result.files] == [FULL, LINK]
@@ -230,7 +232,7 @@ def test_force_refuses_a_destination_with_children_or_clones(archived: Archived)
 def test_missing_parents_are_created(archived: Archived, caplog: pytest.LogCaptureFixture) -> None:
     a = archived
     destination = f"{a.target.name}/restore/lab/eve"
-    with caplog.at_level(logging.INFO, logger="zfs_offsite.destination"):
+    with caplog.at_level(logging.INFO, logger="zfs_offsite.jobs.destination"):
         restore(a, destination)
     assert f"created {a.target.name}/restore/lab (zfs create -p)" in caplog.text
     assert_same(a, destination, S)

@@ -31,8 +31,8 @@ from tests.flows.conftest import env_for
 from tests.support.proxy import CuttingProxy
 from tests.support.services import Pool, SshServer
 from tests.support.zfsdata import create_member, snapshot, write_member_data
-from zfs_offsite.progress import StreamProgress, listening
-from zfs_offsite.report import artifact_key
+from zfs_offsite.jobs.report import artifact_key
+from zfs_offsite.stream.progress import StreamProgress, listening
 
 pytestmark = pytest.mark.integration
 

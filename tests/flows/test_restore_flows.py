@@ -20,8 +20,8 @@ from tests.conftest import MEMBERS
 from tests.flows.test_backup_flow import sftp_env, table_artifact
 from tests.support.services import Pool, SshServer
 from tests.support.zfsdata import guid, tree_digest
-from zfs_offsite.report import artifact_key
-from zfs_offsite.verify import Verdict
+from zfs_offsite.jobs.report import artifact_key
+from zfs_offsite.jobs.verify import Verdict
 
 pytestmark = pytest.mark.integration
 SNAP = "auto-20190806.0200-1w"

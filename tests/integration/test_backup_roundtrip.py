@@ -18,8 +18,8 @@ from tests.support.zfsdata import (
     tree_digest,
     write_member_data,
 )
-from zfs_offsite.backup import backup_member, discover_members
-from zfs_offsite.planner import Action
+from zfs_offsite.jobs.backup import backup_member, discover_members
+from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -14,13 +14,13 @@ import pytest
 
 from tests.support.services import Pool, ensure_test_user
 from tests.support.zfsdata import create_member, guid, snapshot, write_member_data
-from zfs_offsite.backup import BackupResult, backup_member, discover_members, open_runner
-from zfs_offsite.planner import Action
-from zfs_offsite.prune import prune_member
-from zfs_offsite.restore import restore_member
-from zfs_offsite.retention import parse_policy
+from zfs_offsite.jobs.backup import BackupResult, backup_member, discover_members
+from zfs_offsite.jobs.prune import prune_member
+from zfs_offsite.jobs.restore import restore_member
+from zfs_offsite.plan.backup import Action
+from zfs_offsite.plan.policy import parse_policy
+from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import Settings
-from zfs_offsite.store import open_store
 
 pytestmark = pytest.mark.integration
 S = [f"auto-2019080{d}.0200-1w" for d in range(6, 10)]

@@ -25,14 +25,19 @@ from tests.support.zfsdata import (
     tree_digest,
     write_member_data,
 )
-from zfs_offsite.backup import backup_member, discover_members, open_runner
-from zfs_offsite.drill import drill_member, read_records, write_record
 from zfs_offsite.errors import ChainError, IntegrityError
-from zfs_offsite.planner import Action
-from zfs_offsite.restore import dataset_exists, download_chain, receive_commands, restore_member
+from zfs_offsite.jobs.backup import backup_member, discover_members
+from zfs_offsite.jobs.drill import drill_member, read_records, write_record
+from zfs_offsite.jobs.restore import (
+    dataset_exists,
+    download_chain,
+    receive_commands,
+    restore_member,
+)
+from zfs_offsite.jobs.verify import Verdict, verify_member
+from zfs_offsite.plan.backup import Action
+from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import Settings
-from zfs_offsite.store import open_store
-from zfs_offsite.verify import Verdict, verify_member
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,6 @@ import pytest
 
 from tests.support.services import Pool, SshServer, free_port, start_sshd, wait_for_port
 from tests.support.zfsdata import guid, tree_digest
-from zfs_offsite.backup import backup_member, discover_members
 from zfs_offsite.errors import (
     ConfigError,
     HostKeyError,
@@ -30,12 +29,13 @@ from zfs_offsite.errors import (
     TransientError,
     ZfsOffsiteError,
 )
-from zfs_offsite.planner import Action
-from zfs_offsite.restore import restore_member
-from zfs_offsite.runner import LocalRunner
+from zfs_offsite.jobs.backup import backup_member, discover_members
+from zfs_offsite.jobs.restore import restore_member
+from zfs_offsite.plan.backup import Action
+from zfs_offsite.remote.connect import open_store
+from zfs_offsite.remote.sftp import SftpStore
 from zfs_offsite.settings import Settings, load_settings
-from zfs_offsite.store import open_store
-from zfs_offsite.store.sftp import SftpStore
+from zfs_offsite.zfs.runner import LocalRunner
 
 pytestmark = pytest.mark.integration
 

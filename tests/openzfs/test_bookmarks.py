@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from zfs_offsite.backup import backup_member, discover_members, open_runner
 from zfs_offsite.errors import ZfsOffsiteError
-from zfs_offsite.planner import Action
-from zfs_offsite.protect import mark_tag
-from zfs_offsite.restore import restore_member, snapshot_guid
-from zfs_offsite.runner import Runner
+from zfs_offsite.jobs.backup import backup_member, discover_members
+from zfs_offsite.jobs.restore import restore_member, snapshot_guid
+from zfs_offsite.plan.backup import Action
+from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import Settings, load_settings
-from zfs_offsite.store import open_store
-from zfs_offsite.zfs import detect_features
+from zfs_offsite.zfs.commands import detect_features
+from zfs_offsite.zfs.protect import mark_tag
+from zfs_offsite.zfs.runner import Runner
 
 pytestmark = [pytest.mark.openzfs_vm]
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_planner import member, new_file, seed_file
-from zfs_offsite.archive import ArchiveFile, Sidecar
-from zfs_offsite.cadence import DAY, FullCadence, chain_age, full_quota, nightly_quota
+from zfs_offsite.archive.model import ArchiveFile, Sidecar
+from zfs_offsite.archive.names import Compression
 from zfs_offsite.errors import ConfigError
-from zfs_offsite.members import Member
-from zfs_offsite.naming import Compression
-from zfs_offsite.planner import Action, BackupPlan, apply_full_quota, plan_backup
+from zfs_offsite.plan.backup import Action, BackupPlan, apply_full_quota, plan_backup
+from zfs_offsite.plan.cadence import DAY, FullCadence, chain_age, full_quota, nightly_quota
 from zfs_offsite.settings import load_settings
-from zfs_offsite.zfs import Snapshot
+from zfs_offsite.zfs.members import Member
+from zfs_offsite.zfs.model import Snapshot
 
 NOW = 2_000_000_000.0  # 2033: far from the seed era
 YEARS_AGO = NOW - 7.3 * 365 * DAY

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from zfs_offsite.naming import BackupName, Compression, Kind, classify, parse_backup_name
+from zfs_offsite.archive.names import BackupName, Compression, Kind, classify, parse_backup_name
 
 SEED_FULL = "elabfs-LukasMetzler@auto-20190806.0200-1w.gz"
 SEED_INC = (

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from zfs_offsite.openssh import PASSPHRASE_ENV, askpass_helper, explain, ssh_argv
-from zfs_offsite.openssh import available as openssh_available
+from zfs_offsite.remote.openssh import PASSPHRASE_ENV, askpass_helper, explain, ssh_argv
+from zfs_offsite.remote.openssh import available as openssh_available
+from zfs_offsite.remote.ssh import SshEndpoint, unreachable_from_oserror
 from zfs_offsite.settings import load_settings
-from zfs_offsite.ssh import SshEndpoint, unreachable_from_oserror
 
 
 def test_argv_asks_for_the_sftp_subsystem_with_pinned_keys(tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from zfs_offsite.archive import ArchiveFile, Sidecar
-from zfs_offsite.members import Member
-from zfs_offsite.naming import BackupName, Compression, parse_backup_name
-from zfs_offsite.planner import Action, plan_backup, restore_chains
-from zfs_offsite.zfs import Snapshot
+from zfs_offsite.archive.model import ArchiveFile, Sidecar
+from zfs_offsite.archive.names import BackupName, Compression, parse_backup_name
+from zfs_offsite.plan.backup import Action, plan_backup
+from zfs_offsite.plan.chains import restore_chains
+from zfs_offsite.zfs.members import Member
+from zfs_offsite.zfs.model import Snapshot
 
 DS = "tank/elabfs-a"
 
@@ -117,8 +118,8 @@ def test_shortest_chain_is_chosen() -> None:
 
 
 def test_status_reports_newest_restorable_snapshot_and_its_chain() -> None:
-    from zfs_offsite.archive import MemberArchive
-    from zfs_offsite.status import member_status
+    from zfs_offsite.archive.model import MemberArchive
+    from zfs_offsite.jobs.status import member_status
 
     m = member("s1", "s2", "s3")
     s = m.snapshots

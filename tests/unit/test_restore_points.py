@@ -7,17 +7,12 @@ import dataclasses
 import pytest
 
 from tests.unit.test_planner import member, new_file, seed_file
-from zfs_offsite.archive import ArchiveFile
+from zfs_offsite.archive.model import ArchiveFile
+from zfs_offsite.archive.names import Compression
 from zfs_offsite.errors import ChainError
-from zfs_offsite.naming import Compression
-from zfs_offsite.planner import (
-    Action,
-    FullCadence,
-    choose_restore_point,
-    plan_backup,
-    restore_points,
-)
-from zfs_offsite.protect import stale_marks
+from zfs_offsite.plan.backup import Action, FullCadence, plan_backup
+from zfs_offsite.plan.chains import choose_restore_point, restore_points
+from zfs_offsite.zfs.protect import stale_marks
 
 
 def at(file: ArchiveFile, when: float) -> ArchiveFile:

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from zfs_offsite.archive import ArchiveFile, Sidecar
-from zfs_offsite.naming import BackupName, Compression, parse_backup_name
-from zfs_offsite.planner import restore_points
-from zfs_offsite.retention import kept_points, parse_policy, plan_prune, point_time
-from zfs_offsite.store import StoreEntry
+from zfs_offsite.archive.model import ArchiveFile, Sidecar
+from zfs_offsite.archive.names import BackupName, Compression, parse_backup_name
+from zfs_offsite.plan.chains import restore_points
+from zfs_offsite.plan.policy import parse_policy
+from zfs_offsite.plan.retention import kept_points, plan_prune, point_time
+from zfs_offsite.remote.entries import StoreEntry
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 POLICIES = [

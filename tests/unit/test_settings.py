@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from zfs_offsite.archive.names import Compression
 from zfs_offsite.errors import ConfigError
-from zfs_offsite.naming import Compression
 from zfs_offsite.setting_sources import section_model, toml_key_lines
 from zfs_offsite.settings import (
     ENV_PREFIX,

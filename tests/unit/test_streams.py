@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from zfs_offsite.compression import compressor, decompressor
+from zfs_offsite.archive.names import Compression
 from zfs_offsite.errors import IntegrityError
-from zfs_offsite.naming import Compression
-from zfs_offsite.pipeline import RECORD_SIZE, ends_with_end_record
-from zfs_offsite.readback import read_ahead
+from zfs_offsite.stream.compression import compressor, decompressor
+from zfs_offsite.stream.format import RECORD_SIZE, ends_with_end_record
+from zfs_offsite.stream.readback import read_ahead
 
 
 def test_end_record_detection() -> None:

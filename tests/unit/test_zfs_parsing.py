@@ -3,14 +3,14 @@ from __future__ import annotations
 import pytest
 
 from zfs_offsite.errors import ConfigError
-from zfs_offsite.members import select_members
-from zfs_offsite.zfs import (
+from zfs_offsite.zfs.commands import (
     list_argv,
     parse_list_output,
     parse_send_estimate,
     parse_version,
     send_argv,
 )
+from zfs_offsite.zfs.members import select_members
 
 # Recorded from zfs-fuse: `zfs get -H -p -r -o name,property,value type,guid,createtxg,creation`
 OUTPUT = """\

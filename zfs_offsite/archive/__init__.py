@@ -1,0 +1,1 @@
+"""The archive's layout: file names, the remote index, the lock, the commit."""

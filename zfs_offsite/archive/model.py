@@ -1,0 +1,183 @@
+"""The archive's files and sidecars as plain values, read from the remote index."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+from dataclasses import MISSING, asdict, dataclass, field
+from datetime import datetime
+
+from zfs_offsite.archive.names import (
+    BackupName,
+)
+from zfs_offsite.errors import ConfigError
+from zfs_offsite.remote.entries import StoreEntry
+
+log = logging.getLogger(__name__)
+
+
+SIDECAR_FORMAT = 1
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+# Each field's JSON types (by its annotation) and whether a sidecar must have it.
+_JSON_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "int": ((int,), "an integer"),
+    "str": ((str,), "a string"),
+    "int | None": ((int, type(None)), "an integer or null"),
+    "str | None": ((str, type(None)), "a string or null"),
+}
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """Metadata written next to each completed backup file."""
+
+    dataset: str
+    target: str
+    target_guid: int
+    compression: str
+    sha256: str
+    raw_bytes: int
+    stored_bytes: int
+    started: str
+    finished: str
+    tool_version: str
+    base: str | None = None
+    base_guid: int | None = None
+    source_host: str = ""
+    target_creation: int | None = None  # when the snapshot was taken (epoch seconds)
+    format: int = SIDECAR_FORMAT
+
+    def to_json(self) -> bytes:
+        return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Sidecar:
+        """Parse a sidecar; ValueError with one line saying what is wrong, for any input."""
+        try:
+            raw = json.loads(data)
+        except ValueError as exc:  # bad JSON or bad UTF-8
+            raise ValueError(f"not JSON ({str(exc).splitlines()[0]})") from None
+        except RecursionError:  # `[[[[...` nested deeper than Python's stack
+            raise ValueError("not JSON (nested too deeply)") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"a JSON {_json_kind(raw)}, not an object")
+        values = {}
+        for name, (kinds, wanted, required) in _FIELDS.items():
+            if name not in raw:
+                if required:
+                    raise ValueError(f"no {name!r} field")
+                continue
+            value = raw[name]
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                shown = json.dumps(value)
+                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                raise ValueError(f"field {name!r} is {shown}, not {wanted}")
+            values[name] = value
+        if not _SHA256.fullmatch(values["sha256"]):
+            raise ValueError("field 'sha256' is not 64 hex digits")
+        return cls(**values)
+
+
+_FIELDS = {
+    name: (*_JSON_TYPES[str(spec.type)], spec.default is MISSING)
+    for name, spec in Sidecar.__dataclass_fields__.items()
+}
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return {str: "string", list: "array"}.get(type(value), type(value).__name__)
+
+
+@dataclass(frozen=True)
+class ArchiveFile:
+    """A backup file under its final name, with its sidecar if it has one."""
+
+    filename: str
+    name: BackupName
+    size: int
+    mtime: float
+    sidecar: Sidecar | None = None
+    corrupt: str | None = None  # why verify found it unsound, if it did
+    # One line naming a `.json`/`.sha256` that is missing, unreadable or not a file, and
+    # the fix. With `sidecar` None it means this tool wrote the file but its identity is lost.
+    sidecar_problem: str | None = None
+
+    @property
+    def target_guid(self) -> int | None:
+        return self.sidecar.target_guid if self.sidecar else None
+
+    @property
+    def base_guid(self) -> int | None:
+        return self.sidecar.base_guid if self.sidecar else None
+
+    @property
+    def archived_at(self) -> float:
+        """When it was stored: the sidecar's finish time, else the file's mtime (seed era)."""
+        if self.sidecar is not None:
+            with contextlib.suppress(ValueError):
+                return datetime.fromisoformat(self.sidecar.finished).timestamp()
+        return self.mtime
+
+    @property
+    def identified(self) -> bool:
+        """False for a file this tool wrote whose `.json` is gone or unreadable.
+
+        Its GUIDs are unknown, and unlike a seed-era file it cannot be trusted by
+        name (a sidecar was written, so the name alone was never its identity).
+        """
+        return self.sidecar is not None or self.sidecar_problem is None
+
+    @property
+    def sound(self) -> bool:
+        """False if marked corrupt or unidentified: never a base, never in a restore chain."""
+        return self.corrupt is None and self.identified
+
+    @property
+    def verified(self) -> bool:
+        """True if a checksum is recorded (seed-era files have none)."""
+        return self.sidecar is not None
+
+
+@dataclass
+class MemberArchive:
+    """A member's directory, sorted into backups, partial uploads and foreign files."""
+
+    member: str
+    files: list[ArchiveFile] = field(default_factory=list)
+    partials: list[StoreEntry] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # kept, never deleted
+    reasons: dict[str, str] = field(default_factory=dict)  # ignored name -> one-line why
+    # Directories and symlinks named like this member's backups or sidecars: findings.
+    not_files: list[str] = field(default_factory=list)
+    entries: dict[str, StoreEntry] = field(default_factory=dict)  # the listing, by name
+
+    def names(self) -> set[str]:
+        return {f.filename for f in self.files}
+
+    def ignore(self, name: str, reason: str) -> None:
+        log.warning("ignoring %s/%s: %s", self.member, name, reason)
+        self.ignored.append(name)
+        self.reasons[name] = reason
+
+
+def check_member_name(member: str) -> None:
+    """A member name must be one path component: never a way out of the target's root."""
+    if member in {"", ".", ".."} or "/" in member or "\0" in member:
+        raise ConfigError(
+            f"{member!r} is not a member directory name (one path component, not . or ..)"
+        )
+
+
+def checksum_line(sha256: str, filename: str) -> bytes:
+    """A line `sha256sum -c` accepts (binary mode marker)."""
+    return f"{sha256} *{filename}\n".encode()

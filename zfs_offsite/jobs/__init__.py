@@ -1,0 +1,1 @@
+"""One module per job (backup, restore, verify, drill, prune, status), end to end."""

@@ -1,0 +1,308 @@
+"""One member's backup, end to end: read the archive, plan, stream, write sidecars.
+
+These plain functions are what the Prefect tasks wrap; they open their own
+connections from settings, so they can run in any worker thread or process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass, replace
+
+from zfs_offsite import __version__
+from zfs_offsite.archive.commit import commit_backup
+from zfs_offsite.archive.index import read_member_archive
+from zfs_offsite.archive.lock import MemberLock
+from zfs_offsite.archive.model import MemberArchive, Sidecar
+from zfs_offsite.archive.names import checksum_name, partial_name
+from zfs_offsite.errors import (
+    ArchiveConflictError,
+    ConfigError,
+    NameTooLongError,
+    PermanentError,
+    ZfsOffsiteError,
+)
+from zfs_offsite.plan.backup import Action, BackupPlan, FullCadence, plan_backup, superseded
+from zfs_offsite.remote.connect import open_runner, open_store, source_host
+from zfs_offsite.remote.store import Store
+from zfs_offsite.settings import Settings
+from zfs_offsite.stream import cancel
+from zfs_offsite.stream.compression import compressor
+from zfs_offsite.stream.upload import StreamResult, stream_to_store
+from zfs_offsite.zfs.commands import detect_features, estimate_send_size, list_datasets, send_argv
+from zfs_offsite.zfs.members import Member, select_members
+from zfs_offsite.zfs.model import ZfsFeatures
+from zfs_offsite.zfs.protect import choose, mark_tag, protect, stale_marks
+from zfs_offsite.zfs.runner import CommandFailed, Runner
+
+log = logging.getLogger(__name__)
+
+# (raw bytes read from zfs send, bytes stored, estimated stream size or None)
+ProgressFn = Callable[[int, int, int | None], None]
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    """What happened to one member: the row of the report."""
+
+    member: str
+    action: Action
+    reason: str
+    base: str | None = None
+    target: str | None = None
+    remote_path: str | None = None
+    estimated_bytes: int | None = None
+    stream: StreamResult | None = None
+    dry_run: bool = False
+    protection: str | None = None  # how the uploaded snapshot was marked as next base
+    base_guid: int | None = None  # the snapshots' identities, for the audit trail
+    target_guid: int | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.stream or not self.stream.stored_bytes:
+            return None
+        return self.stream.raw_bytes / self.stream.stored_bytes
+
+    @property
+    def mb_per_second(self) -> float | None:
+        if not self.stream:
+            return None
+        return self.stream.raw_bytes / 1e6 / self.stream.seconds
+
+
+def discover_members(settings: Settings, runner: Runner | None = None) -> list[Member]:
+    """All members and their snapshots, from one `zfs get` over the pool.
+
+    A dataset that cannot be a member comes back with `Member.error` set: the
+    caller fails that member alone and backs up the others.
+    """
+    props = [settings.source.select_property] if settings.source.select_property else []
+    if runner is None:
+        with closing(open_runner(settings)) as own:
+            return discover_members(settings, own)
+    marks = detect_features(runner).bookmarks
+    try:
+        datasets = list_datasets(runner, settings.source.pool, props, with_bookmarks=marks)
+    except CommandFailed as exc:
+        if "does not exist" not in exc.result.stderr:
+            raise
+        raise ConfigError(
+            f"setting source.pool (ZFS_OFFSITE_SOURCE__POOL): no pool {settings.source.pool} "
+            f"on {runner.host}; name an imported pool (zpool list)"
+        ) from exc
+    members = select_members(
+        datasets,
+        settings.source.pool,
+        settings.source.dataset_prefix,
+        settings.source.datasets,
+        settings.source.select_property,
+    )
+    for member in members:
+        if member.error is not None:
+            log.warning("%s", member.error)
+    return members
+
+
+def plan_member(
+    settings: Settings, member: Member, store: Store, *, force_full: bool = False
+) -> tuple[BackupPlan, MemberArchive]:
+    """Read the member's directory afresh and decide what to send."""
+    archive = read_member_archive(store, member.name, member.dataset_part)
+    cadence = FullCadence(settings.full.after_incrementals, settings.full.after_days)
+    plan = plan_backup(
+        member,
+        archive.files,
+        settings.compression.algorithm,
+        force_full=force_full,
+        cadence=cadence,
+        now=time.time(),
+    )
+    if plan.target is not None:
+        tag = mark_tag(str(settings.target.parsed))
+        plan = replace(plan, stale_marks=stale_marks(member, tag, plan.target))
+    return plan, archive
+
+
+def plan_result(plan: BackupPlan, *, dry_run: bool = False) -> BackupResult:
+    """The report row of a plan before anything is sent (all of it, for plans that send nothing)."""
+    base = plan.base.name if plan.base else None
+    target = plan.target.name if plan.target else None
+    return BackupResult(
+        plan.member,
+        plan.action,
+        plan.reason,
+        base,
+        target,
+        dry_run=dry_run,
+        base_guid=plan.base.guid if plan.base else None,
+        target_guid=plan.target.guid if plan.target else None,
+    )
+
+
+def member_lock(
+    settings: Settings, store: Store, member: str, purpose: str, run: str | None
+) -> MemberLock:
+    """The writer lock of `member`'s directory, with the configured wait and staleness."""
+    return MemberLock(
+        store,
+        member,
+        purpose=purpose,
+        run=run,
+        wait_seconds=settings.lock.wait_seconds,
+        stale_seconds=settings.lock.stale_seconds,
+    )
+
+
+def refuse_linked_member(store: Store, member: str) -> None:
+    """Never write through a symlink or onto a file where the member's directory should be."""
+    entry = store.stat(member)
+    if entry is not None and (entry.is_symlink or not entry.is_dir):
+        what = "a symlink (never followed)" if entry.is_symlink else "a file"
+        raise PermanentError(
+            f"member {member}: {member} on the backup server is {what}, not a directory: "
+            "make it a real directory (or point target.url at where it links)"
+        )
+
+
+def check_name_fits(store: Store, member: str, filename: str) -> None:
+    """Fail before sending if the server's file system cannot hold the names this file needs."""
+    space = store.space(member)
+    if space is None:
+        return
+    longest = partial_name(checksum_name(filename), "0" * 12)
+    if len(longest.encode()) > space.name_max:
+        allowed = space.name_max - (len(longest.encode()) - len(filename.encode()))
+        raise NameTooLongError(
+            f"member {member}: the backup file name {filename[:40]}… is "
+            f"{len(filename.encode())} bytes; the backup server allows {space.name_max} per name "
+            f"and zfs-offsite adds up to {len(longest) - len(filename)} for sidecars and partial "
+            f"files, so at most {allowed}: shorten the snapshot naming schema or the dataset name"
+        )
+
+
+def execute_plan(
+    settings: Settings,
+    plan: BackupPlan,
+    runner: Runner,
+    store: Store | None,
+    *,
+    dry_run: bool = False,
+    progress: ProgressFn | None = None,
+    run: str | None = None,
+) -> BackupResult:
+    """Carry out a plan under the member's writer lock: stream, then commit file and sidecars.
+
+    `run` names this run in the lock file (a flow run id), so a second run can
+    say who holds the member.
+    """
+    result = plan_result(plan, dry_run=dry_run)
+    if plan.action is Action.CONFLICT:
+        raise ArchiveConflictError(f"member {plan.member}: {plan.reason}")
+    if not plan.sends:
+        return result
+    assert plan.target is not None and plan.name is not None
+    remote_path = f"{plan.member}/{plan.name.filename}"
+    send_from = plan.send_from
+    from_bookmark = send_from is not None and "#" in send_from
+    features = detect_features(runner)
+    estimate = estimate_send_size(runner, features, plan.target.full_name, send_from)
+    result = replace(result, remote_path=remote_path, estimated_bytes=estimate)
+    if dry_run:
+        return result
+    if store is None:
+        raise ValueError("execute_plan needs a store unless dry_run is set")
+    cancel.check()
+    refuse_linked_member(store, plan.member)
+    store.makedirs(plan.member)
+    check_name_fits(store, plan.member, plan.name.filename)
+    with member_lock(settings, store, plan.member, "backup", run) as lock:
+        # Another run may have written this member while we waited for its lock.
+        archive = read_member_archive(store, plan.member, plan.name.dataset)
+        if why := superseded(plan, archive.files):
+            log.info("%s: nothing to send: %s", plan.member, why)
+            return replace(result, action=Action.UP_TO_DATE, reason=why, remote_path=None)
+
+        def tick() -> None:
+            cancel.check()
+            lock.refresh()
+
+        def before_commit() -> None:
+            cancel.check()
+            lock.verify()
+
+        argv = send_argv(plan.target.full_name, send_from, intermediates=not from_bookmark)
+        process = runner.start(argv)
+        level = settings.compression.effective_level
+        stream = stream_to_store(
+            process,
+            compressor(plan.name.compression, level, settings.compression.threads),
+            store,
+            remote_path,
+            progress=(lambda raw, stored: progress(raw, stored, estimate)) if progress else None,
+            tick=tick,
+            expected_raw=estimate,
+        )
+        sidecar = Sidecar(
+            dataset=plan.dataset,
+            target=plan.target.name,
+            target_guid=plan.target.guid,
+            compression=plan.name.compression.value,
+            sha256=stream.sha256,
+            raw_bytes=stream.raw_bytes,
+            stored_bytes=stream.stored_bytes,
+            started=stream.started.isoformat(),
+            finished=stream.finished.isoformat(),
+            tool_version=__version__,
+            base=result.base,
+            base_guid=plan.base.guid if plan.base else None,
+            source_host=source_host(settings),
+            target_creation=plan.target.creation or None,
+        )
+        commit_backup(
+            store,
+            plan.member,
+            plan.name.filename,
+            stream.partial,
+            sidecar,
+            before_commit=before_commit,
+        )
+        protection = _protect(settings, runner, features, plan)
+    log.info(
+        "%s: %s %s stored (%d bytes from %d)",
+        plan.member,
+        plan.action,
+        remote_path,
+        stream.stored_bytes,
+        stream.raw_bytes,
+    )
+    return replace(result, stream=stream, protection=protection)
+
+
+def _protect(settings: Settings, runner: Runner, features: ZfsFeatures, plan: BackupPlan) -> str:
+    """Mark the uploaded snapshot as the next base; a failure is reported, not fatal."""
+    assert plan.target is not None
+    mechanism = choose(settings.protect_base, features)
+    tag = mark_tag(str(settings.target.parsed))
+    try:
+        return protect(runner, mechanism, tag, plan.target, plan.stale_marks)
+    except ZfsOffsiteError as exc:
+        log.warning("%s: uploaded, but %s", plan.member, exc)
+        return f"failed: {exc}"
+
+
+def backup_member(
+    settings: Settings,
+    member: Member,
+    *,
+    force_full: bool = False,
+    dry_run: bool = False,
+    progress: ProgressFn | None = None,
+) -> BackupResult:
+    """Plan and run one member's backup on connections of its own."""
+    with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
+        plan, _ = plan_member(settings, member, store, force_full=force_full)
+        return execute_plan(settings, plan, runner, store, dry_run=dry_run, progress=progress)

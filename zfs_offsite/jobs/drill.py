@@ -1,0 +1,119 @@
+"""Restore drill: prove members restorable by receiving their newest archived snapshot.
+
+Members take turns: those never drilled, then those drilled longest ago, so
+with `cycle_runs` runs every member has been drilled. Each drill receives into
+`<scratch>/<member>`, compares the received snapshot's GUID with the source's
+(or, if the NAS has pruned it, with the GUID the sidecar recorded), and destroys
+the scratch dataset again. The record of successful drills lives on the backup
+server, next to what it proves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from zfs_offsite.errors import IntegrityError
+from zfs_offsite.jobs.restore import dataset_exists, plan_restore, receive_chain
+from zfs_offsite.remote.store import Store, read_small_file, write_small_file
+from zfs_offsite.zfs.members import Member
+from zfs_offsite.zfs.runner import CommandFailed, Runner
+
+log = logging.getLogger(__name__)
+
+DRILL_RECORD = ".zfs-offsite-drills.json"
+
+
+@dataclass(frozen=True)
+class DrillRecord:
+    """The last successful drill of one member."""
+
+    when: str
+    snapshot: str
+    guid: int | None
+    guid_checked_against: str  # "source", "sidecar" or "nothing (seed-era chain)"
+    files: int
+    raw_bytes: int
+    seconds: float
+    mb_per_second: float
+
+
+def choose_members(
+    names: Sequence[str], last: dict[str, DrillRecord], cycle_runs: int
+) -> list[str]:
+    """This run's members: never drilled first, then the longest ago; enough to cover a cycle."""
+    per_run = max(1, math.ceil(len(names) / cycle_runs))
+    order = sorted(names, key=lambda n: (n in last, last[n].when if n in last else "", n))
+    return order[:per_run]
+
+
+def read_records(store: Store) -> dict[str, DrillRecord]:
+    if store.stat(DRILL_RECORD) is None:
+        return {}
+    try:
+        raw = json.loads(read_small_file(store, DRILL_RECORD))
+        return {name: DrillRecord(**value) for name, value in raw.items()}
+    except (ValueError, TypeError) as exc:
+        log.warning("%s is unreadable (%s): starting the rotation afresh", DRILL_RECORD, exc)
+        return {}
+
+
+def write_record(store: Store, member: str, record: DrillRecord) -> None:
+    """Add one member's record (read-modify-write; drills of one target do not overlap)."""
+    records = read_records(store)
+    records[member] = record
+    data = {name: asdict(r) for name, r in sorted(records.items())}
+    write_small_file(store, DRILL_RECORD, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def destroy_scratch(runner: Runner, dataset: str, attempts: int = 10) -> None:
+    """Destroy a scratch dataset; a fresh mount can be busy for a moment, so retry."""
+    for attempt in range(attempts):
+        if not dataset_exists(runner, dataset):
+            return
+        result = runner.run(["zfs", "destroy", "-r", "-f", dataset], check=False)
+        if result.returncode == 0:
+            return
+        if attempt == attempts - 1:
+            raise CommandFailed(result)
+        time.sleep(0.5 * (attempt + 1))
+
+
+def drill_member(runner: Runner, store: Store, member: Member, scratch: str) -> DrillRecord:
+    """Receive the newest archived snapshot into scratch, check its GUID, destroy it again."""
+    point = plan_restore(store, member.name, None)
+    destination = f"{scratch}/{member.name}"
+    if not dataset_exists(runner, scratch):
+        runner.run(["zfs", "create", scratch])
+    destroy_scratch(runner, destination)  # left by an interrupted drill; ours by name
+    try:
+        result = receive_chain(runner, store, member.name, point, destination)
+    finally:
+        destroy_scratch(runner, destination)
+    source = next((s for s in member.snapshots if s.name == point.snapshot), None)
+    if source is not None:
+        expected, against = source.guid, "source"
+    elif point.guid is not None:
+        expected, against = point.guid, "sidecar"
+    else:
+        expected, against = None, "nothing (seed-era chain)"
+    if expected is not None and result.guid != expected:
+        raise IntegrityError(
+            f"drill of {member.name}: received {point.snapshot} has GUID {result.guid}, "
+            f"the {against} says {expected}"
+        )
+    return DrillRecord(
+        when=datetime.now(UTC).isoformat(timespec="seconds"),
+        snapshot=point.snapshot,
+        guid=result.guid,
+        guid_checked_against=against,
+        files=len(result.files),
+        raw_bytes=result.raw_bytes,
+        seconds=round(result.seconds, 3),
+        mb_per_second=round(result.mb_per_second, 1),
+    )

@@ -1,0 +1,287 @@
+"""Restore a member's snapshot: the chain from the remote index, streamed into `zfs receive`.
+
+Nothing is received before the whole chain is known to exist and link by GUID.
+Each file is checked while it streams (sha256 and size against its sidecar,
+decompression to the end, the END record), and the last bytes of each stream
+are held back until those checks pass: `zfs receive` only commits a snapshot
+when it reads the stream's END record, so a full or single-snapshot file that
+fails its checks never becomes a snapshot. An `-I` file carries several
+snapshots and each is committed as it is read: when such a file fails, the
+snapshots it committed are rolled back (`destination.py`). Snapshots from
+earlier, sound files stay received.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zfs_offsite.archive.index import read_member_archive
+from zfs_offsite.archive.model import ArchiveFile, checksum_line
+from zfs_offsite.archive.names import checksum_name, partial_name
+from zfs_offsite.errors import IntegrityError, PermanentError, TransientError, ZfsOffsiteError
+from zfs_offsite.jobs.destination import (
+    dataset_exists,
+    destination_snapshots,
+    ensure_parent,
+    next_step,
+    prepare_resume,
+    recover_failed_link,
+    remove_for_force,
+)
+from zfs_offsite.plan.chains import RestorePoint, choose_restore_point
+from zfs_offsite.remote.store import Store
+from zfs_offsite.stream.readback import ReadStats, checked_chunks, read_ahead, stream_chunks
+from zfs_offsite.zfs.commands import error_text, receive_argv
+from zfs_offsite.zfs.model import Snapshot
+from zfs_offsite.zfs.runner import Process, Runner
+
+log = logging.getLogger(__name__)
+
+HOLDBACK = 1024 * 1024  # raw bytes kept from `zfs receive` until the file's checks pass
+RestoreProgress = Callable[[str, int], None]  # (file name, raw bytes received so far)
+
+
+class ReceiveError(PermanentError):
+    """`zfs receive` refused or failed; its message is included."""
+
+
+@dataclass(frozen=True)
+class ReceivedFile:
+    filename: str
+    stored_bytes: int
+    raw_bytes: int
+    seconds: float
+    verified: bool  # False for seed-era files: no sidecar checksum to compare
+
+
+@dataclass
+class RestoreResult:
+    """What a restore did, for the report."""
+
+    member: str
+    snapshot: str
+    destination: str
+    files: list[ReceivedFile] = field(default_factory=list)
+    guid: int | None = None
+
+    @property
+    def raw_bytes(self) -> int:
+        return sum(f.raw_bytes for f in self.files)
+
+    @property
+    def seconds(self) -> float:
+        return sum(f.seconds for f in self.files)
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.raw_bytes / 1e6 / max(self.seconds, 1e-6)
+
+
+def plan_restore(store: Store, member: str, snapshot: str | None) -> RestorePoint:
+    """Read the member's directory and pick the chain; raises ChainError before any receive."""
+    archive = read_member_archive(store, member, None)
+    return choose_restore_point(archive.files, snapshot)
+
+
+def snapshot_guid(runner: Runner, snapshot: str) -> int | None:
+    result = runner.run(["zfs", "get", "-H", "-p", "-o", "value", "guid", snapshot], check=False)
+    text = result.stdout.strip()
+    return int(text) if result.returncode == 0 and text.isdigit() else None
+
+
+def receive_file(
+    store: Store,
+    member: str,
+    file: ArchiveFile,
+    process: Process,
+    progress: RestoreProgress | None = None,
+) -> ReceivedFile:
+    """Stream one stored file into a running `zfs receive`, holding back its end until checked."""
+    assert process.stdin is not None
+    stats, started, pending = ReadStats(), time.monotonic(), bytearray()
+    # Three threads overlap: network reads and hashing, decompression, this pipe.
+    chunks = read_ahead(stream_chunks(store, member, file, stats))
+    try:
+        for out in chunks:
+            pending += out
+            if len(pending) > 2 * HOLDBACK:
+                process.stdin.write(pending[:-HOLDBACK])
+                del pending[:-HOLDBACK]
+                if progress:
+                    progress(file.filename, stats.raw_bytes - len(pending))
+        process.stdin.write(pending)
+        process.close_stdin()
+    except BrokenPipeError:
+        process.wait()
+        message = _receive_message(file, process)
+        # Corrupt data often makes receive stop first: read on to name the real cause.
+        try:
+            for _ in chunks:
+                pass
+        except IntegrityError as exc:
+            raise IntegrityError(f"{exc} ({message})") from exc
+        raise ReceiveError(message) from None
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    if process.wait() != 0:
+        raise ReceiveError(_receive_message(file, process))
+    if progress:
+        progress(file.filename, stats.raw_bytes)
+    return ReceivedFile(
+        file.filename,
+        stats.stored_bytes,
+        stats.raw_bytes,
+        time.monotonic() - started,
+        file.verified,
+    )
+
+
+def _receive_message(file: ArchiveFile, process: Process) -> str:
+    return f"zfs receive of {file.filename} failed: {error_text(process.stderr_text())}"
+
+
+def restore_member(
+    runner: Runner,
+    store: Store,
+    member: str,
+    destination: str,
+    *,
+    snapshot: str | None = None,
+    force: bool = False,
+    resume: bool = False,
+    progress: RestoreProgress | None = None,
+) -> RestoreResult:
+    """Receive the chain of `snapshot` (default: newest archived) into `destination`."""
+    point = plan_restore(store, member, snapshot)
+    return receive_chain(
+        runner, store, member, point, destination, force=force, resume=resume, progress=progress
+    )
+
+
+def receive_chain(
+    runner: Runner,
+    store: Store,
+    member: str,
+    point: RestorePoint,
+    destination: str,
+    *,
+    force: bool = False,
+    resume: bool = False,
+    progress: RestoreProgress | None = None,
+) -> RestoreResult:
+    """Receive a planned chain into `destination`, file by file, each checked as it streams.
+
+    `resume` continues into an existing destination that holds the first links
+    of the chain (same GUIDs), e.g. after a dropped connection or a replaced
+    file; snapshots an unfinished receive of the next file left are rolled
+    back first. `force` replaces an existing destination: it is destroyed
+    with its snapshots (refused if it has children, clones or holds), then
+    received anew. A missing parent dataset is created. A link that fails is
+    rolled back to the previous link's target, and the error says what the
+    destination holds.
+    """
+    start, exists = 0, dataset_exists(runner, destination)
+    if exists and force:
+        remove_for_force(runner, destination)
+        exists = False
+    if not exists:
+        ensure_parent(runner, destination)
+    elif resume:
+        start = prepare_resume(runner, destination, point)
+    else:
+        raise PermanentError(
+            f"destination {destination} exists: name a new dataset, pass --resume to "
+            "continue a restore into it, or --force to replace it (it is destroyed first)"
+        )
+    result = RestoreResult(member, point.snapshot, destination)
+    log.info("%s: restoring %s from %d file(s)", member, point.snapshot, len(point.chain))
+    for index, file in enumerate(point.chain[start:], start):
+        before = destination_snapshots(runner, destination)
+        # Links after the first go into the dataset this restore created: -F only
+        # rolls back what mounting changed since the previous link.
+        argv = receive_argv(destination, force=index > 0)
+        process = runner.start(argv, stdin=True)
+        try:
+            result.files.append(receive_file(store, member, file, process, progress))
+        except (ZfsOffsiteError, OSError) as exc:
+            raise _link_failed(runner, member, point, destination, index, before, exc) from exc
+    result.guid = snapshot_guid(runner, f"{destination}@{point.snapshot}")
+    expected = point.guid
+    if expected is not None and result.guid != expected:
+        raise IntegrityError(
+            f"{destination}@{point.snapshot} has GUID {result.guid}, the archive records {expected}"
+        )
+    return result
+
+
+def _link_failed(
+    runner: Runner,
+    member: str,
+    point: RestorePoint,
+    destination: str,
+    index: int,
+    before: tuple[Snapshot, ...] | None,
+    exc: Exception,
+) -> ZfsOffsiteError:
+    """The error for a failed link: its cause, then what was rolled back and what is there."""
+    file = point.chain[index]
+    cause = str(exc) if file.filename in str(exc) else f"{member}/{file.filename}: {exc}"
+    damaged = isinstance(exc, IntegrityError)
+    try:
+        outcome = recover_failed_link(runner, destination, point, index, before, damaged=damaged)
+    except ZfsOffsiteError as err:  # e.g. the NAS is unreachable in pull mode
+        again = next_step(point, index, exists=True, damaged=damaged)
+        outcome = f"what {destination} holds could not be checked ({err}); {again}"
+    message = f"{cause}; {outcome}"
+    if isinstance(exc, IntegrityError):
+        return IntegrityError(message)
+    if isinstance(exc, ReceiveError):
+        return ReceiveError(message)
+    return TransientError(message) if getattr(exc, "retryable", False) else PermanentError(message)
+
+
+def download_chain(
+    store: Store, member: str, directory: Path, *, snapshot: str | None = None
+) -> tuple[RestorePoint, list[Path]]:
+    """Plan the chain of `snapshot` (default: newest archived) and download it."""
+    point = plan_restore(store, member, snapshot)
+    return point, download_files(store, member, point, directory)
+
+
+def download_files(store: Store, member: str, point: RestorePoint, directory: Path) -> list[Path]:
+    """Copy a planned chain into `directory` (checked while copying), with `.sha256` files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for file in point.chain:
+        path = directory / file.filename
+        partial = directory / partial_name(file.filename)
+        stats = ReadStats()
+        try:
+            with partial.open("wb") as out:
+                for chunk in checked_chunks(store, member, file, stats):
+                    out.write(chunk)
+        except (ZfsOffsiteError, OSError):
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(path)
+        checksum = checksum_line(stats.sha256, file.filename)
+        (directory / checksum_name(file.filename)).write_bytes(checksum)
+        paths.append(path)
+    return paths
+
+
+def receive_commands(paths: list[Path], destination: str) -> list[str]:
+    """Shell lines that restore downloaded files with standard tools, in order."""
+    lines = [f"cd {shlex.quote(str(paths[0].parent))}", "sha256sum -c -- *.sha256"]
+    for index, path in enumerate(paths):
+        tool = "zstd -dc" if path.suffix == ".zst" else "gzip -dc"
+        receive = shlex.join(receive_argv(destination, force=index > 0))
+        lines.append(f"{tool} -- {shlex.quote(path.name)} | {receive}")
+    return lines

@@ -1,0 +1,166 @@
+"""Per-member archive status and its monitoring verdict (ok, warning, critical).
+
+The verdict follows the monitoring-plugin convention (0 ok, 1 warning,
+2 critical) so `zfs-offsite status` can be a Nagios/Icinga/Checkmk check:
+
+- critical: no backup file at all; a file verify marked corrupt; the newest
+  archived file cannot be restored from a full (broken chain); or the newest
+  restorable snapshot is older than `critical_hours`. A night that failed
+  shows up as that age: one missed night passes `warning_hours`, two pass
+  `critical_hours` (defaults 26 h and 50 h for a nightly schedule).
+- warning: older than `warning_hours`; the newest restore chain holds
+  seed-era files without a checksum (unverified); files that are in no
+  restorable chain but are not the newest (left for a person to look at); or
+  files whose sidecar is missing or unreadable (verify names them).
+
+A dataset that cannot be a member at all (its `error`) is critical.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from zfs_offsite.archive.index import read_member_archive
+from zfs_offsite.archive.model import ArchiveFile, MemberArchive
+from zfs_offsite.plan.chains import (
+    archived_chain,
+    archived_snapshots,
+    restore_chains,
+    restore_points,
+)
+from zfs_offsite.remote.store import Store
+from zfs_offsite.zfs.members import Member
+
+WARNING_HOURS = 26.0  # a nightly backup plus a margin
+CRITICAL_HOURS = 50.0  # two nights missed
+
+
+class Health(IntEnum):
+    """Worst first when compared with max(); the value is the check's exit code."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    warning_hours: float = WARNING_HOURS
+    critical_hours: float = CRITICAL_HOURS
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    member: str
+    newest_local: str | None
+    newest_archived: str | None
+    archived_age_hours: float | None
+    chain_length: int
+    archive_bytes: int
+    partial_files: int
+    ignored_files: int
+    # Files whose sidecars are missing or unreadable, and directories or symlinks
+    # named like backups: `zfs-offsite verify` names each one.
+    findings: int = 0
+    error: str | None = None  # why the member cannot be backed up at all
+    backup_files: int = 0
+    corrupt_files: list[str] = field(default_factory=list)
+    unchained_files: list[str] = field(default_factory=list)
+    newest_file_restorable: bool = True
+    unverified_in_chain: int = 0
+
+
+def _snapshot_time(file: ArchiveFile) -> float:
+    """When the file's snapshot was taken (sidecar), else when it was stored (seed era)."""
+    if file.sidecar is not None and file.sidecar.target_creation:
+        return float(file.sidecar.target_creation)
+    return file.archived_at
+
+
+def member_status(member: Member, archive: MemberArchive, now: float | None = None) -> MemberStatus:
+    """Summarise one member; age is from the newest restorable snapshot's creation time.
+
+    A snapshot the NAS still has gives its creation; if the NAS has pruned every
+    archived one, the archive's own record (sidecar, else upload time) is used.
+    """
+    now = time.time() if now is None else now
+    files = archive.files
+    chains = restore_chains(files)
+    archived = archived_snapshots(member.snapshots, files, chains)
+    newest = archived[-1] if archived else None
+    chain = (archived_chain(newest, files, chains) or []) if newest else []
+    if newest is not None:
+        age: float | None = (now - newest.creation) / 3600
+    else:
+        points = restore_points(files)
+        if points:
+            chain = points[-1].chain
+            age = (now - _snapshot_time(chain[-1])) / 3600
+        else:
+            age = None
+    sound = [f for f in files if f.sound]  # a corrupt newest file is reported as corrupt
+    newest_file = max(sound, key=lambda f: f.archived_at) if sound else None
+    return MemberStatus(
+        member=member.name,
+        newest_local=member.newest.name if member.newest else None,
+        newest_archived=newest.name if newest else (chain[-1].name.target if chain else None),
+        archived_age_hours=age,
+        chain_length=len(chain),
+        archive_bytes=sum(f.size for f in files),
+        partial_files=len(archive.partials),
+        ignored_files=len(archive.ignored),
+        findings=sum(f.sidecar_problem is not None for f in files) + len(archive.not_files),
+        backup_files=len(files),
+        corrupt_files=[f.filename for f in files if not f.sound],
+        unchained_files=[f.filename for f in files if f.sound and f.filename not in chains],
+        newest_file_restorable=newest_file is None or newest_file.filename in chains,
+        unverified_in_chain=sum(1 for f in chain if not f.verified),
+    )
+
+
+def read_status(store: Store, member: Member, now: float | None = None) -> MemberStatus:
+    """One member's status from its directory; a dataset that is no member shows its error."""
+    if member.error is not None:
+        newest = member.newest.name if member.newest else None
+        return MemberStatus(member.name, newest, None, None, 0, 0, 0, 0, error=member.error)
+    return member_status(member, read_member_archive(store, member.name, member.dataset_part), now)
+
+
+def judge(status: MemberStatus, thresholds: Thresholds) -> tuple[Health, list[str]]:
+    """The member's verdict and every reason for it (worst first)."""
+    if status.error is not None:  # it cannot be backed up at all
+        return Health.CRITICAL, [status.error]
+    critical: list[str] = []
+    warning: list[str] = []
+    if status.backup_files == 0:
+        critical.append("no backup")
+    if status.corrupt_files:
+        critical.append(f"corrupt: {', '.join(status.corrupt_files)}")
+    if status.backup_files and not status.newest_file_restorable:
+        critical.append("broken chain: the newest file cannot be restored from a full")
+    age = status.archived_age_hours
+    if age is not None:
+        if age > thresholds.critical_hours:
+            critical.append(f"newest backup {age:.3g} h old (> {thresholds.critical_hours:g} h)")
+        elif age > thresholds.warning_hours:
+            warning.append(f"newest backup {age:.3g} h old (> {thresholds.warning_hours:g} h)")
+    elif status.backup_files:
+        critical.append("nothing restorable")
+    if status.unverified_in_chain:
+        warning.append(f"unverified: {status.unverified_in_chain} seed-era file(s) in the chain")
+    orphans = status.unchained_files if status.newest_file_restorable else []
+    if orphans:
+        warning.append(f"in no restorable chain: {', '.join(orphans)}")
+    if status.findings:
+        warning.append(f"{status.findings} file(s) with a sidecar problem: run zfs-offsite verify")
+    if critical:
+        return Health.CRITICAL, critical + warning
+    if warning:
+        return Health.WARNING, warning
+    return Health.OK, []

@@ -1,0 +1,205 @@
+"""Verify: read every stored file back and check that each member's chains hold.
+
+Each file is read through the store (as a restore would), checked against its
+sidecar (size, sha256), decompressed to its end and checked for the send
+stream's END record. A file that fails gets a `<file>.corrupt` mark next to it
+(never deleted), which keeps the planner from building on it; a mark on a
+file that now passes is removed. Missing, unreadable or mismatched sidecars,
+and directories or symlinks named like backups, are findings too: nothing in
+a member's directory is skipped silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from zfs_offsite.archive.index import is_file, read_member_archive
+from zfs_offsite.archive.model import ArchiveFile, MemberArchive, checksum_line
+from zfs_offsite.archive.names import checksum_name, corrupt_mark_name
+from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
+from zfs_offsite.plan.chains import missing_link, restore_chains
+from zfs_offsite.remote.store import Store, read_small_file, write_small_file
+from zfs_offsite.stream.readback import ReadStats, stream_chunks
+
+log = logging.getLogger(__name__)
+
+
+class Verdict(StrEnum):
+    """From best to worst; a member gets the worst verdict of its files."""
+
+    OK = "ok"
+    UNVERIFIED = "unverified"
+    EMPTY = "no backups"
+    BAD_SIDECAR = "bad sidecar"  # .json/.sha256 missing, unreadable or wrong
+    NOT_A_FILE = "not a file"  # a directory or symlink named like a backup or sidecar
+    BROKEN_CHAIN = "broken chain"
+    CORRUPT = "corrupt"
+
+
+SEVERITY = list(Verdict)
+FAILING = frozenset(
+    {Verdict.EMPTY, Verdict.BAD_SIDECAR, Verdict.NOT_A_FILE, Verdict.BROKEN_CHAIN, Verdict.CORRUPT}
+)
+_CHECKSUM_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    filename: str
+    verdict: Verdict
+    detail: str = ""
+    stored_bytes: int = 0
+    raw_bytes: int = 0
+
+
+@dataclass
+class MemberVerification:
+    member: str
+    files: list[FileCheck] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> Verdict:
+        if not self.files:
+            return Verdict.EMPTY
+        return max((f.verdict for f in self.files), key=SEVERITY.index)
+
+    @property
+    def detail(self) -> str:
+        worst = [f for f in self.files if f.verdict is self.verdict and f.detail]
+        return worst[0].detail if worst else ""
+
+
+def check_file(
+    store: Store, member: str, file: ArchiveFile, checksum: str | None = None
+) -> FileCheck:
+    """Read one file back: OK, UNVERIFIED (seed era, sound), BAD_SIDECAR or CORRUPT.
+
+    `checksum` is the text of the file's `.sha256` where it has one as a file;
+    it must be the line `sha256sum -c` needs for what was read.
+    """
+    stats = ReadStats()
+    try:
+        for _ in stream_chunks(store, member, file, stats):
+            pass
+    except IntegrityError as exc:
+        return FileCheck(file.filename, Verdict.CORRUPT, str(exc), stats.stored_bytes)
+    except FileNotFoundError:
+        return FileCheck(file.filename, Verdict.CORRUPT, f"{member}/{file.filename} vanished")
+    figures = (stats.stored_bytes, stats.raw_bytes)
+    recorded = _checksum_of(checksum, file.filename) if checksum is not None else None
+    if file.sidecar is None and recorded is not None and recorded != stats.sha256:
+        # Without its .json, the .sha256 is the file's only checksum.
+        detail = (
+            f"{member}/{file.filename}: sha256 {stats.sha256} does not match its "
+            f"{checksum_name(file.filename)} ({recorded})"
+        )
+        return FileCheck(file.filename, Verdict.CORRUPT, detail, *figures)
+    if file.sidecar_problem is not None:
+        return FileCheck(file.filename, Verdict.BAD_SIDECAR, file.sidecar_problem, *figures)
+    if file.sidecar is not None and checksum is not None and recorded != stats.sha256:
+        line = checksum_line(stats.sha256, file.filename).decode().strip()
+        detail = (
+            f"{checksum_name(file.filename)} does not hold the checksum of the file and its "
+            f".json (sha256sum -c fails): recreate it as the line '{line}'"
+        )
+        return FileCheck(file.filename, Verdict.BAD_SIDECAR, detail, *figures)
+    if file.verified:
+        return FileCheck(file.filename, Verdict.OK, "", *figures)
+    detail = "seed-era file: no sidecar checksum, decompresses to its end"
+    return FileCheck(file.filename, Verdict.UNVERIFIED, detail, *figures)
+
+
+def _checksum_of(text: str, filename: str) -> str | None:
+    """The sha256 a `.sha256` file records for `filename`, None if it records none."""
+    match = _CHECKSUM_LINE.fullmatch(text.strip())
+    return match[1] if match and match[2] == filename else None
+
+
+def _read_checksum(store: Store, archive: MemberArchive, file: ArchiveFile) -> str | None:
+    """The text of the file's `.sha256` if it is a regular file; "" if it cannot be read."""
+    entry = archive.entries.get(checksum_name(file.filename))
+    if entry is None or not is_file(entry):
+        return None
+    try:
+        return read_small_file(store, f"{archive.member}/{entry.name}").decode(errors="replace")
+    except (OSError, PermanentError) as exc:
+        log.warning("cannot read %s/%s: %s", archive.member, entry.name, exc)
+        return ""
+
+
+def verify_member(store: Store, member: str, *, mark: bool = True) -> MemberVerification:
+    """Check every file of a member, then the chains over the files that passed."""
+    archive = read_member_archive(store, member, None)
+    checks = {
+        f.filename: check_file(store, member, f, _read_checksum(store, archive, f))
+        for f in archive.files
+    }
+    if mark:
+        _update_marks(store, archive, checks)
+    judged = [
+        dataclasses.replace(
+            f, corrupt=c.detail if (c := checks[f.filename]).verdict is Verdict.CORRUPT else None
+        )
+        for f in archive.files
+    ]
+    chains = restore_chains(judged)
+    result = MemberVerification(member)
+    for f in judged:
+        check = checks[f.filename]
+        unchained = f.filename not in chains and f.identified  # unidentified: reported as such
+        if check.verdict is not Verdict.CORRUPT and unchained:
+            check = dataclasses.replace(
+                check, verdict=Verdict.BROKEN_CHAIN, detail=missing_link(f, judged)
+            )
+        result.files.append(check)
+    for name in archive.not_files:
+        detail = f"{archive.reasons[name]}: never read or deleted by this tool; move it aside"
+        result.files.append(FileCheck(name, Verdict.NOT_A_FILE, detail))
+    return result
+
+
+def _update_marks(store: Store, archive: MemberArchive, checks: dict[str, FileCheck]) -> None:
+    for f in archive.files:
+        check = checks[f.filename]
+        path = f"{archive.member}/{corrupt_mark_name(f.filename)}"
+        if corrupt_mark_name(f.filename) in archive.not_files:
+            continue  # a directory or symlink in the mark's place: reported, never replaced
+        try:
+            if check.verdict is Verdict.CORRUPT:
+                write_small_file(store, path, (check.detail + "\n").encode())
+            elif f.corrupt is not None:
+                store.remove(path)
+                log.info("%s passes its checks again: mark removed", path)
+        except StoreError as exc:
+            log.warning("cannot update %s: %s", path, exc)
+
+
+def archived_members(store: Store) -> list[str]:
+    """Member directories on the backup server: every directory at the root, dot names too.
+
+    Backup can create any member name (`elabfs-..dots` gives `..dots`), so verify
+    and prune must see the same set. Files at the root (the drill record) are
+    the tool's own; symlinks are never followed.
+    """
+    return [e.name for e in store.listdir("") if e.is_dir and not e.is_symlink]
+
+
+def linked_members(store: Store) -> dict[str, str]:
+    """Symlinks at the target's root, and why each is reported instead of verified or pruned.
+
+    A link is never followed (prune would delete through it), so a member
+    directory that is a link fails that member with this one line.
+    """
+    linked = {
+        e.name: f"{e.name} at the target's root is a symlink, never followed: if it is a "
+        "member directory, make it a real one (or point target.url at where it links)"
+        for e in store.listdir("")
+        if e.is_symlink
+    }
+    for reason in linked.values():
+        log.warning("%s", reason)
+    return linked

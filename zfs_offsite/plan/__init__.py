@@ -1,0 +1,1 @@
+"""Pure planning: backup plans, restore chains, cadence, retention. No I/O here."""

@@ -1,0 +1,254 @@
+"""Pure decisions: what to send for a member, and which files restore a snapshot.
+
+Inputs are facts (local snapshots with GUIDs, the remote index); output is a
+plan. Identity is the GUID where a sidecar records it, the name for seed-era
+files: a name reused after a destroy does not match a recorded GUID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from zfs_offsite.archive.model import ArchiveFile
+from zfs_offsite.archive.names import BackupName, Compression
+from zfs_offsite.plan.cadence import FullCadence, FullDue, ordinal
+from zfs_offsite.plan.chains import _base_key, archived_chain, archived_snapshots, restore_chains
+from zfs_offsite.zfs.members import Member
+from zfs_offsite.zfs.model import Snapshot
+
+
+class Action(StrEnum):
+    FULL = "full"
+    INCREMENTAL = "incremental"
+    UP_TO_DATE = "up to date"
+    NO_SNAPSHOTS = "no snapshots"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    """What one member's backup will do; `reason` says why, for the report."""
+
+    member: str
+    dataset: str
+    action: Action
+    reason: str
+    target: Snapshot | None = None
+    base: Snapshot | None = None
+    name: BackupName | None = None
+    # The base the archived copy was (or will be) sent from: GUID, "full", or a
+    # seed-era base name. It keys a run's upload cache, so a retried run finds
+    # what it already uploaded even though the archive now says "up to date".
+    upload_base: str = "full"
+    # What `zfs send` starts from: the base snapshot, or a bookmark of it (`ds#mark`)
+    # when the NAS has destroyed the snapshot; bookmarks allow `-i` only.
+    send_from: str | None = None
+    # Marks (holds, bookmarks) on older snapshots to clear once the target is marked.
+    stale_marks: tuple[str, ...] = ()
+    forced: bool = False  # a full the user asked for, even though the target is archived
+    # Where the member's chain stands against the full cadence (None: no cadence).
+    full_due: FullDue | None = None
+    # On a full the cadence asks for: the incremental to send instead when the
+    # night's quota of new chains is spent (see `apply_full_quota`).
+    deferred: BackupPlan | None = None
+
+    @property
+    def filename(self) -> str | None:
+        return self.name.filename if self.name else None
+
+    @property
+    def sends(self) -> bool:
+        return self.action in (Action.FULL, Action.INCREMENTAL)
+
+
+def _bookmark_bases(
+    member: Member, files: Sequence[ArchiveFile], chains: dict[str, list[ArchiveFile]]
+) -> list[tuple[Snapshot, str]]:
+    """Bookmarks of archived snapshots: (base as the archive names it, bookmark to send from)."""
+    by_guid = {
+        f.target_guid: f for f in files if f.filename in chains and f.target_guid is not None
+    }
+    bases = []
+    for mark in member.bookmarks:
+        file = by_guid.get(mark.guid)
+        if file is not None:
+            base = Snapshot(
+                member.dataset, file.name.target, mark.guid, mark.createtxg, mark.creation
+            )
+            bases.append((base, mark.full_name))
+    return bases
+
+
+def plan_backup(
+    member: Member,
+    files: Sequence[ArchiveFile],
+    compression: Compression,
+    *,
+    force_full: bool = False,
+    cadence: FullCadence | None = None,
+    now: float = 0.0,
+) -> BackupPlan:
+    """Nothing, an incremental from the newest archived snapshot (or its bookmark), or a full.
+
+    A full the cadence asks for carries the incremental in `deferred`, so one
+    run's plans can be held to a nightly quota (`apply_full_quota`).
+    """
+    newest = member.newest
+    if newest is None:
+        return BackupPlan(
+            member.name, member.dataset, Action.NO_SNAPSHOTS, "dataset has no snapshots"
+        )
+    chains = restore_chains(files)
+    existing = {f.filename for f in files}
+    newest_chain = archived_chain(newest, files, chains)
+    if newest_chain and not force_full:
+        standing = cadence.status(newest_chain, now) if cadence is not None else None
+        return BackupPlan(
+            member.name,
+            member.dataset,
+            Action.UP_TO_DATE,
+            f"{newest.name} is already in the archive" + (f"; {standing.when}" if standing else ""),
+            target=newest,
+            upload_base=_base_key(newest_chain[-1]),
+            full_due=standing,
+        )
+    # (base, what `zfs send` starts from); a snapshot beats a bookmark of the same point.
+    candidates = [
+        (s, s.full_name)
+        for s in archived_snapshots(member.snapshots, files, chains)
+        if s.createtxg < newest.createtxg
+    ]
+    candidates += [
+        (b, mark)
+        for b, mark in _bookmark_bases(member, files, chains)
+        if b.createtxg < newest.createtxg
+    ]
+    candidates.sort(key=lambda c: (c[0].createtxg, c[1] == c[0].full_name))
+    due = None
+    if candidates and not force_full and cadence is not None:
+        base_chain = archived_chain(candidates[-1][0], files, chains)
+        due = cadence.status(base_chain, now) if base_chain else None
+    incremental = None
+    if candidates and not force_full:
+        base, send_from = candidates[-1]
+        name = BackupName(member.dataset_part, newest.name, compression, base=base.name)
+        reason = f"newest archived snapshot is {base.name}"
+        if send_from != base.full_name:
+            reason += f" (sent from bookmark {send_from.partition('#')[2]}: snapshot is gone)"
+        incremental = _checked(
+            member, newest, name, existing, Action.INCREMENTAL, reason, base, send_from
+        )
+        if due is None or not due.due:
+            if due is not None and incremental.sends:
+                incremental = replace(incremental, reason=f"{reason}; {due.when}", full_due=due)
+            return incremental
+    name = BackupName(member.dataset_part, newest.name, compression)
+    if force_full and any(n.name == name for n in files):
+        return BackupPlan(
+            member.name,
+            member.dataset,
+            Action.UP_TO_DATE,
+            f"a full backup of {newest.name} exists",
+            target=newest,
+        )
+    if force_full:
+        reason = "forced full backup"
+    elif due is not None:
+        reason = f"full cadence: {due.why}"
+    else:
+        reason = "no snapshot of it is in the archive"
+    full = replace(_checked(member, newest, name, existing, Action.FULL, reason), forced=force_full)
+    if due is not None and incremental is not None and incremental.sends and full.sends:
+        full = replace(full, full_due=due, deferred=incremental)
+    return full
+
+
+def _checked(
+    member: Member,
+    newest: Snapshot,
+    name: BackupName,
+    existing: set[str],
+    action: Action,
+    reason: str,
+    base: Snapshot | None = None,
+    send_from: str | None = None,
+) -> BackupPlan:
+    """The sending plan, or a conflict when its file name is taken (never overwrite)."""
+    if name.filename in existing:
+        return BackupPlan(
+            member.name,
+            member.dataset,
+            Action.CONFLICT,
+            f"{name.filename} exists but is not a restorable copy of {newest.full_name} "
+            "(broken chain or a reused snapshot name); move it aside to continue",
+            target=newest,
+            base=base,
+            name=name,
+        )
+    return BackupPlan(
+        member.name,
+        member.dataset,
+        action,
+        reason,
+        target=newest,
+        base=base,
+        name=name,
+        upload_base=str(base.guid) if base else "full",
+        send_from=send_from,
+    )
+
+
+def superseded(plan: BackupPlan, files: Sequence[ArchiveFile]) -> str | None:
+    """Why a plan must not run any more because the archive changed since it was made.
+
+    A run that waited for another run's lock reads the member's directory again:
+    the other run may have stored the same snapshot, or removed the base.
+    """
+    if plan.target is None or plan.name is None:
+        return None
+    if any(f.filename == plan.name.filename for f in files):
+        return f"{plan.name.filename} was stored by another run meanwhile"
+    chains = restore_chains(files)
+    if not plan.forced and archived_chain(plan.target, files, chains):
+        return f"{plan.target.name} was stored by another run meanwhile"
+    if plan.base is not None and not archived_chain(plan.base, files, chains):
+        return f"the base {plan.base.name} is no longer restorable from the archive"
+    return None
+
+
+def apply_full_quota(plans: Sequence[BackupPlan], quota: int) -> list[BackupPlan]:
+    """One run's plans with at most `quota` new chains: the cadence fulls beyond it wait.
+
+    Fulls the cadence asks for (a plan with `deferred`) are ranked most overdue
+    first (in whole nights), ties by member name; the first ones keep their full, the others send
+    their incremental instead and come back the next night, more overdue.
+    Fulls that cannot wait (forced, no base in the archive, broken chain) are
+    never deferred, and they take the night's slots first. Plans keep their order.
+    """
+    urgent = sum(1 for p in plans if p.action is Action.FULL and p.deferred is None)
+    cadence = [p for p in plans if p.action is Action.FULL and p.deferred is not None]
+    cadence.sort(key=lambda p: (-p.full_due.rank if p.full_due else 0, p.member))
+    slots = max(0, quota - urgent)
+    kept = {id(p): rank for rank, p in enumerate(cadence[:slots], 1)}
+    result = []
+    for p in plans:
+        if p.deferred is None or p.action is not Action.FULL:
+            result.append(p)
+        elif id(p) in kept:
+            why = p.full_due.why if p.full_due else p.reason
+            tonight = f"{ordinal(kept[id(p)])} of {len(kept)} tonight"
+            result.append(replace(p, reason=f"full due now ({tonight}): {why}"))
+        else:
+            taken = f", {urgent} by fulls that cannot wait" if urgent else ""
+            result.append(
+                replace(
+                    p.deferred,
+                    reason=f"full due, deferred: quota of {quota} reached tonight{taken}; "
+                    f"{p.deferred.reason}",
+                    full_due=p.full_due,
+                    stale_marks=p.stale_marks,
+                )
+            )
+    return result

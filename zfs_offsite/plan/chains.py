@@ -1,0 +1,165 @@
+"""Pure: restore chains, restore points and the diagnosis of a missing link."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from zfs_offsite.archive.model import ArchiveFile
+from zfs_offsite.archive.names import BackupName
+from zfs_offsite.errors import ChainError
+from zfs_offsite.zfs.model import Snapshot
+
+
+def _links(file: ArchiveFile, previous: ArchiveFile) -> bool:
+    """True if `previous`'s target is `file`'s base (same name; same GUID where both known)."""
+    if file.name.base != previous.name.target:
+        return False
+    return (
+        file.base_guid is None
+        or previous.target_guid is None
+        or (file.base_guid == previous.target_guid)
+    )
+
+
+def restore_chains(files: Sequence[ArchiveFile]) -> dict[str, list[ArchiveFile]]:
+    """For each file that can be restored from a full, its shortest chain (full first).
+
+    Files marked corrupt by verify are left out, so no chain (and no new
+    incremental) is built on them.
+    """
+    files = [f for f in files if f.sound]
+    by_target: dict[str, list[ArchiveFile]] = {}
+    for f in files:
+        by_target.setdefault(f.name.target, []).append(f)
+    chains: dict[str, list[ArchiveFile] | None] = {}
+
+    def chain(f: ArchiveFile, visiting: frozenset[str]) -> list[ArchiveFile] | None:
+        if f.filename in chains:
+            return chains[f.filename]
+        if f.name.is_full:
+            result: list[ArchiveFile] | None = [f]
+        else:
+            options = [
+                c
+                for p in by_target.get(f.name.base or "", [])
+                if p.filename not in visiting and _links(f, p)
+                if (c := chain(p, visiting | {f.filename})) is not None
+            ]
+            result = [*min(options, key=len), f] if options else None
+        chains[f.filename] = result
+        return result
+
+    for f in files:
+        chain(f, frozenset())
+    return {name: c for name, c in chains.items() if c is not None}
+
+
+def _matches(snapshot: Snapshot, file: ArchiveFile) -> bool:
+    return file.name.target == snapshot.name and file.target_guid in (None, snapshot.guid)
+
+
+def archived_chain(
+    snapshot: Snapshot, files: Sequence[ArchiveFile], chains: dict[str, list[ArchiveFile]]
+) -> list[ArchiveFile] | None:
+    """The shortest chain (from `restore_chains(files)`) that restores `snapshot`, if any."""
+    options = [chains[f.filename] for f in files if f.filename in chains and _matches(snapshot, f)]
+    return min(options, key=len) if options else None
+
+
+def archived_snapshots(
+    snapshots: Iterable[Snapshot],
+    files: Sequence[ArchiveFile],
+    chains: dict[str, list[ArchiveFile]],
+) -> list[Snapshot]:
+    """Local snapshots the archive can restore, oldest first."""
+    return [s for s in snapshots if archived_chain(s, files, chains)]
+
+
+def _base_key(file: ArchiveFile) -> str:
+    if file.name.is_full:
+        return "full"
+    return str(file.base_guid) if file.base_guid is not None else f"name:{file.name.base}"
+
+
+@dataclass(frozen=True)
+class RestorePoint:
+    """A snapshot the archive can restore, and the files that restore it (full first)."""
+
+    snapshot: str
+    guid: int | None
+    chain: list[ArchiveFile]
+
+    @property
+    def archived_at(self) -> float:
+        return self.chain[-1].archived_at
+
+
+def restore_points(files: Sequence[ArchiveFile]) -> list[RestorePoint]:
+    """Every restorable snapshot once (shortest chain), oldest archived first."""
+    chains = restore_chains(files)
+    best: dict[tuple[str, int | None], list[ArchiveFile]] = {}
+    for chain in chains.values():
+        last = chain[-1]
+        key = (last.name.target, last.target_guid)
+        if key not in best or len(chain) < len(best[key]):
+            best[key] = chain
+    points = [RestorePoint(t, g, c) for (t, g), c in best.items()]
+    return sorted(points, key=lambda p: (p.archived_at, p.snapshot))
+
+
+def choose_restore_point(files: Sequence[ArchiveFile], snapshot: str | None) -> RestorePoint:
+    """The point to restore (default: newest archived), or a ChainError naming what is missing."""
+    points = restore_points(files)
+    if snapshot is None:
+        if not files:
+            raise ChainError("the archive holds no backup files for this member")
+        newest = max(files, key=lambda f: f.archived_at)
+        if points and points[-1].snapshot == newest.name.target:
+            return points[-1]
+        older = f"; newest restorable: {points[-1].snapshot}" if points else ""
+        raise ChainError(
+            f"the newest archived snapshot {newest.name.target} cannot be restored: "
+            f"{missing_link(newest, files)}{older}"
+        )
+    matching = [p for p in points if p.snapshot == snapshot]
+    if matching:
+        return matching[-1]
+    targets = sorted((f for f in files if f.name.target == snapshot), key=lambda f: f.archived_at)
+    if targets:
+        raise ChainError(
+            f"snapshot {snapshot} cannot be restored: {missing_link(targets[-1], files)}"
+        )
+    known = ", ".join(p.snapshot for p in points) or "none"
+    raise ChainError(f"no backup file has snapshot {snapshot}; restorable snapshots: {known}")
+
+
+def missing_link(file: ArchiveFile, files: Sequence[ArchiveFile]) -> str:
+    """Walk back from `file` to the first link that is missing, corrupt or mismatched."""
+    current, seen = file, {file.filename}
+    while True:
+        if current.corrupt:
+            return f"{current.filename} is marked corrupt ({current.corrupt})"
+        if not current.identified:
+            return f"{current.filename} cannot be a link: {current.sidecar_problem}"
+        if current.name.is_full:
+            return f"{file.filename} should restore from {current.filename}"  # not reached
+        candidates = [f for f in files if f.name.target == current.name.base]
+        linked = [f for f in candidates if _links(current, f) and f.filename not in seen]
+        if not linked:
+            if candidates:
+                return (
+                    f"{current.filename} needs a base {current.name.base} with GUID "
+                    f"{current.base_guid}, but {candidates[0].filename} has GUID "
+                    f"{candidates[0].target_guid}"
+                )
+            example = BackupName(
+                current.name.dataset, current.name.base or "", current.name.compression
+            )
+            return (
+                f"{current.filename} needs a file whose target is {current.name.base} "
+                f"(e.g. {example.filename}), and there is none"
+            )
+        sound = [f for f in linked if f.sound]
+        current = sound[0] if sound else linked[0]
+        seen.add(current.filename)

@@ -1,0 +1,169 @@
+"""Remote storage behind one small protocol: a local directory or an SFTP server.
+
+Paths are relative to the target's root and use `/`. Writers create new files
+only (exclusive create: no run can truncate another's bytes), and a writer's
+`close()` returns only once every byte is acknowledged and on stable storage;
+files reach a final name by an atomic rename (see `zfs_offsite.archive.commit`).
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import secrets
+from collections.abc import Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol, Self
+
+from zfs_offsite.archive.names import partial_name
+from zfs_offsite.errors import DiskFullError, IntegrityError
+from zfs_offsite.remote.entries import Space, StoreEntry
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+
+class Writer(Protocol):
+    """A new file being written; `close()` is the proof that it is durable."""
+
+    def write(self, data: bytes | memoryview) -> int: ...
+
+    def close(self) -> None:
+        """Wait for every write's acknowledgement, flush to stable storage; raise on any error."""
+        ...
+
+    def abort(self) -> None:
+        """Release the file without checks (the caller removes it)."""
+        ...
+
+    def __enter__(self) -> Writer: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class WriterBase:
+    """The writers' rule as a context manager: a clean exit closes (checked), an error aborts."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class Store(Protocol):
+    """What the tool needs from a backup server, and nothing more."""
+
+    description: str
+
+    def listdir(self, path: str) -> list[StoreEntry]:
+        """Entries of a directory; an empty list if it does not exist."""
+        ...
+
+    def stat(self, path: str) -> StoreEntry | None: ...
+    def makedirs(self, path: str) -> None: ...
+
+    def open_write(self, path: str) -> Writer:
+        """A new file; FileExistsError if `path` exists (never truncates)."""
+        ...
+
+    def open_read(self, path: str) -> ReadHandle:
+        """A small file (sidecars); large files go through `read_chunks`."""
+        ...
+
+    def read_chunks(self, path: str) -> Iterator[bytes]:
+        """A whole file as a stream of chunks, read ahead within bounded memory."""
+        ...
+
+    def rename(self, source: str, destination: str) -> None:
+        """Atomic rename that replaces `destination` (POSIX rename semantics)."""
+        ...
+
+    def touch(self, path: str) -> None:
+        """Set a file's modification time to now (the lock's heartbeat)."""
+        ...
+
+    def space(self, path: str) -> Space | None:
+        """Free space and name length limit where `path` lives; None if the server can't say."""
+        ...
+
+    def remove(self, path: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class ReadHandle(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+    def __enter__(self) -> ReadHandle: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def new_attempt() -> str:
+    """A token naming one attempt's partial files, so attempts never share a file."""
+    return secrets.token_hex(6)
+
+
+def write_new_file(store: Store, path: str, data: bytes) -> str:
+    """Write `data` to a fresh partial file beside `path`, checked and durable; its name."""
+    partial = partial_name(path, new_attempt())
+    try:
+        with store.open_write(partial) as handle:
+            handle.write(data)
+        entry = store.stat(partial)
+        if entry is None or entry.size != len(data):
+            size = "missing" if entry is None else f"{entry.size} bytes"
+            raise IntegrityError(f"{partial} holds {size} on the server, {len(data)} were written")
+    except BaseException:
+        remove_quietly(store, partial)
+        raise
+    return partial
+
+
+def write_small_file(store: Store, path: str, data: bytes) -> None:
+    """Write a small file atomically: a checked partial file, then rename over `path`."""
+    store.rename(write_new_file(store, path, data), path)
+
+
+def read_small_file(store: Store, path: str, limit: int = 1024 * 1024) -> bytes:
+    with store.open_read(path) as handle:
+        return handle.read(limit)
+
+
+def remove_quietly(store: Store, path: str) -> None:
+    """Remove a partial file; if the connection broke, it stays a partial that never counts."""
+    try:
+        store.remove(path)
+    except Exception as exc:
+        log.warning("could not remove %s (%s); it stays a .partial and never counts", path, exc)
+
+
+def disk_full(store: Store, exc: DiskFullError, path: str, *, needed: str) -> DiskFullError:
+    """The one line for a full server: the room there is now (call it after removing what
+    the attempt wrote), what the file needs, and the fix."""
+    space = store.space(posixpath.dirname(path))
+    free = space.free_bytes if space is not None else exc.free_bytes or 0
+    return DiskFullError(
+        f"backup server disk is full ({free / 1e6:.0f} MB free, {needed}): {path} was not "
+        "stored; free space on the backup server (e.g. `zfs-offsite prune`)",
+        free_bytes=free,
+    )

@@ -1,0 +1,127 @@
+"""Read a stored backup file back: checksum while reading, decompress to the end.
+
+Shared by restore, verify and the restore drill, so all three judge a file the
+same way: size and sha256 against its sidecar (seed-era files have none),
+compressed data that decompresses to its end, and a send stream that ends with
+its END record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import queue
+import threading
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+
+from zfs_offsite.archive.model import ArchiveFile
+from zfs_offsite.errors import IntegrityError
+from zfs_offsite.remote.store import Store
+from zfs_offsite.stream import cancel
+from zfs_offsite.stream.compression import decompressor
+from zfs_offsite.stream.format import RECORD_SIZE, ends_with_end_record
+
+READ_AHEAD = 4  # chunks (about 1 MiB each) read ahead of decompression
+DECOMPRESS_SLICE = 256 * 1024  # compressed bytes per decompress call
+
+
+@dataclass
+class ReadStats:
+    """What was read so far: stored (compressed) and raw (send stream) bytes."""
+
+    stored_bytes: int = 0
+    raw_bytes: int = 0
+    sha256: str = ""
+
+
+def checked_chunks(
+    store: Store, member: str, file: ArchiveFile, stats: ReadStats
+) -> Iterator[bytes]:
+    """The stored bytes; at the end, IntegrityError if size or sha256 differ from the sidecar."""
+    digest = hashlib.sha256()
+    for chunk in store.read_chunks(f"{member}/{file.filename}"):
+        cancel.check()  # restore, verify and drill stop on Ctrl-C / Cancel too
+        digest.update(chunk)
+        stats.stored_bytes += len(chunk)
+        yield chunk
+    stats.sha256 = digest.hexdigest()
+    if file.sidecar is None:
+        return
+    if stats.stored_bytes != file.sidecar.stored_bytes:
+        raise IntegrityError(
+            f"{member}/{file.filename}: {stats.stored_bytes} bytes stored, the sidecar "
+            f"records {file.sidecar.stored_bytes} (truncated or appended)"
+        )
+    if stats.sha256 != file.sidecar.sha256:
+        raise IntegrityError(
+            f"{member}/{file.filename}: sha256 {stats.sha256} does not match the sidecar's "
+            f"{file.sidecar.sha256} (the file is corrupt)"
+        )
+
+
+def read_ahead(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[bytes]:
+    """Run `chunks` (network reads, hashing) in a thread of its own, `depth` chunks ahead.
+
+    Decompression and the pipe to `zfs receive` then overlap with the reads;
+    an error in the thread is raised here, in order, after the chunks before it.
+    """
+    handoff: queue.Queue[bytes | BaseException | None] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return
+                handoff.put(chunk)
+            handoff.put(None)
+        except BaseException as exc:  # handed to the consumer
+            handoff.put(exc)
+        finally:
+            if isinstance(chunks, Generator):
+                chunks.close()  # stops nested read-ahead threads and closes the remote file
+
+    thread = threading.Thread(target=produce, name="zfs-offsite-read", daemon=True)
+    thread.start()
+    try:
+        while (item := handoff.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                handoff.get(timeout=0.1)
+        thread.join()
+
+
+def stream_chunks(
+    store: Store, member: str, file: ArchiveFile, stats: ReadStats
+) -> Iterator[bytes]:
+    """The send stream inside a stored file, every check applied by the time it ends."""
+    decompress = decompressor(file.name.compression)
+    tail = b""
+    try:
+        for chunk in read_ahead(checked_chunks(store, member, file, stats)):
+            view = memoryview(chunk)
+            # Small slices bound each output, however well the data compressed.
+            for start in range(0, len(view), DECOMPRESS_SLICE):
+                out = decompress.decompress(view[start : start + DECOMPRESS_SLICE])
+                if out:
+                    stats.raw_bytes += len(out)
+                    tail = (tail + out[-RECORD_SIZE:])[-RECORD_SIZE:]
+                    yield out
+        decompress.finish()
+    except IntegrityError as exc:
+        if file.filename in str(exc):
+            raise
+        raise IntegrityError(f"{member}/{file.filename}: {exc}") from exc
+    if not ends_with_end_record(tail):
+        raise IntegrityError(f"{member}/{file.filename}: the send stream has no END record")
+    if file.sidecar is not None and stats.raw_bytes != file.sidecar.raw_bytes:
+        raise IntegrityError(
+            f"{member}/{file.filename}: decompresses to {stats.raw_bytes} bytes, the sidecar "
+            f"records {file.sidecar.raw_bytes}"
+        )

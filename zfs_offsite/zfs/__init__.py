@@ -1,0 +1,1 @@
+"""Everything ZFS: command lines, where they run, members, snapshot protection."""

@@ -1,0 +1,221 @@
+"""The ZFS command line: argv builders, feature detection and output parsing.
+
+Parsing is kept in pure functions so it can be tested on recorded output.
+Only `zfs get -H -p` is used for listing: zfs-fuse has no `zfs list -p`, and
+OpenZFS 2.x answers the same call in the same format.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+
+from zfs_offsite.zfs.model import Dataset, Snapshot, ZfsFeatures
+from zfs_offsite.zfs.runner import CommandFailed, Runner
+
+LIST_PROPERTIES = ("type", "guid", "createtxg", "creation", "userrefs")
+BOOKMARK_FIELDS = ("name", "guid", "createtxg", "creation")
+
+
+def list_argv(pool: str, user_properties: Sequence[str] = ()) -> list[str]:
+    props = ",".join([*LIST_PROPERTIES, *user_properties])
+    return ["zfs", "get", "-H", "-p", "-r", "-o", "name,property,value", props, pool]
+
+
+def parse_list_output(text: str) -> dict[str, Dataset]:
+    """Turn `zfs get -H -p -o name,property,value` lines into datasets with sorted snapshots."""
+    props: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("\t", 2)
+        if len(parts) != 3:
+            raise ValueError(f"unexpected line from zfs get: {line!r}")
+        name, prop, value = parts
+        props.setdefault(name, {})[prop] = value
+    datasets: dict[str, Dataset] = {}
+    snapshots: dict[str, list[Snapshot]] = {}
+    for name, values in props.items():
+        kind = values.get("type")
+        if kind == "snapshot":
+            dataset, _, snap = name.partition("@")
+            snapshots.setdefault(dataset, []).append(
+                Snapshot(
+                    dataset=dataset,
+                    name=snap,
+                    guid=int(values["guid"]),
+                    createtxg=int(values["createtxg"]),
+                    creation=int(values.get("creation", "0")),
+                    userrefs=int(refs) if (refs := values.get("userrefs", "-")).isdigit() else None,
+                )
+            )
+        elif kind in {"filesystem", "volume"}:
+            user = {k: v for k, v in values.items() if k not in LIST_PROPERTIES}
+            datasets[name] = Dataset(name=name, guid=int(values["guid"]), properties=user)
+    return {
+        name: Dataset(
+            name=ds.name,
+            guid=ds.guid,
+            properties=ds.properties,
+            snapshots=tuple(sorted(snapshots.get(name, []), key=lambda s: s.createtxg)),
+        )
+        for name, ds in datasets.items()
+    }
+
+
+def bookmarks_argv(pool: str) -> list[str]:
+    return [
+        "zfs",
+        "list",
+        "-H",
+        "-p",
+        "-r",
+        "-t",
+        "bookmark",
+        "-o",
+        ",".join(BOOKMARK_FIELDS),
+        pool,
+    ]
+
+
+def parse_bookmarks(text: str) -> dict[str, list[Snapshot]]:
+    """`zfs list -H -p -t bookmark -o name,guid,createtxg,creation` lines, by dataset."""
+    found: dict[str, list[Snapshot]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != len(BOOKMARK_FIELDS) or "#" not in parts[0]:
+            raise ValueError(f"unexpected line from zfs list -t bookmark: {line!r}")
+        dataset, _, name = parts[0].partition("#")
+        found.setdefault(dataset, []).append(
+            Snapshot(dataset, name, int(parts[1]), int(parts[2]), int(parts[3]), bookmark=True)
+        )
+    return found
+
+
+def list_datasets(
+    runner: Runner,
+    pool: str,
+    user_properties: Sequence[str] = (),
+    *,
+    with_bookmarks: bool = False,
+) -> dict[str, Dataset]:
+    """All datasets of a pool with their snapshots (one command), and bookmarks if asked."""
+    datasets = parse_list_output(runner.run(list_argv(pool, user_properties)).stdout)
+    if not with_bookmarks:
+        return datasets
+    marks = parse_bookmarks(runner.run(bookmarks_argv(pool)).stdout)
+    return {
+        name: replace(ds, bookmarks=tuple(sorted(marks.get(name, []), key=lambda b: b.createtxg)))
+        for name, ds in datasets.items()
+    }
+
+
+_VERSION = re.compile(r"^zfs-(\d+\.\d+\S*)", re.MULTILINE)
+
+
+def parse_version(text: str) -> str | None:
+    """The userland version from `zfs version` (OpenZFS 0.8+), e.g. '2.3.2-2~bpo12+2'."""
+    match = _VERSION.search(text)
+    return match.group(1) if match else None
+
+
+def detect_features(runner: Runner) -> ZfsFeatures:
+    """Ask the host's zfs what it supports instead of assuming one implementation."""
+    result = runner.run(["zfs", "version"], check=False)
+    version = parse_version(result.stdout) if result.returncode == 0 else None
+    if version is None:
+        # zfs-fuse and other pre-0.8 ZFS: no `send -nP`, no bookmarks.
+        return ZfsFeatures(version=None, send_estimate=False, bookmarks=False)
+    return ZfsFeatures(version=version, send_estimate=True, bookmarks=True)
+
+
+def send_argv(snapshot: str, base: str | None = None, *, intermediates: bool = True) -> list[str]:
+    """`zfs send`: full, or incremental from `base` (a snapshot or a bookmark)."""
+    if base is None:
+        return ["zfs", "send", snapshot]
+    return ["zfs", "send", "-I" if intermediates else "-i", base, snapshot]
+
+
+def hold_argv(tag: str, snapshot: str) -> list[str]:
+    return ["zfs", "hold", tag, snapshot]
+
+
+def release_argv(tag: str, snapshot: str) -> list[str]:
+    return ["zfs", "release", tag, snapshot]
+
+
+def bookmark_argv(snapshot: str, bookmark: str) -> list[str]:
+    return ["zfs", "bookmark", snapshot, bookmark]
+
+
+def destroy_argv(name: str) -> list[str]:
+    """`zfs destroy` of one snapshot or bookmark (never recursive)."""
+    return ["zfs", "destroy", name]
+
+
+def receive_argv(dataset: str, *, force: bool = False) -> list[str]:
+    """`zfs receive` into `dataset`; `-F` (rollback/overwrite) only when asked."""
+    return ["zfs", "receive", *(["-F"] if force else []), dataset]
+
+
+def parse_send_estimate(text: str) -> int | None:
+    """The total from `zfs send -nP` output (`size\\t<bytes>` line)."""
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "size" and parts[1].isdigit():
+            return int(parts[1])
+    return None
+
+
+def estimate_send_size(
+    runner: Runner, features: ZfsFeatures, snapshot: str, base: str | None = None
+) -> int | None:
+    """Estimated stream bytes where the host supports `send -nP`, else None."""
+    if not features.send_estimate:
+        return None
+    argv = send_argv(snapshot, base, intermediates=base is None or "#" not in base)
+    try:
+        result = runner.run([*argv[:2], "-nP", *argv[2:]])
+    except CommandFailed:
+        return None
+    return parse_send_estimate(result.stdout + "\n" + result.stderr)
+
+
+def rollback_argv(snapshot: str) -> list[str]:
+    """`zfs rollback -r`: back to `snapshot`, destroying the later snapshots (never clones)."""
+    return ["zfs", "rollback", "-r", snapshot]
+
+
+def create_parents_argv(dataset: str) -> list[str]:
+    """`zfs create -p`: `dataset` and any missing ancestors; an existing one is left alone."""
+    return ["zfs", "create", "-p", dataset]
+
+
+def origins_argv(pool: str) -> list[str]:
+    """Every dataset of a pool with its `origin` (the snapshot a clone was made from, or `-`)."""
+    return ["zfs", "get", "-H", "-r", "-o", "name,value", "origin", pool]
+
+
+def parse_origins(text: str) -> dict[str, str]:
+    """Clone -> origin snapshot, from `zfs get -H -o name,value origin` lines (`-`: no clone)."""
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition("\t")
+        if value.strip() not in ("", "-"):
+            found[name] = value.strip()
+    return found
+
+
+def error_text(stderr: str, limit: int = 400) -> str:
+    """What a failed zfs command said, as one line.
+
+    zfs wraps one message over several lines ("destination has snapshots (eg. x@a)"
+    / "must destroy them to overwrite it"); the last line alone loses the problem.
+    """
+    text = " ".join(line.strip() for line in stderr.splitlines() if line.strip())
+    if not text:
+        return "(no message)"
+    return text if len(text) <= limit else "…" + text[-limit:]

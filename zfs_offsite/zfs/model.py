@@ -1,0 +1,47 @@
+"""What ZFS holds, as plain values: datasets, snapshots, bookmarks, features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot with the identity (GUID) and order (createtxg) that names lack."""
+
+    dataset: str
+    name: str
+    guid: int
+    createtxg: int
+    creation: int
+    userrefs: int | None = None  # holds on it; None where the ZFS has no holds
+    bookmark: bool = False  # a bookmark (`ds#name`): a send base only, no data
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.dataset}{'#' if self.bookmark else '@'}{self.name}"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A filesystem or volume with its snapshots, oldest first by createtxg."""
+
+    name: str
+    guid: int
+    properties: dict[str, str] = field(default_factory=dict)
+    snapshots: tuple[Snapshot, ...] = ()
+    bookmarks: tuple[Snapshot, ...] = ()
+
+
+@dataclass(frozen=True)
+class ZfsFeatures:
+    """What the ZFS on a host can do; zfs-fuse lacks most of it."""
+
+    version: str | None
+    send_estimate: bool
+    bookmarks: bool
+    holds: bool = True  # user holds exist since pool version 18, zfs-fuse included
+
+    @property
+    def is_openzfs(self) -> bool:
+        return self.version is not None

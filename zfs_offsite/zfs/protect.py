@@ -1,0 +1,90 @@
+"""Keep the next incremental's base on the source: a bookmark or a hold on the newest upload.
+
+The NAS prunes its own snapshots (`-1w`); if the last uploaded snapshot goes,
+the next night has no common base and must send a full. After each upload the
+tool marks the uploaded snapshot and clears its older marks, so exactly one
+snapshot per member and target is marked, and a hold never outlives the next
+successful night. Bookmarks (OpenZFS) cost nothing and block nothing; holds
+(zfs-fuse, old ZFS) keep the snapshot itself until released.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from enum import StrEnum
+
+from zfs_offsite.errors import PermanentError
+from zfs_offsite.zfs.commands import bookmark_argv, destroy_argv, hold_argv, release_argv
+from zfs_offsite.zfs.members import Member
+from zfs_offsite.zfs.model import Snapshot, ZfsFeatures
+from zfs_offsite.zfs.runner import Runner, last_line
+
+log = logging.getLogger(__name__)
+
+
+class Mechanism(StrEnum):
+    BOOKMARK = "bookmark"
+    HOLD = "hold"
+    OFF = "off"
+
+
+def mark_tag(target: str) -> str:
+    """A hold tag / bookmark prefix per backup target, so two targets never clear each other's."""
+    return "zfs-offsite-" + hashlib.sha256(target.encode()).hexdigest()[:8]
+
+
+def choose(setting: str, features: ZfsFeatures) -> Mechanism:
+    """`auto`: a bookmark where the ZFS has them, else a hold."""
+    if setting == "auto":
+        if features.bookmarks:
+            return Mechanism.BOOKMARK
+        return Mechanism.HOLD if features.holds else Mechanism.OFF
+    if setting == "bookmark" and not features.bookmarks:
+        log.warning("protect_base=bookmark, but this ZFS has no bookmarks: using a hold")
+        return Mechanism.HOLD
+    return Mechanism(setting)
+
+
+def bookmark_name(snapshot: Snapshot, tag: str) -> str:
+    return f"{snapshot.dataset}#{tag}_{snapshot.name}"
+
+
+def stale_marks(member: Member, tag: str, keep: Snapshot) -> tuple[str, ...]:
+    """Marks that may be ours on other snapshots: held snapshots and our tag's bookmarks."""
+    held = [s.full_name for s in member.snapshots if s.userrefs and s.guid != keep.guid]
+    ours = [
+        b.full_name
+        for b in member.bookmarks
+        if b.name.startswith(tag + "_") and b.full_name != bookmark_name(keep, tag)
+    ]
+    return (*held, *ours)
+
+
+def protect(
+    runner: Runner, mechanism: Mechanism, tag: str, target: Snapshot, stale: Sequence[str]
+) -> str:
+    """Mark `target`, then clear older marks; returns what was done, for the report."""
+    if mechanism is Mechanism.OFF:
+        return "off"
+    if mechanism is Mechanism.BOOKMARK:
+        mark = bookmark_name(target, tag)
+        result = runner.run(bookmark_argv(target.full_name, mark), check=False)
+        if result.returncode != 0 and "exists" not in result.stderr:
+            raise_failed(result.stderr, mark)
+        for old in (s for s in stale if "#" in s):
+            runner.run(destroy_argv(old), check=False)
+        return f"bookmark #{mark.partition('#')[2]}"
+    result = runner.run(hold_argv(tag, target.full_name), check=False)
+    if result.returncode != 0 and "already exists" not in result.stderr:
+        raise_failed(result.stderr, f"hold {tag} on {target.full_name}")
+    for old in (s for s in stale if "@" in s):
+        released = runner.run(release_argv(tag, old), check=False)
+        if released.returncode == 0:
+            log.info("released %s from %s", tag, old)
+    return f"hold {tag} on @{target.name}"
+
+
+def raise_failed(stderr: str, what: str) -> None:
+    raise PermanentError(f"cannot mark {what}: {last_line(stderr)}")
