@@ -14,6 +14,7 @@ import typer
 
 from cli import (
     backup_cmd,
+    drill_cmd,
     history_cmd,
     plan_cmd,
     prune_cmd,
@@ -69,7 +70,7 @@ app.command()(plan_cmd.plan)
 app.command()(status_cmd.status)
 app.command()(restore_cmd.restore)
 app.command()(verify_cmd.verify)
-app.command()(verify_cmd.drill)
+app.command()(drill_cmd.drill)
 app.command()(prune_cmd.prune)
 app.command(name="config")(config_command)
 app.command()(history_cmd.history)

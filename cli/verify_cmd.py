@@ -1,4 +1,4 @@
-"""`zfs-offsite verify` and `drill`: prove the archive can be read back and restored."""
+"""`zfs-offsite verify`: prove every stored file can be read back and its chains hold."""
 
 from __future__ import annotations
 
@@ -59,17 +59,3 @@ def verify(
         output.print_rows("zfs-offsite verify", VERIFY_COLUMNS, rows)
     if outcome.failed:
         flow_run.fail_run("verify", outcome)
-
-
-def drill(config: startup.ConfigOption = None, member: startup.MembersOption = None) -> None:
-    """Restore drill: receive the newest archived snapshot into scratch, check GUID, destroy."""
-    startup.load(config)
-    flow_run.prepare_prefect()
-    from flows.verify import drill_flow
-
-    outcome = flow_run.run_flow(drill_flow, members=member or [])
-    if outcome.failed:
-        flow_run.fail_run("drill", outcome)
-    if not output.verbosity.quiet:
-        for name, when in outcome.result.items():
-            output.out().print(f"{name}: restorable, proven {when}", highlight=False)

@@ -54,7 +54,7 @@ JOBS = (
         "Ship each member's newest snapshot off-site (full first, then -I incrementals).",
     ),
     Job(
-        "flows/verify.py:drill_flow",
+        "flows/drill.py:drill_flow",
         "weekly-drill",
         "0 5 * * 6",
         "Restore the newest archived snapshot of some members into scratch; prove the GUID.",
@@ -90,13 +90,14 @@ def served_deployments(
 ) -> list[RunnerDeployment]:
     """Every job as a deployment named for serve on this host (`nightly-<host>-served`)."""
     from flows.backup import backup_flow
+    from flows.drill import drill_flow
     from flows.prune import prune_flow
     from flows.restore import restore_flow
-    from flows.verify import drill_flow, verify_flow
+    from flows.verify import verify_flow
 
     flows = {
         "flows/backup.py:backup_flow": backup_flow,
-        "flows/verify.py:drill_flow": drill_flow,
+        "flows/drill.py:drill_flow": drill_flow,
         "flows/verify.py:verify_flow": verify_flow,
         "flows/restore.py:restore_flow": restore_flow,
         "flows/prune.py:prune_flow": prune_flow,

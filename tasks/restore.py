@@ -1,4 +1,4 @@
-"""Prefect task shells over restore, verify and the restore drill."""
+"""Prefect task shells over restore: plan the chain, receive it, or download it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 
 from tasks.backup import retry_policy
-from zfs_offsite.jobs.drill import DrillRecord, drill_member, write_record
 from zfs_offsite.jobs.restore import (
     RestoreResult,
     download_files,
@@ -18,11 +17,9 @@ from zfs_offsite.jobs.restore import (
     receive_chain,
     receive_commands,
 )
-from zfs_offsite.jobs.verify import MemberVerification, verify_member
 from zfs_offsite.plan.chains import RestorePoint
 from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import Settings
-from zfs_offsite.zfs.members import Member
 
 
 @task(name="plan-restore", task_run_name="plan-restore-{member}", cache_policy=NO_CACHE)
@@ -60,19 +57,3 @@ def download(
     with closing(open_store(settings.target)) as store:
         paths = download_files(store, member, point, Path(directory))
     return receive_commands(paths, destination)
-
-
-@task(name="verify-member", task_run_name="verify-{member}", cache_policy=NO_CACHE)
-def verify(settings: Settings, member: str, mark: bool = True) -> MemberVerification:
-    """Read every file of a member back and check its chains."""
-    with closing(open_store(settings.target)) as store:
-        return verify_member(store, member, mark=mark)
-
-
-@task(name="drill-member", task_run_name="drill-{member.name}", cache_policy=NO_CACHE)
-def drill(settings: Settings, member: Member) -> DrillRecord:
-    """Restore the newest archived snapshot into scratch, check its GUID, record the proof."""
-    with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
-        record = drill_member(runner, store, member, settings.scratch_dataset)
-        write_record(store, member.name, record)
-        return record

@@ -19,10 +19,8 @@ from tests.support.services import (
     ensure_zfs_fuse,
     start_sshd,
 )
-from tests.support.zfsdata import create_member, snapshot, write_member_data
+from tests.support.zfsdata import MEMBERS, create_member, snapshot, write_member_data
 from zfs_offsite.settings import Settings, load_settings
-
-MEMBERS = ("alice", "bob", "carol")
 
 
 @pytest.fixture(scope="session")

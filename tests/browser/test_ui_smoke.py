@@ -21,7 +21,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from deployments.naming import deployment_name
-from tests.browser.conftest import HOST, Installation, save_page, wait_for_state
+from tests.support.browser import HOST, Installation, save_page, wait_for_state
 
 pytestmark = pytest.mark.integration
 

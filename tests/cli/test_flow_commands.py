@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from cli.flow_run import STARTING, STARTUP_ENV
-from tests.cli.conftest import Cli, base_env
-from tests.conftest import MEMBERS
+from tests.support.cli import Cli, base_env
 from tests.support.services import free_port
+from tests.support.zfsdata import MEMBERS
 
 pytestmark = pytest.mark.integration
 

@@ -25,11 +25,11 @@ from prefect.settings import (
 from prefect.states import AwaitingRetry
 
 from flows.backup import backup_flow
-from tests.cli.conftest import Cli, base_env
-from tests.conftest import MEMBERS
-from tests.flows.conftest import env_for
+from tests.support.cli import Cli, base_env
+from tests.support.flow_runs import env_for
 from tests.support.prefect_server import drain_prefect_workers, prefect_server
 from tests.support.services import Pool, SshServer
+from tests.support.zfsdata import MEMBERS
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,9 @@ import pytest
 
 import zfs_offsite
 from cli.flow_run import STARTING
-from tests.cli.conftest import SNAP, Cli
-from tests.conftest import MEMBERS
+from tests.support.cli import Cli
 from tests.support.services import Pool
-from tests.support.zfsdata import create_member, snapshot
+from tests.support.zfsdata import MEMBERS, SNAP, create_member, snapshot
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tests.unit.test_planner import member, new_file, seed_file
+from tests.support.archive_files import member, new_file, seed_file
 from zfs_offsite.archive.model import MemberArchive
 from zfs_offsite.jobs.status import Health, Thresholds, judge, member_status
 

@@ -5,19 +5,14 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from deployments.naming import work_pool
-
-REPO = Path(__file__).resolve().parents[2]
-PREFECT = str(Path(sys.executable).with_name("prefect"))
-HOST = "nas"  # $OFFSITE_HOST as /etc/default/zfs-offsite would set it
+from tests.support.deployments import HOST, PREFECT, REPO, prefect
 
 
 def _free_port() -> int:
@@ -69,11 +64,3 @@ def deployed(server_env: dict[str, str]) -> dict[str, str]:
     prefect(env, "work-pool", "create", work_pool(HOST), "--type", "process")
     prefect(env, "deploy", "--prefect-file", "deployments/prefect.yaml", "--all")
     return server_env
-
-
-def prefect(env: dict[str, str], *args: str, cwd: Path = REPO) -> str:
-    done = subprocess.run(
-        [PREFECT, "--no-prompt", *args], env=env, cwd=cwd, capture_output=True, text=True
-    )
-    assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout

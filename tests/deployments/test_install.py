@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deployments.conftest import REPO, prefect
+from tests.support.deployments import REPO, prefect
 
 INSTALL = REPO / "scripts" / "install.sh"
 HOST = "nas2"

@@ -10,7 +10,7 @@ import pytest
 
 from deployments.naming import deployment_name, served_name, work_pool
 from deployments.serve import JOBS, TIMEZONE, served_deployments
-from tests.deployments.conftest import HOST, PREFECT, REPO, prefect
+from tests.support.deployments import HOST, PREFECT, REPO, prefect
 
 
 def inspect(env: dict[str, str], name: str) -> dict[str, object]:

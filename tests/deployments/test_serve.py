@@ -19,7 +19,7 @@ import pytest
 
 from deployments.naming import deployment_name, served_name
 from deployments.serve import JOBS
-from tests.deployments.conftest import HOST, REPO
+from tests.support.deployments import HOST, REPO
 
 ZFS_OFFSITE = str(Path(sys.executable).with_name("zfs-offsite"))
 STOP_BUDGET = 15.0

@@ -5,34 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.support.faults import (
+    SlowTarget,
+)
 from tests.support.proxy import ThrottlingProxy
 from tests.support.services import Pool, SshServer, ensure_test_user
-from tests.support.zfsdata import create_member, snapshot, write_member_data
-
-SNAP = "auto-20190806.0200-1w"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class SlowTarget:
-    """The sshd behind a throttling proxy, with a known_hosts file for the proxy's port."""
-
-    proxy: ThrottlingProxy
-    known_hosts: Path
-
-    def env(self, sshd: SshServer, pool: Pool, archive: Path) -> dict[str, str]:
-        return {
-            "ZFS_OFFSITE_SOURCE__POOL": pool.name,
-            "ZFS_OFFSITE_TARGET__URL": f"sftp://{sshd.user}@127.0.0.1:{self.proxy.port}{archive}",
-            "ZFS_OFFSITE_TARGET__KEY_FILE": str(sshd.client_key),
-            "ZFS_OFFSITE_TARGET__KNOWN_HOSTS": str(self.known_hosts),
-            "ZFS_OFFSITE_TARGET__TIMEOUT": "20",
-        }
+from tests.support.zfsdata import SNAP, create_member, snapshot, write_member_data
 
 
 @pytest.fixture
@@ -71,38 +53,3 @@ def small_disk(sftp_dir: Path) -> Iterator[Path]:
         yield sftp_dir
     finally:
         subprocess.run(["umount", "-l", str(sftp_dir)], check=False)
-
-
-def stored_files(archive: Path) -> list[Path]:
-    """Files under a final name: not partial files, not the tool's lock."""
-    return sorted(
-        p
-        for p in archive.rglob("*")
-        if p.is_file() and ".partial" not in p.name and not p.name.startswith(".zfs-offsite")
-    )
-
-
-def leftovers(archive: Path) -> list[str]:
-    """Partial files and locks: what an interrupted or failed run must not leave behind."""
-    return sorted(
-        p.name
-        for p in archive.rglob("*")
-        if p.is_file() and (".partial" in p.name or p.name.startswith(".zfs-offsite"))
-    )
-
-
-def sha256sum_check(archive: Path) -> None:
-    """`sha256sum -c` of every stored file, as a user would check the archive."""
-    sums = sorted(archive.rglob("*.sha256"))
-    assert sums, "no .sha256 files in the archive"
-    for path in sums:
-        done = subprocess.run(
-            ["sha256sum", "-c", path.name], cwd=path.parent, capture_output=True, text=True
-        )
-        assert done.returncode == 0, f"sha256sum -c {path.name}: {done.stdout}{done.stderr}"
-
-
-def python_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZFS_OFFSITE_")}
-    env["PYTHONPATH"] = str(ROOT)
-    return env | extra

@@ -23,7 +23,7 @@ import pytest
 from flows.backup import BackupFailed, backup_flow
 from flows.prune import prune_flow
 from flows.verify import verify_flow
-from tests.flows.conftest import env_for
+from tests.support.flow_runs import env_for
 from tests.support.services import Pool, SshServer, ensure_test_user
 from tests.support.zfsdata import create_member, snapshot, write_member_data
 from zfs_offsite.archive.model import Sidecar

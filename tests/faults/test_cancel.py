@@ -13,7 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Cancelling
 
-from tests.faults.conftest import SlowTarget, leftovers, python_env, stored_files
+from tests.support.faults import SlowTarget, leftovers, python_env, stored_files
 from tests.support.prefect_server import prefect_server
 from tests.support.services import Pool, SshServer
 

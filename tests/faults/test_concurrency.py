@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import (
-    SNAP,
+from tests.support.faults import (
     SlowTarget,
     leftovers,
     python_env,
@@ -20,6 +19,7 @@ from tests.faults.conftest import (
     stored_files,
 )
 from tests.support.services import Pool, SshServer
+from tests.support.zfsdata import SNAP
 
 pytestmark = pytest.mark.integration
 RATE = 3_000_000  # bytes a second: the 24 MB stream takes about 8 s

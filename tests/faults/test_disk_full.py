@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import SNAP, SlowTarget, leftovers, sha256sum_check, stored_files
+from tests.support.faults import SlowTarget, leftovers, sha256sum_check, stored_files
 from tests.support.services import Pool, SshServer
+from tests.support.zfsdata import SNAP
 from zfs_offsite.errors import DiskFullError, ZfsOffsiteError
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.plan.backup import Action

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import (
-    SNAP,
+from tests.support.faults import (
     SlowTarget,
     leftovers,
     python_env,
@@ -22,7 +21,7 @@ from tests.faults.conftest import (
     stored_files,
 )
 from tests.support.services import Pool, SshServer
-from tests.support.zfsdata import create_member, snapshot, write_member_data
+from tests.support.zfsdata import SNAP, create_member, snapshot, write_member_data
 from zfs_offsite.archive.lock import LOCK_NAME, boot_id, pid_namespace
 from zfs_offsite.errors import LockBusyError, NameTooLongError, PermanentError
 from zfs_offsite.jobs.backup import backup_member, discover_members

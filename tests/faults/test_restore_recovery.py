@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
-from tests.flows.test_backup_flow import sftp_env
+from tests.support.flow_runs import sftp_env
 from tests.support.services import Pool, SshServer, ensure_test_user, run
 from tests.support.zfsdata import create_member, guid, snapshot, write_member_data
 from zfs_offsite.archive.model import ArchiveFile, Sidecar

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import ROOT, SlowTarget, leftovers, python_env, stored_files
+from tests.support.faults import ROOT, SlowTarget, leftovers, python_env, stored_files
 from tests.support.services import Pool, SshServer
 
 pytestmark = pytest.mark.integration

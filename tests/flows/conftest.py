@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from flows.backup import backup_flow
+from tests.support.flow_runs import sftp_env
+from tests.support.services import Pool, SshServer
 
 
 @pytest.fixture(autouse=True)
@@ -24,11 +29,11 @@ def flow_env(monkeypatch: pytest.MonkeyPatch) -> object:
     return apply
 
 
-def env_for(pool: str, url: str, key: Path, known_hosts: Path) -> dict[str, str]:
-    return {
-        "ZFS_OFFSITE_SOURCE__POOL": pool,
-        "ZFS_OFFSITE_TARGET__URL": url,
-        "ZFS_OFFSITE_TARGET__KEY_FILE": str(key),
-        "ZFS_OFFSITE_TARGET__KNOWN_HOSTS": str(known_hosts),
-        "ZFS_OFFSITE_TARGET__TIMEOUT": "10",
-    }
+@pytest.fixture
+def backed_up(
+    source_pool: Pool, sftp_dir: Path, sshd: SshServer, flow_env: Callable[..., None]
+) -> tuple[Pool, Path]:
+    """The standard pool backed up once by the flow (three full backups), and its archive."""
+    flow_env(sftp_env(source_pool, sftp_dir, sshd))
+    assert [o.action for o in backup_flow()] == ["full"] * 3
+    return source_pool, sftp_dir

@@ -8,8 +8,6 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -18,55 +16,20 @@ from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
     ArtifactFilterKey,
-    FlowRunFilter,
-    FlowRunFilterId,
 )
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.flow_engine import run_flow
 from prefect.states import AwaitingRetry, Scheduled
 
 from flows.backup import BackupFailed, backup_flow
-from tests.conftest import MEMBERS
-from tests.flows.conftest import env_for
+from tests.support.flow_runs import sftp_env, table_artifact, task_runs
 from tests.support.proxy import CuttingProxy
 from tests.support.services import Pool, SshServer
-from tests.support.zfsdata import create_member, snapshot, write_member_data
+from tests.support.zfsdata import MEMBERS, create_member, snapshot, write_member_data
 from zfs_offsite.jobs.report import artifact_key
 from zfs_offsite.stream.progress import StreamProgress, listening
 
 pytestmark = pytest.mark.integration
-
-
-def sftp_env(
-    pool: Pool,
-    archive: Path,
-    sshd: SshServer,
-    port: int | None = None,
-    known_hosts: Path | None = None,
-) -> dict[str, str]:
-    url = f"sftp://{sshd.user}@127.0.0.1:{port or sshd.port}{archive}"
-    return env_for(pool.name, url, sshd.client_key, known_hosts or sshd.known_hosts)
-
-
-def task_runs(flow_run_id: UUID) -> dict[str, Any]:
-    """The flow run's task runs by name."""
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
-    # A retried flow run keeps its old task runs: the newest per name wins.
-    return {r.name: r for r in sorted(runs, key=lambda r: r.created)}
-
-
-def table_artifact(host_key: str) -> list[dict[str, Any]]:
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[host_key])),
-            limit=1,
-            sort="CREATED_DESC",
-        )
-    data = artifacts[0].data
-    return json.loads(data) if isinstance(data, str) else data
 
 
 def test_flow_backs_up_all_members_and_reports(

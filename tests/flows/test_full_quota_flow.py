@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from flows.backup import backup_flow
-from tests.conftest import MEMBERS
-from tests.flows.test_backup_flow import sftp_env
+from tests.support.flow_runs import sftp_env
 from tests.support.services import Pool, SshServer
-from tests.support.zfsdata import snapshot
+from tests.support.zfsdata import MEMBERS, snapshot
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MEMBERS
 from tests.support.services import Pool
 from tests.support.zfsdata import (
+    MEMBERS,
     guid,
     receive_with_standard_tools,
     snapshot,

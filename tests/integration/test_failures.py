@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.proxy import CuttingProxy
 from tests.support.services import Pool, SshServer
-from tests.support.zfsdata import create_member, snapshot, write_member_data
+from tests.support.zfsdata import SNAP, create_member, snapshot, write_member_data
 from zfs_offsite.errors import ConfigError, HostKeyError, SendError, StoreError
 from zfs_offsite.jobs.backup import backup_member, discover_members, execute_plan, plan_member
 from zfs_offsite.plan.backup import Action
@@ -22,8 +22,6 @@ from zfs_offsite.settings import Settings, load_settings
 from zfs_offsite.zfs.runner import LocalProcess, LocalRunner, Process
 
 pytestmark = pytest.mark.integration
-
-SNAP = "auto-20190806.0200-1w"
 
 
 @pytest.fixture

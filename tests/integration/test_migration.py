@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.services import Pool, SshServer, ensure_test_user
-from tests.support.zfsdata import create_member, gzip_send, snapshot, write_member_data
+from tests.support.zfsdata import MEMBERS, create_member, gzip_send, snapshot, write_member_data
 from zfs_offsite.jobs.backup import backup_member, discover_members, plan_member
 from zfs_offsite.plan.backup import Action, BackupPlan, apply_full_quota
 from zfs_offsite.plan.cadence import full_quota
@@ -28,7 +28,6 @@ from zfs_offsite.settings import Settings, load_settings
 pytestmark = pytest.mark.integration
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "seed-deployment.toml"
-MEMBERS = ("alice", "bob", "carol")
 S1, S2, S3, S4 = (f"auto-2019080{d}.0200-1w" for d in (6, 7, 8, 9))
 SEED_ERA = datetime(2019, 8, 7, 2, 30, tzinfo=UTC).timestamp()  # what `touch -d` left
 

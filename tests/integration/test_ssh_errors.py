@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.services import Pool, SshServer, free_port, start_sshd, wait_for_port
-from tests.support.zfsdata import guid, tree_digest
+from tests.support.zfsdata import SNAP, guid, tree_digest
 from zfs_offsite.errors import (
     ConfigError,
     HostKeyError,
@@ -41,7 +41,6 @@ pytestmark = pytest.mark.integration
 
 CLIENTS = ["openssh", "paramiko"]
 PASSPHRASE = "correct horse battery staple"
-SNAP = "auto-20190806.0200-1w"
 
 
 def keygen(path: Path, passphrase: str = "", kind: tuple[str, ...] = ("-t", "ed25519")) -> Path:

@@ -72,3 +72,7 @@ def gzip_send(argv: list[str], out: Path) -> None:
         assert send.stdout is not None
         send.stdout.close()
         assert send.wait() == 0 and gz.returncode == 0
+
+
+MEMBERS = ("alice", "bob", "carol")  # the members of the standard test pool
+SNAP = "auto-20190806.0200-1w"  # the first snapshot of every member in the standard test pool

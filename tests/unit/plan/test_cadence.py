@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_planner import member, new_file, seed_file
+from tests.support.archive_files import member, new_file, seed_file
 from zfs_offsite.archive.model import ArchiveFile, Sidecar
 from zfs_offsite.archive.names import Compression
 from zfs_offsite.errors import ConfigError
@@ -148,7 +148,7 @@ def test_nightly_quota(members: int, cadence: FullCadence, cap: int | None, quot
 
 
 def test_quota_from_settings_and_the_example_config() -> None:
-    example = Path(__file__).parents[2] / "examples" / "seed-deployment.toml"
+    example = Path(__file__).parents[3] / "examples" / "seed-deployment.toml"
     assert full_quota(load_settings(example).full, 6) == 1
     assert full_quota(load_settings(example).full, 31) == 2
     capped = load_settings(full={"after_days": 30, "max_per_night": 3})

@@ -1,46 +1,10 @@
 from __future__ import annotations
 
-from zfs_offsite.archive.model import ArchiveFile, Sidecar
-from zfs_offsite.archive.names import BackupName, Compression, parse_backup_name
+from tests.support.archive_files import DS, member, new_file, seed_file, snaps
+from zfs_offsite.archive.names import Compression
 from zfs_offsite.plan.backup import Action, plan_backup
 from zfs_offsite.plan.chains import restore_chains
-from zfs_offsite.zfs.members import Member
 from zfs_offsite.zfs.model import Snapshot
-
-DS = "tank/elabfs-a"
-
-
-def snaps(*names: str, guid_base: int = 100) -> tuple[Snapshot, ...]:
-    return tuple(Snapshot(DS, n, guid_base + i, 10 + i, 0) for i, n in enumerate(names))
-
-
-def member(*names: str) -> Member:
-    return Member("a", DS, "elabfs-a", snaps(*names))
-
-
-def seed_file(filename: str) -> ArchiveFile:
-    name = parse_backup_name(filename)
-    assert name is not None
-    return ArchiveFile(filename, name, 10, 0.0)
-
-
-def new_file(target: Snapshot, base: Snapshot | None = None) -> ArchiveFile:
-    name = BackupName("elabfs-a", target.name, Compression.ZSTD, base.name if base else None)
-    sidecar = Sidecar(
-        dataset=DS,
-        target=target.name,
-        target_guid=target.guid,
-        compression="zstd",
-        sha256="0" * 64,
-        raw_bytes=1,
-        stored_bytes=1,
-        started="",
-        finished="",
-        tool_version="t",
-        base=base.name if base else None,
-        base_guid=base.guid if base else None,
-    )
-    return ArchiveFile(name.filename, name, 1, 0.0, sidecar)
 
 
 def test_empty_archive_gives_full_of_newest_by_createtxg() -> None:

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from tests.unit.test_planner import member, new_file, seed_file
+from tests.support.archive_files import member, new_file, seed_file
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.archive.names import Compression
 from zfs_offsite.errors import ChainError

@@ -1,0 +1,22 @@
+"""Prefect task shell over the restore drill: one member into scratch, proven by GUID."""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from zfs_offsite.jobs.drill import DrillRecord, drill_member, write_record
+from zfs_offsite.remote.connect import open_runner, open_store
+from zfs_offsite.settings import Settings
+from zfs_offsite.zfs.members import Member
+
+
+@task(name="drill-member", task_run_name="drill-{member.name}", cache_policy=NO_CACHE)
+def drill(settings: Settings, member: Member) -> DrillRecord:
+    """Restore the newest archived snapshot into scratch, check its GUID, record the proof."""
+    with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
+        record = drill_member(runner, store, member, settings.scratch_dataset)
+        write_record(store, member.name, record)
+        return record

@@ -1,0 +1,19 @@
+"""Prefect task shell over verify: read one member's files back and check its chains."""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from zfs_offsite.jobs.verify import MemberVerification, verify_member
+from zfs_offsite.remote.connect import open_store
+from zfs_offsite.settings import Settings
+
+
+@task(name="verify-member", task_run_name="verify-{member}", cache_policy=NO_CACHE)
+def verify(settings: Settings, member: str, mark: bool = True) -> MemberVerification:
+    """Read every file of a member back and check its chains."""
+    with closing(open_store(settings.target)) as store:
+        return verify_member(store, member, mark=mark)

@@ -1,0 +1,64 @@
+"""The console script run as a user would run it, in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+CLI = Path(sys.executable).with_name("zfs-offsite")
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def err_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if line.strip()]
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@dataclass
+class Cli:
+    """Runs the console script with a fixed environment plus per-call overrides."""
+
+    env: dict[str, str]
+    cwd: Path
+
+    def __call__(self, *args: str, timeout: float = 600, **env: str) -> Result:
+        done = subprocess.run(
+            [str(CLI), *args],
+            env=self.env | env,
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    def with_env(self, **env: str) -> Cli:
+        return Cli(self.env | env, self.cwd)
+
+
+def base_env(prefect_home: Path) -> dict[str, str]:
+    """The process environment minus anything that would point the CLI elsewhere."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ZFS_OFFSITE_", "PREFECT_")) and k != "COLUMNS"
+    }
+    return env | {
+        "PREFECT_HOME": str(prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(prefect_home / "storage"),
+        "ZFS_OFFSITE_RETRY_DELAY": "0.2",
+    }
