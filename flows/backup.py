@@ -9,11 +9,10 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, tags
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from flows.common import (
-    WORKER_CAP,
+    bounded_task_runner,
     dated_run_name,
     earlier_failures,
     label_run,
@@ -62,7 +61,7 @@ def attempt_notes(attempt: int, failures: list[str]) -> list[str]:
 @flow(
     name="zfs-offsite-backup",
     flow_run_name=dated_run_name("backup"),
-    task_runner=ThreadPoolTaskRunner(max_workers=WORKER_CAP),
+    task_runner=bounded_task_runner(),
 )
 @stops_streams_when_interrupted
 def backup_flow(
@@ -129,7 +128,8 @@ def backup_flow(
         # quoted (not traced) and each upload names its own plan as its one input.
         uploads = submit_bounded(
             to_upload,
-            lambda p: upload_task.submit(
+            # quote() hides the values from tracing; the task still receives them unwrapped.
+            lambda p: upload_task.submit(  # type: ignore[call-overload]
                 quote(settings), quote(p), dry_run, limit, wait_for=[plans[p.member]]
             ),
             settings.max_parallel,

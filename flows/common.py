@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from prefect.futures import PrefectFuture, as_completed
 from prefect.states import State
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
 from zfs_offsite.jobs.report import artifact_key
@@ -24,6 +25,17 @@ from zfs_offsite.settings import load_settings
 from zfs_offsite.stream import cancel
 
 WORKER_CAP = 16  # threads a flow's task runner may use; settings.max_parallel limits streams
+
+
+def bounded_task_runner() -> TaskRunner[PrefectFuture[Any]]:
+    """A thread pool of WORKER_CAP threads: Prefect's default pool is unbounded."""
+    # The cast: @flow types task_runner invariantly in the future type, and a thread
+    # pool's futures are a subclass of PrefectFuture.
+    return typing.cast(
+        "TaskRunner[PrefectFuture[Any]]", ThreadPoolTaskRunner(max_workers=WORKER_CAP)
+    )
+
+
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -104,7 +116,7 @@ def dated_run_name(job: str) -> Callable[[], str]:
             host = "unconfigured"
         when = (run.expected_start_time if run else None) or datetime.now(UTC)
         zone = ZoneInfo(schedule_timezone(run.deployment_id if run else None))
-        suffix = run_suffix(context.parameters if context else {})
+        suffix = run_suffix((context.parameters or {}) if context else {})
         return f"{job}-{host}-{when.astimezone(zone):%Y-%m-%d-%H%M}{suffix}"
 
     return name

@@ -23,7 +23,7 @@ def restore_run_name() -> str:
     kept = kept_name(context.flow_run if context else None)
     if kept is not None:
         return kept
-    member = (context.parameters if context else {}).get("member", "?")
+    member = ((context.parameters or {}) if context else {}).get("member", "?")
     return f"restore-{member}"
 
 

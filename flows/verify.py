@@ -6,10 +6,9 @@ from contextlib import closing
 
 from prefect import flow
 from prefect.artifacts import create_table_artifact
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import (
-    WORKER_CAP,
+    bounded_task_runner,
     dated_run_name,
     label_run,
     only_known,
@@ -36,7 +35,7 @@ class ArchiveUnsound(ZfsOffsiteError):
 @flow(
     name="zfs-offsite-verify",
     flow_run_name=dated_run_name("verify"),
-    task_runner=ThreadPoolTaskRunner(max_workers=WORKER_CAP),
+    task_runner=bounded_task_runner(),
 )
 @stops_streams_when_interrupted
 def verify_flow(
