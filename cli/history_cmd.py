@@ -104,13 +104,14 @@ def read_history(since: datetime, members: list[str]) -> list[dict[str, Any]]:
         FlowRunFilter,
         FlowRunFilterStartTime,
     )
+    from prefect.client.schemas.objects import FlowRun
     from prefect.client.schemas.sorting import FlowRunSort
     from prefect.settings import PREFECT_API_URL
 
     base = ui_url(str(PREFECT_API_URL.value()))
     rows: list[dict[str, Any]] = []
     with get_client(sync_client=True) as client:
-        runs = []
+        runs: list[FlowRun] = []
         while True:
             page = client.read_flow_runs(
                 flow_filter=FlowFilter(name=FlowFilterName(any_=[BACKUP_FLOW])),
@@ -128,7 +129,7 @@ def read_history(since: datetime, members: list[str]) -> list[dict[str, Any]]:
             chunk = ids[start : start + PAGE]
             offset = 0
             while True:
-                page = client.read_artifacts(
+                batch = client.read_artifacts(
                     artifact_filter=ArtifactFilter(
                         flow_run_id=ArtifactFilterFlowRunId(any_=chunk),
                         type=ArtifactFilterType(any_=["table"]),
@@ -136,11 +137,11 @@ def read_history(since: datetime, members: list[str]) -> list[dict[str, Any]]:
                     limit=PAGE,
                     offset=offset,
                 )
-                for artifact in page:
+                for artifact in batch:
                     if (artifact.key or "").startswith("backup-"):
                         reports[artifact.flow_run_id].append(artifact)
-                offset += len(page)
-                if len(page) < PAGE:
+                offset += len(batch)
+                if len(batch) < PAGE:
                     break
         for run in runs:
             state = run.state

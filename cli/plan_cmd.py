@@ -51,7 +51,7 @@ def plan_members(
     return apply_full_quota(plans, full_quota(settings.full, len(members))), failed
 
 
-def plan_row(p: BackupPlan) -> dict[str, str]:
+def plan_row(p: BackupPlan) -> dict[str, object]:
     return {
         "member": p.member,
         "action": p.action.value,
@@ -76,7 +76,7 @@ def plan(
         output.fail(str(exc), exit_codes.USAGE)
     except ZfsOffsiteError as exc:
         output.fail(str(exc), exit_codes.FAILED)
-    rows = [plan_row(p) for p in plans] + [
+    rows: list[dict[str, object]] = [plan_row(p) for p in plans] + [
         {"member": name, "action": "failed", "reason": error} for name, error in failed.items()
     ]
     if json_output:

@@ -51,5 +51,5 @@ def interruptible() -> Iterator[None]:
     finally:
         for sig, prior in previous.items():
             signal.signal(sig, prior)
-    if reason := cancel.requested():
-        raise Interrupted(reason)
+    if requested := cancel.requested():
+        raise Interrupted(requested)
