@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
+from ruamel.yaml import YAML  # typed, unlike PyYAML (both come with Prefect)
 
 from deployments.schedules import JOBS, TIMEZONE
 
@@ -17,7 +17,7 @@ SUFFIX = "-{{ $OFFSITE_HOST }}"
 
 
 def test_prefect_yaml_runs_the_same_jobs_on_the_same_schedules() -> None:
-    deployments = yaml.safe_load(PREFECT_YAML.read_text())["deployments"]
+    deployments = YAML(typ="safe").load(PREFECT_YAML.read_text())["deployments"]
     in_yaml = {
         d["name"].removesuffix(SUFFIX): (
             d["entrypoint"],
