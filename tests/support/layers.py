@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGES = ("zfs_offsite", "flows", "tasks", "cli", "deployments")
-UPPER = ("prefect", "flows", "tasks", "deployments", "cli")
 
 # The layers, bottom first. A module may import its own layer and those below it,
 # never one above. An entry names one module, or with ".*" a package and everything
@@ -237,15 +236,6 @@ def upward_imports(found: Iterable[Import], tree_modules: Iterable[str]) -> list
         if here is not None and there is not None and there > here:
             bad.append(imp)
     return bad
-
-
-def core_imports_upper(found: Iterable[Import]) -> list[Import]:
-    """Imports by the core of Prefect or of the layers that run it."""
-    return [
-        imp
-        for imp in found
-        if imp.importer.split(".")[0] == "zfs_offsite" and imp.target.split(".")[0] in UPPER
-    ]
 
 
 def impure_imports(found: Iterable[Import]) -> list[Import]:
