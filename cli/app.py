@@ -7,7 +7,6 @@ Prefect: command modules import flows inside the functions that run them.
 
 from __future__ import annotations
 
-from importlib import metadata
 from typing import Annotated
 
 import typer
@@ -26,6 +25,7 @@ from cli import (
 from cli.config_cmd import config_command
 from cli.errors import one_line_errors
 from cli.output import verbosity
+from deployments.schedules import NIGHTLY_CRON, TIMEZONE
 
 app = typer.Typer(
     help="Ship ZFS snapshots off-site as compressed files.",
@@ -34,19 +34,11 @@ app = typer.Typer(
 )
 
 
-def package_version() -> str:
-    """The installed package's version (pyproject.toml is its one source)."""
-    try:
-        return metadata.version("zfs-offsite")
-    except metadata.PackageNotFoundError:  # running from a bare checkout
-        from zfs_offsite import __version__
-
-        return __version__
-
-
 def _show_version(value: bool) -> None:
     if value:
-        typer.echo(f"zfs-offsite {package_version()}")
+        from zfs_offsite import __version__  # pyproject.toml's, read on first use
+
+        typer.echo(f"zfs-offsite {__version__}")
         raise typer.Exit()
 
 
@@ -79,8 +71,8 @@ app.command()(history_cmd.history)
 @app.command()
 def serve(
     config: startup.ConfigOption = None,
-    cron: Annotated[str, typer.Option(help="Nightly backup schedule (cron).")] = "30 2 * * *",
-    timezone: Annotated[str, typer.Option(help="Timezone of the schedules.")] = "Europe/Berlin",
+    cron: Annotated[str, typer.Option(help="Nightly backup schedule (cron).")] = NIGHTLY_CRON,
+    timezone: Annotated[str, typer.Option(help="Timezone of the schedules.")] = TIMEZONE,
 ) -> None:
     """Serve the backup, drill and verify deployments on their schedules from this process."""
     from deployments.serve import serve_all

@@ -1,11 +1,11 @@
 """The one-process setup: serve every zfs-offsite deployment from this process.
 
-The schedules are those of `prefect.yaml` (a test keeps the two in step), so a
-host can move between `zfs-offsite serve` and a worker without changing when
-anything runs. The served deployments are named `<job>-<host>-served`, never
-the `<job>-<host>` that `prefect.yaml` deploys: both can live on one server
-without overwriting each other (a served copy has no pull step, so a worker
-handed it would crash).
+The schedules are those of deployments/schedules.py, which `prefect.yaml` repeats
+(a test keeps the two in step), so a host can move between `zfs-offsite serve` and
+a worker without changing when anything runs. The served deployments are named
+`<job>-<host>-served`, never the `<job>-<host>` that `prefect.yaml` deploys: both
+can live on one server without overwriting each other (a served copy has no pull
+step, so a worker handed it would crash).
 
 SIGINT and SIGTERM stop it within seconds with one line: Prefect's own
 shutdown would first pause the schedules and, when the temporary server died
@@ -19,7 +19,6 @@ import logging
 import shutil
 import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,56 +27,12 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.schedules import Cron
 
 from deployments.naming import host, served_name
+from deployments.schedules import JOBS, TIMEZONE, Job
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
-TIMEZONE = "Europe/Berlin"
 STOP_SECONDS = 8.0  # budget for cancelling runs and pausing schedules on stop
-
-
-@dataclass(frozen=True)
-class Job:
-    """One deployment: its flow (as entrypoint), name, and cron."""
-
-    entrypoint: str
-    name: str
-    cron: str | None  # None: run on demand only (from the UI or the CLI)
-    description: str
-
-
-JOBS = (
-    Job(
-        "flows/backup.py:backup_flow",
-        "nightly",
-        "30 2 * * *",
-        "Ship each member's newest snapshot off-site (full first, then -I incrementals).",
-    ),
-    Job(
-        "flows/drill.py:drill_flow",
-        "weekly-drill",
-        "0 5 * * 6",
-        "Restore the newest archived snapshot of some members into scratch; prove the GUID.",
-    ),
-    Job(
-        "flows/verify.py:verify_flow",
-        "weekly-verify",
-        "0 5 * * 0",
-        "Read every stored file back: checksums, decompression, chain continuity.",
-    ),
-    Job(
-        "flows/prune.py:prune_flow",
-        "weekly-prune",
-        "0 6 * * 0",
-        "Delete backups the retention policy no longer keeps (after the weekly verify).",
-    ),
-    Job(
-        "flows/restore.py:restore_flow",
-        "on-demand",
-        None,
-        "Restore a member's snapshot into a dataset, or download its chain as files.",
-    ),
-)
 
 
 def one_at_a_time() -> ConcurrencyLimitConfig:

@@ -7,10 +7,18 @@
 #   scripts/openzfs-vm.sh stop    power it off
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The harness: $OPENZFS_VM_TOOLS, else shared/tools/openzfs-vm beside this checkout,
+# else beside the main checkout when this is a git worktree (no machine paths here).
+candidates() {
+    echo "$(cd .. && pwd)/shared/tools/openzfs-vm"
+    if common=$(git rev-parse --path-format=absolute --git-common-dir 2>/dev/null); then
+        echo "$(dirname "$(dirname "$common")")/shared/tools/openzfs-vm"
+    fi
+}
 tools=${OPENZFS_VM_TOOLS:-}
-for candidate in "$(cd .. && pwd)/shared/tools/openzfs-vm" /work/shared/tools/openzfs-vm; do
+while read -r candidate; do
     if [ -z "$tools" ] && [ -x "$candidate/start.sh" ]; then tools=$candidate; fi
-done
+done < <(candidates)
 if [ -z "$tools" ]; then
     echo "openzfs-vm: no harness found (set OPENZFS_VM_TOOLS)" >&2
     exit 1
