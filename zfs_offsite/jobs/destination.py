@@ -30,6 +30,7 @@ from zfs_offsite.zfs.commands import (
     create_parents_argv,
     destroy_argv,
     error_text,
+    exists_argv,
     list_datasets,
     origins_argv,
     parse_origins,
@@ -45,7 +46,7 @@ NAMES_SHOWN = 8  # in "holds …" summaries; snapshots to act on are always list
 
 
 def dataset_exists(runner: Runner, dataset: str) -> bool:
-    return runner.run(["zfs", "list", "-H", "-o", "name", dataset], check=False).returncode == 0
+    return runner.run(exists_argv(dataset), check=False).returncode == 0
 
 
 def destination_snapshots(runner: Runner, dataset: str) -> tuple[Snapshot, ...] | None:

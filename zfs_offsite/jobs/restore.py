@@ -36,7 +36,7 @@ from zfs_offsite.jobs.destination import (
 from zfs_offsite.plan.chains import RestorePoint, choose_restore_point
 from zfs_offsite.remote.store import Store
 from zfs_offsite.stream.readback import ReadStats, checked_chunks, read_ahead, stream_chunks
-from zfs_offsite.zfs.commands import error_text, receive_argv
+from zfs_offsite.zfs.commands import error_text, guid_argv, receive_argv
 from zfs_offsite.zfs.model import Snapshot
 from zfs_offsite.zfs.runner import Process, Runner
 
@@ -89,7 +89,7 @@ def plan_restore(store: Store, member: str, snapshot: str | None) -> RestorePoin
 
 
 def snapshot_guid(runner: Runner, snapshot: str) -> int | None:
-    result = runner.run(["zfs", "get", "-H", "-p", "-o", "value", "guid", snapshot], check=False)
+    result = runner.run(guid_argv(snapshot), check=False)
     text = result.stdout.strip()
     return int(text) if result.returncode == 0 and text.isdigit() else None
 
