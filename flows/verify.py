@@ -20,20 +20,12 @@ from flows.common import (
 )
 from tasks.backup import discover
 from tasks.restore import drill, verify
-from zfs_offsite.errors import ZfsOffsiteError
+from zfs_offsite.errors import MembersFailed
 from zfs_offsite.jobs.drill import choose_members, read_records
 from zfs_offsite.jobs.report import artifact_key, drill_row, verification_rows, verification_summary
 from zfs_offsite.jobs.verify import FAILING, MemberVerification, archived_members, linked_members
 from zfs_offsite.remote.connect import open_store, source_host
 from zfs_offsite.settings import load_settings
-
-
-class ArchiveUnsound(ZfsOffsiteError):
-    """Verify or drill found members that cannot be restored as archived; carries the findings."""
-
-    def __init__(self, message: str, results: list[MemberVerification] | None = None) -> None:
-        super().__init__(message)
-        self.results = results or []
 
 
 @flow(
@@ -72,7 +64,7 @@ def verify_flow(
     )
     bad = [m for m, r, e in settled if e or (r is not None and r.verdict in FAILING)]
     if bad:
-        raise ArchiveUnsound(
+        raise MembersFailed(
             f"verify found {len(bad)} unsound member(s): {', '.join(bad)}",
             [r for _, r, _ in settled if r is not None],
         )
@@ -120,7 +112,7 @@ def drill_flow(
         f"Failed: {', '.join(errors) or 'none'}\n\nNever proven: {', '.join(never) or 'none'}\n",
     )
     if errors:
-        raise ArchiveUnsound(
+        raise MembersFailed(
             "restore drill failed for " + "; ".join(f"{n}: {e}" for n, e in errors.items())
         )
     return {n: records[n].when for n in chosen}
