@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, replace
 
@@ -31,6 +30,7 @@ from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings
 from zfs_offsite.stream import cancel
 from zfs_offsite.stream.compression import compressor
+from zfs_offsite.stream.progress import ProgressFn, StreamProgress
 from zfs_offsite.stream.upload import StreamResult, stream_to_store
 from zfs_offsite.zfs.commands import detect_features, estimate_send_size, list_datasets, send_argv
 from zfs_offsite.zfs.members import Member, select_members
@@ -41,7 +41,6 @@ from zfs_offsite.zfs.runner import CommandFailed, Runner
 log = logging.getLogger(__name__)
 
 # (raw bytes read from zfs send, bytes stored, estimated stream size or None)
-ProgressFn = Callable[[int, int, int | None], None]
 
 
 @dataclass(frozen=True)
@@ -242,7 +241,8 @@ def execute_plan(
             compressor(plan.name.compression, level, settings.compression.threads),
             store,
             remote_path,
-            progress=(lambda raw, stored: progress(raw, stored, estimate)) if progress else None,
+            progress=progress,
+            report=StreamProgress(plan.member, plan.name.filename, estimate=estimate),
             tick=tick,
             expected_raw=estimate,
         )
