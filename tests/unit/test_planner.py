@@ -28,8 +28,8 @@ def new_file(target: Snapshot, base: Snapshot | None = None) -> ArchiveFile:
     name = BackupName("elabfs-a", target.name, Compression.ZSTD, base.name if base else None)
     sidecar = Sidecar(
         dataset=DS,
-        target=target.name,
-        target_guid=target.guid,
+        snapshot=target.name,
+        snapshot_guid=target.guid,
         compression="zstd",
         sha256="0" * 64,
         raw_bytes=1,
@@ -54,7 +54,7 @@ def test_incremental_from_newest_archived() -> None:
     files = [new_file(m.snapshots[0])]
     plan = plan_backup(m, files, Compression.ZSTD)
     assert plan.action is Action.INCREMENTAL
-    assert plan.base == m.snapshots[0] and plan.target == m.snapshots[2]
+    assert plan.base == m.snapshots[0] and plan.snapshot == m.snapshots[2]
     assert plan.filename == "elabfs-a@s1.to.elabfs-a@s3.zst"
 
 

@@ -45,7 +45,7 @@ def test_newest_point_is_default_and_chain_is_in_order() -> None:
 def test_intermediate_snapshot_restores_with_a_prefix_of_the_chain() -> None:
     files, _ = chain_files()
     point = choose_restore_point(files, "s2")
-    assert [f.name.target for f in point.chain] == ["s1", "s2"]
+    assert [f.name.snapshot for f in point.chain] == ["s1", "s2"]
 
 
 def test_missing_middle_link_is_named() -> None:

@@ -79,7 +79,7 @@ def describe(dataset: str, snapshots: Sequence[Snapshot] | None, *, full: bool =
 def _find(snapshots: Sequence[Snapshot], file: ArchiveFile) -> Snapshot | None:
     """The snapshot that `file` restores, by name, and by GUID where the sidecar records one."""
     for snap in snapshots:
-        if snap.name == file.name.target and file.target_guid in (None, snap.guid):
+        if snap.name == file.name.snapshot and file.snapshot_guid in (None, snap.guid):
             return snap
     return None
 
@@ -200,7 +200,7 @@ def prepare_resume(runner: Runner, destination: str, point: RestorePoint) -> int
     if count == 0:
         raise PermanentError(
             f"destination {destination} holds no snapshot of this chain (first: "
-            f"{point.chain[0].name.target}): name a new dataset or pass --force"
+            f"{point.chain[0].name.snapshot}): name a new dataset or pass --force"
         )
     if count == len(point.chain):
         return count
@@ -210,13 +210,13 @@ def prepare_resume(runner: Runner, destination: str, point: RestorePoint) -> int
     if not extra:
         return count
     upcoming = point.chain[count]
-    until = upcoming.sidecar.target_creation if upcoming.sidecar else None
+    until = upcoming.sidecar.snapshot_creation if upcoming.sidecar else None
     foreign = [
         s
         for s in extra
         if until is None
         or not base.creation <= s.creation <= until
-        or s.name == upcoming.name.target
+        or s.name == upcoming.name.snapshot
         or s.userrefs
     ]
     if foreign:
@@ -270,7 +270,7 @@ def recover_failed_link(
         return f"nothing of this file was committed, {describe(destination, after)}; {again}"
     reason = why_no_rollback(after or (), new, point, index)
     if reason is None:
-        base = point.chain[index - 1].name.target
+        base = point.chain[index - 1].name.snapshot
         error = rollback(runner, f"{destination}@{base}")
         now = destination_snapshots(runner, destination)
         left = [s for s in now or () if s.guid in {n.guid for n in new}]
@@ -295,7 +295,7 @@ def why_no_rollback(
         return "the first link has no earlier snapshot to roll back to"
     base = _find(after, point.chain[index - 1])
     if base is None:
-        return f"{point.chain[index - 1].name.target} is not there with its recorded GUID"
+        return f"{point.chain[index - 1].name.snapshot} is not there with its recorded GUID"
     later = {s.guid for s in after if s.createtxg > base.createtxg}
     if later != {s.guid for s in new}:
         others = [s for s in after if s.guid in later - {n.guid for n in new}]

@@ -88,7 +88,7 @@ def row(outcome: MemberOutcome) -> dict[str, object]:
         "member": outcome.member,
         "action": outcome.action,
         "base": (r.base if r else None) or "",
-        "target": (r.target if r else None) or "",
+        "target": (r.snapshot if r else None) or "",
         "raw_bytes": stream.raw_bytes if stream else "",
         "stored_bytes": stream.stored_bytes if stream else "",
         "ratio": f"{r.ratio:.2f}" if r and r.ratio else "",
@@ -101,7 +101,7 @@ def row(outcome: MemberOutcome) -> dict[str, object]:
         "started": stream.started.isoformat() if stream else "",
         "finished": stream.finished.isoformat() if stream else "",
         "base_guid": _guid(r.base_guid) if r else "",
-        "target_guid": _guid(r.target_guid) if r else "",
+        "target_guid": _guid(r.snapshot_guid) if r else "",
         "source": source_of(outcome),
     }
 
@@ -112,7 +112,7 @@ def result_line(outcome: MemberOutcome) -> str:
     if outcome.error is not None or r is None:
         return f"{outcome.member}: failed: {outcome.error}"
     base = r.base or "(none)"
-    line = f"{outcome.member}: {outcome.action} {base} → {r.target or '(none)'}"
+    line = f"{outcome.member}: {outcome.action} {base} → {r.snapshot or '(none)'}"
     if r.stream is not None:
         s = r.stream
         line += (

@@ -78,8 +78,8 @@ class MemberStatus:
 
 def _snapshot_time(file: ArchiveFile) -> float:
     """When the file's snapshot was taken (sidecar), else when it was stored (seed era)."""
-    if file.sidecar is not None and file.sidecar.target_creation:
-        return float(file.sidecar.target_creation)
+    if file.sidecar is not None and file.sidecar.snapshot_creation:
+        return float(file.sidecar.snapshot_creation)
     return file.archived_at
 
 
@@ -109,7 +109,7 @@ def member_status(member: Member, archive: MemberArchive, now: float | None = No
     return MemberStatus(
         member=member.name,
         newest_local=member.newest.name if member.newest else None,
-        newest_archived=newest.name if newest else (chain[-1].name.target if chain else None),
+        newest_archived=newest.name if newest else (chain[-1].name.snapshot if chain else None),
         archived_age_hours=age,
         chain_length=len(chain),
         archive_bytes=sum(f.size for f in files),

@@ -35,7 +35,7 @@ class BackupPlan:
     dataset: str
     action: Action
     reason: str
-    target: Snapshot | None = None
+    snapshot: Snapshot | None = None  # the snapshot to send: the newest
     base: Snapshot | None = None
     name: BackupName | None = None
     # The base the archived copy was (or will be) sent from: GUID, "full", or a
@@ -45,9 +45,9 @@ class BackupPlan:
     # What `zfs send` starts from: the base snapshot, or a bookmark of it (`ds#mark`)
     # when the NAS has destroyed the snapshot; bookmarks allow `-i` only.
     send_from: str | None = None
-    # Marks (holds, bookmarks) on older snapshots to clear once the target is marked.
+    # Marks (holds, bookmarks) on older snapshots to clear once `snapshot` is marked.
     stale_marks: tuple[str, ...] = ()
-    forced: bool = False  # a full the user asked for, even though the target is archived
+    forced: bool = False  # a full the user asked for, even though `snapshot` is archived
     # Where the member's chain stands against the full cadence (None: no cadence).
     full_due: FullDue | None = None
     # On a full the cadence asks for: the incremental to send instead when the
@@ -68,14 +68,14 @@ def _bookmark_bases(
 ) -> list[tuple[Snapshot, str]]:
     """Bookmarks of archived snapshots: (base as the archive names it, bookmark to send from)."""
     by_guid = {
-        f.target_guid: f for f in files if f.filename in chains and f.target_guid is not None
+        f.snapshot_guid: f for f in files if f.filename in chains and f.snapshot_guid is not None
     }
     bases = []
     for mark in member.bookmarks:
         file = by_guid.get(mark.guid)
         if file is not None:
             base = Snapshot(
-                member.dataset, file.name.target, mark.guid, mark.createtxg, mark.creation
+                member.dataset, file.name.snapshot, mark.guid, mark.createtxg, mark.creation
             )
             bases.append((base, mark.full_name))
     return bases
@@ -110,7 +110,7 @@ def plan_backup(
             member.dataset,
             Action.UP_TO_DATE,
             f"{newest.name} is already in the archive" + (f"; {standing.when}" if standing else ""),
-            target=newest,
+            snapshot=newest,
             upload_base=_base_key(newest_chain[-1]),
             full_due=standing,
         )
@@ -151,7 +151,7 @@ def plan_backup(
             member.dataset,
             Action.UP_TO_DATE,
             f"a full backup of {newest.name} exists",
-            target=newest,
+            snapshot=newest,
         )
     if force_full:
         reason = "forced full backup"
@@ -183,7 +183,7 @@ def _checked(
             Action.CONFLICT,
             f"{name.filename} exists but is not a restorable copy of {newest.full_name} "
             "(broken chain or a reused snapshot name); move it aside to continue",
-            target=newest,
+            snapshot=newest,
             base=base,
             name=name,
         )
@@ -192,7 +192,7 @@ def _checked(
         member.dataset,
         action,
         reason,
-        target=newest,
+        snapshot=newest,
         base=base,
         name=name,
         upload_base=str(base.guid) if base else "full",
@@ -206,13 +206,13 @@ def superseded(plan: BackupPlan, files: Sequence[ArchiveFile]) -> str | None:
     A run that waited for another run's lock reads the member's directory again:
     the other run may have stored the same snapshot, or removed the base.
     """
-    if plan.target is None or plan.name is None:
+    if plan.snapshot is None or plan.name is None:
         return None
     if any(f.filename == plan.name.filename for f in files):
         return f"{plan.name.filename} was stored by another run meanwhile"
     chains = restore_chains(files)
-    if not plan.forced and archived_chain(plan.target, files, chains):
-        return f"{plan.target.name} was stored by another run meanwhile"
+    if not plan.forced and archived_chain(plan.snapshot, files, chains):
+        return f"{plan.snapshot.name} was stored by another run meanwhile"
     if plan.base is not None and not archived_chain(plan.base, files, chains):
         return f"the base {plan.base.name} is no longer restorable from the archive"
     return None
