@@ -153,8 +153,8 @@ class ArchiveFile:
         return self.corrupt is None and self.identified
 
     @property
-    def verified(self) -> bool:
-        """True if a checksum is recorded (seed-era files have none)."""
+    def has_sidecar(self) -> bool:
+        """True if a sidecar records its checksum and GUIDs (seed-era files have none)."""
         return self.sidecar is not None
 
 

@@ -139,7 +139,7 @@ def receive_file(
         stats.stored_bytes,
         stats.raw_bytes,
         time.monotonic() - started,
-        file.verified,
+        file.has_sidecar,  # its checksum was checked as it streamed
     )
 
 

@@ -120,7 +120,7 @@ def member_status(member: Member, archive: MemberArchive, now: float | None = No
         corrupt_files=[f.filename for f in files if not f.sound],
         unchained_files=[f.filename for f in files if f.sound and f.filename not in chains],
         newest_file_restorable=newest_file is None or newest_file.filename in chains,
-        unverified_in_chain=sum(1 for f in chain if not f.verified),
+        unverified_in_chain=sum(1 for f in chain if not f.has_sidecar),
     )
 
 
