@@ -16,7 +16,7 @@ from zfs_offsite.archive.names import BackupName, Compression
 from zfs_offsite.plan.cadence import FullCadence, FullDue, ordinal
 from zfs_offsite.plan.chains import _base_key, archived_chain, archived_snapshots, restore_chains
 from zfs_offsite.zfs.members import Member
-from zfs_offsite.zfs.model import Snapshot
+from zfs_offsite.zfs.model import Bookmark, Snapshot
 
 
 class Action(StrEnum):
@@ -65,7 +65,7 @@ class BackupPlan:
 
 def _bookmark_bases(
     member: Member, files: Sequence[ArchiveFile], chains: dict[str, list[ArchiveFile]]
-) -> list[tuple[Snapshot, str]]:
+) -> list[tuple[Snapshot, Bookmark]]:
     """Bookmarks of archived snapshots: (base as the archive names it, bookmark to send from)."""
     by_guid = {
         f.snapshot_guid: f for f in files if f.filename in chains and f.snapshot_guid is not None
@@ -77,7 +77,7 @@ def _bookmark_bases(
             base = Snapshot(
                 member.dataset, file.name.snapshot, mark.guid, mark.createtxg, mark.creation
             )
-            bases.append((base, mark.full_name))
+            bases.append((base, mark))
     return bases
 
 
@@ -115,8 +115,8 @@ def plan_backup(
             full_due=standing,
         )
     # (base, what `zfs send` starts from); a snapshot beats a bookmark of the same point.
-    candidates = [
-        (s, s.full_name)
+    candidates: list[tuple[Snapshot, Snapshot | Bookmark]] = [
+        (s, s)
         for s in archived_snapshots(member.snapshots, files, chains)
         if s.createtxg < newest.createtxg
     ]
@@ -125,20 +125,20 @@ def plan_backup(
         for b, mark in _bookmark_bases(member, files, chains)
         if b.createtxg < newest.createtxg
     ]
-    candidates.sort(key=lambda c: (c[0].createtxg, c[1] == c[0].full_name))
+    candidates.sort(key=lambda c: (c[0].createtxg, isinstance(c[1], Snapshot)))
     due = None
     if candidates and not force_full and cadence is not None:
         base_chain = archived_chain(candidates[-1][0], files, chains)
         due = cadence.status(base_chain, now) if base_chain else None
     incremental = None
     if candidates and not force_full:
-        base, send_from = candidates[-1]
+        base, origin = candidates[-1]
         name = BackupName(member.dataset_part, newest.name, compression, base=base.name)
         reason = f"newest archived snapshot is {base.name}"
-        if send_from != base.full_name:
-            reason += f" (sent from bookmark {send_from.partition('#')[2]}: snapshot is gone)"
+        if isinstance(origin, Bookmark):
+            reason += f" (sent from bookmark {origin.name}: snapshot is gone)"
         incremental = _checked(
-            member, newest, name, existing, Action.INCREMENTAL, reason, base, send_from
+            member, newest, name, existing, Action.INCREMENTAL, reason, base, origin.full_name
         )
         if due is None or not due.due:
             if due is not None and incremental.sends:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from zfs_offsite.zfs.model import Dataset, Snapshot, ZfsFeatures
+from zfs_offsite.zfs.model import Bookmark, Dataset, Snapshot, ZfsFeatures
 from zfs_offsite.zfs.runner import CommandFailed, Runner
 
 LIST_PROPERTIES = ("type", "guid", "createtxg", "creation", "userrefs")
@@ -85,9 +85,9 @@ def bookmarks_argv(pool: str) -> list[str]:
     ]
 
 
-def parse_bookmarks(text: str) -> dict[str, list[Snapshot]]:
+def parse_bookmarks(text: str) -> dict[str, list[Bookmark]]:
     """`zfs list -H -p -t bookmark -o name,guid,createtxg,creation` lines, by dataset."""
-    found: dict[str, list[Snapshot]] = {}
+    found: dict[str, list[Bookmark]] = {}
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -96,7 +96,7 @@ def parse_bookmarks(text: str) -> dict[str, list[Snapshot]]:
             raise ValueError(f"unexpected line from zfs list -t bookmark: {line!r}")
         dataset, _, name = parts[0].partition("#")
         found.setdefault(dataset, []).append(
-            Snapshot(dataset, name, int(parts[1]), int(parts[2]), int(parts[3]), bookmark=True)
+            Bookmark(dataset, name, int(parts[1]), int(parts[2]), int(parts[3]))
         )
     return found
 
