@@ -25,7 +25,14 @@ from flows.common import (
 from tasks.backup import discover, plan, retry_policy, upload
 from zfs_offsite.errors import ConfigError, MembersFailed
 from zfs_offsite.jobs.backup import plan_result
-from zfs_offsite.jobs.report import MemberOutcome, artifact_key, result_line, row, summary_markdown
+from zfs_offsite.jobs.report import (
+    MemberOutcome,
+    artifact_key,
+    result_line,
+    row,
+    send_limit_name,
+    summary_markdown,
+)
 from zfs_offsite.plan.backup import Action, BackupPlan, apply_full_quota
 from zfs_offsite.plan.cadence import full_quota
 from zfs_offsite.remote.connect import source_host
@@ -91,7 +98,7 @@ def backup_flow(
     usable = [m for m in found if m.error is None]
     retry = retry_policy(settings.retries, settings.retry_delay)
     plan_task, upload_task = plan.with_options(**retry), upload.with_options(**retry)
-    limit = None if dry_run else optional_limit(artifact_key("zfs-send", host), logger)
+    limit = None if dry_run else optional_limit(send_limit_name(host), logger)
     with tags(*labels):
         plans = {m.name: plan_task.submit(settings, m, force_full) for m in usable}
         planned: list[BackupPlan] = []

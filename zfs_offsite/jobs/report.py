@@ -1,6 +1,7 @@
-"""The run report: one row per member, and a markdown summary.
+"""The run report: one row per member, a markdown summary, and the names they go under.
 
-Pure functions so the Prefect artifact and the CLI table show the same figures.
+Pure functions so the Prefect artifact and the CLI table show the same figures;
+`slug` makes the names Prefect accepts (artifact keys, the send concurrency limit).
 """
 
 from __future__ import annotations
@@ -145,9 +146,19 @@ def summary_markdown(
     return "\n".join(lines) + "\n"
 
 
-def artifact_key(*parts: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and `-` only."""
+def slug(*parts: str) -> str:
+    """`parts` joined as lowercase letters, digits and single `-`s: a name Prefect accepts."""
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", "-".join(parts).lower())).strip("-")
+
+
+def artifact_key(*parts: str) -> str:
+    """A Prefect artifact key (lowercase letters, digits and `-` only)."""
+    return slug(*parts)
+
+
+def send_limit_name(host: str) -> str:
+    """The global concurrency limit that caps sends from `host` across runs: `zfs-send-<host>`."""
+    return slug("zfs-send", host)
 
 
 def verification_rows(result: MemberVerification) -> list[dict[str, object]]:
