@@ -8,9 +8,9 @@ creation time) instead of assuming it, and destroys only what it can prove
 was received for the link in hand:
 
 - a failed link: the snapshots that were not there before this link started,
-  all newer than the previous link's target, are rolled back to that target;
+  all newer than the previous link's snapshot, are rolled back to that snapshot;
 - `--resume`: snapshots after the last complete link whose creation times lie
-  between that link's target and the next file's target (only an unfinished
+  between that link's snapshot and the next file's snapshot (only an unfinished
   receive of that file puts them there) are rolled back; anything else is
   named and left alone;
 - `--force`: the destination dataset and its own snapshots, nothing outside
@@ -85,7 +85,7 @@ def _find(snapshots: Sequence[Snapshot], file: ArchiveFile) -> Snapshot | None:
 
 
 def complete_links(snapshots: Sequence[Snapshot], point: RestorePoint) -> int:
-    """How many leading links of the chain are present (their targets, matched by GUID)."""
+    """How many leading links of the chain are present (their snapshots, matched by GUID)."""
     count = 0
     for file in point.chain:
         if _find(snapshots, file) is None:
@@ -191,8 +191,8 @@ def prepare_resume(runner: Runner, destination: str, point: RestorePoint) -> int
 
     Snapshots after the last complete link are taken as leftovers of an
     unfinished receive of the next file only if each was created between that
-    link's target and the next file's target (the sidecar records its time),
-    is not the next target under another GUID, and has no hold. Otherwise
+    link's snapshot and the next file's snapshot (the sidecar records its time),
+    is not the next file's snapshot under another GUID, and has no hold. Otherwise
     nothing is destroyed and the error names them.
     """
     held = destination_snapshots(runner, destination) or ()
@@ -258,7 +258,7 @@ def recover_failed_link(
     """After link `index` failed: roll back what it committed; the clause that says the outcome.
 
     `before` is what the destination held when the link started; only snapshots
-    that appeared since, all newer than the previous link's target, are
+    that appeared since, all newer than the previous link's snapshot, are
     rolled back. Otherwise they stay and the clause lists every snapshot there.
     `damaged`: the file failed its checks (rather than zfs or the connection).
     """
@@ -290,7 +290,7 @@ def recover_failed_link(
 def why_no_rollback(
     after: Sequence[Snapshot], new: Sequence[Snapshot], point: RestorePoint, index: int
 ) -> str | None:
-    """None if rolling back to the previous link's target destroys exactly `new`."""
+    """None if rolling back to the previous link's snapshot destroys exactly `new`."""
     if index == 0:
         return "the first link has no earlier snapshot to roll back to"
     base = _find(after, point.chain[index - 1])

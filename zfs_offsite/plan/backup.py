@@ -1,4 +1,7 @@
-"""Pure decisions: what to send for a member, and which files restore a snapshot.
+"""Pure decisions: what a member sends tonight, and how many fulls one night carries.
+
+A plan is nothing, an incremental (from a snapshot or its bookmark) or a full.
+Which files restore a snapshot is `chains.py`; when a full falls due, `cadence.py`.
 
 Inputs are facts (local snapshots with GUIDs, the remote index); output is a
 plan. Identity is the GUID where a sidecar records it, the name for seed-era
