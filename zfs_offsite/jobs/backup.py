@@ -40,8 +40,6 @@ from zfs_offsite.zfs.runner import CommandFailed, Runner
 
 log = logging.getLogger(__name__)
 
-# (raw bytes read from zfs send, bytes stored, estimated stream size or None)
-
 
 @dataclass(frozen=True)
 class BackupResult:
