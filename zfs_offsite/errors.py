@@ -79,9 +79,11 @@ class LockLostError(PermanentError):
 
 
 class MembersFailed(ZfsOffsiteError):
-    """Some members failed; the others were done. A run (backup, verify, drill,
-    prune) ends Failed with this; `outcomes` holds each member's result, where the
-    run has one to show (the backup's outcomes, verify's findings)."""
+    """Some members failed; the others were done. A run ends Failed with this.
+
+    The one such error of backup, verify, drill and prune. `outcomes` holds each
+    member's result where the run has one to show (backup outcomes, verify findings).
+    """
 
     def __init__(self, message: str, outcomes: Sequence[Any] = ()) -> None:
         super().__init__(message)
