@@ -30,7 +30,8 @@ def backup(
     """Run the backup flow now (the same flow the schedule runs); exit 1 if any member failed."""
     startup.load(config)
     flow_run.prepare_prefect()
-    from flows.backup import BackupFailed, backup_flow
+    from flows.backup import backup_flow
+    from zfs_offsite.errors import MembersFailed
     from zfs_offsite.jobs.report import row
 
     flow_run.ensure_server()
@@ -39,8 +40,8 @@ def backup(
             backup_flow, members=member or [], force_full=force_full, dry_run=dry_run
         )
     result = outcome.result
-    outcomes = result.outcomes if isinstance(result, BackupFailed) else result
-    if outcome.failed and not isinstance(result, BackupFailed):
+    outcomes = result.outcomes if isinstance(result, MembersFailed) else result
+    if outcome.failed and not isinstance(result, MembersFailed):
         flow_run.fail_run("backup", outcome)
     if not output.verbosity.quiet:
         output.print_rows("zfs-offsite backup", BACKUP_COLUMNS, [row(o) for o in outcomes])

@@ -56,7 +56,7 @@ def plan_row(p: BackupPlan) -> dict[str, object]:
         "member": p.member,
         "action": p.action.value,
         "base": p.base.name if p.base else "",
-        "target": p.target.name if p.target else "",
+        "target": p.snapshot.name if p.snapshot else "",
         "file": p.filename or "",
         "reason": p.reason,
     }

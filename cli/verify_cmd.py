@@ -21,11 +21,13 @@ def verify(
     settings = startup.load(config)
     flow_run.prepare_prefect()
     from flows.verify import verify_flow
+    from zfs_offsite.errors import MembersFailed
     from zfs_offsite.jobs.report import verification_rows
 
     outcome = flow_run.run_flow(verify_flow, members=member or [], mark=mark)
     result = outcome.result
-    verifications = result if isinstance(result, list) else getattr(result, "results", [])
+    failed = isinstance(result, MembersFailed)
+    verifications = result.outcomes if failed else result if isinstance(result, list) else []
     if json_output:
         output.print_json(
             {

@@ -22,22 +22,20 @@ from flows.common import (
     submit_bounded,
 )
 from tasks.backup import discover, plan, retry_policy, upload
-from zfs_offsite.errors import ConfigError, ZfsOffsiteError
+from zfs_offsite.errors import ConfigError, MembersFailed
 from zfs_offsite.jobs.backup import plan_result
-from zfs_offsite.jobs.report import MemberOutcome, artifact_key, result_line, row, summary_markdown
+from zfs_offsite.jobs.report import (
+    MemberOutcome,
+    artifact_key,
+    result_line,
+    row,
+    send_limit_name,
+    summary_markdown,
+)
 from zfs_offsite.plan.backup import Action, BackupPlan, apply_full_quota
 from zfs_offsite.plan.cadence import full_quota
 from zfs_offsite.remote.connect import source_host
 from zfs_offsite.settings import load_settings
-
-
-class BackupFailed(ZfsOffsiteError):
-    """Some members failed; the others completed. Carries every member's outcome."""
-
-    def __init__(self, outcomes: list[MemberOutcome]) -> None:
-        failed = [o.member for o in outcomes if o.error is not None]
-        super().__init__(f"backup failed for {len(failed)} member(s): {', '.join(failed)}")
-        self.outcomes = outcomes
 
 
 def report_keys(host: str, members: list[str], dry_run: bool) -> tuple[str, str]:
@@ -99,7 +97,7 @@ def backup_flow(
     usable = [m for m in found if m.error is None]
     retry = retry_policy(settings.retries, settings.retry_delay)
     plan_task, upload_task = plan.with_options(**retry), upload.with_options(**retry)
-    limit = None if dry_run else optional_limit(artifact_key("zfs-send", host), logger)
+    limit = None if dry_run else optional_limit(send_limit_name(host), logger)
     with tags(*labels):
         plans = {m.name: plan_task.submit(settings, m, force_full) for m in usable}
         planned: list[BackupPlan] = []
@@ -155,6 +153,9 @@ def backup_flow(
     )
     title = host + (f" ({what})" if what else "")
     create_markdown_artifact(key=summary_key, markdown=summary_markdown(title, ordered, notes))
-    if any(o.error is not None for o in ordered):
-        raise BackupFailed(ordered)
+    failed = [o.member for o in ordered if o.error is not None]
+    if failed:
+        raise MembersFailed(
+            f"backup failed for {len(failed)} member(s): {', '.join(failed)}", ordered
+        )
     return ordered

@@ -259,7 +259,3 @@ def only_known(names: list[str], wanted: list[str], what: str) -> list[str]:
     if unknown:
         raise ConfigError(f"parameter members: no {what} named {', '.join(unknown)}")
     return [n for n in names if n in wanted]
-
-
-class MembersFailed(ZfsOffsiteError):
-    """Some members failed; the others were done. The run ends Failed with this."""

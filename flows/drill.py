@@ -14,9 +14,9 @@ from flows.common import (
     only_known,
     stops_streams_when_interrupted,
 )
-from flows.verify import ArchiveUnsound
 from tasks.backup import discover
 from tasks.drill import drill
+from zfs_offsite.errors import MembersFailed
 from zfs_offsite.jobs.drill import choose_members, read_records
 from zfs_offsite.jobs.report import artifact_key, drill_row
 from zfs_offsite.remote.connect import open_store, source_host
@@ -64,7 +64,7 @@ def drill_flow(
         f"Failed: {', '.join(errors) or 'none'}\n\nNever proven: {', '.join(never) or 'none'}\n",
     )
     if errors:
-        raise ArchiveUnsound(
+        raise MembersFailed(
             "restore drill failed for " + "; ".join(f"{n}: {e}" for n, e in errors.items())
         )
     return {n: records[n].when for n in chosen}

@@ -8,7 +8,6 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.common import (
-    MembersFailed,
     dated_run_name,
     label_run,
     only_known,
@@ -17,6 +16,7 @@ from flows.common import (
     submit_bounded,
 )
 from tasks.prune import prune
+from zfs_offsite.errors import MembersFailed
 from zfs_offsite.jobs.report import artifact_key, prune_file_rows, prune_summary
 from zfs_offsite.jobs.verify import archived_members, linked_members
 from zfs_offsite.plan.retention import PrunePlan

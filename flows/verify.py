@@ -17,19 +17,11 @@ from flows.common import (
     submit_bounded,
 )
 from tasks.verify import verify
-from zfs_offsite.errors import ZfsOffsiteError
+from zfs_offsite.errors import MembersFailed
 from zfs_offsite.jobs.report import artifact_key, verification_rows, verification_summary
 from zfs_offsite.jobs.verify import FAILING, MemberVerification, archived_members, linked_members
 from zfs_offsite.remote.connect import open_store
 from zfs_offsite.settings import load_settings
-
-
-class ArchiveUnsound(ZfsOffsiteError):
-    """Verify or drill found members that cannot be restored as archived; carries the findings."""
-
-    def __init__(self, message: str, results: list[MemberVerification] | None = None) -> None:
-        super().__init__(message)
-        self.results = results or []
 
 
 @flow(
@@ -68,7 +60,7 @@ def verify_flow(
     )
     bad = [m for m, r, e in settled if e or (r is not None and r.verdict in FAILING)]
     if bad:
-        raise ArchiveUnsound(
+        raise MembersFailed(
             f"verify found {len(bad)} unsound member(s): {', '.join(bad)}",
             [r for _, r, _ in settled if r is not None],
         )

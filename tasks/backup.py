@@ -53,7 +53,7 @@ def upload_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str
         str(settings.target.parsed),
         plan.dataset,
         plan.upload_base,
-        str(plan.target.guid) if plan.target else plan.action.value,
+        str(plan.snapshot.guid) if plan.snapshot else plan.action.value,
         settings.compression.algorithm.value,
         str(parameters.get("dry_run", False)),
         str(context.task_run.flow_run_id),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from types import TracebackType
 from uuid import UUID
 
@@ -23,12 +24,12 @@ class ProgressReporter:
         self.artifact: UUID | None = None
         self.last_log = time.monotonic()
         self.logger = get_run_logger()
-        self.raw = self.stored = 0
-        self.estimate: int | None = None
+        self.last = StreamProgress(plan.member, plan.filename or "")
 
-    def __call__(self, raw: int, stored: int, estimate: int | None) -> None:
-        self.raw, self.stored, self.estimate = raw, stored, estimate
-        publish(StreamProgress(self.plan.member, self.plan.filename or "", raw, stored, estimate))
+    def __call__(self, report: StreamProgress) -> None:
+        self.last = report
+        publish(report)
+        raw, stored, estimate = report.raw_bytes, report.stored_bytes, report.estimate
         if estimate:
             percent = min(100.0, 100.0 * raw / estimate)
             if self.artifact is None:
@@ -54,15 +55,6 @@ class ProgressReporter:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        publish(
-            StreamProgress(
-                self.plan.member,
-                self.plan.filename or "",
-                self.raw,
-                self.stored,
-                self.estimate,
-                done=True,
-            )
-        )
+        publish(replace(self.last, done=True))
         if self.artifact is not None and kind is None:
             update_progress_artifact(self.artifact, 100.0)

@@ -4,6 +4,11 @@ Retry policies (Prefect's or a user's) read `retryable` instead of guessing
 from exception classes or messages.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 
 class ZfsOffsiteError(Exception):
     """Base of every error the tool raises on purpose; the message is one line."""
@@ -71,6 +76,18 @@ class LockBusyError(PermanentError):
 
 class LockLostError(PermanentError):
     """Our writer lock was taken from us: nothing may be committed."""
+
+
+class MembersFailed(ZfsOffsiteError):
+    """Some members failed; the others were done. A run ends Failed with this.
+
+    The one such error of backup, verify, drill and prune. `outcomes` holds each
+    member's result where the run has one to show (backup outcomes, verify findings).
+    """
+
+    def __init__(self, message: str, outcomes: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.outcomes = list(outcomes)
 
 
 class Cancelled(ZfsOffsiteError):

@@ -5,6 +5,9 @@ Sources, strongest first: arguments, environment (`ZFS_OFFSITE_*`, nested with
 `./zfs-offsite.toml`, `/etc/zfs-offsite.toml`), then the embedded defaults,
 which describe the demo: a file-backed pool and a local target. A key no model
 knows is an error, never ignored: a typo must not send the backup elsewhere.
+
+A leaf: it imports only `errors` and pure leaves (names, the policy grammar);
+turning these models into connections is `remote/connect.py`'s job.
 """
 
 from __future__ import annotations
@@ -30,8 +33,6 @@ from zfs_offsite import setting_sources as sources
 from zfs_offsite.archive.names import Compression
 from zfs_offsite.errors import ConfigError
 from zfs_offsite.plan.policy import Rule, parse_policy
-from zfs_offsite.remote.openssh import available as openssh_available
-from zfs_offsite.remote.ssh import SshEndpoint
 
 ENV_PREFIX = "ZFS_OFFSITE_"
 CONFIG_ENV = "ZFS_OFFSITE_CONFIG"
@@ -128,21 +129,6 @@ class SourceSettings(SettingsSection):
                 raise ValueError("must look like ssh://user@nas:22")
         return value
 
-    def endpoint(self, timeout: float) -> SshEndpoint | None:
-        if self.ssh_url is None:
-            return None
-        parts = urlsplit(self.ssh_url)
-        return SshEndpoint(
-            host=parts.hostname or "",
-            port=parts.port or 22,
-            user=unquote(parts.username or ""),
-            key_file=self.key_file,
-            known_hosts=self.known_hosts,
-            passphrase=self.key_passphrase.get_secret_value() if self.key_passphrase else None,
-            timeout=timeout,
-            setting="source",
-        )
-
 
 class TargetSettings(SettingsSection):
     """The backup server (or directory) and the SSH credentials for it."""
@@ -158,13 +144,6 @@ class TargetSettings(SettingsSection):
         "(in-process); auto picks openssh when ssh is installed.",
     )
 
-    @property
-    def uses_openssh_client(self) -> bool:
-        # Both clients take a key passphrase (OpenSSH through an askpass helper).
-        if self.client == "auto":
-            return openssh_available()
-        return self.client == "openssh"
-
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
@@ -174,18 +153,6 @@ class TargetSettings(SettingsSection):
     @property
     def parsed(self) -> TargetUrl:
         return parse_target_url(self.url)
-
-    def endpoint(self) -> SshEndpoint:
-        url = self.parsed
-        return SshEndpoint(
-            host=url.host,
-            port=url.port,
-            user=url.user,
-            key_file=self.key_file,
-            known_hosts=self.known_hosts,
-            passphrase=self.key_passphrase.get_secret_value() if self.key_passphrase else None,
-            timeout=self.timeout,
-        )
 
 
 class CompressionSettings(SettingsSection):

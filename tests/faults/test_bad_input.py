@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from flows.backup import BackupFailed, backup_flow
+from flows.backup import backup_flow
 from flows.prune import prune_flow
 from flows.verify import verify_flow
 from tests.support.flow_runs import env_for
 from tests.support.services import Pool, SshServer, ensure_test_user
 from tests.support.zfsdata import create_member, snapshot, write_member_data
 from zfs_offsite.archive.model import Sidecar
-from zfs_offsite.errors import ChainError
+from zfs_offsite.errors import ChainError, MembersFailed
 from zfs_offsite.jobs.backup import backup_member, discover_members, plan_member
 from zfs_offsite.jobs.prune import prune_member
 from zfs_offsite.jobs.restore import plan_restore
@@ -401,7 +401,7 @@ def test_unusable_dataset_name_fails_that_member_only(
     state = backup_flow(return_state=True)
     assert state.is_failed()
     error = state.result(raise_on_failure=False)
-    assert isinstance(error, BackupFailed)
+    assert isinstance(error, MembersFailed)
     assert str(error) == f"backup failed for 1 member(s): {bad}"
     assert {o.member: (o.action, o.error) for o in error.outcomes} == {
         bad: ("failed", expected),

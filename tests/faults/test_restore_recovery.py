@@ -278,8 +278,8 @@ def _file(name: str, guid: int, base_guid: int | None, creation: int) -> Archive
     assert parsed is not None
     sidecar = Sidecar(
         dataset="tank/elabfs-eve",
-        target=parsed.target,
-        target_guid=guid,
+        snapshot=parsed.snapshot,
+        snapshot_guid=guid,
         compression="zstd",
         sha256="0" * 64,
         raw_bytes=1,
@@ -289,7 +289,7 @@ def _file(name: str, guid: int, base_guid: int | None, creation: int) -> Archive
         tool_version="test",
         base=parsed.base,
         base_guid=base_guid,
-        target_creation=creation,
+        snapshot_creation=creation,
     )
     return ArchiveFile(name, parsed, 1, 0.0, sidecar)
 

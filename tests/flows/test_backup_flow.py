@@ -21,11 +21,12 @@ from prefect.client.schemas.schedules import CronSchedule
 from prefect.flow_engine import run_flow
 from prefect.states import AwaitingRetry, Scheduled
 
-from flows.backup import BackupFailed, backup_flow
+from flows.backup import backup_flow
 from tests.support.flow_runs import sftp_env, table_artifact, task_runs
 from tests.support.proxy import CuttingProxy
 from tests.support.services import Pool, SshServer
 from tests.support.zfsdata import MEMBERS, create_member, snapshot, write_member_data
+from zfs_offsite.errors import MembersFailed
 from zfs_offsite.jobs.report import artifact_key
 from zfs_offsite.stream.progress import StreamProgress, listening
 
@@ -67,7 +68,7 @@ def test_failed_member_fails_the_run_and_ui_retry_reruns_only_it(
     state = backup_flow(return_state=True)
     assert state.is_failed()
     error = state.result(raise_on_failure=False)
-    assert isinstance(error, BackupFailed) and "bob" in str(error)
+    assert isinstance(error, MembersFailed) and "bob" in str(error)
     assert {o.member: o.action for o in error.outcomes} == {
         "alice": "full",
         "bob": "failed",

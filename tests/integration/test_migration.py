@@ -103,7 +103,7 @@ def test_seed_archive_migrates_without_a_full_and_fulls_come_one_a_night(
         )
     for member in discover_members(settings):
         result = backup_member(settings, member)
-        assert (result.action, result.base, result.target) == (Action.INCREMENTAL, S2, S3)
+        assert (result.action, result.base, result.snapshot) == (Action.INCREMENTAL, S2, S3)
         new_file = (
             sftp_dir / member.name / f"elabfs-{member.name}@{S2}.to.elabfs-{member.name}@{S3}.gz"
         )

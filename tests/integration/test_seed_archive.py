@@ -59,7 +59,7 @@ def test_seed_archive_gets_an_incremental(
     result = backup_member(settings, member)
 
     assert result.action is Action.INCREMENTAL
-    assert result.base == S2 and result.target == S3
+    assert result.base == S2 and result.snapshot == S3
     suffix = ".gz" if compression == "gzip" else ".zst"
     new_file = member_dir / f"elabfs-dora@{S2}.to.elabfs-dora@{S3}{suffix}"
     assert new_file.is_file()

@@ -32,7 +32,7 @@ from zfs_offsite.errors import (
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.restore import restore_member
 from zfs_offsite.plan.backup import Action
-from zfs_offsite.remote.connect import open_store
+from zfs_offsite.remote.connect import open_store, target_endpoint
 from zfs_offsite.remote.sftp import SftpStore
 from zfs_offsite.settings import Settings, load_settings
 from zfs_offsite.zfs.runner import LocalRunner
@@ -404,7 +404,9 @@ def test_passphrase_key_logs_in(
         assert key.read_text().startswith("-----BEGIN RSA PRIVATE KEY-----")
     authorize(key)
     settings = target_settings(sshd, client, key_file=str(key), key_passphrase=PASSPHRASE)
-    assert PASSPHRASE not in repr(settings) and PASSPHRASE not in repr(settings.target.endpoint())
+    assert PASSPHRASE not in repr(settings) and PASSPHRASE not in repr(
+        target_endpoint(settings.target)
+    )
     with closing(open_store(settings.target)) as store:
         assert isinstance(store, SftpStore)
         assert (store._channel is not None) is (client == "openssh")

@@ -6,8 +6,6 @@ import ast
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from tests.support import layers
 
 CORE = Path(__file__).resolve().parents[2] / "zfs_offsite"
@@ -68,7 +66,6 @@ def test_the_plan_and_what_it_reads_do_no_io() -> None:
     assert shown(layers.impure_imports(IMPORTS)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="settings leaf lands with wt-core")
 def test_settings_is_a_leaf() -> None:
     assert shown(layers.settings_imports_beyond_leaves(IMPORTS)) == []
 

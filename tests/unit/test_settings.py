@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from zfs_offsite.archive.names import Compression
 from zfs_offsite.errors import ConfigError
+from zfs_offsite.remote.connect import target_endpoint
 from zfs_offsite.setting_sources import section_model, toml_key_lines
 from zfs_offsite.settings import (
     ENV_PREFIX,
@@ -88,8 +89,8 @@ def test_environment_overrides_toml(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.compression.algorithm is Compression.ZSTD
     assert "hunter2" not in repr(settings)
-    assert settings.target.endpoint().passphrase == "hunter2"
-    assert "hunter2" not in repr(settings.target.endpoint())
+    assert target_endpoint(settings.target).passphrase == "hunter2"
+    assert "hunter2" not in repr(target_endpoint(settings.target))
 
 
 @pytest.mark.parametrize(

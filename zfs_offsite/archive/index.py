@@ -115,10 +115,10 @@ def _sidecars(
     sidecar, why = _read_sidecar(store, f"{member}/{metadata.name}")
     if sidecar is None:
         return None, f"{metadata.name} is unreadable ({why}): {_NO_IDENTITY}"
-    if (sidecar.target, sidecar.base) != (name.target, name.base):
+    if (sidecar.snapshot, sidecar.base) != (name.snapshot, name.base):
         return None, (
-            f"{metadata.name} records {sidecar.base or 'full'} -> {sidecar.target}, but the "
-            f"file name says {name.base or 'full'} -> {name.target}: {_NO_IDENTITY}"
+            f"{metadata.name} records {sidecar.base or 'full'} -> {sidecar.snapshot}, but the "
+            f"file name says {name.base or 'full'} -> {name.snapshot}: {_NO_IDENTITY}"
         )
     recreate = (
         f"recreate it as the line '{checksum_line(sidecar.sha256, filename).decode().strip()}'"

@@ -36,8 +36,8 @@ class Sidecar:
     """Metadata written next to each completed backup file."""
 
     dataset: str
-    target: str
-    target_guid: int
+    snapshot: str  # the snapshot the file holds (JSON key "target", see _JSON_KEYS)
+    snapshot_guid: int
     compression: str
     sha256: str
     raw_bytes: int
@@ -48,11 +48,12 @@ class Sidecar:
     base: str | None = None
     base_guid: int | None = None
     source_host: str = ""
-    target_creation: int | None = None  # when the snapshot was taken (epoch seconds)
+    snapshot_creation: int | None = None  # when the snapshot was taken (epoch seconds)
     format: int = SIDECAR_FORMAT
 
     def to_json(self) -> bytes:
-        return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode()
+        fields = {_JSON_KEYS.get(name, name): value for name, value in asdict(self).items()}
+        return (json.dumps(fields, indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> Sidecar:
@@ -67,20 +68,29 @@ class Sidecar:
             raise ValueError(f"a JSON {_json_kind(raw)}, not an object")
         values = {}
         for name, (kinds, wanted, required) in _FIELDS.items():
-            if name not in raw:
+            key = _JSON_KEYS.get(name, name)
+            if key not in raw:
                 if required:
-                    raise ValueError(f"no {name!r} field")
+                    raise ValueError(f"no {key!r} field")
                 continue
-            value = raw[name]
+            value = raw[key]
             if isinstance(value, bool) or not isinstance(value, kinds):
                 shown = json.dumps(value)
                 shown = shown if len(shown) <= 40 else shown[:37] + "..."
-                raise ValueError(f"field {name!r} is {shown}, not {wanted}")
+                raise ValueError(f"field {key!r} is {shown}, not {wanted}")
             values[name] = value
         if not _SHA256.fullmatch(values["sha256"]):
             raise ValueError("field 'sha256' is not 64 hex digits")
         return cls(**values)
 
+
+# The on-disk format calls the snapshot a file holds its "target"; in the code
+# "target" is the backup server, so these fields have other names in Python.
+_JSON_KEYS = {
+    "snapshot": "target",
+    "snapshot_guid": "target_guid",
+    "snapshot_creation": "target_creation",
+}
 
 _FIELDS = {
     name: (*_JSON_TYPES[str(spec.type)], spec.default is MISSING)
@@ -113,8 +123,8 @@ class ArchiveFile:
     sidecar_problem: str | None = None
 
     @property
-    def target_guid(self) -> int | None:
-        return self.sidecar.target_guid if self.sidecar else None
+    def snapshot_guid(self) -> int | None:
+        return self.sidecar.snapshot_guid if self.sidecar else None
 
     @property
     def base_guid(self) -> int | None:
@@ -143,8 +153,8 @@ class ArchiveFile:
         return self.corrupt is None and self.identified
 
     @property
-    def verified(self) -> bool:
-        """True if a checksum is recorded (seed-era files have none)."""
+    def has_sidecar(self) -> bool:
+        """True if a sidecar records its checksum and GUIDs (seed-era files have none)."""
         return self.sidecar is not None
 
 

@@ -42,10 +42,10 @@ def is_safe_component(text: str) -> bool:
 
 @dataclass(frozen=True)
 class BackupName:
-    """What a backup file's name says: dataset part, base (for incrementals), target."""
+    """What a backup file's name says: dataset part, base (for incrementals), snapshot."""
 
     dataset: str
-    target: str
+    snapshot: str
     compression: Compression
     base: str | None = None
 
@@ -55,10 +55,12 @@ class BackupName:
 
     @property
     def filename(self) -> str:
-        target = f"{self.dataset}@{self.target}"
+        snapshot = f"{self.dataset}@{self.snapshot}"
         if self.base is None:
-            return target + self.compression.suffix
-        return f"{self.dataset}@{self.base}{INCREMENTAL_SEPARATOR}{target}{self.compression.suffix}"
+            return snapshot + self.compression.suffix
+        return (
+            f"{self.dataset}@{self.base}{INCREMENTAL_SEPARATOR}{snapshot}{self.compression.suffix}"
+        )
 
 
 def parse_backup_name(filename: str) -> BackupName | None:
@@ -74,15 +76,15 @@ def parse_backup_name(filename: str) -> BackupName | None:
         return None
     if "@" not in rest:
         return _checked(BackupName(dataset, rest, compression))
-    base, at2, target = rest.partition("@")
+    base, at2, snapshot = rest.partition("@")
     marker = f"{INCREMENTAL_SEPARATOR}{dataset}"
-    if not at2 or "@" in target or not base.endswith(marker):
+    if not at2 or "@" in snapshot or not base.endswith(marker):
         return None
-    return _checked(BackupName(dataset, target, compression, base=base[: -len(marker)]))
+    return _checked(BackupName(dataset, snapshot, compression, base=base[: -len(marker)]))
 
 
 def _checked(name: BackupName) -> BackupName | None:
-    parts = [name.target] if name.base is None else [name.base, name.target]
+    parts = [name.snapshot] if name.base is None else [name.base, name.snapshot]
     return name if all(is_safe_component(p) for p in parts) else None
 
 

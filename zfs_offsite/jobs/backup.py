@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, replace
 
@@ -31,6 +30,7 @@ from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings
 from zfs_offsite.stream import cancel
 from zfs_offsite.stream.compression import compressor
+from zfs_offsite.stream.progress import ProgressFn, StreamProgress
 from zfs_offsite.stream.upload import StreamResult, stream_to_store
 from zfs_offsite.zfs.commands import detect_features, estimate_send_size, list_datasets, send_argv
 from zfs_offsite.zfs.members import Member, select_members
@@ -39,9 +39,6 @@ from zfs_offsite.zfs.protect import choose, mark_tag, protect, stale_marks
 from zfs_offsite.zfs.runner import CommandFailed, Runner
 
 log = logging.getLogger(__name__)
-
-# (raw bytes read from zfs send, bytes stored, estimated stream size or None)
-ProgressFn = Callable[[int, int, int | None], None]
 
 
 @dataclass(frozen=True)
@@ -52,14 +49,14 @@ class BackupResult:
     action: Action
     reason: str
     base: str | None = None
-    target: str | None = None
+    snapshot: str | None = None  # the snapshot sent (or that would be)
     remote_path: str | None = None
     estimated_bytes: int | None = None
     stream: StreamResult | None = None
     dry_run: bool = False
     protection: str | None = None  # how the uploaded snapshot was marked as next base
     base_guid: int | None = None  # the snapshots' identities, for the audit trail
-    target_guid: int | None = None
+    snapshot_guid: int | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -121,25 +118,25 @@ def plan_member(
         cadence=cadence,
         now=time.time(),
     )
-    if plan.target is not None:
+    if plan.snapshot is not None:
         tag = mark_tag(str(settings.target.parsed))
-        plan = replace(plan, stale_marks=stale_marks(member, tag, plan.target))
+        plan = replace(plan, stale_marks=stale_marks(member, tag, plan.snapshot))
     return plan, archive
 
 
 def plan_result(plan: BackupPlan, *, dry_run: bool = False) -> BackupResult:
     """The report row of a plan before anything is sent (all of it, for plans that send nothing)."""
     base = plan.base.name if plan.base else None
-    target = plan.target.name if plan.target else None
+    snapshot = plan.snapshot.name if plan.snapshot else None
     return BackupResult(
         plan.member,
         plan.action,
         plan.reason,
         base,
-        target,
+        snapshot,
         dry_run=dry_run,
         base_guid=plan.base.guid if plan.base else None,
-        target_guid=plan.target.guid if plan.target else None,
+        snapshot_guid=plan.snapshot.guid if plan.snapshot else None,
     )
 
 
@@ -204,12 +201,12 @@ def execute_plan(
         raise ArchiveConflictError(f"member {plan.member}: {plan.reason}")
     if not plan.sends:
         return result
-    assert plan.target is not None and plan.name is not None
+    assert plan.snapshot is not None and plan.name is not None
     remote_path = f"{plan.member}/{plan.name.filename}"
     send_from = plan.send_from
     from_bookmark = send_from is not None and "#" in send_from
     features = detect_features(runner)
-    estimate = estimate_send_size(runner, features, plan.target.full_name, send_from)
+    estimate = estimate_send_size(runner, features, plan.snapshot.full_name, send_from)
     result = replace(result, remote_path=remote_path, estimated_bytes=estimate)
     if dry_run:
         return result
@@ -234,7 +231,7 @@ def execute_plan(
             cancel.check()
             lock.verify()
 
-        argv = send_argv(plan.target.full_name, send_from, intermediates=not from_bookmark)
+        argv = send_argv(plan.snapshot.full_name, send_from, intermediates=not from_bookmark)
         process = runner.start(argv)
         level = settings.compression.effective_level
         stream = stream_to_store(
@@ -242,14 +239,15 @@ def execute_plan(
             compressor(plan.name.compression, level, settings.compression.threads),
             store,
             remote_path,
-            progress=(lambda raw, stored: progress(raw, stored, estimate)) if progress else None,
+            progress=progress,
+            report=StreamProgress(plan.member, plan.name.filename, estimate=estimate),
             tick=tick,
             expected_raw=estimate,
         )
         sidecar = Sidecar(
             dataset=plan.dataset,
-            target=plan.target.name,
-            target_guid=plan.target.guid,
+            snapshot=plan.snapshot.name,
+            snapshot_guid=plan.snapshot.guid,
             compression=plan.name.compression.value,
             sha256=stream.sha256,
             raw_bytes=stream.raw_bytes,
@@ -260,7 +258,7 @@ def execute_plan(
             base=result.base,
             base_guid=plan.base.guid if plan.base else None,
             source_host=source_host(settings),
-            target_creation=plan.target.creation or None,
+            snapshot_creation=plan.snapshot.creation or None,
         )
         commit_backup(
             store,
@@ -284,11 +282,11 @@ def execute_plan(
 
 def _protect(settings: Settings, runner: Runner, features: ZfsFeatures, plan: BackupPlan) -> str:
     """Mark the uploaded snapshot as the next base; a failure is reported, not fatal."""
-    assert plan.target is not None
+    assert plan.snapshot is not None
     mechanism = choose(settings.protect_base, features)
     tag = mark_tag(str(settings.target.parsed))
     try:
-        return protect(runner, mechanism, tag, plan.target, plan.stale_marks)
+        return protect(runner, mechanism, tag, plan.snapshot, plan.stale_marks)
     except ZfsOffsiteError as exc:
         log.warning("%s: uploaded, but %s", plan.member, exc)
         return f"failed: {exc}"

@@ -8,9 +8,9 @@ creation time) instead of assuming it, and destroys only what it can prove
 was received for the link in hand:
 
 - a failed link: the snapshots that were not there before this link started,
-  all newer than the previous link's target, are rolled back to that target;
+  all newer than the previous link's snapshot, are rolled back to that snapshot;
 - `--resume`: snapshots after the last complete link whose creation times lie
-  between that link's target and the next file's target (only an unfinished
+  between that link's snapshot and the next file's snapshot (only an unfinished
   receive of that file puts them there) are rolled back; anything else is
   named and left alone;
 - `--force`: the destination dataset and its own snapshots, nothing outside
@@ -30,6 +30,7 @@ from zfs_offsite.zfs.commands import (
     create_parents_argv,
     destroy_argv,
     error_text,
+    exists_argv,
     list_datasets,
     origins_argv,
     parse_origins,
@@ -45,7 +46,7 @@ NAMES_SHOWN = 8  # in "holds …" summaries; snapshots to act on are always list
 
 
 def dataset_exists(runner: Runner, dataset: str) -> bool:
-    return runner.run(["zfs", "list", "-H", "-o", "name", dataset], check=False).returncode == 0
+    return runner.run(exists_argv(dataset), check=False).returncode == 0
 
 
 def destination_snapshots(runner: Runner, dataset: str) -> tuple[Snapshot, ...] | None:
@@ -78,13 +79,13 @@ def describe(dataset: str, snapshots: Sequence[Snapshot] | None, *, full: bool =
 def _find(snapshots: Sequence[Snapshot], file: ArchiveFile) -> Snapshot | None:
     """The snapshot that `file` restores, by name, and by GUID where the sidecar records one."""
     for snap in snapshots:
-        if snap.name == file.name.target and file.target_guid in (None, snap.guid):
+        if snap.name == file.name.snapshot and file.snapshot_guid in (None, snap.guid):
             return snap
     return None
 
 
 def complete_links(snapshots: Sequence[Snapshot], point: RestorePoint) -> int:
-    """How many leading links of the chain are present (their targets, matched by GUID)."""
+    """How many leading links of the chain are present (their snapshots, matched by GUID)."""
     count = 0
     for file in point.chain:
         if _find(snapshots, file) is None:
@@ -190,8 +191,8 @@ def prepare_resume(runner: Runner, destination: str, point: RestorePoint) -> int
 
     Snapshots after the last complete link are taken as leftovers of an
     unfinished receive of the next file only if each was created between that
-    link's target and the next file's target (the sidecar records its time),
-    is not the next target under another GUID, and has no hold. Otherwise
+    link's snapshot and the next file's snapshot (the sidecar records its time),
+    is not the next file's snapshot under another GUID, and has no hold. Otherwise
     nothing is destroyed and the error names them.
     """
     held = destination_snapshots(runner, destination) or ()
@@ -199,7 +200,7 @@ def prepare_resume(runner: Runner, destination: str, point: RestorePoint) -> int
     if count == 0:
         raise PermanentError(
             f"destination {destination} holds no snapshot of this chain (first: "
-            f"{point.chain[0].name.target}): name a new dataset or pass --force"
+            f"{point.chain[0].name.snapshot}): name a new dataset or pass --force"
         )
     if count == len(point.chain):
         return count
@@ -209,13 +210,13 @@ def prepare_resume(runner: Runner, destination: str, point: RestorePoint) -> int
     if not extra:
         return count
     upcoming = point.chain[count]
-    until = upcoming.sidecar.target_creation if upcoming.sidecar else None
+    until = upcoming.sidecar.snapshot_creation if upcoming.sidecar else None
     foreign = [
         s
         for s in extra
         if until is None
         or not base.creation <= s.creation <= until
-        or s.name == upcoming.name.target
+        or s.name == upcoming.name.snapshot
         or s.userrefs
     ]
     if foreign:
@@ -257,7 +258,7 @@ def recover_failed_link(
     """After link `index` failed: roll back what it committed; the clause that says the outcome.
 
     `before` is what the destination held when the link started; only snapshots
-    that appeared since, all newer than the previous link's target, are
+    that appeared since, all newer than the previous link's snapshot, are
     rolled back. Otherwise they stay and the clause lists every snapshot there.
     `damaged`: the file failed its checks (rather than zfs or the connection).
     """
@@ -269,7 +270,7 @@ def recover_failed_link(
         return f"nothing of this file was committed, {describe(destination, after)}; {again}"
     reason = why_no_rollback(after or (), new, point, index)
     if reason is None:
-        base = point.chain[index - 1].name.target
+        base = point.chain[index - 1].name.snapshot
         error = rollback(runner, f"{destination}@{base}")
         now = destination_snapshots(runner, destination)
         left = [s for s in now or () if s.guid in {n.guid for n in new}]
@@ -289,12 +290,12 @@ def recover_failed_link(
 def why_no_rollback(
     after: Sequence[Snapshot], new: Sequence[Snapshot], point: RestorePoint, index: int
 ) -> str | None:
-    """None if rolling back to the previous link's target destroys exactly `new`."""
+    """None if rolling back to the previous link's snapshot destroys exactly `new`."""
     if index == 0:
         return "the first link has no earlier snapshot to roll back to"
     base = _find(after, point.chain[index - 1])
     if base is None:
-        return f"{point.chain[index - 1].name.target} is not there with its recorded GUID"
+        return f"{point.chain[index - 1].name.snapshot} is not there with its recorded GUID"
     later = {s.guid for s in after if s.createtxg > base.createtxg}
     if later != {s.guid for s in new}:
         others = [s for s in after if s.guid in later - {n.guid for n in new}]

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from zfs_offsite.errors import IntegrityError
 from zfs_offsite.jobs.restore import dataset_exists, plan_restore, receive_chain
 from zfs_offsite.remote.store import Store, read_small_file, write_small_file
+from zfs_offsite.zfs.commands import create_argv, destroy_scratch_argv
 from zfs_offsite.zfs.members import Member
 from zfs_offsite.zfs.runner import CommandFailed, Runner
 
@@ -76,7 +77,7 @@ def destroy_scratch(runner: Runner, dataset: str, attempts: int = 10) -> None:
     for attempt in range(attempts):
         if not dataset_exists(runner, dataset):
             return
-        result = runner.run(["zfs", "destroy", "-r", "-f", dataset], check=False)
+        result = runner.run(destroy_scratch_argv(dataset), check=False)
         if result.returncode == 0:
             return
         if attempt == attempts - 1:
@@ -89,7 +90,7 @@ def drill_member(runner: Runner, store: Store, member: Member, scratch: str) -> 
     point = plan_restore(store, member.name, None)
     destination = f"{scratch}/{member.name}"
     if not dataset_exists(runner, scratch):
-        runner.run(["zfs", "create", scratch])
+        runner.run(create_argv(scratch))
     destroy_scratch(runner, destination)  # left by an interrupted drill; ours by name
     try:
         result = receive_chain(runner, store, member.name, point, destination)

@@ -1,6 +1,7 @@
-"""The run report: one row per member, and a markdown summary.
+"""The run report: one row per member, a markdown summary, and the names they go under.
 
-Pure functions so the Prefect artifact and the CLI table show the same figures.
+Pure functions so the Prefect artifact and the CLI table show the same figures;
+`slug` makes the names Prefect accepts (artifact keys, the send concurrency limit).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def row(outcome: MemberOutcome) -> dict[str, object]:
         "member": outcome.member,
         "action": outcome.action,
         "base": (r.base if r else None) or "",
-        "target": (r.target if r else None) or "",
+        "target": (r.snapshot if r else None) or "",
         "raw_bytes": stream.raw_bytes if stream else "",
         "stored_bytes": stream.stored_bytes if stream else "",
         "ratio": f"{r.ratio:.2f}" if r and r.ratio else "",
@@ -101,7 +102,7 @@ def row(outcome: MemberOutcome) -> dict[str, object]:
         "started": stream.started.isoformat() if stream else "",
         "finished": stream.finished.isoformat() if stream else "",
         "base_guid": _guid(r.base_guid) if r else "",
-        "target_guid": _guid(r.target_guid) if r else "",
+        "target_guid": _guid(r.snapshot_guid) if r else "",
         "source": source_of(outcome),
     }
 
@@ -112,7 +113,7 @@ def result_line(outcome: MemberOutcome) -> str:
     if outcome.error is not None or r is None:
         return f"{outcome.member}: failed: {outcome.error}"
     base = r.base or "(none)"
-    line = f"{outcome.member}: {outcome.action} {base} → {r.target or '(none)'}"
+    line = f"{outcome.member}: {outcome.action} {base} → {r.snapshot or '(none)'}"
     if r.stream is not None:
         s = r.stream
         line += (
@@ -145,9 +146,19 @@ def summary_markdown(
     return "\n".join(lines) + "\n"
 
 
-def artifact_key(*parts: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and `-` only."""
+def slug(*parts: str) -> str:
+    """`parts` joined as lowercase letters, digits and single `-`s: a name Prefect accepts."""
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", "-".join(parts).lower())).strip("-")
+
+
+def artifact_key(*parts: str) -> str:
+    """A Prefect artifact key (lowercase letters, digits and `-` only)."""
+    return slug(*parts)
+
+
+def send_limit_name(host: str) -> str:
+    """The global concurrency limit that caps sends from `host` across runs: `zfs-send-<host>`."""
+    return slug("zfs-send", host)
 
 
 def verification_rows(result: MemberVerification) -> list[dict[str, object]]:

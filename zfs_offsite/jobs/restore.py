@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import shlex
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,15 +34,15 @@ from zfs_offsite.jobs.destination import (
 )
 from zfs_offsite.plan.chains import RestorePoint, choose_restore_point
 from zfs_offsite.remote.store import Store
+from zfs_offsite.stream.progress import ProgressFn, StreamProgress
 from zfs_offsite.stream.readback import ReadStats, checked_chunks, read_ahead, stream_chunks
-from zfs_offsite.zfs.commands import error_text, receive_argv
+from zfs_offsite.zfs.commands import error_text, guid_argv, receive_argv
 from zfs_offsite.zfs.model import Snapshot
 from zfs_offsite.zfs.runner import Process, Runner
 
 log = logging.getLogger(__name__)
 
 HOLDBACK = 1024 * 1024  # raw bytes kept from `zfs receive` until the file's checks pass
-RestoreProgress = Callable[[str, int], None]  # (file name, raw bytes received so far)
 
 
 class ReceiveError(PermanentError):
@@ -89,7 +88,7 @@ def plan_restore(store: Store, member: str, snapshot: str | None) -> RestorePoin
 
 
 def snapshot_guid(runner: Runner, snapshot: str) -> int | None:
-    result = runner.run(["zfs", "get", "-H", "-p", "-o", "value", "guid", snapshot], check=False)
+    result = runner.run(guid_argv(snapshot), check=False)
     text = result.stdout.strip()
     return int(text) if result.returncode == 0 and text.isdigit() else None
 
@@ -99,11 +98,12 @@ def receive_file(
     member: str,
     file: ArchiveFile,
     process: Process,
-    progress: RestoreProgress | None = None,
+    progress: ProgressFn | None = None,
 ) -> ReceivedFile:
     """Stream one stored file into a running `zfs receive`, holding back its end until checked."""
     assert process.stdin is not None
     stats, started, pending = ReadStats(), time.monotonic(), bytearray()
+    report = StreamProgress(member, file.filename)
     # Three threads overlap: network reads and hashing, decompression, this pipe.
     chunks = read_ahead(stream_chunks(store, member, file, stats))
     try:
@@ -113,7 +113,7 @@ def receive_file(
                 process.stdin.write(pending[:-HOLDBACK])
                 del pending[:-HOLDBACK]
                 if progress:
-                    progress(file.filename, stats.raw_bytes - len(pending))
+                    progress(report.at(stats.raw_bytes - len(pending), stats.stored_bytes))
         process.stdin.write(pending)
         process.close_stdin()
     except BrokenPipeError:
@@ -133,13 +133,13 @@ def receive_file(
     if process.wait() != 0:
         raise ReceiveError(_receive_message(file, process))
     if progress:
-        progress(file.filename, stats.raw_bytes)
+        progress(report.at(stats.raw_bytes, stats.stored_bytes))
     return ReceivedFile(
         file.filename,
         stats.stored_bytes,
         stats.raw_bytes,
         time.monotonic() - started,
-        file.verified,
+        file.has_sidecar,  # its checksum was checked as it streamed
     )
 
 
@@ -156,7 +156,7 @@ def restore_member(
     snapshot: str | None = None,
     force: bool = False,
     resume: bool = False,
-    progress: RestoreProgress | None = None,
+    progress: ProgressFn | None = None,
 ) -> RestoreResult:
     """Receive the chain of `snapshot` (default: newest archived) into `destination`."""
     point = plan_restore(store, member, snapshot)
@@ -174,7 +174,7 @@ def receive_chain(
     *,
     force: bool = False,
     resume: bool = False,
-    progress: RestoreProgress | None = None,
+    progress: ProgressFn | None = None,
 ) -> RestoreResult:
     """Receive a planned chain into `destination`, file by file, each checked as it streams.
 

@@ -78,8 +78,8 @@ class MemberStatus:
 
 def _snapshot_time(file: ArchiveFile) -> float:
     """When the file's snapshot was taken (sidecar), else when it was stored (seed era)."""
-    if file.sidecar is not None and file.sidecar.target_creation:
-        return float(file.sidecar.target_creation)
+    if file.sidecar is not None and file.sidecar.snapshot_creation:
+        return float(file.sidecar.snapshot_creation)
     return file.archived_at
 
 
@@ -109,7 +109,7 @@ def member_status(member: Member, archive: MemberArchive, now: float | None = No
     return MemberStatus(
         member=member.name,
         newest_local=member.newest.name if member.newest else None,
-        newest_archived=newest.name if newest else (chain[-1].name.target if chain else None),
+        newest_archived=newest.name if newest else (chain[-1].name.snapshot if chain else None),
         archived_age_hours=age,
         chain_length=len(chain),
         archive_bytes=sum(f.size for f in files),
@@ -120,7 +120,7 @@ def member_status(member: Member, archive: MemberArchive, now: float | None = No
         corrupt_files=[f.filename for f in files if not f.sound],
         unchained_files=[f.filename for f in files if f.sound and f.filename not in chains],
         newest_file_restorable=newest_file is None or newest_file.filename in chains,
-        unverified_in_chain=sum(1 for f in chain if not f.verified),
+        unverified_in_chain=sum(1 for f in chain if not f.has_sidecar),
     )
 
 

@@ -107,7 +107,7 @@ def check_file(
             f".json (sha256sum -c fails): recreate it as the line '{line}'"
         )
         return FileCheck(file.filename, Verdict.BAD_SIDECAR, detail, *figures)
-    if file.verified:
+    if file.has_sidecar:
         return FileCheck(file.filename, Verdict.OK, "", *figures)
     detail = "seed-era file: no sidecar checksum, decompresses to its end"
     return FileCheck(file.filename, Verdict.UNVERIFIED, detail, *figures)

@@ -1,4 +1,7 @@
-"""Pure decisions: what to send for a member, and which files restore a snapshot.
+"""Pure decisions: what a member sends tonight, and how many fulls one night carries.
+
+A plan is nothing, an incremental (from a snapshot or its bookmark) or a full.
+Which files restore a snapshot is `chains.py`; when a full falls due, `cadence.py`.
 
 Inputs are facts (local snapshots with GUIDs, the remote index); output is a
 plan. Identity is the GUID where a sidecar records it, the name for seed-era
@@ -16,7 +19,7 @@ from zfs_offsite.archive.names import BackupName, Compression
 from zfs_offsite.plan.cadence import FullCadence, FullDue, ordinal
 from zfs_offsite.plan.chains import _base_key, archived_chain, archived_snapshots, restore_chains
 from zfs_offsite.zfs.members import Member
-from zfs_offsite.zfs.model import Snapshot
+from zfs_offsite.zfs.model import Bookmark, Snapshot
 
 
 class Action(StrEnum):
@@ -35,7 +38,7 @@ class BackupPlan:
     dataset: str
     action: Action
     reason: str
-    target: Snapshot | None = None
+    snapshot: Snapshot | None = None  # the snapshot to send: the newest
     base: Snapshot | None = None
     name: BackupName | None = None
     # The base the archived copy was (or will be) sent from: GUID, "full", or a
@@ -45,9 +48,9 @@ class BackupPlan:
     # What `zfs send` starts from: the base snapshot, or a bookmark of it (`ds#mark`)
     # when the NAS has destroyed the snapshot; bookmarks allow `-i` only.
     send_from: str | None = None
-    # Marks (holds, bookmarks) on older snapshots to clear once the target is marked.
+    # Marks (holds, bookmarks) on older snapshots to clear once `snapshot` is marked.
     stale_marks: tuple[str, ...] = ()
-    forced: bool = False  # a full the user asked for, even though the target is archived
+    forced: bool = False  # a full the user asked for, even though `snapshot` is archived
     # Where the member's chain stands against the full cadence (None: no cadence).
     full_due: FullDue | None = None
     # On a full the cadence asks for: the incremental to send instead when the
@@ -65,19 +68,19 @@ class BackupPlan:
 
 def _bookmark_bases(
     member: Member, files: Sequence[ArchiveFile], chains: dict[str, list[ArchiveFile]]
-) -> list[tuple[Snapshot, str]]:
+) -> list[tuple[Snapshot, Bookmark]]:
     """Bookmarks of archived snapshots: (base as the archive names it, bookmark to send from)."""
     by_guid = {
-        f.target_guid: f for f in files if f.filename in chains and f.target_guid is not None
+        f.snapshot_guid: f for f in files if f.filename in chains and f.snapshot_guid is not None
     }
     bases = []
     for mark in member.bookmarks:
         file = by_guid.get(mark.guid)
         if file is not None:
             base = Snapshot(
-                member.dataset, file.name.target, mark.guid, mark.createtxg, mark.creation
+                member.dataset, file.name.snapshot, mark.guid, mark.createtxg, mark.creation
             )
-            bases.append((base, mark.full_name))
+            bases.append((base, mark))
     return bases
 
 
@@ -110,13 +113,13 @@ def plan_backup(
             member.dataset,
             Action.UP_TO_DATE,
             f"{newest.name} is already in the archive" + (f"; {standing.when}" if standing else ""),
-            target=newest,
+            snapshot=newest,
             upload_base=_base_key(newest_chain[-1]),
             full_due=standing,
         )
     # (base, what `zfs send` starts from); a snapshot beats a bookmark of the same point.
-    candidates = [
-        (s, s.full_name)
+    candidates: list[tuple[Snapshot, Snapshot | Bookmark]] = [
+        (s, s)
         for s in archived_snapshots(member.snapshots, files, chains)
         if s.createtxg < newest.createtxg
     ]
@@ -125,20 +128,20 @@ def plan_backup(
         for b, mark in _bookmark_bases(member, files, chains)
         if b.createtxg < newest.createtxg
     ]
-    candidates.sort(key=lambda c: (c[0].createtxg, c[1] == c[0].full_name))
+    candidates.sort(key=lambda c: (c[0].createtxg, isinstance(c[1], Snapshot)))
     due = None
     if candidates and not force_full and cadence is not None:
         base_chain = archived_chain(candidates[-1][0], files, chains)
         due = cadence.status(base_chain, now) if base_chain else None
     incremental = None
     if candidates and not force_full:
-        base, send_from = candidates[-1]
+        base, origin = candidates[-1]
         name = BackupName(member.dataset_part, newest.name, compression, base=base.name)
         reason = f"newest archived snapshot is {base.name}"
-        if send_from != base.full_name:
-            reason += f" (sent from bookmark {send_from.partition('#')[2]}: snapshot is gone)"
+        if isinstance(origin, Bookmark):
+            reason += f" (sent from bookmark {origin.name}: snapshot is gone)"
         incremental = _checked(
-            member, newest, name, existing, Action.INCREMENTAL, reason, base, send_from
+            member, newest, name, existing, Action.INCREMENTAL, reason, base, origin.full_name
         )
         if due is None or not due.due:
             if due is not None and incremental.sends:
@@ -151,7 +154,7 @@ def plan_backup(
             member.dataset,
             Action.UP_TO_DATE,
             f"a full backup of {newest.name} exists",
-            target=newest,
+            snapshot=newest,
         )
     if force_full:
         reason = "forced full backup"
@@ -183,7 +186,7 @@ def _checked(
             Action.CONFLICT,
             f"{name.filename} exists but is not a restorable copy of {newest.full_name} "
             "(broken chain or a reused snapshot name); move it aside to continue",
-            target=newest,
+            snapshot=newest,
             base=base,
             name=name,
         )
@@ -192,7 +195,7 @@ def _checked(
         member.dataset,
         action,
         reason,
-        target=newest,
+        snapshot=newest,
         base=base,
         name=name,
         upload_base=str(base.guid) if base else "full",
@@ -206,13 +209,13 @@ def superseded(plan: BackupPlan, files: Sequence[ArchiveFile]) -> str | None:
     A run that waited for another run's lock reads the member's directory again:
     the other run may have stored the same snapshot, or removed the base.
     """
-    if plan.target is None or plan.name is None:
+    if plan.snapshot is None or plan.name is None:
         return None
     if any(f.filename == plan.name.filename for f in files):
         return f"{plan.name.filename} was stored by another run meanwhile"
     chains = restore_chains(files)
-    if not plan.forced and archived_chain(plan.target, files, chains):
-        return f"{plan.target.name} was stored by another run meanwhile"
+    if not plan.forced and archived_chain(plan.snapshot, files, chains):
+        return f"{plan.snapshot.name} was stored by another run meanwhile"
     if plan.base is not None and not archived_chain(plan.base, files, chains):
         return f"the base {plan.base.name} is no longer restorable from the archive"
     return None

@@ -12,13 +12,13 @@ from zfs_offsite.zfs.model import Snapshot
 
 
 def _links(file: ArchiveFile, previous: ArchiveFile) -> bool:
-    """True if `previous`'s target is `file`'s base (same name; same GUID where both known)."""
-    if file.name.base != previous.name.target:
+    """True if `previous`'s snapshot is `file`'s base (same name; same GUID where both known)."""
+    if file.name.base != previous.name.snapshot:
         return False
     return (
         file.base_guid is None
-        or previous.target_guid is None
-        or (file.base_guid == previous.target_guid)
+        or previous.snapshot_guid is None
+        or (file.base_guid == previous.snapshot_guid)
     )
 
 
@@ -29,9 +29,9 @@ def restore_chains(files: Sequence[ArchiveFile]) -> dict[str, list[ArchiveFile]]
     incremental) is built on them.
     """
     files = [f for f in files if f.sound]
-    by_target: dict[str, list[ArchiveFile]] = {}
+    by_snapshot: dict[str, list[ArchiveFile]] = {}
     for f in files:
-        by_target.setdefault(f.name.target, []).append(f)
+        by_snapshot.setdefault(f.name.snapshot, []).append(f)
     chains: dict[str, list[ArchiveFile] | None] = {}
 
     def chain(f: ArchiveFile, visiting: frozenset[str]) -> list[ArchiveFile] | None:
@@ -42,7 +42,7 @@ def restore_chains(files: Sequence[ArchiveFile]) -> dict[str, list[ArchiveFile]]
         else:
             options = [
                 c
-                for p in by_target.get(f.name.base or "", [])
+                for p in by_snapshot.get(f.name.base or "", [])
                 if p.filename not in visiting and _links(f, p)
                 if (c := chain(p, visiting | {f.filename})) is not None
             ]
@@ -56,7 +56,7 @@ def restore_chains(files: Sequence[ArchiveFile]) -> dict[str, list[ArchiveFile]]
 
 
 def _matches(snapshot: Snapshot, file: ArchiveFile) -> bool:
-    return file.name.target == snapshot.name and file.target_guid in (None, snapshot.guid)
+    return file.name.snapshot == snapshot.name and file.snapshot_guid in (None, snapshot.guid)
 
 
 def archived_chain(
@@ -101,7 +101,7 @@ def restore_points(files: Sequence[ArchiveFile]) -> list[RestorePoint]:
     best: dict[tuple[str, int | None], list[ArchiveFile]] = {}
     for chain in chains.values():
         last = chain[-1]
-        key = (last.name.target, last.target_guid)
+        key = (last.name.snapshot, last.snapshot_guid)
         if key not in best or len(chain) < len(best[key]):
             best[key] = chain
     points = [RestorePoint(t, g, c) for (t, g), c in best.items()]
@@ -115,20 +115,20 @@ def choose_restore_point(files: Sequence[ArchiveFile], snapshot: str | None) -> 
         if not files:
             raise ChainError("the archive holds no backup files for this member")
         newest = max(files, key=lambda f: f.archived_at)
-        if points and points[-1].snapshot == newest.name.target:
+        if points and points[-1].snapshot == newest.name.snapshot:
             return points[-1]
         older = f"; newest restorable: {points[-1].snapshot}" if points else ""
         raise ChainError(
-            f"the newest archived snapshot {newest.name.target} cannot be restored: "
+            f"the newest archived snapshot {newest.name.snapshot} cannot be restored: "
             f"{missing_link(newest, files)}{older}"
         )
     matching = [p for p in points if p.snapshot == snapshot]
     if matching:
         return matching[-1]
-    targets = sorted((f for f in files if f.name.target == snapshot), key=lambda f: f.archived_at)
-    if targets:
+    holding = sorted((f for f in files if f.name.snapshot == snapshot), key=lambda f: f.archived_at)
+    if holding:
         raise ChainError(
-            f"snapshot {snapshot} cannot be restored: {missing_link(targets[-1], files)}"
+            f"snapshot {snapshot} cannot be restored: {missing_link(holding[-1], files)}"
         )
     known = ", ".join(p.snapshot for p in points) or "none"
     raise ChainError(f"no backup file has snapshot {snapshot}; restorable snapshots: {known}")
@@ -144,14 +144,14 @@ def missing_link(file: ArchiveFile, files: Sequence[ArchiveFile]) -> str:
             return f"{current.filename} cannot be a link: {current.sidecar_problem}"
         if current.name.is_full:
             return f"{file.filename} should restore from {current.filename}"  # not reached
-        candidates = [f for f in files if f.name.target == current.name.base]
+        candidates = [f for f in files if f.name.snapshot == current.name.base]
         linked = [f for f in candidates if _links(current, f) and f.filename not in seen]
         if not linked:
             if candidates:
                 return (
                     f"{current.filename} needs a base {current.name.base} with GUID "
                     f"{current.base_guid}, but {candidates[0].filename} has GUID "
-                    f"{candidates[0].target_guid}"
+                    f"{candidates[0].snapshot_guid}"
                 )
             example = BackupName(
                 current.name.dataset, current.name.base or "", current.name.compression

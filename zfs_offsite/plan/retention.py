@@ -36,8 +36,8 @@ PERIOD: dict[Bucket, Callable[[datetime], tuple[int, ...]]] = {
 def point_time(point: RestorePoint) -> datetime:
     """When the snapshot was taken: sidecar, else a date in its name, else upload time."""
     last = point.chain[-1]
-    if last.sidecar is not None and last.sidecar.target_creation:
-        return datetime.fromtimestamp(last.sidecar.target_creation, UTC)
+    if last.sidecar is not None and last.sidecar.snapshot_creation:
+        return datetime.fromtimestamp(last.sidecar.snapshot_creation, UTC)
     match = _NAME_TIME.search(point.snapshot)
     if match:
         try:

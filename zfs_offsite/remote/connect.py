@@ -1,27 +1,69 @@
-"""The one place that turns settings into connections: the NAS runner, the store."""
+"""The one place that turns settings into connections: SSH endpoints, the NAS runner, the store.
+
+`settings` stays a leaf (models and validation only); everything that needs a
+transport to exist (an SSH endpoint, the choice of SSH client) is decided here.
+"""
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
-if TYPE_CHECKING:
-    from zfs_offsite.settings import TargetSettings
-
+from zfs_offsite.remote.openssh import available as openssh_available
+from zfs_offsite.remote.ssh import SshEndpoint
 from zfs_offsite.remote.store import Store
-from zfs_offsite.settings import Settings
+from zfs_offsite.settings import Settings, SourceSettings, TargetSettings
 from zfs_offsite.zfs.runner import LocalRunner, Runner, SshRunner
+
+
+def source_endpoint(source: SourceSettings, timeout: float) -> SshEndpoint | None:
+    """The NAS to pull from (`source.ssh_url`), or None when zfs runs on this host."""
+    if source.ssh_url is None:
+        return None
+    parts = urlsplit(source.ssh_url)
+    return SshEndpoint(
+        host=parts.hostname or "",
+        port=parts.port or 22,
+        user=unquote(parts.username or ""),
+        key_file=source.key_file,
+        known_hosts=source.known_hosts,
+        passphrase=source.key_passphrase.get_secret_value() if source.key_passphrase else None,
+        timeout=timeout,
+        setting="source",
+    )
+
+
+def target_endpoint(target: TargetSettings) -> SshEndpoint:
+    """The backup server's SSH endpoint (an sftp:// target)."""
+    url = target.parsed
+    return SshEndpoint(
+        host=url.host,
+        port=url.port,
+        user=url.user,
+        key_file=target.key_file,
+        known_hosts=target.known_hosts,
+        passphrase=target.key_passphrase.get_secret_value() if target.key_passphrase else None,
+        timeout=target.timeout,
+    )
+
+
+def uses_openssh_client(target: TargetSettings) -> bool:
+    """Whether SFTP rides on the `ssh` binary: `client`, with auto meaning 'if installed'."""
+    # Both clients take a key passphrase (OpenSSH through an askpass helper).
+    if target.client == "auto":
+        return openssh_available()
+    return target.client == "openssh"
 
 
 def open_runner(settings: Settings) -> Runner:
     """Local zfs, or the NAS's zfs over SSH in pull mode."""
-    endpoint = settings.source.endpoint(settings.target.timeout)
+    endpoint = source_endpoint(settings.source, settings.target.timeout)
     return SshRunner(endpoint) if endpoint else LocalRunner()
 
 
 def source_host(settings: Settings) -> str:
-    endpoint = settings.source.endpoint(settings.target.timeout)
+    endpoint = source_endpoint(settings.source, settings.target.timeout)
     return endpoint.host if endpoint else socket.gethostname()
 
 
@@ -33,4 +75,4 @@ def open_store(target: TargetSettings) -> Store:
     url = target.parsed
     if url.scheme == "file":
         return LocalStore(Path(url.path))
-    return SftpStore(target.endpoint(), url.path, openssh_client=target.uses_openssh_client)
+    return SftpStore(target_endpoint(target), url.path, openssh_client=uses_openssh_client(target))

@@ -158,7 +158,7 @@ def explain(endpoint: SshEndpoint, lines: list[str], returncode: int | None) -> 
     """ssh's stderr (with -v) as the typed one-line error the paramiko client raises too."""
     said = [line for line in lines if line.strip() and not _NOISE.match(line)]
     text = "\n".join(said)
-    where = endpoint.known_hosts or Path.home() / ".ssh" / "known_hosts"
+    where = ssh.known_hosts_path(endpoint)
     if "IDENTIFICATION HAS CHANGED" in text or "has changed and you have requested" in text:
         found = (_HOST_KEY.search(line) for line in lines)
         offered = next((f"{m[1]} {m[2]}" for m in found if m), "an unknown key")

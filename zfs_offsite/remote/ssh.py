@@ -186,8 +186,14 @@ def unreachable_from_oserror(endpoint: SshEndpoint, exc: OSError) -> TransientEr
 # --- Files: known_hosts and the private key. ------------------------------------------
 
 
+def known_hosts_path(endpoint: SshEndpoint) -> Path:
+    """The known_hosts file for this endpoint: its setting, else OpenSSH's default."""
+    return endpoint.known_hosts or Path.home() / ".ssh" / "known_hosts"
+
+
 def known_hosts_file(endpoint: SshEndpoint) -> Path:
-    path = endpoint.known_hosts or Path.home() / ".ssh" / "known_hosts"
+    """`known_hosts_path`, which must exist: a missing one is a ConfigError with the fix."""
+    path = known_hosts_path(endpoint)
     if not path.is_file():
         raise ConfigError(
             f"known_hosts file {path} does not exist: create it with "

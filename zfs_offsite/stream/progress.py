@@ -1,7 +1,9 @@
-"""Process-wide listeners for running streams, so a terminal can draw progress bars.
+"""Progress of a running stream: the one value every layer reports, and its listeners.
 
-The pipeline reports to a per-stream callback; the task layer forwards each
-report here, and the CLI (which runs the flow in its own process) listens.
+`StreamProgress` is the only shape progress takes: the upload pipeline and the
+restore's receive report it to a per-stream callback (`ProgressFn`), the task
+layer forwards each report here, and the CLI (which runs the flow in its own
+process) listens to draw progress bars.
 """
 
 from __future__ import annotations
@@ -9,22 +11,27 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
 class StreamProgress:
-    """One report about one member's running stream."""
+    """One report about one member's running stream (bytes so far; the estimate if known)."""
 
     member: str
     filename: str
-    raw_bytes: int
-    stored_bytes: int
-    estimate: int | None
+    raw_bytes: int = 0
+    stored_bytes: int = 0
+    estimate: int | None = None
     done: bool = False
 
+    def at(self, raw_bytes: int, stored_bytes: int) -> StreamProgress:
+        """The same stream, further on."""
+        return replace(self, raw_bytes=raw_bytes, stored_bytes=stored_bytes)
 
-Listener = Callable[[StreamProgress], None]
+
+ProgressFn = Callable[[StreamProgress], None]
+Listener = ProgressFn
 _listeners: list[Listener] = []
 _lock = threading.Lock()
 

@@ -30,13 +30,13 @@ from zfs_offsite.errors import (
 from zfs_offsite.remote.store import Store, disk_full, new_attempt, remove_quietly
 from zfs_offsite.stream.compression import Compressor
 from zfs_offsite.stream.format import RECORD_SIZE, ends_with_end_record
+from zfs_offsite.stream.progress import ProgressFn, StreamProgress
 from zfs_offsite.zfs.runner import Process, last_line
 
 READ_SIZE = 1024 * 1024
 QUEUE_DEPTH = 8
 _PERMANENT_SEND_ERRORS = ("does not exist", "not an earlier snapshot", "permission denied")
 
-ProgressFn = Callable[[int, int], None]
 TICK_SECONDS = 1.0  # the writer looks at least this often: cancellation, lock heartbeat
 
 
@@ -114,15 +114,20 @@ def stream_to_store(
     path: str,
     *,
     progress: ProgressFn | None = None,
+    report: StreamProgress | None = None,
     tick: Callable[[], None] | None = None,
     expected_raw: int | None = None,
 ) -> StreamResult:
     """Upload a send stream to a new partial file beside `path`; on any failure it is removed.
 
+    `progress` gets `report` (member, file, estimate; default: just `path`) with
+    the bytes so far, about once a second and once at the end.
+
     `tick` is called at least once a second from this thread (cancellation
     checks, the lock's heartbeat); an exception from it aborts the upload.
     """
     started = datetime.now(UTC)
+    report = report or StreamProgress("", path)
     partial = partial_name(path, new_attempt())
     chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_DEPTH)
     producer = _Producer(process, compressor, chunks)
@@ -144,7 +149,7 @@ def stream_to_store(
                 written += len(chunk)
                 if progress and time.monotonic() - last_report > 1.0:
                     last_report = time.monotonic()
-                    progress(producer.raw_bytes, written)
+                    progress(report.at(producer.raw_bytes, written))
             producer.join()
             if producer.error is not None:
                 raise producer.error
@@ -174,7 +179,7 @@ def stream_to_store(
             raise
         raise StoreError(f"upload of {path} failed: {exc}") from exc
     if progress:
-        progress(producer.raw_bytes, written)
+        progress(report.at(producer.raw_bytes, written))
     return StreamResult(
         raw_bytes=producer.raw_bytes,
         stored_bytes=written,

@@ -1,5 +1,11 @@
 """The ZFS command line: argv builders, feature detection and output parsing.
 
+Every `zfs` argv the tool runs is built here, so what it may do to a pool can
+be read in one file. Destroys are of one snapshot or bookmark, with one
+exception: `destroy_scratch_argv`, used only by the restore drill on the
+scratch dataset it created itself (`<drill.scratch>/<member>`), which must go
+with its received snapshots and any mount still held.
+
 Parsing is kept in pure functions so it can be tested on recorded output.
 Only `zfs get -H -p` is used for listing: zfs-fuse has no `zfs list -p`, and
 OpenZFS 2.x answers the same call in the same format.
@@ -11,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from zfs_offsite.zfs.model import Dataset, Snapshot, ZfsFeatures
+from zfs_offsite.zfs.model import Bookmark, Dataset, Snapshot, ZfsFeatures
 from zfs_offsite.zfs.runner import CommandFailed, Runner
 
 LIST_PROPERTIES = ("type", "guid", "createtxg", "creation", "userrefs")
@@ -79,9 +85,9 @@ def bookmarks_argv(pool: str) -> list[str]:
     ]
 
 
-def parse_bookmarks(text: str) -> dict[str, list[Snapshot]]:
+def parse_bookmarks(text: str) -> dict[str, list[Bookmark]]:
     """`zfs list -H -p -t bookmark -o name,guid,createtxg,creation` lines, by dataset."""
-    found: dict[str, list[Snapshot]] = {}
+    found: dict[str, list[Bookmark]] = {}
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -90,7 +96,7 @@ def parse_bookmarks(text: str) -> dict[str, list[Snapshot]]:
             raise ValueError(f"unexpected line from zfs list -t bookmark: {line!r}")
         dataset, _, name = parts[0].partition("#")
         found.setdefault(dataset, []).append(
-            Snapshot(dataset, name, int(parts[1]), int(parts[2]), int(parts[3]), bookmark=True)
+            Bookmark(dataset, name, int(parts[1]), int(parts[2]), int(parts[3]))
         )
     return found
 
@@ -152,8 +158,32 @@ def bookmark_argv(snapshot: str, bookmark: str) -> list[str]:
 
 
 def destroy_argv(name: str) -> list[str]:
-    """`zfs destroy` of one snapshot or bookmark (never recursive)."""
+    """`zfs destroy` of one snapshot or bookmark (not recursive)."""
     return ["zfs", "destroy", name]
+
+
+def destroy_scratch_argv(dataset: str) -> list[str]:
+    """`zfs destroy -r -f`: the drill's scratch dataset with its snapshots, even if mounted.
+
+    The only recursive destroy. Its one caller is the restore drill, on
+    `<drill.scratch>/<member>`, a dataset the drill itself received and owns by name.
+    """
+    return ["zfs", "destroy", "-r", "-f", dataset]
+
+
+def exists_argv(dataset: str) -> list[str]:
+    """`zfs list` of one dataset: exit status 0 if it exists."""
+    return ["zfs", "list", "-H", "-o", "name", dataset]
+
+
+def create_argv(dataset: str) -> list[str]:
+    """`zfs create` of one dataset whose parent exists."""
+    return ["zfs", "create", dataset]
+
+
+def guid_argv(snapshot: str) -> list[str]:
+    """`zfs get guid` of one snapshot, the bare number on stdout."""
+    return ["zfs", "get", "-H", "-p", "-o", "value", "guid", snapshot]
 
 
 def receive_argv(dataset: str, *, force: bool = False) -> list[str]:

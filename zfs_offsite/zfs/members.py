@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from zfs_offsite.archive.names import is_safe_component
 from zfs_offsite.errors import ConfigError
-from zfs_offsite.zfs.model import Dataset, Snapshot
+from zfs_offsite.zfs.model import Bookmark, Dataset, Snapshot
 
 NESTED_SEPARATOR = "~"  # not allowed in ZFS names, so the mapping cannot collide
 
@@ -25,7 +25,7 @@ class Member:
     dataset: str
     dataset_part: str
     snapshots: tuple[Snapshot, ...]
-    bookmarks: tuple[Snapshot, ...] = ()
+    bookmarks: tuple[Bookmark, ...] = ()
     # Why this dataset cannot be backed up; `name` is then the dataset's name, which
     # is never a directory on the backup server (it has a `/`).
     error: str | None = None

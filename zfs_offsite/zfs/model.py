@@ -15,11 +15,29 @@ class Snapshot:
     createtxg: int
     creation: int
     userrefs: int | None = None  # holds on it; None where the ZFS has no holds
-    bookmark: bool = False  # a bookmark (`ds#name`): a send base only, no data
 
     @property
     def full_name(self) -> str:
-        return f"{self.dataset}{'#' if self.bookmark else '@'}{self.name}"
+        return f"{self.dataset}@{self.name}"
+
+
+@dataclass(frozen=True)
+class Bookmark:
+    """A bookmark (`ds#name`): a snapshot's identity without its data.
+
+    It can only be the base of an incremental send (`zfs send -i`), never sent,
+    held or received; so it is its own type, never mistaken for a `Snapshot`.
+    """
+
+    dataset: str
+    name: str
+    guid: int  # the GUID of the snapshot it was made from
+    createtxg: int
+    creation: int
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.dataset}#{self.name}"
 
 
 @dataclass(frozen=True)
@@ -30,7 +48,7 @@ class Dataset:
     guid: int
     properties: dict[str, str] = field(default_factory=dict)
     snapshots: tuple[Snapshot, ...] = ()
-    bookmarks: tuple[Snapshot, ...] = ()
+    bookmarks: tuple[Bookmark, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -63,27 +63,27 @@ def stale_marks(member: Member, tag: str, keep: Snapshot) -> tuple[str, ...]:
 
 
 def protect(
-    runner: Runner, mechanism: Mechanism, tag: str, target: Snapshot, stale: Sequence[str]
+    runner: Runner, mechanism: Mechanism, tag: str, snapshot: Snapshot, stale: Sequence[str]
 ) -> str:
-    """Mark `target`, then clear older marks; returns what was done, for the report."""
+    """Mark `snapshot`, then clear older marks; returns what was done, for the report."""
     if mechanism is Mechanism.OFF:
         return "off"
     if mechanism is Mechanism.BOOKMARK:
-        mark = bookmark_name(target, tag)
-        result = runner.run(bookmark_argv(target.full_name, mark), check=False)
+        mark = bookmark_name(snapshot, tag)
+        result = runner.run(bookmark_argv(snapshot.full_name, mark), check=False)
         if result.returncode != 0 and "exists" not in result.stderr:
             raise_failed(result.stderr, mark)
         for old in (s for s in stale if "#" in s):
             runner.run(destroy_argv(old), check=False)
         return f"bookmark #{mark.partition('#')[2]}"
-    result = runner.run(hold_argv(tag, target.full_name), check=False)
+    result = runner.run(hold_argv(tag, snapshot.full_name), check=False)
     if result.returncode != 0 and "already exists" not in result.stderr:
-        raise_failed(result.stderr, f"hold {tag} on {target.full_name}")
+        raise_failed(result.stderr, f"hold {tag} on {snapshot.full_name}")
     for old in (s for s in stale if "@" in s):
         released = runner.run(release_argv(tag, old), check=False)
         if released.returncode == 0:
             log.info("released %s from %s", tag, old)
-    return f"hold {tag} on @{target.name}"
+    return f"hold {tag} on @{snapshot.name}"
 
 
 def raise_failed(stderr: str, what: str) -> None:

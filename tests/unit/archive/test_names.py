@@ -19,7 +19,7 @@ def test_seed_full_name_round_trips() -> None:
 def test_seed_incremental_name_round_trips() -> None:
     name = parse_backup_name(SEED_INC)
     assert name is not None
-    assert (name.base, name.target) == ("auto-20190806.0200-1w", "auto-20190807.0200-1w")
+    assert (name.base, name.snapshot) == ("auto-20190806.0200-1w", "auto-20190807.0200-1w")
     assert name.filename == SEED_INC
 
 
@@ -31,7 +31,7 @@ def test_zstd_suffix() -> None:
 
 def test_snapshot_names_containing_to_parse_on_at_signs() -> None:
     name = parse_backup_name("elabfs-a@x.to.y.to.elabfs-a@z.to.w.gz")
-    assert name is not None and (name.base, name.target) == ("x.to.y", "z.to.w")
+    assert name is not None and (name.base, name.snapshot) == ("x.to.y", "z.to.w")
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ def test_incremental_from_newest_archived() -> None:
     files = [new_file(m.snapshots[0])]
     plan = plan_backup(m, files, Compression.ZSTD)
     assert plan.action is Action.INCREMENTAL
-    assert plan.base == m.snapshots[0] and plan.target == m.snapshots[2]
+    assert plan.base == m.snapshots[0] and plan.snapshot == m.snapshots[2]
     assert plan.filename == "elabfs-a@s1.to.elabfs-a@s3.zst"
 
 

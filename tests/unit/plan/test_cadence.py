@@ -255,12 +255,12 @@ def simulate(
             plans.append(plan_backup(m, archive[name], Compression.GZIP, cadence=cadence, now=now))
         plans = apply_full_quota(plans, quota)
         for i, p in enumerate(plans):
-            assert p.sends and p.name is not None and p.target is not None, p.reason
+            assert p.sends and p.name is not None and p.snapshot is not None, p.reason
             started = now + 60 + 1200 * i  # two streams at a time: some start later
             sidecar = Sidecar(
                 dataset=p.dataset,
-                target=p.target.name,
-                target_guid=p.target.guid,
+                snapshot=p.snapshot.name,
+                snapshot_guid=p.snapshot.guid,
                 compression="gzip",
                 sha256="0" * 64,
                 raw_bytes=1,

@@ -12,6 +12,7 @@ from zfs_offsite.archive.names import Compression
 from zfs_offsite.errors import ChainError
 from zfs_offsite.plan.backup import Action, FullCadence, plan_backup
 from zfs_offsite.plan.chains import choose_restore_point, restore_points
+from zfs_offsite.zfs.model import Bookmark
 from zfs_offsite.zfs.protect import stale_marks
 
 
@@ -45,7 +46,7 @@ def test_newest_point_is_default_and_chain_is_in_order() -> None:
 def test_intermediate_snapshot_restores_with_a_prefix_of_the_chain() -> None:
     files, _ = chain_files()
     point = choose_restore_point(files, "s2")
-    assert [f.name.target for f in point.chain] == ["s1", "s2"]
+    assert [f.name.snapshot for f in point.chain] == ["s1", "s2"]
 
 
 def test_missing_middle_link_is_named() -> None:
@@ -119,7 +120,7 @@ def test_bookmark_of_a_destroyed_archived_snapshot_is_the_base() -> None:
     m = member("s1", "s2", "s3")
     s1, s2, s3 = m.snapshots
     files = [new_file(s1), new_file(s2, s1)]
-    mark = dataclasses.replace(s2, name="zfs-offsite-ab_s2", bookmark=True)
+    mark = Bookmark(s2.dataset, "zfs-offsite-ab_s2", s2.guid, s2.createtxg, s2.creation)
     pruned = dataclasses.replace(m, snapshots=(s1, s3), bookmarks=(mark,))  # NAS destroyed s2
     plan = plan_backup(pruned, files, Compression.ZSTD)
     assert plan.action is Action.INCREMENTAL
@@ -134,8 +135,8 @@ def test_stale_marks_are_other_held_snapshots_and_our_bookmarks() -> None:
     m = member("s1", "s2", "s3")
     s1, s2, s3 = m.snapshots
     held = dataclasses.replace(s1, userrefs=1)
-    ours = dataclasses.replace(s1, name="zfs-offsite-ab_s1", bookmark=True)
-    theirs = dataclasses.replace(s1, name="other_s1", bookmark=True)
+    ours = Bookmark(s1.dataset, "zfs-offsite-ab_s1", s1.guid, s1.createtxg, s1.creation)
+    theirs = Bookmark(s1.dataset, "other_s1", s1.guid, s1.createtxg, s1.creation)
     m = dataclasses.replace(m, snapshots=(held, s2, s3), bookmarks=(ours, theirs))
     assert stale_marks(m, "zfs-offsite-ab", s3) == (
         "tank/elabfs-a@s1",

@@ -36,8 +36,8 @@ def make_file(t: datetime, guid: int, base: tuple[str, int] | None, seed_era: bo
     name = BackupName("elabfs-a", target, Compression.ZSTD, base[0] if base else None)
     sidecar = Sidecar(
         dataset="tank/elabfs-a",
-        target=target,
-        target_guid=guid,
+        snapshot=target,
+        snapshot_guid=guid,
         compression="zstd",
         sha256="0" * 64,
         raw_bytes=1,
@@ -47,7 +47,7 @@ def make_file(t: datetime, guid: int, base: tuple[str, int] | None, seed_era: bo
         tool_version="t",
         base=base[0] if base else None,
         base_guid=base[1] if base else None,
-        target_creation=int(t.timestamp()),
+        snapshot_creation=int(t.timestamp()),
     )
     return ArchiveFile(name.filename, name, 100, t.timestamp() + 600, sidecar)
 
@@ -125,7 +125,7 @@ def test_chains_that_no_kept_point_needs_are_deleted_whole_and_dependents_first(
             files.append(make_file(t, day, base, False))
             base = (snap_name(t), day)
     plan = plan_prune("a", files, [], parse_policy("all 7d"), NOW)
-    assert [f.name.target for f in plan.delete] == [f.name.target for f in files[:6]][::-1]
+    assert [f.name.snapshot for f in plan.delete] == [f.name.snapshot for f in files[:6]][::-1]
     assert plan.bytes_freed == 600
 
 

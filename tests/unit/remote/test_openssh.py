@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from zfs_offsite.remote.connect import uses_openssh_client
 from zfs_offsite.remote.openssh import PASSPHRASE_ENV, askpass_helper, explain, ssh_argv
 from zfs_offsite.remote.openssh import available as openssh_available
 from zfs_offsite.remote.ssh import SshEndpoint, unreachable_from_oserror
@@ -62,10 +63,12 @@ def test_askpass_helper_prints_what_ssh_passes_down() -> None:
 def test_both_clients_take_a_passphrase() -> None:
     target = {"url": "sftp://u@h/x", "key_passphrase": "secret"}
     settings = load_settings(target=target | {"client": "openssh"})
-    assert settings.target.uses_openssh_client is True
+    assert uses_openssh_client(settings.target) is True
     auto = load_settings(target=target)
-    assert auto.target.uses_openssh_client is openssh_available()
-    assert load_settings(target=target | {"client": "paramiko"}).target.uses_openssh_client is False
+    assert uses_openssh_client(auto.target) is openssh_available()
+    assert (
+        uses_openssh_client(load_settings(target=target | {"client": "paramiko"}).target) is False
+    )
 
 
 @pytest.mark.parametrize(
