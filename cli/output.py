@@ -40,6 +40,7 @@ verbosity = Verbosity()
 
 def _console(stream: object) -> Console:
     tty = bool(getattr(stream, "isatty", lambda: False)())
+    # rich takes width=None (measure the terminal) though its annotation says int.
     return Console(file=stream, width=None if tty else WIDE, soft_wrap=not tty)  # type: ignore[arg-type]
 
 

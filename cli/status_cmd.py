@@ -8,7 +8,7 @@ is not ok).
 from __future__ import annotations
 
 from contextlib import closing
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -131,9 +131,9 @@ def _table_row(d: dict[str, object]) -> dict[str, object]:
         "newest archived": d["newest_archived"] or "none",
         "age (h)": f"{age:.1f}" if isinstance(age, float | int) else "-",
         "chain": d["chain_length"],
-        "archive MB": f"{int(d['archive_bytes']) / 1e6:.1f}",  # type: ignore[call-overload]
+        "archive MB": f"{cast(int, d['archive_bytes']) / 1e6:.1f}",
         "partial": d["partial_files"],
         "ignored": d["ignored_files"],
         "last drill": str(drilled)[:10] if drilled else "never",
-        "reasons": "; ".join(d["reasons"]),  # type: ignore[arg-type]
+        "reasons": "; ".join(cast(list[str], d["reasons"])),
     }

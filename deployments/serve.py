@@ -20,16 +20,17 @@ import shutil
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-from prefect.schedules import Cron
+from prefect.schedules import Cron, Schedule
 
 from deployments.naming import host, served_name
 from deployments.schedules import JOBS, TIMEZONE, Job
 
 if TYPE_CHECKING:
+    from prefect import Flow
     from prefect.deployments.runner import RunnerDeployment
 
 STOP_SECONDS = 8.0  # budget for cancelling runs and pausing schedules on stop
@@ -50,7 +51,7 @@ def served_deployments(
     from flows.restore import restore_flow
     from flows.verify import verify_flow
 
-    flows = {
+    flows: dict[str, Flow[..., Any]] = {
         "flows/backup.py:backup_flow": backup_flow,
         "flows/drill.py:drill_flow": drill_flow,
         "flows/verify.py:verify_flow": verify_flow,
@@ -59,17 +60,21 @@ def served_deployments(
     }
     host_name = host_name or host()
 
-    def schedules(job: Job) -> list[Cron]:
+    def schedules(job: Job) -> list[Schedule]:
         cron = backup_cron if backup_cron and job.name == "nightly" else job.cron
         return [Cron(cron, timezone)] if cron else []
 
+    # to_deployment is typed for sync and async callers; called from sync code it is the value.
     return [
-        flows[job.entrypoint].to_deployment(  # type: ignore[attr-defined]
-            name=served_name(job.name, host_name),
-            schedules=schedules(job),
-            concurrency_limit=one_at_a_time() if job.cron else None,
-            tags=["zfs-offsite"],
-            description=job.description,
+        cast(
+            "RunnerDeployment",
+            flows[job.entrypoint].to_deployment(
+                name=served_name(job.name, host_name),
+                schedules=schedules(job),
+                concurrency_limit=one_at_a_time() if job.cron else None,
+                tags=["zfs-offsite"],
+                description=job.description,
+            ),
         )
         for job in JOBS
     ]
@@ -135,6 +140,7 @@ async def _serve(deployments: list[RunnerDeployment], out: TextIO) -> None:
         if stop.is_set():
             return
     # runner.start() installs `handle_sigterm` as the SIGTERM handler when it gets to it.
+    # Runner has no public hook for its SIGTERM handler; mypy objects to replacing a method.
     runner.handle_sigterm = on_signal  # type: ignore[method-assign]
     running = asyncio.create_task(runner.start())
     for line in await _start_message(deployments, api_url, PREFECT_UI_URL.value()):
@@ -175,6 +181,7 @@ async def _start_message(
     for name, deployment in zip(names, deployments, strict=True):
         if deployment.schedules:
             schedule = deployment.schedules[0].schedule
+            # Every job's schedule is a Cron (schedules.py); the union also has intervals.
             cron, tz = schedule.cron, schedule.timezone  # type: ignore[union-attr]
             (when,) = await CronSchedule(cron=cron, timezone=tz).get_dates(n=1)
             next_run = f"next run {when:%Y-%m-%d %H:%M %Z} ({cron}, {tz})"

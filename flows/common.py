@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from prefect.futures import PrefectFuture, as_completed
@@ -73,7 +74,7 @@ def schedule_timezone(deployment_id: object) -> str:
 
     try:
         with get_client(sync_client=True) as client:
-            deployment = client.read_deployment(deployment_id)  # type: ignore[arg-type]
+            deployment = client.read_deployment(UUID(str(deployment_id)))
     except Exception:  # a name is no reason to fail the run
         return DEFAULT_TIMEZONE
     for schedule in deployment.schedules or []:
@@ -201,6 +202,7 @@ def stops_streams_when_interrupted(body: Callable[P, T]) -> Callable[P, T]:
     # Prefect reads the parameters' types from the wrapper: give it resolved ones,
     # since string annotations would be looked up in this module.
     run.__annotations__ = typing.get_type_hints(body, include_extras=True)
+    # typeshed does not declare __signature__ on functions; inspect honours it.
     run.__signature__ = inspect.signature(body, eval_str=True)  # type: ignore[attr-defined]
     return run
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from types import TracebackType
+from typing import cast
 from uuid import UUID
 
 from prefect import get_run_logger
@@ -33,8 +34,12 @@ class ProgressReporter:
         if estimate:
             percent = min(100.0, 100.0 * raw / estimate)
             if self.artifact is None:
-                self.artifact = create_progress_artifact(
-                    percent, description=f"{self.plan.member}: {self.plan.filename}"
+                # Prefect types it for sync and async callers; from a sync task it is the id.
+                self.artifact = cast(
+                    UUID,
+                    create_progress_artifact(
+                        percent, description=f"{self.plan.member}: {self.plan.filename}"
+                    ),
                 )
             else:
                 update_progress_artifact(self.artifact, percent)

@@ -10,6 +10,7 @@ an error or `zfs-offsite config` can name the file line or the variable.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 import tomllib
@@ -103,6 +104,10 @@ def _unknown_key_hint(key: Key, root: type[BaseModel]) -> str:
         return f"did you mean {' or '.join(dotted(k) for k in elsewhere)}?"
     where = f"[{dotted(key[:-1])}]" if key[:-1] else "the top level"
     return f"{where} takes {', '.join(siblings)}"
+
+
+def _same_origin(origin: Origin, _key: Key) -> Origin:
+    return origin
 
 
 def _walk(
@@ -272,7 +277,7 @@ def _from_variables(
         nested: dict[str, Any] = {parts[-1]: parsed}
         for part in reversed(parts[:-1]):
             nested = {part: nested}
-        cleaned = _walk(nested, root, root, (), lambda _k, o=origin: o, layer)
+        cleaned = _walk(nested, root, root, (), functools.partial(_same_origin, origin), layer)
         layer.data = deep_merge(layer.data, cleaned)
     return layer
 

@@ -8,6 +8,7 @@ import logging
 import re
 from dataclasses import MISSING, asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 from zfs_offsite.archive.names import (
     BackupName,
@@ -66,7 +67,7 @@ class Sidecar:
             raise ValueError("not JSON (nested too deeply)") from None
         if not isinstance(raw, dict):
             raise ValueError(f"a JSON {_json_kind(raw)}, not an object")
-        values = {}
+        values: dict[str, Any] = {}  # each value checked against its field's type below
         for name, (kinds, wanted, required) in _FIELDS.items():
             key = _JSON_KEYS.get(name, name)
             if key not in raw:
@@ -105,7 +106,8 @@ def _json_kind(value: object) -> str:
         return "boolean"
     if isinstance(value, int | float):
         return "number"
-    return {str: "string", list: "array"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {str: "string", list: "array"}
+    return names.get(type(value), type(value).__name__)
 
 
 @dataclass(frozen=True)

@@ -240,7 +240,7 @@ def prune_summary(plan: PrunePlan | None, member: str, error: str | None) -> dic
 def prune_file_rows(plan: PrunePlan, dry_run: bool) -> list[dict[str, object]]:
     """One row per file: kept, deleted (or would be), or left alone and why."""
     verb = "would delete" if dry_run else "deleted"
-    rows = [(f.filename, "keep", f.size) for f in plan.keep]
+    rows: list[tuple[str, str, int | str]] = [(f.filename, "keep", f.size) for f in plan.keep]
     rows += [(f.filename, verb, f.size) for f in plan.delete]
     rows += [(f.filename, f"left alone: {_why_untouched(f)}", f.size) for f in plan.untouched]
     rows += [(p.name, f"{verb} (stale partial upload)", p.size) for p in plan.stale_partials]

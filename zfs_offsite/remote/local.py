@@ -8,11 +8,10 @@ import os
 import stat as stat_module
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from zfs_offsite.errors import DiskFullError, PermanentError, StoreError
 from zfs_offsite.remote.entries import Space, StoreEntry
-from zfs_offsite.remote.store import WriterBase
+from zfs_offsite.remote.store import ReadHandle, WriterBase
 
 READ_CHUNK = 1024 * 1024
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -59,7 +58,7 @@ class LocalStore:
             raise self._error(f"create {target}", exc) from exc
         return _SyncedFile(self, target, fd)
 
-    def open_read(self, path: str) -> BinaryIO:
+    def open_read(self, path: str) -> ReadHandle:
         return self._path(path).open("rb")
 
     def read_chunks(self, path: str) -> Iterator[bytes]:

@@ -133,8 +133,12 @@ def askpass_helper() -> Path:
     with _askpass_lock:
         if _askpass is not None and _askpass.exists():
             return _askpass
-        bases = [tempfile.gettempdir(), os.environ.get("XDG_RUNTIME_DIR"), Path.home() / ".cache"]
-        for base in filter(None, bases):
+        bases: list[str | Path | None] = [
+            tempfile.gettempdir(),
+            os.environ.get("XDG_RUNTIME_DIR"),
+            Path.home() / ".cache",
+        ]
+        for base in (b for b in bases if b):
             try:
                 directory = Path(tempfile.mkdtemp(prefix="zfs-offsite-askpass-", dir=base))
             except OSError:
@@ -209,8 +213,8 @@ class OpenSshChannel:
             # and lock. The stop switch ends the stream; EOF on the socket ends ssh.
             self._proc = subprocess.Popen(
                 argv,
-                stdin=theirs,
-                stdout=theirs,
+                stdin=theirs.fileno(),
+                stdout=theirs.fileno(),
                 stderr=subprocess.PIPE,
                 env=env,
                 start_new_session=True,

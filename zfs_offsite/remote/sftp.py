@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import posixpath
 import socket
@@ -22,7 +23,7 @@ import stat as stat_module
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 import paramiko
 from paramiko.message import Message
@@ -51,7 +52,7 @@ from zfs_offsite.errors import DiskFullError, NameTooLongError, PermanentError, 
 from zfs_offsite.remote.entries import Space, StoreEntry
 from zfs_offsite.remote.openssh import OpenSshChannel
 from zfs_offsite.remote.ssh import SshEndpoint, connect, sftp_refused
-from zfs_offsite.remote.store import WriterBase
+from zfs_offsite.remote.store import ReadHandle, WriterBase
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -116,7 +117,8 @@ class _Requests:
         self._replies: dict[int, tuple[int, Message]] = {}
 
     def send(self, command: int, *args: object) -> int:
-        return self._client._async_request(self, command, *args)  # type: ignore[no-any-return]
+        # paramiko's pipelining hook: no public call sends a request without waiting for it.
+        return self._client._async_request(self, command, *args)  # type: ignore[attr-defined]
 
     def _async_response(self, kind: int, msg: Message, num: int) -> None:
         self._replies[num] = (kind, msg)
@@ -124,7 +126,7 @@ class _Requests:
     def wait(self, num: int) -> tuple[int, Message]:
         """The reply to request `num`; an error status raises SftpStatus."""
         while num not in self._replies:
-            self._client._read_response()
+            self._client._read_response()  # type: ignore[attr-defined]  # see send()
         kind, msg = self._replies.pop(num)
         if kind == CMD_STATUS:
             code, text = msg.get_int(), msg.get_text()
@@ -161,15 +163,18 @@ class SftpStore:
         else:
             self._transport = connect(endpoint)
             try:
-                client = paramiko.SFTPClient.from_transport(self._transport)
+                maybe = paramiko.SFTPClient.from_transport(self._transport)
             except _CONNECTION_ERRORS as exc:
                 active = self._transport.is_active()  # still up: the subsystem was refused
                 self._transport.close()
                 if active:
                     raise sftp_refused(endpoint) from exc
                 raise StoreError(f"{self.description}: connection lost: {exc}") from exc
-            assert client is not None
-            client.get_channel().settimeout(endpoint.timeout)  # type: ignore[union-attr]
+            assert maybe is not None  # None only without a transport
+            client = maybe
+            channel = client.get_channel()
+            assert channel is not None
+            channel.settimeout(endpoint.timeout)
             server = self._transport.remote_version or ""
         self._sftp = client
         self._requests = _Requests(client)
@@ -207,7 +212,7 @@ class SftpStore:
             if not current or current == ".":
                 continue
             if self.stat_raw(current) is None:
-                _guard(f"mkdir {current}", lambda c=current: self._sftp.mkdir(c))
+                _guard(f"mkdir {current}", functools.partial(self._sftp.mkdir, current))
 
     def stat_raw(self, full: str) -> paramiko.SFTPAttributes | None:
         try:
@@ -291,7 +296,7 @@ class SftpStore:
             self._fsync_offered = False
             log.info("%s does not offer fsync@openssh.com: files are not flushed", full)
 
-    def open_read(self, path: str) -> BinaryIO:
+    def open_read(self, path: str) -> ReadHandle:
         full = self._path(path)
         return _guard(f"open {full}", lambda: self._sftp.open(full, "rb", bufsize=1024 * 1024))
 
@@ -320,7 +325,9 @@ class SftpStore:
                     self._start_window(handle, full, windows[index + 1]) if following else None
                 )
                 yield first
-                while (block := _guard(f"read {full}", lambda r=rest: next(r, None))) is not None:
+                while (
+                    block := _guard(f"read {full}", functools.partial(next, rest, None))
+                ) is not None:
                     yield block
 
     @staticmethod
@@ -372,8 +379,8 @@ class _CheckedWriter(WriterBase):
             piece = bytes(view[start : start + self._request_size])
             num = _guard(
                 f"write {self._full}",
-                lambda p=piece: self._requests.send(
-                    CMD_WRITE, self._handle, int64(self._offset), p
+                functools.partial(
+                    self._requests.send, CMD_WRITE, self._handle, int64(self._offset), piece
                 ),
             )
             self._offset += len(piece)

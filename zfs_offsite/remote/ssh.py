@@ -217,7 +217,8 @@ def verify_host_key(
 
     Like OpenSSH: a key type known_hosts holds nothing for counts as unknown.
     """
-    stored = (known.lookup(endpoint.known_hosts_name) or {}).get(server_key.get_name())
+    entries = known.lookup(endpoint.known_hosts_name)
+    stored = entries.get(server_key.get_name()) if entries is not None else None
     if stored is None:
         raise host_key_unknown(endpoint, path)
     if stored != server_key:
@@ -302,7 +303,8 @@ def load_key(endpoint: SshEndpoint) -> paramiko.PKey:
     data = _key_bytes(endpoint)
     encrypted = _key_is_encrypted(endpoint, data)
     assert endpoint.key_file is not None
-    # paramiko hands the passphrase to `cryptography`, which takes bytes only.
+    # paramiko hands the passphrase to `cryptography`, which takes bytes only (the stub
+    # types it str: hence the ignore).
     password = endpoint.passphrase.encode() if encrypted and endpoint.passphrase else None
     try:
         return paramiko.PKey.from_path(endpoint.key_file, password)  # type: ignore[arg-type]

@@ -115,7 +115,13 @@ class Store(Protocol):
 class ReadHandle(Protocol):
     def read(self, size: int = ..., /) -> bytes: ...
     def __enter__(self) -> ReadHandle: ...
-    def __exit__(self, *exc: object) -> None: ...
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> object: ...
 
 
 def new_attempt() -> str:

@@ -7,7 +7,7 @@ slow. zstd is multi-threaded and writes frame checksums.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import zstandard
 from isal import isal_zlib
@@ -24,7 +24,7 @@ class Compressor(Protocol):
 
 
 class Decompressor(Protocol):
-    def decompress(self, data: bytes) -> bytes: ...
+    def decompress(self, data: bytes | memoryview) -> bytes: ...
     def finish(self) -> None:
         """Raise IntegrityError if the input ended inside a frame or member."""
         ...
@@ -69,12 +69,12 @@ class _Framed:
         self._obj = self._new()
         self._fed = False
 
-    def _new(self):  # type: ignore[no-untyped-def]
+    def _new(self) -> Any:  # zstandard's and isal's decompress objects share no type
         if self._kind is Compression.ZSTD:
             return zstandard.ZstdDecompressor().decompressobj()
         return isal_zlib.decompressobj(GZIP_WBITS)
 
-    def decompress(self, data: bytes) -> bytes:
+    def decompress(self, data: bytes | memoryview) -> bytes:
         out = []
         try:
             while data:
@@ -85,7 +85,8 @@ class _Framed:
                 data = self._obj.unused_data
                 self._obj = self._new()
                 self._fed = False
-        except (zstandard.ZstdError, isal_zlib.error) as exc:
+        # isal's stub types `error` loosely; at run time it is IsalError, an Exception.
+        except (zstandard.ZstdError, isal_zlib.error) as exc:  # type: ignore[misc]
             raise IntegrityError(f"{self._kind.value} data is corrupt: {exc}") from exc
         return b"".join(out)
 

@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 import paramiko
 
@@ -50,11 +50,30 @@ class CommandFailed(PermanentError):
         self.result = result
 
 
+class ByteSource(Protocol):
+    """What a command's stdout or stderr is to us, locally or over an SSH channel."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+    def close(self) -> None: ...
+
+
+class ByteSink(Protocol):
+    """What a command's stdin is to us, locally or over an SSH channel."""
+
+    @property
+    def closed(self) -> bool: ...
+    def write(self, data: bytes | bytearray, /) -> object: ...
+    def flush(self) -> object: ...
+    def close(self) -> None: ...
+
+
 class Process(Protocol):
     """A running command whose stdout (or stdin) is streamed."""
 
-    stdout: BinaryIO | None
-    stdin: BinaryIO | None
+    @property
+    def stdout(self) -> ByteSource | None: ...
+    @property
+    def stdin(self) -> ByteSink | None: ...
 
     def close_stdin(self) -> None: ...
     def wait(self) -> int: ...
@@ -75,13 +94,13 @@ class Runner(Protocol):
 class _StderrTail:
     """Drains a stderr stream in a thread so a chatty command cannot block on it."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: ByteSource) -> None:
         self._chunks: deque[bytes] = deque()
         self._size = 0
         self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
         self._thread.start()
 
-    def _drain(self, stream: BinaryIO) -> None:
+    def _drain(self, stream: ByteSource) -> None:
         while chunk := stream.read(4096):
             self._chunks.append(chunk)
             self._size += len(chunk)
@@ -108,7 +127,8 @@ class LocalProcess:
         )
         self.stdout = self._popen.stdout
         self.stdin = self._popen.stdin
-        self._stderr = _StderrTail(self._popen.stderr)  # type: ignore[arg-type]
+        assert self._popen.stderr is not None  # stderr=PIPE
+        self._stderr = _StderrTail(self._popen.stderr)
 
     def close_stdin(self) -> None:
         if self.stdin is not None and not self.stdin.closed:
