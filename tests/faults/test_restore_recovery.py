@@ -21,10 +21,11 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
+from tests.support.archive_files import sidecar
 from tests.support.flow_runs import sftp_env
 from tests.support.services import Pool, SshServer, ensure_test_user, run
 from tests.support.zfsdata import create_member, guid, snapshot, write_member_data
-from zfs_offsite.archive.model import ArchiveFile, Sidecar
+from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.archive.names import parse_backup_name
 from zfs_offsite.errors import IntegrityError, PermanentError
 from zfs_offsite.jobs.backup import backup_member, discover_members
@@ -276,22 +277,8 @@ def test_cli_exits_1_naming_the_file_then_resume_restores(
 def _file(name: str, guid: int, base_guid: int | None, creation: int) -> ArchiveFile:
     parsed = parse_backup_name(name)
     assert parsed is not None
-    sidecar = Sidecar(
-        dataset="tank/elabfs-eve",
-        snapshot=parsed.snapshot,
-        snapshot_guid=guid,
-        compression="zstd",
-        sha256="0" * 64,
-        raw_bytes=1,
-        stored_bytes=1,
-        started="",
-        finished="",
-        tool_version="test",
-        base=parsed.base,
-        base_guid=base_guid,
-        snapshot_creation=creation,
-    )
-    return ArchiveFile(name, parsed, 1, 0.0, sidecar)
+    identity = sidecar("tank/elabfs-eve", parsed.snapshot, guid, parsed.base, base_guid, creation)
+    return ArchiveFile(name, parsed, 1, 0.0, identity)
 
 
 def _snap(name: str, guid: int, txg: int) -> Snapshot:

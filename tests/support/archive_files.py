@@ -24,12 +24,19 @@ def seed_file(filename: str) -> ArchiveFile:
     return ArchiveFile(filename, name, 10, 0.0)
 
 
-def new_file(target: Snapshot, base: Snapshot | None = None) -> ArchiveFile:
-    name = BackupName("elabfs-a", target.name, Compression.ZSTD, base.name if base else None)
-    sidecar = Sidecar(
-        dataset=DS,
-        snapshot=target.name,
-        snapshot_guid=target.guid,
+def sidecar(
+    dataset: str,
+    snapshot: str,
+    guid: int,
+    base: str | None = None,
+    base_guid: int | None = None,
+    creation: int | None = None,
+) -> Sidecar:
+    """A sidecar with the given identity and placeholder figures."""
+    return Sidecar(
+        dataset=dataset,
+        snapshot=snapshot,
+        snapshot_guid=guid,
         compression="zstd",
         sha256="0" * 64,
         raw_bytes=1,
@@ -37,7 +44,15 @@ def new_file(target: Snapshot, base: Snapshot | None = None) -> ArchiveFile:
         started="",
         finished="",
         tool_version="t",
-        base=base.name if base else None,
-        base_guid=base.guid if base else None,
+        base=base,
+        base_guid=base_guid,
+        snapshot_creation=creation,
     )
-    return ArchiveFile(name.filename, name, 1, 0.0, sidecar)
+
+
+def new_file(target: Snapshot, base: Snapshot | None = None) -> ArchiveFile:
+    name = BackupName("elabfs-a", target.name, Compression.ZSTD, base.name if base else None)
+    identity = sidecar(
+        DS, target.name, target.guid, base.name if base else None, base.guid if base else None
+    )
+    return ArchiveFile(name.filename, name, 1, 0.0, identity)
