@@ -2,16 +2,23 @@
 
 Only the commands that run a flow come here; `plan`, `status`, `config`,
 `--help` and `--version` never import Prefect. With `PREFECT_API_URL` set the
-run lands in that server's history beside the nightly runs; otherwise Prefect's
-temporary local server is started once per process, with a budget that holds
+run lands in that server's history beside the nightly runs; otherwise a local
+`prefect server start` is started once per process, with a budget that holds
 on a busy 2-core machine (Prefect's own default of 20 s does not).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cli import exit_codes, output
@@ -21,10 +28,13 @@ STARTUP_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 STARTUP_DEFAULT = 180  # seconds; a cold first start (migrations) took >20 s under load
 CONSOLE_LEVEL_ENV = "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"
 STARTING = "starting local Prefect server… (set PREFECT_API_URL to use your server)"
+SERVER_LOG = "zfs-offsite-server.log"  # under PREFECT_HOME: the local server's output
+STOP_GRACE = 10  # seconds from SIGTERM to SIGKILL when the command ends
+PORT_TRIES = 3  # another process may take the free port before the server binds it
 
 
 def startup_budget() -> int:
-    """The temporary server's start-up budget: the user's setting, else STARTUP_DEFAULT."""
+    """The local server's start-up budget: the user's setting, else STARTUP_DEFAULT."""
     raw = os.environ.get(STARTUP_ENV, "").strip()
     if not raw:
         return STARTUP_DEFAULT
@@ -80,15 +90,11 @@ def ensure_server() -> None:
             "no Prefect server: set PREFECT_API_URL, or PREFECT_SERVER_EPHEMERAL_ENABLED=true",
             exit_codes.PREFECT_UNAVAILABLE,
         )
-    server = _detached_server()
-    if server.running:
-        _server_ready = True
-        return
     budget = startup_budget()
     output.info(STARTING)
     try:
-        server.start(timeout=budget)
-    except Exception as exc:  # Prefect raises RuntimeError with the server's whole output
+        server = LocalServer.start(budget)
+    except ServerDidNotStart as exc:
         if output.verbosity.verbose:
             output.error(str(exc))
         output.fail(
@@ -96,32 +102,156 @@ def ensure_server() -> None:
             "(e.g. 600) or set PREFECT_API_URL to a running server",
             exit_codes.PREFECT_UNAVAILABLE,
         )
+    if output.verbosity.verbose:
+        output.info(f"local Prefect server at {server.api_url}, its output in {server.log}")
+    use_server(server.api_url)
     _server_ready = True
 
 
-def _detached_server() -> Any:
-    """Prefect's temporary server, started in a session of its own.
+class ServerDidNotStart(Exception):
+    """The local server exited, or did not answer its health check within the budget."""
 
-    A terminal's Ctrl-C goes to the whole process group: the server must
-    outlive it so the run can record that its streams stopped. Prefect's
-    engine later asks for the same (singleton) server and finds this one.
+
+@dataclass
+class LocalServer:
+    """`prefect server start` on a free loopback port, in a session of its own.
+
+    A terminal's Ctrl-C (and `systemctl stop`) signals the whole process group:
+    the server must outlive it so the run can record that its streams stopped.
+    It is stopped when the command exits. Its database is Prefect's default
+    under PREFECT_HOME, the one a later `prefect server start` shows; its
+    output goes to SERVER_LOG beside it, never to the terminal (its banner
+    advises a PREFECT_API_URL that is gone once the command ends).
     """
-    import functools
-    import subprocess
 
-    from prefect.server.api import server as prefect_server
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
 
-    class DetachedServer(prefect_server.SubprocessASGIServer):
-        def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
-            detached = functools.partial(subprocess.Popen, start_new_session=True)
-            original = prefect_server.subprocess.Popen
-            prefect_server.subprocess.Popen = detached  # type: ignore[misc]
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @classmethod
+    def start(cls, budget: int) -> LocalServer:
+        """A server whose health check answered within `budget` seconds, or ServerDidNotStart."""
+        deadline = time.monotonic() + budget
+        for _ in range(PORT_TRIES):
+            server = cls.launch(free_port())
             try:
-                return super()._run_uvicorn_command()
-            finally:
-                prefect_server.subprocess.Popen = original  # type: ignore[misc]
+                server.wait_until_healthy(deadline)
+                return server
+            except ServerDidNotStart:
+                server.stop()
+                if time.monotonic() >= deadline or not port_taken(server.port):
+                    raise
+        raise ServerDidNotStart(f"{PORT_TRIES} free ports were taken before the server bound them")
 
-    return DetachedServer()
+    @classmethod
+    def launch(cls, port: int) -> LocalServer:
+        from prefect.settings import PREFECT_HOME
+
+        # No UI (nobody opens it), no scheduler or late-run marking: like Prefect's own
+        # temporary server, it records this command's runs and nothing else.
+        argv = [sys.executable, "-m", "prefect", "server", "start", "--no-prompt"]
+        argv += ["--host", "127.0.0.1", "--port", str(port)]
+        argv += ["--no-ui", "--no-scheduler", "--no-late-runs"]
+        # Its log keeps Prefect's default level, whatever the CLI's console shows.
+        env = {k: v for k, v in os.environ.items() if k != CONSOLE_LEVEL_ENV}
+        log = Path(PREFECT_HOME.value()) / SERVER_LOG
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as sink:  # the child keeps its own descriptor
+            process = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        server = cls(process, port, log)
+        atexit.register(server.stop)
+        return server
+
+    def wait_until_healthy(self, deadline: float) -> None:
+        """Poll `/api/health` until it answers: a busy machine's start takes what it takes."""
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                raise ServerDidNotStart(
+                    f"`prefect server start` exited with code {code}; its output: {self.log}"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ServerDidNotStart(
+                    f"{self.api_url}/health did not answer in time; the server's output: {self.log}"
+                )
+            if healthy(f"{self.api_url}/health", timeout=min(5.0, remaining)):
+                return
+            time.sleep(0.25)
+
+    def stop(self) -> None:
+        """SIGTERM to its process group, SIGKILL if it is still there after STOP_GRACE."""
+        if self.process.poll() is not None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.process.wait(timeout=STOP_GRACE)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+        self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_taken(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def healthy(url: str, timeout: float) -> bool:
+    """Whether `url` answers 200, asked directly: a proxy setting must not route loopback."""
+    import http.client
+    import urllib.request
+
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with direct.open(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (OSError, http.client.HTTPException):  # refused while it starts, reset, timed out
+        return False
+
+
+def use_server(api_url: str) -> None:
+    """Point this process's Prefect at `api_url`, in every thread the engine starts.
+
+    `temporary_settings` would hold only for the calling thread: Prefect's log
+    and event workers read the process-wide settings and, finding no URL,
+    would start a temporary server of their own. So the URL goes into the
+    environment, and Prefect re-reads it.
+    """
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import PREFECT_UI_URL
+
+    if PREFECT_UI_URL.value() is None:
+        # The server has no UI and ends with the command: no "View at" link to it, as before.
+        os.environ["PREFECT_UI_URL"] = ""
+    os.environ["PREFECT_API_URL"] = api_url
+
+    refresh_global_settings_context()
 
 
 @dataclass(frozen=True)

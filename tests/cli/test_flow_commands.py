@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ import pytest
 
 from cli.flow_run import STARTING, STARTUP_ENV
 from tests.support.cli import Cli, base_env
+from tests.support.prefect_server import prefect_server
 from tests.support.services import free_port
 from tests.support.zfsdata import MEMBERS
 
@@ -144,3 +147,26 @@ def test_the_first_backup_passes_on_a_busy_machine(cli: Cli, tmp_path: Path) -> 
     assert "Traceback" not in done.output
     assert STARTING in done.err_lines
     assert sorted(p.name for p in (tmp_path / "archive").iterdir()) == sorted(MEMBERS)
+
+
+def test_a_local_run_is_kept_in_the_prefect_home_and_its_server_ends_with_the_command(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """No PREFECT_API_URL: the run lands in PREFECT_HOME's database, where a later
+    `prefect server start` and `history` find it; the command's server is gone."""
+    home = tmp_path / "prefect"
+    fresh = fresh_prefect_home(cli, tmp_path, ZFS_OFFSITE_TARGET__URL=f"file://{tmp_path}/archive")
+    done = fresh("-v", "backup", "-m", "alice")
+    assert done.code == 0, done.output
+    assert "prefect config set" not in done.output  # the server's banner stays in its log
+    (port,) = re.findall(r"local Prefect server at http://127\.0\.0\.1:(\d+)/api,", done.stderr)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", int(port)), timeout=5)
+
+    with prefect_server(home) as server:
+        history = fresh(
+            "history", "--json", "--since", "1d", PREFECT_API_URL=server["PREFECT_API_URL"]
+        )
+    assert history.code == 0, history.output
+    rows = json.loads(history.stdout)["rows"]
+    assert [(r["member"], r["state"]) for r in rows] == [("alice", "Completed")]
