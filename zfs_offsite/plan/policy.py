@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+UNITS = {
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+    "m": timedelta(days=31),  # generous: never early
+    "y": timedelta(days=366),
+}
 
 
 _RULE = re.compile(r"^(?P<bucket>[a-z]+)\s+(?P<count>\d+)(?P<unit>[hdwmy])$")

@@ -17,10 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.plan.chains import RestorePoint, restore_points
-from zfs_offsite.plan.policy import UNITS, Bucket, Rule
+from zfs_offsite.plan.policy import Bucket, Rule
 from zfs_offsite.remote.entries import StoreEntry
 
-UNITS |= {"m": timedelta(days=31), "y": timedelta(days=366)}  # generous: never early
 _NAME_TIME = re.compile(r"(?P<date>(?:19|20)\d{6})[.\-_T]?(?P<time>\d{4})?")
 
 
