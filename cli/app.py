@@ -25,7 +25,7 @@ from cli import (
 from cli.config_cmd import config_command
 from cli.errors import one_line_errors
 from cli.output import verbosity
-from deployments.schedules import NIGHTLY_CRON, TIMEZONE
+from flows.schedules import NIGHTLY_CRON, TIMEZONE
 
 app = typer.Typer(
     help="Ship ZFS snapshots off-site as compressed files.",

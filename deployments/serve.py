@@ -1,6 +1,6 @@
 """The one-process setup: serve every zfs-offsite deployment from this process.
 
-The schedules are those of deployments/schedules.py, which `prefect.yaml` repeats
+The schedules are those of flows/schedules.py, which `prefect.yaml` repeats
 (a test keeps the two in step), so a host can move between `zfs-offsite serve` and
 a worker without changing when anything runs. The served deployments are named
 `<job>-<host>-served`, never the `<job>-<host>` that `prefect.yaml` deploys: both
@@ -27,7 +27,7 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.schedules import Cron, Schedule
 
 from deployments.naming import host, served_name
-from deployments.schedules import JOBS, TIMEZONE, Job
+from flows.schedules import JOBS, TIMEZONE, Job
 
 if TYPE_CHECKING:
     from prefect import Flow

@@ -19,6 +19,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.states import State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from flows.schedules import TIMEZONE
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
 from zfs_offsite.jobs.report import artifact_key
 from zfs_offsite.remote.connect import source_host
@@ -42,7 +43,6 @@ P = ParamSpec("P")
 
 # Names and times in the history are those of the schedule's timezone (the
 # deployments' default), not the worker host's clock.
-DEFAULT_TIMEZONE = "Europe/Berlin"
 # The names Prefect gives a run nobody named (`crimson-fox`): the template replaces them.
 GENERATED_NAME = re.compile(r"^[a-z]+-[a-z]+$")
 # Prefect's words before a failed run's own message.
@@ -67,21 +67,21 @@ def run_tags(parameters: Mapping[str, Any]) -> list[str]:
 
 
 def schedule_timezone(deployment_id: object) -> str:
-    """The timezone of the deployment's first schedule; DEFAULT_TIMEZONE otherwise."""
+    """The timezone of the deployment's first schedule; TIMEZONE otherwise."""
     if deployment_id is None:
-        return DEFAULT_TIMEZONE
+        return TIMEZONE
     from prefect.client.orchestration import get_client
 
     try:
         with get_client(sync_client=True) as client:
             deployment = client.read_deployment(UUID(str(deployment_id)))
     except Exception:  # a name is no reason to fail the run
-        return DEFAULT_TIMEZONE
+        return TIMEZONE
     for schedule in deployment.schedules or []:
         zone = getattr(schedule.schedule, "timezone", None)
         if zone:
             return str(zone)
-    return DEFAULT_TIMEZONE
+    return TIMEZONE
 
 
 def kept_name(run: Any) -> str | None:

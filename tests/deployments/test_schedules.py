@@ -1,4 +1,4 @@
-"""prefect.yaml repeats deployments/schedules.py (YAML cannot import it): read, no server.
+"""prefect.yaml repeats flows/schedules.py (YAML cannot import it): read, no server.
 
 The deployed read-back in test_prefect_yaml.py checks the same against a real
 Prefect server; this one runs in the unit-test time and names the job that drifted.
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML  # typed, unlike PyYAML (both come with Prefect)
 
-from deployments.schedules import JOBS, TIMEZONE
+from flows.schedules import JOBS, TIMEZONE
 
 PREFECT_YAML = Path(__file__).resolve().parents[2] / "deployments" / "prefect.yaml"
 SUFFIX = "-{{ $OFFSITE_HOST }}"

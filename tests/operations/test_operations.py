@@ -30,14 +30,12 @@ from prefect.client.schemas.schedules import CronSchedule
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import State
 
+from flows.schedules import NIGHTLY_CRON, TIMEZONE
 from tests.support.faults import leftovers, stored_files
 from tests.support.operations import HEARTBEAT_SECONDS, REPO, SimulatedHost, Webhook, wait_for
 from tests.support.zfsdata import create_member, snapshot, write_member_data
 
 pytestmark = pytest.mark.integration
-
-NIGHTLY_CRON = "30 2 * * *"
-TIMEZONE = "Europe/Berlin"
 
 
 @pytest.fixture(scope="module")

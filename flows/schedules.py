@@ -1,5 +1,7 @@
 """Every deployment and when it runs: the one table of schedules.
 
+The flows take their run names' timezone from it when a run has no deployment.
+
 `zfs-offsite serve` (serve.py) builds its deployments from it and the CLI takes
 its `serve --cron/--timezone` defaults from it. `prefect.yaml` cannot import
 Python, so it repeats the crons and a test (tests/deployments/test_schedules.py)
