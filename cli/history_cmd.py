@@ -174,9 +174,10 @@ def _table(data: Any) -> list[dict[str, Any]]:
 
 
 def _display(row: dict[str, Any]) -> dict[str, object]:
-    base, target = row.get("base") or "(none)", row.get("target") or ""
+    # The report rows keep their column names: "target" is the snapshot sent.
+    base, snapshot = row.get("base") or "(none)", row.get("target") or ""
     return row | {
-        "base → snapshot": f"{base} → {target}" if target else "",
+        "base → snapshot": f"{base} → {snapshot}" if snapshot else "",
         "earlier_attempts": "; ".join(row.get("earlier_attempts", [])),
         "action": row.get("action", "") + (f": {row['error']}" if row.get("error") else ""),
     }

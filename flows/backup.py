@@ -21,7 +21,9 @@ from flows.common import (
     stops_streams_when_interrupted,
     submit_bounded,
 )
-from tasks.backup import discover, plan, retry_policy, upload
+from tasks.backup import plan, upload
+from tasks.discover import discover
+from tasks.retries import retry_policy
 from zfs_offsite.errors import ConfigError, MembersFailed
 from zfs_offsite.jobs.backup import plan_result
 from zfs_offsite.jobs.report import (

@@ -21,7 +21,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.schedules import TIMEZONE
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
-from zfs_offsite.jobs.report import artifact_key
+from zfs_offsite.jobs.report import slug
 from zfs_offsite.remote.connect import source_host
 from zfs_offsite.settings import load_settings
 from zfs_offsite.stream import cancel
@@ -56,7 +56,7 @@ def run_suffix(parameters: Mapping[str, Any]) -> str:
     suffix = "-dry-run" if parameters.get("dry_run") else ""
     members = parameters.get("members") or []
     if members:
-        suffix += "-" + artifact_key("members", *sorted(members))
+        suffix += "-" + slug("members", *sorted(members))
     return suffix
 
 

@@ -14,7 +14,7 @@ from flows.common import (
     only_known,
     stops_streams_when_interrupted,
 )
-from tasks.backup import discover
+from tasks.discover import discover
 from tasks.drill import drill
 from zfs_offsite.errors import MembersFailed
 from zfs_offsite.jobs.drill import choose_members, read_records

@@ -6,43 +6,20 @@ import hashlib
 from contextlib import closing, nullcontext
 from typing import Any
 
-from prefect import Task, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
-from prefect.states import State
-from prefect.tasks import exponential_backoff
 
 from tasks.progress import ProgressReporter
-from zfs_offsite.jobs.backup import BackupResult, discover_members, plan_member
+from tasks.retries import retry_policy
+from zfs_offsite.jobs.backup import BackupResult, plan_member
 from zfs_offsite.jobs.backup import execute_plan as execute_plan_fn
 from zfs_offsite.plan.backup import BackupPlan
 from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import Settings
-from zfs_offsite.stream import cancel
 from zfs_offsite.zfs.members import Member
-
-
-def is_retryable(task: Task[..., Any], task_run: object, state: State[Any]) -> bool:
-    """Retry errors that say another attempt can help (drops, timeouts); never a stopped run."""
-    if cancel.requested():
-        return False
-    try:
-        state.result()
-    except Exception as exc:
-        return bool(getattr(exc, "retryable", False))
-    return False
-
-
-def retry_policy(retries: int = 3, first_delay: float = 10.0) -> dict[str, Any]:
-    """Task options: retry transient errors only, delays doubling from `first_delay`, jittered."""
-    return {
-        "retries": retries,
-        "retry_delay_seconds": exponential_backoff(backoff_factor=first_delay),
-        "retry_jitter_factor": 0.5,
-        "retry_condition_fn": is_retryable,
-    }
 
 
 def upload_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -59,18 +36,6 @@ def upload_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str
         str(context.task_run.flow_run_id),
     ]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
-
-
-@task(
-    name="discover-snapshots",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=5,
-    retry_condition_fn=is_retryable,
-)
-def discover(settings: Settings) -> list[Member]:
-    """List member datasets and their snapshots with one `zfs get` per pool."""
-    return discover_members(settings)
 
 
 @task(

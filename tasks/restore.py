@@ -9,7 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 
-from tasks.backup import retry_policy
+from tasks.retries import retry_policy
 from zfs_offsite.jobs.restore import (
     RestoreResult,
     download_files,

@@ -154,6 +154,8 @@ class SftpStore:
         if openssh_client:
             self._channel = OpenSshChannel(endpoint)
             try:
+                # SFTPClient is typed for a paramiko Channel; it only sends, receives and closes,
+                # which OpenSshChannel does over the ssh process's socket.
                 client = paramiko.SFTPClient(self._channel)  # type: ignore[arg-type]
             except _CONNECTION_ERRORS as exc:
                 failure = self._channel.failure()
