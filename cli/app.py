@@ -74,7 +74,7 @@ def serve(
     cron: Annotated[str, typer.Option(help="Nightly backup schedule (cron).")] = NIGHTLY_CRON,
     timezone: Annotated[str, typer.Option(help="Timezone of the schedules.")] = TIMEZONE,
 ) -> None:
-    """Serve the backup, drill and verify deployments on their schedules from this process."""
+    """Serve every job (backup, drill, verify, prune, restore) as deployments from this process."""
     from deployments.serve import serve_all
 
     startup.load(config)
