@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from zfs_offsite.archive.model import ArchiveFile, Sidecar
 from zfs_offsite.archive.names import BackupName, Compression, parse_backup_name
 from zfs_offsite.zfs.members import Member
@@ -56,3 +58,13 @@ def new_file(target: Snapshot, base: Snapshot | None = None) -> ArchiveFile:
         DS, target.name, target.guid, base.name if base else None, base.guid if base else None
     )
     return ArchiveFile(name.filename, name, 1, 0.0, identity)
+
+
+def at(file: ArchiveFile, when: float) -> ArchiveFile:
+    """The file as if its upload finished at `when` (the chain order and ages read mtime)."""
+    return dataclasses.replace(file, mtime=when)
+
+
+def corrupt(file: ArchiveFile) -> ArchiveFile:
+    """The file as a verify run leaves it after a checksum mismatch."""
+    return dataclasses.replace(file, corrupt="sha256 mismatch")
