@@ -36,7 +36,7 @@ def test_cancel_through_the_api_stops_the_stream(
     with prefect_server(home) as server:
         env = server | slow_target(1_000_000).env(sshd, big_member, sftp_dir)
         runner = subprocess.Popen(
-            [sys.executable, "-m", "tests.faults.serve_backup"],
+            [sys.executable, "-m", "tests.support.serve_backup"],
             env=python_env(env),
             stdout=(home / "runner.log").open("wb"),
             stderr=subprocess.STDOUT,

@@ -27,7 +27,7 @@ RATE = 3_000_000  # bytes a second: the 24 MB stream takes about 8 s
 
 def start_backup(env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.faults.backup_once"],
+        [sys.executable, "-m", "tests.support.backup_once"],
         env=python_env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -225,7 +225,7 @@ def test_a_lock_in_another_pid_namespace_is_never_broken(
         | {"ZFS_OFFSITE_LOCK__WAIT_SECONDS": "0"}
     )
     first = subprocess.Popen(
-        [sys.executable, "-m", "tests.faults.backup_once"],
+        [sys.executable, "-m", "tests.support.backup_once"],
         env=env,
         stdout=subprocess.PIPE,
         text=True,
@@ -242,7 +242,7 @@ def test_a_lock_in_another_pid_namespace_is_never_broken(
             "--mount-proc",
             sys.executable,
             "-m",
-            "tests.faults.backup_once",
+            "tests.support.backup_once",
         ],
         env=env,
         capture_output=True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from zfs_offsite.archive.model import ArchiveFile, Sidecar
 from zfs_offsite.archive.names import BackupName, Compression, parse_backup_name
 from zfs_offsite.zfs.members import Member
@@ -31,8 +33,12 @@ def sidecar(
     base: str | None = None,
     base_guid: int | None = None,
     creation: int | None = None,
+    *,
+    stored_bytes: int = 1,
+    started: str = "",
+    finished: str = "",
 ) -> Sidecar:
-    """A sidecar with the given identity and placeholder figures."""
+    """A sidecar with the given identity and placeholder figures (the upload's, if given)."""
     return Sidecar(
         dataset=dataset,
         snapshot=snapshot,
@@ -40,9 +46,9 @@ def sidecar(
         compression="zstd",
         sha256="0" * 64,
         raw_bytes=1,
-        stored_bytes=1,
-        started="",
-        finished="",
+        stored_bytes=stored_bytes,
+        started=started,
+        finished=finished,
         tool_version="t",
         base=base,
         base_guid=base_guid,
@@ -50,9 +56,19 @@ def sidecar(
     )
 
 
-def new_file(target: Snapshot, base: Snapshot | None = None) -> ArchiveFile:
-    name = BackupName("elabfs-a", target.name, Compression.ZSTD, base.name if base else None)
+def new_file(snapshot: Snapshot, base: Snapshot | None = None) -> ArchiveFile:
+    name = BackupName("elabfs-a", snapshot.name, Compression.ZSTD, base.name if base else None)
     identity = sidecar(
-        DS, target.name, target.guid, base.name if base else None, base.guid if base else None
+        DS, snapshot.name, snapshot.guid, base.name if base else None, base.guid if base else None
     )
     return ArchiveFile(name.filename, name, 1, 0.0, identity)
+
+
+def at(file: ArchiveFile, when: float) -> ArchiveFile:
+    """The file as if its upload finished at `when` (the chain order and ages read mtime)."""
+    return dataclasses.replace(file, mtime=when)
+
+
+def corrupt(file: ArchiveFile) -> ArchiveFile:
+    """The file as a verify run leaves it after a checksum mismatch."""
+    return dataclasses.replace(file, corrupt="sha256 mismatch")

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from tests.support.archive_files import DS, member, new_file, seed_file, snaps
+import dataclasses
+
+from tests.support.archive_files import DS, corrupt, member, new_file, seed_file
 from zfs_offsite.archive.names import Compression
 from zfs_offsite.plan.backup import Action, plan_backup
 from zfs_offsite.plan.chains import restore_chains
-from zfs_offsite.zfs.model import Snapshot
+from zfs_offsite.zfs.model import Bookmark, Snapshot
 
 
 def test_empty_archive_gives_full_of_newest_by_createtxg() -> None:
@@ -65,30 +67,28 @@ def test_force_full() -> None:
     assert plan.action is Action.FULL and plan.base is None
 
 
-def test_shortest_chain_is_chosen() -> None:
-    s = snaps("s1", "s2", "s3")
-    files = [
-        new_file(s[0]),
-        new_file(s[1], s[0]),
-        new_file(s[2], s[1]),
-        new_file(s[2], s[0]),
-    ]
-    chains = restore_chains(files)
-    assert [f.filename for f in chains["elabfs-a@s1.to.elabfs-a@s3.zst"]] == [
-        "elabfs-a@s1.zst",
-        "elabfs-a@s1.to.elabfs-a@s3.zst",
-    ]
-    assert len(chains["elabfs-a@s2.to.elabfs-a@s3.zst"]) == 3
-
-
-def test_status_reports_newest_restorable_snapshot_and_its_chain() -> None:
-    from zfs_offsite.archive.model import MemberArchive
-    from zfs_offsite.jobs.status import member_status
-
-    m = member("s1", "s2", "s3")
+def test_planner_never_builds_on_a_corrupt_file() -> None:
+    m = member("s1", "s2", "s3", "s4", "s5")
     s = m.snapshots
-    archive = MemberArchive("a", files=[new_file(s[0]), new_file(s[1], s[0])])
-    status = member_status(m, archive, now=3600.0)
-    assert (status.newest_local, status.newest_archived) == ("s3", "s2")
-    assert status.chain_length == 2
-    assert status.archived_age_hours == 1.0
+    files = [new_file(s[0]), new_file(s[1], s[0]), corrupt(new_file(s[3], s[1]))]
+    plan = plan_backup(m, files, Compression.ZSTD)
+    assert plan.action is Action.INCREMENTAL
+    assert plan.base == s[1]  # the newest sound base, not s4 from the corrupt file
+    files[0] = corrupt(files[0])
+    plan = plan_backup(m, files, Compression.ZSTD)
+    assert plan.action is Action.FULL
+
+
+def test_bookmark_of_a_destroyed_archived_snapshot_is_the_base() -> None:
+    m = member("s1", "s2", "s3")
+    s1, s2, s3 = m.snapshots
+    files = [new_file(s1), new_file(s2, s1)]
+    mark = Bookmark(s2.dataset, "zfs-offsite-ab_s2", s2.guid, s2.createtxg, s2.creation)
+    pruned = dataclasses.replace(m, snapshots=(s1, s3), bookmarks=(mark,))  # NAS destroyed s2
+    plan = plan_backup(pruned, files, Compression.ZSTD)
+    assert plan.action is Action.INCREMENTAL
+    assert plan.base is not None and plan.base.name == "s2" and plan.base.guid == s2.guid
+    assert plan.send_from == "tank/elabfs-a#zfs-offsite-ab_s2"
+    assert plan.filename == "elabfs-a@s2.to.elabfs-a@s3.zst"
+    with_snapshot = plan_backup(dataclasses.replace(m, bookmarks=(mark,)), files, Compression.ZSTD)
+    assert with_snapshot.send_from == "tank/elabfs-a@s2"  # the snapshot (-I) beats its bookmark

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.archive_files import member, new_file, seed_file
+from tests.support.archive_files import at, member, new_file, seed_file
 from zfs_offsite.archive.model import ArchiveFile, Sidecar
 from zfs_offsite.archive.names import Compression
 from zfs_offsite.errors import ConfigError
@@ -304,3 +304,18 @@ def test_simulated_nights_stagger_the_fulls(after_days: float, nights: int) -> N
     reasons = Counter(p.reason.split(";")[0] for night in history for p in night)
     assert any(r.startswith("full due, deferred: quota of") for r in reasons)
     assert any(r.startswith(f"full due now (1st of {quota} tonight)") for r in reasons)
+
+
+def test_full_cadence_starts_a_new_chain() -> None:
+    m = member("s1", "s2", "s3", "s4")
+    s = m.snapshots
+    files = [at(new_file(s[0]), 1000.0), at(new_file(s[1], s[0]), 2000.0)]
+    files.append(at(new_file(s[2], s[1]), 3000.0))
+    by_count = plan_backup(
+        m, files, Compression.ZSTD, cadence=FullCadence(after_incrementals=2), now=4000.0
+    )
+    assert by_count.action is Action.FULL and "2 incrementals" in by_count.reason
+    by_age = plan_backup(m, files, Compression.ZSTD, cadence=FullCadence(after_days=1), now=1e6)
+    assert by_age.action is Action.FULL and "days old" in by_age.reason
+    young = plan_backup(m, files, Compression.ZSTD, cadence=FullCadence(after_days=1), now=4000.0)
+    assert young.action is Action.INCREMENTAL

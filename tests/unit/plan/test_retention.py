@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from zfs_offsite.archive.model import ArchiveFile, Sidecar
+from tests.support.archive_files import DS, sidecar
+from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.archive.names import BackupName, Compression, parse_backup_name
 from zfs_offsite.plan.chains import restore_points
 from zfs_offsite.plan.policy import parse_policy
@@ -29,27 +30,23 @@ def snap_name(t: datetime) -> str:
 
 
 def make_file(t: datetime, guid: int, base: tuple[str, int] | None, seed_era: bool) -> ArchiveFile:
-    target = snap_name(t)
+    snapshot = snap_name(t)
     if seed_era:
-        name = BackupName("elabfs-a", target, Compression.GZIP, base[0] if base else None)
+        name = BackupName("elabfs-a", snapshot, Compression.GZIP, base[0] if base else None)
         return ArchiveFile(name.filename, name, 100, t.timestamp() + 600)
-    name = BackupName("elabfs-a", target, Compression.ZSTD, base[0] if base else None)
-    sidecar = Sidecar(
-        dataset="tank/elabfs-a",
-        snapshot=target,
-        snapshot_guid=guid,
-        compression="zstd",
-        sha256="0" * 64,
-        raw_bytes=1,
+    name = BackupName("elabfs-a", snapshot, Compression.ZSTD, base[0] if base else None)
+    identity = sidecar(
+        DS,
+        snapshot,
+        guid,
+        base[0] if base else None,
+        base[1] if base else None,
+        int(t.timestamp()),
         stored_bytes=100,
         started=t.isoformat(),
         finished=(t + timedelta(minutes=10)).isoformat(),
-        tool_version="t",
-        base=base[0] if base else None,
-        base_guid=base[1] if base else None,
-        snapshot_creation=int(t.timestamp()),
     )
-    return ArchiveFile(name.filename, name, 100, t.timestamp() + 600, sidecar)
+    return ArchiveFile(name.filename, name, 100, t.timestamp() + 600, identity)
 
 
 def generated_archive(rng: random.Random) -> list[ArchiveFile]:

@@ -9,11 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from zfs_offsite.remote.connect import uses_openssh_client
 from zfs_offsite.remote.openssh import PASSPHRASE_ENV, askpass_helper, explain, ssh_argv
-from zfs_offsite.remote.openssh import available as openssh_available
 from zfs_offsite.remote.ssh import SshEndpoint, unreachable_from_oserror
-from zfs_offsite.settings import load_settings
 
 
 def test_argv_asks_for_the_sftp_subsystem_with_pinned_keys(tmp_path: Path) -> None:
@@ -58,17 +55,6 @@ def test_askpass_helper_prints_what_ssh_passes_down() -> None:
     assert done.stdout == b"-n two  words\n"
     assert helper.stat().st_mode & 0o777 == 0o700
     assert "two" not in helper.read_text()  # the helper holds no secret
-
-
-def test_both_clients_take_a_passphrase() -> None:
-    target = {"url": "sftp://u@h/x", "key_passphrase": "secret"}
-    settings = load_settings(target=target | {"client": "openssh"})
-    assert uses_openssh_client(settings.target) is True
-    auto = load_settings(target=target)
-    assert uses_openssh_client(auto.target) is openssh_available()
-    assert (
-        uses_openssh_client(load_settings(target=target | {"client": "paramiko"}).target) is False
-    )
 
 
 @pytest.mark.parametrize(
