@@ -20,6 +20,7 @@ from tests.support.faults import (
 )
 from tests.support.services import Pool, SshServer
 from tests.support.zfsdata import SNAP
+from zfs_offsite.archive.lock import LOCK_NAME
 
 pytestmark = pytest.mark.integration
 RATE = 3_000_000  # bytes a second: the 24 MB stream takes about 8 s
@@ -76,7 +77,13 @@ def test_second_run_waits_and_sends_nothing_twice(
     target = slow_target(RATE)
     env = target.env(sshd, big_member, sftp_dir) | {"ZFS_OFFSITE_LOCK__WAIT_SECONDS": "120"}
     first = start_backup(env)
-    time.sleep(0.5)
+    # The second run starts once the first holds the member (a fixed head start
+    # loses to a busy machine's scheduling).
+    lock = sftp_dir / "erin" / LOCK_NAME
+    deadline = time.monotonic() + 120
+    while not lock.exists() and first.poll() is None:
+        assert time.monotonic() < deadline, "the first run never took the lock"
+        time.sleep(0.1)
     second = start_backup(env)
     results = [outcome(first), outcome(second)]
     assert [r.get("action") for r in results] == ["full", "up to date"], results
