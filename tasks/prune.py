@@ -9,10 +9,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.backup import member_lock
 from zfs_offsite.jobs.prune import prune_member
 from zfs_offsite.plan.retention import PrunePlan
-from zfs_offsite.remote.connect import open_store
 from zfs_offsite.settings import Settings
 
 

@@ -25,6 +25,7 @@ from tests.support.zfsdata import (
     tree_digest,
     write_member_data,
 )
+from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.errors import ChainError, IntegrityError
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.drill import drill_member, read_records, write_record
@@ -36,7 +37,6 @@ from zfs_offsite.jobs.restore import (
 )
 from zfs_offsite.jobs.verify import Verdict, verify_member
 from zfs_offsite.plan.backup import Action
-from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ Left out, on purpose:
 - the implicit import of a module's parent packages (`zfs_offsite/__init__.py` runs
   before `zfs_offsite.plan.backup`): those files import nothing that matters here.
 
-`from zfs_offsite.stream import cancel` is an edge to `zfs_offsite.stream.cancel`
+`from zfs_offsite.stream import readback` is an edge to `zfs_offsite.stream.readback`
 (the submodule), not to the package.
 """
 
@@ -43,13 +43,22 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "zfs_offsite.zfs.model",
             "zfs_offsite.remote.entries",
             "zfs_offsite.plan.policy",
-            "zfs_offsite.stream.cancel",
+            "zfs_offsite.cancel",
         ),
     ),
     ("models", ("zfs_offsite.archive.model", "zfs_offsite.zfs.members")),
     ("settings", ("zfs_offsite.setting_sources", "zfs_offsite.settings")),
     ("plan", ("zfs_offsite.plan.*",)),
-    ("adapters", ("zfs_offsite.zfs.*", "zfs_offsite.remote.*", "zfs_offsite.archive.*")),
+    (
+        "adapters",
+        (
+            "zfs_offsite.transport.*",
+            "zfs_offsite.zfs.*",
+            "zfs_offsite.remote.*",
+            "zfs_offsite.archive.*",
+            "zfs_offsite.connect",
+        ),
+    ),
     ("stream", ("zfs_offsite.stream.*",)),
     ("jobs", ("zfs_offsite.jobs.*",)),
     ("tasks", ("tasks.*",)),

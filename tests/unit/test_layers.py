@@ -165,11 +165,11 @@ def test_settings_importing_a_transport_is_reported(tmp_path: Path) -> None:
             "zfs_offsite/settings.py": """\
                 from zfs_offsite import setting_sources as sources
                 from zfs_offsite.plan.policy import Rule
-                from zfs_offsite.remote.ssh import SshEndpoint
+                from zfs_offsite.transport.ssh import SshEndpoint
             """,
             "zfs_offsite/setting_sources.py": "",
         },
     )
     assert shown(layers.settings_imports_beyond_leaves(layers.imports(tmp_path))) == [
-        "zfs_offsite/settings.py:3: zfs_offsite.settings imports zfs_offsite.remote.ssh"
+        "zfs_offsite/settings.py:3: zfs_offsite.settings imports zfs_offsite.transport.ssh"
     ]

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from zfs_offsite import __version__
+from zfs_offsite import __version__, cancel
 from zfs_offsite.errors import (
     DiskFullError,
     LockBusyError,
@@ -34,7 +34,6 @@ from zfs_offsite.errors import (
     ZfsOffsiteError,
 )
 from zfs_offsite.remote.store import Store, disk_full, read_small_file, remove_quietly
-from zfs_offsite.stream import cancel
 
 log = logging.getLogger(__name__)
 

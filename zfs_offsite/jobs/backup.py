@@ -11,12 +11,13 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, replace
 
-from zfs_offsite import __version__
+from zfs_offsite import __version__, cancel
 from zfs_offsite.archive.commit import commit_backup
 from zfs_offsite.archive.index import read_member_archive
 from zfs_offsite.archive.lock import MemberLock
 from zfs_offsite.archive.model import MemberArchive, Sidecar
 from zfs_offsite.archive.names import checksum_name, partial_name
+from zfs_offsite.connect import open_runner, open_store, source_host
 from zfs_offsite.errors import (
     ArchiveConflictError,
     ConfigError,
@@ -25,10 +26,8 @@ from zfs_offsite.errors import (
     ZfsOffsiteError,
 )
 from zfs_offsite.plan.backup import Action, BackupPlan, FullCadence, plan_backup, superseded
-from zfs_offsite.remote.connect import open_runner, open_store, source_host
 from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings
-from zfs_offsite.stream import cancel
 from zfs_offsite.stream.compression import compressor
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
 from zfs_offsite.stream.upload import StreamResult, stream_to_store
