@@ -42,6 +42,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "zfs_offsite.archive.names",
             "zfs_offsite.zfs.model",
             "zfs_offsite.remote.entries",
+            "zfs_offsite.remote.partials",
             "zfs_offsite.plan.policy",
             "zfs_offsite.cancel",
         ),
@@ -76,6 +77,7 @@ PURE = (
     "zfs_offsite.zfs.model",
     "zfs_offsite.zfs.members",
     "zfs_offsite.remote.entries",
+    "zfs_offsite.remote.partials",
     "zfs_offsite.plan.*",
 )
 

@@ -16,7 +16,7 @@ from zfs_offsite.archive.commit import commit_backup
 from zfs_offsite.archive.index import read_member_archive
 from zfs_offsite.archive.lock import MemberLock
 from zfs_offsite.archive.model import MemberArchive, Sidecar
-from zfs_offsite.archive.names import checksum_name, partial_name
+from zfs_offsite.archive.names import checksum_name
 from zfs_offsite.connect import open_runner, open_store, source_host
 from zfs_offsite.errors import (
     ArchiveConflictError,
@@ -26,6 +26,7 @@ from zfs_offsite.errors import (
     ZfsOffsiteError,
 )
 from zfs_offsite.plan.backup import Action, BackupPlan, FullCadence, plan_backup, superseded
+from zfs_offsite.remote.partials import partial_name
 from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings
 from zfs_offsite.stream.compression import compressor

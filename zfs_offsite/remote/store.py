@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 
-from zfs_offsite.archive.names import partial_name
 from zfs_offsite.errors import DiskFullError, IntegrityError
 from zfs_offsite.remote.entries import Space, StoreEntry
+from zfs_offsite.remote.partials import partial_name
 
 if TYPE_CHECKING:
     pass
