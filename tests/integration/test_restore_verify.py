@@ -28,9 +28,9 @@ from tests.support.zfsdata import (
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.errors import ChainError, IntegrityError
 from zfs_offsite.jobs.backup import backup_member, discover_members
+from zfs_offsite.jobs.destination import dataset_exists
 from zfs_offsite.jobs.drill import drill_member, read_records, write_record
 from zfs_offsite.jobs.restore import (
-    dataset_exists,
     download_chain,
     receive_commands,
     restore_member,
