@@ -33,7 +33,7 @@ def run_ours(settings_json: str, destination: str) -> dict:
 import json, resource, time
 from contextlib import closing
 from zfs_offsite.settings import load_settings
-from zfs_offsite.remote.connect import open_runner, open_store
+from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.restore import restore_member
 s = load_settings(**json.loads({settings_json!r}))
 start = time.monotonic()

@@ -24,10 +24,10 @@ def plan_members(
 
     Returns the plans and, per member that cannot be planned, its one-line error.
     """
+    from zfs_offsite.connect import open_store
     from zfs_offsite.jobs.backup import discover_members, plan_member
     from zfs_offsite.plan.backup import apply_full_quota
     from zfs_offsite.plan.cadence import full_quota
-    from zfs_offsite.remote.connect import open_store
 
     members = discover_members(settings)
     unknown = sorted(set(wanted) - {m.name for m in members})

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from zfs_offsite.stream import cancel
+from zfs_offsite import cancel
 
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 

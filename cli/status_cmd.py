@@ -39,10 +39,10 @@ STATUS_COLUMNS = (
 
 def read_statuses(settings: Settings) -> tuple[list[MemberStatus], dict[str, str]]:
     """Every member's status and when each was last drilled (ISO time), from one connection."""
+    from zfs_offsite.connect import open_store
     from zfs_offsite.jobs.backup import discover_members
     from zfs_offsite.jobs.drill import read_records
     from zfs_offsite.jobs.status import read_status
-    from zfs_offsite.remote.connect import open_store
 
     members = discover_members(settings)
     with closing(open_store(settings.target)) as store:

@@ -24,6 +24,7 @@ from flows.common import (
 from tasks.backup import plan, upload
 from tasks.discover import discover
 from tasks.retries import retry_policy
+from zfs_offsite.connect import source_host
 from zfs_offsite.errors import ConfigError, MembersFailed
 from zfs_offsite.jobs.backup import plan_result
 from zfs_offsite.jobs.report import (
@@ -36,7 +37,6 @@ from zfs_offsite.jobs.report import (
 )
 from zfs_offsite.plan.backup import Action, BackupPlan, apply_full_quota
 from zfs_offsite.plan.cadence import full_quota
-from zfs_offsite.remote.connect import source_host
 from zfs_offsite.settings import load_settings
 
 

@@ -20,11 +20,11 @@ from prefect.states import State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.schedules import TIMEZONE
+from zfs_offsite import cancel
+from zfs_offsite.connect import source_host
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
 from zfs_offsite.jobs.report import slug
-from zfs_offsite.remote.connect import source_host
 from zfs_offsite.settings import load_settings
-from zfs_offsite.stream import cancel
 
 WORKER_CAP = 16  # threads a flow's task runner may use; settings.max_parallel limits streams
 
@@ -177,7 +177,7 @@ def stop_streams_when_interrupted() -> Iterator[None]:
     Each of them raises in the flow's main thread (KeyboardInterrupt, or
     Prefect's TerminationSignal from its own SIGTERM handler, which must stay
     installed for a Cancel to end as Cancelled). Seeing it pass, this tells
-    the streams running in worker threads to stop (`zfs_offsite.stream.cancel`):
+    the streams running in worker threads to stop (`zfs_offsite.cancel`):
     each removes its partial file and releases its member lock, so the engine
     does not wait for uploads to finish before the run ends.
     """

@@ -16,10 +16,10 @@ from flows.common import (
 )
 from tasks.discover import discover
 from tasks.drill import drill
+from zfs_offsite.connect import open_store, source_host
 from zfs_offsite.errors import MembersFailed
 from zfs_offsite.jobs.drill import choose_members, read_records
 from zfs_offsite.jobs.report import artifact_key, drill_row
-from zfs_offsite.remote.connect import open_store, source_host
 from zfs_offsite.settings import load_settings
 
 

@@ -17,10 +17,11 @@ from flows.common import (
     submit_bounded,
 )
 from tasks.verify import verify
+from zfs_offsite.archive.index import archived_members, linked_members
+from zfs_offsite.connect import open_store
 from zfs_offsite.errors import MembersFailed
 from zfs_offsite.jobs.report import artifact_key, verification_rows, verification_summary
-from zfs_offsite.jobs.verify import FAILING, MemberVerification, archived_members, linked_members
-from zfs_offsite.remote.connect import open_store
+from zfs_offsite.jobs.verify import FAILING, MemberVerification
 from zfs_offsite.settings import load_settings
 
 

@@ -14,10 +14,10 @@ from prefect.runtime import flow_run
 
 from tasks.progress import ProgressReporter
 from tasks.retries import retry_policy
+from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.backup import BackupResult, plan_member
 from zfs_offsite.jobs.backup import execute_plan as execute_plan_fn
 from zfs_offsite.plan.backup import BackupPlan
-from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import Settings
 from zfs_offsite.zfs.members import Member
 

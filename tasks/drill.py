@@ -7,8 +7,8 @@ from contextlib import closing
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.drill import DrillRecord, drill_member, write_record
-from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import Settings
 from zfs_offsite.zfs.members import Member
 

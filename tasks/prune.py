@@ -9,10 +9,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from zfs_offsite.jobs.backup import member_lock
+from zfs_offsite.archive.lock import member_lock
+from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.prune import prune_member
 from zfs_offsite.plan.retention import PrunePlan
-from zfs_offsite.remote.connect import open_store
 from zfs_offsite.settings import Settings
 
 
@@ -35,5 +35,5 @@ def prune(settings: Settings, member: str, dry_run: bool = False) -> PrunePlan:
         if dry_run:
             return run()
         # Prune deletes files and orphaned sidecars: it writes, so it takes the writer lock.
-        with member_lock(settings, store, member, "prune", flow_run.name or flow_run.id):
+        with member_lock(settings.lock, store, member, "prune", flow_run.name or flow_run.id):
             return run()

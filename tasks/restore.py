@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 
 from tasks.retries import retry_policy
+from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.restore import (
     RestoreResult,
     download_files,
@@ -18,7 +19,6 @@ from zfs_offsite.jobs.restore import (
     receive_commands,
 )
 from zfs_offsite.plan.chains import RestorePoint
-from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import Settings
 
 

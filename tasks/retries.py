@@ -8,7 +8,7 @@ from prefect import Task
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-from zfs_offsite.stream import cancel
+from zfs_offsite import cancel
 
 
 def is_retryable(task: Task[..., Any], task_run: object, state: State[Any]) -> bool:

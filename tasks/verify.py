@@ -7,8 +7,8 @@ from contextlib import closing
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.verify import MemberVerification, verify_member
-from zfs_offsite.remote.connect import open_store
 from zfs_offsite.settings import Settings
 
 

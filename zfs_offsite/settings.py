@@ -7,7 +7,7 @@ which describe the demo: a file-backed pool and a local target. A key no model
 knows is an error, never ignored: a typo must not send the backup elsewhere.
 
 A leaf: it imports only `errors` and pure leaves (names, the policy grammar);
-turning these models into connections is `remote/connect.py`'s job.
+turning these models into connections is `connect.py`'s job.
 """
 
 from __future__ import annotations

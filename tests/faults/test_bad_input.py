@@ -27,6 +27,7 @@ from tests.support.flow_runs import env_for
 from tests.support.services import Pool, SshServer, ensure_test_user
 from tests.support.zfsdata import create_member, snapshot, write_member_data
 from zfs_offsite.archive.model import Sidecar
+from zfs_offsite.connect import open_store
 from zfs_offsite.errors import ChainError, MembersFailed
 from zfs_offsite.jobs.backup import backup_member, discover_members, plan_member
 from zfs_offsite.jobs.prune import prune_member
@@ -35,7 +36,6 @@ from zfs_offsite.jobs.status import read_status
 from zfs_offsite.jobs.verify import FAILING, Verdict, verify_member
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.plan.policy import parse_policy
-from zfs_offsite.remote.connect import open_store
 from zfs_offsite.settings import Settings
 from zfs_offsite.zfs.members import Member, select_members
 from zfs_offsite.zfs.model import Dataset

@@ -27,13 +27,13 @@ from tests.support.services import Pool, SshServer, ensure_test_user, run
 from tests.support.zfsdata import create_member, guid, snapshot, write_member_data
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.archive.names import parse_backup_name
+from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.errors import IntegrityError, PermanentError
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.destination import next_step, why_no_rollback
 from zfs_offsite.jobs.restore import RestoreResult, restore_member
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.plan.chains import RestorePoint
-from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import Settings
 from zfs_offsite.zfs.commands import error_text
 from zfs_offsite.zfs.model import Snapshot

@@ -13,10 +13,10 @@ import pytest
 from tests.support.proxy import CuttingProxy
 from tests.support.services import Pool, SshServer
 from tests.support.zfsdata import SNAP, create_member, snapshot, write_member_data
+from zfs_offsite.connect import open_store
 from zfs_offsite.errors import ConfigError, HostKeyError, SendError, StoreError
 from zfs_offsite.jobs.backup import backup_member, discover_members, execute_plan, plan_member
 from zfs_offsite.plan.backup import Action
-from zfs_offsite.remote.connect import open_store
 from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings, load_settings
 from zfs_offsite.zfs.runner import LocalProcess, LocalRunner, Process

@@ -19,10 +19,10 @@ import pytest
 
 from tests.support.services import Pool, SshServer, ensure_test_user
 from tests.support.zfsdata import MEMBERS, create_member, gzip_send, snapshot, write_member_data
+from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.backup import backup_member, discover_members, plan_member
 from zfs_offsite.plan.backup import Action, BackupPlan, apply_full_quota
 from zfs_offsite.plan.cadence import full_quota
-from zfs_offsite.remote.connect import open_store
 from zfs_offsite.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration

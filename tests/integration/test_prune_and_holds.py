@@ -14,12 +14,12 @@ import pytest
 
 from tests.support.services import Pool, ensure_test_user
 from tests.support.zfsdata import create_member, guid, snapshot, write_member_data
+from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.backup import BackupResult, backup_member, discover_members
 from zfs_offsite.jobs.prune import prune_member
 from zfs_offsite.jobs.restore import restore_member
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.plan.policy import parse_policy
-from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -25,18 +25,18 @@ from tests.support.zfsdata import (
     tree_digest,
     write_member_data,
 )
+from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.errors import ChainError, IntegrityError
 from zfs_offsite.jobs.backup import backup_member, discover_members
+from zfs_offsite.jobs.destination import dataset_exists
 from zfs_offsite.jobs.drill import drill_member, read_records, write_record
 from zfs_offsite.jobs.restore import (
-    dataset_exists,
     download_chain,
     receive_commands,
     restore_member,
 )
 from zfs_offsite.jobs.verify import Verdict, verify_member
 from zfs_offsite.plan.backup import Action
-from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import Settings
 
 pytestmark = pytest.mark.integration

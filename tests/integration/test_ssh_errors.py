@@ -22,6 +22,7 @@ import pytest
 
 from tests.support.services import Pool, SshServer, free_port, start_sshd, wait_for_port
 from tests.support.zfsdata import SNAP, guid, tree_digest
+from zfs_offsite.connect import open_store, target_endpoint
 from zfs_offsite.errors import (
     ConfigError,
     HostKeyError,
@@ -32,7 +33,6 @@ from zfs_offsite.errors import (
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.restore import restore_member
 from zfs_offsite.plan.backup import Action
-from zfs_offsite.remote.connect import open_store, target_endpoint
 from zfs_offsite.remote.sftp import SftpStore
 from zfs_offsite.settings import Settings, load_settings
 from zfs_offsite.zfs.runner import LocalRunner

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.errors import ZfsOffsiteError
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.restore import restore_member, snapshot_guid
 from zfs_offsite.plan.backup import Action
-from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import Settings, load_settings
 from zfs_offsite.zfs.commands import detect_features
 from zfs_offsite.zfs.protect import mark_tag

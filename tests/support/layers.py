@@ -3,7 +3,8 @@
 Pure: it parses files and never imports the modules it checks, so a broken or slow
 module cannot hide a violation. The graph has one node per module of PACKAGES; an
 edge is an import that runs, at the top of a module or inside a function (a lazy
-import runs when it is called, so it counts for layers and cycles alike).
+import runs when it is called, so it counts for layers and cycles alike). The same
+graph seen one folder up (`folder_graph`) must have no cycles either.
 
 Left out, on purpose:
 - imports under `if TYPE_CHECKING:` never run: they can create neither a runtime
@@ -12,7 +13,7 @@ Left out, on purpose:
 - the implicit import of a module's parent packages (`zfs_offsite/__init__.py` runs
   before `zfs_offsite.plan.backup`): those files import nothing that matters here.
 
-`from zfs_offsite.stream import cancel` is an edge to `zfs_offsite.stream.cancel`
+`from zfs_offsite.stream import readback` is an edge to `zfs_offsite.stream.readback`
 (the submodule), not to the package.
 """
 
@@ -21,36 +22,41 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 PACKAGES = ("zfs_offsite", "flows", "tasks", "cli", "deployments")
 
 # The layers, bottom first. A module may import its own layer and those below it,
 # never one above. An entry names one module, or with ".*" a package and everything
-# in it; the most specific entry places a module. Derived from the imports of the
-# tree as grouped in issue 12 (zfs, remote and archive use each other's lower modules:
-# zfs.runner opens SSH from remote.ssh, remote.connect builds runners, archive reads
-# and writes through remote.store; they are one layer, and the cycle rule keeps them
-# apart at module level).
+# in it; the most specific entry places a module. Each folder of the core is a layer
+# of its own; only stdlib-like leaves and plain models sit lower than their folder
+# (settings validates with them, the plan reads them). zfs/ and remote/ use neither
+# the other (each stands on transport/); zfs/ and archive/ meet only at the leaves
+# (zfs.members names directories with archive.names). What a folder imports of
+# another, leaves included, must not close a loop between folders: `folder_cycles`.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("errors", ("zfs_offsite", "zfs_offsite.errors")),
+    # errors, and the process-wide stop switch that every layer may look at.
+    ("errors", ("zfs_offsite", "zfs_offsite.errors", "zfs_offsite.cancel")),
     (
-        # stdlib only; stream.cancel is the process-wide stop flag that the archive
-        # lock's wait checks too, so it sits below the layers that look at it.
-        "leaves",
+        "leaves",  # stdlib only, pure
         (
             "zfs_offsite.archive.names",
             "zfs_offsite.zfs.model",
             "zfs_offsite.remote.entries",
+            "zfs_offsite.remote.partials",
             "zfs_offsite.plan.policy",
-            "zfs_offsite.stream.cancel",
         ),
     ),
     ("models", ("zfs_offsite.archive.model", "zfs_offsite.zfs.members")),
     ("settings", ("zfs_offsite.setting_sources", "zfs_offsite.settings")),
     ("plan", ("zfs_offsite.plan.*",)),
-    ("adapters", ("zfs_offsite.zfs.*", "zfs_offsite.remote.*", "zfs_offsite.archive.*")),
+    ("transport", ("zfs_offsite.transport.*",)),
+    ("remote", ("zfs_offsite.remote.*",)),
+    ("zfs", ("zfs_offsite.zfs.*",)),
+    ("archive", ("zfs_offsite.archive.*",)),
     ("stream", ("zfs_offsite.stream.*",)),
+    ("connect", ("zfs_offsite.connect",)),  # the one place settings become connections
     ("jobs", ("zfs_offsite.jobs.*",)),
     ("tasks", ("tasks.*",)),
     ("flows", ("flows.*",)),
@@ -67,6 +73,7 @@ PURE = (
     "zfs_offsite.zfs.model",
     "zfs_offsite.zfs.members",
     "zfs_offsite.remote.entries",
+    "zfs_offsite.remote.partials",
     "zfs_offsite.plan.*",
 )
 
@@ -192,6 +199,49 @@ def graph(found: Iterable[Import], tree_modules: Iterable[str]) -> dict[str, set
         if imp.target in nodes and imp.target != imp.importer:
             edges[imp.importer].add(imp.target)
     return edges
+
+
+def folder_of(module: str) -> str:
+    """The folder a module lives in: `zfs_offsite.<pkg>` in the core (a top-level module
+    such as `zfs_offsite.cancel` is its own), the top package (`flows`) elsewhere."""
+    parts = module.split(".")
+    return ".".join(parts[:2] if parts[0] == "zfs_offsite" else parts[:1])
+
+
+def folder_graph(edges: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph seen one folder up: an edge where any module of one folder
+    imports any module of another. Leaves count: they live in their folder."""
+    folders: dict[str, set[str]] = {}
+    for importer, targets in edges.items():
+        here = folder_of(importer)
+        folders.setdefault(here, set())
+        for target in targets:
+            there = folder_of(target)
+            folders.setdefault(there, set())
+            if there != here:
+                folders[here].add(there)
+    return folders
+
+
+def folder_cycles(found: Iterable[Import], tree_modules: Iterable[str]) -> list[str]:
+    """Each loop between folders, with the imports that close it, one line each.
+
+    Two folders that import each other through different modules form no module
+    cycle, yet neither can be read, tested or moved without the other."""
+    found = list(found)
+    nodes = set(tree_modules)
+    lines = []
+    for path in cycles(folder_graph(graph(found, nodes))):
+        lines.append(" -> ".join(path))
+        for here, there in pairwise(path):
+            lines.extend(
+                f"  {imp}"
+                for imp in found
+                if imp.target in nodes
+                and folder_of(imp.importer) == here
+                and folder_of(imp.target) == there
+            )
+    return lines
 
 
 def matches(module: str, entry: str) -> bool:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from zfs_offsite.remote.connect import uses_openssh_client
-from zfs_offsite.remote.openssh import available as openssh_available
+from zfs_offsite.connect import uses_openssh_client
 from zfs_offsite.settings import load_settings
+from zfs_offsite.transport.openssh import available as openssh_available
 
 
 def test_both_clients_take_a_passphrase() -> None:

@@ -74,6 +74,10 @@ def test_no_import_cycles() -> None:
     assert layers.cycles(layers.graph(IMPORTS, TREE)) == []
 
 
+def test_no_cycles_between_folders() -> None:
+    assert layers.folder_cycles(IMPORTS, TREE) == []
+
+
 # The checker itself, on small trees that break one rule each.
 
 
@@ -113,6 +117,49 @@ def test_a_cycle_is_reported_with_its_path(tmp_path: Path) -> None:
     edges = layers.graph(layers.imports(tmp_path), tree)
     assert layers.cycles(edges) == [
         ["zfs_offsite.jobs.a", "zfs_offsite.jobs.b", "zfs_offsite.jobs.a"]
+    ]
+
+
+def test_two_folders_importing_each_other_are_reported(tmp_path: Path) -> None:
+    """No module cycle (a -> x, y -> b), yet remote/ and archive/ need each other."""
+    tree = write_tree(
+        tmp_path,
+        {
+            "zfs_offsite/remote/store.py": "from zfs_offsite.archive.names import partial_name\n",
+            "zfs_offsite/archive/names.py": "import re\n",
+            "zfs_offsite/archive/index.py": "from zfs_offsite.remote import store\n",
+            "zfs_offsite/zfs/runner.py": "from zfs_offsite.remote.store import Store\n",
+        },
+    )
+    found = layers.imports(tmp_path)
+    assert layers.cycles(layers.graph(found, tree)) == []
+    assert layers.folder_cycles(found, tree) == [
+        "zfs_offsite.archive -> zfs_offsite.remote -> zfs_offsite.archive",
+        "  zfs_offsite/archive/index.py:1: zfs_offsite.archive.index imports "
+        "zfs_offsite.remote.store",
+        "  zfs_offsite/remote/store.py:1: zfs_offsite.remote.store imports "
+        "zfs_offsite.archive.names",
+    ]
+
+
+def test_folders_of_the_core_and_of_the_shells() -> None:
+    assert layers.folder_of("zfs_offsite.zfs.runner") == "zfs_offsite.zfs"
+    assert layers.folder_of("zfs_offsite.cancel") == "zfs_offsite.cancel"
+    assert layers.folder_of("zfs_offsite") == "zfs_offsite"
+    assert layers.folder_of("flows.backup") == "flows"
+
+
+def test_an_import_upward_between_folders_is_reported(tmp_path: Path) -> None:
+    """zfs/ sits below archive/: a command builder must not read the archive's index."""
+    tree = write_tree(
+        tmp_path,
+        {
+            "zfs_offsite/zfs/commands.py": "from zfs_offsite.archive.index import read\n",
+            "zfs_offsite/archive/index.py": "def read(): ...\n",
+        },
+    )
+    assert shown(layers.upward_imports(layers.imports(tmp_path), tree)) == [
+        "zfs_offsite/zfs/commands.py:1: zfs_offsite.zfs.commands imports zfs_offsite.archive.index"
     ]
 
 
@@ -165,11 +212,11 @@ def test_settings_importing_a_transport_is_reported(tmp_path: Path) -> None:
             "zfs_offsite/settings.py": """\
                 from zfs_offsite import setting_sources as sources
                 from zfs_offsite.plan.policy import Rule
-                from zfs_offsite.remote.ssh import SshEndpoint
+                from zfs_offsite.transport.ssh import SshEndpoint
             """,
             "zfs_offsite/setting_sources.py": "",
         },
     )
     assert shown(layers.settings_imports_beyond_leaves(layers.imports(tmp_path))) == [
-        "zfs_offsite/settings.py:3: zfs_offsite.settings imports zfs_offsite.remote.ssh"
+        "zfs_offsite/settings.py:3: zfs_offsite.settings imports zfs_offsite.transport.ssh"
     ]

@@ -7,8 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from zfs_offsite.archive.names import Compression
+from zfs_offsite.connect import target_endpoint
 from zfs_offsite.errors import ConfigError
-from zfs_offsite.remote.connect import target_endpoint
 from zfs_offsite.setting_sources import section_model, toml_key_lines
 from zfs_offsite.settings import (
     ENV_PREFIX,

@@ -10,6 +10,7 @@ never used as a base or restore link, since its identity cannot be established.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 from zfs_offsite.archive.model import (
@@ -32,6 +33,8 @@ from zfs_offsite.archive.names import (
 from zfs_offsite.errors import PermanentError
 from zfs_offsite.remote.entries import StoreEntry
 from zfs_offsite.remote.store import Store, read_small_file
+
+log = logging.getLogger(__name__)
 
 
 def read_member_archive(store: Store, member: str, dataset_part: str | None) -> MemberArchive:
@@ -156,3 +159,30 @@ def _corrupt_mark(store: Store, member: str, mark: StoreEntry | None) -> str | N
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def archived_members(store: Store) -> list[str]:
+    """Member directories on the backup server: every directory at the root, dot names too.
+
+    Backup can create any member name (`elabfs-..dots` gives `..dots`), so verify
+    and prune must see the same set. Files at the root (the drill record) are
+    the tool's own; symlinks are never followed.
+    """
+    return [e.name for e in store.listdir("") if e.is_dir and not e.is_symlink]
+
+
+def linked_members(store: Store) -> dict[str, str]:
+    """Symlinks at the target's root, and why each is reported instead of verified or pruned.
+
+    A link is never followed (prune would delete through it), so a member
+    directory that is a link fails that member with this one line.
+    """
+    linked = {
+        e.name: f"{e.name} at the target's root is a symlink, never followed: if it is a "
+        "member directory, make it a real one (or point target.url at where it links)"
+        for e in store.listdir("")
+        if e.is_symlink
+    }
+    for reason in linked.values():
+        log.warning("%s", reason)
+    return linked

@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
-from zfs_offsite import __version__
+from zfs_offsite import __version__, cancel
 from zfs_offsite.errors import (
     DiskFullError,
     LockBusyError,
@@ -34,7 +35,6 @@ from zfs_offsite.errors import (
     ZfsOffsiteError,
 )
 from zfs_offsite.remote.store import Store, disk_full, read_small_file, remove_quietly
-from zfs_offsite.stream import cancel
 
 log = logging.getLogger(__name__)
 
@@ -295,3 +295,27 @@ class MemberLock:
                 self.store.remove(self.path)
         except Exception as exc:  # the connection may be what broke: the lock goes stale
             log.warning("%s: could not release the lock (%s)", self.member, exc)
+
+
+class LockLimits(Protocol):
+    """How long to wait for a held lock and when a holder counts as stale (`settings.lock`)."""
+
+    @property
+    def wait_seconds(self) -> float: ...
+
+    @property
+    def stale_seconds(self) -> float: ...
+
+
+def member_lock(
+    limits: LockLimits, store: Store, member: str, purpose: str, run: str | None
+) -> MemberLock:
+    """The writer lock of `member`'s directory, with the configured wait and staleness."""
+    return MemberLock(
+        store,
+        member,
+        purpose=purpose,
+        run=run,
+        wait_seconds=limits.wait_seconds,
+        stale_seconds=limits.stale_seconds,
+    )

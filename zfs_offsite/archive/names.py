@@ -10,15 +10,14 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from zfs_offsite.remote.partials import ATTEMPT, PARTIAL_SUFFIX
+
 INCREMENTAL_SEPARATOR = ".to."
-PARTIAL_SUFFIX = ".partial"
 CHECKSUM_SUFFIX = ".sha256"
 METADATA_SUFFIX = ".json"
 CORRUPT_SUFFIX = ".corrupt"  # written by verify next to a file that failed its checks
 # Files of the tool's own in a member directory (the writer lock); never backups.
 TOOL_FILE_PREFIX = ".zfs-offsite"
-# `<final>.<attempt>.partial`: each upload attempt writes a partial file of its own.
-_ATTEMPT = re.compile(r"\.[0-9a-f]{12}$")
 
 # What ZFS allows in a name component, plus `~` for nested datasets (see members.py).
 _COMPONENT = re.compile(r"[A-Za-z0-9_.:+~ -]+")
@@ -117,7 +116,7 @@ def classify(filename: str) -> tuple[Kind, BackupName | None]:
             owner = filename[: -len(suffix)]
             if kind is Kind.PARTIAL:
                 # x.zst.<attempt>.partial, or a sidecar being written: x.zst.json.<attempt>.partial
-                owner_kind, owner_name = classify(_ATTEMPT.sub("", owner))
+                owner_kind, owner_name = classify(ATTEMPT.sub("", owner))
                 return (
                     (Kind.PARTIAL, owner_name)
                     if owner_kind is not Kind.UNKNOWN
@@ -147,8 +146,3 @@ def metadata_name(filename: str) -> str:
 
 def corrupt_mark_name(filename: str) -> str:
     return filename + CORRUPT_SUFFIX
-
-
-def partial_name(filename: str, attempt: str | None = None) -> str:
-    """`<file>.<attempt>.partial`; without an attempt, the plain `<file>.partial`."""
-    return f"{filename}.{attempt}{PARTIAL_SUFFIX}" if attempt else filename + PARTIAL_SUFFIX

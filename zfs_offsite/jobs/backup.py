@@ -11,12 +11,13 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, replace
 
-from zfs_offsite import __version__
+from zfs_offsite import __version__, cancel
 from zfs_offsite.archive.commit import commit_backup
 from zfs_offsite.archive.index import read_member_archive
-from zfs_offsite.archive.lock import MemberLock
+from zfs_offsite.archive.lock import member_lock
 from zfs_offsite.archive.model import MemberArchive, Sidecar
-from zfs_offsite.archive.names import checksum_name, partial_name
+from zfs_offsite.archive.names import checksum_name
+from zfs_offsite.connect import open_runner, open_store, source_host
 from zfs_offsite.errors import (
     ArchiveConflictError,
     ConfigError,
@@ -24,11 +25,11 @@ from zfs_offsite.errors import (
     PermanentError,
     ZfsOffsiteError,
 )
-from zfs_offsite.plan.backup import Action, BackupPlan, FullCadence, plan_backup, superseded
-from zfs_offsite.remote.connect import open_runner, open_store, source_host
+from zfs_offsite.plan.backup import Action, BackupPlan, plan_backup, superseded
+from zfs_offsite.plan.cadence import FullCadence
+from zfs_offsite.remote.partials import partial_name
 from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings
-from zfs_offsite.stream import cancel
 from zfs_offsite.stream.compression import compressor
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
 from zfs_offsite.stream.upload import StreamResult, stream_to_store
@@ -140,20 +141,6 @@ def plan_result(plan: BackupPlan, *, dry_run: bool = False) -> BackupResult:
     )
 
 
-def member_lock(
-    settings: Settings, store: Store, member: str, purpose: str, run: str | None
-) -> MemberLock:
-    """The writer lock of `member`'s directory, with the configured wait and staleness."""
-    return MemberLock(
-        store,
-        member,
-        purpose=purpose,
-        run=run,
-        wait_seconds=settings.lock.wait_seconds,
-        stale_seconds=settings.lock.stale_seconds,
-    )
-
-
 def refuse_linked_member(store: Store, member: str) -> None:
     """Never write through a symlink or onto a file where the member's directory should be."""
     entry = store.stat(member)
@@ -216,7 +203,7 @@ def execute_plan(
     refuse_linked_member(store, plan.member)
     store.makedirs(plan.member)
     check_name_fits(store, plan.member, plan.name.filename)
-    with member_lock(settings, store, plan.member, "backup", run) as lock:
+    with member_lock(settings.lock, store, plan.member, "backup", run) as lock:
         # Another run may have written this member while we waited for its lock.
         archive = read_member_archive(store, plan.member, plan.name.dataset)
         if why := superseded(plan, archive.files):

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from zfs_offsite.errors import IntegrityError
-from zfs_offsite.jobs.restore import dataset_exists, plan_restore, receive_chain
+from zfs_offsite.jobs.destination import dataset_exists
+from zfs_offsite.jobs.restore import plan_restore, receive_chain
 from zfs_offsite.remote.store import Store, read_small_file, write_small_file
 from zfs_offsite.zfs.commands import create_argv, destroy_scratch_argv
 from zfs_offsite.zfs.members import Member

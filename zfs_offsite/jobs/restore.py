@@ -21,7 +21,7 @@ from pathlib import Path
 
 from zfs_offsite.archive.index import read_member_archive
 from zfs_offsite.archive.model import ArchiveFile, checksum_line
-from zfs_offsite.archive.names import checksum_name, partial_name
+from zfs_offsite.archive.names import checksum_name
 from zfs_offsite.errors import IntegrityError, PermanentError, TransientError, ZfsOffsiteError
 from zfs_offsite.jobs.destination import (
     dataset_exists,
@@ -33,6 +33,7 @@ from zfs_offsite.jobs.destination import (
     remove_for_force,
 )
 from zfs_offsite.plan.chains import RestorePoint, choose_restore_point
+from zfs_offsite.remote.partials import partial_name
 from zfs_offsite.remote.store import Store
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
 from zfs_offsite.stream.readback import ReadStats, checked_chunks, read_ahead, stream_chunks

@@ -176,30 +176,3 @@ def _update_marks(store: Store, archive: MemberArchive, checks: dict[str, FileCh
                 log.info("%s passes its checks again: mark removed", path)
         except StoreError as exc:
             log.warning("cannot update %s: %s", path, exc)
-
-
-def archived_members(store: Store) -> list[str]:
-    """Member directories on the backup server: every directory at the root, dot names too.
-
-    Backup can create any member name (`elabfs-..dots` gives `..dots`), so verify
-    and prune must see the same set. Files at the root (the drill record) are
-    the tool's own; symlinks are never followed.
-    """
-    return [e.name for e in store.listdir("") if e.is_dir and not e.is_symlink]
-
-
-def linked_members(store: Store) -> dict[str, str]:
-    """Symlinks at the target's root, and why each is reported instead of verified or pruned.
-
-    A link is never followed (prune would delete through it), so a member
-    directory that is a link fails that member with this one line.
-    """
-    linked = {
-        e.name: f"{e.name} at the target's root is a symlink, never followed: if it is a "
-        "member directory, make it a real one (or point target.url at where it links)"
-        for e in store.listdir("")
-        if e.is_symlink
-    }
-    for reason in linked.values():
-        log.warning("%s", reason)
-    return linked

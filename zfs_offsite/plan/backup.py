@@ -17,7 +17,7 @@ from enum import StrEnum
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.archive.names import BackupName, Compression
 from zfs_offsite.plan.cadence import FullCadence, FullDue, ordinal
-from zfs_offsite.plan.chains import _base_key, archived_chain, archived_snapshots, restore_chains
+from zfs_offsite.plan.chains import archived_chain, archived_snapshots, base_key, restore_chains
 from zfs_offsite.zfs.members import Member
 from zfs_offsite.zfs.model import Bookmark, Snapshot
 
@@ -114,7 +114,7 @@ def plan_backup(
             Action.UP_TO_DATE,
             f"{newest.name} is already in the archive" + (f"; {standing.when}" if standing else ""),
             snapshot=newest,
-            upload_base=_base_key(newest_chain[-1]),
+            upload_base=base_key(newest_chain[-1]),
             full_due=standing,
         )
     # (base, what `zfs send` starts from); a snapshot beats a bookmark of the same point.

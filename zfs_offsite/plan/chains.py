@@ -76,7 +76,7 @@ def archived_snapshots(
     return [s for s in snapshots if archived_chain(s, files, chains)]
 
 
-def _base_key(file: ArchiveFile) -> str:
+def base_key(file: ArchiveFile) -> str:
     if file.name.is_full:
         return "full"
     return str(file.base_guid) if file.base_guid is not None else f"name:{file.name.base}"

@@ -1,1 +1,1 @@
-"""The backup server: the store protocol, local and SFTP stores, SSH transports."""
+"""The backup server: the store protocol, local and SFTP stores (SSH itself is `transport/`)."""

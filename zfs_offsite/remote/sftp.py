@@ -50,9 +50,9 @@ from paramiko.sftp_attr import SFTPAttributes
 
 from zfs_offsite.errors import DiskFullError, NameTooLongError, PermanentError, StoreError
 from zfs_offsite.remote.entries import Space, StoreEntry
-from zfs_offsite.remote.openssh import OpenSshChannel
-from zfs_offsite.remote.ssh import SshEndpoint, connect, sftp_refused
 from zfs_offsite.remote.store import ReadHandle, WriterBase
+from zfs_offsite.transport.openssh import OpenSshChannel
+from zfs_offsite.transport.ssh import SshEndpoint, connect, sftp_refused
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

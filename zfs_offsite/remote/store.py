@@ -13,14 +13,11 @@ import posixpath
 import secrets
 from collections.abc import Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import Protocol, Self
 
-from zfs_offsite.archive.names import partial_name
 from zfs_offsite.errors import DiskFullError, IntegrityError
 from zfs_offsite.remote.entries import Space, StoreEntry
-
-if TYPE_CHECKING:
-    pass
+from zfs_offsite.remote.partials import partial_name
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,1 @@
-"""Bytes in motion: send -> compress -> upload, read-back, progress, cancel."""
+"""Bytes in motion: send -> compress -> upload, read-back, progress."""

@@ -15,10 +15,10 @@ import threading
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
+from zfs_offsite import cancel
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.errors import IntegrityError
 from zfs_offsite.remote.store import Store
-from zfs_offsite.stream import cancel
 from zfs_offsite.stream.compression import decompressor
 from zfs_offsite.stream.format import RECORD_SIZE, ends_with_end_record
 

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from zfs_offsite.archive.names import partial_name
 from zfs_offsite.errors import (
     DiskFullError,
     IntegrityError,
@@ -27,6 +26,7 @@ from zfs_offsite.errors import (
     StoreError,
     ZfsOffsiteError,
 )
+from zfs_offsite.remote.partials import partial_name
 from zfs_offsite.remote.store import Store, disk_full, new_attempt, remove_quietly
 from zfs_offsite.stream.compression import Compressor
 from zfs_offsite.stream.format import RECORD_SIZE, ends_with_end_record

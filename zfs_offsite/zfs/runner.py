@@ -19,7 +19,7 @@ from typing import Protocol
 import paramiko
 
 from zfs_offsite.errors import PermanentError, TransientError
-from zfs_offsite.remote.ssh import SshEndpoint, connect
+from zfs_offsite.transport.ssh import SshEndpoint, connect
 
 STDERR_KEEP = 64 * 1024
 

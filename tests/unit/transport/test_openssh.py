@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from zfs_offsite.remote.openssh import PASSPHRASE_ENV, askpass_helper, explain, ssh_argv
-from zfs_offsite.remote.ssh import SshEndpoint, unreachable_from_oserror
+from zfs_offsite.transport.openssh import PASSPHRASE_ENV, askpass_helper, explain, ssh_argv
+from zfs_offsite.transport.ssh import SshEndpoint, unreachable_from_oserror
 
 
 def test_argv_asks_for_the_sftp_subsystem_with_pinned_keys(tmp_path: Path) -> None:

@@ -27,8 +27,8 @@ from collections import deque
 from pathlib import Path
 
 from zfs_offsite.errors import ConfigError
-from zfs_offsite.remote import ssh
-from zfs_offsite.remote.ssh import PREFERRED_CIPHERS, SshEndpoint, check_key, known_hosts_file
+from zfs_offsite.transport import ssh
+from zfs_offsite.transport.ssh import PREFERRED_CIPHERS, SshEndpoint, check_key, known_hosts_file
 
 _VERSION = re.compile(r"remote software version (\S+)")
 _HOST_KEY = re.compile(r"Server host key: (\S+) (\S+)")

@@ -10,10 +10,10 @@ import socket
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from zfs_offsite.remote.openssh import available as openssh_available
-from zfs_offsite.remote.ssh import SshEndpoint
 from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings, SourceSettings, TargetSettings
+from zfs_offsite.transport.openssh import available as openssh_available
+from zfs_offsite.transport.ssh import SshEndpoint
 from zfs_offsite.zfs.runner import LocalRunner, Runner, SshRunner
 
 

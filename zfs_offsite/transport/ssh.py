@@ -39,7 +39,7 @@ MAX_PACKET_SIZE = 256 * 1024 - 1024
 # paramiko's transport thread logs every failure as a traceback at ERROR, on
 # stderr when nothing configured logging. The caller gets the same failure as a
 # typed one-line error, so these records are kept to DEBUG (seen with -v).
-TRANSPORT_LOG = "zfs_offsite.remote.ssh.paramiko"
+TRANSPORT_LOG = "zfs_offsite.transport.ssh.paramiko"
 
 
 class _AsDebug(logging.Filter):
