@@ -18,7 +18,7 @@ LOG_EVERY_SECONDS = 30.0
 
 
 class ProgressReporter:
-    """Called by the pipeline about once a second; reports without slowing the stream."""
+    """Called by stream/upload.py about once a second; reports without slowing the stream."""
 
     def __init__(self, plan: BackupPlan) -> None:
         self.plan = plan

@@ -1,6 +1,6 @@
 """One switch that stops every stream of this process: signals and Prefect cancellation.
 
-A signal handler or a cancellation hook calls `request()`; the pipeline, the
+A signal handler or a cancellation hook calls `request()`; the upload (stream/upload.py), the
 lock wait and the restore loop call `check()` at least once a second and stop
 with `Cancelled`, cleaning up on the way out (send killed, partial removed,
 lock released). Threads cannot be interrupted from outside, so they look.

@@ -2,7 +2,7 @@
 
 The directory is the source of truth for what is backed up. Each backup file
 may have two sidecars: `<file>.sha256` (for `sha256sum -c`) and `<file>.json`
-(GUIDs and figures a restore and the planner need). Seed-era files have none.
+(GUIDs and figures a restore and plan/ need). Seed-era files have none.
 A file this tool wrote (`.zst`, or one with a `.sha256`) whose `.json` is
 missing or unreadable is not taken for a seed-era file: it is reported and
 never used as a base or restore link, since its identity cannot be established.

@@ -19,7 +19,7 @@ CORRUPT_SUFFIX = ".corrupt"  # written by verify next to a file that failed its 
 # Files of the tool's own in a member directory (the writer lock); never backups.
 TOOL_FILE_PREFIX = ".zfs-offsite"
 
-# What ZFS allows in a name component, plus `~` for nested datasets (see members.py).
+# What ZFS allows in a name component, plus `~` for nested datasets (see zfs/members.py).
 _COMPONENT = re.compile(r"[A-Za-z0-9_.:+~ -]+")
 
 

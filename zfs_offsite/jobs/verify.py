@@ -3,7 +3,7 @@
 Each file is read through the store (as a restore would), checked against its
 sidecar (size, sha256), decompressed to its end and checked for the send
 stream's END record. A file that fails gets a `<file>.corrupt` mark next to it
-(never deleted), which keeps the planner from building on it; a mark on a
+(never deleted), which keeps the backup planner (plan/backup.py) from building on it; a mark on a
 file that now passes is removed. Missing, unreadable or mismatched sidecars,
 and directories or symlinks named like backups, are findings too: nothing in
 a member's directory is skipped silently.

@@ -6,7 +6,7 @@ whatever the stream size. The pipeline makes no decisions: it runs what the
 plan says into a partial file of this attempt's own and checks every end
 (send exit status, stream end record, compressor end, every write
 acknowledged and flushed, byte counts). Moving the file to its final name is
-the completion protocol's step (`commit.py`), not this one.
+the completion protocol's step (`archive/commit.py`), not this one.
 """
 
 from __future__ import annotations
