@@ -19,6 +19,7 @@ import logging
 import shutil
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -173,7 +174,7 @@ async def _start_message(
     deployments: list[RunnerDeployment], api_url: str | None, ui_url: str | None
 ) -> list[str]:
     """One line per deployment with its next run, then hints that work from another shell."""
-    from prefect.server.schemas.schedules import CronSchedule
+    from cronsim import CronSim
 
     names = [f"{d.flow_name}/{d.name}" for d in deployments]
     width = max(len(n) for n in names)
@@ -183,7 +184,8 @@ async def _start_message(
             schedule = deployment.schedules[0].schedule
             # Every job's schedule is a Cron (schedules.py); the union also has intervals.
             cron, tz = schedule.cron, schedule.timezone  # type: ignore[union-attr]
-            (when,) = await CronSchedule(cron=cron, timezone=tz).get_dates(n=1)
+            # For the message only: Prefect itself schedules the runs from the same cron.
+            when = next(CronSim(cron, datetime.now(ZoneInfo(tz or "UTC"))))
             next_run = f"next run {when:%Y-%m-%d %H:%M %Z} ({cron}, {tz})"
         else:
             next_run = "no schedule: runs when started from the UI or the CLI"
