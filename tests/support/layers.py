@@ -37,9 +37,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         # stdlib only; stream.cancel is the process-wide stop flag that the archive
         # lock's wait checks too, so it sits below the layers that look at it.
+        # archive.recipients parses public keys with pyrage's parsers (no I/O).
         "leaves",
         (
             "zfs_offsite.archive.names",
+            "zfs_offsite.archive.recipients",
             "zfs_offsite.zfs.model",
             "zfs_offsite.remote.entries",
             "zfs_offsite.plan.policy",
@@ -106,6 +108,7 @@ SETTINGS_MAY_IMPORT = (
     "zfs_offsite.errors",
     "zfs_offsite.setting_sources",
     "zfs_offsite.archive.names",
+    "zfs_offsite.archive.recipients",
     "zfs_offsite.zfs.model",
     "zfs_offsite.remote.entries",
     "zfs_offsite.plan.policy",

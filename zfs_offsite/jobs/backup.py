@@ -117,6 +117,7 @@ def plan_member(
         force_full=force_full,
         cadence=cadence,
         now=time.time(),
+        encrypted=settings.encryption.enabled,
     )
     if plan.snapshot is not None:
         tag = mark_tag(str(settings.target.parsed))
