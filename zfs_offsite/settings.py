@@ -200,7 +200,12 @@ class EncryptionSettings(SettingsSection):
     identity_file: Path | None = Field(
         None,
         description="The secret key file restore and drill decrypt with (zfs-offsite keygen "
-        "output, or an unencrypted SSH private key); never needed by backup or verify.",
+        "output, or an SSH private key); never needed by backup or verify.",
+    )
+    identity_passphrase: SecretStr | None = Field(
+        None,
+        description="Passphrase of an SSH identity_file that has one; secret: set it in the "
+        "environment (ZFS_OFFSITE_ENCRYPTION__IDENTITY_PASSPHRASE).",
     )
 
     @field_validator("recipients")

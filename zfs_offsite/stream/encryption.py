@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pyrage
+from cryptography.hazmat.primitives import serialization
 from pyrage import ssh, x25519
 
 from zfs_offsite.archive.recipients import Recipient
@@ -316,15 +317,33 @@ def check_identity(
 # --- Identities (secret keys) ----------------------------------------------------------
 
 _PROTECTED_FIX = (
-    "is a passphrase-protected SSH key: point encryption.identity_file at an unprotected "
-    "copy kept off the NAS (ssh-keygen -p -N '' -f <copy>), or an age identity"
+    "is a passphrase-protected SSH key: set encryption.identity_passphrase in the environment "
+    "(ZFS_OFFSITE_ENCRYPTION__IDENTITY_PASSPHRASE), or point encryption.identity_file at an "
+    "unprotected copy kept off the NAS (ssh-keygen -p -N '' -f <copy>)"
 )
 
 
-def load_identities(path: Path) -> list[Identity]:
+def _unlocked(data: bytes, passphrase: str, setting: str) -> bytes:
+    """An OpenSSH private key without its passphrase, in memory only (age cannot ask for one)."""
+    try:
+        key = serialization.load_ssh_private_key(data, passphrase.encode())
+    except (ValueError, TypeError):
+        raise IdentityError(
+            f"{setting}: setting encryption.identity_passphrase does not unlock it "
+            "(wrong passphrase, or not an OpenSSH private key)"
+        ) from None
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+
+
+def load_identities(path: Path, passphrase: str | None = None) -> list[Identity]:
     """The secret keys of an identity file: age (`AGE-SECRET-KEY-1…` lines) or an SSH key.
 
-    Errors name the setting and the fix, never the file's content.
+    A passphrase-protected SSH key is unlocked with `passphrase`. Errors name the
+    setting and the fix, never the file's content or the passphrase.
     """
     setting = f"setting encryption.identity_file: {path}"
     try:
@@ -340,8 +359,13 @@ def load_identities(path: Path) -> list[Identity]:
         try:
             return [ssh.Identity.from_buffer(data)]
         except pyrage.IdentityError as exc:
-            if "decrypted" in str(exc):
-                raise IdentityError(f"{setting} {_PROTECTED_FIX}") from None
+            if "decrypted" not in str(exc):
+                raise IdentityError(f"{setting} is not an SSH private key age can use") from None
+        if passphrase is None:
+            raise IdentityError(f"{setting} {_PROTECTED_FIX}")
+        try:
+            return [ssh.Identity.from_buffer(_unlocked(data, passphrase, setting))]
+        except pyrage.IdentityError:
             raise IdentityError(f"{setting} is not an SSH private key age can use") from None
     identities = []
     for number, raw in enumerate(data.decode(errors="replace").splitlines(), 1):
@@ -366,7 +390,8 @@ def configured_identities(settings: EncryptionSettings) -> list[Identity] | None
     """The identities of `encryption.identity_file`, or None where none is set."""
     if settings.identity_file is None:
         return None
-    return load_identities(settings.identity_file)
+    secret = settings.identity_passphrase
+    return load_identities(settings.identity_file, secret.get_secret_value() if secret else None)
 
 
 def new_identity() -> tuple[str, str]:

@@ -193,5 +193,12 @@ def test_a_passphrase_protected_ssh_key_names_the_fix(tmp_path: Path) -> None:
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret pw", "-f", str(key)], check=True
     )
-    with pytest.raises(IdentityError, match=r"passphrase-protected SSH key: .*ssh-keygen -p"):
+    with pytest.raises(IdentityError, match=r"passphrase-protected SSH key: set encryption\.id"):
         load_identities(key)
+    with pytest.raises(IdentityError) as caught:
+        load_identities(key, "not it")
+    assert "identity_passphrase does not unlock it" in str(caught.value)
+    assert "not it" not in str(caught.value)
+    public = (tmp_path / "id_ed25519.pub").read_text()
+    sealed = pyrage.encrypt(b"lab data", [pyrage.ssh.Recipient.from_str(public)])
+    assert pyrage.decrypt(sealed, load_identities(key, "secret pw")) == b"lab data"
