@@ -24,7 +24,7 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -190,17 +190,22 @@ class _ChunkReader:
         self._chunks = chunks
         self._abort = abort
         self._buffer = memoryview(b"")
+        self._eof = False
         self.error: BaseException | None = None
 
     def read(self, size: int = -1) -> bytes:
-        if not self._buffer:
+        while not self._buffer and not self._eof:
             if self._abort.is_set():
                 raise _Aborted("the reader stopped")
             try:
-                self._buffer = memoryview(next(self._chunks, b""))
+                chunk = next(self._chunks, None)
             except BaseException as exc:
                 self.error = exc
                 raise
+            if chunk is None:
+                self._eof = True  # the iterator's own end checks (size, sha256) have passed
+            else:
+                self._buffer = memoryview(chunk)
         size = len(self._buffer) if size is None or size < 0 else size
         out, self._buffer = self._buffer[:size], self._buffer[size:]
         return bytes(out)
@@ -273,6 +278,8 @@ def decrypted_chunks(
             with contextlib.suppress(queue.Empty):
                 out.get(timeout=0.1)
         thread.join()
+        if isinstance(chunks, Generator):
+            chunks.close()  # stops read-ahead threads and closes the remote file
 
 
 def _decrypt_error(exc: BaseException, where: str, recipients: Sequence[str]) -> BaseException:

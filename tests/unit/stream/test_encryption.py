@@ -202,3 +202,20 @@ def test_a_passphrase_protected_ssh_key_names_the_fix(tmp_path: Path) -> None:
     public = (tmp_path / "id_ed25519.pub").read_text()
     sealed = pyrage.encrypt(b"lab data", [pyrage.ssh.Recipient.from_str(public)])
     assert pyrage.decrypt(sealed, load_identities(key, "secret pw")) == b"lab data"
+
+
+def test_a_consumer_that_stops_early_ends_the_stage_and_closes_its_source() -> None:
+    recipients, identities = keys()
+    sealed = seal(os.urandom(2_000_000), recipients)
+    closed = []
+
+    def source() -> Iterator[bytes]:
+        try:
+            yield from pieces(sealed, 10_000)
+        finally:
+            closed.append(True)
+
+    chunks = decrypted_chunks(source(), identities, "m/f.zst.age")
+    assert next(chunks)
+    chunks.close()
+    assert closed == [True]
