@@ -44,6 +44,7 @@ HANDOFF_DEPTH = 4  # chunks queued into or out of a stage
 POLL_SECONDS = 0.5  # how often a blocked stage looks at its abort flag
 HEADER_BYTES = 64 * 1024  # read to check an identity: the age header and a first chunk
 NO_MATCH = "No matching keys found"  # pyrage's DecryptError for a wrong identity
+AGE_CHUNK, AGE_TAG, AGE_NONCE = 64 * 1024, 16, 16  # the age v1 payload's layout
 
 
 class IdentityError(PermanentError):
@@ -172,7 +173,23 @@ class EncryptingCompressor:
         while self._thread.is_alive():
             self._thread.join(POLL_SECONDS)
         self._check()
+        self._check_length()
         return self._writer.take()
+
+    def _check_length(self) -> None:
+        """The output must be a header plus every chunk of the input (pyrage's last-flush bug).
+
+        age cuts the plaintext into 64 KiB chunks, each with a 16-byte tag, after a
+        16-byte nonce; the header (recipient stanzas) is what is left, under 64 KiB.
+        """
+        chunks = max(1, -(-self.plain_bytes // AGE_CHUNK))
+        payload = AGE_NONCE + self.plain_bytes + chunks * AGE_TAG
+        header = self._writer.written - payload
+        if not 0 < header <= HEADER_BYTES:
+            raise IntegrityError(
+                f"age encryption wrote {self._writer.written} bytes for {self.plain_bytes} "
+                "bytes in: the output is cut short or overlong"
+            )
 
     def abort(self) -> None:
         """Stop the encryptor without sealing a file (its reader raises, never EOF)."""

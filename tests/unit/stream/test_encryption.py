@@ -219,3 +219,26 @@ def test_a_consumer_that_stops_early_ends_the_stage_and_closes_its_source() -> N
     assert next(chunks)
     chunks.close()
     assert closed == [True]
+
+
+@pytest.mark.parametrize("size", [0, 1, 65_536, 65_537, 1_000_000])
+def test_the_output_length_is_checked_against_the_input(size: int) -> None:
+    recipients, identities = keys()
+
+    class Passthrough:  # a compressor that passes bytes through, so sizes are exact
+        def compress(self, data: bytes) -> bytes:
+            return data
+
+        def finish(self) -> bytes:
+            return b""
+
+    stage = EncryptingCompressor(Passthrough(), recipients)  # type: ignore[arg-type]
+    data = os.urandom(size)
+    sealed = stage.compress(data) + stage.finish()
+    assert pyrage.decrypt(sealed, identities) == data
+
+    short = EncryptingCompressor(Passthrough(), recipients)  # type: ignore[arg-type]
+    short.compress(data)
+    short.plain_bytes += 65_536  # as if the last chunk had not been written
+    with pytest.raises(IntegrityError, match="the output is cut short or overlong"):
+        short.finish()
