@@ -15,6 +15,7 @@ from cli import (
     backup_cmd,
     drill_cmd,
     history_cmd,
+    keygen_cmd,
     plan_cmd,
     prune_cmd,
     restore_cmd,
@@ -66,6 +67,7 @@ app.command()(drill_cmd.drill)
 app.command()(prune_cmd.prune)
 app.command(name="config")(config_command)
 app.command()(history_cmd.history)
+app.command()(keygen_cmd.keygen)
 
 
 @app.command()

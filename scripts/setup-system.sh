@@ -13,9 +13,10 @@ fi
 echo "setup-system.sh: demo/test machine set-up (zfs-fuse, sshd); on a real NAS use scripts/install.sh" >&2
 
 # chromium: the browser smoke test (tests/browser/); postgresql: the operations tier runs
-# the Prefect server on a private cluster of its own (tests/operations/).
+# the Prefect server on a private cluster of its own (tests/operations/); age: the manual
+# restore of encrypted files (tests/integration/test_encryption.py runs it).
 packages=(zfs-fuse openssh-server openssh-client zstd gzip pigz python3 python3-venv procps
-    chromium chromium-driver fonts-liberation postgresql)
+    chromium chromium-driver fonts-liberation postgresql age)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

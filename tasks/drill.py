@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.drill import DrillRecord, drill_member, write_record
 from zfs_offsite.settings import Settings
+from zfs_offsite.stream.encryption import configured_identities
 from zfs_offsite.zfs.members import Member
 
 
@@ -17,6 +18,7 @@ from zfs_offsite.zfs.members import Member
 def drill(settings: Settings, member: Member) -> DrillRecord:
     """Restore the newest archived snapshot into scratch, check its GUID, record the proof."""
     with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
-        record = drill_member(runner, store, member, settings.scratch_dataset)
+        identities = configured_identities(settings.encryption)
+        record = drill_member(runner, store, member, settings.scratch_dataset, identities)
         write_record(store, member.name, record)
         return record

@@ -20,6 +20,7 @@ from zfs_offsite.jobs.restore import (
 )
 from zfs_offsite.plan.chains import RestorePoint
 from zfs_offsite.settings import Settings
+from zfs_offsite.stream.encryption import configured_identities
 
 
 @task(name="plan-restore", task_run_name="plan-restore-{member}", cache_policy=NO_CACHE)
@@ -46,7 +47,17 @@ def receive(
     """Stream the planned chain into `zfs receive`; a retry resumes after the links received."""
     resume = resume or (task_run.run_count or 1) > 1
     with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
-        return receive_chain(runner, store, member, point, destination, force=force, resume=resume)
+        identities = configured_identities(settings.encryption)
+        return receive_chain(
+            runner,
+            store,
+            member,
+            point,
+            destination,
+            force=force,
+            resume=resume,
+            identities=identities,
+        )
 
 
 @task(name="download-chain", task_run_name="download-{member}", cache_policy=NO_CACHE)
@@ -56,4 +67,4 @@ def download(
     """Copy the planned chain into a local directory; returns the shell lines that restore it."""
     with closing(open_store(settings.target)) as store:
         paths = download_files(store, member, point, Path(directory))
-    return receive_commands(paths, destination)
+    return receive_commands(paths, destination, settings.encryption.identity_file)

@@ -10,10 +10,12 @@ from prefect.cache_policies import NO_CACHE
 from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.verify import MemberVerification, verify_member
 from zfs_offsite.settings import Settings
+from zfs_offsite.stream.encryption import configured_identities
 
 
 @task(name="verify-member", task_run_name="verify-{member}", cache_policy=NO_CACHE)
 def verify(settings: Settings, member: str, mark: bool = True) -> MemberVerification:
     """Read every file of a member back and check its chains."""
     with closing(open_store(settings.target)) as store:
-        return verify_member(store, member, mark=mark)
+        identities = configured_identities(settings.encryption)
+        return verify_member(store, member, mark=mark, identities=identities)

@@ -31,6 +31,7 @@ from pydantic import (
 
 from zfs_offsite import setting_sources as sources
 from zfs_offsite.archive.names import Compression
+from zfs_offsite.archive.recipients import Recipient, parse_recipient, parse_recipients_text
 from zfs_offsite.errors import ConfigError
 from zfs_offsite.plan.policy import Rule, parse_policy
 
@@ -180,6 +181,81 @@ class CompressionSettings(SettingsSection):
         return 3 if self.algorithm is Compression.ZSTD else 1
 
 
+class EncryptionSettings(SettingsSection):
+    """age encryption of the stored files: public keys here, the secret only where restores run.
+
+    With any recipient set, every new file is encrypted to all of them (`.zst.age`).
+    The identity is the secret that decrypts: restore and the drill need it, backup
+    and verify do not, so keep it off the host that writes backups.
+    """
+
+    recipients: list[str] = Field(
+        default_factory=list,
+        description="Public keys to encrypt to: age1… (zfs-offsite keygen, age-keygen) or "
+        "'ssh-ed25519 AAAA…'/'ssh-rsa AAAA…'; every one of them can decrypt.",
+    )
+    recipients_file: Path | None = Field(
+        None, description="A file of public keys, one a line, # comments (age -R format)."
+    )
+    identity_file: Path | None = Field(
+        None,
+        description="The secret key file restore and drill decrypt with (zfs-offsite keygen "
+        "output, or an SSH private key); never needed by backup or verify.",
+    )
+    identity_passphrase: SecretStr | None = Field(
+        None,
+        description="Passphrase of an SSH identity_file that has one; secret: set it in the "
+        "environment (ZFS_OFFSITE_ENCRYPTION__IDENTITY_PASSPHRASE).",
+    )
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, value: list[str]) -> list[str]:
+        for index, text in enumerate(value):
+            try:
+                parse_recipient(text)
+            except ValueError as exc:
+                raise ValueError(f"recipient {index + 1}: {exc}") from None
+        return value
+
+    @field_validator("recipients_file")
+    @classmethod
+    def _recipients_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            keys = _read_recipients_file(value)
+            if not keys:
+                raise ValueError(f"{value} names no recipient: add a public key (age1…) a line")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        """True when new files are encrypted."""
+        return bool(self.recipients or self.recipients_file)
+
+    def recipient_keys(self) -> list[Recipient]:
+        """Every configured recipient, the file's read afresh (duplicates dropped)."""
+        keys = [parse_recipient(text) for text in self.recipients]
+        if self.recipients_file is not None:
+            try:
+                keys += _read_recipients_file(self.recipients_file)
+            except ValueError as exc:
+                raise ConfigError(f"setting encryption.recipients_file: {exc}") from None
+        return list({key.key: key for key in keys}.values())
+
+
+def _read_recipients_file(path: Path) -> list[Recipient]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ValueError(f"{path} does not exist: name the file of public keys") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} cannot be read ({exc}): name a readable text file") from None
+    try:
+        return parse_recipients_text(text)
+    except ValueError as exc:
+        raise ValueError(f"{path} {exc}") from None
+
+
 class RetentionSettings(SettingsSection):
     """Which restore points `prune` keeps; unset, prune deletes no backup."""
 
@@ -265,6 +341,7 @@ class Settings(SettingsSection):
     source: SourceSettings = Field(default_factory=SourceSettings)
     target: TargetSettings = Field(default_factory=TargetSettings)
     compression: CompressionSettings = Field(default_factory=CompressionSettings)
+    encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     drill: DrillSettings = Field(default_factory=DrillSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     full: FullSettings = Field(default_factory=FullSettings)

@@ -39,9 +39,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # errors, and the process-wide stop switch that every layer may look at.
     ("errors", ("zfs_offsite", "zfs_offsite.errors", "zfs_offsite.cancel")),
     (
-        "leaves",  # stdlib only, pure
+        # stdlib only, pure; archive.recipients parses public keys with pyrage (no I/O)
+        "leaves",
         (
             "zfs_offsite.archive.names",
+            "zfs_offsite.archive.recipients",
             "zfs_offsite.zfs.model",
             "zfs_offsite.remote.entries",
             "zfs_offsite.remote.partials",
@@ -113,6 +115,7 @@ SETTINGS_MAY_IMPORT = (
     "zfs_offsite.errors",
     "zfs_offsite.setting_sources",
     "zfs_offsite.archive.names",
+    "zfs_offsite.archive.recipients",
     "zfs_offsite.zfs.model",
     "zfs_offsite.remote.entries",
     "zfs_offsite.plan.policy",

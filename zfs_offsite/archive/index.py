@@ -106,9 +106,10 @@ def _sidecars(
     checksum = by_name.get(checksum_name(filename))
     if metadata is None:
         # The seed wrote only `.gz` files and no sidecars: anything else is ours.
-        if name.compression is Compression.GZIP and checksum is None:
+        seed_like = name.compression is Compression.GZIP and not name.encrypted
+        if seed_like and checksum is None:
             return None, None  # seed era: the name is all there is
-        why = "a .zst file" if name.compression is Compression.ZSTD else "it has a .sha256"
+        why = f"a {name.suffix} file" if not seed_like else "it has a .sha256"
         return None, (
             f"{metadata_name(filename)} is missing (this tool wrote the file: {why}): "
             f"{_NO_IDENTITY}"

@@ -29,6 +29,7 @@ _JSON_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "str": ((str,), "a string"),
     "int | None": ((int, type(None)), "an integer or null"),
     "str | None": ((str, type(None)), "a string or null"),
+    "tuple[str, ...]": ((list,), "an array of strings"),
 }
 
 
@@ -51,9 +52,14 @@ class Sidecar:
     source_host: str = ""
     snapshot_creation: int | None = None  # when the snapshot was taken (epoch seconds)
     format: int = SIDECAR_FORMAT
+    # Fingerprints of the age recipients an encrypted file can be opened by (never a
+    # secret); empty for a plain file, and then left out of the JSON.
+    recipients: tuple[str, ...] = ()
 
     def to_json(self) -> bytes:
         fields = {_JSON_KEYS.get(name, name): value for name, value in asdict(self).items()}
+        if not self.recipients:
+            del fields["recipients"]
         return (json.dumps(fields, indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
@@ -79,6 +85,10 @@ class Sidecar:
                 shown = json.dumps(value)
                 shown = shown if len(shown) <= 40 else shown[:37] + "..."
                 raise ValueError(f"field {key!r} is {shown}, not {wanted}")
+            if isinstance(value, list):
+                if not all(isinstance(item, str) for item in value):
+                    raise ValueError(f"field {key!r} holds a non-string, not {wanted}")
+                value = tuple(value)
             values[name] = value
         if not _SHA256.fullmatch(values["sha256"]):
             raise ValueError("field 'sha256' is not 64 hex digits")

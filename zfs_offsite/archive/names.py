@@ -1,5 +1,9 @@
 """Backup file names: the seed's layout (`ds@snap.gz`, `ds@a.to.ds@b.gz`) plus `.zst`.
 
+An age-encrypted file has `.age` after the compression suffix (`ds@a.to.ds@b.zst.age`):
+the name says how to read the bytes back, like the compression does, and is no part
+of the file's identity (the planner links plain and encrypted files alike).
+
 Parsing splits on `@` and `.to.` only, never on the first dot, because
 snapshot names such as `auto-20190806.0200-1w` contain dots.
 """
@@ -13,6 +17,7 @@ from enum import StrEnum
 from zfs_offsite.remote.partials import ATTEMPT, PARTIAL_SUFFIX
 
 INCREMENTAL_SEPARATOR = ".to."
+ENCRYPTED_SUFFIX = ".age"
 CHECKSUM_SUFFIX = ".sha256"
 METADATA_SUFFIX = ".json"
 CORRUPT_SUFFIX = ".corrupt"  # written by verify next to a file that failed its checks
@@ -47,23 +52,30 @@ class BackupName:
     snapshot: str
     compression: Compression
     base: str | None = None
+    encrypted: bool = False  # age-encrypted after compression: `.zst.age`
 
     @property
     def is_full(self) -> bool:
         return self.base is None
 
     @property
+    def suffix(self) -> str:
+        """`.zst`, `.gz`, `.zst.age` or `.gz.age`."""
+        return self.compression.suffix + (ENCRYPTED_SUFFIX if self.encrypted else "")
+
+    @property
     def filename(self) -> str:
         snapshot = f"{self.dataset}@{self.snapshot}"
         if self.base is None:
-            return snapshot + self.compression.suffix
-        return (
-            f"{self.dataset}@{self.base}{INCREMENTAL_SEPARATOR}{snapshot}{self.compression.suffix}"
-        )
+            return snapshot + self.suffix
+        return f"{self.dataset}@{self.base}{INCREMENTAL_SEPARATOR}{snapshot}{self.suffix}"
 
 
 def parse_backup_name(filename: str) -> BackupName | None:
     """Parse a backup file name; None if it is not one (the caller warns and keeps it)."""
+    encrypted = filename.endswith(ENCRYPTED_SUFFIX)
+    if encrypted:
+        filename = filename[: -len(ENCRYPTED_SUFFIX)]
     for compression in Compression:
         if filename.endswith(compression.suffix):
             stem = filename[: -len(compression.suffix)]
@@ -74,12 +86,13 @@ def parse_backup_name(filename: str) -> BackupName | None:
     if not at or not is_safe_component(dataset):
         return None
     if "@" not in rest:
-        return _checked(BackupName(dataset, rest, compression))
+        return _checked(BackupName(dataset, rest, compression, encrypted=encrypted))
     base, at2, snapshot = rest.partition("@")
     marker = f"{INCREMENTAL_SEPARATOR}{dataset}"
     if not at2 or "@" in snapshot or not base.endswith(marker):
         return None
-    return _checked(BackupName(dataset, snapshot, compression, base=base[: -len(marker)]))
+    base = base[: -len(marker)]
+    return _checked(BackupName(dataset, snapshot, compression, base=base, encrypted=encrypted))
 
 
 def _checked(name: BackupName) -> BackupName | None:

@@ -118,6 +118,7 @@ def plan_member(
         force_full=force_full,
         cadence=cadence,
         now=time.time(),
+        encrypted=settings.encryption.enabled,
     )
     if plan.snapshot is not None:
         tag = mark_tag(str(settings.target.parsed))
@@ -221,6 +222,7 @@ def execute_plan(
         argv = send_argv(plan.snapshot.full_name, send_from, intermediates=not from_bookmark)
         process = runner.start(argv)
         level = settings.compression.effective_level
+        recipients = settings.encryption.recipient_keys() if plan.name.encrypted else []
         stream = stream_to_store(
             process,
             compressor(plan.name.compression, level, settings.compression.threads),
@@ -230,6 +232,7 @@ def execute_plan(
             report=StreamProgress(plan.member, plan.name.filename, estimate=estimate),
             tick=tick,
             expected_raw=estimate,
+            recipients=recipients,
         )
         sidecar = Sidecar(
             dataset=plan.dataset,
@@ -246,6 +249,7 @@ def execute_plan(
             base_guid=plan.base.guid if plan.base else None,
             source_host=source_host(settings),
             snapshot_creation=plan.snapshot.creation or None,
+            recipients=tuple(r.fingerprint for r in recipients),
         )
         commit_backup(
             store,

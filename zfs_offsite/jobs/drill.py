@@ -22,6 +22,8 @@ from zfs_offsite.errors import IntegrityError
 from zfs_offsite.jobs.destination import dataset_exists
 from zfs_offsite.jobs.restore import plan_restore, receive_chain
 from zfs_offsite.remote.store import Store, read_small_file, write_small_file
+from zfs_offsite.stream.encryption import Identity
+from zfs_offsite.stream.readback import check_can_decrypt
 from zfs_offsite.zfs.commands import create_argv, destroy_scratch_argv
 from zfs_offsite.zfs.members import Member
 from zfs_offsite.zfs.runner import CommandFailed, Runner
@@ -86,15 +88,28 @@ def destroy_scratch(runner: Runner, dataset: str, attempts: int = 10) -> None:
         time.sleep(0.5 * (attempt + 1))
 
 
-def drill_member(runner: Runner, store: Store, member: Member, scratch: str) -> DrillRecord:
-    """Receive the newest archived snapshot into scratch, check its GUID, destroy it again."""
+def drill_member(
+    runner: Runner,
+    store: Store,
+    member: Member,
+    scratch: str,
+    identities: Sequence[Identity] | None = None,
+) -> DrillRecord:
+    """Receive the newest archived snapshot into scratch, check its GUID, destroy it again.
+
+    An encrypted chain needs `identities`; without them (or with the wrong
+    ones) it fails before the scratch dataset is touched.
+    """
     point = plan_restore(store, member.name, None)
     destination = f"{scratch}/{member.name}"
+    check_can_decrypt(store, member.name, point.chain, identities)
     if not dataset_exists(runner, scratch):
         runner.run(create_argv(scratch))
     destroy_scratch(runner, destination)  # left by an interrupted drill; ours by name
     try:
-        result = receive_chain(runner, store, member.name, point, destination)
+        result = receive_chain(
+            runner, store, member.name, point, destination, identities=identities
+        )
     finally:
         destroy_scratch(runner, destination)
     source = next((s for s in member.snapshots if s.name == point.snapshot), None)

@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from zfs_offsite.archive.index import read_member_archive
 from zfs_offsite.archive.model import ArchiveFile, checksum_line
-from zfs_offsite.archive.names import checksum_name
+from zfs_offsite.archive.names import Compression, checksum_name, parse_backup_name
 from zfs_offsite.errors import IntegrityError, PermanentError, TransientError, ZfsOffsiteError
 from zfs_offsite.jobs.destination import (
     dataset_exists,
@@ -35,8 +36,15 @@ from zfs_offsite.jobs.destination import (
 from zfs_offsite.plan.chains import RestorePoint, choose_restore_point
 from zfs_offsite.remote.partials import partial_name
 from zfs_offsite.remote.store import Store
+from zfs_offsite.stream.encryption import Identity
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
-from zfs_offsite.stream.readback import ReadStats, checked_chunks, read_ahead, stream_chunks
+from zfs_offsite.stream.readback import (
+    ReadStats,
+    check_can_decrypt,
+    checked_chunks,
+    read_ahead,
+    stream_chunks,
+)
 from zfs_offsite.zfs.commands import error_text, guid_argv, receive_argv
 from zfs_offsite.zfs.model import Snapshot
 from zfs_offsite.zfs.runner import Process, Runner
@@ -100,13 +108,14 @@ def receive_file(
     file: ArchiveFile,
     process: Process,
     progress: ProgressFn | None = None,
+    identities: Sequence[Identity] | None = None,
 ) -> ReceivedFile:
     """Stream one stored file into a running `zfs receive`, holding back its end until checked."""
     assert process.stdin is not None
     stats, started, pending = ReadStats(), time.monotonic(), bytearray()
     report = StreamProgress(member, file.filename)
     # Three threads overlap: network reads and hashing, decompression, this pipe.
-    chunks = read_ahead(stream_chunks(store, member, file, stats))
+    chunks = read_ahead(stream_chunks(store, member, file, stats, identities))
     try:
         for out in chunks:
             pending += out
@@ -158,11 +167,20 @@ def restore_member(
     force: bool = False,
     resume: bool = False,
     progress: ProgressFn | None = None,
+    identities: Sequence[Identity] | None = None,
 ) -> RestoreResult:
     """Receive the chain of `snapshot` (default: newest archived) into `destination`."""
     point = plan_restore(store, member, snapshot)
     return receive_chain(
-        runner, store, member, point, destination, force=force, resume=resume, progress=progress
+        runner,
+        store,
+        member,
+        point,
+        destination,
+        force=force,
+        resume=resume,
+        progress=progress,
+        identities=identities,
     )
 
 
@@ -176,8 +194,12 @@ def receive_chain(
     force: bool = False,
     resume: bool = False,
     progress: ProgressFn | None = None,
+    identities: Sequence[Identity] | None = None,
 ) -> RestoreResult:
     """Receive a planned chain into `destination`, file by file, each checked as it streams.
+
+    Encrypted links are decrypted with `identities`: a missing or wrong identity
+    fails here, before the destination is touched (each file's header is read).
 
     `resume` continues into an existing destination that holds the first links
     of the chain (same GUIDs), e.g. after a dropped connection or a replaced
@@ -188,6 +210,7 @@ def receive_chain(
     rolled back to the previous link's target, and the error says what the
     destination holds.
     """
+    check_can_decrypt(store, member, point.chain, identities)
     start, exists = 0, dataset_exists(runner, destination)
     if exists and force:
         remove_for_force(runner, destination)
@@ -210,7 +233,8 @@ def receive_chain(
         argv = receive_argv(destination, force=index > 0)
         process = runner.start(argv, stdin=True)
         try:
-            result.files.append(receive_file(store, member, file, process, progress))
+            received = receive_file(store, member, file, process, progress, identities)
+            result.files.append(received)
         except (ZfsOffsiteError, OSError) as exc:
             raise _link_failed(runner, member, point, destination, index, before, exc) from exc
     result.guid = snapshot_guid(runner, f"{destination}@{point.snapshot}")
@@ -278,11 +302,23 @@ def download_files(store: Store, member: str, point: RestorePoint, directory: Pa
     return paths
 
 
-def receive_commands(paths: list[Path], destination: str) -> list[str]:
-    """Shell lines that restore downloaded files with standard tools, in order."""
+def receive_commands(
+    paths: list[Path], destination: str, identity_file: Path | None = None
+) -> list[str]:
+    """Shell lines that restore downloaded files with standard tools, in order.
+
+    An encrypted file goes through `age -d -i <identity>` first (Debian's `age`);
+    without a configured identity the line names a placeholder, `key.txt`.
+    """
     lines = [f"cd {shlex.quote(str(paths[0].parent))}", "sha256sum -c -- *.sha256"]
+    identity = shlex.quote(str(identity_file.absolute() if identity_file else "key.txt"))
     for index, path in enumerate(paths):
-        tool = "zstd -dc" if path.suffix == ".zst" else "gzip -dc"
+        name = parse_backup_name(path.name)
         receive = shlex.join(receive_argv(destination, force=index > 0))
-        lines.append(f"{tool} -- {shlex.quote(path.name)} | {receive}")
+        gzip = name is not None and name.compression is Compression.GZIP
+        tool = "gzip -dc" if gzip else "zstd -dc"
+        if name is not None and name.encrypted:
+            lines.append(f"age -d -i {identity} -- {shlex.quote(path.name)} | {tool} | {receive}")
+        else:
+            lines.append(f"{tool} -- {shlex.quote(path.name)} | {receive}")
     return lines

@@ -2,7 +2,10 @@
 
 Each file is read through the store (as a restore would), checked against its
 sidecar (size, sha256), decompressed to its end and checked for the send
-stream's END record. A file that fails gets a `<file>.corrupt` mark next to it
+stream's END record. An encrypted file (`.age`) is decrypted on the way
+when an identity is configured; without one, its size and sha256 (which cover
+the stored, encrypted bytes) are still checked, and the report says the END
+record was not. A file that fails gets a `<file>.corrupt` mark next to it
 (never deleted), which keeps the backup planner (plan/backup.py) from building on it; a mark on a
 file that now passes is removed. Missing, unreadable or mismatched sidecars,
 and directories or symlinks named like backups, are findings too: nothing in
@@ -14,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -23,7 +27,8 @@ from zfs_offsite.archive.names import checksum_name, corrupt_mark_name
 from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
 from zfs_offsite.plan.chains import missing_link, restore_chains
 from zfs_offsite.remote.store import Store, read_small_file, write_small_file
-from zfs_offsite.stream.readback import ReadStats, stream_chunks
+from zfs_offsite.stream.encryption import Identity
+from zfs_offsite.stream.readback import ReadStats, checked_chunks, read_ahead, stream_chunks
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,10 @@ FAILING = frozenset(
     {Verdict.EMPTY, Verdict.BAD_SIDECAR, Verdict.NOT_A_FILE, Verdict.BROKEN_CHAIN, Verdict.CORRUPT}
 )
 _CHECKSUM_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
+SEALED = (
+    "size and sha256 of the stored bytes checked; the send stream's END record was not "
+    "(the file is encrypted and setting encryption.identity_file is unset)"
+)
 
 
 @dataclass(frozen=True)
@@ -74,16 +83,28 @@ class MemberVerification:
 
 
 def check_file(
-    store: Store, member: str, file: ArchiveFile, checksum: str | None = None
+    store: Store,
+    member: str,
+    file: ArchiveFile,
+    checksum: str | None = None,
+    identities: Sequence[Identity] | None = None,
 ) -> FileCheck:
     """Read one file back: OK, UNVERIFIED (seed era, sound), BAD_SIDECAR or CORRUPT.
 
     `checksum` is the text of the file's `.sha256` where it has one as a file;
-    it must be the line `sha256sum -c` needs for what was read.
+    it must be the line `sha256sum -c` needs for what was read. An encrypted
+    file is decrypted with `identities`; without them only its stored bytes
+    are checked.
     """
     stats = ReadStats()
+    sealed = file.name.encrypted and identities is None
+    chunks: Iterator[bytes] = (
+        read_ahead(checked_chunks(store, member, file, stats))
+        if sealed
+        else stream_chunks(store, member, file, stats, identities)
+    )
     try:
-        for _ in stream_chunks(store, member, file, stats):
+        for _ in chunks:
             pass
     except IntegrityError as exc:
         return FileCheck(file.filename, Verdict.CORRUPT, str(exc), stats.stored_bytes)
@@ -108,7 +129,7 @@ def check_file(
         )
         return FileCheck(file.filename, Verdict.BAD_SIDECAR, detail, *figures)
     if file.has_sidecar:
-        return FileCheck(file.filename, Verdict.OK, "", *figures)
+        return FileCheck(file.filename, Verdict.OK, SEALED if sealed else "", *figures)
     detail = "seed-era file: no sidecar checksum, decompresses to its end"
     return FileCheck(file.filename, Verdict.UNVERIFIED, detail, *figures)
 
@@ -131,11 +152,17 @@ def _read_checksum(store: Store, archive: MemberArchive, file: ArchiveFile) -> s
         return ""
 
 
-def verify_member(store: Store, member: str, *, mark: bool = True) -> MemberVerification:
+def verify_member(
+    store: Store,
+    member: str,
+    *,
+    mark: bool = True,
+    identities: Sequence[Identity] | None = None,
+) -> MemberVerification:
     """Check every file of a member, then the chains over the files that passed."""
     archive = read_member_archive(store, member, None)
     checks = {
-        f.filename: check_file(store, member, f, _read_checksum(store, archive, f))
+        f.filename: check_file(store, member, f, _read_checksum(store, archive, f), identities)
         for f in archive.files
     }
     if mark:

@@ -92,11 +92,14 @@ def plan_backup(
     force_full: bool = False,
     cadence: FullCadence | None = None,
     now: float = 0.0,
+    encrypted: bool = False,
 ) -> BackupPlan:
     """Nothing, an incremental from the newest archived snapshot (or its bookmark), or a full.
 
     A full the cadence asks for carries the incremental in `deferred`, so one
     run's plans can be held to a nightly quota (`apply_full_quota`).
+    `encrypted` (like `compression`) shapes only the new file's name: a plain
+    file is as good a base as an encrypted one.
     """
     newest = member.newest
     if newest is None:
@@ -136,7 +139,9 @@ def plan_backup(
     incremental = None
     if candidates and not force_full:
         base, origin = candidates[-1]
-        name = BackupName(member.dataset_part, newest.name, compression, base=base.name)
+        name = BackupName(
+            member.dataset_part, newest.name, compression, base=base.name, encrypted=encrypted
+        )
         reason = f"newest archived snapshot is {base.name}"
         if isinstance(origin, Bookmark):
             reason += f" (sent from bookmark {origin.name}: snapshot is gone)"
@@ -147,7 +152,7 @@ def plan_backup(
             if due is not None and incremental.sends:
                 incremental = replace(incremental, reason=f"{reason}; {due.when}", full_due=due)
             return incremental
-    name = BackupName(member.dataset_part, newest.name, compression)
+    name = BackupName(member.dataset_part, newest.name, compression, encrypted=encrypted)
     if force_full and any(n.name == name for n in files):
         return BackupPlan(
             member.name,

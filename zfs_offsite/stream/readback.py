@@ -1,9 +1,10 @@
-"""Read a stored backup file back: checksum while reading, decompress to the end.
+"""Read a stored backup file back: checksum while reading, decrypt, decompress to the end.
 
 Shared by restore, verify and the restore drill, so all three judge a file the
 same way: size and sha256 against its sidecar (seed-era files have none),
-compressed data that decompresses to its end, and a send stream that ends with
-its END record.
+an age file that decrypts to its end (`.age`, with an identity), compressed
+data that decompresses to its end, and a send stream that ends with its END
+record. The checksum covers the stored bytes, so it needs no key.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import hashlib
 import queue
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 
 from zfs_offsite import cancel
@@ -20,6 +21,13 @@ from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.errors import IntegrityError
 from zfs_offsite.remote.store import Store
 from zfs_offsite.stream.compression import decompressor
+from zfs_offsite.stream.encryption import (
+    HEADER_BYTES,
+    Identity,
+    IdentityError,
+    check_identity,
+    decrypted_chunks,
+)
 from zfs_offsite.stream.format import RECORD_SIZE, ends_with_end_record
 
 READ_AHEAD = 4  # chunks (about 1 MiB each) read ahead of decompression
@@ -97,14 +105,64 @@ def read_ahead(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[byt
         thread.join()
 
 
+def recipients_of(file: ArchiveFile) -> tuple[str, ...]:
+    """The fingerprints an encrypted file's sidecar records (for error messages)."""
+    return file.sidecar.recipients if file.sidecar is not None else ()
+
+
+def no_identity(member: str, file: ArchiveFile) -> IdentityError:
+    shown = f" (its recipients: {', '.join(recipients_of(file))})" if recipients_of(file) else ""
+    return IdentityError(
+        f"{member}/{file.filename} is encrypted and setting encryption.identity_file is unset: "
+        f"name the identity (secret key) of one of its recipients{shown}"
+    )
+
+
+def check_can_decrypt(
+    store: Store,
+    member: str,
+    files: Sequence[ArchiveFile],
+    identities: Sequence[Identity] | None,
+) -> None:
+    """IdentityError unless `identities` open every encrypted file of `files`.
+
+    Reads only the start of each file (the age header), so a restore or drill
+    fails in one clear line before anything is received.
+    """
+    for file in files:
+        if not file.name.encrypted:
+            continue
+        if identities is None:
+            raise no_identity(member, file)
+        path = f"{member}/{file.filename}"
+        head = bytearray()
+        with store.open_read(path) as handle:
+            while len(head) < HEADER_BYTES and (data := handle.read(HEADER_BYTES - len(head))):
+                head += data
+        check_identity(bytes(head), identities, path, recipients_of(file))
+
+
 def stream_chunks(
-    store: Store, member: str, file: ArchiveFile, stats: ReadStats
+    store: Store,
+    member: str,
+    file: ArchiveFile,
+    stats: ReadStats,
+    identities: Sequence[Identity] | None = None,
 ) -> Iterator[bytes]:
-    """The send stream inside a stored file, every check applied by the time it ends."""
+    """The send stream inside a stored file, every check applied by the time it ends.
+
+    An encrypted file needs `identities` (IdentityError without them).
+    """
     decompress = decompressor(file.name.compression)
     tail = b""
+    stored: Iterator[bytes] = read_ahead(checked_chunks(store, member, file, stats))
+    if file.name.encrypted:
+        if identities is None:
+            raise no_identity(member, file)
+        where = f"{member}/{file.filename}"
+        stored = decrypted_chunks(stored, identities, where, recipients_of(file))
     try:
-        for chunk in read_ahead(checked_chunks(store, member, file, stats)):
+        for chunk in stored:
             view = memoryview(chunk)
             # Small slices bound each output, however well the data compressed.
             for start in range(0, len(view), DECOMPRESS_SLICE):

@@ -1,4 +1,4 @@
-"""Stream `zfs send` → compress → hash → store, with no temporary file.
+"""Stream `zfs send` → compress → (encrypt) → hash → store, with no temporary file.
 
 A reader thread pulls the send stream, compresses and hashes it; the calling
 thread writes to the store. A bounded queue between them keeps memory flat
@@ -7,6 +7,11 @@ plan says into a partial file of this attempt's own and checks every end
 (send exit status, stream end record, compressor end, every write
 acknowledged and flushed, byte counts). Moving the file to its final name is
 the completion protocol's step (`archive/commit.py`), not this one.
+
+With recipients, the compressed stream is age-encrypted before it is hashed:
+the checksum covers the stored bytes, so verify needs no key. The compressor's
+(and so the encryptor's) end is written only after the send exited 0 with its
+END record: a failed send must never leave a well-formed short file behind.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ import hashlib
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from zfs_offsite.archive.recipients import Recipient
 from zfs_offsite.errors import (
     DiskFullError,
     IntegrityError,
@@ -29,6 +35,7 @@ from zfs_offsite.errors import (
 from zfs_offsite.remote.partials import partial_name
 from zfs_offsite.remote.store import Store, disk_full, new_attempt, remove_quietly
 from zfs_offsite.stream.compression import Compressor
+from zfs_offsite.stream.encryption import EncryptingCompressor
 from zfs_offsite.stream.format import RECORD_SIZE, ends_with_end_record
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
 from zfs_offsite.zfs.runner import Process, last_line
@@ -94,11 +101,22 @@ class _Producer(threading.Thread):
                 self.tail = (self.tail + chunk)[-RECORD_SIZE:]
                 self._emit(self.compressor.compress(chunk))
             if not self.abort.is_set():
+                self._check_send()
                 self._emit(self.compressor.finish())
         except BaseException as exc:
             self.error = exc
         finally:
             self.out.put(None)
+
+    def _check_send(self) -> None:
+        """Before the compressed (or encrypted) stream is closed: the send ended well."""
+        returncode = self.process.wait()
+        if returncode != 0:
+            raise _send_failure(self.process, returncode)
+        if not ends_with_end_record(self.tail):
+            raise SendError(
+                "zfs send stream ended without its END record (truncated)", retryable=True
+            )
 
 
 def _send_failure(process: Process, returncode: int) -> SendError:
@@ -117,6 +135,7 @@ def stream_to_store(
     report: StreamProgress | None = None,
     tick: Callable[[], None] | None = None,
     expected_raw: int | None = None,
+    recipients: Sequence[Recipient] = (),
 ) -> StreamResult:
     """Upload a send stream to a new partial file beside `path`; on any failure it is removed.
 
@@ -125,12 +144,16 @@ def stream_to_store(
 
     `tick` is called at least once a second from this thread (cancellation
     checks, the lock's heartbeat); an exception from it aborts the upload.
+
+    With `recipients`, the stored bytes are the compressed stream encrypted to
+    all of them (age); `sha256` and `stored_bytes` are those of the stored bytes.
     """
     started = datetime.now(UTC)
     report = report or StreamProgress("", path)
     partial = partial_name(path, new_attempt())
     chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_DEPTH)
-    producer = _Producer(process, compressor, chunks)
+    sealed = EncryptingCompressor(compressor, recipients) if recipients else None
+    producer = _Producer(process, sealed or compressor, chunks)
     written = 0
     try:
         with store.open_write(partial) as handle:
@@ -163,6 +186,8 @@ def stream_to_store(
         _check_stored_size(store, partial, written, producer.stored_bytes)
     except BaseException as exc:
         producer.abort.set()
+        if sealed is not None:
+            sealed.abort()  # its reader raises: no well-formed short file
         process.kill()
         _drain(chunks)
         if producer.ident is not None:  # the store may fail before the producer starts

@@ -57,3 +57,16 @@ def test_classify_sidecars_and_partials() -> None:
     assert classify(SEED_FULL + ".json.partial")[0] is Kind.PARTIAL
     assert classify("foo.json")[0] is Kind.UNKNOWN
     assert classify(SEED_INC) == (Kind.BACKUP, parse_backup_name(SEED_INC))
+
+
+def test_encrypted_names_put_age_after_the_compression() -> None:
+    name = BackupName("elabfs-a", "s.1", Compression.ZSTD, base="s.0", encrypted=True)
+    assert name.filename == "elabfs-a@s.0.to.elabfs-a@s.1.zst.age"
+    assert parse_backup_name(name.filename) == name
+    full = parse_backup_name("elabfs-a@s.0.gz.age")
+    assert full == BackupName("elabfs-a", "s.0", Compression.GZIP, encrypted=True)
+    assert parse_backup_name("elabfs-a@s.0.age") is None  # no compression suffix
+    sidecar = classify("elabfs-a@s.0.zst.age.json")
+    assert sidecar == (Kind.METADATA, BackupName("elabfs-a", "s.0", Compression.ZSTD, None, True))
+    partial = classify("elabfs-a@s.0.zst.age.0123456789ab.partial")
+    assert partial[0] is Kind.PARTIAL and partial[1] is not None and partial[1].encrypted

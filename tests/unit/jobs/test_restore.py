@@ -1,0 +1,16 @@
+"""The shell lines `restore --to-dir` prints: standard tools only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zfs_offsite.jobs.restore import receive_commands
+
+
+def test_the_printed_restore_lines_decrypt_first(tmp_path: Path) -> None:
+    paths = [tmp_path / "ds@a.zst.age", tmp_path / "ds@a.to.ds@b.gz", tmp_path / "ds@b.to.ds@c.zst"]
+    lines = receive_commands(paths, "tank/r", Path("/root/key.txt"))
+    assert lines[2].startswith("age -d -i /root/key.txt -- ds@a.zst.age | zstd -dc | zfs receive")
+    assert lines[3].startswith("gzip -dc -- ds@a.to.ds@b.gz | zfs receive")
+    assert lines[4].startswith("zstd -dc -- ds@b.to.ds@c.zst | zfs receive")
+    assert receive_commands(paths[:1], "tank/r")[2].startswith("age -d -i key.txt -- ")

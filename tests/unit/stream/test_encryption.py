@@ -1,0 +1,244 @@
+"""The age stages on their own: round trips, aborts, damage, identities, key files.
+
+The pipeline runs with a stand-in for `zfs send` (a byte stream and an exit
+status) into a local directory store: what lands on disk is what a user sees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import struct
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyrage
+import pytest
+import zstandard
+
+from zfs_offsite.archive.names import Compression
+from zfs_offsite.archive.recipients import parse_recipient
+from zfs_offsite.errors import IntegrityError, SendError
+from zfs_offsite.remote.local import LocalStore
+from zfs_offsite.stream.compression import compressor
+from zfs_offsite.stream.encryption import (
+    EncryptingCompressor,
+    IdentityError,
+    check_identity,
+    decrypted_chunks,
+    load_identities,
+    new_identity,
+    write_identity_file,
+)
+from zfs_offsite.stream.format import RECORD_SIZE
+from zfs_offsite.stream.upload import stream_to_store
+
+END = struct.pack("<I", 5) + bytes(RECORD_SIZE - 4)  # a DRR_END record
+
+
+class FakeSend:
+    """A finished `zfs send`: its stdout and its exit status."""
+
+    def __init__(self, data: bytes, returncode: int = 0) -> None:
+        self.stdout = io.BytesIO(data)
+        self.stdin = None
+        self.returncode = returncode
+
+    def wait(self) -> int:
+        return self.returncode
+
+    def stderr_text(self) -> str:
+        return "cannot send: I/O error" if self.returncode else ""
+
+    def kill(self) -> None:
+        pass
+
+    def close_stdin(self) -> None:
+        pass
+
+
+def keys() -> tuple[list[object], list[pyrage.x25519.Identity]]:
+    secret, public = new_identity()
+    return [parse_recipient(public)], [pyrage.x25519.Identity.from_str(secret)]
+
+
+def seal(data: bytes, recipients: list[object]) -> bytes:
+    stage = EncryptingCompressor(compressor(Compression.ZSTD, 3), recipients)  # type: ignore[arg-type]
+    out = [stage.compress(data[i : i + 100_000]) for i in range(0, len(data), 100_000)]
+    return b"".join([*out, stage.finish()])
+
+
+def pieces(data: bytes, size: int = 50_000) -> Iterator[bytes]:
+    return iter([data[i : i + size] for i in range(0, len(data), size)])
+
+
+def opened(data: bytes, identities: list[pyrage.x25519.Identity]) -> bytes:
+    plain = b"".join(decrypted_chunks(pieces(data), identities, "m/f.zst.age"))
+    return zstandard.ZstdDecompressor().decompressobj().decompress(plain)
+
+
+def test_round_trip_through_both_stages() -> None:
+    recipients, identities = keys()
+    data = os.urandom(300_000) + b"z" * 2_000_000
+    sealed = seal(data, recipients)
+    assert sealed.startswith(b"age-encryption.org/v1\n")
+    assert opened(sealed, identities) == data
+
+
+def test_a_wrong_identity_fails_before_any_output() -> None:
+    recipients, identities = keys()
+    _, stranger = keys()
+    sealed = seal(os.urandom(200_000), recipients)
+    chunks = decrypted_chunks(pieces(sealed), stranger, "m/f.zst.age", ["age1abc"])
+    with pytest.raises(
+        IdentityError, match=r"^m/f\.zst\.age: the identity .* \(its recipients: age1abc\)"
+    ):
+        next(chunks)
+    with pytest.raises(IdentityError):
+        check_identity(sealed[:65536], stranger, "m/f.zst.age")
+    check_identity(sealed[:65536], identities, "m/f.zst.age")  # the right one opens it
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_damage_after_the_header_is_an_integrity_error(damage: str) -> None:
+    recipients, identities = keys()
+    sealed = bytearray(seal(os.urandom(300_000), recipients))
+    if damage == "flip":
+        sealed[len(sealed) // 2] ^= 1
+    else:
+        del sealed[-100:]
+    check_identity(bytes(sealed[:65536]), identities, "m/f")  # the header still opens
+    with pytest.raises(IntegrityError, match=r"^m/f\.zst\.age: the age data is corrupt"):
+        opened(bytes(sealed), identities)
+
+
+def test_an_error_of_the_stored_bytes_comes_back_as_itself() -> None:
+    recipients, identities = keys()
+    sealed = seal(os.urandom(100_000), recipients)
+
+    def failing() -> Iterator[bytes]:
+        yield sealed[:1000]
+        raise IntegrityError("m/f.zst.age: sha256 abc does not match the sidecar's def")
+
+    with pytest.raises(IntegrityError, match="does not match the sidecar"):
+        b"".join(decrypted_chunks(failing(), identities, "m/f.zst.age"))
+
+
+def test_the_upload_stores_ciphertext_whose_checksum_is_of_the_stored_bytes(
+    tmp_path: Path,
+) -> None:
+    recipients, identities = keys()
+    stream = os.urandom(500_000) + END
+    store = LocalStore(tmp_path)
+    result = stream_to_store(
+        FakeSend(stream),  # type: ignore[arg-type]
+        compressor(Compression.ZSTD, 3),
+        store,
+        "f.zst.age",
+        recipients=recipients,  # type: ignore[arg-type]
+    )
+    stored = (tmp_path / result.partial).read_bytes()
+    assert result.stored_bytes == len(stored) and result.raw_bytes == len(stream)
+    assert result.sha256 == hashlib.sha256(stored).hexdigest()
+    assert opened(stored, identities) == stream
+
+
+@pytest.mark.parametrize("returncode, tail", [(1, END), (0, b"no end record")])
+def test_a_failed_send_leaves_no_file_and_seals_nothing(
+    tmp_path: Path, returncode: int, tail: bytes
+) -> None:
+    recipients, _ = keys()
+    store = LocalStore(tmp_path)
+    with pytest.raises(SendError):
+        stream_to_store(
+            FakeSend(os.urandom(200_000) + tail, returncode),  # type: ignore[arg-type]
+            compressor(Compression.ZSTD, 3),
+            store,
+            "f.zst.age",
+            recipients=recipients,  # type: ignore[arg-type]
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keygen_writes_a_private_file_once(tmp_path: Path) -> None:
+    path = tmp_path / "key.txt"
+    public = write_identity_file(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    lines = path.read_text().splitlines()
+    assert lines[1] == f"# public key: {public}" and lines[2].startswith("AGE-SECRET-KEY-1")
+    (identity,) = load_identities(path)
+    assert str(identity.to_public()) == public
+    with pytest.raises(IdentityError, match="exists: keygen never overwrites an identity"):
+        write_identity_file(path)
+    assert path.read_text().splitlines() == lines
+
+
+def test_identity_file_errors_name_the_setting_and_never_the_content(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(IdentityError, match=r"identity_file: .*nope does not exist: name the"):
+        load_identities(missing)
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("# a comment\nAGE-SECRET-KEY-1-not-really-a-key\n")
+    with pytest.raises(IdentityError) as caught:
+        load_identities(wrong)
+    assert "line 2 is not an age secret key" in str(caught.value)
+    assert "not-really" not in str(caught.value)
+
+
+def test_a_passphrase_protected_ssh_key_names_the_fix(tmp_path: Path) -> None:
+    key = tmp_path / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret pw", "-f", str(key)], check=True
+    )
+    with pytest.raises(IdentityError, match=r"passphrase-protected SSH key: set encryption\.id"):
+        load_identities(key)
+    with pytest.raises(IdentityError) as caught:
+        load_identities(key, "not it")
+    assert "identity_passphrase does not unlock it" in str(caught.value)
+    assert "not it" not in str(caught.value)
+    public = (tmp_path / "id_ed25519.pub").read_text()
+    sealed = pyrage.encrypt(b"lab data", [pyrage.ssh.Recipient.from_str(public)])
+    assert pyrage.decrypt(sealed, load_identities(key, "secret pw")) == b"lab data"
+
+
+def test_a_consumer_that_stops_early_ends_the_stage_and_closes_its_source() -> None:
+    recipients, identities = keys()
+    sealed = seal(os.urandom(2_000_000), recipients)
+    closed = []
+
+    def source() -> Iterator[bytes]:
+        try:
+            yield from pieces(sealed, 10_000)
+        finally:
+            closed.append(True)
+
+    chunks = decrypted_chunks(source(), identities, "m/f.zst.age")
+    assert next(chunks)
+    chunks.close()
+    assert closed == [True]
+
+
+@pytest.mark.parametrize("size", [0, 1, 65_536, 65_537, 1_000_000])
+def test_the_output_length_is_checked_against_the_input(size: int) -> None:
+    recipients, identities = keys()
+
+    class Passthrough:  # a compressor that passes bytes through, so sizes are exact
+        def compress(self, data: bytes) -> bytes:
+            return data
+
+        def finish(self) -> bytes:
+            return b""
+
+    stage = EncryptingCompressor(Passthrough(), recipients)  # type: ignore[arg-type]
+    data = os.urandom(size)
+    sealed = stage.compress(data) + stage.finish()
+    assert pyrage.decrypt(sealed, identities) == data
+
+    short = EncryptingCompressor(Passthrough(), recipients)  # type: ignore[arg-type]
+    short.compress(data)
+    short.plain_bytes += 65_536  # as if the last chunk had not been written
+    with pytest.raises(IntegrityError, match="the output is cut short or overlong"):
+        short.finish()
