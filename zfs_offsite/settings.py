@@ -112,6 +112,11 @@ class SourceSettings(SettingsSection):
     key_file: Path | None = None
     known_hosts: Path | None = None
     key_passphrase: SecretStr | None = None
+    raw_send: Literal["auto", "never"] = Field(
+        "auto",
+        description="auto: send natively encrypted datasets raw (zfs send -w), still "
+        "encrypted with their own key; never: plain sends (the key must be loaded).",
+    )
 
     @field_validator("select_property")
     @classmethod
