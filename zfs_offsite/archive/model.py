@@ -80,7 +80,7 @@ class Sidecar:
                 continue
             value = raw[key]
             # JSON true is a Python int: a boolean only where the field is one.
-            if isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds):
+            if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
                 shown = json.dumps(value)
                 shown = shown if len(shown) <= 40 else shown[:37] + "..."
                 raise ValueError(f"field {key!r} is {shown}, not {wanted}")
