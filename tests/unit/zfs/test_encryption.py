@@ -73,6 +73,8 @@ def test_list_argv_asks_for_encryption_only_when_told() -> None:
 class Replay:
     """A runner answering from a table: argv -> (exit status, stdout, stderr). Pure logic only."""
 
+    host = "replay"
+
     def __init__(self, answers: dict[tuple[str, ...], tuple[int, str, str]]) -> None:
         self.answers = answers
         self.calls: list[tuple[str, ...]] = []
