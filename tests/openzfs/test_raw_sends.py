@@ -16,7 +16,8 @@ import pytest
 
 from tests.support.openzfs_vm import add_snapshot, tree_digest, vm_settings
 from zfs_offsite.jobs.backup import backup_member, discover_members
-from zfs_offsite.jobs.restore import restore_member, snapshot_guid
+from zfs_offsite.jobs.drill import drill_member
+from zfs_offsite.jobs.restore import dataset_exists, restore_member, snapshot_guid
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.remote.connect import open_store
 from zfs_offsite.zfs.runner import Runner
@@ -83,8 +84,12 @@ def test_encrypted_dataset_goes_raw_and_restores_raw_needing_its_key(
         assert marker.encode() not in stored_stream(archive / "kim" / name)
 
     with closing(open_store(settings.target)) as store:
+        drill = drill_member(runner, store, member, f"{pool}/drill")
         result = restore_member(runner, store, "kim", restored)
-    assert [f.filename for f in result.files] == names
+    # The drill receives the raw chain too (no key needed for that), checks the GUID, cleans up.
+    assert (drill.snapshot, drill.files, drill.guid_checked_against) == ("s2", 2, "source")
+    assert not dataset_exists(runner, f"{pool}/drill/kim")
+    assert [f.filename for f in result.files] == names and result.needs_key
     for snap in ("s1", "s2"):
         guid = snapshot_guid(runner, f"{restored}@{snap}")
         assert guid is not None and guid == snapshot_guid(runner, f"{dataset}@{snap}")

@@ -169,7 +169,9 @@ def plan_backup(
         )
         if due is None or not due.due:
             if due is not None and incremental.sends:
-                incremental = replace(incremental, reason=f"{reason}; {due.when}", full_due=due)
+                incremental = replace(
+                    incremental, reason=f"{incremental.reason}; {due.when}", full_due=due
+                )
             return incremental
     name = BackupName(member.dataset_part, newest.name, compression)
     if force_full and any(n.name == name for n in files):
@@ -231,6 +233,8 @@ def _checked(
             name=name,
             raw=raw,
         )
+    if raw:
+        reason += "; sent raw (zfs send -w), encrypted with the dataset's own key"
     return BackupPlan(
         member.name,
         member.dataset,

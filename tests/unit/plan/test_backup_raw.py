@@ -42,6 +42,7 @@ def test_raw_chain_is_continued_raw() -> None:
     files = [new_file(s1, raw=True), new_file(s2, s1, raw=True)]
     plan = plan_backup(m, files, Compression.ZSTD)
     assert plan.action is Action.INCREMENTAL and plan.raw
+    assert plan.reason.endswith("; sent raw (zfs send -w), encrypted with the dataset's own key")
     assert (
         plan.base == s2
         and plan.snapshot == s3
@@ -58,6 +59,7 @@ def test_plain_chain_of_an_encrypted_dataset_is_not_continued_raw() -> None:
     # With raw sends off, the same plain chain goes on as before.
     plain = plan_backup(m, [new_file(s1)], Compression.ZSTD, raw_send="never")
     assert plain.action is Action.INCREMENTAL and not plain.raw and plain.base == s1
+    assert "raw" not in plain.reason
 
 
 def test_raw_chain_is_not_continued_plain() -> None:
