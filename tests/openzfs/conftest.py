@@ -24,7 +24,7 @@ def vm_known_hosts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The VM's pinned host key, under the name our host key check looks up."""
     pinned = VM_CACHE / "known_hosts"
     if not (VM_CACHE / "id_ed25519").exists() or not pinned.exists():
-        pytest.skip(f"OpenZFS VM not built ({VM_CACHE} has no key): run openzfs-vm/build.sh")
+        pytest.skip(f"OpenZFS VM not built ({VM_CACHE} has no key): run scripts/openzfs-vm.sh")
     path = tmp_path_factory.mktemp("vm") / "known_hosts"
     lines = [line.split(None, 1)[1] for line in pinned.read_text().splitlines() if line.strip()]
     path.write_text("".join(f"[127.0.0.1]:{VM_PORT} {key}\n" for key in lines))
@@ -41,7 +41,9 @@ def vm(vm_known_hosts: Path, tmp_path: Path) -> Iterator[tuple[Runner, str, Path
         features = detect_features(runner)
     except ZfsOffsiteError as exc:
         runner.close()
-        pytest.skip(f"OpenZFS VM not reachable on 127.0.0.1:{VM_PORT} ({exc}): run start.sh")
+        pytest.skip(
+            f"OpenZFS VM not reachable on 127.0.0.1:{VM_PORT} ({exc}): run scripts/openzfs-vm.sh"
+        )
     assert features.bookmarks and features.send_estimate, features
     image = f"/root/{pool}.img"
     runner.run(["truncate", "-s", "512M", image])
