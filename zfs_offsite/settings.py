@@ -113,6 +113,11 @@ class SourceSettings(SettingsSection):
     key_file: Path | None = None
     known_hosts: Path | None = None
     key_passphrase: SecretStr | None = None
+    raw_send: Literal["auto", "never"] = Field(
+        "auto",
+        description="auto: send natively encrypted datasets raw (zfs send -w), still "
+        "encrypted with their own key; never: plain sends (the key must be loaded).",
+    )
 
     @field_validator("select_property")
     @classmethod
@@ -201,6 +206,11 @@ class EncryptionSettings(SettingsSection):
         None,
         description="The secret key file restore and drill decrypt with (zfs-offsite keygen "
         "output, or an SSH private key); never needed by backup or verify.",
+    )
+    age_raw_sends: bool = Field(
+        False,
+        description="Also age-encrypt raw sends of natively encrypted datasets (both layers); "
+        "by default a raw send is stored as sent, encrypted with the dataset's own key.",
     )
     identity_passphrase: SecretStr | None = Field(
         None,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from zfs_offsite.remote.connect import open_runner, open_store
 
 from tests.support.services import Pool
 from tests.support.zfsdata import create_member, guid, snapshot, write_member_data
@@ -33,7 +34,6 @@ from zfs_offsite.jobs.restore import (
 )
 from zfs_offsite.jobs.verify import SEALED, Verdict, verify_member
 from zfs_offsite.plan.backup import Action
-from zfs_offsite.remote.connect import open_runner, open_store
 from zfs_offsite.settings import EncryptionSettings, Settings
 from zfs_offsite.stream.encryption import IdentityError, load_identities, write_identity_file
 

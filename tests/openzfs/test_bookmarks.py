@@ -1,88 +1,25 @@
 """Bookmarks on real OpenZFS 2.3 (the VM from ../shared/tools/openzfs-vm), in pull mode.
 
-Skipped, with the reason printed, unless the VM is up: start it with
-`../shared/tools/openzfs-vm/start.sh` (build it once with `build.sh`).
+Skipped, with the reason printed, unless the VM is up (fixtures: conftest.py).
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import shlex
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from zfs_offsite.connect import open_runner, open_store
-from zfs_offsite.errors import ZfsOffsiteError
+from tests.support.openzfs_vm import add_snapshot, vm_settings
+from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.restore import restore_member, snapshot_guid
 from zfs_offsite.plan.backup import Action
-from zfs_offsite.settings import Settings, load_settings
-from zfs_offsite.zfs.commands import detect_features
+from zfs_offsite.settings import Settings
 from zfs_offsite.zfs.protect import mark_tag
 from zfs_offsite.zfs.runner import Runner
 
 pytestmark = [pytest.mark.openzfs_vm]
-
-VM_CACHE = Path(os.environ.get("OPENZFS_VM_CACHE", "/var/tmp/openzfs-vm"))
-VM_PORT = int(os.environ.get("OPENZFS_VM_PORT", "2222"))
-
-
-def vm_settings(pool: str, archive: Path, known_hosts: Path) -> Settings:
-    return load_settings(
-        source={
-            "pool": pool,
-            "ssh_url": f"ssh://root@127.0.0.1:{VM_PORT}",
-            "key_file": str(VM_CACHE / "id_ed25519"),
-            "known_hosts": str(known_hosts),
-        },
-        target={"url": f"file://{archive}", "timeout": 60},
-    )
-
-
-@pytest.fixture(scope="module")
-def vm_known_hosts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The VM's pinned host key, under the name our host key check looks up."""
-    pinned = VM_CACHE / "known_hosts"
-    if not (VM_CACHE / "id_ed25519").exists() or not pinned.exists():
-        pytest.skip(f"OpenZFS VM not built ({VM_CACHE} has no key): run openzfs-vm/build.sh")
-    path = tmp_path_factory.mktemp("vm") / "known_hosts"
-    lines = [line.split(None, 1)[1] for line in pinned.read_text().splitlines() if line.strip()]
-    path.write_text("".join(f"[127.0.0.1]:{VM_PORT} {key}\n" for key in lines))
-    return path
-
-
-@pytest.fixture
-def vm(vm_known_hosts: Path, tmp_path: Path) -> Iterator[tuple[Runner, str, Path]]:
-    """A file-backed pool in the VM, destroyed afterwards; skipped if the VM is not up."""
-    pool = f"zov{secrets.token_hex(3)}"
-    settings = vm_settings(pool, tmp_path / "archive", vm_known_hosts)
-    runner = open_runner(settings)
-    try:
-        features = detect_features(runner)
-    except ZfsOffsiteError as exc:
-        runner.close()
-        pytest.skip(f"OpenZFS VM not reachable on 127.0.0.1:{VM_PORT} ({exc}): run start.sh")
-    assert features.bookmarks and features.send_estimate, features
-    image = f"/root/{pool}.img"
-    runner.run(["truncate", "-s", "512M", image])
-    runner.run(["zpool", "create", pool, image])
-    try:
-        yield runner, pool, vm_known_hosts
-    finally:
-        runner.run(["zpool", "destroy", "-f", pool], check=False)
-        runner.run(["rm", "-f", image], check=False)
-        runner.close()
-
-
-def add_snapshot(runner: Runner, dataset: str, name: str, megabytes: int = 1) -> None:
-    """New random data in the dataset, then a snapshot of it."""
-    path = shlex.quote(f"/{dataset}/{name}.bin")
-    runner.run(["sh", "-c", f"head -c {megabytes}M /dev/urandom > {path}"])
-    runner.run(["zfs", "snapshot", f"{dataset}@{name}"])
 
 
 def test_destroyed_base_still_gives_an_incremental_from_its_bookmark(

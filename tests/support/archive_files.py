@@ -16,8 +16,8 @@ def snaps(*names: str, guid_base: int = 100) -> tuple[Snapshot, ...]:
     return tuple(Snapshot(DS, n, guid_base + i, 10 + i, 0) for i, n in enumerate(names))
 
 
-def member(*names: str) -> Member:
-    return Member("a", DS, "elabfs-a", snaps(*names))
+def member(*names: str, encryption: str | None = None) -> Member:
+    return Member("a", DS, "elabfs-a", snaps(*names), encryption=encryption)
 
 
 def seed_file(filename: str) -> ArchiveFile:
@@ -37,6 +37,7 @@ def sidecar(
     stored_bytes: int = 1,
     started: str = "",
     finished: str = "",
+    raw: bool = False,
 ) -> Sidecar:
     """A sidecar with the given identity and placeholder figures (the upload's, if given)."""
     return Sidecar(
@@ -53,13 +54,19 @@ def sidecar(
         base=base,
         base_guid=base_guid,
         snapshot_creation=creation,
+        raw=raw,
     )
 
 
-def new_file(snapshot: Snapshot, base: Snapshot | None = None) -> ArchiveFile:
+def new_file(snapshot: Snapshot, base: Snapshot | None = None, *, raw: bool = False) -> ArchiveFile:
     name = BackupName("elabfs-a", snapshot.name, Compression.ZSTD, base.name if base else None)
     identity = sidecar(
-        DS, snapshot.name, snapshot.guid, base.name if base else None, base.guid if base else None
+        DS,
+        snapshot.name,
+        snapshot.guid,
+        base.name if base else None,
+        base.guid if base else None,
+        raw=raw,
     )
     return ArchiveFile(name.filename, name, 1, 0.0, identity)
 

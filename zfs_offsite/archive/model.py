@@ -30,6 +30,7 @@ _JSON_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "int | None": ((int, type(None)), "an integer or null"),
     "str | None": ((str, type(None)), "a string or null"),
     "tuple[str, ...]": ((list,), "an array of strings"),
+    "bool": ((bool,), "true or false"),
 }
 
 
@@ -51,6 +52,9 @@ class Sidecar:
     base_guid: int | None = None
     source_host: str = ""
     snapshot_creation: int | None = None  # when the snapshot was taken (epoch seconds)
+    # A raw send (`zfs send -w`) of a natively encrypted dataset: it links only with
+    # raw files, and restores to a dataset that needs the key to mount. Absent: false.
+    raw: bool = False
     format: int = SIDECAR_FORMAT
     # Fingerprints of the age recipients an encrypted file can be opened by (never a
     # secret); empty for a plain file, and then left out of the JSON.
@@ -81,7 +85,8 @@ class Sidecar:
                     raise ValueError(f"no {key!r} field")
                 continue
             value = raw[key]
-            if isinstance(value, bool) or not isinstance(value, kinds):
+            # JSON true is a Python int: a boolean only where the field is one.
+            if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
                 shown = json.dumps(value)
                 shown = shown if len(shown) <= 40 else shown[:37] + "..."
                 raise ValueError(f"field {key!r} is {shown}, not {wanted}")
@@ -141,6 +146,11 @@ class ArchiveFile:
     @property
     def base_guid(self) -> int | None:
         return self.sidecar.base_guid if self.sidecar else None
+
+    @property
+    def raw(self) -> bool:
+        """True for a raw send (`zfs send -w`); seed-era files never are."""
+        return self.sidecar.raw if self.sidecar else False
 
     @property
     def archived_at(self) -> float:

@@ -58,6 +58,7 @@ class BackupResult:
     protection: str | None = None  # how the uploaded snapshot was marked as next base
     base_guid: int | None = None  # the snapshots' identities, for the audit trail
     snapshot_guid: int | None = None
+    raw: bool = False  # sent raw (`zfs send -w`): still encrypted with the dataset's key
 
     @property
     def ratio(self) -> float | None:
@@ -84,7 +85,9 @@ def discover_members(settings: Settings, runner: Runner | None = None) -> list[M
             return discover_members(settings, own)
     marks = detect_features(runner).bookmarks
     try:
-        datasets = list_datasets(runner, settings.source.pool, props, with_bookmarks=marks)
+        datasets = list_datasets(
+            runner, settings.source.pool, props, with_bookmarks=marks, with_encryption=True
+        )
     except CommandFailed as exc:
         if "does not exist" not in exc.result.stderr:
             raise
@@ -119,6 +122,8 @@ def plan_member(
         cadence=cadence,
         now=time.time(),
         encrypted=settings.encryption.enabled,
+        raw_send=settings.source.raw_send,
+        age_raw_sends=settings.encryption.age_raw_sends,
     )
     if plan.snapshot is not None:
         tag = mark_tag(str(settings.target.parsed))
@@ -139,6 +144,7 @@ def plan_result(plan: BackupPlan, *, dry_run: bool = False) -> BackupResult:
         dry_run=dry_run,
         base_guid=plan.base.guid if plan.base else None,
         snapshot_guid=plan.snapshot.guid if plan.snapshot else None,
+        raw=plan.raw,
     )
 
 
@@ -194,7 +200,9 @@ def execute_plan(
     send_from = plan.send_from
     from_bookmark = send_from is not None and "#" in send_from
     features = detect_features(runner)
-    estimate = estimate_send_size(runner, features, plan.snapshot.full_name, send_from)
+    estimate = estimate_send_size(
+        runner, features, plan.snapshot.full_name, send_from, raw=plan.raw
+    )
     result = replace(result, remote_path=remote_path, estimated_bytes=estimate)
     if dry_run:
         return result
@@ -219,7 +227,9 @@ def execute_plan(
             cancel.check()
             lock.verify()
 
-        argv = send_argv(plan.snapshot.full_name, send_from, intermediates=not from_bookmark)
+        argv = send_argv(
+            plan.snapshot.full_name, send_from, intermediates=not from_bookmark, raw=plan.raw
+        )
         process = runner.start(argv)
         level = settings.compression.effective_level
         recipients = settings.encryption.recipient_keys() if plan.name.encrypted else []
@@ -250,6 +260,7 @@ def execute_plan(
             source_host=source_host(settings),
             snapshot_creation=plan.snapshot.creation or None,
             recipients=tuple(r.fingerprint for r in recipients),
+            raw=plan.raw,
         )
         commit_backup(
             store,
@@ -261,9 +272,10 @@ def execute_plan(
         )
         protection = _protect(settings, runner, features, plan)
     log.info(
-        "%s: %s %s stored (%d bytes from %d)",
+        "%s: %s%s %s stored (%d bytes from %d)",
         plan.member,
         plan.action,
+        " raw" if plan.raw else "",
         remote_path,
         stream.stored_bytes,
         stream.raw_bytes,

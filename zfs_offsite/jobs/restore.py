@@ -76,6 +76,8 @@ class RestoreResult:
     destination: str
     files: list[ReceivedFile] = field(default_factory=list)
     guid: int | None = None
+    # Received raw (`zfs send -w` files): encrypted, mounts only after `zfs load-key`.
+    needs_key: bool = False
 
     @property
     def raw_bytes(self) -> int:
@@ -224,7 +226,9 @@ def receive_chain(
             f"destination {destination} exists: name a new dataset, pass --resume to "
             "continue a restore into it, or --force to replace it (it is destroyed first)"
         )
-    result = RestoreResult(member, point.snapshot, destination)
+    result = RestoreResult(
+        member, point.snapshot, destination, needs_key=any(f.raw for f in point.chain)
+    )
     log.info("%s: restoring %s from %d file(s)", member, point.snapshot, len(point.chain))
     for index, file in enumerate(point.chain[start:], start):
         before = destination_snapshots(runner, destination)
@@ -242,6 +246,15 @@ def receive_chain(
     if expected is not None and result.guid != expected:
         raise IntegrityError(
             f"{destination}@{point.snapshot} has GUID {result.guid}, the archive records {expected}"
+        )
+    if result.needs_key:
+        log.info(
+            "%s: %s was received raw, still encrypted: `zfs load-key %s` (with the source "
+            "dataset's key or passphrase), then `zfs mount %s`",
+            member,
+            destination,
+            destination,
+            destination,
         )
     return result
 

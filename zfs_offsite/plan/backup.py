@@ -6,6 +6,10 @@ Which files restore a snapshot is `chains.py`; when a full falls due, `cadence.p
 Inputs are facts (local snapshots with GUIDs, the remote index); output is a
 plan. Identity is the GUID where a sidecar records it, the name for seed-era
 files: a name reused after a destroy does not match a recorded GUID.
+
+A natively encrypted dataset is sent raw (`zfs send -w`) unless the settings
+say never; a raw chain is continued only by raw files, a plain one only by
+plain files, so changing either starts a new chain with a full.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class BackupPlan:
     # On a full the cadence asks for: the incremental to send instead when the
     # night's quota of new chains is spent (see `apply_full_quota`).
     deferred: BackupPlan | None = None
+    raw: bool = False  # `zfs send -w`: the dataset's blocks, still encrypted with its key
 
     @property
     def filename(self) -> str | None:
@@ -64,6 +69,20 @@ class BackupPlan:
     @property
     def sends(self) -> bool:
         return self.action in (Action.FULL, Action.INCREMENTAL)
+
+
+def sends_raw(member: Member, raw_send: str) -> bool:
+    """Raw for a natively encrypted dataset (`encryption` not off), unless `raw_send` is never.
+
+    A raw stream needs no loaded key to send and stays unreadable without it;
+    a plain send of an encrypted dataset would store its data decrypted.
+    """
+    return raw_send == "auto" and member.natively_encrypted
+
+
+def _of_kind(chains: dict[str, list[ArchiveFile]], raw: bool) -> dict[str, list[ArchiveFile]]:
+    """The chains made of raw files (or of plain ones): a chain never mixes them."""
+    return {name: chain for name, chain in chains.items() if chain[-1].raw == raw}
 
 
 def _bookmark_bases(
@@ -93,19 +112,25 @@ def plan_backup(
     cadence: FullCadence | None = None,
     now: float = 0.0,
     encrypted: bool = False,
+    raw_send: str = "auto",
+    age_raw_sends: bool = False,
 ) -> BackupPlan:
     """Nothing, an incremental from the newest archived snapshot (or its bookmark), or a full.
 
     A full the cadence asks for carries the incremental in `deferred`, so one
-    run's plans can be held to a nightly quota (`apply_full_quota`).
+    run's plans can be held to a nightly quota (`apply_full_quota`). `raw_send`
+    is the setting source.raw_send: "auto" (raw where natively encrypted) or "never".
     `encrypted` (like `compression`) shapes only the new file's name: a plain
-    file is as good a base as an encrypted one.
+    file is as good a base as an encrypted one. A raw send is age-encrypted too
+    only with `age_raw_sends`: it is already encrypted with the dataset's key.
     """
     newest = member.newest
     if newest is None:
         return BackupPlan(
             member.name, member.dataset, Action.NO_SNAPSHOTS, "dataset has no snapshots"
         )
+    raw = sends_raw(member, raw_send)
+    encrypted = encrypted and (age_raw_sends or not raw)
     chains = restore_chains(files)
     existing = {f.filename for f in files}
     newest_chain = archived_chain(newest, files, chains)
@@ -120,21 +145,23 @@ def plan_backup(
             upload_base=base_key(newest_chain[-1]),
             full_due=standing,
         )
+    # Only a chain of the kind sent now (raw or plain) can be continued.
+    kind = _of_kind(chains, raw)
     # (base, what `zfs send` starts from); a snapshot beats a bookmark of the same point.
     candidates: list[tuple[Snapshot, Snapshot | Bookmark]] = [
         (s, s)
-        for s in archived_snapshots(member.snapshots, files, chains)
+        for s in archived_snapshots(member.snapshots, files, kind)
         if s.createtxg < newest.createtxg
     ]
     candidates += [
         (b, mark)
-        for b, mark in _bookmark_bases(member, files, chains)
+        for b, mark in _bookmark_bases(member, files, kind)
         if b.createtxg < newest.createtxg
     ]
     candidates.sort(key=lambda c: (c[0].createtxg, isinstance(c[1], Snapshot)))
     due = None
     if candidates and not force_full and cadence is not None:
-        base_chain = archived_chain(candidates[-1][0], files, chains)
+        base_chain = archived_chain(candidates[-1][0], files, kind)
         due = cadence.status(base_chain, now) if base_chain else None
     incremental = None
     if candidates and not force_full:
@@ -146,11 +173,13 @@ def plan_backup(
         if isinstance(origin, Bookmark):
             reason += f" (sent from bookmark {origin.name}: snapshot is gone)"
         incremental = _checked(
-            member, newest, name, existing, Action.INCREMENTAL, reason, base, origin.full_name
+            member, newest, name, existing, Action.INCREMENTAL, reason, raw, base, origin.full_name
         )
         if due is None or not due.due:
             if due is not None and incremental.sends:
-                incremental = replace(incremental, reason=f"{reason}; {due.when}", full_due=due)
+                incremental = replace(
+                    incremental, reason=f"{incremental.reason}; {due.when}", full_due=due
+                )
             return incremental
     name = BackupName(member.dataset_part, newest.name, compression, encrypted=encrypted)
     if force_full and any(n.name == name for n in files):
@@ -165,12 +194,27 @@ def plan_backup(
         reason = "forced full backup"
     elif due is not None:
         reason = f"full cadence: {due.why}"
+    elif archived_snapshots(member.snapshots, files, _of_kind(chains, not raw)):
+        reason = _kind_changed(member, raw)
     else:
         reason = "no snapshot of it is in the archive"
-    full = replace(_checked(member, newest, name, existing, Action.FULL, reason), forced=force_full)
+    full = replace(
+        _checked(member, newest, name, existing, Action.FULL, reason, raw), forced=force_full
+    )
     if due is not None and incremental is not None and incremental.sends and full.sends:
         full = replace(full, full_due=due, deferred=incremental)
     return full
+
+
+def _kind_changed(member: Member, raw: bool) -> str:
+    """Why a full starts a new chain although the archive holds a chain of the other kind."""
+    if raw:
+        return (
+            f"{member.dataset} is natively encrypted ({member.encryption}) and is now sent raw; "
+            "the archive's chain is plain, so a raw chain starts with a full"
+        )
+    why = "source.raw_send is never" if member.natively_encrypted else "it is not encrypted"
+    return f"the archive's chain is raw and {why}, so a plain chain starts with a full"
 
 
 def _checked(
@@ -180,6 +224,7 @@ def _checked(
     existing: set[str],
     action: Action,
     reason: str,
+    raw: bool,
     base: Snapshot | None = None,
     send_from: str | None = None,
 ) -> BackupPlan:
@@ -194,7 +239,10 @@ def _checked(
             snapshot=newest,
             base=base,
             name=name,
+            raw=raw,
         )
+    if raw:
+        reason += "; sent raw (zfs send -w), encrypted with the dataset's own key"
     return BackupPlan(
         member.name,
         member.dataset,
@@ -205,6 +253,7 @@ def _checked(
         name=name,
         upload_base=str(base.guid) if base else "full",
         send_from=send_from,
+        raw=raw,
     )
 
 
@@ -221,7 +270,7 @@ def superseded(plan: BackupPlan, files: Sequence[ArchiveFile]) -> str | None:
     chains = restore_chains(files)
     if not plan.forced and archived_chain(plan.snapshot, files, chains):
         return f"{plan.snapshot.name} was stored by another run meanwhile"
-    if plan.base is not None and not archived_chain(plan.base, files, chains):
+    if plan.base is not None and not archived_chain(plan.base, files, _of_kind(chains, plan.raw)):
         return f"the base {plan.base.name} is no longer restorable from the archive"
     return None
 

@@ -12,13 +12,23 @@ from zfs_offsite.zfs.model import Snapshot
 
 
 def _links(file: ArchiveFile, previous: ArchiveFile) -> bool:
-    """True if `previous`'s snapshot is `file`'s base (same name; same GUID where both known)."""
-    if file.name.base != previous.name.snapshot:
+    """True if `previous`'s snapshot is `file`'s base (same name; same GUID where both known).
+
+    A raw file (`zfs send -w`) follows only a raw one and a plain file only a
+    plain one: `zfs receive` refuses a raw incremental on a dataset received
+    unencrypted, and the other way round.
+    """
+    if file.name.base != previous.name.snapshot or file.raw != previous.raw:
         return False
+    return _guid_matches(file, previous)
+
+
+def _guid_matches(file: ArchiveFile, previous: ArchiveFile) -> bool:
+    """`previous` holds `file`'s base snapshot by GUID, where both GUIDs are known."""
     return (
         file.base_guid is None
         or previous.snapshot_guid is None
-        or (file.base_guid == previous.snapshot_guid)
+        or file.base_guid == previous.snapshot_guid
     )
 
 
@@ -147,6 +157,14 @@ def missing_link(file: ArchiveFile, files: Sequence[ArchiveFile]) -> str:
         candidates = [f for f in files if f.name.snapshot == current.name.base]
         linked = [f for f in candidates if _links(current, f) and f.filename not in seen]
         if not linked:
+            other = [f for f in candidates if _guid_matches(current, f) and f.raw != current.raw]
+            if other:
+                kinds = ("a raw send (zfs send -w)", "a plain send")
+                mine, theirs = kinds if current.raw else kinds[::-1]
+                return (
+                    f"{current.filename} is {mine} and its base {other[0].filename} is "
+                    f"{theirs}: zfs receive cannot mix them in one chain"
+                )
             if candidates:
                 return (
                     f"{current.filename} needs a base {current.name.base} with GUID "

@@ -21,12 +21,26 @@ from zfs_offsite.zfs.model import Bookmark, Dataset, Snapshot, ZfsFeatures
 from zfs_offsite.zfs.runner import CommandFailed, Runner
 
 LIST_PROPERTIES = ("type", "guid", "createtxg", "creation", "userrefs")
+# Asked for where this ZFS knows it (OpenZFS 0.8+); zfs-fuse refuses the whole
+# `zfs get` over it ("bad property list: invalid property 'encryption'").
+ENCRYPTION = "encryption"
 BOOKMARK_FIELDS = ("name", "guid", "createtxg", "creation")
 
 
-def list_argv(pool: str, user_properties: Sequence[str] = ()) -> list[str]:
-    props = ",".join([*LIST_PROPERTIES, *user_properties])
+def list_argv(
+    pool: str, user_properties: Sequence[str] = (), *, encryption: bool = False
+) -> list[str]:
+    props = ",".join([*LIST_PROPERTIES, *([ENCRYPTION] if encryption else []), *user_properties])
     return ["zfs", "get", "-H", "-p", "-r", "-o", "name,property,value", props, pool]
+
+
+def unknown_property(stderr: str, prop: str) -> bool:
+    """True if `zfs get` failed because this ZFS has no property `prop` at all.
+
+    zfs-fuse and OpenZFS both say "bad property list: invalid property 'x'"
+    before looking at any dataset, so this is a check of the ZFS, not the pool.
+    """
+    return f"invalid property '{prop}'" in stderr
 
 
 def parse_list_output(text: str) -> dict[str, Dataset]:
@@ -57,14 +71,17 @@ def parse_list_output(text: str) -> dict[str, Dataset]:
                 )
             )
         elif kind in {"filesystem", "volume"}:
-            user = {k: v for k, v in values.items() if k not in LIST_PROPERTIES}
-            datasets[name] = Dataset(name=name, guid=int(values["guid"]), properties=user)
+            known = (*LIST_PROPERTIES, ENCRYPTION)
+            user = {k: v for k, v in values.items() if k not in known}
+            datasets[name] = Dataset(
+                name=name,
+                guid=int(values["guid"]),
+                properties=user,
+                encryption=values.get(ENCRYPTION),
+            )
     return {
-        name: Dataset(
-            name=ds.name,
-            guid=ds.guid,
-            properties=ds.properties,
-            snapshots=tuple(sorted(snapshots.get(name, []), key=lambda s: s.createtxg)),
+        name: replace(
+            ds, snapshots=tuple(sorted(snapshots.get(name, []), key=lambda s: s.createtxg))
         )
         for name, ds in datasets.items()
     }
@@ -107,9 +124,21 @@ def list_datasets(
     user_properties: Sequence[str] = (),
     *,
     with_bookmarks: bool = False,
+    with_encryption: bool = False,
 ) -> dict[str, Dataset]:
-    """All datasets of a pool with their snapshots (one command), and bookmarks if asked."""
-    datasets = parse_list_output(runner.run(list_argv(pool, user_properties)).stdout)
+    """All datasets of a pool with their snapshots (one command), and bookmarks if asked.
+
+    `with_encryption` asks for the `encryption` property too: that is the
+    feature check. A ZFS without it (zfs-fuse) refuses the call and is asked
+    again without it; its datasets have `encryption` None, never sent raw.
+    """
+    try:
+        listed = runner.run(list_argv(pool, user_properties, encryption=with_encryption))
+    except CommandFailed as exc:
+        if not with_encryption or not unknown_property(exc.result.stderr, ENCRYPTION):
+            raise
+        listed = runner.run(list_argv(pool, user_properties))
+    datasets = parse_list_output(listed.stdout)
     if not with_bookmarks:
         return datasets
     marks = parse_bookmarks(runner.run(bookmarks_argv(pool)).stdout)
@@ -138,11 +167,18 @@ def detect_features(runner: Runner) -> ZfsFeatures:
     return ZfsFeatures(version=version, send_estimate=True, bookmarks=True)
 
 
-def send_argv(snapshot: str, base: str | None = None, *, intermediates: bool = True) -> list[str]:
-    """`zfs send`: full, or incremental from `base` (a snapshot or a bookmark)."""
+def send_argv(
+    snapshot: str, base: str | None = None, *, intermediates: bool = True, raw: bool = False
+) -> list[str]:
+    """`zfs send`: full, or incremental from `base` (a snapshot or a bookmark).
+
+    `raw` (`-w`) sends a natively encrypted dataset's blocks as they are on
+    disk: still encrypted with its key, which need not be loaded to send.
+    """
+    send = ["zfs", "send", *(["-w"] if raw else [])]
     if base is None:
-        return ["zfs", "send", snapshot]
-    return ["zfs", "send", "-I" if intermediates else "-i", base, snapshot]
+        return [*send, snapshot]
+    return [*send, "-I" if intermediates else "-i", base, snapshot]
 
 
 def hold_argv(tag: str, snapshot: str) -> list[str]:
@@ -187,7 +223,11 @@ def guid_argv(snapshot: str) -> list[str]:
 
 
 def receive_argv(dataset: str, *, force: bool = False) -> list[str]:
-    """`zfs receive` into `dataset`; `-F` (rollback/overwrite) only when asked."""
+    """`zfs receive` into `dataset`; `-F` (rollback/overwrite) only when asked.
+
+    No `-o`/`-x`: a raw stream (`send -w`) is received as it was sent, still
+    encrypted, and needs its key (`zfs load-key`) to mount.
+    """
     return ["zfs", "receive", *(["-F"] if force else []), dataset]
 
 
@@ -201,12 +241,17 @@ def parse_send_estimate(text: str) -> int | None:
 
 
 def estimate_send_size(
-    runner: Runner, features: ZfsFeatures, snapshot: str, base: str | None = None
+    runner: Runner,
+    features: ZfsFeatures,
+    snapshot: str,
+    base: str | None = None,
+    *,
+    raw: bool = False,
 ) -> int | None:
     """Estimated stream bytes where the host supports `send -nP`, else None."""
     if not features.send_estimate:
         return None
-    argv = send_argv(snapshot, base, intermediates=base is None or "#" not in base)
+    argv = send_argv(snapshot, base, intermediates=base is None or "#" not in base, raw=raw)
     try:
         result = runner.run([*argv[:2], "-nP", *argv[2:]])
     except CommandFailed:

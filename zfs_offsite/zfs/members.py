@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from zfs_offsite.archive.names import is_safe_component
 from zfs_offsite.errors import ConfigError
-from zfs_offsite.zfs.model import Bookmark, Dataset, Snapshot
+from zfs_offsite.zfs.model import Bookmark, Dataset, Snapshot, is_natively_encrypted
 
 NESTED_SEPARATOR = "~"  # not allowed in ZFS names, so the mapping cannot collide
 
@@ -29,6 +29,11 @@ class Member:
     # Why this dataset cannot be backed up; `name` is then the dataset's name, which
     # is never a directory on the backup server (it has a `/`).
     error: str | None = None
+    encryption: str | None = None  # the dataset's `encryption` (None: this ZFS has none)
+
+    @property
+    def natively_encrypted(self) -> bool:
+        return is_natively_encrypted(self.encryption)
 
     @property
     def newest(self) -> Snapshot | None:
@@ -45,11 +50,26 @@ def _member(dataset: Dataset, pool: str, prefix: str) -> Member:
         return _rejected(
             dataset, f"dataset {dataset.name} gives no usable member name ({name!r}): {_FIX}"
         )
-    return Member(name, dataset.name, relative, dataset.snapshots, dataset.bookmarks)
+    return Member(
+        name,
+        dataset.name,
+        relative,
+        dataset.snapshots,
+        dataset.bookmarks,
+        encryption=dataset.encryption,
+    )
 
 
 def _rejected(dataset: Dataset, error: str) -> Member:
-    return Member(dataset.name, dataset.name, "", dataset.snapshots, dataset.bookmarks, error)
+    return Member(
+        dataset.name,
+        dataset.name,
+        "",
+        dataset.snapshots,
+        dataset.bookmarks,
+        error,
+        encryption=dataset.encryption,
+    )
 
 
 def select_members(

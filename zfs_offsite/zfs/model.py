@@ -49,6 +49,18 @@ class Dataset:
     properties: dict[str, str] = field(default_factory=dict)
     snapshots: tuple[Snapshot, ...] = ()
     bookmarks: tuple[Bookmark, ...] = ()
+    # The `encryption` property: "off", a cipher ("aes-256-gcm"), or None where
+    # this ZFS has no such property (zfs-fuse, and any ZFS before native encryption).
+    encryption: str | None = None
+
+    @property
+    def natively_encrypted(self) -> bool:
+        return is_natively_encrypted(self.encryption)
+
+
+def is_natively_encrypted(encryption: str | None) -> bool:
+    """True for an `encryption` value naming a cipher: `zfs send -w` keeps it encrypted."""
+    return encryption not in (None, "off", "-", "")
 
 
 @dataclass(frozen=True)
