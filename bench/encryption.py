@@ -28,7 +28,7 @@ def run(snapshot_name: str, url: str, key: Path, known: Path, recipients: list[s
 import json, resource, time
 from zfs_offsite.settings import load_settings
 from zfs_offsite.zfs.runner import LocalRunner
-from zfs_offsite.remote.connect import open_store
+from zfs_offsite.connect import open_store
 from zfs_offsite.stream.upload import stream_to_store
 from zfs_offsite.stream.compression import compressor
 from zfs_offsite.archive.names import Compression

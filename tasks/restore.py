@@ -67,4 +67,5 @@ def download(
     """Copy the planned chain into a local directory; returns the shell lines that restore it."""
     with closing(open_store(settings.target)) as store:
         paths = download_files(store, member, point, Path(directory))
-    return receive_commands(paths, destination, settings.encryption.identity_file)
+    raw = any(file.raw for file in point.chain)
+    return receive_commands(paths, destination, settings.encryption.identity_file, raw=raw)

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from zfs_offsite.remote.connect import open_runner, open_store
 
 from tests.support.services import Pool
 from tests.support.zfsdata import create_member, guid, snapshot, write_member_data
+from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.errors import ChainError, IntegrityError
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.drill import drill_member

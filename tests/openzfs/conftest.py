@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from zfs_offsite.remote.connect import open_runner
 
 from tests.support.openzfs_vm import VM_CACHE, VM_PORT, vm_settings
+from zfs_offsite.connect import open_runner
 from zfs_offsite.errors import ZfsOffsiteError
 from zfs_offsite.zfs.commands import detect_features
 from zfs_offsite.zfs.runner import Runner

@@ -13,9 +13,9 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from zfs_offsite.remote.connect import open_store
 
 from tests.support.openzfs_vm import add_snapshot, tree_digest, vm_settings
+from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.drill import drill_member
 from zfs_offsite.jobs.restore import dataset_exists, restore_member, snapshot_guid

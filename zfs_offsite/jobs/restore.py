@@ -316,12 +316,14 @@ def download_files(store: Store, member: str, point: RestorePoint, directory: Pa
 
 
 def receive_commands(
-    paths: list[Path], destination: str, identity_file: Path | None = None
+    paths: list[Path], destination: str, identity_file: Path | None = None, *, raw: bool = False
 ) -> list[str]:
     """Shell lines that restore downloaded files with standard tools, in order.
 
     An encrypted file goes through `age -d -i <identity>` first (Debian's `age`);
-    without a configured identity the line names a placeholder, `key.txt`.
+    without a configured identity the line names a placeholder, `key.txt`. A raw
+    chain (`zfs send -w`) arrives still encrypted with the dataset's own key: the
+    last line loads that key and mounts it.
     """
     lines = [f"cd {shlex.quote(str(paths[0].parent))}", "sha256sum -c -- *.sha256"]
     identity = shlex.quote(str(identity_file.absolute() if identity_file else "key.txt"))
@@ -334,4 +336,7 @@ def receive_commands(
             lines.append(f"age -d -i {identity} -- {shlex.quote(path.name)} | {tool} | {receive}")
         else:
             lines.append(f"{tool} -- {shlex.quote(path.name)} | {receive}")
+    if raw:
+        target = shlex.quote(destination)
+        lines.append(f"zfs load-key {target} && zfs mount {target}")
     return lines

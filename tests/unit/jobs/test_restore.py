@@ -14,3 +14,10 @@ def test_the_printed_restore_lines_decrypt_first(tmp_path: Path) -> None:
     assert lines[3].startswith("gzip -dc -- ds@a.to.ds@b.gz | zfs receive")
     assert lines[4].startswith("zstd -dc -- ds@b.to.ds@c.zst | zfs receive")
     assert receive_commands(paths[:1], "tank/r")[2].startswith("age -d -i key.txt -- ")
+
+
+def test_a_raw_chain_ends_with_load_key_and_mount(tmp_path: Path) -> None:
+    paths = [tmp_path / "ds@a.zst", tmp_path / "ds@a.to.ds@b.zst.age"]
+    lines = receive_commands(paths, "tank/r x", Path("/root/key.txt"), raw=True)
+    assert lines[-1] == "zfs load-key 'tank/r x' && zfs mount 'tank/r x'"
+    assert not receive_commands(paths, "tank/r")[-1].startswith("zfs load-key")

@@ -122,3 +122,20 @@ def test_raw_plan_is_superseded_when_only_a_plain_base_is_left() -> None:
     assert (
         superseded(plan, [new_file(s1)]) == "the base s1 is no longer restorable from the archive"
     )
+
+
+@pytest.mark.parametrize(
+    ("encryption", "age_raw_sends", "filename"),
+    [
+        (None, False, "elabfs-a@s1.zst.age"),  # not natively encrypted: age
+        (GCM, False, "elabfs-a@s1.zst"),  # raw: stored as sent, the dataset's key
+        (GCM, True, "elabfs-a@s1.zst.age"),  # both, where configured
+    ],
+)
+def test_age_for_the_rest_and_on_raw_sends_only_where_configured(
+    encryption: str | None, age_raw_sends: bool, filename: str
+) -> None:
+    m = member("s1", encryption=encryption)
+    plan = plan_backup(m, [], Compression.ZSTD, encrypted=True, age_raw_sends=age_raw_sends)
+    assert plan.filename == filename
+    assert plan.raw is (encryption is not None)
