@@ -20,6 +20,7 @@ from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.drill import drill_member
 from zfs_offsite.jobs.restore import dataset_exists, restore_member, snapshot_guid
 from zfs_offsite.plan.backup import Action
+from zfs_offsite.stream.encryption import load_identities, write_identity_file
 from zfs_offsite.zfs.runner import Runner
 
 pytestmark = [pytest.mark.openzfs_vm]
@@ -128,3 +129,37 @@ def test_raw_send_never_starts_a_plain_chain_that_holds_plaintext(
     assert json.loads((archive / "lu" / "elabfs-lu@s2.zst.json").read_text())["raw"] is False
     assert marker.encode() in stored_stream(archive / "lu" / "elabfs-lu@s2.zst")
     assert marker.encode() not in stored_stream(archive / "lu" / "elabfs-lu@s1.zst")
+
+
+def test_age_on_raw_sends_where_configured_needs_both_keys(
+    vm: tuple[Runner, str, Path], tmp_path: Path
+) -> None:
+    """Both layers: a raw stream age-encrypted too; restore needs the identity, then the key."""
+    runner, pool, known_hosts = vm
+    dataset, restored = f"{pool}/elabfs-mo", f"{pool}/restored-mo"
+    keyfile, _ = encrypted_dataset(runner, dataset)
+    archive, identity = tmp_path / "archive", tmp_path / "key.txt"
+    public = write_identity_file(identity)
+    encryption = {"recipients": [public], "identity_file": str(identity), "age_raw_sends": True}
+    settings = vm_settings(pool, archive, known_hosts, encryption=encryption)
+    add_snapshot(runner, dataset, "s1")
+    (member,) = discover_members(settings)
+    result = backup_member(settings, member)
+    assert (result.action, result.raw) == (Action.FULL, True)
+    assert result.remote_path is not None and result.remote_path.endswith("/elabfs-mo@s1.zst.age")
+    sidecar = json.loads((archive / "mo" / "elabfs-mo@s1.zst.age.json").read_text())
+    assert sidecar["raw"] is True and sidecar["recipients"] == [public]
+    # Not a zstd frame any more: the age header comes first.
+    assert (
+        (archive / "mo" / "elabfs-mo@s1.zst.age").read_bytes().startswith(b"age-encryption.org/v1")
+    )
+
+    with closing(open_store(settings.target)) as store:
+        restore = restore_member(
+            runner, store, "mo", restored, identities=load_identities(identity)
+        )
+    assert restore.needs_key
+    assert snapshot_guid(runner, f"{restored}@s1") == snapshot_guid(runner, f"{dataset}@s1")
+    runner.run(["zfs", "load-key", "-L", f"file://{keyfile}", restored])
+    runner.run(["zfs", "mount", restored])
+    assert tree_digest(runner, f"/{restored}") == tree_digest(runner, f"/{dataset}")

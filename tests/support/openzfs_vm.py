@@ -17,9 +17,17 @@ VM_CACHE = Path(os.environ.get("OPENZFS_VM_CACHE", "/var/tmp/openzfs-vm"))
 VM_PORT = int(os.environ.get("OPENZFS_VM_PORT", "2222"))
 
 
-def vm_settings(pool: str, archive: Path, known_hosts: Path, **source: Any) -> Settings:
+def vm_settings(
+    pool: str,
+    archive: Path,
+    known_hosts: Path,
+    *,
+    encryption: dict[str, Any] | None = None,
+    **source: Any,
+) -> Settings:
     """Pull mode: zfs runs in the VM over SSH, the archive is a local directory."""
     return load_settings(
+        encryption=encryption or {},
         source={
             "pool": pool,
             "ssh_url": f"ssh://root@127.0.0.1:{VM_PORT}",
