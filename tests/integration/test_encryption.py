@@ -197,14 +197,14 @@ def test_a_wrong_or_missing_identity_fails_before_receiving(
 ) -> None:
     destination = f"{pool_factory().name}/erin"
     stranger = tmp_path / "stranger.txt"
-    write_identity_file(stranger)
+    stranger_public = write_identity_file(stranger)
     with pytest.raises(IdentityError) as caught:
         restore(sealed.settings, destination, identities=load_identities(stranger))
     message = str(caught.value)
     assert message == (
         f"erin/{FULL}: the identity in setting encryption.identity_file opens none of the "
-        f"file's recipients (its recipients: {', '.join(sealed.recipients)}): name the secret "
-        "key of one of them"
+        f"file's recipients (its recipients: {', '.join(sealed.recipients)}); the identity's "
+        f"key is {stranger_public}: name the secret key of one of them"
     )
     with pytest.raises(IdentityError, match=r"encryption\.identity_file is unset: name the"):
         restore(sealed.settings, destination)

@@ -20,9 +20,11 @@ end of each stream until every check passed, as it does for decompression.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import queue
+import stat
 import threading
 from collections.abc import Generator, Iterator, Sequence
 from datetime import UTC, datetime
@@ -30,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import pyrage
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from pyrage import ssh, x25519
 
-from zfs_offsite.archive.recipients import Recipient
+from zfs_offsite.archive.recipients import Recipient, ssh_fingerprint
 from zfs_offsite.errors import IntegrityError, PermanentError, ZfsOffsiteError
 from zfs_offsite.settings import EncryptionSettings
 from zfs_offsite.stream.compression import Compressor
@@ -287,7 +290,7 @@ def decrypted_chunks(
     try:
         while (item := out.get()) is not None:
             if isinstance(item, BaseException):
-                raise _decrypt_error(item, where, recipients)
+                raise _decrypt_error(item, where, recipients, identities)
             yield item
     finally:
         abort.set()
@@ -299,22 +302,58 @@ def decrypted_chunks(
             chunks.close()  # stops read-ahead threads and closes the remote file
 
 
-def _decrypt_error(exc: BaseException, where: str, recipients: Sequence[str]) -> BaseException:
+def _decrypt_error(
+    exc: BaseException, where: str, recipients: Sequence[str], identities: Sequence[Identity]
+) -> BaseException:
     if isinstance(exc, ZfsOffsiteError | KeyboardInterrupt):
         return exc  # from the stored bytes' own checks, or a stop: as raised
     if isinstance(exc, pyrage.DecryptError) and NO_MATCH in str(exc):
-        return wrong_identity(where, recipients)
+        return no_match(where, recipients, identities)
     if isinstance(exc, pyrage.DecryptError | OSError):
-        return IntegrityError(f"{where}: the age data is corrupt or truncated ({exc})")
+        return IntegrityError(f"{where}: the age data is corrupt or truncated ({_line(exc)})")
     return exc
 
 
-def wrong_identity(where: str, recipients: Sequence[str]) -> IdentityError:
+def _line(exc: BaseException) -> str:
+    """pyrage's message, first line only (some run on with advice), never empty."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def no_match(
+    where: str, recipients: Sequence[str], identities: Sequence[Identity]
+) -> ZfsOffsiteError:
+    """No identity opened the header: a wrong key, or a damaged header when the key is listed.
+
+    The sidecar records the recipients; an identity among them that still
+    fails means the stanza meant for it was damaged, not that the admin
+    chose the wrong key.
+    """
+    listed = [key for key in identity_keys(identities) if key in recipients]
+    if listed:
+        return IntegrityError(
+            f"{where}: the age header is damaged: the identity's key {listed[0]} is one of the "
+            "file's recipients but does not open it; replace the file with a sound copy "
+            "(verify marks it corrupt)"
+        )
+    return wrong_identity(where, recipients, identities)
+
+
+def wrong_identity(
+    where: str, recipients: Sequence[str], identities: Sequence[Identity] = ()
+) -> IdentityError:
     shown = f" (its recipients: {', '.join(recipients)})" if recipients else ""
+    keys = identity_keys(identities)
+    ours = f"; the identity's key is {', '.join(keys)}" if keys else ""
     return IdentityError(
         f"{where}: the identity in setting encryption.identity_file opens none of the file's "
-        f"recipients{shown}: name the secret key of one of them"
+        f"recipients{shown}{ours}: name the secret key of one of them"
     )
+
+
+# What pyrage says when a header opened and only the payload, cut short here on purpose,
+# failed; any other error reading the head is the header's own.
+_PAYLOAD_ERRORS = ("decryption error",)
 
 
 def check_identity(
@@ -323,17 +362,20 @@ def check_identity(
     """Raise IdentityError if `identities` cannot open the age file that starts with `head`.
 
     Decrypting the first bytes reads the header: a wrong key fails there, in
-    milliseconds, before anything is received. Other errors (the payload cut
-    short by design, or damaged) are left to the full read's checks, except a
-    header that is not age at all.
+    milliseconds, before anything is received, and so does a damaged header
+    (IntegrityError). Errors of the payload (cut short by design, or damaged)
+    are left to the full read's checks.
     """
     try:
         pyrage.decrypt(head, list(identities))
     except pyrage.DecryptError as exc:
         if NO_MATCH in str(exc):
-            raise wrong_identity(where, recipients) from None
-        if "header" in str(exc).lower():
-            raise IntegrityError(f"{where}: the age header is damaged ({exc})") from None
+            raise no_match(where, recipients, identities) from None
+        if _line(exc) not in _PAYLOAD_ERRORS:
+            raise IntegrityError(
+                f"{where}: the age header is damaged or not age ({_line(exc)}); replace the "
+                "file with a sound copy"
+            ) from None
     except OSError:
         pass  # the header opened; the payload was cut short here on purpose
 
@@ -363,6 +405,71 @@ def _unlocked(data: bytes, passphrase: str, setting: str) -> bytes:
     )
 
 
+# The public key (as the sidecar records it) of each SSH identity loaded here, by id();
+# pyrage's SSH identity cannot say it, and error messages need it. The identity is kept
+# in the value so its id() is never reused while listed.
+_SSH_KEYS: dict[int, tuple[Identity, str]] = {}
+
+
+def identity_keys(identities: Sequence[Identity]) -> list[str]:
+    """The public keys of `identities` as a sidecar lists recipients (`age1…`, `SHA256:…`)."""
+    keys = []
+    for identity in identities:
+        if isinstance(identity, x25519.Identity):
+            keys.append(str(identity.to_public()))
+        elif (entry := _SSH_KEYS.get(id(identity))) is not None and entry[0] is identity:
+            keys.append(entry[1])
+    return keys
+
+
+def _ssh_identity(data: bytes) -> Identity:
+    """An unencrypted SSH private key as a pyrage identity, its fingerprint noted."""
+    identity = ssh.Identity.from_buffer(data)
+    with contextlib.suppress(ValueError, TypeError, UnsupportedAlgorithm):
+        key: Any = (
+            serialization.load_ssh_private_key(data, None)
+            if b"OPENSSH PRIVATE KEY" in data
+            else serialization.load_pem_private_key(data, None)
+        )
+        public = key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+        blob = base64.b64decode(public.split()[1])
+        _SSH_KEYS[id(identity)] = (identity, ssh_fingerprint(blob))
+    return identity
+
+
+def _identity_bytes(path: Path, setting: str) -> bytes:
+    """The identity file's bytes, after the checks OpenSSH makes of a private key file."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise IdentityError(
+            f"{setting} does not exist: name the identity file written by zfs-offsite keygen "
+            "(or age-keygen)"
+        ) from None
+    except OSError as exc:
+        raise IdentityError(f"{setting} cannot be read ({exc.strerror}): fix its access") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise IdentityError(f"{setting} is not a file: name the identity (secret key) file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IdentityError(f"{setting} cannot be read ({exc.strerror}): fix its access") from None
+    if data.lstrip().startswith((b"ssh-", b"age1")):
+        raise IdentityError(
+            f"{setting} is a public key: name the secret key that goes with it (the SSH key "
+            "file without .pub, or the file zfs-offsite keygen wrote)"
+        )
+    # A secret others may read is no longer only ours; refuse it, as OpenSSH does its keys.
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        raise IdentityError(
+            f"{setting} is accessible by others (mode {stat.S_IMODE(info.st_mode):04o}): "
+            f"chmod 600 {path}"
+        )
+    return data
+
+
 def load_identities(path: Path, passphrase: str | None = None) -> list[Identity]:
     """The secret keys of an identity file: age (`AGE-SECRET-KEY-1…` lines) or an SSH key.
 
@@ -370,25 +477,17 @@ def load_identities(path: Path, passphrase: str | None = None) -> list[Identity]
     setting and the fix, never the file's content or the passphrase.
     """
     setting = f"setting encryption.identity_file: {path}"
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise IdentityError(
-            f"{setting} does not exist: name the identity file written by zfs-offsite keygen "
-            "(or age-keygen)"
-        ) from None
-    except OSError as exc:
-        raise IdentityError(f"{setting} cannot be read ({exc.strerror})") from None
+    data = _identity_bytes(path, setting)
     if data.lstrip().startswith(b"-----BEGIN"):
         try:
-            return [ssh.Identity.from_buffer(data)]
+            return [_ssh_identity(data)]
         except pyrage.IdentityError as exc:
             if "decrypted" not in str(exc):
                 raise IdentityError(f"{setting} is not an SSH private key age can use") from None
         if passphrase is None:
             raise IdentityError(f"{setting} {_PROTECTED_FIX}")
         try:
-            return [ssh.Identity.from_buffer(_unlocked(data, passphrase, setting))]
+            return [_ssh_identity(_unlocked(data, passphrase, setting))]
         except pyrage.IdentityError:
             raise IdentityError(f"{setting} is not an SSH private key age can use") from None
     identities = []

@@ -6,6 +6,7 @@ status) into a local directory store: what lands on disk is what a user sees.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -20,7 +21,7 @@ import pytest
 import zstandard
 
 from zfs_offsite.archive.names import Compression
-from zfs_offsite.archive.recipients import parse_recipient
+from zfs_offsite.archive.recipients import parse_recipient, ssh_fingerprint
 from zfs_offsite.errors import IntegrityError, SendError
 from zfs_offsite.remote.local import LocalStore
 from zfs_offsite.stream.compression import compressor
@@ -182,6 +183,7 @@ def test_identity_file_errors_name_the_setting_and_never_the_content(tmp_path: P
         load_identities(missing)
     wrong = tmp_path / "wrong.txt"
     wrong.write_text("# a comment\nAGE-SECRET-KEY-1-not-really-a-key\n")
+    wrong.chmod(0o600)
     with pytest.raises(IdentityError) as caught:
         load_identities(wrong)
     assert "line 2 is not an age secret key" in str(caught.value)
@@ -242,3 +244,87 @@ def test_the_output_length_is_checked_against_the_input(size: int) -> None:
     short.plain_bytes += 65_536  # as if the last chunk had not been written
     with pytest.raises(IntegrityError, match="the output is cut short or overlong"):
         short.finish()
+
+
+def test_an_identity_others_can_read_or_a_public_key_is_refused_with_the_fix(
+    tmp_path: Path,
+) -> None:
+    key = tmp_path / "key.txt"
+    write_identity_file(key)
+    key.chmod(0o644)
+    with pytest.raises(IdentityError) as caught:
+        load_identities(key)
+    assert str(caught.value) == (
+        f"setting encryption.identity_file: {key} is accessible by others (mode 0644): "
+        f"chmod 600 {key}"
+    )
+    key.chmod(0o600)
+    assert load_identities(key)
+    with pytest.raises(IdentityError, match=r"is not a file: name the identity"):
+        load_identities(tmp_path)
+    ssh_key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh_key)], check=True)
+    with pytest.raises(IdentityError, match=r"\.pub is a public key: name the secret key"):
+        load_identities(tmp_path / "id_ed25519.pub")
+
+
+def test_a_wrong_identity_names_its_own_key_too(tmp_path: Path) -> None:
+    recipients, _ = keys()
+    stranger = tmp_path / "stranger.txt"
+    public = write_identity_file(stranger)
+    sealed = seal(os.urandom(100_000), recipients)
+    with pytest.raises(IdentityError) as caught:
+        check_identity(sealed[:65536], load_identities(stranger), "m/f.zst.age", ["age1abc"])
+    assert str(caught.value).endswith(
+        f"(its recipients: age1abc); the identity's key is {public}: name the secret key of "
+        "one of them"
+    )
+
+
+def _stanza_changed(sealed: bytes, tag: bytes, offset: int) -> bytes:
+    """`sealed` with one base64 letter changed in the header stanza that starts `tag`."""
+    damaged = bytearray(sealed)
+    at = sealed.index(tag) + len(tag) + offset
+    damaged[at] = ord("B") if damaged[at] == ord("A") else ord("A")
+    return bytes(damaged)
+
+
+def test_a_damaged_stanza_of_a_listed_identity_is_damage_not_a_wrong_key(tmp_path: Path) -> None:
+    age_secret, age_public = new_identity()
+    ssh_key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh_key)], check=True)
+    ssh_public = (tmp_path / "id_ed25519.pub").read_text()
+    recipients = [parse_recipient(age_public), parse_recipient(ssh_public)]
+    listed = [r.fingerprint for r in recipients]
+    sealed = seal(os.urandom(200_000), recipients)
+    ssh_identities = load_identities(ssh_key)
+    age_identities = [pyrage.x25519.Identity.from_str(age_secret)]
+    fingerprint = ssh_fingerprint(base64.b64decode(ssh_public.split()[1]))
+    for tag, offset, identities, key in [
+        (b"-> X25519 ", 10, age_identities, age_public),  # the ephemeral share
+        (b"-> ssh-ed25519 ", 2, ssh_identities, fingerprint),  # the key's tag
+    ]:
+        damaged = _stanza_changed(sealed, tag, offset)
+        with pytest.raises(IntegrityError) as caught:
+            check_identity(damaged[:65536], identities, "m/f.zst.age", listed)
+        assert str(caught.value) == (
+            f"m/f.zst.age: the age header is damaged: the identity's key {key} is one of the "
+            "file's recipients but does not open it; replace the file with a sound copy "
+            "(verify marks it corrupt)"
+        )
+        with pytest.raises(IntegrityError, match="the age header is damaged: the identity's"):
+            next(decrypted_chunks(pieces(damaged), identities, "m/f.zst.age", listed))
+
+
+@pytest.mark.parametrize("offset", [0, 23, 119])
+def test_a_damaged_header_fails_the_check_in_one_line(offset: int) -> None:
+    recipients, identities = keys()
+    damaged = bytearray(seal(os.urandom(100_000), recipients))
+    damaged[offset] ^= 1  # the version line, a stanza's arrow, the stanza after it
+    with pytest.raises(IntegrityError) as caught:
+        check_identity(bytes(damaged[:65536]), identities, "m/f.zst.age")
+    message = str(caught.value)
+    assert message.startswith("m/f.zst.age: the age header is damaged") and "\n" not in message
+    with pytest.raises(IntegrityError) as streamed:
+        b"".join(decrypted_chunks(pieces(bytes(damaged)), identities, "m/f.zst.age"))
+    assert "\n" not in str(streamed.value)
