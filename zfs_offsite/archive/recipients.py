@@ -53,10 +53,16 @@ def parse_recipient(text: str) -> Recipient:
         except RecipientError as exc:
             raise ValueError(f"{_shown(text)!r} is not an age public key ({exc}): {FIX}") from None
         return Recipient(text, text)
-    if fields[0].startswith("AGE-SECRET-KEY-"):
+    # Checked before anything is echoed: a pasted secret, in any case, is never shown.
+    if fields[0].upper().startswith("AGE-SECRET-KEY-"):
         raise ValueError(
             "a secret key (AGE-SECRET-KEY-…) where a public key belongs: give its public key "
             "(the '# public key:' line of the identity file) and keep the secret off this host"
+        )
+    if fields[0].startswith("-----BEGIN") or "PRIVATE KEY" in text:
+        raise ValueError(
+            "a private key where a public key belongs: give its public key (the one-line "
+            ".pub file) and keep the private key off this host"
         )
     if fields[0] not in SSH_TYPES:
         raise ValueError(f"{_shown(text)!r} is not a key age can encrypt to: {FIX}")

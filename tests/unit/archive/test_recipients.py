@@ -49,3 +49,21 @@ def test_a_recipients_file_skips_comments_and_names_the_bad_line() -> None:
     assert [k.fingerprint for k in keys] == [public, SSH_FINGERPRINT]
     with pytest.raises(ValueError, match=r"^line 3: 'age1nope' is not an age public key"):
         parse_recipients_text(f"{public}\n# c\nage1nope\n")
+
+
+@pytest.mark.parametrize(
+    ("pasted", "says"),
+    [
+        ("age-secret-key-1qqqqsecretpart", "a secret key (AGE-SECRET-KEY-…) where a public key"),
+        (
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktsecretpart\n",
+            "a private key where a public key belongs: give its public key (the one-line .pub",
+        ),
+    ],
+)
+def test_a_pasted_secret_in_any_form_is_named_and_never_echoed(pasted: str, says: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_recipient(pasted)
+    message = str(caught.value)
+    assert says in message
+    assert "secretpart" not in message and "qqqq" not in message and "b3Bl" not in message
