@@ -258,8 +258,12 @@ def _read_recipients_file(path: Path) -> list[Recipient]:
         text = path.read_text()
     except FileNotFoundError:
         raise ValueError(f"{path} does not exist: name the file of public keys") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} cannot be read ({exc}): name a readable text file") from None
+    except OSError as exc:
+        raise ValueError(
+            f"{path} cannot be read ({exc.strerror}): name a readable text file"
+        ) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not text (not UTF-8): name the file of public keys") from None
     try:
         return parse_recipients_text(text)
     except ValueError as exc:

@@ -57,9 +57,13 @@ def test_a_bad_recipient_names_the_setting_its_line_and_the_fix(tmp_path: Path) 
 def test_a_recipients_file_that_is_missing_or_empty_is_an_error(tmp_path: Path) -> None:
     empty = tmp_path / "keys"
     empty.write_text("# nothing yet\n")
+    binary = tmp_path / "keys.bin"
+    binary.write_bytes(b"\xff\xfe age1")
     for path, says in [
         (tmp_path / "nope", "does not exist: name the file of public keys"),
         (empty, "names no recipient: add a public key (age1…) a line"),
+        (tmp_path, "cannot be read (Is a directory): name a readable text file"),
+        (binary, "is not text (not UTF-8): name the file of public keys"),
     ]:
         with pytest.raises(SettingsError) as caught:
             load_settings(encryption={"recipients_file": str(path)})
