@@ -327,6 +327,12 @@ def receive_commands(
     """
     lines = [f"cd {shlex.quote(str(paths[0].parent))}", "sha256sum -c -- *.sha256"]
     identity = shlex.quote(str(identity_file.absolute() if identity_file else "key.txt"))
+    encrypted = [p for p in paths if (n := parse_backup_name(p.name)) is not None and n.encrypted]
+    if encrypted and identity_file is None:  # after the `cd`, a bare key.txt would not exist
+        lines.append(
+            "# key.txt: put the path of your age identity (secret key) file there; "
+            "setting encryption.identity_file is unset here"
+        )
     for index, path in enumerate(paths):
         name = parse_backup_name(path.name)
         receive = shlex.join(receive_argv(destination, force=index > 0))

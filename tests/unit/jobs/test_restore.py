@@ -13,7 +13,10 @@ def test_the_printed_restore_lines_decrypt_first(tmp_path: Path) -> None:
     assert lines[2].startswith("age -d -i /root/key.txt -- ds@a.zst.age | zstd -dc | zfs receive")
     assert lines[3].startswith("gzip -dc -- ds@a.to.ds@b.gz | zfs receive")
     assert lines[4].startswith("zstd -dc -- ds@b.to.ds@c.zst | zfs receive")
-    assert receive_commands(paths[:1], "tank/r")[2].startswith("age -d -i key.txt -- ")
+    unset = receive_commands(paths[:1], "tank/r")
+    assert unset[2].startswith("# key.txt: put the path of your age identity (secret key) file")
+    assert unset[3].startswith("age -d -i key.txt -- ")
+    assert not receive_commands(paths[1:], "tank/r")[2].startswith("#")  # nothing to decrypt
 
 
 def test_a_raw_chain_ends_with_load_key_and_mount(tmp_path: Path) -> None:
