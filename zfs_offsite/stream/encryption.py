@@ -332,9 +332,9 @@ def no_match(
     listed = [key for key in identity_keys(identities) if key in recipients]
     if listed:
         return IntegrityError(
-            f"{where}: the age header is damaged: the identity's key {listed[0]} is one of the "
-            "file's recipients but does not open it; replace the file with a sound copy "
-            "(verify marks it corrupt)"
+            f"{where}: the age header is damaged or the sidecar was edited: the sidecar lists "
+            f"the identity's key {listed[0]} among the recipients, but the header does not "
+            "open with it; put back a sound copy of the file, or use another recipient's identity"
         )
     return wrong_identity(where, recipients, identities)
 

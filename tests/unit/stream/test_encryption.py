@@ -308,11 +308,11 @@ def test_a_damaged_stanza_of_a_listed_identity_is_damage_not_a_wrong_key(tmp_pat
         with pytest.raises(IntegrityError) as caught:
             check_identity(damaged[:65536], identities, "m/f.zst.age", listed)
         assert str(caught.value) == (
-            f"m/f.zst.age: the age header is damaged: the identity's key {key} is one of the "
-            "file's recipients but does not open it; replace the file with a sound copy "
-            "(verify marks it corrupt)"
+            "m/f.zst.age: the age header is damaged or the sidecar was edited: the sidecar "
+            f"lists the identity's key {key} among the recipients, but the header does not "
+            "open with it; put back a sound copy of the file, or use another recipient's identity"
         )
-        with pytest.raises(IntegrityError, match="the age header is damaged: the identity's"):
+        with pytest.raises(IntegrityError, match="the age header is damaged or the sidecar"):
             next(decrypted_chunks(pieces(damaged), identities, "m/f.zst.age", listed))
 
 
