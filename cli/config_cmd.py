@@ -18,6 +18,7 @@ from zfs_offsite.settings import (
     SettingsError,
     config_origin,
     explain_settings,
+    load_settings,
 )
 
 EXIT_CONFIG = 2  # the exit code of every configuration error
@@ -30,6 +31,23 @@ def _table(lines: list[SettingLine]) -> list[str]:
     left = [f"{s.name:<{name_width}} = {s.value}" for s in lines]
     width = min(max(len(text) for text in left), _SOURCE_COLUMN_MAX)
     return [f"{text:<{width}}   ({s.source})" for text, s in zip(left, lines, strict=True)]
+
+
+def _check_identity(config: Path | None) -> None:
+    """Load `encryption.identity_file` where one is set, so a restore host's check covers it.
+
+    Without this a typo in its path, a key others can read or a missing
+    passphrase surfaced only in the middle of a restore.
+    """
+    settings = load_settings(config)
+    if settings.encryption.identity_file is None:
+        return
+    from zfs_offsite.stream.encryption import IdentityError, configured_identities
+
+    try:
+        configured_identities(settings.encryption)
+    except IdentityError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def config_command(
@@ -47,6 +65,7 @@ def config_command(
         typer.echo(origin)
     try:
         lines = explain_settings(config)
+        _check_identity(config)
     except ConfigError as exc:
         errors = exc.lines if isinstance(exc, SettingsError) else (str(exc),)
         for line in errors:

@@ -64,6 +64,29 @@ def test_check_prints_only_the_verdict(cwd: Path, tmp_path: Path) -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, f"config ok: {config}\n", "")
 
 
+def test_check_loads_the_identity_file_where_one_is_set(cwd: Path, tmp_path: Path) -> None:
+    key = tmp_path / "restore.key"
+    config = tmp_path / "z.toml"
+    config.write_text(f'[encryption]\nidentity_file = "{key}"\n')
+    missing = run(cwd, "--check", "-c", str(config))
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert missing.stderr == (
+        f"error: setting encryption.identity_file: {key} does not exist: name the identity file "
+        "written by zfs-offsite keygen (or age-keygen)\n"
+    )
+    made = subprocess.run([str(ZFS_OFFSITE), "keygen", str(key)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    key.chmod(0o640)
+    loose = run(cwd, "--check", "-c", str(config))
+    assert loose.returncode == 2 and "is accessible by others (mode 0640): chmod 600" in (
+        loose.stderr
+    )
+    key.chmod(0o600)
+    good = run(cwd, "--check", "-c", str(config))
+    assert (good.returncode, good.stdout) == (0, f"config ok: {config}\n")
+    assert key.read_text().splitlines()[-1] not in good.stdout + good.stderr
+
+
 def test_nested_typo_fails_with_its_line(cwd: Path, tmp_path: Path) -> None:
     config = tmp_path / "z.toml"
     config.write_text('# archive\n[target]\nulr = "file:///srv/archive"\n')
