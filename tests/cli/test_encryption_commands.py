@@ -30,7 +30,7 @@ def test_backup_verify_and_restore_of_an_encrypted_archive(
 ) -> None:
     key, stranger = tmp_path / "restore.key", tmp_path / "stranger.key"
     public = keygen(cli, key)
-    keygen(cli, stranger)
+    stranger_public = keygen(cli, stranger)
     archive = tmp_path / "archive"
     nas = cli.with_env(
         ZFS_OFFSITE_TARGET__URL=f"file://{archive}",
@@ -57,8 +57,8 @@ def test_backup_verify_and_restore_of_an_encrypted_archive(
     assert "Traceback" not in wrong.output
     assert wrong.err_lines[-1].endswith(
         f"alice/elabfs-alice@{SNAP}.zst.age: the identity in setting encryption.identity_file "
-        f"opens none of the file's recipients (its recipients: {public}): name the secret key "
-        "of one of them"
+        f"opens none of the file's recipients (its recipients: {public}); the identity's key "
+        f"is {stranger_public}: name the secret key of one of them"
     )
     assert not dataset_exists(destination)
     assert stranger.read_text().splitlines()[-1] not in wrong.output  # never the secret
