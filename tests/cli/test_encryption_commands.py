@@ -53,7 +53,7 @@ def test_backup_verify_and_restore_of_an_encrypted_archive(
     wrong = nas(
         "restore", "alice", destination, ZFS_OFFSITE_ENCRYPTION__IDENTITY_FILE=str(stranger)
     )
-    assert wrong.code == 1, wrong.output
+    assert wrong.code == 2, wrong.output  # a config error: the setting names the wrong key
     assert "Traceback" not in wrong.output
     assert wrong.err_lines[-1].endswith(
         f"alice/elabfs-alice@{SNAP}.zst.age: the identity in setting encryption.identity_file "

@@ -21,6 +21,7 @@ from zfs_offsite.archive.model import (
     checksum_line,
 )
 from zfs_offsite.archive.names import (
+    NESTED_SEPARATOR,
     SIDECAR_SUFFIXES,
     BackupName,
     Compression,
@@ -124,6 +125,12 @@ def _sidecars(
             f"{metadata.name} records {sidecar.base or 'full'} -> {sidecar.snapshot}, but the "
             f"file name says {name.base or 'full'} -> {name.snapshot}: {_NO_IDENTITY}"
         )
+    if name.dataset not in dataset_parts(sidecar.dataset):
+        # A file copied or moved from another member's directory: its GUIDs are not ours.
+        return None, (
+            f"{metadata.name} records dataset {sidecar.dataset}, but the file name says "
+            f"{name.dataset}: it belongs to another member; {_NO_IDENTITY}"
+        )
     recreate = (
         f"recreate it as the line '{checksum_line(sidecar.sha256, filename).decode().strip()}'"
     )
@@ -187,3 +194,10 @@ def linked_members(store: Store) -> dict[str, str]:
     for reason in linked.values():
         log.warning("%s", reason)
     return linked
+
+
+def dataset_parts(dataset: str) -> set[str]:
+    """The file-name parts discovery can give a dataset: `pool/a/b` -> `a~b` (or `pool~a~b`
+    when it is not below source.pool)."""
+    relative = dataset.split("/", 1)[1] if "/" in dataset else dataset
+    return {relative.replace("/", NESTED_SEPARATOR), dataset.replace("/", NESTED_SEPARATOR)}

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 
 SIDECAR_FORMAT = 1
+# What `recipients` holds: an age public key, or an SSH key's SHA256 fingerprint.
+_FINGERPRINT = re.compile(r"age1[0-9a-z]{58}|SHA256:[A-Za-z0-9+/]{43}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -97,6 +99,10 @@ class Sidecar:
             values[name] = value
         if not _SHA256.fullmatch(values["sha256"]):
             raise ValueError("field 'sha256' is not 64 hex digits")
+        for index, fingerprint in enumerate(values.get("recipients", ()), 1):
+            # Shown in error lines: only the shapes this tool writes, never raw text.
+            if not _FINGERPRINT.fullmatch(fingerprint):
+                raise ValueError(f"field 'recipients' entry {index} is not a key fingerprint")
         return cls(**values)
 
 

@@ -18,6 +18,8 @@ from zfs_offsite.remote.partials import ATTEMPT, PARTIAL_SUFFIX
 
 INCREMENTAL_SEPARATOR = ".to."
 ENCRYPTED_SUFFIX = ".age"
+# A nested dataset's `/` in file names; not allowed in ZFS names, so it cannot collide.
+NESTED_SEPARATOR = "~"
 CHECKSUM_SUFFIX = ".sha256"
 METADATA_SUFFIX = ".json"
 CORRUPT_SUFFIX = ".corrupt"  # written by verify next to a file that failed its checks

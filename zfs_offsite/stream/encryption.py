@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from pyrage import ssh, x25519
 
 from zfs_offsite.archive.recipients import Recipient, ssh_fingerprint
-from zfs_offsite.errors import IntegrityError, PermanentError, ZfsOffsiteError
+from zfs_offsite.errors import ConfigError, IntegrityError, ZfsOffsiteError
 from zfs_offsite.settings import EncryptionSettings
 from zfs_offsite.stream.compression import Compressor
 
@@ -50,7 +50,7 @@ NO_MATCH = "No matching keys found"  # pyrage's DecryptError for a wrong identit
 AGE_CHUNK, AGE_TAG, AGE_NONCE = 64 * 1024, 16, 16  # the age v1 payload's layout
 
 
-class IdentityError(PermanentError):
+class IdentityError(ConfigError):
     """The identity (secret key) is missing, unreadable, or opens none of a file's recipients."""
 
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zfs_offsite.archive.names import is_safe_component
+from zfs_offsite.archive.names import NESTED_SEPARATOR, is_safe_component
 from zfs_offsite.errors import ConfigError
 from zfs_offsite.zfs.model import Bookmark, Dataset, Snapshot, is_natively_encrypted
-
-NESTED_SEPARATOR = "~"  # not allowed in ZFS names, so the mapping cannot collide
 
 
 @dataclass(frozen=True)

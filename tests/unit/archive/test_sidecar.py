@@ -8,6 +8,8 @@ import pytest
 
 from zfs_offsite.archive.model import Sidecar
 
+AGE_KEY = "age1" + "q" * 58
+SSH_FINGERPRINT = "SHA256:" + "A" * 43
 PLAIN = Sidecar("elabfs-a", "s1", 7, "zstd", "ab" * 32, 10, 20, "t0", "t1", "0.1")
 
 
@@ -17,8 +19,9 @@ def test_a_plain_sidecar_has_no_recipients_field_and_reads_back() -> None:
 
 
 def test_recipients_round_trip() -> None:
-    sealed = Sidecar(**{**PLAIN.__dict__, "recipients": ("age1xyz", "SHA256:abc")})
-    assert json.loads(sealed.to_json())["recipients"] == ["age1xyz", "SHA256:abc"]
+    keys = (AGE_KEY, SSH_FINGERPRINT)
+    sealed = Sidecar(**{**PLAIN.__dict__, "recipients": keys})
+    assert json.loads(sealed.to_json())["recipients"] == list(keys)
     assert Sidecar.from_json(sealed.to_json()) == sealed
 
 
@@ -28,3 +31,11 @@ def test_recipients_that_are_not_strings_are_one_line(value: str) -> None:
     raw["recipients"] = json.loads(value)
     with pytest.raises(ValueError, match=r"^field 'recipients' "):
         Sidecar.from_json(json.dumps(raw).encode())
+
+
+def test_a_recipients_entry_that_is_no_fingerprint_makes_the_sidecar_unreadable() -> None:
+    """Edited recipients end up in error lines: only the shapes this tool writes are read."""
+    edited = json.loads(PLAIN.to_json())
+    edited["recipients"] = [AGE_KEY, "evil\nsecond line"]
+    with pytest.raises(ValueError, match=r"^field 'recipients' entry 2 is not a key fingerprint$"):
+        Sidecar.from_json(json.dumps(edited).encode())
