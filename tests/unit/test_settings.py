@@ -167,8 +167,8 @@ def test_target_urls() -> None:
         (
             "[nosuch]\nx = 1\n",
             "unknown setting nosuch ({}:1): the top level takes source, target, compression, "
-            "encryption, drill, retention, full, lock, protect_base, max_parallel, retries, "
-            "retry_delay",
+            "encryption, drill, verify, retention, full, lock, protect_base, max_parallel, "
+            "retries, retry_delay",
         ),
     ],
 )
