@@ -303,6 +303,15 @@ def test_bad_argument_is_attributed_to_the_argument() -> None:
     ]
 
 
+def test_verify_cycle_is_a_positive_number_of_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().verify.cycle_runs == 4
+    monkeypatch.setenv("ZFS_OFFSITE_VERIFY__CYCLE_RUNS", "0")
+    assert errors_of() == [
+        "setting verify.cycle_runs (env ZFS_OFFSITE_VERIFY__CYCLE_RUNS): "
+        "Input should be greater than or equal to 1"
+    ]
+
+
 def test_config_directory_is_named_as_a_directory(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import random
@@ -135,7 +136,7 @@ def test_every_file_is_read_at_least_once_every_cycle_runs(cycle: int, churn: bo
         _, reads = simulate(cycle, 30, random.Random(seed), churn=churn)
         for name, runs in reads.items():
             assert runs, f"{name} never read"
-            gaps = [b - a for a, b in zip(runs, runs[1:], strict=False)]
+            gaps = [b - a for a, b in itertools.pairwise(runs)]
             assert max(gaps, default=0) <= cycle, (seed, name, runs)
 
 
