@@ -78,10 +78,6 @@ class Selection:
     read: dict[str, str]  # filename -> why it is read in full now
     deferred: dict[str, FileRecord]  # filename -> its last passing read
 
-    @property
-    def deferred_bytes(self) -> int:
-        return sum(r.size for r in self.deferred.values())
-
 
 def choose_files(
     files: Sequence[ArchiveFile],
