@@ -132,6 +132,7 @@ def test_each_run_reads_new_files_and_its_share_until_every_file_was_read(
         check = next(f for f in result.files if f.filename == victim.name)
         if check.read != DEFERRED and found_in is None:
             assert check.verdict is Verdict.CORRUPT and result.verdict is Verdict.CORRUPT
+            assert check.last_read == first_read[victim.name]  # when it last passed
             found_in = run
     assert found_in is not None, "the flipped byte was not found within the cycle"
     assert victim.with_name(victim.name + ".corrupt").exists()

@@ -198,7 +198,8 @@ def verify_member(
             checks[f.filename] = _deferred_check(f, selection.deferred[f.filename])
             continue
         check = check_file(store, member, f, _read_checksum(store, archive, f), identities)
-        last = now if check.verdict in PASSED else ""
+        before = record.files.get(f.filename) if record is not None else None
+        last = now if check.verdict in PASSED else (before.verified if before else "")
         why = selection.read[f.filename]
         checks[f.filename] = dataclasses.replace(check, read=why, last_read=last)
     if mark:
