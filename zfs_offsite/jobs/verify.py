@@ -1,4 +1,4 @@
-"""Verify: read every stored file back and check that each member's chains hold.
+"""Verify: read stored files back (this run's share, or all) and check each member's chains.
 
 Each file is read through the store (as a restore would), checked against its
 sidecar (size, sha256), decompressed to its end and checked for the send
