@@ -1,4 +1,4 @@
-"""Prefect task shell over verify: read one member's files back and check its chains."""
+"""Prefect task shell over verify: read one member's share of files back and check its chains."""
 
 from __future__ import annotations
 
@@ -9,13 +9,32 @@ from prefect.cache_policies import NO_CACHE
 
 from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.verify import MemberVerification, verify_member
+from zfs_offsite.jobs.verify_rotation import MemberRecord
 from zfs_offsite.settings import Settings
 from zfs_offsite.stream.encryption import configured_identities
 
 
 @task(name="verify-member", task_run_name="verify-{member}", cache_policy=NO_CACHE)
-def verify(settings: Settings, member: str, mark: bool = True) -> MemberVerification:
-    """Read every file of a member back and check its chains."""
+def verify(
+    settings: Settings,
+    member: str,
+    mark: bool = True,
+    record: MemberRecord | None = None,
+    read_all: bool = False,
+) -> MemberVerification:
+    """Read this run's files of a member back (all with `read_all`) and check its chains.
+
+    `record` is the member's verify record as the flow read it; the result
+    carries the new one, which the flow writes.
+    """
     with closing(open_store(settings.target)) as store:
         identities = configured_identities(settings.encryption)
-        return verify_member(store, member, mark=mark, identities=identities)
+        return verify_member(
+            store,
+            member,
+            mark=mark,
+            identities=identities,
+            record=record,
+            cycle_runs=settings.verify.cycle_runs,
+            read_all=read_all,
+        )

@@ -336,6 +336,18 @@ class DrillSettings(SettingsSection):
         return value
 
 
+class VerifySettings(SettingsSection):
+    """How much of the archive each verify reads back: a rotation, so its cost stays bounded."""
+
+    cycle_runs: int = Field(
+        4,
+        ge=1,
+        le=366,
+        description="Every stored file is read back in full at least once every this many "
+        "verify runs (new files at once); 1 reads every file every run.",
+    )
+
+
 class LockSettings(SettingsSection):
     """The writer lock of each member directory: one run writes a member at a time."""
 
@@ -357,6 +369,7 @@ class Settings(SettingsSection):
     compression: CompressionSettings = Field(default_factory=CompressionSettings)
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     drill: DrillSettings = Field(default_factory=DrillSettings)
+    verify: VerifySettings = Field(default_factory=VerifySettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     full: FullSettings = Field(default_factory=FullSettings)
     lock: LockSettings = Field(default_factory=LockSettings)

@@ -67,6 +67,27 @@ def test_corrupt_file_fails_verify_and_makes_status_critical(
     assert members["alice"]["status"] == members["carol"]["status"] == "ok"
 
 
+def test_verify_all_reads_every_file_and_records_it(
+    cli: Cli, archive: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "archive"
+    shutil.copytree(archive, copy)
+    on_copy = cli.with_env(ZFS_OFFSITE_TARGET__URL=f"file://{copy}")
+    (copy / ".zfs-offsite-verified.json").write_text("{ half a record")
+
+    verify = on_copy("verify", "--all", "--json")
+    assert verify.code == 0, verify.output
+    assert "Traceback" not in verify.output
+    files = [f for m in json.loads(verify.stdout)["members"] for f in m["files"]]
+    assert len(files) == len(MEMBERS)
+    assert {(f["verdict"], f["read"]) for f in files} == {("ok", "in full: --all")}
+    record = json.loads((copy / ".zfs-offsite-verified.json").read_text())
+    assert sorted(record["members"]) == sorted(MEMBERS)
+    assert {f["file"] for f in files} == {
+        name for m in record["members"].values() for name in m["files"]
+    }
+
+
 @contextmanager
 def immutable(directory: Path) -> Iterator[Path]:
     """A directory even root cannot write into (EPERM), undone afterwards."""

@@ -41,7 +41,7 @@ def test_nightly_backup_deployment_reads_back(deployed: dict[str, str]) -> None:
 DEPLOYMENTS = {
     "zfs-offsite-backup/nightly-nas": {"members", "force_full", "dry_run"},
     "zfs-offsite-drill/weekly-drill-nas": {"members"},
-    "zfs-offsite-verify/weekly-verify-nas": {"members", "mark"},
+    "zfs-offsite-verify/weekly-verify-nas": {"members", "mark", "all_files"},
     "zfs-offsite-prune/weekly-prune-nas": {"members", "dry_run"},
     "zfs-offsite-restore/on-demand-nas": {
         "member",

@@ -167,8 +167,8 @@ def test_target_urls() -> None:
         (
             "[nosuch]\nx = 1\n",
             "unknown setting nosuch ({}:1): the top level takes source, target, compression, "
-            "encryption, drill, retention, full, lock, protect_base, max_parallel, retries, "
-            "retry_delay",
+            "encryption, drill, verify, retention, full, lock, protect_base, max_parallel, "
+            "retries, retry_delay",
         ),
     ],
 )
@@ -300,6 +300,15 @@ def test_bad_argument_is_attributed_to_the_argument() -> None:
     assert errors_of(target={"timeout": -1}, drill={"cycle_runz": 2}) == [
         "unknown setting drill.cycle_runz (argument): did you mean drill.cycle_runs?",
         "setting target.timeout (argument): Input should be greater than 0",
+    ]
+
+
+def test_verify_cycle_is_a_positive_number_of_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().verify.cycle_runs == 4
+    monkeypatch.setenv("ZFS_OFFSITE_VERIFY__CYCLE_RUNS", "0")
+    assert errors_of() == [
+        "setting verify.cycle_runs (env ZFS_OFFSITE_VERIFY__CYCLE_RUNS): "
+        "Input should be greater than or equal to 1"
     ]
 
 

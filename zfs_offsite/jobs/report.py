@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.jobs.backup import BackupResult
 from zfs_offsite.jobs.drill import DrillRecord
-from zfs_offsite.jobs.verify import MemberVerification
+from zfs_offsite.jobs.verify import DEFERRED, MemberVerification
 from zfs_offsite.plan.retention import PrunePlan
 
 FAILED = "failed"
@@ -162,18 +162,42 @@ def send_limit_name(host: str) -> str:
 
 
 def verification_rows(result: MemberVerification) -> list[dict[str, object]]:
-    """One row per stored file: what verify found."""
+    """One row per stored file: what verify found, whether it read the file in full now
+    (and why) or deferred it, and when it last read it in full and found it sound."""
     return [
         {
             "member": result.member,
             "file": f.filename,
             "verdict": f.verdict.value,
+            "read": f.read if f.read in ("", DEFERRED) else f"in full: {f.read}",
+            "last_read": f.last_read or "never",
             "stored_bytes": f.stored_bytes,
             "raw_bytes": f.raw_bytes,
             "detail": f.detail,
         }
         for f in result.files
     ]
+
+
+def _read_and_deferred(results: list[MemberVerification]) -> tuple[int, int, int, int]:
+    """Files and stored bytes read in full this run, then files and bytes deferred."""
+    read = [f for r in results for f in r.files if f.read not in ("", DEFERRED)]
+    deferred = [f for r in results for f in r.files if f.read == DEFERRED]
+    return (
+        len(read),
+        sum(f.stored_bytes for f in read),
+        len(deferred),
+        sum(f.stored_bytes for f in deferred),
+    )
+
+
+def verify_totals(results: list[MemberVerification]) -> str:
+    """What a verify run read, in one line: files and MB read in full, and deferred."""
+    read, read_bytes, deferred, deferred_bytes = _read_and_deferred(results)
+    return (
+        f"{read} file(s) read in full ({read_bytes / 1e6:.1f} MB), "
+        f"{deferred} deferred to a later run ({deferred_bytes / 1e6:.1f} MB)"
+    )
 
 
 def verification_summary(
@@ -185,13 +209,18 @@ def verification_summary(
             "member": member,
             "verdict": FAILED,
             "files": "",
+            "read_in_full": "",
+            "deferred": "",
             "stored_bytes": "",
             "detail": error or "",
         }
+    read, _, deferred, _ = _read_and_deferred([result])
     return {
         "member": member,
         "verdict": result.verdict.value,
         "files": len(result.files),
+        "read_in_full": read,
+        "deferred": deferred,
         "stored_bytes": sum(f.stored_bytes for f in result.files),
         "detail": result.detail,
     }

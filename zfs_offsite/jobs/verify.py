@@ -1,4 +1,4 @@
-"""Verify: read every stored file back and check that each member's chains hold.
+"""Verify: read stored files back (this run's share, or all) and check each member's chains.
 
 Each file is read through the store (as a restore would), checked against its
 sidecar (size, sha256), decompressed to its end and checked for the send
@@ -10,6 +10,11 @@ record was not. A file that fails gets a `<file>.corrupt` mark next to it
 file that now passes is removed. Missing, unreadable or mismatched sidecars,
 and directories or symlinks named like backups, are findings too: nothing in
 a member's directory is skipped silently.
+
+Which files are read in full is the rotation's choice (verify_rotation.py):
+new and changed files always, older ones a share per run; a file not read
+this run keeps the verdict of its last passing read, and the report says when
+that was.
 """
 
 from __future__ import annotations
@@ -17,14 +22,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from zfs_offsite.archive.index import is_file, read_member_archive
 from zfs_offsite.archive.model import ArchiveFile, MemberArchive, checksum_line
 from zfs_offsite.archive.names import checksum_name, corrupt_mark_name
 from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
+from zfs_offsite.jobs.verify_rotation import (
+    FileRecord,
+    MemberRecord,
+    Selection,
+    choose_files,
+    updated_record,
+)
 from zfs_offsite.plan.chains import missing_link, restore_chains
 from zfs_offsite.remote.store import Store, read_small_file, write_small_file
 from zfs_offsite.stream.encryption import Identity
@@ -63,12 +76,20 @@ class FileCheck:
     detail: str = ""
     stored_bytes: int = 0
     raw_bytes: int = 0
+    sha256: str = ""  # of the stored bytes, when read
+    read: str = ""  # why it was read in full this run, or DEFERRED
+    last_read: str = ""  # when it was last read in full and passed (ISO 8601 UTC)
+
+
+DEFERRED = "deferred"
+PASSED = frozenset({Verdict.OK, Verdict.UNVERIFIED})
 
 
 @dataclass
 class MemberVerification:
     member: str
     files: list[FileCheck] = field(default_factory=list)
+    record: MemberRecord | None = None  # the member's verify record after this run
 
     @property
     def verdict(self) -> Verdict:
@@ -110,7 +131,7 @@ def check_file(
         return FileCheck(file.filename, Verdict.CORRUPT, str(exc), stats.stored_bytes)
     except FileNotFoundError:
         return FileCheck(file.filename, Verdict.CORRUPT, f"{member}/{file.filename} vanished")
-    figures = (stats.stored_bytes, stats.raw_bytes)
+    figures = (stats.stored_bytes, stats.raw_bytes, stats.sha256)
     recorded = _checksum_of(checksum, file.filename) if checksum is not None else None
     if file.sidecar is None and recorded is not None and recorded != stats.sha256:
         # Without its .json, the .sha256 is the file's only checksum.
@@ -158,13 +179,29 @@ def verify_member(
     *,
     mark: bool = True,
     identities: Sequence[Identity] | None = None,
+    record: MemberRecord | None = None,
+    cycle_runs: int = 1,
+    read_all: bool = False,
 ) -> MemberVerification:
-    """Check every file of a member, then the chains over the files that passed."""
+    """Check this run's share of a member's files, then the chains over those that passed.
+
+    `record` is the member's verify record (None: nothing was ever read); with
+    the default `cycle_runs` of 1 every file is read. The result carries the
+    record to store for the next run.
+    """
     archive = read_member_archive(store, member, None)
-    checks = {
-        f.filename: check_file(store, member, f, _read_checksum(store, archive, f), identities)
-        for f in archive.files
-    }
+    selection = choose_files(archive.files, record, cycle_runs, read_all=read_all)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    checks: dict[str, FileCheck] = {}
+    for f in archive.files:
+        if f.filename in selection.deferred:
+            checks[f.filename] = _deferred_check(f, selection.deferred[f.filename])
+            continue
+        check = check_file(store, member, f, _read_checksum(store, archive, f), identities)
+        before = record.files.get(f.filename) if record is not None else None
+        last = now if check.verdict in PASSED else (before.verified if before else "")
+        why = selection.read[f.filename]
+        checks[f.filename] = dataclasses.replace(check, read=why, last_read=last)
     if mark:
         _update_marks(store, archive, checks)
     judged = [
@@ -174,7 +211,7 @@ def verify_member(
         for f in archive.files
     ]
     chains = restore_chains(judged)
-    result = MemberVerification(member)
+    result = MemberVerification(member, record=_new_record(selection, archive.files, checks))
     for f in judged:
         check = checks[f.filename]
         unchained = f.filename not in chains and f.identified  # unidentified: reported as such
@@ -187,6 +224,36 @@ def verify_member(
         detail = f"{archive.reasons[name]}: never read or deleted by this tool; move it aside"
         result.files.append(FileCheck(name, Verdict.NOT_A_FILE, detail))
     return result
+
+
+def _deferred_check(file: ArchiveFile, last: FileRecord) -> FileCheck:
+    """A file not read this run: the verdict of its last passing read, and when that was."""
+    how = " (sealed: size and sha256 only)" if last.sealed else ""
+    detail = f"not read this run (rotation); last read in full {last.verified}{how}"
+    verdict = Verdict.OK if file.has_sidecar else Verdict.UNVERIFIED
+    raw = file.sidecar.raw_bytes if file.sidecar is not None else 0
+    return FileCheck(
+        file.filename, verdict, detail, file.size, raw, last.sha256, DEFERRED, last.verified
+    )
+
+
+def _new_record(
+    selection: Selection, files: Sequence[ArchiveFile], checks: Mapping[str, FileCheck]
+) -> MemberRecord:
+    """The record after this run: every file read now that passed its checks, stamped now."""
+    passed = {
+        f.filename: FileRecord(
+            verified=c.last_read,
+            run=selection.run,
+            size=f.size,
+            mtime=int(f.mtime),
+            sha256=c.sha256,
+            sealed=c.detail == SEALED,
+        )
+        for f in files
+        if (c := checks[f.filename]).read != DEFERRED and c.verdict in PASSED
+    }
+    return updated_record(selection, passed, [f.filename for f in files])
 
 
 def _update_marks(store: Store, archive: MemberArchive, checks: dict[str, FileCheck]) -> None:
