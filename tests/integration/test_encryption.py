@@ -225,6 +225,15 @@ def test_verify_without_the_identity_checks_the_stored_bytes(
         full = verify_member(store, "erin", identities=identities)
         assert [f.detail for f in full.files] == ["", "", ""]
         assert full.files[0].raw_bytes > 0  # decrypted and decompressed to the END record
+        # A wrong identity: the stored bytes are still proven, and the report says why not more.
+        stranger = sealed.member_dir.parent.parent / "stranger.txt"
+        stranger.unlink(missing_ok=True)
+        write_identity_file(stranger)
+        wrong = verify_member(store, "erin", identities=load_identities(stranger), mark=False)
+        assert wrong.verdict is Verdict.OK
+        sealed_files = [f for f in wrong.files if f.filename != PLAIN]
+        assert all(f.detail.endswith("name the secret key of one of them") for f in sealed_files)
+        assert all("END record was not: erin/" in f.detail for f in sealed_files)
 
         path = sealed.member_dir / INCREMENTAL
         data = bytearray(path.read_bytes())

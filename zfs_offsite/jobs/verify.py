@@ -40,7 +40,7 @@ from zfs_offsite.jobs.verify_rotation import (
 )
 from zfs_offsite.plan.chains import missing_link, restore_chains
 from zfs_offsite.remote.store import Store, read_small_file, write_small_file
-from zfs_offsite.stream.encryption import Identity
+from zfs_offsite.stream.encryption import Identity, IdentityError
 from zfs_offsite.stream.readback import ReadStats, checked_chunks, read_ahead, stream_chunks
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,27 @@ def check_file(
     file is decrypted with `identities`; without them only its stored bytes
     are checked.
     """
+    if file.name.encrypted and identities is not None:
+        try:
+            return _check_file(store, member, file, checksum, identities)
+        except IdentityError as exc:
+            # The stored bytes can still be proven; the key problem is a restore's, said loudly.
+            log.warning("%s", exc)
+            check = _check_file(store, member, file, checksum, None)
+            if check.detail != SEALED:
+                return check
+            detail = f"{SEALED.split(' (', 1)[0]}: {exc}"
+            return dataclasses.replace(check, detail=detail)
+    return _check_file(store, member, file, checksum, identities)
+
+
+def _check_file(
+    store: Store,
+    member: str,
+    file: ArchiveFile,
+    checksum: str | None,
+    identities: Sequence[Identity] | None,
+) -> FileCheck:
     stats = ReadStats()
     sealed = file.name.encrypted and identities is None
     chunks: Iterator[bytes] = (
