@@ -124,7 +124,8 @@ def run_ours(
             "known_hosts": str(env.sshd.known_hosts),
         },
         "algo": algo,
-        "compression": {"threads": args.zstd_threads} if args.zstd_threads else {},
+        # The baseline runs with its own defaults; --zstd-threads is an experiment on ours.
+        "compression": {"threads": args.zstd_threads} if args.zstd_threads and not checkout else {},
         "snapshot": snap,
         "profile": args.profile,
     }
@@ -216,10 +217,13 @@ def compare(env: Loopback, snap: str, raw: int, args: argparse.Namespace) -> dic
         paths[BASE_ZSTD] = lambda: run_ours(env, snap, "zstd", args, base)
         if not args.only_zstd:
             paths[BASE_GZIP] = lambda: run_ours(env, snap, "gzip", args, base)
+    for extra in args.extra:
+        paths[f"zstd {extra.name}"] = lambda extra=extra: run_ours(env, snap, "zstd", args, extra)
     if args.skip_seed:
         del paths[SEED]
     if args.only_zstd:
-        paths = {k: v for k, v in paths.items() if k in (OURS_ZSTD, SHELL, BASE_ZSTD)}
+        keep = (OURS_ZSTD, SHELL, BASE_ZSTD, *(f"zstd {e.name}" for e in args.extra))
+        paths = {k: v for k, v in paths.items() if k in keep}
     zfs_pid = zfs_fuse_pid()
     sshd_pid = env.sshd.process.pid
     runs: dict[str, list[dict]] = {name: [] for name in paths}
@@ -314,6 +318,9 @@ def main() -> None:
         type=Path,
         help="a checkout of another version (`git archive REV | tar -x -C DIR`): its pipeline "
         "runs as an extra path in the same rounds, for before/after",
+    )
+    parser.add_argument(
+        "--extra", type=Path, action="append", default=[], help="more checkouts (zstd only)"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
