@@ -41,7 +41,8 @@ class _Zstd:
     def __init__(self, level: int, threads: int) -> None:
         # `threads` workers compress in the background (zstd's own threads, off the GIL),
         # so the thread that reads the send stream and hashes the output never waits on
-        # compression; 0 would compress in the caller.
+        # compression. Measured against compressing in that thread (threads=0): 1.2-1.9x
+        # the MB/s at 0.76-0.86x the CPU per GB, as the compressor keeps a core's cache.
         params = zstandard.ZstdCompressionParameters.from_level(
             level, threads=threads, job_size=ZSTD_JOB_SIZE, write_checksum=True
         )
@@ -69,10 +70,9 @@ class _InBackground:
     """Runs another compressor in a thread of its own, a few chunks behind the caller.
 
     isal releases the GIL while it compresses, so the caller reads and hashes
-    the next chunks meanwhile; measured (bench.throughput), this costs less CPU
-    than compressing in the reading thread, whose reads and hashing keep
-    evicting the compressor's state from the core's cache. Output order is
-    kept: one worker, chunks taken in turn.
+    the next chunks meanwhile: measured (bench.throughput), gzip uploads run
+    about 1.3x faster at about the same CPU per GB. Output order is kept: one
+    worker, chunks taken in turn.
     """
 
     DEPTH = 4  # chunks handed over and not yet collected
