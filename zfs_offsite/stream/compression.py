@@ -42,7 +42,8 @@ class _Zstd:
         # `threads` workers compress in the background (zstd's own threads, off the GIL),
         # so the thread that reads the send stream and hashes the output never waits on
         # compression. Measured against compressing in that thread (threads=0): 1.2-1.9x
-        # the MB/s at 0.76-0.86x the CPU per GB, as the compressor keeps a core's cache.
+        # the MB/s at 0.76-0.86x the CPU per GB (the compressor keeps a core, and
+        # likely its cache, to itself).
         params = zstandard.ZstdCompressionParameters.from_level(
             level, threads=threads, job_size=ZSTD_JOB_SIZE, write_checksum=True
         )
