@@ -1,28 +1,56 @@
-"""Stream one snapshot three ways in one run and compare MB/s and peak RSS.
+"""Stream one snapshot four ways, in alternating rounds, and compare speed, CPU and memory.
 
-1. ours: zfs-offsite's pipeline (zstd, then gzip via isal) over SFTP to a loopback sshd
-2. shell: `zfs send | zstd -3 -T2 | ssh -c aes128-gcm@openssh.com host 'cat > f'`
-3. seed:  `zfs send | gzip > f` (the seed script's path, local file)
+1. ours zstd: zfs-offsite's pipeline (zstd, default settings) over SFTP to a loopback sshd
+2. shell:     `zfs send | zstd -3 -T2 | ssh -c aes128-gcm@openssh.com host 'cat > f'`
+3. ours gzip: the same pipeline with gzip (isal)
+4. seed:      `zfs send | gzip > f` (the seed script's path, local file)
 
-Run as root: `.venv/bin/python -m bench.throughput --size-mb 1024`. Peak RSS of
-ours is the benchmark process's own (ru_maxrss of a child that runs it); for
-the shell pipelines it is the largest of their processes.
+Each round runs every path once, in an order rotated per round, so load from
+other users of a shared machine falls on all of them alike; figures are the
+medians over the rounds. For each path: MB/s and CPU seconds per GB of raw
+stream (1 GB = 1e9 bytes), the compression ratio (raw / stored) and peak RSS.
+CPU counts the path's own processes on the sending side: for ours the Python
+process and its children (`zfs send`, the `ssh` carrying SFTP), for the shell
+pipelines all of their processes; zfs-fuse's daemon, where the send really
+runs, is read from /proc before and after each run and added to every path
+alike ("+zfs" column). The backup server's side (the loopback sshd) is not
+counted: it is not the NAS's CPU.
+
+Ours is timed inside its own child process, from before the SSH connection to
+the closed file: Python's start-up (about a second of imports, once per night)
+is left out; the shell's time includes its `ssh` handshake.
+
+Run as root: `.venv/bin/python -m bench.throughput --size-mb 1024 --rounds 3`.
+`--rss-sizes 4096` adds single runs of ours at larger streams for the
+flat-memory check; `--json FILE` writes all figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from bench.loopback import loopback
+from bench.cpu import ThreadWatch, proc_cpu, rusage_cpu, settle, zfs_fuse_pid
+from bench.loopback import Loopback, loopback
 from tests.support.zfsdata import create_member, snapshot
 
 MB = 1024 * 1024
+GB = 1e9
+
+OURS_ZSTD = "ours zstd (sftp)"
+SHELL = "shell zstd|ssh"
+OURS_GZIP = "ours gzip (sftp)"
+SEED = "seed send|gzip>f"
+BASE_ZSTD = "baseline zstd"
+BASE_GZIP = "baseline gzip"
 
 
 def make_data(directory: Path, size_mb: int) -> None:
@@ -38,101 +66,285 @@ def make_data(directory: Path, size_mb: int) -> None:
             n += 4096
 
 
-def children_peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+def child_main(spec: dict) -> None:
+    """Ours, in a child process of its own: time, CPU and peak RSS of the pipeline alone."""
+    from resource import RUSAGE_CHILDREN, RUSAGE_SELF
 
+    from zfs_offsite.archive.names import Compression
+    from zfs_offsite.connect import open_store
+    from zfs_offsite.settings import load_settings
+    from zfs_offsite.stream.compression import compressor
+    from zfs_offsite.stream.upload import stream_to_store
+    from zfs_offsite.zfs.commands import send_argv
+    from zfs_offsite.zfs.runner import LocalRunner
 
-def run_ours(snapshot_name: str, url: str, key: Path, known: Path, algo: str) -> dict:
-    """Runs the pipeline in a child process so its peak RSS is measured alone.
-
-    Timed inside the child from before the SSH connection to the renamed file,
-    so Python's start-up (imports, about a second) is left out, as it is once
-    per night, not per byte; the shell's time includes its `ssh` handshake.
-    """
-    code = f"""
-import json, resource, sys, time
-from zfs_offsite.settings import load_settings
-from zfs_offsite.zfs.runner import LocalRunner
-from zfs_offsite.connect import open_store
-from zfs_offsite.stream.upload import stream_to_store
-from zfs_offsite.stream.compression import compressor
-from zfs_offsite.archive.names import Compression
-target = {{"url": {url!r}, "key_file": {str(key)!r}, "known_hosts": {str(known)!r}}}
-s = load_settings(target=target, compression={{"algorithm": {algo!r}}})
-start = time.monotonic()
-store = open_store(s.target)
-store.makedirs("bench")
-proc = LocalRunner().start(["zfs", "send", {snapshot_name!r}])
-c = compressor(Compression({algo!r}), s.compression.effective_level, s.compression.threads)
-r = stream_to_store(proc, c, store, "bench/ours-{algo}")
-store.close()
-seconds = time.monotonic() - start
-print(json.dumps({{"raw": r.raw_bytes, "stored": r.stored_bytes, "seconds": seconds,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
-"""
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    data = json.loads(out.stdout.strip().splitlines()[-1])
-    return {
-        "seconds": data["seconds"],
-        "raw": data["raw"],
-        "stored": data["stored"],
-        "rss_mb": data["rss_mb"],
-    }
-
-
-def run_shell(argv: list[str], raw: int) -> dict:
-    """A shell pipeline run in its own child: wall time and its processes' peak RSS."""
-    wrapper = (
-        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True);"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)"
+    settings = load_settings(
+        target=spec["target"], compression={"algorithm": spec["algo"], **spec["compression"]}
     )
+    watch = ThreadWatch() if spec["profile"] else None
+    cpu_start = rusage_cpu(RUSAGE_SELF) + rusage_cpu(RUSAGE_CHILDREN)
     start = time.monotonic()
+    if watch:
+        watch.start()
+    store = open_store(settings.target)
+    store.makedirs("bench")
+    process = LocalRunner().start(send_argv(spec["snapshot"]))
+    kind = Compression(spec["algo"])
+    level = settings.compression.effective_level
+    result = stream_to_store(
+        process,
+        compressor(kind, level, settings.compression.threads),
+        store,
+        f"bench/ours-{spec['algo']}",
+    )
+    store.remove(result.partial)
+    store.close()
+    seconds = time.monotonic() - start
+    threads = watch.stop() if watch else {}
+    cpu = rusage_cpu(RUSAGE_SELF) + rusage_cpu(RUSAGE_CHILDREN) - cpu_start
+    report = {
+        "raw": result.raw_bytes,
+        "stored": result.stored_bytes,
+        "seconds": seconds,
+        "cpu": cpu,
+        "rss_mb": resource.getrusage(RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": threads,
+    }
+    print(json.dumps(report))
+
+
+def run_ours(
+    env: Loopback, snap: str, algo: str, args: argparse.Namespace, checkout: Path | None = None
+) -> dict:
+    """Ours in a child process; from `checkout` (another version's tree) for before/after."""
+    spec = {
+        "target": {
+            "url": env.sftp_url,
+            "key_file": str(env.sshd.client_key),
+            "known_hosts": str(env.sshd.known_hosts),
+        },
+        "algo": algo,
+        # The baseline runs with its own defaults; --zstd-threads is an experiment on ours.
+        "compression": {"threads": args.zstd_threads} if args.zstd_threads and not checkout else {},
+        "snapshot": snap,
+        "profile": args.profile,
+    }
+    argv = [sys.executable, "-m", "bench.throughput", "--child", json.dumps(spec)]
+    # `-m` puts the working directory first on sys.path: its zfs_offsite is the one run.
+    out = subprocess.run(argv, check=True, capture_output=True, text=True, cwd=checkout)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def run_shell(argv: list[str], output: Path) -> dict:
+    """A shell pipeline under a wrapper that waits: wall time, CPU and peak RSS of all of it."""
+    wrapper = (
+        "import json, resource, subprocess, sys, time\n"
+        "start = time.monotonic()\n"
+        "subprocess.run(sys.argv[1:], check=True)\n"
+        "seconds = time.monotonic() - start\n"
+        "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(json.dumps({'seconds': seconds, 'cpu': u.ru_utime + u.ru_stime,"
+        " 'rss_mb': u.ru_maxrss / 1024}))\n"
+    )
     out = subprocess.run(
         [sys.executable, "-c", wrapper, *argv], check=True, capture_output=True, text=True
     )
-    seconds = time.monotonic() - start
-    return {"seconds": seconds, "raw": raw, "rss_mb": float(out.stdout.strip().splitlines()[-1])}
+    result = dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    result["stored"] = output.stat().st_size
+    output.unlink()
+    return result
+
+
+def measured(run: Callable[[], dict], sshd_pid: int, zfs_pid: int | None) -> dict:
+    """One run with the zfs-fuse daemon's CPU around it; the sshd's sessions are let end."""
+    zfs_before = proc_cpu(zfs_pid) if zfs_pid else 0.0
+    result = run()
+    settle(sshd_pid)  # the server's session processes exit just after the client
+    result["zfs_cpu"] = (proc_cpu(zfs_pid) - zfs_before) if zfs_pid else 0.0
+    return result
+
+
+def summarize(runs: list[dict], raw: int) -> dict:
+    """Medians over the rounds of one path."""
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    gb = raw / GB
+    return {
+        "rounds": len(runs),
+        "mb_s": statistics.median(raw / 1e6 / r["seconds"] for r in runs),
+        "cpu_s_per_gb": statistics.median(r["cpu"] / gb for r in runs),
+        "cpu_s_per_gb_with_zfs": statistics.median((r["cpu"] + r["zfs_cpu"]) / gb for r in runs),
+        "zfs_cpu_s_per_gb": med("zfs_cpu") / gb,
+        "ratio": statistics.median(raw / r["stored"] for r in runs),
+        "rss_mb": max(r["rss_mb"] for r in runs),
+        "runs": runs,
+    }
+
+
+def send_size(snap: str) -> int:
+    out = subprocess.run(
+        ["sh", "-c", f"zfs send {snap} | wc -c"], check=True, capture_output=True, text=True
+    )
+    return int(out.stdout.strip())
+
+
+def prepare(env: Loopback, name: str, size_mb: int) -> tuple[str, int]:
+    """A member dataset with `size_mb` of mixed data, snapshotted; its stream read once (warm)."""
+    dataset = create_member(env.pool.name, name)
+    make_data(env.pool.mountpoint / f"elabfs-{name}", size_mb)
+    snapshot(dataset, "bench")
+    snap = f"{dataset}@bench"
+    return snap, send_size(snap)
+
+
+def compare(env: Loopback, snap: str, raw: int, args: argparse.Namespace) -> dict:
+    ssh = env.ssh_command()
+    paths: dict[str, Callable[[], dict]] = {
+        OURS_ZSTD: lambda: run_ours(env, snap, "zstd", args),
+        SHELL: lambda: run_shell(
+            ["sh", "-c", f"zfs send {snap} | zstd -3 -T2 -q | {ssh} 'cat > {env.archive}/f.zst'"],
+            env.archive / "f.zst",
+        ),
+        OURS_GZIP: lambda: run_ours(env, snap, "gzip", args),
+        SEED: lambda: run_shell(
+            ["sh", "-c", f"zfs send {snap} | gzip > {env.work}/seed.gz"], env.work / "seed.gz"
+        ),
+    }
+    if args.baseline:
+        base = args.baseline
+        paths[BASE_ZSTD] = lambda: run_ours(env, snap, "zstd", args, base)
+        if not args.only_zstd:
+            paths[BASE_GZIP] = lambda: run_ours(env, snap, "gzip", args, base)
+    for extra in args.extra:
+        paths[f"zstd {extra.name}"] = lambda extra=extra: run_ours(env, snap, "zstd", args, extra)
+    if args.skip_seed:
+        del paths[SEED]
+    if args.only_zstd:
+        keep = (OURS_ZSTD, SHELL, BASE_ZSTD, *(f"zstd {e.name}" for e in args.extra))
+        paths = {k: v for k, v in paths.items() if k in keep}
+    zfs_pid = zfs_fuse_pid()
+    sshd_pid = env.sshd.process.pid
+    runs: dict[str, list[dict]] = {name: [] for name in paths}
+    names = list(paths)
+    for round_no in range(args.rounds):
+        shift = round_no % len(names)
+        for name in names[shift:] + names[:shift]:
+            result = measured(paths[name], sshd_pid, zfs_pid)
+            runs[name].append(result)
+            print(
+                f"  round {round_no + 1} {name:18} {raw / 1e6 / result['seconds']:7.1f} MB/s"
+                f" cpu {result['cpu']:6.1f}s zfs-fuse {result['zfs_cpu']:5.1f}s",
+                file=sys.stderr,
+            )
+    return {name: summarize(r, raw) for name, r in runs.items()}
+
+
+def ratios(table: dict) -> dict:
+    """The issue's targets as ratios of medians."""
+    found: dict[str, float] = {}
+    ours, shell = table.get(OURS_ZSTD), table.get(SHELL)
+    if ours and shell:
+        found["zstd_mb_s_vs_shell"] = ours["mb_s"] / shell["mb_s"]
+        found["zstd_cpu_vs_shell"] = ours["cpu_s_per_gb"] / shell["cpu_s_per_gb"]
+        found["zstd_cpu_with_zfs_vs_shell"] = (
+            ours["cpu_s_per_gb_with_zfs"] / shell["cpu_s_per_gb_with_zfs"]
+        )
+        found["zstd_ratio_difference"] = ours["ratio"] / shell["ratio"] - 1
+    if OURS_GZIP in table and SEED in table:
+        found["gzip_mb_s_vs_seed"] = table[OURS_GZIP]["mb_s"] / table[SEED]["mb_s"]
+    for name, base in ((OURS_ZSTD, BASE_ZSTD), (OURS_GZIP, BASE_GZIP)):
+        if name in table and base in table:
+            algo = name.split()[1]
+            found[f"{algo}_mb_s_vs_baseline"] = table[name]["mb_s"] / table[base]["mb_s"]
+            found[f"{algo}_cpu_vs_baseline"] = (
+                table[name]["cpu_s_per_gb"] / table[base]["cpu_s_per_gb"]
+            )
+    return found
+
+
+def print_table(raw: int, table: dict, found: dict, rounds: int) -> None:
+    print(f"stream: {raw / MB:.0f} MiB raw, {rounds} alternating rounds, medians")
+    print(f"{'path':20} {'MB/s':>7} {'CPU-s/GB':>9} {'+zfs':>7} {'ratio':>6} {'RSS MB':>7}")
+    for name, r in table.items():
+        print(
+            f"{name:20} {r['mb_s']:7.1f} {r['cpu_s_per_gb']:9.2f} {r['cpu_s_per_gb_with_zfs']:7.2f}"
+            f" {r['ratio']:6.3f} {r['rss_mb']:7.1f}"
+        )
+    targets = {
+        "zstd_mb_s_vs_shell": ("ours zstd MB/s / shell", ">= 1.0"),
+        "zstd_cpu_vs_shell": ("ours zstd CPU-s/GB / shell", "<= 1.0"),
+        "zstd_cpu_with_zfs_vs_shell": ("  the same, zfs-fuse included", "<= 1.0"),
+        "zstd_ratio_difference": ("compression ratio, ours vs shell", "within +-5 %"),
+        "gzip_mb_s_vs_seed": ("ours gzip MB/s / seed", ">= 5"),
+        "zstd_mb_s_vs_baseline": ("ours zstd MB/s / baseline", "after/before"),
+        "zstd_cpu_vs_baseline": ("ours zstd CPU-s/GB / baseline", "after/before"),
+        "gzip_mb_s_vs_baseline": ("ours gzip MB/s / baseline", "after/before"),
+        "gzip_cpu_vs_baseline": ("ours gzip CPU-s/GB / baseline", "after/before"),
+    }
+    for key, (label, target) in targets.items():
+        if key in found:
+            value = found[key]
+            shown = f"{value * 100:+.1f} %" if key == "zstd_ratio_difference" else f"{value:.2f}x"
+            print(f"{label:36} {shown:>9}  (target {target})")
+
+
+def rss_check(env: Loopback, sizes: list[int], args: argparse.Namespace) -> dict:
+    """Single runs of ours at larger streams: peak RSS must stay flat."""
+    found = {}
+    for size in sizes:
+        snap, raw = prepare(env, f"rss{size}", size)
+        for algo in ("zstd", "gzip"):
+            result = run_ours(env, snap, algo, args)
+            found[f"{algo} {raw / MB:.0f} MiB"] = result["rss_mb"]
+            print(f"peak RSS, ours {algo} at {raw / MB:.0f} MiB: {result['rss_mb']:.1f} MB")
+        subprocess.run(["zfs", "destroy", "-r", snap.split("@")[0]], check=True)
+    return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-seed", action="store_true", help="skip the slow gzip -6 path")
+    parser.add_argument("--only-zstd", action="store_true", help="ours zstd and the shell only")
+    parser.add_argument("--rss-sizes", type=int, nargs="*", default=[], metavar="MB")
+    parser.add_argument("--zstd-threads", type=int, default=0, help="compression.threads")
+    parser.add_argument("--profile", action="store_true", help="CPU per thread of ours")
+    parser.add_argument("--json", type=Path, help="write all figures here")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another version (`git archive REV | tar -x -C DIR`): its pipeline "
+        "runs as an extra path in the same rounds, for before/after",
+    )
+    parser.add_argument(
+        "--extra", type=Path, action="append", default=[], help="more checkouts (zstd only)"
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    with loopback("throughput", args.size_mb * 2 + 512) as env:
-        dataset = create_member(env.pool.name, "bench")
-        make_data(env.pool.mountpoint / "elabfs-bench", args.size_mb)
-        snapshot(dataset, "bench")
-        snap = f"{dataset}@bench"
-        key, known = env.sshd.client_key, env.sshd.known_hosts
-        results = {}
-        results["ours zstd (sftp)"] = run_ours(snap, env.sftp_url, key, known, "zstd")
-        raw = results["ours zstd (sftp)"]["raw"]
-        upload = f"{env.ssh_command()} 'cat > {env.archive}/shell.zst'"
-        results["shell zstd|ssh"] = run_shell(
-            ["sh", "-c", f"zfs send {snap} | zstd -3 -T2 -q | {upload}"], raw
-        )
-        results["ours gzip (sftp)"] = run_ours(snap, env.sftp_url, key, known, "gzip")
-        if not args.skip_seed:
-            results["seed zfs send|gzip>f"] = run_shell(
-                ["sh", "-c", f"zfs send {snap} | gzip > {env.work}/seed.gz"], raw
-            )
-        print(f"stream: {raw / MB:.0f} MiB raw")
-        print(f"{'path':24} {'MB/s':>8} {'peak RSS MB':>12}")
-        for name, r in results.items():
-            r["mb_s"] = r["raw"] / 1e6 / r["seconds"]
-            print(f"{name:24} {r['mb_s']:8.1f} {r['rss_mb']:12.1f}")
-        ours_z, shell = results["ours zstd (sftp)"], results["shell zstd|ssh"]
-        print(
-            f"ratio ours zstd / shell pipeline: {ours_z['mb_s'] / shell['mb_s']:.2f}x"
-            " (target >= 1.0)"
-        )
-        if "seed zfs send|gzip>f" in results:
-            seed = results["seed zfs send|gzip>f"]
-            print(
-                f"ratio ours gzip / seed: {results['ours gzip (sftp)']['mb_s'] / seed['mb_s']:.2f}x"
-                " (target >= 5)"
-            )
+    if args.child:
+        child_main(json.loads(args.child))
+        return
+    if os.geteuid() != 0:
+        sys.exit("bench.throughput: run as root (it creates a zfs-fuse pool and an sshd)")
+    pool_mb = args.size_mb * 2 + max(args.rss_sizes, default=0) * 2 + 512
+    with loopback("throughput", pool_mb) as env:
+        snap, raw = prepare(env, "bench", args.size_mb)
+        table = compare(env, snap, raw, args)
+        found = ratios(table)
+        print_table(raw, table, found, args.rounds)
+        if args.profile:
+            for name, r in table.items():
+                for run in r["runs"][:1]:
+                    if run.get("threads"):
+                        top = ", ".join(f"{k} {v:.1f}s" for k, v in run["threads"].items())
+                        print(f"profile {name}: {top}")
+        rss = rss_check(env, args.rss_sizes, args) if args.rss_sizes else {}
+    if args.json:
+        figures = {"raw_bytes": raw, "paths": table, "targets": found, "rss_mb": rss}
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

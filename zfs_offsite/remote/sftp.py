@@ -20,6 +20,7 @@ import logging
 import posixpath
 import socket
 import stat as stat_module
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -44,7 +45,6 @@ from paramiko.sftp import (
     SFTP_OK,
     SFTP_OP_UNSUPPORTED,
     SFTP_PERMISSION_DENIED,
-    int64,
 )
 from paramiko.sftp_attr import SFTPAttributes
 
@@ -120,6 +120,30 @@ class _Requests:
         # paramiko's pipelining hook: no public call sends a request without waiting for it.
         return self._client._async_request(self, command, *args)  # type: ignore[attr-defined]
 
+    def send_write(self, handle: bytes, offset: int, data: memoryview) -> int:
+        """An SFTP WRITE request sent without copying `data` (paramiko's path copies it 4 times).
+
+        The request number is taken and its reply registered exactly as
+        paramiko's `_async_request` does, so replies come back through `wait`.
+        """
+        client = self._client
+        with client._lock:  # type: ignore[attr-defined]  # see send()
+            num: int = client.request_number  # type: ignore[attr-defined]
+            client._expecting[num] = self  # type: ignore[attr-defined]
+            client.request_number = num + 1  # type: ignore[attr-defined]
+        # uint32 length, byte type, uint32 id, string handle, uint64 offset, string data
+        length = 1 + 4 + 4 + len(handle) + 8 + 4 + len(data)
+        header = b"".join(
+            (
+                struct.pack(">IBII", length, CMD_WRITE, num, len(handle)),
+                handle,
+                struct.pack(">QI", offset, len(data)),
+            )
+        )
+        _send_all(client.sock, memoryview(header))
+        _send_all(client.sock, data)
+        return num
+
     def _async_response(self, kind: int, msg: Message, num: int) -> None:
         self._replies[num] = (kind, msg)
 
@@ -140,6 +164,14 @@ class _Requests:
     def forget(self) -> None:
         """Drop replies nobody will wait for (after an aborted file)."""
         self._replies.clear()
+
+
+def _send_all(sock: paramiko.Channel | OpenSshChannel, data: memoryview) -> None:
+    while data:
+        sent = sock.send(data)  # type: ignore[arg-type]  # both take any buffer
+        if sent <= 0:
+            raise EOFError("the SFTP channel is closed")
+        data = data[sent:]
 
 
 class SftpStore:
@@ -376,14 +408,12 @@ class _CheckedWriter(WriterBase):
         self._open = True
 
     def write(self, data: bytes | memoryview) -> int:
-        view = memoryview(data)
+        view = memoryview(data).cast("B")
         for start in range(0, len(view), self._request_size):
-            piece = bytes(view[start : start + self._request_size])
+            piece = view[start : start + self._request_size]
             num = _guard(
                 f"write {self._full}",
-                functools.partial(
-                    self._requests.send, CMD_WRITE, self._handle, int64(self._offset), piece
-                ),
+                functools.partial(self._requests.send_write, self._handle, self._offset, piece),
             )
             self._offset += len(piece)
             self._pending.append(num)

@@ -7,6 +7,8 @@ slow. zstd is multi-threaded and writes frame checksums.
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 import zstandard
@@ -30,12 +32,22 @@ class Decompressor(Protocol):
         ...
 
 
+# zstd's multi-threaded jobs: small ones keep the buffers (and peak RSS) flat and
+# small; 2 MiB costs about 0.1 % of ratio against zstd's default (4 x the window).
+ZSTD_JOB_SIZE = 2 * 1024 * 1024
+
+
 class _Zstd:
     def __init__(self, level: int, threads: int) -> None:
-        # python-zstandard: threads=0 compresses in the caller, N>0 uses N workers.
-        self._obj = zstandard.ZstdCompressor(
-            level=level, threads=threads if threads > 1 else 0, write_checksum=True
-        ).compressobj()
+        # `threads` workers compress in the background (zstd's own threads, off the GIL),
+        # so the thread that reads the send stream and hashes the output never waits on
+        # compression. Measured against compressing in that thread (threads=0): 1.2-1.9x
+        # the MB/s at 0.76-0.86x the CPU per GB (the compressor keeps a core, and
+        # likely its cache, to itself).
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level, threads=threads, job_size=ZSTD_JOB_SIZE, write_checksum=True
+        )
+        self._obj = zstandard.ZstdCompressor(compression_params=params).compressobj()
 
     def compress(self, data: bytes) -> bytes:
         return self._obj.compress(data)
@@ -55,10 +67,42 @@ class _Gzip:
         return self._obj.flush()
 
 
+class _InBackground:
+    """Runs another compressor in a thread of its own, a few chunks behind the caller.
+
+    isal releases the GIL while it compresses, so the caller reads and hashes
+    the next chunks meanwhile: measured (bench.throughput), gzip uploads run
+    about 1.3x faster at about the same CPU per GB. Output order is kept: one
+    worker, chunks taken in turn.
+    """
+
+    DEPTH = 4  # chunks handed over and not yet collected
+
+    def __init__(self, inner: Compressor) -> None:
+        self._inner = inner
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zfs-offsite-compress")
+        self._pending: deque[Future[bytes]] = deque()
+
+    def compress(self, data: bytes) -> bytes:
+        self._pending.append(self._pool.submit(self._inner.compress, data))
+        ready = []
+        while self._pending and (len(self._pending) > self.DEPTH or self._pending[0].done()):
+            ready.append(self._pending.popleft().result())
+        return b"".join(ready)
+
+    def finish(self) -> bytes:
+        try:
+            self._pending.append(self._pool.submit(self._inner.finish))
+            return b"".join(future.result() for future in self._pending)
+        finally:
+            self._pending.clear()
+            self._pool.shutdown(wait=False)
+
+
 def compressor(kind: Compression, level: int, threads: int = 1) -> Compressor:
     if kind is Compression.ZSTD:
         return _Zstd(level, threads)
-    return _Gzip(level)
+    return _InBackground(_Gzip(level))
 
 
 class _Framed:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
 import threading
 from collections.abc import Iterator
 
@@ -65,3 +66,24 @@ def test_read_ahead_closes_its_source_when_the_consumer_stops_early() -> None:
     assert next(reader) == b"x"
     reader.close()
     assert closed.wait(5)
+
+
+@pytest.mark.parametrize("kind", list(Compression))
+def test_many_chunks_come_out_in_order_and_standard_tools_read_them(kind: Compression) -> None:
+    """Compression runs in worker threads, some chunks behind: nothing may be lost or reordered."""
+    chunks = [os.urandom(50_000) + bytes([i]) * 200_000 for i in range(40)]
+    c = compressor(kind, 3 if kind is Compression.ZSTD else 1, 1)
+    packed = b"".join(c.compress(chunk) for chunk in chunks) + c.finish()
+    tool = ["zstd", "-d", "-c", "-q"] if kind is Compression.ZSTD else ["gzip", "-d", "-c"]
+    done = subprocess.run(tool, input=packed, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"".join(chunks)
+
+
+def test_a_failure_in_the_background_compressor_reaches_the_caller() -> None:
+    c = compressor(Compression.GZIP, 1)
+    c.compress(b"data")
+    with pytest.raises(TypeError):
+        for _ in range(10):  # the worker's error surfaces at a later call at the latest
+            c.compress("not bytes")  # type: ignore[arg-type]
+        c.finish()
