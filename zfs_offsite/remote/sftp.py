@@ -128,9 +128,9 @@ class _Requests:
         """
         client = self._client
         with client._lock:  # type: ignore[attr-defined]  # see send()
-            num: int = client.request_number  # type: ignore[attr-defined]
+            num: int = client.request_number
             client._expecting[num] = self  # type: ignore[attr-defined]
-            client.request_number = num + 1  # type: ignore[attr-defined]
+            client.request_number = num + 1
         # uint32 length, byte type, uint32 id, string handle, uint64 offset, string data
         length = 1 + 4 + 4 + len(handle) + 8 + 4 + len(data)
         header = b"".join(
