@@ -43,7 +43,8 @@ JOBS = (
         "flows/verify.py:verify_flow",
         "weekly-verify",
         "0 5 * * 0",
-        "Read every stored file back: checksums, decompression, chain continuity.",
+        "Read stored files back (new ones, and a rotation that covers all within "
+        "verify.cycle_runs): checksums, decompression, chain continuity.",
     ),
     Job(
         "flows/prune.py:prune_flow",
