@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ from tests.support.faults import leftovers, sha256sum_check
 from tests.support.proxy import CuttingProxy
 from tests.support.services import Pool, SshServer, create_pool
 from tests.support.zfsdata import SNAP, create_member, guid, snapshot
-from zfs_offsite.errors import StoreError
+from zfs_offsite.connect import open_store
+from zfs_offsite.errors import IntegrityError, StoreError
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
@@ -147,3 +149,28 @@ def test_a_stream_that_does_not_reproduce_is_uploaded_afresh(
     sha256sum_check(sftp_dir)
     assert leftovers(sftp_dir) == []
     assert restored_guid(sftp_dir, receiving_pool) == guid(f"{big_pool.name}/elabfs-erin@{SNAP}")
+
+
+@pytest.mark.parametrize("client", ["openssh", "paramiko", "local"])
+def test_a_partial_file_is_cut_and_continued_in_place(
+    sftp_dir: Path, sshd: SshServer, settings_for: Callable[..., Settings], client: str
+) -> None:
+    """What a resume asks of each store: cut an existing file at an offset, write on, flush."""
+    no_pool = Pool("unused", Path("/nonexistent"))
+    if client == "local":
+        settings = settings_for(no_pool, sftp_dir, local=True)
+    else:
+        settings = settings_for(no_pool, sftp_dir, client=client)
+    with closing(open_store(settings.target)) as store:
+        with store.open_write("f.partial") as first:
+            first.write(b"a" * 1000)
+        with store.open_append("f.partial", 600) as again:
+            again.write(b"b" * 100)
+            again.sync()
+            assert (sftp_dir / "f.partial").read_bytes() == b"a" * 600 + b"b" * 100
+            again.write(b"c" * 10)
+        assert (sftp_dir / "f.partial").read_bytes() == b"a" * 600 + b"b" * 100 + b"c" * 10
+        with pytest.raises(IntegrityError, match="fewer than the 5000 to resume after"):
+            store.open_append("f.partial", 5000)
+        with pytest.raises(FileNotFoundError):
+            store.open_append("gone.partial", 0)
