@@ -16,6 +16,7 @@ END record: a failed send must never leave a well-formed short file behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import queue
@@ -253,6 +254,7 @@ class _Attempt:
         self.expected = point.recorded.hashes if point else ()
         self.hashes = ChunkHashes(self.log.chunk) if self.log else None
         self.handle: Writer | None = None
+        self.files = contextlib.ExitStack()  # the open files of this attempt
 
     def run(
         self,
@@ -269,51 +271,53 @@ class _Attempt:
         producer = _Producer(process, sealed or compressor, chunks)
         written = 0  # stored bytes so far: sent, or found on the server already
         try:
-            if not self.expected:
-                self.handle = store.open_write(partial)
-            else:
-                log.info(
-                    "%s: checking %d checkpoints of %s against the regenerated stream",
-                    self.path,
-                    len(self.expected),
-                    partial,
-                )
-            producer.start()
-            last_report = 0.0
-            while True:
-                if tick:
-                    tick()
-                try:
-                    chunk = chunks.get(timeout=TICK_SECONDS)
-                except queue.Empty:
-                    continue
-                if chunk is None:
-                    break
-                for piece, digest in self._pieces(chunk):
-                    if self.handle is not None:
-                        self.handle.write(piece)
-                    if digest is not None:
-                        self._chunk_done(digest)
-                written += len(chunk)
-                if progress and time.monotonic() - last_report > 1.0:
-                    last_report = time.monotonic()
-                    progress(report.at(producer.raw_bytes, written))
-            producer.join()
-            if producer.error is not None:
-                raise producer.error
-            returncode = process.wait()
-            if returncode != 0:
-                raise _send_failure(process, returncode)
-            if not ends_with_end_record(producer.tail):
-                raise SendError(
-                    "zfs send stream ended without its END record (truncated)", retryable=True
-                )
-            if self.handle is None:  # the stream ended inside the checkpoints: not the same
-                assert self.hashes is not None
-                raise _Mismatch(self.hashes.offset // self.hashes.chunk)
-            self.handle.close()
-            if self.log:
-                self.log.close()
+            # A clean exit closes (checked) the partial file, then the checkpoints; an error
+            # aborts both. The partial is opened now, or when resuming once the checks pass.
+            with contextlib.ExitStack() as self.files:
+                if self.log is not None:
+                    self.files.push(self._end_checkpoints)
+                if not self.expected:
+                    self.handle = self.files.enter_context(store.open_write(partial))
+                else:
+                    log.info(
+                        "%s: checking %d checkpoints of %s against the regenerated stream",
+                        self.path,
+                        len(self.expected),
+                        partial,
+                    )
+                producer.start()
+                last_report = 0.0
+                while True:
+                    if tick:
+                        tick()
+                    try:
+                        chunk = chunks.get(timeout=TICK_SECONDS)
+                    except queue.Empty:
+                        continue
+                    if chunk is None:
+                        break
+                    for piece, digest in self._pieces(chunk):
+                        if self.handle is not None:
+                            self.handle.write(piece)
+                        if digest is not None:
+                            self._chunk_done(digest)
+                    written += len(chunk)
+                    if progress and time.monotonic() - last_report > 1.0:
+                        last_report = time.monotonic()
+                        progress(report.at(producer.raw_bytes, written))
+                producer.join()
+                if producer.error is not None:
+                    raise producer.error
+                returncode = process.wait()
+                if returncode != 0:
+                    raise _send_failure(process, returncode)
+                if not ends_with_end_record(producer.tail):
+                    raise SendError(
+                        "zfs send stream ended without its END record (truncated)", retryable=True
+                    )
+                if self.handle is None:  # the stream ended inside the checkpoints: not the same
+                    assert self.hashes is not None
+                    raise _Mismatch(self.hashes.offset // self.hashes.chunk)
             _check_stored_size(store, partial, written, producer.stored_bytes)
         except BaseException as exc:
             producer.abort.set()
@@ -326,10 +330,6 @@ class _Attempt:
             # zfs-fuse writes the stream from its daemon: only a closed pipe ends that send.
             if process.stdout is not None:
                 process.stdout.close()
-            if self.handle is not None:
-                self.handle.abort()
-            if self.log is not None:
-                self.log.abort()
             if isinstance(exc, _Mismatch):
                 raise  # the caller starts the stream again; the stored bytes stay
             self._fail(exc, written, producer.raw_bytes)
@@ -364,7 +364,9 @@ class _Attempt:
             raise _Mismatch(index)
         if index + 1 == len(self.expected):
             self.log.continue_kept()
-            self.handle = self.store.open_append(self.partial, self.hashes.offset)
+            self.handle = self.files.enter_context(
+                self.store.open_append(self.partial, self.hashes.offset)
+            )
             log.info(
                 "%s: resuming %s: the first %d MiB are stored and match the regenerated "
                 "stream; sending from there",
@@ -372,6 +374,16 @@ class _Attempt:
                 self.partial,
                 self.hashes.offset >> 20,
             )
+
+    def _end_checkpoints(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        assert self.log is not None
+        if kind is None:
+            self.log.close()
+        else:
+            self.log.abort()
+        return False
 
     def _fail(self, exc: BaseException, written: int, raw: int) -> NoReturn:
         """Remove what this attempt wrote (or keep it for a retry to resume) and raise."""

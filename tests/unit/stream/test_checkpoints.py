@@ -14,12 +14,15 @@ import os
 import random
 import struct
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from zfs_offsite.archive.index import read_member_archive
 from zfs_offsite.archive.names import Compression, Kind, classify
 from zfs_offsite.errors import StoreError
+from zfs_offsite.plan.retention import plan_prune
 from zfs_offsite.remote.local import LocalStore
 from zfs_offsite.remote.partials import checkpoint_name, split_partial
 from zfs_offsite.remote.store import Writer
@@ -321,3 +324,19 @@ def test_small_uploads_leave_no_checkpoint_file(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     result = upload(CuttingStore(tmp_path), os.urandom(MiB // 2) + END)
     assert result.checkpoints == "" and files(tmp_path) == [result.partial.split("/")[1]]
+
+
+def test_the_index_counts_checkpoint_files_as_partials_and_prune_finds_them_stale(
+    tmp_path: Path,
+) -> None:
+    member = tmp_path / "erin"
+    member.mkdir()
+    final = "elabfs-erin@auto-20190806.0200-1w.zst"
+    for name in (f"{final}.0123456789ab.partial", f"{final}.0123456789ab.ckpt.partial"):
+        (member / name).write_bytes(b"x")
+        os.utime(member / name, (0, 0))  # long ago
+    archive = read_member_archive(LocalStore(tmp_path), "erin", "elabfs-erin")
+    assert archive.files == [] and archive.ignored == []
+    assert sorted(p.name for p in archive.partials) == sorted(os.listdir(member))
+    plan = plan_prune("erin", [], archive.partials, None, datetime.now(UTC), timedelta(hours=24))
+    assert sorted(p.name for p in plan.stale_partials) == sorted(os.listdir(member))
