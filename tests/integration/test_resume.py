@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from tests.support.faults import leftovers, sha256sum_check
+from tests.support.faults import leftovers, python_env, sha256sum_check
 from tests.support.proxy import CuttingProxy
 from tests.support.services import Pool, SshServer, create_pool
 from tests.support.zfsdata import SNAP, create_member, guid, snapshot
@@ -174,3 +176,36 @@ def test_a_partial_file_is_cut_and_continued_in_place(
             store.open_append("f.partial", 5000)
         with pytest.raises(FileNotFoundError):
             store.open_append("gone.partial", 0)
+
+
+def test_the_next_run_resumes_what_a_killed_run_left(
+    big_pool: Pool, tmp_path: Path, settings_for: Callable[..., Settings]
+) -> None:
+    """A run SIGKILLed mid-upload leaves its lock, partial and checkpoints (local target);
+    the next run takes the dead lock over and continues the partial."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    env = python_env(
+        {"ZFS_OFFSITE_SOURCE__POOL": big_pool.name, "ZFS_OFFSITE_TARGET__URL": f"file://{archive}"}
+    )
+    first = subprocess.Popen([sys.executable, "-m", "tests.support.backup_once"], env=env)
+    deadline = time.monotonic() + 120
+    while checkpoints_recorded(archive) < 2:
+        assert time.monotonic() < deadline and first.poll() is None, "no checkpoints recorded"
+        time.sleep(0.05)
+    first.kill()
+    first.wait()
+    assert (archive / "erin" / ".zfs-offsite.lock").exists()
+    settings = settings_for(big_pool, archive, local=True)
+    (member,) = discover_members(settings)
+    result = backup_member(settings, member)
+    assert result.action is Action.FULL and result.stream is not None
+    assert result.stream.resumed_bytes >= 128 * MiB
+    sha256sum_check(archive)
+    assert leftovers(archive) == []
+
+
+def checkpoints_recorded(archive: Path) -> int:
+    """Complete checkpoint lines (the header not counted) in the member's checkpoint file."""
+    found = sorted(archive.glob("erin/*.ckpt.partial"))
+    return max(0, found[0].read_bytes().count(b"\n") - 1) if found else 0

@@ -12,6 +12,11 @@ With recipients, the compressed stream is age-encrypted before it is hashed:
 the checksum covers the stored bytes, so verify needs no key. The compressor's
 (and so the encryptor's) end is written only after the send exited 0 with its
 END record: a failed send must never leave a well-formed short file behind.
+
+A resumable upload (`Resumable`, from the backup job) records a checkpoint
+per 64 MiB of stored bytes once they are durable, and continues an earlier
+attempt's partial file after checking the regenerated stream against its
+checkpoints chunk by chunk (`stream/checkpoints.py`, `stream/resume.py`).
 """
 
 from __future__ import annotations
@@ -169,7 +174,8 @@ def stream_to_store(
     recipients: Sequence[Recipient] = (),
     resume: Resumable | None = None,
 ) -> StreamResult:
-    """Upload a send stream to a partial file beside `path`; on any failure it is removed.
+    """Upload a send stream to a partial file beside `path`; a failure removes it (but see
+    `resume`).
 
     `progress` gets `report` (member, file, estimate; default: just `path`) with
     the bytes so far, about once a second and once at the end.
