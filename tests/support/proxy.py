@@ -51,28 +51,44 @@ class CuttingProxy(_Forwarder):
     """Forwards 127.0.0.1:port to a target; cuts a connection once `cut_after` bytes went up.
 
     Only the first `cuts` connections that get that far are cut; later ones pass.
+    `after_cut` counts the bytes sent up after the first cut, on any connection:
+    what a retry costs on the wire.
     """
 
     def __init__(self, target_port: int, cut_after: int, cuts: int = 1_000_000) -> None:
         self.cut_after = cut_after
         self.cuts_left = cuts
         self.cut = threading.Event()
+        self.after_cut = 0
+        self._count = threading.Lock()
         super().__init__(target_port)
 
     def _pump(self, source: socket.socket, sink: socket.socket, upward: bool) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
-                if upward and self.cuts_left > 0:
-                    self.sent += len(data)
-                    if self.sent > self.cut_after:
-                        self.cuts_left -= 1
-                        self.sent = 0
-                        self.cut.set()
-                        self._close(source, sink)
-                        return
+                if upward and self._cuts(len(data)):
+                    self._close(source, sink)
+                    return
                 sink.sendall(data)
         if upward:
             self._close(source, sink)
+
+    def _cuts(self, size: int) -> bool:
+        """Count `size` bytes going up; True if the connection is to be cut before them."""
+        with self._count:
+            if self.cut.is_set():
+                self.after_cut += size
+            if self.cuts_left <= 0:
+                return False
+            self.sent += size
+            if self.sent <= self.cut_after:
+                return False
+            self.cuts_left -= 1
+            self.sent = 0
+            if self.cut.is_set():
+                self.after_cut -= size  # never forwarded
+            self.cut.set()
+            return True
 
 
 class ThrottlingProxy(_Forwarder):

@@ -7,7 +7,8 @@
 4. The sidecars are renamed into place, then the backup file: its rename is
    the commit. Before it, a reader sees at most sidecars without a file,
    which count for nothing (prune removes them under the same lock).
-Any failure removes what this attempt wrote.
+5. The upload's resume checkpoints (`<file>.<attempt>.ckpt.partial`) go.
+Any failure removes what this attempt wrote, checkpoints first.
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ def commit_backup(
     sidecar: Sidecar,
     *,
     before_commit: Callable[[], None] = lambda: None,
+    checkpoints: str = "",
 ) -> None:
-    """Write the sidecars, then move sidecars and file to their final names (file last)."""
+    """Write the sidecars, then move sidecars and file to their final names (file last).
+
+    `checkpoints` names the partial's checkpoint file, if the upload wrote one:
+    it has served its purpose once the file is committed, or is void if not."""
     final = f"{member}/{filename}"
     sidecars = {
         f"{member}/{checksum_name(filename)}": checksum_line(sidecar.sha256, filename),
@@ -48,10 +53,13 @@ def commit_backup(
             placed.append(path)
         store.rename(data_partial, final)
     except BaseException as exc:
-        for path in [*partials.values(), *placed, data_partial]:
-            remove_quietly(store, path)
+        for path in [checkpoints, *partials.values(), *placed, data_partial]:
+            if path:
+                remove_quietly(store, path)
         if isinstance(exc, DiskFullError):
             size = sidecar.stored_bytes + sum(len(d) for d in sidecars.values())
             needed = f"about {size / 1e6:.0f} MB needed"
             raise disk_full(store, exc, final, needed=needed) from exc
         raise
+    if checkpoints:
+        remove_quietly(store, checkpoints)

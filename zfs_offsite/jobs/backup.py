@@ -30,14 +30,15 @@ from zfs_offsite.plan.cadence import FullCadence
 from zfs_offsite.remote.partials import partial_name
 from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings
-from zfs_offsite.stream.compression import compressor
+from zfs_offsite.stream.checkpoints import StreamIdentity
+from zfs_offsite.stream.compression import Compressor, compressor
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
-from zfs_offsite.stream.upload import StreamResult, stream_to_store
+from zfs_offsite.stream.upload import Resumable, StreamResult, stream_to_store
 from zfs_offsite.zfs.commands import detect_features, estimate_send_size, list_datasets, send_argv
 from zfs_offsite.zfs.members import Member, select_members
 from zfs_offsite.zfs.model import ZfsFeatures
 from zfs_offsite.zfs.protect import choose, mark_tag, protect, stale_marks
-from zfs_offsite.zfs.runner import CommandFailed, Runner
+from zfs_offsite.zfs.runner import CommandFailed, Process, Runner
 
 log = logging.getLogger(__name__)
 
@@ -230,12 +231,29 @@ def execute_plan(
         argv = send_argv(
             plan.snapshot.full_name, send_from, intermediates=not from_bookmark, raw=plan.raw
         )
-        process = runner.start(argv)
         level = settings.compression.effective_level
+        threads = settings.compression.threads
         recipients = settings.encryption.recipient_keys() if plan.name.encrypted else []
+        identity = StreamIdentity(
+            dataset=plan.dataset,
+            snapshot_guid=plan.snapshot.guid,
+            base_guid=plan.base.guid if plan.base else None,
+            send_argv=tuple(argv),
+            raw=plan.raw,
+            compression=plan.name.compression.value,
+            level=level,
+            threads=threads,
+            recipients=tuple(r.fingerprint for r in recipients),
+        )
+
+        kind = plan.name.compression
+
+        def start() -> tuple[Process, Compressor]:
+            """The stream from its first byte; a resume may need it twice."""
+            return runner.start(argv), compressor(kind, level, threads)
+
         stream = stream_to_store(
-            process,
-            compressor(plan.name.compression, level, settings.compression.threads),
+            *start(),
             store,
             remote_path,
             progress=progress,
@@ -243,6 +261,7 @@ def execute_plan(
             tick=tick,
             expected_raw=estimate,
             recipients=recipients,
+            resume=Resumable(identity, start),
         )
         sidecar = Sidecar(
             dataset=plan.dataset,
@@ -269,6 +288,7 @@ def execute_plan(
             stream.partial,
             sidecar,
             before_commit=before_commit,
+            checkpoints=stream.checkpoints,
         )
         protection = _protect(settings, runner, features, plan)
     log.info(

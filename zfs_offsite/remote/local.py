@@ -11,7 +11,7 @@ from pathlib import Path
 
 from zfs_offsite.errors import DiskFullError, PermanentError, StoreError
 from zfs_offsite.remote.entries import Space, StoreEntry
-from zfs_offsite.remote.store import ReadHandle, WriterBase
+from zfs_offsite.remote.store import ReadHandle, WriterBase, short_file
 
 READ_CHUNK = 1024 * 1024
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -56,6 +56,27 @@ class LocalStore:
             raise
         except OSError as exc:
             raise self._error(f"create {target}", exc) from exc
+        return _SyncedFile(self, target, fd)
+
+    def open_append(self, path: str, offset: int) -> _SyncedFile:
+        target = self._path(path)
+        try:
+            fd = os.open(target, os.O_WRONLY)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise self._error(f"open {target}", exc) from exc
+        try:
+            size = os.fstat(fd).st_size
+            if size < offset:
+                raise short_file(str(target), size, offset)
+            os.ftruncate(fd, offset)
+            os.lseek(fd, offset, os.SEEK_SET)
+        except BaseException as exc:
+            os.close(fd)
+            if isinstance(exc, OSError):
+                raise self._error(f"truncate {target}", exc) from exc
+            raise
         return _SyncedFile(self, target, fd)
 
     def open_read(self, path: str) -> ReadHandle:
@@ -130,15 +151,21 @@ class _SyncedFile(WriterBase):
         except OSError as exc:
             raise self._store._error(f"write {self._path}", exc) from exc
 
-    def close(self) -> None:
-        if self._handle.closed:
-            return
+    def sync(self) -> None:
         try:
             self._handle.flush()
             os.fsync(self._handle.fileno())
         except OSError as exc:
-            self.abort()
             raise self._store._error(f"write {self._path}", exc) from exc
+
+    def close(self) -> None:
+        if self._handle.closed:
+            return
+        try:
+            self.sync()
+        except BaseException:
+            self.abort()
+            raise
         self._handle.close()
 
     def abort(self) -> None:

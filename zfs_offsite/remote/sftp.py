@@ -32,6 +32,7 @@ from paramiko.sftp import (
     CMD_CLOSE,
     CMD_EXTENDED,
     CMD_EXTENDED_REPLY,
+    CMD_FSETSTAT,
     CMD_HANDLE,
     CMD_OPEN,
     CMD_STATUS,
@@ -50,7 +51,7 @@ from paramiko.sftp_attr import SFTPAttributes
 
 from zfs_offsite.errors import DiskFullError, NameTooLongError, PermanentError, StoreError
 from zfs_offsite.remote.entries import Space, StoreEntry
-from zfs_offsite.remote.store import ReadHandle, WriterBase
+from zfs_offsite.remote.store import ReadHandle, WriterBase, short_file
 from zfs_offsite.transport.openssh import OpenSshChannel
 from zfs_offsite.transport.ssh import SshEndpoint, connect, sftp_refused
 
@@ -270,6 +271,31 @@ class SftpStore:
             raise StoreError(f"create {full}: unexpected SFTP reply {kind}")
         return _CheckedWriter(self, full, msg.get_binary())
 
+    def open_append(self, path: str, offset: int) -> _CheckedWriter:
+        """Open an existing file, cut it to `offset` (SETSTAT size: ftruncate on the server)."""
+        full = self._path(path)
+        entry = self.stat(path)
+        if entry is None:
+            raise FileNotFoundError(errno.ENOENT, f"{full}: no such file")
+        if entry.size < offset:
+            raise short_file(full, entry.size, offset)
+        kind, msg = _guard(
+            f"open {full}",
+            lambda: self._requests.call(CMD_OPEN, full, SFTP_FLAG_WRITE, SFTPAttributes()),
+        )
+        if kind != CMD_HANDLE:
+            raise StoreError(f"open {full}: unexpected SFTP reply {kind}")
+        handle = msg.get_binary()
+        size = SFTPAttributes()
+        size.st_size = offset
+        writer = _CheckedWriter(self, full, handle, offset=offset)
+        try:
+            _guard(f"truncate {full}", lambda: self._requests.call(CMD_FSETSTAT, handle, size))
+        except BaseException:
+            writer.abort()
+            raise
+        return writer
+
     def _raise_exists(
         self, full: str, action: Callable[[], tuple[int, Message]]
     ) -> tuple[int, Message]:
@@ -396,7 +422,7 @@ class _CheckedWriter(WriterBase):
     of leaving a hole in a file that later looks complete.
     """
 
-    def __init__(self, store: SftpStore, full: str, handle: bytes) -> None:
+    def __init__(self, store: SftpStore, full: str, handle: bytes, *, offset: int = 0) -> None:
         self._store = store
         self._requests = store._requests
         self._full = full
@@ -404,7 +430,7 @@ class _CheckedWriter(WriterBase):
         self._request_size = store._write_request_size
         self._window = max(1, WRITE_WINDOW // self._request_size)
         self._pending: deque[int] = deque()
-        self._offset = 0
+        self._offset = offset
         self._open = True
 
     def write(self, data: bytes | memoryview) -> int:
@@ -434,13 +460,16 @@ class _CheckedWriter(WriterBase):
             return self._store.disk_full(f"write {self._full}", space)
         return exc
 
+    def sync(self) -> None:
+        while self._pending:
+            self._acknowledge(self._pending.popleft())
+        _guard(f"fsync {self._full}", lambda: self._store.fsync(self._handle, self._full))
+
     def close(self) -> None:
         if not self._open:
             return
         try:
-            while self._pending:
-                self._acknowledge(self._pending.popleft())
-            _guard(f"fsync {self._full}", lambda: self._store.fsync(self._handle, self._full))
+            self.sync()
         except BaseException:
             self.abort()
             raise

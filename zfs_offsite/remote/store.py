@@ -4,6 +4,9 @@ Paths are relative to the target's root and use `/`. Writers create new files
 only (exclusive create: no run can truncate another's bytes), and a writer's
 `close()` returns only once every byte is acknowledged and on stable storage;
 files reach a final name by an atomic rename (see `zfs_offsite.archive.commit`).
+The one exception is a resumed upload (`stream/upload.py`): under the member's
+writer lock it truncates its own earlier partial file and appends to it
+(`open_append`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,13 @@ class Writer(Protocol):
 
     def write(self, data: bytes | memoryview) -> int: ...
 
+    def sync(self) -> None:
+        """Wait for every write's acknowledgement and flush to stable storage; stay open.
+
+        What was written before the call is durable when it returns (a resume
+        checkpoint is recorded only after this)."""
+        ...
+
     def close(self) -> None:
         """Wait for every write's acknowledgement, flush to stable storage; raise on any error."""
         ...
@@ -47,6 +57,9 @@ class Writer(Protocol):
 
 class WriterBase:
     """The writers' rule as a context manager: a clean exit closes (checked), an error aborts."""
+
+    def sync(self) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         raise NotImplementedError
@@ -85,6 +98,13 @@ class Store(Protocol):
         """A new file; FileExistsError if `path` exists (never truncates)."""
         ...
 
+    def open_append(self, path: str, offset: int) -> Writer:
+        """An existing file cut to `offset` bytes, written on from there (a resumed upload).
+
+        FileNotFoundError if it is gone; IntegrityError if it holds fewer than
+        `offset` bytes (never extended with a hole)."""
+        ...
+
     def open_read(self, path: str) -> ReadHandle:
         """A small file (sidecars); large files go through `read_chunks`."""
         ...
@@ -119,6 +139,11 @@ class ReadHandle(Protocol):
         tb: TracebackType | None,
         /,
     ) -> object: ...
+
+
+def short_file(path: str, size: int, offset: int) -> IntegrityError:
+    """The error of `open_append` on a file shorter than the offset to append at."""
+    return IntegrityError(f"{path} holds {size} bytes, fewer than the {offset} to resume after")
 
 
 def new_attempt() -> str:

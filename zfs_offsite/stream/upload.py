@@ -12,18 +12,27 @@ With recipients, the compressed stream is age-encrypted before it is hashed:
 the checksum covers the stored bytes, so verify needs no key. The compressor's
 (and so the encryptor's) end is written only after the send exited 0 with its
 END record: a failed send must never leave a well-formed short file behind.
+
+A resumable upload (`Resumable`, from the backup job) records a checkpoint
+per 64 MiB of stored bytes once they are durable, and continues an earlier
+attempt's partial file after checking the regenerated stream against its
+checkpoints chunk by chunk (`stream/checkpoints.py`, `stream/resume.py`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NoReturn
 
+from zfs_offsite import cancel
 from zfs_offsite.archive.recipients import Recipient
 from zfs_offsite.errors import (
     DiskFullError,
@@ -32,13 +41,17 @@ from zfs_offsite.errors import (
     StoreError,
     ZfsOffsiteError,
 )
-from zfs_offsite.remote.partials import partial_name
-from zfs_offsite.remote.store import Store, disk_full, new_attempt, remove_quietly
+from zfs_offsite.remote.partials import checkpoint_name, partial_name
+from zfs_offsite.remote.store import Store, Writer, disk_full, new_attempt, remove_quietly
+from zfs_offsite.stream.checkpoints import ChunkHashes, StreamIdentity, never_reproduces
 from zfs_offsite.stream.compression import Compressor
 from zfs_offsite.stream.encryption import EncryptingCompressor
 from zfs_offsite.stream.format import RECORD_SIZE, ends_with_end_record
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
+from zfs_offsite.stream.resume import CheckpointLog, ResumePoint, find_resume_point
 from zfs_offsite.zfs.runner import Process, last_line
+
+log = logging.getLogger(__name__)
 
 READ_SIZE = 1024 * 1024
 QUEUE_DEPTH = 8
@@ -57,6 +70,8 @@ class StreamResult:
     started: datetime
     finished: datetime
     partial: str = ""
+    checkpoints: str = ""  # the partial's checkpoint file, if it has one (removed at commit)
+    resumed_bytes: int = 0  # stored bytes an earlier attempt had sent, checked and not re-sent
 
     @property
     def seconds(self) -> float:
@@ -125,6 +140,27 @@ def _send_failure(process: Process, returncode: int) -> SendError:
     return SendError(f"zfs send exited {returncode}: {text}", retryable=not permanent)
 
 
+@dataclass(frozen=True)
+class Resumable:
+    """What lets an upload resume an earlier attempt's partial file (`stream/resume.py`).
+
+    `identity` is written beside the partial with the checkpoints; `restart`
+    starts the same stream again from its first byte (a new `zfs send` and a
+    new compressor, same settings), for when a regenerated chunk differs.
+    """
+
+    identity: StreamIdentity
+    restart: Callable[[], tuple[Process, Compressor]]
+
+
+class _Mismatch(Exception):
+    """The regenerated stream differs from the stored bytes in chunk `index`."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"chunk {index} differs")
+        self.index = index
+
+
 def stream_to_store(
     process: Process,
     compressor: Compressor,
@@ -136,8 +172,10 @@ def stream_to_store(
     tick: Callable[[], None] | None = None,
     expected_raw: int | None = None,
     recipients: Sequence[Recipient] = (),
+    resume: Resumable | None = None,
 ) -> StreamResult:
-    """Upload a send stream to a new partial file beside `path`; on any failure it is removed.
+    """Upload a send stream to a partial file beside `path`; a failure removes it (but see
+    `resume`).
 
     `progress` gets `report` (member, file, estimate; default: just `path`) with
     the bytes so far, about once a second and once at the end.
@@ -147,72 +185,236 @@ def stream_to_store(
 
     With `recipients`, the stored bytes are the compressed stream encrypted to
     all of them (age); `sha256` and `stored_bytes` are those of the stored bytes.
+
+    With `resume` (the caller holds the member's writer lock), the upload
+    records checkpoints as it goes, and first looks for an earlier attempt's
+    partial file of `path`: the chunks of the regenerated stream whose hashes
+    match its checkpoints are not sent again. A failure that a retry can help
+    then keeps a partial file that has checkpoints, for that retry.
     """
     started = datetime.now(UTC)
     report = report or StreamProgress("", path)
-    partial = partial_name(path, new_attempt())
-    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_DEPTH)
-    sealed = EncryptingCompressor(compressor, recipients) if recipients else None
-    producer = _Producer(process, sealed or compressor, chunks)
-    written = 0
     try:
-        with store.open_write(partial) as handle:
-            producer.start()
-            last_report = 0.0
-            while True:
-                if tick:
-                    tick()
-                try:
-                    chunk = chunks.get(timeout=TICK_SECONDS)
-                except queue.Empty:
-                    continue
-                if chunk is None:
-                    break
-                handle.write(memoryview(chunk))
-                written += len(chunk)
-                if progress and time.monotonic() - last_report > 1.0:
-                    last_report = time.monotonic()
-                    progress(report.at(producer.raw_bytes, written))
-            producer.join()
-            if producer.error is not None:
-                raise producer.error
-            returncode = process.wait()
-            if returncode != 0:
-                raise _send_failure(process, returncode)
-            if not ends_with_end_record(producer.tail):
-                raise SendError(
-                    "zfs send stream ended without its END record (truncated)", retryable=True
-                )
-        _check_stored_size(store, partial, written, producer.stored_bytes)
-    except BaseException as exc:
-        producer.abort.set()
-        if sealed is not None:
-            sealed.abort()  # its reader raises: no well-formed short file
+        point = find_resume_point(store, path, resume.identity) if resume else None
+    except BaseException:
         process.kill()
-        _drain(chunks)
-        if producer.ident is not None:  # the store may fail before the producer starts
-            producer.join(timeout=10)
-        # zfs-fuse writes the stream from its daemon: only a closed pipe ends that send.
         if process.stdout is not None:
             process.stdout.close()
-        stored = _size_quietly(store, partial) if isinstance(exc, DiskFullError) else 0
-        remove_quietly(store, partial)
-        if isinstance(exc, DiskFullError):
-            needed = _needed(stored, written, producer.raw_bytes, expected_raw)
-            raise disk_full(store, exc, path, needed=needed) from exc
+        raise
+    while True:
+        try:
+            return _Attempt(store, path, point, resume, recipients, expected_raw).run(
+                process, compressor, started, report, progress, tick
+            )
+        except _Mismatch as mismatch:
+            assert point is not None and resume is not None
+            kept = mismatch.index
+            log.warning(
+                "%s: the regenerated stream differs from the stored bytes at %d MiB (chunk %d "
+                "of %d checked): %s",
+                path,
+                kept * point.recorded.chunk >> 20,
+                kept,
+                len(point.recorded.hashes),
+                "uploading afresh" if kept == 0 else "sending from there",
+            )
+            if kept == 0:
+                remove_quietly(store, point.checkpoints)
+                remove_quietly(store, point.partial)
+                point = None
+            else:
+                point = ResumePoint(point.partial, point.recorded.keep(kept))
+            process, compressor = resume.restart()
+
+
+class _Attempt:
+    """One pass over the stream into one partial file: fresh, or on from a resume point.
+
+    Resuming, the stored bytes are hashed chunk by chunk and nothing is written
+    until the last checkpoint matched; then the checkpoint file and the partial
+    are cut to that point and the rest is appended. Writing, a checkpoint is
+    recorded at each chunk's end once its bytes are acknowledged and flushed.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        path: str,
+        point: ResumePoint | None,
+        resume: Resumable | None,
+        recipients: Sequence[Recipient],
+        expected_raw: int | None,
+    ) -> None:
+        self.store = store
+        self.path = path
+        self.point = point
+        self.recipients = recipients
+        self.expected_raw = expected_raw
+        self.partial = point.partial if point else partial_name(path, new_attempt())
+        checkpointed = resume is not None and never_reproduces(resume.identity) is None
+        self.log = (
+            CheckpointLog(store, self.partial, resume.identity, point.recorded if point else None)
+            if checkpointed and resume is not None
+            else None
+        )
+        self.expected = point.recorded.hashes if point else ()
+        self.hashes = ChunkHashes(self.log.chunk) if self.log else None
+        self.handle: Writer | None = None
+        self.files = contextlib.ExitStack()  # the open files of this attempt
+
+    def run(
+        self,
+        process: Process,
+        compressor: Compressor,
+        started: datetime,
+        report: StreamProgress,
+        progress: ProgressFn | None,
+        tick: Callable[[], None] | None,
+    ) -> StreamResult:
+        store, partial = self.store, self.partial
+        chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_DEPTH)
+        sealed = EncryptingCompressor(compressor, self.recipients) if self.recipients else None
+        producer = _Producer(process, sealed or compressor, chunks)
+        written = 0  # stored bytes so far: sent, or found on the server already
+        try:
+            # A clean exit closes (checked) the partial file, then the checkpoints; an error
+            # aborts both. The partial is opened now, or when resuming once the checks pass.
+            with contextlib.ExitStack() as self.files:
+                if self.log is not None:
+                    self.files.push(self._end_checkpoints)
+                if not self.expected:
+                    self.handle = self.files.enter_context(store.open_write(partial))
+                else:
+                    log.info(
+                        "%s: checking %d checkpoints of %s against the regenerated stream",
+                        self.path,
+                        len(self.expected),
+                        partial,
+                    )
+                producer.start()
+                last_report = 0.0
+                while True:
+                    if tick:
+                        tick()
+                    try:
+                        chunk = chunks.get(timeout=TICK_SECONDS)
+                    except queue.Empty:
+                        continue
+                    if chunk is None:
+                        break
+                    for piece, digest in self._pieces(chunk):
+                        if self.handle is not None:
+                            self.handle.write(piece)
+                        if digest is not None:
+                            self._chunk_done(digest)
+                    written += len(chunk)
+                    if progress and time.monotonic() - last_report > 1.0:
+                        last_report = time.monotonic()
+                        progress(report.at(producer.raw_bytes, written))
+                producer.join()
+                if producer.error is not None:
+                    raise producer.error
+                returncode = process.wait()
+                if returncode != 0:
+                    raise _send_failure(process, returncode)
+                if not ends_with_end_record(producer.tail):
+                    raise SendError(
+                        "zfs send stream ended without its END record (truncated)", retryable=True
+                    )
+                if self.handle is None:  # the stream ended inside the checkpoints: not the same
+                    assert self.hashes is not None
+                    raise _Mismatch(self.hashes.offset // self.hashes.chunk)
+            _check_stored_size(store, partial, written, producer.stored_bytes)
+        except BaseException as exc:
+            producer.abort.set()
+            if sealed is not None:
+                sealed.abort()  # its reader raises: no well-formed short file
+            process.kill()
+            _drain(chunks)
+            if producer.ident is not None:  # the store may fail before the producer starts
+                producer.join(timeout=10)
+            # zfs-fuse writes the stream from its daemon: only a closed pipe ends that send.
+            if process.stdout is not None:
+                process.stdout.close()
+            if isinstance(exc, _Mismatch):
+                raise  # the caller starts the stream again; the stored bytes stay
+            self._fail(exc, written, producer.raw_bytes)
+        if progress:
+            progress(report.at(producer.raw_bytes, written))
+        resumed = len(self.expected) * self.hashes.chunk if self.hashes else 0
+        return StreamResult(
+            raw_bytes=producer.raw_bytes,
+            stored_bytes=written,
+            sha256=producer.hasher.hexdigest(),
+            started=started,
+            finished=datetime.now(UTC),
+            partial=partial,
+            checkpoints=self.log.path if self.log and self.log.exists else "",
+            resumed_bytes=resumed,
+        )
+
+    def _pieces(self, data: bytes) -> Iterator[tuple[memoryview, str | None]]:
+        if self.hashes is None:
+            return iter([(memoryview(data), None)])
+        return self.hashes.split(data)
+
+    def _chunk_done(self, digest: str) -> None:
+        """A chunk of stored bytes ended: check it against its checkpoint, or record one."""
+        assert self.hashes is not None and self.log is not None
+        index = self.hashes.offset // self.hashes.chunk - 1
+        if self.handle is not None:
+            self.handle.sync()
+            self.log.record(self.hashes.offset - self.hashes.chunk, digest)
+            return
+        if digest != self.expected[index]:
+            raise _Mismatch(index)
+        if index + 1 == len(self.expected):
+            self.log.continue_kept()
+            self.handle = self.files.enter_context(
+                self.store.open_append(self.partial, self.hashes.offset)
+            )
+            log.info(
+                "%s: resuming %s: the first %d MiB are stored and match the regenerated "
+                "stream; sending from there",
+                self.path,
+                self.partial,
+                self.hashes.offset >> 20,
+            )
+
+    def _end_checkpoints(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        assert self.log is not None
+        if kind is None:
+            self.log.close()
+        else:
+            self.log.abort()
+        return False
+
+    def _fail(self, exc: BaseException, written: int, raw: int) -> NoReturn:
+        """Remove what this attempt wrote (or keep it for a retry to resume) and raise."""
+        store, partial, path = self.store, self.partial, self.path
+        retryable = (
+            exc.retryable if isinstance(exc, ZfsOffsiteError) else isinstance(exc, Exception)
+        )
+        if self.log is not None and self.log.recorded and retryable and not cancel.requested():
+            log.warning(
+                "%s: %s kept for a retry to resume (%d checkpoints, %d MiB)",
+                path,
+                partial,
+                self.log.recorded,
+                self.log.recorded * self.log.chunk >> 20,
+            )
+        else:
+            stored = _size_quietly(store, partial) if isinstance(exc, DiskFullError) else 0
+            remove_quietly(store, checkpoint_name(partial))
+            remove_quietly(store, partial)
+            if isinstance(exc, DiskFullError):
+                needed = _needed(stored, written, raw, self.expected_raw)
+                raise disk_full(store, exc, path, needed=needed) from exc
         if isinstance(exc, ZfsOffsiteError | KeyboardInterrupt):
-            raise
+            raise exc
         raise StoreError(f"upload of {path} failed: {exc}") from exc
-    if progress:
-        progress(report.at(producer.raw_bytes, written))
-    return StreamResult(
-        raw_bytes=producer.raw_bytes,
-        stored_bytes=written,
-        sha256=producer.hasher.hexdigest(),
-        started=started,
-        finished=datetime.now(UTC),
-        partial=partial,
-    )
 
 
 def _size_quietly(store: Store, path: str) -> int:
