@@ -37,6 +37,7 @@ from zfs_offsite.remote.store import Store, disk_full, new_attempt, remove_quiet
 from zfs_offsite.stream.compression import Compressor
 from zfs_offsite.stream.encryption import EncryptingCompressor
 from zfs_offsite.stream.format import RECORD_SIZE, ends_with_end_record
+from zfs_offsite.stream.limit import Limiter
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
 from zfs_offsite.zfs.runner import Process, last_line
 
@@ -136,6 +137,7 @@ def stream_to_store(
     tick: Callable[[], None] | None = None,
     expected_raw: int | None = None,
     recipients: Sequence[Recipient] = (),
+    limit: Limiter | None = None,
 ) -> StreamResult:
     """Upload a send stream to a new partial file beside `path`; on any failure it is removed.
 
@@ -147,6 +149,8 @@ def stream_to_store(
 
     With `recipients`, the stored bytes are the compressed stream encrypted to
     all of them (age); `sha256` and `stored_bytes` are those of the stored bytes.
+
+    `limit`, the process's bandwidth limiter, paces the stored bytes before each write.
     """
     started = datetime.now(UTC)
     report = report or StreamProgress("", path)
@@ -168,6 +172,8 @@ def stream_to_store(
                     continue
                 if chunk is None:
                     break
+                if limit is not None:
+                    limit.take(len(chunk), tick)  # the bandwidth limit: stored bytes
                 handle.write(memoryview(chunk))
                 written += len(chunk)
                 if progress and time.monotonic() - last_report > 1.0:
