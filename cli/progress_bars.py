@@ -19,9 +19,18 @@ from cli import output
 from zfs_offsite.stream.progress import StreamProgress, listening
 
 
+def link_text(report: StreamProgress) -> str:
+    """The stored rate against the bandwidth limit, e.g. `1.98 MB/s stored, limit 2 MB/s`."""
+    if not report.limit:
+        return ""
+    rate = f"{report.rate / 1e6:.2f} MB/s stored, " if report.rate is not None else ""
+    return f"{rate}limit {report.limit}"
+
+
 @contextmanager
 def stream_progress_bars() -> Iterator[None]:
-    """One bar per running stream (a total where `send -nP` gives one).
+    """One bar per running stream (a total where `send -nP` gives one), with the
+    stored rate against the bandwidth limit when one is set.
 
     Only on a terminal and without -q: a log file or cron mail gets the report table instead.
     """
@@ -35,6 +44,7 @@ def stream_progress_bars() -> Iterator[None]:
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
+        TextColumn("{task.fields[link]}"),
         TimeElapsedColumn(),
         console=console,
         transient=True,
@@ -43,12 +53,13 @@ def stream_progress_bars() -> Iterator[None]:
         def show(report: StreamProgress) -> None:
             if report.member not in bars:
                 bars[report.member] = progress.add_task(
-                    f"{report.member}: {report.filename}", total=report.estimate
+                    f"{report.member}: {report.filename}", total=report.estimate, link=""
                 )
             progress.update(
                 bars[report.member],
                 completed=report.raw_bytes,
                 total=report.raw_bytes if report.done else report.estimate,
+                link=link_text(report),
             )
 
         with listening(show):

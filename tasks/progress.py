@@ -38,7 +38,9 @@ class ProgressReporter:
                 self.artifact = cast(
                     UUID,
                     create_progress_artifact(
-                        percent, description=f"{self.plan.member}: {self.plan.filename}"
+                        percent,
+                        description=f"{self.plan.member}: {self.plan.filename}"
+                        + (f" (bandwidth limit {report.limit})" if report.limit else ""),
                     ),
                 )
             else:
@@ -46,12 +48,16 @@ class ProgressReporter:
         if time.monotonic() - self.last_log >= LOG_EVERY_SECONDS:
             self.last_log = time.monotonic()
             total = f" of ~{estimate / 1e6:.0f} MB" if estimate else ""
+            link = ""
+            if report.limit and report.rate is not None:
+                link = f" at {report.rate / 1e6:.2f} MB/s (limit {report.limit})"
             self.logger.info(
-                "%s: %.0f MB sent%s, %.0f MB stored",
+                "%s: %.0f MB sent%s, %.0f MB stored%s",
                 self.plan.member,
                 raw / 1e6,
                 total,
                 stored / 1e6,
+                link,
             )
 
     def __enter__(self) -> ProgressReporter:

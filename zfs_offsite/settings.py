@@ -6,7 +6,7 @@ Sources, strongest first: arguments, environment (`ZFS_OFFSITE_*`, nested with
 which describe the demo: a file-backed pool and a local target. A key no model
 knows is an error, never ignored: a typo must not send the backup elsewhere.
 
-A leaf: it imports only `errors` and pure leaves (names, the policy grammar);
+A leaf: it imports only `errors` and pure leaves (names, the policy and bandwidth grammars);
 turning these models into connections is `connect.py`'s job.
 """
 
@@ -33,6 +33,7 @@ from zfs_offsite import setting_sources as sources
 from zfs_offsite.archive.names import Compression
 from zfs_offsite.archive.recipients import Recipient, parse_recipient, parse_recipients_text
 from zfs_offsite.errors import ConfigError
+from zfs_offsite.plan.bandwidth import Bandwidth, parse_bandwidth
 from zfs_offsite.plan.policy import Rule, parse_policy
 
 ENV_PREFIX = "ZFS_OFFSITE_"
@@ -149,6 +150,12 @@ class TargetSettings(SettingsSection):
         description="SSH client carrying SFTP: openssh (the `ssh` binary; faster) or paramiko "
         "(in-process); auto picks openssh when ssh is installed.",
     )
+    bandwidth: str | None = Field(
+        None,
+        description="Upload limit shared by all streams of the process, e.g. '40MB/s' "
+        "(MB = 10^6 bytes, MiB = 2^20), or by local time: '08:00-20:00 10MB/s, 40MB/s'; "
+        "unset, 0 or unlimited: no limit.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -156,9 +163,21 @@ class TargetSettings(SettingsSection):
         parse_target_url(value)
         return value
 
+    @field_validator("bandwidth")
+    @classmethod
+    def _bandwidth(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_bandwidth(value)
+        return value
+
     @property
     def parsed(self) -> TargetUrl:
         return parse_target_url(self.url)
+
+    @property
+    def bandwidth_limit(self) -> Bandwidth:
+        """The parsed limit; `unlimited` when unset."""
+        return parse_bandwidth(self.bandwidth or "")
 
 
 class CompressionSettings(SettingsSection):

@@ -48,6 +48,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "zfs_offsite.remote.entries",
             "zfs_offsite.remote.partials",
             "zfs_offsite.plan.policy",
+            "zfs_offsite.plan.bandwidth",
         ),
     ),
     ("models", ("zfs_offsite.archive.model", "zfs_offsite.zfs.members")),
@@ -119,6 +120,7 @@ SETTINGS_MAY_IMPORT = (
     "zfs_offsite.zfs.model",
     "zfs_offsite.remote.entries",
     "zfs_offsite.plan.policy",
+    "zfs_offsite.plan.bandwidth",
 )
 
 

@@ -162,7 +162,7 @@ def test_target_urls() -> None:
         (
             'target = { url = "file:///x", zzz = 1 }\n',
             "unknown setting target.zzz ({}:1): [target] takes url, key_file, known_hosts, "
-            "key_passphrase, timeout, client",
+            "key_passphrase, timeout, client, bandwidth",
         ),
         (
             "[nosuch]\nx = 1\n",

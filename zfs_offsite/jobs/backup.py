@@ -32,6 +32,7 @@ from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings
 from zfs_offsite.stream.checkpoints import StreamIdentity
 from zfs_offsite.stream.compression import Compressor, compressor
+from zfs_offsite.stream.limit import RateMeter, process_limiter
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
 from zfs_offsite.stream.upload import Resumable, StreamResult, stream_to_store
 from zfs_offsite.zfs.commands import detect_features, estimate_send_size, list_datasets, send_argv
@@ -60,6 +61,7 @@ class BackupResult:
     base_guid: int | None = None  # the snapshots' identities, for the audit trail
     snapshot_guid: int | None = None
     raw: bool = False  # sent raw (`zfs send -w`): still encrypted with the dataset's key
+    bandwidth: str = ""  # the upload limit(s) in force while it streamed; "": none set
 
     @property
     def ratio(self) -> float | None:
@@ -252,16 +254,18 @@ def execute_plan(
             """The stream from its first byte; a resume may need it twice."""
             return runner.start(argv), compressor(kind, level, threads)
 
+        meter = RateMeter(process_limiter(settings.target.bandwidth_limit), progress)
         stream = stream_to_store(
             *start(),
             store,
             remote_path,
-            progress=progress,
+            progress=meter,
             report=StreamProgress(plan.member, plan.name.filename, estimate=estimate),
             tick=tick,
             expected_raw=estimate,
             recipients=recipients,
             resume=Resumable(identity, start),
+            limit=meter.limiter,
         )
         sidecar = Sidecar(
             dataset=plan.dataset,
@@ -300,7 +304,7 @@ def execute_plan(
         stream.stored_bytes,
         stream.raw_bytes,
     )
-    return replace(result, stream=stream, protection=protection)
+    return replace(result, stream=stream, protection=protection, bandwidth=meter.limit_text)
 
 
 def _protect(settings: Settings, runner: Runner, features: ZfsFeatures, plan: BackupPlan) -> str:

@@ -54,6 +54,8 @@ COLUMNS = (
     "ratio",
     "seconds",
     "mb_per_s",
+    "stored_mb_per_s",
+    "bandwidth_limit",
     "sha256",
     "remote_path",
     "protected",
@@ -95,6 +97,8 @@ def row(outcome: MemberOutcome) -> dict[str, object]:
         "ratio": f"{r.ratio:.2f}" if r and r.ratio else "",
         "seconds": f"{stream.seconds:.1f}" if stream else "",
         "mb_per_s": f"{r.mb_per_second:.1f}" if r and r.mb_per_second else "",
+        "stored_mb_per_s": f"{stream.stored_bytes / 1e6 / stream.seconds:.2f}" if stream else "",
+        "bandwidth_limit": (r.bandwidth if r else "") or "",
         "sha256": stream.sha256 if stream else "",
         "remote_path": (r.remote_path if r else None) or "",
         "protected": (r.protection if r else None) or "",
@@ -139,11 +143,32 @@ def summary_markdown(
         ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "no members",
         "",
         f"Stored this run: {stored / 1e6:.1f} MB",
+        *upload_rate_lines(outcomes),
     ]
     failed = [o for o in outcomes if o.action == FAILED]
     if failed:
         lines += ["", "## Failed", ""] + [f"- **{o.member}**: {o.error}" for o in failed]
     return "\n".join(lines) + "\n"
+
+
+def upload_rate_lines(outcomes: list[MemberOutcome]) -> list[str]:
+    """The rate on the link over the run's uploads together, and the limit it ran under.
+
+    Streams in parallel share one limit, so the figure to hold against it is all the
+    stored bytes over the time from the first upload's start to the last one's end.
+    """
+    now = [o for o in outcomes if o.result and o.result.stream and not o.cached]
+    streams = [o.result.stream for o in now if o.result and o.result.stream]
+    if not streams:
+        return []
+    stored = sum(s.stored_bytes for s in streams)
+    seconds = max(
+        (max(s.finished for s in streams) - min(s.started for s in streams)).total_seconds(), 1e-6
+    )
+    limits = sorted({o.result.bandwidth for o in now if o.result and o.result.bandwidth})
+    limit = f" (bandwidth limit {'; '.join(limits)})" if limits else " (no bandwidth limit)"
+    rate = stored / 1e6 / seconds
+    return ["", f"Uploaded: {stored / 1e6:.1f} MB in {seconds:.0f} s, {rate:.2f} MB/s{limit}"]
 
 
 def slug(*parts: str) -> str:

@@ -24,6 +24,8 @@ class StreamProgress:
     stored_bytes: int = 0
     estimate: int | None = None
     done: bool = False
+    rate: float | None = None  # stored bytes/s since the stream began
+    limit: str = ""  # the bandwidth limit in force (`2 MB/s`, `unlimited`); "": none set
 
     def at(self, raw_bytes: int, stored_bytes: int) -> StreamProgress:
         """The same stream, further on."""

@@ -47,6 +47,7 @@ from zfs_offsite.stream.checkpoints import ChunkHashes, StreamIdentity, never_re
 from zfs_offsite.stream.compression import Compressor
 from zfs_offsite.stream.encryption import EncryptingCompressor
 from zfs_offsite.stream.format import RECORD_SIZE, ends_with_end_record
+from zfs_offsite.stream.limit import Limiter
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
 from zfs_offsite.stream.resume import CheckpointLog, ResumePoint, find_resume_point
 from zfs_offsite.zfs.runner import Process, last_line
@@ -173,6 +174,7 @@ def stream_to_store(
     expected_raw: int | None = None,
     recipients: Sequence[Recipient] = (),
     resume: Resumable | None = None,
+    limit: Limiter | None = None,
 ) -> StreamResult:
     """Upload a send stream to a partial file beside `path`; a failure removes it (but see
     `resume`).
@@ -191,6 +193,8 @@ def stream_to_store(
     partial file of `path`: the chunks of the regenerated stream whose hashes
     match its checkpoints are not sent again. A failure that a retry can help
     then keeps a partial file that has checkpoints, for that retry.
+
+    `limit`, the process's bandwidth limiter, paces the stored bytes before each write.
     """
     started = datetime.now(UTC)
     report = report or StreamProgress("", path)
@@ -203,7 +207,7 @@ def stream_to_store(
         raise
     while True:
         try:
-            return _Attempt(store, path, point, resume, recipients, expected_raw).run(
+            return _Attempt(store, path, point, resume, recipients, expected_raw, limit).run(
                 process, compressor, started, report, progress, tick
             )
         except _Mismatch as mismatch:
@@ -244,8 +248,10 @@ class _Attempt:
         resume: Resumable | None,
         recipients: Sequence[Recipient],
         expected_raw: int | None,
+        limit: Limiter | None = None,
     ) -> None:
         self.store = store
+        self.limit = limit
         self.path = path
         self.point = point
         self.recipients = recipients
@@ -304,6 +310,8 @@ class _Attempt:
                         break
                     for piece, digest in self._pieces(chunk):
                         if self.handle is not None:
+                            if self.limit is not None:  # the bandwidth limit: bytes sent
+                                self.limit.take(len(piece), tick)
                             self.handle.write(piece)
                         if digest is not None:
                             self._chunk_done(digest)
