@@ -29,6 +29,7 @@ from zfs_offsite.errors import IntegrityError, StoreError
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
+from zfs_offsite.zfs.protect import mark_tag
 
 pytestmark = pytest.mark.integration
 
@@ -209,3 +210,48 @@ def checkpoints_recorded(archive: Path) -> int:
     """Complete checkpoint lines (the header not counted) in the member's checkpoint file."""
     found = sorted(archive.glob("erin/*.ckpt.partial"))
     return max(0, found[0].read_bytes().count(b"\n") - 1) if found else 0
+
+
+def test_the_next_night_finishes_the_cut_full_before_the_newer_snapshot(
+    big_pool: Pool, tmp_path: Path, settings_for: Callable[..., Settings]
+) -> None:
+    """The zfs_uploader#77 loop: a full cut in the night, a newer snapshot by the next one.
+
+    The next run finishes the cut full of the older snapshot (from its checkpoints)
+    instead of starting a full of the newer one from byte 0; the run after sends
+    the newer snapshot as an incremental.
+    """
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    env = python_env(
+        {"ZFS_OFFSITE_SOURCE__POOL": big_pool.name, "ZFS_OFFSITE_TARGET__URL": f"file://{archive}"}
+    )
+    first = subprocess.Popen([sys.executable, "-m", "tests.support.backup_once"], env=env)
+    deadline = time.monotonic() + 120
+    while checkpoints_recorded(archive) < 2:
+        assert time.monotonic() < deadline and first.poll() is None, "no checkpoints recorded"
+        time.sleep(0.05)
+    first.kill()
+    first.wait()
+    dataset = f"{big_pool.name}/elabfs-erin"
+    (big_pool.mountpoint / "elabfs-erin" / "later.txt").write_text("the next day's work\n")
+    snapshot(dataset, "later")
+    try:
+        settings = settings_for(big_pool, archive, local=True)
+        (member,) = discover_members(settings)
+        resumed = backup_member(settings, member)
+        assert (resumed.action, resumed.snapshot) == (Action.FULL, SNAP), resumed.reason
+        assert "resuming its upload that was cut (later, the newest" in resumed.reason
+        assert resumed.stream is not None and resumed.stream.resumed_bytes >= 128 * MiB
+        following = backup_member(settings, member)
+        assert (following.action, following.base, following.snapshot) == (
+            Action.INCREMENTAL,
+            SNAP,
+            "later",
+        )
+        sha256sum_check(archive)
+        assert leftovers(archive) == []
+    finally:
+        tag = mark_tag(str(settings_for(big_pool, archive, local=True).target.parsed))
+        subprocess.run(["zfs", "release", tag, f"{dataset}@later"], capture_output=True)
+        subprocess.run(["zfs", "destroy", f"{dataset}@later"], check=True)

@@ -16,7 +16,7 @@ from zfs_offsite.archive.commit import commit_backup
 from zfs_offsite.archive.index import read_member_archive
 from zfs_offsite.archive.lock import member_lock
 from zfs_offsite.archive.model import MemberArchive, Sidecar
-from zfs_offsite.archive.names import checksum_name
+from zfs_offsite.archive.names import BackupName, checksum_name, parse_backup_name
 from zfs_offsite.connect import open_runner, open_store, source_host
 from zfs_offsite.errors import (
     ArchiveConflictError,
@@ -25,9 +25,9 @@ from zfs_offsite.errors import (
     PermanentError,
     ZfsOffsiteError,
 )
-from zfs_offsite.plan.backup import Action, BackupPlan, plan_backup, superseded
+from zfs_offsite.plan.backup import Action, BackupPlan, plan_backup, prefer_unfinished, superseded
 from zfs_offsite.plan.cadence import FullCadence
-from zfs_offsite.remote.partials import partial_name
+from zfs_offsite.remote.partials import checkpoint_name, partial_name, split_partial
 from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings
 from zfs_offsite.stream.checkpoints import StreamIdentity
@@ -111,23 +111,44 @@ def discover_members(settings: Settings, runner: Runner | None = None) -> list[M
     return members
 
 
+def unfinished_uploads(archive: MemberArchive) -> list[BackupName]:
+    """The files whose upload was cut after a checkpoint: a run can resume them."""
+    names = {entry.name for entry in archive.partials}
+    unfinished = []
+    for partial in sorted(names):
+        split = split_partial(partial)
+        if split is None or checkpoint_name(partial) not in names:
+            continue
+        name = parse_backup_name(split[0])
+        if name is not None:
+            unfinished.append(name)
+    return unfinished
+
+
 def plan_member(
     settings: Settings, member: Member, store: Store, *, force_full: bool = False
 ) -> tuple[BackupPlan, MemberArchive]:
     """Read the member's directory afresh and decide what to send."""
     archive = read_member_archive(store, member.name, member.dataset_part)
     cadence = FullCadence(settings.full.after_incrementals, settings.full.after_days)
-    plan = plan_backup(
-        member,
-        archive.files,
-        settings.compression.algorithm,
-        force_full=force_full,
-        cadence=cadence,
-        now=time.time(),
-        encrypted=settings.encryption.enabled,
-        raw_send=settings.source.raw_send,
-        age_raw_sends=settings.encryption.age_raw_sends,
-    )
+    now = time.time()
+
+    def plan_for(member: Member) -> BackupPlan:
+        return plan_backup(
+            member,
+            archive.files,
+            settings.compression.algorithm,
+            force_full=force_full,
+            cadence=cadence,
+            now=now,
+            encrypted=settings.encryption.enabled,
+            raw_send=settings.source.raw_send,
+            age_raw_sends=settings.encryption.age_raw_sends,
+        )
+
+    plan = plan_for(member)
+    if not force_full:
+        plan = prefer_unfinished(plan, member, unfinished_uploads(archive), plan_for)
     if plan.snapshot is not None:
         tag = mark_tag(str(settings.target.parsed))
         plan = replace(plan, stale_marks=stale_marks(member, tag, plan.snapshot))

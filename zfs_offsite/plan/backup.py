@@ -14,7 +14,7 @@ plain files, so changing either starts a new chain with a full.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -204,6 +204,47 @@ def plan_backup(
     if due is not None and incremental is not None and incremental.sends and full.sends:
         full = replace(full, full_due=due, deferred=incremental)
     return full
+
+
+def prefer_unfinished(
+    plan: BackupPlan,
+    member: Member,
+    unfinished: Sequence[BackupName],
+    replan: Callable[[Member], BackupPlan],
+) -> BackupPlan:
+    """The plan for an older snapshot whose upload was cut, where one can be resumed.
+
+    A full that takes longer than a night (or whose link drops) would otherwise
+    start again from byte 0 the next night for the newer snapshot, and never
+    finish (zfs_uploader#77). So when a cut upload with checkpoints (`unfinished`)
+    has the same base as tonight's plan and its snapshot still exists, tonight
+    finishes that one (`replan` plans the member as it was then); the newest
+    snapshot follows in the next run, incrementally. A forced full is never swapped.
+    """
+    if not plan.sends or plan.forced or plan.name is None or plan.snapshot is None:
+        return plan
+    by_name = {s.name: s for s in member.snapshots}
+    newest_first = sorted(
+        (n for n in unfinished if n.snapshot in by_name),
+        key=lambda n: by_name[n.snapshot].createtxg,
+        reverse=True,
+    )
+    for name in newest_first:
+        snapshot = by_name[name.snapshot]
+        if name.base != plan.name.base or snapshot.createtxg >= plan.snapshot.createtxg:
+            continue
+        then = replace(
+            member,
+            snapshots=tuple(s for s in member.snapshots if s.createtxg <= snapshot.createtxg),
+        )
+        earlier = replan(then)
+        if earlier.sends and earlier.name == name:
+            return replace(
+                earlier,
+                reason=f"{earlier.reason}; resuming its upload that was cut "
+                f"({plan.snapshot.name}, the newest, follows in the next run)",
+            )
+    return plan
 
 
 def _kind_changed(member: Member, raw: bool) -> str:

@@ -3,9 +3,10 @@ from __future__ import annotations
 import dataclasses
 
 from tests.support.archive_files import DS, corrupt, member, new_file, seed_file
-from zfs_offsite.archive.names import Compression
-from zfs_offsite.plan.backup import Action, plan_backup
+from zfs_offsite.archive.names import BackupName, Compression
+from zfs_offsite.plan.backup import Action, BackupPlan, plan_backup, prefer_unfinished
 from zfs_offsite.plan.chains import restore_chains
+from zfs_offsite.zfs.members import Member
 from zfs_offsite.zfs.model import Bookmark, Snapshot
 
 
@@ -92,3 +93,36 @@ def test_bookmark_of_a_destroyed_archived_snapshot_is_the_base() -> None:
     assert plan.filename == "elabfs-a@s2.to.elabfs-a@s3.zst"
     with_snapshot = plan_backup(dataclasses.replace(m, bookmarks=(mark,)), files, Compression.ZSTD)
     assert with_snapshot.send_from == "tank/elabfs-a@s2"  # the snapshot (-I) beats its bookmark
+
+
+def test_a_cut_upload_of_an_older_snapshot_is_finished_first() -> None:
+    """The zfs_uploader#77 loop: tonight's full of s2 would restart from byte 0 every night."""
+    m = member("s1", "s2")
+    tonight = plan_backup(m, [], Compression.ZSTD)
+    assert (tonight.action, tonight.snapshot and tonight.snapshot.name) == (Action.FULL, "s2")
+    cut = BackupName("elabfs-a", "s1", Compression.ZSTD)
+
+    def replan(then: Member) -> BackupPlan:
+        return plan_backup(then, [], Compression.ZSTD)
+
+    resumed = prefer_unfinished(tonight, m, [cut], replan)
+    assert resumed.name == cut and resumed.action is Action.FULL
+    assert resumed.reason.endswith(
+        "resuming its upload that was cut (s2, the newest, follows in the next run)"
+    )
+    # Only a cut upload from the same base, of a snapshot that still exists, counts.
+    other_base = BackupName("elabfs-a", "s1", Compression.ZSTD, base="s0")
+    gone = BackupName("elabfs-a", "s0", Compression.ZSTD)
+    assert prefer_unfinished(tonight, m, [other_base, gone], replan) == tonight
+
+
+def test_a_cut_incremental_is_finished_before_the_newer_one() -> None:
+    m = member("s1", "s2", "s3")
+    files = [new_file(m.snapshots[0])]
+    tonight = plan_backup(m, files, Compression.ZSTD)
+    assert (tonight.action, tonight.base) == (Action.INCREMENTAL, m.snapshots[0])
+    cut = BackupName("elabfs-a", "s2", Compression.ZSTD, base="s1")
+    resumed = prefer_unfinished(
+        tonight, m, [cut], lambda then: plan_backup(then, files, Compression.ZSTD)
+    )
+    assert resumed.name == cut and resumed.snapshot == m.snapshots[1]
