@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from contextlib import closing, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
@@ -48,6 +49,43 @@ def plan(settings: Settings, member: Member, force_full: bool = False) -> Backup
     """Read the member's remote index afresh (never cached) and plan."""
     with closing(open_store(settings.target)) as store:
         return plan_member(settings, member, store, force_full=force_full)[0]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One member's line of a batch plan: its plan, or None if planning it failed."""
+
+    member: Member
+    plan: BackupPlan | None
+
+
+@task(
+    name="plan-members",
+    task_run_name="plan-members",
+    cache_policy=NO_CACHE,
+    **retry_policy(first_delay=5.0),
+)
+def plan_batch(
+    settings: Settings, members: list[Member], force_full: bool = False
+) -> list[Planned]:
+    """Plan every member over one store connection, in one task run (never cached).
+
+    A night where most members are up to date is decided here without a task
+    run per member. A member whose planning fails comes back with its error
+    instead of failing the batch; the flow plans it again in a `plan` task of
+    its own, so it gets that task's retries and its failure shows on its own.
+    """
+    planned = []
+    with closing(open_store(settings.target)) as store:
+        for member in members:
+            try:
+                plan_ = plan_member(settings, member, store, force_full=force_full)[0]
+            except Exception as exc:  # one member's problem: the flow plans it alone
+                get_run_logger().info("%s: planned again on its own: %s", member.name, exc)
+                planned.append(Planned(member, None))
+            else:
+                planned.append(Planned(member, plan_))
+    return planned
 
 
 @task(

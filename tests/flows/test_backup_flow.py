@@ -101,7 +101,7 @@ def test_failed_member_fails_the_run_and_ui_retry_reruns_only_it(
     assert upload_states["upload-bob"] == "Completed"
     assert alice_file.stat().st_mtime_ns == alice_mtime  # not sent again
     assert any((sftp_dir / "bob").glob("*.zst"))
-    # Each member's own chain only: an upload's graph edge is its own plan.
+    # No edges between members: an upload's one graph edge is the night's batch plan.
     plan_ids = {r.id: name for name, r in runs.items()}
     for member in MEMBERS:
         upstream = {
@@ -110,7 +110,7 @@ def test_failed_member_fails_the_run_and_ui_retry_reruns_only_it(
             for i in inputs
             if getattr(i, "id", None)
         }
-        assert upstream == {f"plan-{member}"}
+        assert upstream == {"plan-members"}
     # The retry's table says which rows were uploaded now, and that attempt 1 failed.
     with get_client(sync_client=True) as client:
         versions = client.read_artifacts(
@@ -131,6 +131,30 @@ def test_failed_member_fails_the_run_and_ui_retry_reruns_only_it(
     assert {r["attempt"] for r in rows.values()} == {2}
     assert rows["bob"]["started"] < rows["bob"]["finished"]
     assert rows["bob"]["target_guid"].isdigit()
+
+
+def test_member_that_cannot_be_planned_fails_alone(
+    source_pool: Pool, sftp_dir: Path, sshd: SshServer, flow_env: Callable[..., None]
+) -> None:
+    flow_env(sftp_env(source_pool, sftp_dir, sshd))
+    (sftp_dir / "bob").mkdir(mode=0o700)  # owned by root: the SFTP user cannot even list it
+    state = backup_flow(return_state=True)
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, MembersFailed)
+    assert {o.member: o.action for o in error.outcomes} == {
+        "alice": "full",
+        "bob": "failed",
+        "carol": "full",
+    }
+    (bob,) = [o for o in error.outcomes if o.member == "bob"]
+    assert bob.error is not None and "bob" in bob.error
+    # One batch plans the night; only the member it could not plan got a task of its own.
+    runs = task_runs(state.state_details.flow_run_id)
+    assert runs["plan-members"].state.name == "Completed"
+    assert runs["plan-bob"].state.is_failed()
+    assert not {"plan-alice", "plan-carol"} & set(runs)
+    assert any((sftp_dir / "alice").glob("*.zst")) and any((sftp_dir / "carol").glob("*.zst"))
 
 
 def test_transient_error_is_retried(
