@@ -148,6 +148,20 @@ class ThreadProfiles:
         return text.getvalue()
 
 
+def create_send_limit(slots: int) -> None:
+    """The cross-run send cap the README describes, so each upload acquires and releases it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    from zfs_offsite.connect import source_host
+    from zfs_offsite.jobs.report import send_limit_name
+    from zfs_offsite.settings import load_settings
+
+    name = send_limit_name(source_host(load_settings()))
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
+
+
 def server_db_mb(home: Path) -> float:
     return sum(p.stat().st_size for p in home.glob("*.db*")) / 1e6
 
@@ -161,6 +175,13 @@ def main() -> None:
         "--settle", type=float, default=10.0, help="seconds to let the server drain its events"
     )
     parser.add_argument("--profile", type=Path, help="write a cProfile of one changed night here")
+    parser.add_argument(
+        "--send-limit",
+        type=int,
+        default=0,
+        help="create the global concurrency limit zfs-send-<host> with this many slots "
+        "(0: none, the flow then looks it up once and sends without it)",
+    )
     args = parser.parse_args()
     n = args.members
     # A SIGTERM unwinds like Ctrl-C, so the pool and the server are cleaned up.
@@ -193,6 +214,8 @@ def main() -> None:
 
         server = LocalServer.start(600)
         use_server(server.api_url)
+        if args.send_limit:
+            create_send_limit(args.send_limit)
         noop_flow = noop_flow_of(16)
         noop_flow(n)  # warm the server and the imports
         times: dict[str, list[float]] = {"core": [], "flow": [], "quiet": [], "noop": []}
@@ -230,7 +253,8 @@ def report(n: int, args: argparse.Namespace, times: dict[str, list[float]], db_m
     core_each = med["core"] / n
     flow_each = med["flow"] / n
     overhead_each = flow_each - core_each
-    print(f"\n{n} members, max_parallel {args.parallel}, {args.rounds} round(s), medians:")
+    limit = f"send limit of {args.send_limit}" if args.send_limit else "no send limit"
+    print(f"\n{n} members, max_parallel {args.parallel}, {limit}, {args.rounds} round(s), medians:")
     print(f"{'':32} {'total s':>9} {'ms/member':>10}  runs")
     rows = [
         ("(a) core, changed members", "core"),

@@ -21,6 +21,7 @@ from flows.common import (
     error_of,
     label_run,
     optional_limit,
+    send_slots,
     settle,
     stops_streams_when_interrupted,
     submit_bounded,
@@ -162,18 +163,21 @@ def backup_flow(
                 outcomes[p.member] = MemberOutcome(
                     p.member, result=plan_result(p, dry_run=dry_run), error=error
                 )
-        # The graph shows one chain per member: Prefect's own tracing of the
+        # The graph shows no edges between members: Prefect's own tracing of the
         # arguments drew edges to other members' tasks, so the arguments are
-        # quoted (not traced) and each upload names its own plan as its one input.
-        uploads = submit_bounded(
-            to_upload,
-            # quote() hides the values from tracing; the task still receives them unwrapped.
-            lambda p: upload_task.submit(  # type: ignore[call-overload]
-                quote(settings), quote(p), dry_run, limit, wait_for=[plans[p.member]]
-            ),
-            settings.max_parallel,
-        )
-        for (p, result, error), future in zip(settle(to_upload, uploads), uploads, strict=True):
+        # quoted (not traced) and each upload names its plan's task as its one input.
+        streams = 0 if dry_run else min(settings.max_parallel, sum(p.sends for p in to_upload))
+        with send_slots(limit, streams, logger) as lanes:
+            uploads = submit_bounded(
+                to_upload,
+                # quote() hides the values from tracing; the task still receives them unwrapped.
+                lambda p: upload_task.submit(  # type: ignore[call-overload]
+                    quote(settings), quote(p), dry_run, wait_for=[plans[p.member]]
+                ),
+                lanes if streams else settings.max_parallel,
+            )
+            settled = settle(to_upload, uploads)
+        for (p, result, error), future in zip(settled, uploads, strict=True):
             cached = future.state.name == "Cached"
             outcomes[p.member] = MemberOutcome(p.member, result=result, error=error, cached=cached)
 

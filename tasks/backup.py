@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from contextlib import closing, nullcontext
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
 
@@ -95,19 +94,16 @@ def plan_batch(
     cache_key_fn=upload_cache_key,
     persist_result=True,
 )
-def upload(
-    settings: Settings, plan: BackupPlan, dry_run: bool = False, limit: str | None = None
-) -> BackupResult:
+def upload(settings: Settings, plan: BackupPlan, dry_run: bool = False) -> BackupResult:
     """Stream `zfs send` → compress → SFTP for one planned member.
 
-    `limit` names the global concurrency limit capping sends from this host
-    across runs; None when the server has none (the flow checked once).
+    The host's send limit (if the server has one) is held by the flow for
+    all of its uploads (flows/common.send_slots), not acquired per upload.
     """
     with closing(open_runner(settings)) as runner:
         if not plan.sends or dry_run:
             return execute_plan_fn(settings, plan, runner, None, dry_run=dry_run)
         with (
-            concurrency(limit, occupy=1) if limit else nullcontext(),
             closing(open_store(settings.target)) as store,
             ProgressReporter(plan) as progress,
         ):

@@ -7,11 +7,15 @@ import logging
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import DeploymentScheduleCreate
+from prefect.client.schemas.actions import (
+    DeploymentScheduleCreate,
+    GlobalConcurrencyLimitCreate,
+)
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
@@ -27,7 +31,7 @@ from tests.support.proxy import CuttingProxy
 from tests.support.services import Pool, SshServer
 from tests.support.zfsdata import MEMBERS, create_member, snapshot, write_member_data
 from zfs_offsite.errors import MembersFailed
-from zfs_offsite.jobs.report import artifact_key
+from zfs_offsite.jobs.report import artifact_key, send_limit_name
 from zfs_offsite.stream.progress import StreamProgress, listening
 
 pytestmark = pytest.mark.integration
@@ -155,6 +159,41 @@ def test_member_that_cannot_be_planned_fails_alone(
     assert runs["plan-bob"].state.is_failed()
     assert not {"plan-alice", "plan-carol"} & set(runs)
     assert any((sftp_dir / "alice").glob("*.zst")) and any((sftp_dir / "carol").glob("*.zst"))
+
+
+def test_send_limit_is_held_once_per_run_and_caps_its_streams(
+    source_pool: Pool,
+    sftp_dir: Path,
+    sshd: SshServer,
+    flow_env: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flow_env(sftp_env(source_pool, sftp_dir, sshd))
+    name = send_limit_name(os.uname().nodename)
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    try:
+        with caplog.at_level(logging.INFO):
+            state = backup_flow(return_state=True)
+        assert state.is_completed()
+        with get_client(sync_client=True) as client:
+            assert client.read_global_concurrency_limit_by_name(name).active_slots == 0
+        said = [
+            r.getMessage()
+            for r in caplog.records
+            if name in r.getMessage() and r.name.startswith("prefect")
+        ]
+        assert said == [f"holding 1 slot(s) of concurrency limit {name} for this run's sends"]
+        runs = task_runs(state.state_details.flow_run_id)
+        spans = sorted(
+            (r.start_time, r.end_time) for n, r in runs.items() if n.startswith("upload-")
+        )
+        assert len(spans) == 3 and all(end is not None for _, end in spans)
+        # A limit of 1 slot: one stream at a time, although max_parallel is 2.
+        assert all(end <= start for (_, end), (start, _) in pairwise(spans))
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(name)
 
 
 def test_transient_error_is_retried(
