@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,10 @@ def plan(settings: Settings, member: Member, force_full: bool = False) -> Backup
         return plan_member(settings, member, store, force_full=force_full)[0]
 
 
+PLAN_CONNECTIONS = 8  # store connections of one batch plan, at most
+MEMBERS_PER_CONNECTION = 25  # fewer members than this share one connection
+
+
 @dataclass(frozen=True)
 class Planned:
     """One member's line of a batch plan: its plan, or None if planning it failed."""
@@ -67,24 +72,37 @@ class Planned:
 def plan_batch(
     settings: Settings, members: list[Member], force_full: bool = False
 ) -> list[Planned]:
-    """Plan every member over one store connection, in one task run (never cached).
+    """Plan every member in one task run (never cached), over a few store connections.
 
     A night where most members are up to date is decided here without a task
-    run per member. A member whose planning fails comes back with its error
-    instead of failing the batch; the flow plans it again in a `plan` task of
-    its own, so it gets that task's retries and its failure shows on its own.
+    run per member. Members are shared out to at most PLAN_CONNECTIONS
+    threads, each with its own connection, so a long link's round trips
+    overlap as the per-member tasks' did. A member whose planning fails comes
+    back without a plan instead of failing the batch; the flow plans it again
+    in a `plan` task of its own, so it gets that task's retries and its
+    failure shows on its own.
     """
-    planned = []
-    with closing(open_store(settings.target)) as store:
-        for member in members:
-            try:
-                plan_ = plan_member(settings, member, store, force_full=force_full)[0]
-            except Exception as exc:  # one member's problem: the flow plans it alone
-                get_run_logger().info("%s: planned again on its own: %s", member.name, exc)
-                planned.append(Planned(member, None))
-            else:
-                planned.append(Planned(member, plan_))
-    return planned
+    logger = get_run_logger()
+    lanes = max(1, min(PLAN_CONNECTIONS, len(members) // MEMBERS_PER_CONNECTION))
+
+    def plan_share(share: list[Member]) -> list[Planned]:
+        planned = []
+        with closing(open_store(settings.target)) as store:
+            for member in share:
+                try:
+                    plan_ = plan_member(settings, member, store, force_full=force_full)[0]
+                except Exception as exc:  # one member's problem: the flow plans it alone
+                    logger.info("%s: planned again on its own: %s", member.name, exc)
+                    planned.append(Planned(member, None))
+                else:
+                    planned.append(Planned(member, plan_))
+        return planned
+
+    shares = [members[i::lanes] for i in range(lanes)]
+    with ThreadPoolExecutor(max_workers=lanes) as pool:
+        results = list(pool.map(plan_share, shares))
+    by_name = {line.member.name: line for share in results for line in share}
+    return [by_name[m.name] for m in members]
 
 
 @task(
