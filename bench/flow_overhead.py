@@ -14,7 +14,9 @@ CLI's, with a fresh database under the run's own PREFECT_HOME):
 `zfs snapshot -r`), so each one plans and sends a small incremental. The
 rounds alternate (a) (b) (c) (d); the figures are medians. Targets:
 orchestration per changed member ((b) - (a)) / N <= 3x the core's per member,
-and (c) <= 1.5x (d).
+and (c) <= 1.5x (d). The core runs one member at a time and the flow two, so
+a negative orchestration time means the flow's second lane more than paid
+for its overhead.
 
 Run as root:
     .venv/bin/python -m bench.flow_overhead --members 200
