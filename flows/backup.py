@@ -6,8 +6,11 @@ any of them failed, after the report artifacts are written.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow, get_run_logger, tags
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
@@ -15,13 +18,15 @@ from flows.common import (
     bounded_task_runner,
     dated_run_name,
     earlier_failures,
+    error_of,
     label_run,
     optional_limit,
+    send_slots,
     settle,
     stops_streams_when_interrupted,
     submit_bounded,
 )
-from tasks.backup import plan, upload
+from tasks.backup import Planned, plan, plan_batch, upload
 from tasks.discover import discover
 from tasks.retries import retry_policy
 from zfs_offsite.connect import source_host
@@ -37,7 +42,8 @@ from zfs_offsite.jobs.report import (
 )
 from zfs_offsite.plan.backup import Action, BackupPlan, apply_full_quota
 from zfs_offsite.plan.cadence import full_quota
-from zfs_offsite.settings import load_settings
+from zfs_offsite.settings import Settings, load_settings
+from zfs_offsite.zfs.members import Member
 
 
 def report_keys(host: str, members: list[str], dry_run: bool) -> tuple[str, str]:
@@ -56,6 +62,51 @@ def attempt_notes(attempt: int, failures: list[str]) -> list[str]:
         return []
     said = "; ".join(f"attempt {n} failed: {m}" for n, m in enumerate(failures, 1))
     return [f"attempt {attempt} of this run" + (f"; {said}" if said else "")]
+
+
+def plan_all(
+    settings: Settings,
+    members: list[Member],
+    force_full: bool,
+    retry: dict[str, Any],
+) -> tuple[list[BackupPlan], dict[str, PrefectFuture[Any]], list[tuple[str, str]]]:
+    """Plans in member order, the task each plan came from, and (member, error) of failures.
+
+    One `plan-members` task plans them all over one connection; only a member
+    it could not plan gets a `plan-<member>` task of its own (with its retries).
+    If the batch itself fails after its retries (the store is unreachable),
+    every member fails with its error.
+    """
+    if not members:
+        return [], {}, []
+    # quote(): as for the uploads below (the stubs do not know Prefect unwraps it).
+    batch = plan_batch.with_options(**retry).submit(  # type: ignore[call-overload]
+        quote(settings), quote(members), force_full
+    )
+    batch.wait()
+    if (batch_error := error_of(batch.state)) is not None:
+        return [], {}, [(m.name, batch_error) for m in members]
+    lines: list[Planned] = batch.result()
+    plans: dict[str, PrefectFuture[Any]] = {
+        line.member.name: batch for line in lines if line.plan is not None
+    }
+    again = [line.member for line in lines if line.plan is None]
+    plan_task = plan.with_options(**retry)
+    singles = [
+        plan_task.submit(quote(settings), quote(m), force_full)  # type: ignore[call-overload]
+        for m in again
+    ]
+    retried = {m.name: (p, e) for m, p, e in settle(again, singles)}
+    plans.update({m.name: f for m, f in zip(again, singles, strict=True)})
+    planned: list[BackupPlan] = []
+    failed: list[tuple[str, str]] = []
+    for line in lines:
+        plan_, error = retried.get(line.member.name, (line.plan, None))
+        if error is None:
+            planned.append(plan_)
+        else:
+            failed.append((line.member.name, error))
+    return planned, plans, failed
 
 
 @flow(
@@ -98,16 +149,11 @@ def backup_flow(
     }
     usable = [m for m in found if m.error is None]
     retry = retry_policy(settings.retries, settings.retry_delay)
-    plan_task, upload_task = plan.with_options(**retry), upload.with_options(**retry)
+    upload_task = upload.with_options(**retry)
     limit = None if dry_run else optional_limit(send_limit_name(host), logger)
     with tags(*labels):
-        plans = {m.name: plan_task.submit(settings, m, force_full) for m in usable}
-        planned: list[BackupPlan] = []
-        for member, planned_member, error in settle(usable, list(plans.values())):
-            if error is None:
-                planned.append(planned_member)
-            else:
-                outcomes[member.name] = MemberOutcome(member.name, error=error)
+        planned, plans, unplanned = plan_all(settings, usable, force_full, retry)
+        outcomes.update({name: MemberOutcome(name, error=error) for name, error in unplanned})
         planned = apply_full_quota(planned, quota)  # stagger the cadence's fulls over the nights
 
         # A first attempt reports plans that send nothing without a task run. A UI
@@ -123,18 +169,21 @@ def backup_flow(
                 outcomes[p.member] = MemberOutcome(
                     p.member, result=plan_result(p, dry_run=dry_run), error=error
                 )
-        # The graph shows one chain per member: Prefect's own tracing of the
+        # The graph shows no edges between members: Prefect's own tracing of the
         # arguments drew edges to other members' tasks, so the arguments are
-        # quoted (not traced) and each upload names its own plan as its one input.
-        uploads = submit_bounded(
-            to_upload,
-            # quote() hides the values from tracing; the task still receives them unwrapped.
-            lambda p: upload_task.submit(  # type: ignore[call-overload]
-                quote(settings), quote(p), dry_run, limit, wait_for=[plans[p.member]]
-            ),
-            settings.max_parallel,
-        )
-        for (p, result, error), future in zip(settle(to_upload, uploads), uploads, strict=True):
+        # quoted (not traced) and each upload names its plan's task as its one input.
+        streams = 0 if dry_run else min(settings.max_parallel, sum(p.sends for p in to_upload))
+        with send_slots(limit, streams, logger) as lanes:
+            uploads = submit_bounded(
+                to_upload,
+                # quote() hides the values from tracing; the task still receives them unwrapped.
+                lambda p: upload_task.submit(  # type: ignore[call-overload]
+                    quote(settings), quote(p), dry_run, wait_for=[plans[p.member]]
+                ),
+                lanes if streams else settings.max_parallel,
+            )
+            settled = settle(to_upload, uploads)
+        for (p, result, error), future in zip(settled, uploads, strict=True):
             cached = future.state.name == "Cached"
             outcomes[p.member] = MemberOutcome(p.member, result=result, error=error, cached=cached)
 
@@ -155,9 +204,10 @@ def backup_flow(
     )
     title = host + (f" ({what})" if what else "")
     create_markdown_artifact(key=summary_key, markdown=summary_markdown(title, ordered, notes))
-    failed = [o.member for o in ordered if o.error is not None]
-    if failed:
+    unsuccessful = [o.member for o in ordered if o.error is not None]
+    if unsuccessful:
         raise MembersFailed(
-            f"backup failed for {len(failed)} member(s): {', '.join(failed)}", ordered
+            f"backup failed for {len(unsuccessful)} member(s): {', '.join(unsuccessful)}",
+            ordered,
         )
     return ordered

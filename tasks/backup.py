@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from contextlib import closing, nullcontext
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
 
@@ -50,6 +51,60 @@ def plan(settings: Settings, member: Member, force_full: bool = False) -> Backup
         return plan_member(settings, member, store, force_full=force_full)[0]
 
 
+PLAN_CONNECTIONS = 8  # store connections of one batch plan, at most
+MEMBERS_PER_CONNECTION = 25  # fewer members than this share one connection
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One member's line of a batch plan: its plan, or None if planning it failed."""
+
+    member: Member
+    plan: BackupPlan | None
+
+
+@task(
+    name="plan-members",
+    task_run_name="plan-members",
+    cache_policy=NO_CACHE,
+    **retry_policy(first_delay=5.0),
+)
+def plan_batch(
+    settings: Settings, members: list[Member], force_full: bool = False
+) -> list[Planned]:
+    """Plan every member in one task run (never cached), over a few store connections.
+
+    A night where most members are up to date is decided here without a task
+    run per member. Members are shared out to at most PLAN_CONNECTIONS
+    threads, each with its own connection, so a long link's round trips
+    overlap as the per-member tasks' did. A member whose planning fails comes
+    back without a plan instead of failing the batch; the flow plans it again
+    in a `plan` task of its own, so it gets that task's retries and its
+    failure shows on its own.
+    """
+    logger = get_run_logger()
+    lanes = max(1, min(PLAN_CONNECTIONS, len(members) // MEMBERS_PER_CONNECTION))
+
+    def plan_share(share: list[Member]) -> list[Planned]:
+        planned = []
+        with closing(open_store(settings.target)) as store:
+            for member in share:
+                try:
+                    plan_ = plan_member(settings, member, store, force_full=force_full)[0]
+                except Exception as exc:  # one member's problem: the flow plans it alone
+                    logger.info("%s: planned again on its own: %s", member.name, exc)
+                    planned.append(Planned(member, None))
+                else:
+                    planned.append(Planned(member, plan_))
+        return planned
+
+    shares = [members[i::lanes] for i in range(lanes)]
+    with ThreadPoolExecutor(max_workers=lanes) as pool:
+        results = list(pool.map(plan_share, shares))
+    by_name = {line.member.name: line for share in results for line in share}
+    return [by_name[m.name] for m in members]
+
+
 @task(
     name="send-upload",
     task_run_name="upload-{plan.member}",
@@ -57,19 +112,16 @@ def plan(settings: Settings, member: Member, force_full: bool = False) -> Backup
     cache_key_fn=upload_cache_key,
     persist_result=True,
 )
-def upload(
-    settings: Settings, plan: BackupPlan, dry_run: bool = False, limit: str | None = None
-) -> BackupResult:
+def upload(settings: Settings, plan: BackupPlan, dry_run: bool = False) -> BackupResult:
     """Stream `zfs send` → compress → SFTP for one planned member.
 
-    `limit` names the global concurrency limit capping sends from this host
-    across runs; None when the server has none (the flow checked once).
+    The host's send limit (if the server has one) is held by the flow for
+    all of its uploads (flows/common.send_slots), not acquired per upload.
     """
     with closing(open_runner(settings)) as runner:
         if not plan.sends or dry_run:
             return execute_plan_fn(settings, plan, runner, None, dry_run=dry_run)
         with (
-            concurrency(limit, occupy=1) if limit else nullcontext(),
             closing(open_store(settings.target)) as store,
             ProgressReporter(plan) as progress,
         ):

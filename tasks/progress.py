@@ -15,6 +15,12 @@ from zfs_offsite.plan.backup import BackupPlan
 from zfs_offsite.stream.progress import StreamProgress, publish
 
 LOG_EVERY_SECONDS = 30.0
+# A stream gets its progress artifact once it has run this long, then an update at most
+# this often: a night of many small members would otherwise post an artifact and its
+# updates per member (each an API call and a row in the server's database) for streams
+# that end within a second. The CLI's bars (`publish`) still see every report.
+ARTIFACT_AFTER_SECONDS = 10.0
+ARTIFACT_EVERY_SECONDS = 10.0
 
 
 class ProgressReporter:
@@ -23,7 +29,7 @@ class ProgressReporter:
     def __init__(self, plan: BackupPlan) -> None:
         self.plan = plan
         self.artifact: UUID | None = None
-        self.last_log = time.monotonic()
+        self.started = self.last_log = self.last_post = time.monotonic()
         self.logger = get_run_logger()
         self.last = StreamProgress(plan.member, plan.filename or "")
 
@@ -31,22 +37,11 @@ class ProgressReporter:
         self.last = report
         publish(report)
         raw, stored, estimate = report.raw_bytes, report.stored_bytes, report.estimate
-        if estimate:
-            percent = min(100.0, 100.0 * raw / estimate)
-            if self.artifact is None:
-                # Prefect types it for sync and async callers; from a sync task it is the id.
-                self.artifact = cast(
-                    UUID,
-                    create_progress_artifact(
-                        percent,
-                        description=f"{self.plan.member}: {self.plan.filename}"
-                        + (f" (bandwidth limit {report.limit})" if report.limit else ""),
-                    ),
-                )
-            else:
-                update_progress_artifact(self.artifact, percent)
-        if time.monotonic() - self.last_log >= LOG_EVERY_SECONDS:
-            self.last_log = time.monotonic()
+        now = time.monotonic()
+        if estimate and now - self.started >= ARTIFACT_AFTER_SECONDS:
+            self.post(min(100.0, 100.0 * raw / estimate), now)
+        if now - self.last_log >= LOG_EVERY_SECONDS:
+            self.last_log = now
             total = f" of ~{estimate / 1e6:.0f} MB" if estimate else ""
             link = ""
             if report.limit and report.rate is not None:
@@ -59,6 +54,24 @@ class ProgressReporter:
                 stored / 1e6,
                 link,
             )
+
+    def post(self, percent: float, now: float) -> None:
+        """Create the stream's artifact, or update it if the last update is old enough."""
+        if self.artifact is None:
+            # Prefect types it for sync and async callers; from a sync task it is the id.
+            self.artifact = cast(
+                UUID,
+                create_progress_artifact(
+                    percent,
+                    description=f"{self.plan.member}: {self.plan.filename}"
+                    + (f" (bandwidth limit {self.last.limit})" if self.last.limit else ""),
+                ),
+            )
+        elif now - self.last_post >= ARTIFACT_EVERY_SECONDS:
+            update_progress_artifact(self.artifact, percent)
+        else:
+            return
+        self.last_post = now
 
     def __enter__(self) -> ProgressReporter:
         return self

@@ -7,11 +7,15 @@ import logging
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import DeploymentScheduleCreate
+from prefect.client.schemas.actions import (
+    DeploymentScheduleCreate,
+    GlobalConcurrencyLimitCreate,
+)
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
@@ -27,7 +31,7 @@ from tests.support.proxy import CuttingProxy
 from tests.support.services import Pool, SshServer
 from tests.support.zfsdata import MEMBERS, create_member, snapshot, write_member_data
 from zfs_offsite.errors import MembersFailed
-from zfs_offsite.jobs.report import artifact_key
+from zfs_offsite.jobs.report import artifact_key, send_limit_name
 from zfs_offsite.stream.progress import StreamProgress, listening
 
 pytestmark = pytest.mark.integration
@@ -101,7 +105,7 @@ def test_failed_member_fails_the_run_and_ui_retry_reruns_only_it(
     assert upload_states["upload-bob"] == "Completed"
     assert alice_file.stat().st_mtime_ns == alice_mtime  # not sent again
     assert any((sftp_dir / "bob").glob("*.zst"))
-    # Each member's own chain only: an upload's graph edge is its own plan.
+    # No edges between members: an upload's one graph edge is the night's batch plan.
     plan_ids = {r.id: name for name, r in runs.items()}
     for member in MEMBERS:
         upstream = {
@@ -110,7 +114,7 @@ def test_failed_member_fails_the_run_and_ui_retry_reruns_only_it(
             for i in inputs
             if getattr(i, "id", None)
         }
-        assert upstream == {f"plan-{member}"}
+        assert upstream == {"plan-members"}
     # The retry's table says which rows were uploaded now, and that attempt 1 failed.
     with get_client(sync_client=True) as client:
         versions = client.read_artifacts(
@@ -131,6 +135,65 @@ def test_failed_member_fails_the_run_and_ui_retry_reruns_only_it(
     assert {r["attempt"] for r in rows.values()} == {2}
     assert rows["bob"]["started"] < rows["bob"]["finished"]
     assert rows["bob"]["target_guid"].isdigit()
+
+
+def test_member_that_cannot_be_planned_fails_alone(
+    source_pool: Pool, sftp_dir: Path, sshd: SshServer, flow_env: Callable[..., None]
+) -> None:
+    flow_env(sftp_env(source_pool, sftp_dir, sshd))
+    (sftp_dir / "bob").mkdir(mode=0o700)  # owned by root: the SFTP user cannot even list it
+    state = backup_flow(return_state=True)
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, MembersFailed)
+    assert {o.member: o.action for o in error.outcomes} == {
+        "alice": "full",
+        "bob": "failed",
+        "carol": "full",
+    }
+    (bob,) = [o for o in error.outcomes if o.member == "bob"]
+    assert bob.error is not None and "bob" in bob.error
+    # One batch plans the night; only the member it could not plan got a task of its own.
+    runs = task_runs(state.state_details.flow_run_id)
+    assert runs["plan-members"].state.name == "Completed"
+    assert runs["plan-bob"].state.is_failed()
+    assert not {"plan-alice", "plan-carol"} & set(runs)
+    assert any((sftp_dir / "alice").glob("*.zst")) and any((sftp_dir / "carol").glob("*.zst"))
+
+
+def test_send_limit_is_held_once_per_run_and_caps_its_streams(
+    source_pool: Pool,
+    sftp_dir: Path,
+    sshd: SshServer,
+    flow_env: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flow_env(sftp_env(source_pool, sftp_dir, sshd))
+    name = send_limit_name(os.uname().nodename)
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    try:
+        with caplog.at_level(logging.INFO):
+            state = backup_flow(return_state=True)
+        assert state.is_completed()
+        with get_client(sync_client=True) as client:
+            assert client.read_global_concurrency_limit_by_name(name).active_slots == 0
+        said = [
+            r.getMessage()
+            for r in caplog.records
+            if name in r.getMessage() and r.name.startswith("prefect")
+        ]
+        assert said == [f"holding 1 slot(s) of concurrency limit {name} for this run's sends"]
+        runs = task_runs(state.state_details.flow_run_id)
+        spans = sorted(
+            (r.start_time, r.end_time) for n, r in runs.items() if n.startswith("upload-")
+        )
+        assert len(spans) == 3 and all(end is not None for _, end in spans)
+        # A limit of 1 slot: one stream at a time, although max_parallel is 2.
+        assert all(end <= start for (_, end), (start, _) in pairwise(spans))
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(name)
 
 
 def test_transient_error_is_retried(
