@@ -63,10 +63,11 @@ def test_parallel_members_share_the_limit(
         proxy.close()
     assert [o.action for o in outcomes] == ["full", "full"]
     streams = [o.result.stream for o in outcomes if o.result and o.result.stream]
-    # They ran side by side for most of the time...
+    # They ran side by side for a good part of the time (the limiter lends a slow
+    # stream's share to the other: on a busy box one send may lag and finish later)...
     overlap = min(s.finished for s in streams) - max(s.started for s in streams)
     whole = max(s.finished for s in streams) - min(s.started for s in streams)
-    assert overlap.total_seconds() > 0.6 * whole.total_seconds(), (overlap, whole)
+    assert overlap.total_seconds() > 0.4 * whole.total_seconds(), (overlap, whole)
     # ...and together no faster than the one limit (each alone would have taken it all).
     measured = proxy.steady()
     print(f"two members sharing 2 MB/s: {measured} at the proxy")
