@@ -30,6 +30,7 @@ from zfs_offsite.plan.chains import (
     restore_chains,
     restore_points,
 )
+from zfs_offsite.remote.partials import is_checkpoint
 from zfs_offsite.remote.store import Store
 from zfs_offsite.zfs.members import Member
 
@@ -113,7 +114,8 @@ def member_status(member: Member, archive: MemberArchive, now: float | None = No
         archived_age_hours=age,
         chain_length=len(chain),
         archive_bytes=sum(f.size for f in files),
-        partial_files=len(archive.partials),
+        # An upload being written (or cut): its checkpoint file is part of it, not another.
+        partial_files=sum(not is_checkpoint(p.name) for p in archive.partials),
         ignored_files=len(archive.ignored),
         findings=sum(f.sidecar_problem is not None for f in files) + len(archive.not_files),
         backup_files=len(files),

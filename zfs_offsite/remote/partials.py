@@ -37,3 +37,8 @@ def split_partial(name: str) -> tuple[str, str] | None:
     else (a checkpoint file, a plain `.partial`, another name)."""
     match = _DATA_PARTIAL.match(name)
     return (match["final"], match["attempt"]) if match else None
+
+
+def is_checkpoint(name: str) -> bool:
+    """True for the checkpoint file of a partial upload (`<file>.<attempt>.ckpt.partial`)."""
+    return name.endswith(CHECKPOINT_MARK + PARTIAL_SUFFIX)

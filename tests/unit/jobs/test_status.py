@@ -7,6 +7,7 @@ from dataclasses import replace
 from tests.support.archive_files import member, new_file, seed_file
 from zfs_offsite.archive.model import MemberArchive
 from zfs_offsite.jobs.status import Health, Thresholds, judge, member_status
+from zfs_offsite.remote.entries import StoreEntry
 
 HOUR = 3600.0
 NIGHTLY = Thresholds(warning_hours=26, critical_hours=50)
@@ -73,3 +74,14 @@ def test_status_reports_newest_restorable_snapshot_and_its_chain() -> None:
     assert (status.newest_local, status.newest_archived) == ("s3", "s2")
     assert status.chain_length == 2
     assert status.archived_age_hours == 1.0
+
+
+def test_a_cut_upload_and_its_checkpoints_count_as_one_partial() -> None:
+    s = member("s1").snapshots
+    partials = [
+        StoreEntry("elabfs-a@s1.zst.0123456789ab.partial", 10, 0.0),
+        StoreEntry("elabfs-a@s1.zst.0123456789ab.ckpt.partial", 1, 0.0),
+        StoreEntry("elabfs-a@s2.zst.partial", 1, 0.0),
+    ]
+    archive = MemberArchive("a", files=[new_file(s[0])], partials=partials)
+    assert member_status(member("s1"), archive, now=HOUR).partial_files == 2
