@@ -184,18 +184,7 @@ def test_the_next_run_resumes_what_a_killed_run_left(
 ) -> None:
     """A run SIGKILLed mid-upload leaves its lock, partial and checkpoints (local target);
     the next run takes the dead lock over and continues the partial."""
-    archive = tmp_path / "archive"
-    archive.mkdir()
-    env = python_env(
-        {"ZFS_OFFSITE_SOURCE__POOL": big_pool.name, "ZFS_OFFSITE_TARGET__URL": f"file://{archive}"}
-    )
-    first = subprocess.Popen([sys.executable, "-m", "tests.support.backup_once"], env=env)
-    deadline = time.monotonic() + 120
-    while checkpoints_recorded(archive) < 2:
-        assert time.monotonic() < deadline and first.poll() is None, "no checkpoints recorded"
-        time.sleep(0.05)
-    first.kill()
-    first.wait()
+    archive = killed_after_two_checkpoints(big_pool, tmp_path / "archive")
     assert (archive / "erin" / ".zfs-offsite.lock").exists()
     settings = settings_for(big_pool, archive, local=True)
     (member,) = discover_members(settings)
@@ -204,6 +193,22 @@ def test_the_next_run_resumes_what_a_killed_run_left(
     assert result.stream.resumed_bytes >= 128 * MiB
     sha256sum_check(archive)
     assert leftovers(archive) == []
+
+
+def killed_after_two_checkpoints(pool: Pool, archive: Path) -> Path:
+    """A backup process to a local `archive`, SIGKILLed once two checkpoints are recorded."""
+    archive.mkdir()
+    env = python_env(
+        {"ZFS_OFFSITE_SOURCE__POOL": pool.name, "ZFS_OFFSITE_TARGET__URL": f"file://{archive}"}
+    )
+    first = subprocess.Popen([sys.executable, "-m", "tests.support.backup_once"], env=env)
+    deadline = time.monotonic() + 120
+    while checkpoints_recorded(archive) < 2:
+        assert time.monotonic() < deadline and first.poll() is None, "no checkpoints recorded"
+        time.sleep(0.05)
+    first.kill()
+    first.wait()
+    return archive
 
 
 def checkpoints_recorded(archive: Path) -> int:
@@ -221,18 +226,7 @@ def test_the_next_night_finishes_the_cut_full_before_the_newer_snapshot(
     instead of starting a full of the newer one from byte 0; the run after sends
     the newer snapshot as an incremental.
     """
-    archive = tmp_path / "archive"
-    archive.mkdir()
-    env = python_env(
-        {"ZFS_OFFSITE_SOURCE__POOL": big_pool.name, "ZFS_OFFSITE_TARGET__URL": f"file://{archive}"}
-    )
-    first = subprocess.Popen([sys.executable, "-m", "tests.support.backup_once"], env=env)
-    deadline = time.monotonic() + 120
-    while checkpoints_recorded(archive) < 2:
-        assert time.monotonic() < deadline and first.poll() is None, "no checkpoints recorded"
-        time.sleep(0.05)
-    first.kill()
-    first.wait()
+    archive = killed_after_two_checkpoints(big_pool, tmp_path / "archive")
     dataset = f"{big_pool.name}/elabfs-erin"
     (big_pool.mountpoint / "elabfs-erin" / "later.txt").write_text("the next day's work\n")
     snapshot(dataset, "later")

@@ -61,23 +61,19 @@ class _Aborted(Exception):
 # --- Writing: compress, then encrypt ---------------------------------------------------
 
 
-class _PlainReader:
-    """What `encrypt_io` reads: the compressed bytes, EOF only after `finish()`."""
+class _StagedReader:
+    """The file pyrage reads: chunks from `_next` (None at the end), handed out as asked."""
 
-    def __init__(self, handoff: queue.Queue[bytes | None], abort: threading.Event) -> None:
-        self._handoff = handoff
-        self._abort = abort
+    def __init__(self) -> None:
         self._buffer = memoryview(b"")
         self._eof = False
 
+    def _next(self) -> bytes | None:
+        raise NotImplementedError
+
     def read(self, size: int = -1) -> bytes:
         while not self._buffer and not self._eof:
-            if self._abort.is_set():
-                raise _Aborted("the upload stopped")  # never EOF: that would seal a short file
-            try:
-                item = self._handoff.get(timeout=POLL_SECONDS)
-            except queue.Empty:
-                continue
+            item = self._next()
             if item is None:
                 self._eof = True
             else:
@@ -90,6 +86,24 @@ class _PlainReader:
         data = self.read(len(target))
         target[: len(data)] = data
         return len(data)
+
+
+class _PlainReader(_StagedReader):
+    """What `encrypt_io` reads: the compressed bytes, EOF only after `finish()`."""
+
+    def __init__(self, handoff: queue.Queue[bytes | None], abort: threading.Event) -> None:
+        super().__init__()
+        self._handoff = handoff
+        self._abort = abort
+
+    def _next(self) -> bytes | None:
+        while True:
+            if self._abort.is_set():
+                raise _Aborted("the upload stopped")  # never EOF: that would seal a short file
+            try:
+                return self._handoff.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                continue
 
 
 class _ListWriter:
@@ -203,37 +217,24 @@ class EncryptingCompressor:
 # --- Reading: decrypt, then decompress -------------------------------------------------
 
 
-class _ChunkReader:
+class _ChunkReader(_StagedReader):
     """What `decrypt_io` reads: the stored chunks; their iterator's errors are kept aside."""
 
     def __init__(self, chunks: Iterator[bytes], abort: threading.Event) -> None:
+        super().__init__()
         self._chunks = chunks
         self._abort = abort
-        self._buffer = memoryview(b"")
-        self._eof = False
         self.error: BaseException | None = None
 
-    def read(self, size: int = -1) -> bytes:
-        while not self._buffer and not self._eof:
-            if self._abort.is_set():
-                raise _Aborted("the reader stopped")
-            try:
-                chunk = next(self._chunks, None)
-            except BaseException as exc:
-                self.error = exc
-                raise
-            if chunk is None:
-                self._eof = True  # the iterator's own end checks (size, sha256) have passed
-            else:
-                self._buffer = memoryview(chunk)
-        size = len(self._buffer) if size is None or size < 0 else size
-        out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return bytes(out)
-
-    def readinto(self, target: Any) -> int:
-        data = self.read(len(target))
-        target[: len(data)] = data
-        return len(data)
+    def _next(self) -> bytes | None:
+        if self._abort.is_set():
+            raise _Aborted("the reader stopped")
+        try:
+            # None at the end: the iterator's own end checks (size, sha256) have passed.
+            return next(self._chunks, None)
+        except BaseException as exc:
+            self.error = exc
+            raise
 
 
 class _QueueWriter:
