@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ from zfs_offsite.connect import target_endpoint
 from zfs_offsite.errors import ConfigError
 from zfs_offsite.setting_sources import section_model, toml_key_lines
 from zfs_offsite.settings import (
-    ENV_PREFIX,
     Settings,
     SettingsError,
     config_origin,
@@ -28,15 +26,8 @@ DEMO_ORIGIN = (
 )
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No ZFS_OFFSITE_* variable, .env or ./zfs-offsite.toml from the caller leaks in."""
-    for name in list(os.environ):
-        if name.upper().startswith(ENV_PREFIX):
-            monkeypatch.delenv(name)
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
+# No ZFS_OFFSITE_* variable, .env or ./zfs-offsite.toml from the caller leaks in.
+pytestmark = pytest.mark.usefixtures("clean_settings_environment")
 
 
 def write(path: Path, text: str) -> Path:

@@ -15,14 +15,8 @@ from zfs_offsite.settings import ENV_PREFIX, SettingsError, load_settings
 ZFS_OFFSITE = Path(sys.executable).parent / "zfs-offsite"
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith(ENV_PREFIX):
-            monkeypatch.delenv(name)
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
+# No ZFS_OFFSITE_* variable, .env or ./zfs-offsite.toml from the caller leaks in.
+pytestmark = pytest.mark.usefixtures("clean_settings_environment")
 
 
 def test_unlimited_by_default() -> None:

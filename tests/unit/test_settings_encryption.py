@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from pyrage import x25519
 
-from zfs_offsite.settings import ENV_PREFIX, SettingsError, load_settings
+from zfs_offsite.settings import SettingsError, load_settings
 
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICW95WSZOKoGNcu/nElAida52SF1Yct/B8Ha5m5o8Zg2"
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith(ENV_PREFIX):
-            monkeypatch.delenv(name)
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
+# No ZFS_OFFSITE_* variable, .env or ./zfs-offsite.toml from the caller leaks in.
+pytestmark = pytest.mark.usefixtures("clean_settings_environment")
 
 
 def test_off_by_default() -> None:
