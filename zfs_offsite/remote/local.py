@@ -158,14 +158,11 @@ class _SyncedFile(WriterBase):
         except OSError as exc:
             raise self._store._error(f"write {self._path}", exc) from exc
 
-    def close(self) -> None:
-        if self._handle.closed:
-            return
-        try:
-            self.sync()
-        except BaseException:
-            self.abort()
-            raise
+    @property
+    def closed(self) -> bool:
+        return self._handle.closed
+
+    def _release(self) -> None:
         self._handle.close()
 
     def abort(self) -> None:

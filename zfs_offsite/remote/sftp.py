@@ -465,14 +465,11 @@ class _CheckedWriter(WriterBase):
             self._acknowledge(self._pending.popleft())
         _guard(f"fsync {self._full}", lambda: self._store.fsync(self._handle, self._full))
 
-    def close(self) -> None:
-        if not self._open:
-            return
-        try:
-            self.sync()
-        except BaseException:
-            self.abort()
-            raise
+    @property
+    def closed(self) -> bool:
+        return not self._open
+
+    def _release(self) -> None:
         self._open = False
         _guard(f"close {self._full}", lambda: self._requests.call(CMD_CLOSE, self._handle))
 

@@ -58,11 +58,27 @@ class Writer(Protocol):
 class WriterBase:
     """The writers' rule as a context manager: a clean exit closes (checked), an error aborts."""
 
+    @property
+    def closed(self) -> bool:
+        raise NotImplementedError
+
     def sync(self) -> None:
         raise NotImplementedError
 
-    def close(self) -> None:
+    def _release(self) -> None:
+        """Close the file once everything written is acknowledged and flushed."""
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Wait for every write and the flush (`sync`), then close; a failure aborts."""
+        if self.closed:
+            return
+        try:
+            self.sync()
+        except BaseException:
+            self.abort()
+            raise
+        self._release()
 
     def abort(self) -> None:
         raise NotImplementedError
