@@ -5,14 +5,20 @@ Pure: bytes and values in, decisions out (the store's side is `stream/resume.py`
 The checkpoint file is JSON lines. The first line says what defines the stream
 (snapshot GUIDs, the `zfs send` argv with its flags, compression, recipients)
 and the chunk size; then one line per chunk of stored bytes, in order,
-`{"offset": o, "sha256": h}`, each appended only after the partial file's bytes
-up to `o + chunk` were acknowledged and flushed. So every line names bytes that
-are on the server's disk. A line cut short (no newline, or not JSON) ends the
-record: it and everything after it are ignored.
+`{"end": e, "sha256": h}`: h is the sha256 of the stored bytes `[0, e)`, and
+the line is appended only after the partial file's bytes up to `e` were
+acknowledged and flushed. So every line names bytes that are on the server's
+disk. A line cut short (no newline, or not JSON) ends the record: it and
+everything after it are ignored.
+
+Each hash covers the whole prefix, not just its chunk, so it costs nothing:
+it is the file's own running sha256 (which the sidecar needs anyway), copied
+at the chunk's end. Comparing prefixes finds the same first differing chunk
+as comparing chunks would: the prefix hashes agree up to the chunk before it.
 
 A recorded checkpoint is a claim about the stored bytes, not a promise that the
-stream comes out the same again: the retry hashes the regenerated stream chunk
-by chunk and sends everything from the first chunk that differs.
+stream comes out the same again: the retry hashes the regenerated stream and
+sends everything from the first chunk whose prefix differs.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 CHUNK_BYTES = 64 * 1024 * 1024
-FORMAT = 1
+FORMAT = 2  # 1 hashed each chunk alone: its files are not resumed (a fresh upload)
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class StreamIdentity:
     """What makes two runs produce the same stored bytes, as far as settings can say.
 
     `threads` is recorded, not compared: whether zstd's output depends on it is
-    the compressor's business, and the chunk hashes find out.
+    the compressor's business, and the checkpoints' hashes find out.
     """
 
     dataset: str
@@ -105,7 +111,7 @@ def why_not_resume(recorded: StreamIdentity, current: StreamIdentity) -> str | N
 
 @dataclass(frozen=True)
 class Checkpoints:
-    """A checkpoint file, read back: the stream it is for and its chunks' hashes.
+    """A checkpoint file, read back: the stream it is for and its prefixes' hashes.
 
     `ends[n]` is the length of the file's first `n` checkpoints (header
     included): where to cut it to keep exactly those.
@@ -130,8 +136,9 @@ def header_line(identity: StreamIdentity, chunk: int = CHUNK_BYTES) -> bytes:
     return (json.dumps(header, sort_keys=True) + "\n").encode()
 
 
-def checkpoint_line(offset: int, sha256: str) -> bytes:
-    return (json.dumps({"offset": offset, "sha256": sha256}) + "\n").encode()
+def checkpoint_line(end: int, sha256: str) -> bytes:
+    """The record that the stored bytes `[0, end)` are durable and hash to `sha256`."""
+    return (json.dumps({"end": end, "sha256": sha256}) + "\n").encode()
 
 
 def parse_checkpoints(data: bytes) -> Checkpoints | None:
@@ -152,7 +159,7 @@ def parse_checkpoints(data: bytes) -> Checkpoints | None:
     hashes: list[str] = []
     ends = [len(lines[0]) + 1]
     for line in lines[1:-1]:  # the last element follows the last newline: cut short or empty
-        digest = _checkpoint(line, len(hashes) * chunk)
+        digest = _checkpoint(line, (len(hashes) + 1) * chunk)
         if digest is None:
             break
         hashes.append(digest)
@@ -160,13 +167,13 @@ def parse_checkpoints(data: bytes) -> Checkpoints | None:
     return Checkpoints(identity, chunk, tuple(hashes), tuple(ends))
 
 
-def _checkpoint(line: bytes, offset: int) -> str | None:
-    """The hash on a checkpoint line if it is the one expected at `offset`."""
+def _checkpoint(line: bytes, end: int) -> str | None:
+    """The hash on a checkpoint line if it is the one expected to end at `end`."""
     try:
         entry = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(entry, dict) or entry.get("offset") != offset:
+    if not isinstance(entry, dict) or entry.get("end") != end:
         return None
     digest = entry.get("sha256")
     if not isinstance(digest, str) or len(digest) != 64:
@@ -178,25 +185,26 @@ def _checkpoint(line: bytes, offset: int) -> str | None:
     return digest
 
 
-class ChunkHashes:
-    """The sha256 of each whole chunk of a stream that arrives in blocks of any size."""
+class StoredHash:
+    """The sha256 of a stream's stored bytes, arriving in blocks of any size, and of each
+    prefix that ends a chunk (the checkpoints' hashes)."""
 
-    def __init__(self, chunk: int = CHUNK_BYTES) -> None:
-        self.chunk = chunk
+    def __init__(self, chunk: int | None = CHUNK_BYTES) -> None:
+        self.chunk = chunk  # None: no checkpoints, just the whole stream's hash
         self.offset = 0  # bytes seen so far
         self._hash = hashlib.sha256()
 
     def split(self, data: bytes | memoryview) -> Iterator[tuple[memoryview, str | None]]:
         """`data` in pieces that never cross a chunk boundary; a piece that ends a chunk
-        comes with that chunk's sha256 (the chunk ends at `self.offset`)."""
+        comes with the sha256 of everything up to its end (`self.offset`)."""
         view = memoryview(data)
         while view:
-            room = self.chunk - self.offset % self.chunk
+            room = self.chunk - self.offset % self.chunk if self.chunk else len(view)
             piece, view = view[:room], view[room:]
             self._hash.update(piece)
             self.offset += len(piece)
-            if self.offset % self.chunk:
-                yield piece, None
-            else:
-                digest, self._hash = self._hash.hexdigest(), hashlib.sha256()
-                yield piece, digest
+            ends_chunk = self.chunk is not None and self.offset % self.chunk == 0
+            yield piece, self._hash.copy().hexdigest() if ends_chunk else None
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()

@@ -124,12 +124,12 @@ class CheckpointLog:
         self._writer = self.store.open_append(self.path, self.kept.ends[len(self.kept.hashes)])
         self._writer.sync()
 
-    def record(self, offset: int, sha256: str) -> None:
-        """The chunk ending at `offset + chunk` is on stable storage: say so."""
+    def record(self, end: int, sha256: str) -> None:
+        """The stored bytes up to `end` (hashing to `sha256`) are on stable storage: say so."""
         if self._writer is None:
             self._writer = self.store.open_write(self.path)
             self._writer.write(header_line(self.identity, self.chunk))
-        self._writer.write(checkpoint_line(offset, sha256))
+        self._writer.write(checkpoint_line(end, sha256))
         self._writer.sync()
         self.recorded += 1
 

@@ -22,12 +22,11 @@ checkpoints chunk by chunk (`stream/checkpoints.py`, `stream/resume.py`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NoReturn
@@ -43,7 +42,7 @@ from zfs_offsite.errors import (
 )
 from zfs_offsite.remote.partials import checkpoint_name, partial_name
 from zfs_offsite.remote.store import Store, Writer, disk_full, new_attempt, remove_quietly
-from zfs_offsite.stream.checkpoints import ChunkHashes, StreamIdentity, never_reproduces
+from zfs_offsite.stream.checkpoints import StoredHash, StreamIdentity, never_reproduces
 from zfs_offsite.stream.compression import Compressor
 from zfs_offsite.stream.encryption import EncryptingCompressor
 from zfs_offsite.stream.format import RECORD_SIZE, ends_with_end_record
@@ -80,28 +79,41 @@ class StreamResult:
 
 
 class _Producer(threading.Thread):
-    """Reads the send stream, compresses and hashes it, and queues the output."""
+    """Reads the send stream, compresses and hashes it, and queues the output.
 
-    def __init__(self, process: Process, compressor: Compressor, out: queue.Queue) -> None:
+    The queue holds `(piece, prefix_sha256)`: pieces of stored bytes that never
+    cross a checkpoint chunk's end, the piece that ends one with the sha256 of
+    all stored bytes up to there (`StoredHash`; None without checkpoints). The
+    stored bytes are hashed once, here, for the sidecar and the checkpoints alike.
+    """
+
+    def __init__(
+        self,
+        process: Process,
+        compressor: Compressor,
+        out: queue.Queue,
+        chunk: int | None = None,
+    ) -> None:
         super().__init__(name="zfs-offsite-producer", daemon=True)
         self.process = process
         self.compressor = compressor
         self.out = out
         self.abort = threading.Event()
-        self.hasher = hashlib.sha256()
+        self.hasher = StoredHash(chunk)
         self.raw_bytes = 0
-        self.stored_bytes = 0
         self.tail = b""
         self.error: BaseException | None = None
 
+    @property
+    def stored_bytes(self) -> int:
+        return self.hasher.offset
+
     def _emit(self, data: bytes) -> None:
-        if data:
-            self.hasher.update(data)
-            self.stored_bytes += len(data)
+        for item in self.hasher.split(data):
             while not self.abort.is_set():
                 try:
-                    self.out.put(data, timeout=0.5)
-                    return
+                    self.out.put(item, timeout=0.5)
+                    break
                 except queue.Full:
                     continue
 
@@ -114,7 +126,8 @@ class _Producer(threading.Thread):
                 if not chunk:
                     break
                 self.raw_bytes += len(chunk)
-                self.tail = (self.tail + chunk)[-RECORD_SIZE:]
+                # Only the last record matters (the END check): never copy the whole chunk.
+                self.tail = (self.tail + chunk[-RECORD_SIZE:])[-RECORD_SIZE:]
                 self._emit(self.compressor.compress(chunk))
             if not self.abort.is_set():
                 self._check_send()
@@ -155,7 +168,7 @@ class Resumable:
 
 
 class _Mismatch(Exception):
-    """The regenerated stream differs from the stored bytes in chunk `index`."""
+    """The regenerated stream differs from the stored bytes in chunk `index` (counted from 0)."""
 
     def __init__(self, index: int) -> None:
         super().__init__(f"chunk {index} differs")
@@ -264,7 +277,7 @@ class _Attempt:
             else None
         )
         self.expected = point.recorded.hashes if point else ()
-        self.hashes = ChunkHashes(self.log.chunk) if self.log else None
+        self.chunk = self.log.chunk if self.log else None  # checkpoints every `chunk` bytes
         self.handle: Writer | None = None
         self.files = contextlib.ExitStack()  # the open files of this attempt
 
@@ -278,9 +291,9 @@ class _Attempt:
         tick: Callable[[], None] | None,
     ) -> StreamResult:
         store, partial = self.store, self.partial
-        chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_DEPTH)
+        chunks: queue.Queue[tuple[memoryview, str | None] | None] = queue.Queue(QUEUE_DEPTH)
         sealed = EncryptingCompressor(compressor, self.recipients) if self.recipients else None
-        producer = _Producer(process, sealed or compressor, chunks)
+        producer = _Producer(process, sealed or compressor, chunks, self.chunk)
         written = 0  # stored bytes so far: sent, or found on the server already
         try:
             # A clean exit closes (checked) the partial file, then the checkpoints; an error
@@ -303,19 +316,19 @@ class _Attempt:
                     if tick:
                         tick()
                     try:
-                        chunk = chunks.get(timeout=TICK_SECONDS)
+                        item = chunks.get(timeout=TICK_SECONDS)
                     except queue.Empty:
                         continue
-                    if chunk is None:
+                    if item is None:
                         break
-                    for piece, digest in self._pieces(chunk):
-                        if self.handle is not None:
-                            if self.limit is not None:  # the bandwidth limit: bytes sent
-                                self.limit.take(len(piece), tick)
-                            self.handle.write(piece)
-                        if digest is not None:
-                            self._chunk_done(digest)
-                    written += len(chunk)
+                    piece, digest = item
+                    if self.handle is not None:
+                        if self.limit is not None:  # the bandwidth limit: bytes sent
+                            self.limit.take(len(piece), tick)
+                        self.handle.write(piece)
+                    written += len(piece)
+                    if digest is not None:
+                        self._chunk_done(written, digest)
                     if progress and time.monotonic() - last_report > 1.0:
                         last_report = time.monotonic()
                         progress(report.at(producer.raw_bytes, written))
@@ -330,8 +343,8 @@ class _Attempt:
                         "zfs send stream ended without its END record (truncated)", retryable=True
                     )
                 if self.handle is None:  # the stream ended inside the checkpoints: not the same
-                    assert self.hashes is not None
-                    raise _Mismatch(self.hashes.offset // self.hashes.chunk)
+                    assert self.chunk is not None
+                    raise _Mismatch(written // self.chunk)
             _check_stored_size(store, partial, written, producer.stored_bytes)
         except BaseException as exc:
             producer.abort.set()
@@ -349,7 +362,7 @@ class _Attempt:
             self._fail(exc, written, producer.raw_bytes)
         if progress:
             progress(report.at(producer.raw_bytes, written))
-        resumed = len(self.expected) * self.hashes.chunk if self.hashes else 0
+        resumed = len(self.expected) * self.chunk if self.chunk else 0
         return StreamResult(
             raw_bytes=producer.raw_bytes,
             stored_bytes=written,
@@ -361,32 +374,26 @@ class _Attempt:
             resumed_bytes=resumed,
         )
 
-    def _pieces(self, data: bytes) -> Iterator[tuple[memoryview, str | None]]:
-        if self.hashes is None:
-            return iter([(memoryview(data), None)])
-        return self.hashes.split(data)
-
-    def _chunk_done(self, digest: str) -> None:
-        """A chunk of stored bytes ended: check it against its checkpoint, or record one."""
-        assert self.hashes is not None and self.log is not None
-        index = self.hashes.offset // self.hashes.chunk - 1
+    def _chunk_done(self, end: int, digest: str) -> None:
+        """The stored bytes up to `end` (a chunk's end) hash to `digest`: check that against
+        the checkpoint, or record one."""
+        assert self.chunk is not None and self.log is not None
+        index = end // self.chunk - 1
         if self.handle is not None:
             self.handle.sync()
-            self.log.record(self.hashes.offset - self.hashes.chunk, digest)
+            self.log.record(end, digest)
             return
         if digest != self.expected[index]:
             raise _Mismatch(index)
         if index + 1 == len(self.expected):
             self.log.continue_kept()
-            self.handle = self.files.enter_context(
-                self.store.open_append(self.partial, self.hashes.offset)
-            )
+            self.handle = self.files.enter_context(self.store.open_append(self.partial, end))
             log.info(
                 "%s: resuming %s: the first %d MiB are stored and match the regenerated "
                 "stream; sending from there",
                 self.path,
                 self.partial,
-                self.hashes.offset >> 20,
+                end >> 20,
             )
 
     def _end_checkpoints(
@@ -449,7 +456,7 @@ def _check_stored_size(store: Store, partial: str, written: int, produced: int) 
         )
 
 
-def _drain(chunks: queue.Queue[bytes | None]) -> None:
+def _drain(chunks: queue.Queue) -> None:
     try:
         while True:
             chunks.get_nowait()

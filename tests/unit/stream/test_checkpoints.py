@@ -28,7 +28,7 @@ from zfs_offsite.remote.partials import checkpoint_name, split_partial
 from zfs_offsite.remote.store import Writer
 from zfs_offsite.stream import resume as resume_module
 from zfs_offsite.stream.checkpoints import (
-    ChunkHashes,
+    StoredHash,
     StreamIdentity,
     checkpoint_line,
     header_line,
@@ -59,10 +59,10 @@ def digest(data: bytes) -> str:
 # --- the format -------------------------------------------------------------------
 
 
-def test_chunk_hashes_split_any_blocks_at_the_chunk_boundaries() -> None:
+def test_the_stored_hash_splits_any_blocks_at_the_chunk_ends_with_each_prefix_hash() -> None:
     rng = random.Random(1)
     data = rng.randbytes(10_000)
-    hashes = ChunkHashes(chunk=1000)
+    hashes = StoredHash(chunk=1000)
     pieces, found = [], []
     start = 0
     while start < len(data):
@@ -73,12 +73,20 @@ def test_chunk_hashes_split_any_blocks_at_the_chunk_boundaries() -> None:
                 found.append((hashes.offset, done))
         start += size
     assert b"".join(pieces) == data
-    assert found == [(end, digest(data[end - 1000 : end])) for end in range(1000, 10_001, 1000)]
+    assert found == [(end, digest(data[:end])) for end in range(1000, 10_001, 1000)]
+    assert hashes.hexdigest() == digest(data)
+
+
+def test_without_checkpoints_the_stored_hash_passes_blocks_whole() -> None:
+    hashes = StoredHash(chunk=None)
+    out = [(bytes(p), d) for block in (b"ab", b"", b"cde") for p, d in hashes.split(block)]
+    assert out == [(b"ab", None), (b"cde", None)]
+    assert hashes.offset == 5 and hashes.hexdigest() == digest(b"abcde")
 
 
 def test_checkpoints_read_back_with_where_each_ends() -> None:
     header = header_line(IDENTITY, chunk=10)
-    lines = [checkpoint_line(i * 10, digest(bytes([i]))) for i in range(3)]
+    lines = [checkpoint_line((i + 1) * 10, digest(bytes([i]))) for i in range(3)]
     parsed = parse_checkpoints(header + b"".join(lines))
     assert parsed is not None
     assert parsed.identity == IDENTITY and parsed.chunk == 10
@@ -94,23 +102,34 @@ def test_checkpoints_read_back_with_where_each_ends() -> None:
 @pytest.mark.parametrize(
     "tail, count",
     [
-        (b'{"offset": 20, "sha2', 2),  # cut short: no newline
+        (b'{"end": 30, "sha2', 2),  # cut short: no newline
         (b"garbage\n", 2),
-        (checkpoint_line(30, "ab" * 32), 2),  # not the offset that follows
-        (checkpoint_line(20, "not hex"), 2),
-        (checkpoint_line(20, "ab" * 32), 4),  # whole: the next line counts too
+        (checkpoint_line(40, "ab" * 32), 2),  # not the end that follows
+        (checkpoint_line(30, "not hex"), 2),
+        (b'{"offset": 20, "sha256": "' + b"ab" * 32 + b'"}\n', 2),  # format 1's line
+        (checkpoint_line(30, "ab" * 32), 4),  # whole: the next line counts too
     ],
 )
 def test_a_damaged_or_cut_line_ends_the_record(tail: bytes, count: int) -> None:
-    good = header_line(IDENTITY, chunk=10) + checkpoint_line(0, "0" * 64)
-    good += checkpoint_line(10, "1" * 64)
-    parsed = parse_checkpoints(good + tail + checkpoint_line(30, "2" * 64))
+    good = header_line(IDENTITY, chunk=10) + checkpoint_line(10, "0" * 64)
+    good += checkpoint_line(20, "1" * 64)
+    parsed = parse_checkpoints(good + tail + checkpoint_line(40, "2" * 64))
     assert parsed is not None and len(parsed.hashes) == count
 
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b'{"checkpoints": 1', b'{"checkpoints": 2, "chunk": 10, "stream": {}}\n', b"[]\n"],
+    [
+        b"",
+        b'{"checkpoints": 2',
+        b'{"checkpoints": 2, "chunk": 10, "stream": {}}\n',
+        b"[]\n",
+        # format 1 hashed each chunk alone: its hashes are not prefix hashes
+        header_line(IDENTITY, chunk=10).replace(b'"checkpoints": 2', b'"checkpoints": 1')
+        + b'{"offset": 0, "sha256": "'
+        + b"ab" * 32
+        + b'"}\n',
+    ],
 )
 def test_a_header_this_version_did_not_write_is_no_checkpoint_file(data: bytes) -> None:
     assert parse_checkpoints(data) is None
@@ -279,7 +298,7 @@ def test_a_stream_that_differs_midway_is_sent_from_the_first_chunk_that_differs(
     # came out differently from 2 MiB on. The record says what was stored.
     (ckpt,) = (p for p in (tmp_path / "m").iterdir() if ".ckpt." in p.name)
     lines = ckpt.read_bytes().split(b"\n")
-    lines[3] = checkpoint_line(2 * MiB, "0" * 64).rstrip(b"\n")
+    lines[3] = checkpoint_line(3 * MiB, "0" * 64).rstrip(b"\n")
     ckpt.write_bytes(b"\n".join(lines))
     retry = CuttingStore(tmp_path)
     result = upload(retry, raw)
