@@ -2,6 +2,8 @@
 
 1. ours zstd: zfs-offsite's pipeline (zstd, default settings) over SFTP to a loopback sshd
 2. shell:     `zfs send | zstd -3 -T2 | ssh -c aes128-gcm@openssh.com host 'cat > f'`
+   (and, with `--summed-shell`, the same with `tee >(sha256sum)`: the shell way to
+   also write the `.sha256` the archive keeps beside each file, which ours computes)
 3. ours gzip: the same pipeline with gzip (isal)
 4. seed:      `zfs send | gzip > f` (the seed script's path, local file)
 
@@ -18,7 +20,13 @@ counted: it is not the NAS's CPU.
 
 Ours is timed inside its own child process, from before the SSH connection to
 the closed file: Python's start-up (about a second of imports, once per night)
-is left out; the shell's time includes its `ssh` handshake.
+is left out; the shell's time includes its `ssh` handshake. Ours runs the path
+a night runs: a resumable upload, which records a checkpoint per 64 MiB.
+
+`--source replay` feeds every path the same send stream, captured once into
+RAM (/dev/shm), through `cat` instead of `zfs send`: this shows what the
+pipelines themselves can carry when the send is not the ceiling (zfs-fuse
+sends at about 190 MB/s here; a kernel OpenZFS on a NAS can send faster).
 
 Run as root: `.venv/bin/python -m bench.throughput --size-mb 1024 --rounds 3`.
 `--rss-sizes 4096` adds single runs of ours at larger streams for the
@@ -47,6 +55,7 @@ GB = 1e9
 
 OURS_ZSTD = "ours zstd (sftp)"
 SHELL = "shell zstd|ssh"
+SHELL_SUMMED = "shell +sha256sum"
 OURS_GZIP = "ours gzip (sftp)"
 SEED = "seed send|gzip>f"
 BASE_ZSTD = "baseline zstd"
@@ -74,9 +83,14 @@ def child_main(spec: dict) -> None:
     from zfs_offsite.connect import open_store
     from zfs_offsite.settings import load_settings
     from zfs_offsite.stream.compression import compressor
-    from zfs_offsite.stream.upload import stream_to_store
+    from zfs_offsite.stream.upload import Resumable, stream_to_store
     from zfs_offsite.zfs.commands import send_argv
     from zfs_offsite.zfs.runner import LocalRunner
+
+    try:  # a baseline checkout from before resumable uploads runs without them
+        from zfs_offsite.stream.checkpoints import StreamIdentity
+    except ImportError:
+        StreamIdentity = None
 
     settings = load_settings(
         target=spec["target"], compression={"algorithm": spec["algo"], **spec["compression"]}
@@ -88,16 +102,31 @@ def child_main(spec: dict) -> None:
         watch.start()
     store = open_store(settings.target)
     store.makedirs("bench")
-    process = LocalRunner().start(send_argv(spec["snapshot"]))
+    argv = spec.get("send_argv") or send_argv(spec["snapshot"])
     kind = Compression(spec["algo"])
     level = settings.compression.effective_level
-    result = stream_to_store(
-        process,
-        compressor(kind, level, settings.compression.threads),
-        store,
-        f"bench/ours-{spec['algo']}",
-    )
+    threads = settings.compression.threads
+
+    def send_and_compress():  # type: ignore[no-untyped-def]
+        return LocalRunner().start(argv), compressor(kind, level, threads)
+
+    resume = {}
+    if StreamIdentity is not None:
+        identity = StreamIdentity(
+            dataset=spec["snapshot"].split("@")[0],
+            snapshot_guid=0,  # the bench's stream is never resumed; the header just records it
+            base_guid=None,
+            send_argv=tuple(argv),
+            raw=False,
+            compression=kind.value,
+            level=level,
+            threads=threads,
+        )
+        resume = {"resume": Resumable(identity, send_and_compress)}
+    result = stream_to_store(*send_and_compress(), store, f"bench/ours-{spec['algo']}", **resume)
     store.remove(result.partial)
+    if result.checkpoints:
+        store.remove(result.checkpoints)
     store.close()
     seconds = time.monotonic() - start
     threads = watch.stop() if watch else {}
@@ -127,6 +156,7 @@ def run_ours(
         # The baseline runs with its own defaults; --zstd-threads is an experiment on ours.
         "compression": {"threads": args.zstd_threads} if args.zstd_threads and not checkout else {},
         "snapshot": snap,
+        "send_argv": ["cat", str(args.replay)] if args.replay else None,
         "profile": args.profile,
     }
     argv = [sys.executable, "-m", "bench.throughput", "--child", json.dumps(spec)]
@@ -201,15 +231,25 @@ def prepare(env: Loopback, name: str, size_mb: int) -> tuple[str, int]:
 
 def compare(env: Loopback, snap: str, raw: int, args: argparse.Namespace) -> dict:
     ssh = env.ssh_command()
+    send = f"cat {args.replay}" if args.replay else f"zfs send {snap}"
     paths: dict[str, Callable[[], dict]] = {
         OURS_ZSTD: lambda: run_ours(env, snap, "zstd", args),
         SHELL: lambda: run_shell(
-            ["sh", "-c", f"zfs send {snap} | zstd -3 -T2 -q | {ssh} 'cat > {env.archive}/f.zst'"],
+            ["sh", "-c", f"{send} | zstd -3 -T2 -q | {ssh} 'cat > {env.archive}/f.zst'"],
+            env.archive / "f.zst",
+        ),
+        SHELL_SUMMED: lambda: run_shell(
+            [
+                "bash",
+                "-c",
+                f"{send} | zstd -3 -T2 -q | tee >(sha256sum > {env.work}/f.zst.sha256)"
+                f" | {ssh} 'cat > {env.archive}/f.zst'",
+            ],
             env.archive / "f.zst",
         ),
         OURS_GZIP: lambda: run_ours(env, snap, "gzip", args),
         SEED: lambda: run_shell(
-            ["sh", "-c", f"zfs send {snap} | gzip > {env.work}/seed.gz"], env.work / "seed.gz"
+            ["sh", "-c", f"{send} | gzip > {env.work}/seed.gz"], env.work / "seed.gz"
         ),
     }
     if args.baseline:
@@ -221,8 +261,10 @@ def compare(env: Loopback, snap: str, raw: int, args: argparse.Namespace) -> dic
         paths[f"zstd {extra.name}"] = lambda extra=extra: run_ours(env, snap, "zstd", args, extra)
     if args.skip_seed:
         del paths[SEED]
+    if not args.summed_shell:
+        del paths[SHELL_SUMMED]
     if args.only_zstd:
-        keep = (OURS_ZSTD, SHELL, BASE_ZSTD, *(f"zstd {e.name}" for e in args.extra))
+        keep = (OURS_ZSTD, SHELL, SHELL_SUMMED, BASE_ZSTD, *(f"zstd {e.name}" for e in args.extra))
         paths = {k: v for k, v in paths.items() if k in keep}
     zfs_pid = zfs_fuse_pid()
     sshd_pid = env.sshd.process.pid
@@ -252,6 +294,10 @@ def ratios(table: dict) -> dict:
             ours["cpu_s_per_gb_with_zfs"] / shell["cpu_s_per_gb_with_zfs"]
         )
         found["zstd_ratio_difference"] = ours["ratio"] / shell["ratio"] - 1
+    if ours and SHELL_SUMMED in table:
+        summed = table[SHELL_SUMMED]
+        found["zstd_mb_s_vs_summed_shell"] = ours["mb_s"] / summed["mb_s"]
+        found["zstd_cpu_vs_summed_shell"] = ours["cpu_s_per_gb"] / summed["cpu_s_per_gb"]
     if OURS_GZIP in table and SEED in table:
         found["gzip_mb_s_vs_seed"] = table[OURS_GZIP]["mb_s"] / table[SEED]["mb_s"]
     for name, base in ((OURS_ZSTD, BASE_ZSTD), (OURS_GZIP, BASE_GZIP)):
@@ -277,6 +323,8 @@ def print_table(raw: int, table: dict, found: dict, rounds: int) -> None:
         "zstd_cpu_vs_shell": ("ours zstd CPU-s/GB / shell", "<= 1.0"),
         "zstd_cpu_with_zfs_vs_shell": ("  the same, zfs-fuse included", "<= 1.0"),
         "zstd_ratio_difference": ("compression ratio, ours vs shell", "within +-5 %"),
+        "zstd_mb_s_vs_summed_shell": ("ours zstd MB/s / shell +sha256sum", "like for like"),
+        "zstd_cpu_vs_summed_shell": ("ours zstd CPU-s/GB / shell +sha256sum", "like for like"),
         "gzip_mb_s_vs_seed": ("ours gzip MB/s / seed", ">= 5"),
         "zstd_mb_s_vs_baseline": ("ours zstd MB/s / baseline", "after/before"),
         "zstd_cpu_vs_baseline": ("ours zstd CPU-s/GB / baseline", "after/before"),
@@ -287,7 +335,7 @@ def print_table(raw: int, table: dict, found: dict, rounds: int) -> None:
         if key in found:
             value = found[key]
             shown = f"{value * 100:+.1f} %" if key == "zstd_ratio_difference" else f"{value:.2f}x"
-            print(f"{label:36} {shown:>9}  (target {target})")
+            print(f"{label:40} {shown:>9}  (target {target})")
 
 
 def rss_check(env: Loopback, sizes: list[int], args: argparse.Namespace) -> dict:
@@ -309,6 +357,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-seed", action="store_true", help="skip the slow gzip -6 path")
     parser.add_argument("--only-zstd", action="store_true", help="ours zstd and the shell only")
+    parser.add_argument(
+        "--summed-shell", action="store_true", help="add the shell pipeline with sha256sum"
+    )
     parser.add_argument("--rss-sizes", type=int, nargs="*", default=[], metavar="MB")
     parser.add_argument("--zstd-threads", type=int, default=0, help="compression.threads")
     parser.add_argument("--profile", action="store_true", help="CPU per thread of ours")
@@ -322,8 +373,15 @@ def main() -> None:
     parser.add_argument(
         "--extra", type=Path, action="append", default=[], help="more checkouts (zstd only)"
     )
+    parser.add_argument(
+        "--source",
+        choices=("send", "replay"),
+        default="send",
+        help="replay: every path reads the same send stream from RAM instead of `zfs send`",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.replay = None
     if args.child:
         child_main(json.loads(args.child))
         return
@@ -332,8 +390,16 @@ def main() -> None:
     pool_mb = args.size_mb * 2 + max(args.rss_sizes, default=0) * 2 + 512
     with loopback("throughput", pool_mb) as env:
         snap, raw = prepare(env, "bench", args.size_mb)
-        table = compare(env, snap, raw, args)
+        if args.source == "replay":
+            args.replay = Path(f"/dev/shm/zfs-offsite-bench-{os.getpid()}.zfs")
+            subprocess.run(["sh", "-c", f"zfs send {snap} > {args.replay}"], check=True)
+        try:
+            table = compare(env, snap, raw, args)
+        finally:
+            if args.replay:
+                args.replay.unlink(missing_ok=True)
         found = ratios(table)
+        print(f"source: {'the stream replayed from RAM' if args.replay else 'zfs send'}")
         print_table(raw, table, found, args.rounds)
         if args.profile:
             for name, r in table.items():
