@@ -26,6 +26,16 @@ class StreamProgress:
     done: bool = False
     rate: float | None = None  # stored bytes/s since the stream began
     limit: str = ""  # the bandwidth limit in force (`2 MB/s`, `unlimited`); "": none set
+    # A resume: while `checking`, the regenerated stream is compared with an earlier
+    # attempt's checkpoints and nothing is sent; `resumed_bytes` of `stored_bytes` were
+    # found on the server and not sent again.
+    checking: bool = False
+    resumed_bytes: int = 0
+
+    @property
+    def sent_bytes(self) -> int:
+        """Stored bytes this attempt sent over the link (what a bandwidth limit paces)."""
+        return 0 if self.checking else self.stored_bytes - self.resumed_bytes
 
     def at(self, raw_bytes: int, stored_bytes: int) -> StreamProgress:
         """The same stream, further on."""

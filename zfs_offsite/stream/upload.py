@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import NoReturn
 
@@ -72,10 +72,22 @@ class StreamResult:
     partial: str = ""
     checkpoints: str = ""  # the partial's checkpoint file, if it has one (removed at commit)
     resumed_bytes: int = 0  # stored bytes an earlier attempt had sent, checked and not re-sent
+    sending_started: datetime | None = None  # when bytes began to go out (after a resume's check)
 
     @property
     def seconds(self) -> float:
         return max((self.finished - self.started).total_seconds(), 1e-6)
+
+    @property
+    def sent_bytes(self) -> int:
+        """Stored bytes this upload sent (the rest an earlier attempt had stored)."""
+        return self.stored_bytes - self.resumed_bytes
+
+    @property
+    def sending_seconds(self) -> float:
+        """How long bytes were being sent: a resume's check of the stored part left out."""
+        since = self.sending_started or self.started
+        return max((self.finished - since).total_seconds(), 1e-6)
 
 
 class _Producer(threading.Thread):
@@ -279,6 +291,7 @@ class _Attempt:
         self.expected = point.recorded.hashes if point else ()
         self.chunk = self.log.chunk if self.log else None  # checkpoints every `chunk` bytes
         self.handle: Writer | None = None
+        self.sending_started: datetime | None = None
         self.files = contextlib.ExitStack()  # the open files of this attempt
 
     def run(
@@ -303,6 +316,7 @@ class _Attempt:
                     self.files.push(self._end_checkpoints)
                 if not self.expected:
                     self.handle = self.files.enter_context(store.open_write(partial))
+                    self.sending_started = started
                 else:
                     log.info(
                         "%s: checking %d checkpoints of %s against the regenerated stream",
@@ -331,7 +345,7 @@ class _Attempt:
                         self._chunk_done(written, digest)
                     if progress and time.monotonic() - last_report > 1.0:
                         last_report = time.monotonic()
-                        progress(report.at(producer.raw_bytes, written))
+                        progress(self._report(report, producer.raw_bytes, written))
                 producer.join()
                 if producer.error is not None:
                     raise producer.error
@@ -361,7 +375,7 @@ class _Attempt:
                 raise  # the caller starts the stream again; the stored bytes stay
             self._fail(exc, written, producer.raw_bytes)
         if progress:
-            progress(report.at(producer.raw_bytes, written))
+            progress(self._report(report, producer.raw_bytes, written))
         resumed = len(self.expected) * self.chunk if self.chunk else 0
         return StreamResult(
             raw_bytes=producer.raw_bytes,
@@ -372,7 +386,14 @@ class _Attempt:
             partial=partial,
             checkpoints=self.log.path if self.log and self.log.exists else "",
             resumed_bytes=resumed,
+            sending_started=self.sending_started,
         )
+
+    def _report(self, report: StreamProgress, raw: int, stored: int) -> StreamProgress:
+        """Progress so far: checking an earlier attempt's bytes, or sending (after some)."""
+        checking = self.handle is None
+        resumed = len(self.expected) * self.chunk if self.chunk and not checking else 0
+        return replace(report.at(raw, stored), checking=checking, resumed_bytes=resumed)
 
     def _chunk_done(self, end: int, digest: str) -> None:
         """The stored bytes up to `end` (a chunk's end) hash to `digest`: check that against
@@ -388,6 +409,7 @@ class _Attempt:
         if index + 1 == len(self.expected):
             self.log.continue_kept()
             self.handle = self.files.enter_context(self.store.open_append(self.partial, end))
+            self.sending_started = datetime.now(UTC)
             log.info(
                 "%s: resuming %s: the first %d MiB are stored and match the regenerated "
                 "stream; sending from there",

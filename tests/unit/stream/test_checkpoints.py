@@ -305,7 +305,8 @@ def test_a_stream_that_differs_midway_is_sent_from_the_first_chunk_that_differs(
     expected = whole(raw)
     check(tmp_path, result, expected)
     assert result.resumed_bytes == 2 * MiB
-    assert retry.sent == len(expected) - 2 * MiB
+    assert retry.sent == len(expected) - 2 * MiB == result.sent_bytes
+    assert result.sending_started is not None and result.sending_started > result.started
 
 
 def test_an_encrypted_stream_writes_no_checkpoints_and_never_resumes(tmp_path: Path) -> None:
