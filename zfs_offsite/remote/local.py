@@ -61,7 +61,7 @@ class LocalStore:
     def open_append(self, path: str, offset: int) -> _SyncedFile:
         target = self._path(path)
         try:
-            fd = os.open(target, os.O_WRONLY)
+            fd = os.open(target, os.O_WRONLY | os.O_NOFOLLOW)  # a link is never written through
         except FileNotFoundError:
             raise
         except OSError as exc:

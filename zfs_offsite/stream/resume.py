@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from zfs_offsite.errors import ZfsOffsiteError
@@ -20,6 +21,7 @@ from zfs_offsite.remote.store import Store, Writer, remove_quietly
 from zfs_offsite.stream.checkpoints import (
     CHUNK_BYTES,
     Checkpoints,
+    StoredHash,
     StreamIdentity,
     checkpoint_line,
     header_line,
@@ -33,10 +35,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ResumePoint:
-    """An earlier attempt's partial file and the checkpoints a retry may skip over."""
+    """An earlier attempt's partial file and the checkpoints a retry may skip over.
+
+    `stored_checked`: the partial's bytes up to the last of `recorded` were already
+    read back and matched (a second pass after a mismatch need not read them again).
+    """
 
     partial: str
     recorded: Checkpoints
+    stored_checked: bool = False
 
     @property
     def checkpoints(self) -> str:
@@ -84,6 +91,8 @@ def _judge(
         return why, None  # said up front: no checkpoint file is read, no stream hashed
     if checkpoints is None:
         return "it has no checkpoints (it stopped before the first 64 MiB)", None
+    if checkpoints.is_symlink or checkpoints.is_dir:
+        return "its checkpoint file is a link or a directory (never followed)", None
     try:
         data = b"".join(store.read_chunks(checkpoint_name(partial)))
     except (OSError, ZfsOffsiteError) as exc:
@@ -91,12 +100,57 @@ def _judge(
     recorded = parse_checkpoints(data)
     if recorded is None:
         return "its checkpoint file is not one this version writes", None
+    if recorded.chunk != CHUNK_BYTES:
+        return f"its checkpoints are {recorded.chunk} bytes apart, not {CHUNK_BYTES}", None
     if why := why_not_resume(recorded.identity, identity):
         return f"the stream is not the same ({why})", None
+    if not recorded.hashes:
+        return "no checkpoint was recorded", None
     usable = recorded.usable(size)
     if usable == 0:
-        return "no checkpoint was recorded", None
+        return f"it holds {size} bytes, less than its first checkpoint's {recorded.chunk}", None
     return "", ResumePoint(partial, recorded.keep(usable))
+
+
+class StoredCheck:
+    """Reads an earlier attempt's partial file back and checks its bytes against the
+    checkpoints, as far as the regenerated stream has come: a partial damaged on the
+    server between the attempts must never be continued into a file that looks complete.
+
+    The read is a download, never paced by the upload limit; it runs in the uploading
+    thread in step with the regenerated stream, so the check takes about as long as
+    the slower of the two.
+    """
+
+    def __init__(self, store: Store, point: ResumePoint) -> None:
+        self._store = store
+        self._point = point
+        self._hash = StoredHash(point.recorded.chunk)
+        self._chunks: Iterator[bytes] | None = None
+        self.matched = 0  # leading checkpoints whose stored bytes were read and match
+
+    def advance(self, offset: int) -> str | None:
+        """Check the stored bytes up to `offset` (at most the last checkpoint's end):
+        None, or why they cannot be kept from chunk `matched` on."""
+        end = self._point.offset
+        offset = min(offset, end)
+        if self._chunks is None:
+            self._chunks = self._store.read_chunks(self._point.partial)
+        while self._hash.offset < offset:
+            data = next(self._chunks, None)
+            if data is None:
+                return "the earlier attempt's partial is shorter than its checkpoints"
+            for _, digest in self._hash.split(memoryview(data)[: end - self._hash.offset]):
+                if digest is None:
+                    continue
+                if digest != self._point.recorded.hashes[self.matched]:
+                    return "the stored bytes differ from the checkpoints (damaged on the server)"
+                self.matched += 1
+        return None
+
+    def close(self) -> None:
+        if self._chunks is not None and hasattr(self._chunks, "close"):
+            self._chunks.close()
 
 
 class CheckpointLog:

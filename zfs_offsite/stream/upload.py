@@ -34,6 +34,7 @@ from typing import NoReturn
 from zfs_offsite import cancel
 from zfs_offsite.archive.recipients import Recipient
 from zfs_offsite.errors import (
+    Cancelled,
     DiskFullError,
     IntegrityError,
     SendError,
@@ -48,7 +49,7 @@ from zfs_offsite.stream.encryption import EncryptingCompressor
 from zfs_offsite.stream.format import RECORD_SIZE, ends_with_end_record
 from zfs_offsite.stream.limit import Limiter
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
-from zfs_offsite.stream.resume import CheckpointLog, ResumePoint, find_resume_point
+from zfs_offsite.stream.resume import CheckpointLog, ResumePoint, StoredCheck, find_resume_point
 from zfs_offsite.zfs.runner import Process, last_line
 
 log = logging.getLogger(__name__)
@@ -180,11 +181,14 @@ class Resumable:
 
 
 class _Mismatch(Exception):
-    """The regenerated stream differs from the stored bytes in chunk `index` (counted from 0)."""
+    """An earlier attempt's bytes can be kept only up to chunk `index` (counted from 0):
+    from there the regenerated stream, or the stored bytes, differ from its checkpoints,
+    or (index 0) the partial cannot be continued at all. `why` says which."""
 
-    def __init__(self, index: int) -> None:
-        super().__init__(f"chunk {index} differs")
+    def __init__(self, index: int, why: str) -> None:
+        super().__init__(why)
         self.index = index
+        self.why = why
 
 
 def stream_to_store(
@@ -215,9 +219,10 @@ def stream_to_store(
 
     With `resume` (the caller holds the member's writer lock), the upload
     records checkpoints as it goes, and first looks for an earlier attempt's
-    partial file of `path`: the chunks of the regenerated stream whose hashes
-    match its checkpoints are not sent again. A failure that a retry can help
-    then keeps a partial file that has checkpoints, for that retry.
+    partial file of `path`: the chunks whose regenerated stream and stored bytes
+    (read back) both match its checkpoints are not sent again. A failure that a
+    retry can help, or a stop (Ctrl-C, SIGTERM, a Cancel), then keeps a partial
+    file that has checkpoints, for the next attempt.
 
     `limit`, the process's bandwidth limiter, paces the stored bytes before each write.
     """
@@ -239,9 +244,9 @@ def stream_to_store(
             assert point is not None and resume is not None
             kept = mismatch.index
             log.warning(
-                "%s: the regenerated stream differs from the stored bytes at %d MiB (chunk %d "
-                "of %d checked): %s",
+                "%s: %s at %d MiB (chunk %d of %d checkpoints): %s",
                 path,
+                mismatch.why,
                 kept * point.recorded.chunk >> 20,
                 kept,
                 len(point.recorded.hashes),
@@ -251,17 +256,18 @@ def stream_to_store(
                 remove_quietly(store, point.checkpoints)
                 remove_quietly(store, point.partial)
                 point = None
-            else:
-                point = ResumePoint(point.partial, point.recorded.keep(kept))
+            else:  # the stored bytes of the chunks kept were read back and matched
+                point = ResumePoint(point.partial, point.recorded.keep(kept), stored_checked=True)
             process, compressor = resume.restart()
 
 
 class _Attempt:
     """One pass over the stream into one partial file: fresh, or on from a resume point.
 
-    Resuming, the stored bytes are hashed chunk by chunk and nothing is written
-    until the last checkpoint matched; then the checkpoint file and the partial
-    are cut to that point and the rest is appended. Writing, a checkpoint is
+    Resuming, the regenerated stream is hashed and the partial's stored bytes are
+    read back and hashed in step, and nothing is written until both matched the
+    last checkpoint; then the checkpoint file and the partial are cut to that
+    point and the rest is appended. Writing, a checkpoint is
     recorded at each chunk's end once its bytes are acknowledged and flushed.
     """
 
@@ -290,6 +296,7 @@ class _Attempt:
         )
         self.expected = point.recorded.hashes if point else ()
         self.chunk = self.log.chunk if self.log else None  # checkpoints every `chunk` bytes
+        self.stored = StoredCheck(store, point) if point and not point.stored_checked else None
         self.handle: Writer | None = None
         self.sending_started: datetime | None = None
         self.files = contextlib.ExitStack()  # the open files of this attempt
@@ -314,6 +321,8 @@ class _Attempt:
             with contextlib.ExitStack() as self.files:
                 if self.log is not None:
                     self.files.push(self._end_checkpoints)
+                if self.stored is not None:
+                    self.files.callback(self.stored.close)
                 if not self.expected:
                     self.handle = self.files.enter_context(store.open_write(partial))
                     self.sending_started = started
@@ -341,6 +350,8 @@ class _Attempt:
                             self.limit.take(len(piece), tick)
                         self.handle.write(piece)
                     written += len(piece)
+                    if self.handle is None and self.stored is not None:
+                        self._check_stored(written)
                     if digest is not None:
                         self._chunk_done(written, digest)
                     if progress and time.monotonic() - last_report > 1.0:
@@ -358,7 +369,8 @@ class _Attempt:
                     )
                 if self.handle is None:  # the stream ended inside the checkpoints: not the same
                     assert self.chunk is not None
-                    raise _Mismatch(written // self.chunk)
+                    why = "the regenerated stream ends before the last checkpoint"
+                    raise _Mismatch(written // self.chunk, why)
             _check_stored_size(store, partial, written, producer.stored_bytes)
         except BaseException as exc:
             producer.abort.set()
@@ -405,10 +417,17 @@ class _Attempt:
             self.log.record(end, digest)
             return
         if digest != self.expected[index]:
-            raise _Mismatch(index)
+            raise _Mismatch(index, "the regenerated stream differs from the checkpoints")
         if index + 1 == len(self.expected):
-            self.log.continue_kept()
-            self.handle = self.files.enter_context(self.store.open_append(self.partial, end))
+            try:
+                self.log.continue_kept()
+                self.handle = self.files.enter_context(self.store.open_append(self.partial, end))
+            except ZfsOffsiteError as exc:
+                if exc.retryable or isinstance(exc, DiskFullError):
+                    raise
+                raise _Mismatch(
+                    0, f"the earlier attempt's files cannot be continued ({exc})"
+                ) from exc
             self.sending_started = datetime.now(UTC)
             log.info(
                 "%s: resuming %s: the first %d MiB are stored and match the regenerated "
@@ -417,6 +436,22 @@ class _Attempt:
                 self.partial,
                 end >> 20,
             )
+
+    def _check_stored(self, upto: int) -> None:
+        """The partial's stored bytes up to `upto` match the checkpoints, or _Mismatch."""
+        assert self.stored is not None
+        try:
+            why = self.stored.advance(upto)
+        except FileNotFoundError:
+            why = "the earlier attempt's partial is gone"
+        except ZfsOffsiteError as exc:
+            if exc.retryable:
+                raise
+            raise _Mismatch(
+                0, f"the earlier attempt's partial cannot be read back ({exc})"
+            ) from exc
+        if why is not None:
+            raise _Mismatch(self.stored.matched, why)
 
     def _end_checkpoints(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
@@ -429,16 +464,25 @@ class _Attempt:
         return False
 
     def _fail(self, exc: BaseException, written: int, raw: int) -> NoReturn:
-        """Remove what this attempt wrote (or keep it for a retry to resume) and raise."""
+        """Remove what this attempt wrote, or keep it for the next attempt to resume, and raise.
+
+        A partial with checkpoints is kept after a failure a retry can help and after a
+        stop (Ctrl-C, SIGTERM, a Cancel: a reboot must not cost a long full its progress);
+        a full disk or a permanent error removes it. It stays a `.partial`, never counted.
+        """
         store, partial, path = self.store, self.partial, self.path
         retryable = (
             exc.retryable if isinstance(exc, ZfsOffsiteError) else isinstance(exc, Exception)
         )
-        if self.log is not None and self.log.recorded and retryable and not cancel.requested():
+        stopped = cancel.requested() or isinstance(exc, KeyboardInterrupt | Cancelled)
+        resumable = self.log is not None and self.log.recorded > 0
+        if resumable and (retryable or stopped) and not isinstance(exc, DiskFullError):
+            assert self.log is not None
             log.warning(
-                "%s: %s kept for a retry to resume (%d checkpoints, %d MiB)",
+                "%s: %s kept for the next %s to resume (%d checkpoints, %d MiB)",
                 path,
                 partial,
+                "run" if stopped else "attempt",
                 self.log.recorded,
                 self.log.recorded * self.log.chunk >> 20,
             )

@@ -21,7 +21,7 @@ import pytest
 
 from zfs_offsite.archive.index import read_member_archive
 from zfs_offsite.archive.names import Compression, Kind, classify
-from zfs_offsite.errors import StoreError
+from zfs_offsite.errors import PermanentError, SendError, StoreError
 from zfs_offsite.plan.retention import plan_prune
 from zfs_offsite.remote.local import LocalStore
 from zfs_offsite.remote.partials import checkpoint_name, split_partial
@@ -319,25 +319,121 @@ def test_an_encrypted_stream_writes_no_checkpoints_and_never_resumes(tmp_path: P
     assert files(tmp_path) == [result.partial.split("/")[1]]  # the dead attempt is gone
 
 
+class FailedSend(FakeSend):
+    """A `zfs send` that a retry cannot help: the snapshot is gone."""
+
+    def wait(self) -> int:
+        return 1
+
+    def stderr_text(self) -> str:
+        return "cannot open 'pool/elabfs-erin@a': dataset does not exist"
+
+
 def test_a_permanent_failure_removes_the_partial_and_its_checkpoints(
     tmp_path: Path, raw: bytes
 ) -> None:
-    (tmp_path / "m").mkdir()
-    with pytest.raises(StoreError):
-        upload(CuttingStore(tmp_path, cut_after=int(2.5 * MiB)), raw)
+    cut_upload(tmp_path, raw, cut_after=int(2.5 * MiB))
     assert len(files(tmp_path)) == 2
 
+    def start() -> tuple[FakeSend, Compressor]:
+        return FailedSend(raw), compressor(Compression.ZSTD, 3)
+
+    with pytest.raises(SendError, match="does not exist"):
+        stream_to_store(
+            *start(), LocalStore(tmp_path), "m/f.zst", resume=Resumable(IDENTITY, start)
+        )  # type: ignore[arg-type]
+    assert files(tmp_path) == []
+
+
+@pytest.mark.parametrize("when", ["checking", "sending"])
+def test_a_stop_keeps_a_partial_with_checkpoints_for_the_next_run(
+    tmp_path: Path, raw: bytes, when: str
+) -> None:
+    """Ctrl-C, SIGTERM (a reboot) or a Cancel must not cost a long upload its progress;
+    least of all while the retry only reads an earlier run's partial."""
+    (tmp_path / "m").mkdir()
     store = LocalStore(tmp_path)
+    if when == "checking":
+        cut_upload(tmp_path, raw, cut_after=int(2.5 * MiB))
+    kept = files(tmp_path)
 
     def start() -> tuple[FakeSend, Compressor]:
         return FakeSend(raw), compressor(Compression.ZSTD, 3)
 
     def tick() -> None:
-        raise KeyboardInterrupt
+        if when == "checking" or any(".ckpt." in name for name in files(tmp_path)):
+            raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         stream_to_store(*start(), store, "m/f.zst", tick=tick, resume=Resumable(IDENTITY, start))  # type: ignore[arg-type]
-    assert files(tmp_path) == []
+    after = files(tmp_path)
+    assert len(after) == 2 and any(".ckpt." in name for name in after)
+    if when == "checking":
+        assert after == kept
+    result = upload(CuttingStore(tmp_path), raw)  # the next run resumes it
+    assert result.resumed_bytes > 0
+    check(tmp_path, result, whole(raw))
+
+
+@pytest.mark.parametrize("damaged_chunk, kept_chunks", [(0, 0), (1, 1)])
+def test_stored_bytes_damaged_between_attempts_are_never_continued(
+    tmp_path: Path, raw: bytes, damaged_chunk: int, kept_chunks: int
+) -> None:
+    """The checkpoints say what was stored; the stored bytes are read back to check it."""
+    cut_upload(tmp_path, raw, cut_after=int(3.5 * MiB))
+    (partial,) = (p for p in (tmp_path / "m").iterdir() if ".ckpt." not in p.name)
+    with partial.open("r+b") as handle:  # bit rot inside a checkpointed chunk
+        handle.seek(damaged_chunk * MiB + 1000)
+        byte = handle.read(1)
+        handle.seek(damaged_chunk * MiB + 1000)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    retry = CuttingStore(tmp_path)
+    result = upload(retry, raw)
+    expected = whole(raw)
+    check(tmp_path, result, expected)  # the stored file is what its sha256 says
+    assert result.resumed_bytes == kept_chunks * MiB
+    assert retry.sent == len(expected) - kept_chunks * MiB
+
+
+def test_a_checkpoint_file_that_is_a_link_is_never_followed(tmp_path: Path, raw: bytes) -> None:
+    cut_upload(tmp_path, raw, cut_after=int(2.5 * MiB))
+    (ckpt,) = (p for p in (tmp_path / "m").iterdir() if ".ckpt." in p.name)
+    outside = tmp_path / "outside"
+    outside.write_bytes(ckpt.read_bytes())
+    before = outside.read_bytes()
+    ckpt.unlink()
+    ckpt.symlink_to(outside)
+    result = upload(CuttingStore(tmp_path), raw)
+    assert result.resumed_bytes == 0
+    check(tmp_path, result, whole(raw))
+    assert outside.read_bytes() == before
+
+
+def test_checkpoints_of_another_chunk_size_are_not_used(tmp_path: Path, raw: bytes) -> None:
+    """A checkpoint file's chunk size is not trusted: `chunk: 1` would mean a flush per byte."""
+    cut_upload(tmp_path, raw, cut_after=int(2.5 * MiB))
+    (ckpt,) = (p for p in (tmp_path / "m").iterdir() if ".ckpt." in p.name)
+    lines = ckpt.read_bytes().split(b"\n")
+    ckpt.write_bytes(b"\n".join([header_line(IDENTITY, chunk=MiB // 2), *lines[1:]]))
+    result = upload(CuttingStore(tmp_path), raw)
+    assert result.resumed_bytes == 0
+    check(tmp_path, result, whole(raw))
+
+
+class UnwritableStore(CuttingStore):
+    """The earlier attempt's partial cannot be opened for writing (owned by another user)."""
+
+    def open_append(self, path: str, offset: int):  # type: ignore[no-untyped-def]
+        raise PermanentError(f"open {path}: permission denied on the backup server")
+
+
+def test_an_earlier_partial_that_cannot_be_continued_is_left_for_a_fresh_upload(
+    tmp_path: Path, raw: bytes
+) -> None:
+    cut_upload(tmp_path, raw, cut_after=int(2.5 * MiB))
+    result = upload(UnwritableStore(tmp_path), raw)
+    assert result.resumed_bytes == 0
+    check(tmp_path, result, whole(raw))
 
 
 def test_small_uploads_leave_no_checkpoint_file(tmp_path: Path) -> None:
