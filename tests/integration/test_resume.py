@@ -24,8 +24,9 @@ from tests.support.faults import leftovers, python_env, sha256sum_check
 from tests.support.proxy import CuttingProxy
 from tests.support.services import Pool, SshServer, create_pool
 from tests.support.zfsdata import SNAP, create_member, guid, snapshot
+from zfs_offsite import cancel
 from zfs_offsite.connect import open_store
-from zfs_offsite.errors import IntegrityError, StoreError
+from zfs_offsite.errors import Cancelled, IntegrityError, StoreError
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
@@ -249,3 +250,83 @@ def test_the_next_night_finishes_the_cut_full_before_the_newer_snapshot(
         tag = mark_tag(str(settings_for(big_pool, archive, local=True).target.parsed))
         subprocess.run(["zfs", "release", tag, f"{dataset}@later"], capture_output=True)
         subprocess.run(["zfs", "destroy", f"{dataset}@later"], check=True)
+
+
+# --- found by the attack review of issue 14 -------------------------------------------
+
+
+def _data_partial(archive: Path) -> Path:
+    (partial,) = [p for p in (archive / "erin").glob("*.partial") if ".ckpt." not in p.name]
+    return partial
+
+
+def test_a_partial_damaged_between_attempts_is_never_committed_as_complete(
+    big_pool: Pool, tmp_path: Path, settings_for: Callable[..., Settings]
+) -> None:
+    """Bit rot (or a second writer) in an already checkpointed chunk: the resume reads the
+    stored bytes back, keeps nothing from the damaged chunk on, and the committed file
+    passes `sha256sum -c`."""
+    archive = killed_after_two_checkpoints(big_pool, tmp_path / "archive")
+    partial = _data_partial(archive)
+    with partial.open("r+b") as handle:  # one byte inside the first checkpointed chunk
+        handle.seek(1000)
+        byte = handle.read(1)
+        handle.seek(1000)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    settings = settings_for(big_pool, archive, local=True)
+    (member,) = discover_members(settings)
+    result = backup_member(settings, member)
+    assert result.action is Action.FULL
+    sha256sum_check(archive / "erin")
+    assert leftovers(archive / "erin") == []
+
+
+def test_a_checkpoint_file_that_is_a_link_is_not_followed(
+    big_pool: Pool, tmp_path: Path, settings_for: Callable[..., Settings]
+) -> None:
+    archive = killed_after_two_checkpoints(big_pool, tmp_path / "archive")
+    (checkpoints,) = (archive / "erin").glob("*.ckpt.partial")
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(checkpoints.read_bytes())
+    before = outside.read_bytes()
+    checkpoints.unlink()
+    checkpoints.symlink_to(outside)
+    settings = settings_for(big_pool, archive, local=True)
+    (member,) = discover_members(settings)
+    backup_member(settings, member)
+    assert outside.read_bytes() == before, "a file outside the archive was written through a link"
+    sha256sum_check(archive / "erin")
+
+
+class _StopWhileChecking(logging.Handler):
+    """Requests the process-wide stop (what SIGTERM, Ctrl-C and a Cancel do) as soon as the
+    retry starts checking the earlier attempt's checkpoints, before it writes anything."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "against the regenerated stream" in record.getMessage():
+            cancel.request("SIGTERM")
+
+
+def test_a_stop_while_checking_keeps_the_earlier_attempts_partial(
+    big_pool: Pool, tmp_path: Path, settings_for: Callable[..., Settings]
+) -> None:
+    """A reboot (SIGTERM) or a Cancel while a resume only reads the earlier run's partial
+    must not delete it: the run after that resumes it."""
+    archive = killed_after_two_checkpoints(big_pool, tmp_path / "archive")
+    kept = sorted(p.name for p in (archive / "erin").glob("*.partial"))
+    settings = settings_for(big_pool, archive, local=True)
+    (member,) = discover_members(settings)
+    hook, logger = _StopWhileChecking(), logging.getLogger("zfs_offsite")
+    level = logger.level
+    logger.addHandler(hook)
+    logger.setLevel(logging.INFO)
+    try:
+        with pytest.raises(Cancelled):
+            backup_member(settings, member)
+    finally:
+        logger.removeHandler(hook)
+        logger.setLevel(level)
+        cancel.reset()
+    assert sorted(p.name for p in (archive / "erin").glob("*.partial")) == kept
+    assert backup_member(settings, member).action is Action.FULL
+    sha256sum_check(archive / "erin")
