@@ -15,6 +15,7 @@ from tests.support.archive_files import sidecar
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.archive.names import BackupName, Compression
 from zfs_offsite.errors import PermanentError
+from zfs_offsite.jobs.verify import DEFERRED, SEALED, FileCheck, MemberVerification, Verdict
 from zfs_offsite.jobs.verify_rotation import (
     ALL,
     CHANGED,
@@ -36,6 +37,7 @@ from zfs_offsite.jobs.verify_rotation import (
     write_verify_record,
 )
 from zfs_offsite.remote.local import LocalStore
+from zfs_offsite.remote.store import write_small_file
 
 
 def file(n: int, size: int = 100, *, sha: str | None = None) -> ArchiveFile:
@@ -324,3 +326,27 @@ def test_a_directory_in_the_records_place_is_named_and_nothing_is_left_beside_it
         "record what it read"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == [VERIFY_RECORD]
+
+
+def test_a_small_file_that_cannot_take_its_place_leaves_no_partial(tmp_path: Path) -> None:
+    """Each verify left a `.partial` at the root when a directory held the record's name."""
+    (tmp_path / "record").mkdir()
+    with pytest.raises(OSError):
+        write_small_file(LocalStore(tmp_path), "record", b"{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["record"]
+
+
+def test_the_member_row_counts_files_read_and_deferred() -> None:
+    """It said 'not read this run (rotation)', one deferred file's note, while 3 were read."""
+    read = [FileCheck(f"f{n}", Verdict.OK, read=ROTATION) for n in range(3)]
+    later = [FileCheck("d", Verdict.OK, "not read this run (rotation); ...", read=DEFERRED)]
+    member = MemberVerification("a", [*later, *read, *later])
+    assert member.detail == (
+        "3 file(s) read in full this run, 2 deferred to a later run (rotation)"
+    )
+    sealed = FileCheck("s", Verdict.OK, SEALED, read=NEVER_READ)
+    assert MemberVerification("a", [*later, sealed]).detail == (
+        f"1 file(s) read in full this run, 1 deferred to a later run (rotation); {SEALED}"
+    )
+    bad = FileCheck("b", Verdict.CORRUPT, "a/b: sha256 mismatch", read=ROTATION)
+    assert MemberVerification("a", [*later, bad]).detail == "a/b: sha256 mismatch"
