@@ -139,8 +139,8 @@ def test_dot_named_member_fails_alone_and_hidden_root_directories_are_left_alone
         snapshot(dataset, S1)
     use_env(monkeypatch, pool, sftp_dir, sshd)
     bad = f"{pool.name}/elabfs-..dots"
-    state = backup_flow(return_state=True)
-    error = state.result(raise_on_failure=False)
+    backed_up = backup_flow(return_state=True)
+    error = backed_up.result(raise_on_failure=False)
     assert isinstance(error, MembersFailed)
     assert {o.member: (o.action, o.error) for o in error.outcomes} == {
         bad: (

@@ -238,7 +238,9 @@ def verify_member(
             continue
         check = check_file(store, member, f, _read_checksum(store, archive, f), identities)
         before = record.files.get(f.filename) if record is not None else None
-        if check.verdict not in PASSED and before is not None and before.plausible(record.runs):
+        if before is not None and not before.plausible(record.runs if record else 0):
+            before = None
+        if check.verdict not in PASSED and before is not None:
             detail = f"{check.detail}; it last passed a full read {before.verified}"
             check = dataclasses.replace(check, detail=detail)
         why = selection.read[f.filename]
