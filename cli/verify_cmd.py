@@ -41,12 +41,15 @@ def verify(
     result = outcome.result
     failed = isinstance(result, MembersFailed)
     verifications = result.outcomes if failed else result if isinstance(result, list) else []
+    # Run-wide facts (an unreadable verify record) the rows alone would hide.
+    notes = list(dict.fromkeys(v.note for v in verifications if v.note))
     if json_output:
         output.print_json(
             {
                 "target": str(settings.target.parsed),
                 "status": "failed" if outcome.failed else "ok",
                 "error": outcome.message if outcome.failed else None,
+                "warnings": notes,
                 "members": [
                     {
                         "member": v.member,
@@ -78,9 +81,17 @@ def verify(
             for v in verifications
             for r in [
                 *verification_rows(v),
-                {"member": v.member, "file": "(member)", "verdict": v.verdict.value},
+                {
+                    "member": v.member,
+                    "file": "(member)",
+                    "verdict": v.verdict.value,
+                    "detail": v.detail,
+                },
             ]
         ]
         output.print_rows("zfs-offsite verify", VERIFY_COLUMNS, rows)
+    if not json_output:
+        for note in notes:
+            output.info(f"warning: {note}")
     if outcome.failed:
         flow_run.fail_run("verify", outcome)

@@ -33,7 +33,8 @@ from zfs_offsite.jobs.verify import FAILING, MemberVerification
 from zfs_offsite.jobs.verify_rotation import (
     VERIFY_RECORD,
     MemberRecord,
-    read_verify_record,
+    load_verify_record,
+    record_note,
     write_verify_record,
 )
 from zfs_offsite.settings import Settings, load_settings
@@ -64,10 +65,12 @@ def verify_flow(
     with closing(open_store(settings.target)) as store:
         names = only_known(archived_members(store), members, "member directory")
         linked = {} if members else linked_members(store)
-        records = read_verify_record(store)
+        records = load_verify_record(store)
     futures = submit_bounded(
         names,
-        lambda m: verify.submit(settings, m, mark, records.get(m), all_files),
+        lambda m: verify.submit(
+            settings, m, mark, records.members.get(m), all_files, records.problem
+        ),
         settings.max_parallel,
     )
     settled = _settle_recording(settings, names, futures, keep=None if members else names)
@@ -75,6 +78,9 @@ def verify_flow(
     results = [r for _, r, _ in settled if r is not None]
     totals = verify_totals(results)
     cycle = "every file (--all)" if all_files else f"cycle of {settings.verify.cycle_runs} runs"
+    if records.problem:
+        get_run_logger().warning("%s", record_note(records.problem))
+        totals += f"; {record_note(records.problem)}"
     get_run_logger().info("verify, %s: %s", cycle, totals)
     create_table_artifact(
         key=artifact_key("verify", settings.target.parsed.host or "local"),

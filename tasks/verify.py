@@ -21,11 +21,12 @@ def verify(
     mark: bool = True,
     record: MemberRecord | None = None,
     read_all: bool = False,
+    record_problem: str = "",
 ) -> MemberVerification:
     """Read this run's files of a member back (all with `read_all`) and check its chains.
 
-    `record` is the member's verify record as the flow read it; the result
-    carries the new one, which the flow writes.
+    `record` is the member's verify record as the flow read it (`record_problem`:
+    why it could not be read); the result carries the new one, which the flow writes.
     """
     with closing(open_store(settings.target)) as store:
         identities = configured_identities(settings.encryption)
@@ -37,4 +38,5 @@ def verify(
             record=record,
             cycle_runs=settings.verify.cycle_runs,
             read_all=read_all,
+            record_problem=record_problem,
         )

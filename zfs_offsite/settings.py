@@ -359,16 +359,28 @@ class DrillSettings(SettingsSection):
         return value
 
 
+MAX_CYCLE_RUNS = 366  # a daily verify's year
+
+
 class VerifySettings(SettingsSection):
     """How much of the archive each verify reads back: a rotation, so its cost stays bounded."""
 
     cycle_runs: int = Field(
         4,
-        ge=1,
-        le=366,
         description="Every stored file is read back in full at least once every this many "
         "verify runs (new files at once); 1 reads every file every run.",
+        json_schema_extra={"minimum": 1, "maximum": MAX_CYCLE_RUNS},
     )
+
+    @field_validator("cycle_runs")
+    @classmethod
+    def _cycle(cls, value: int) -> int:
+        if not 1 <= value <= MAX_CYCLE_RUNS:
+            raise ValueError(
+                f"must be a number of verify runs from 1 to {MAX_CYCLE_RUNS}, e.g. 4 "
+                "(every file is read back at least every 4th run; 1: every file every run)"
+            )
+        return value
 
 
 class LockSettings(SettingsSection):

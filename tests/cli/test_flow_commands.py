@@ -88,6 +88,51 @@ def test_verify_all_reads_every_file_and_records_it(
     }
 
 
+def test_an_unreadable_verify_record_is_said_without_verbose_and_reads_everything(
+    cli: Cli, archive: Path, tmp_path: Path
+) -> None:
+    """A record of 100,000 nested `[` failed verify with 'maximum recursion depth'; the
+    warning of an unreadable record showed only with -v while rows said 'never read'."""
+    copy = tmp_path / "archive"
+    shutil.copytree(archive, copy)
+    on_copy = cli.with_env(ZFS_OFFSITE_TARGET__URL=f"file://{copy}")
+    record = copy / ".zfs-offsite-verified.json"
+    record.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+
+    verify = on_copy("verify")
+    assert verify.code == 0, verify.output
+    assert "Traceback" not in verify.output
+    (warning,) = [line for line in verify.err_lines if line.startswith("warning:")]
+    assert warning.startswith(
+        "warning: the verify record .zfs-offsite-verified.json was unreadable (maximum "
+        "recursion depth exceeded"
+    )
+    assert warning.endswith("): every file was read in full")
+    assert verify.stdout.count("in full: the verify record was unreadable") == len(MEMBERS)
+    assert "never read" not in verify.stdout
+    assert sorted(json.loads(record.read_text())["members"]) == sorted(MEMBERS)
+
+    # A directory in the record's place, ext4's lost+found and a hidden directory at the
+    # root are no members: verify passes and leaves no partial file beside them.
+    record.unlink()
+    for name in (record.name, "lost+found", ".Trash-0"):
+        (copy / name).mkdir()
+    for _ in range(2):
+        verify = on_copy("verify", "--json")
+        assert verify.code == 0, verify.output
+        document = json.loads(verify.stdout)
+        assert sorted(m["member"] for m in document["members"]) == sorted(MEMBERS)
+        (note,) = document["warnings"]
+        assert note == (
+            "the verify record .zfs-offsite-verified.json was unreadable (it is a directory at "
+            "the target's root: move it aside so verify can record what it read): every file "
+            "was read in full"
+        )
+    assert sorted(p.name for p in copy.iterdir()) == sorted(
+        [*MEMBERS, record.name, "lost+found", ".Trash-0"]
+    )
+
+
 @contextmanager
 def immutable(directory: Path) -> Iterator[Path]:
     """A directory even root cannot write into (EPERM), undone afterwards."""

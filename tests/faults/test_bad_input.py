@@ -121,10 +121,11 @@ def verify(m: Erin) -> dict[str, tuple[Verdict, str]]:
     }
 
 
-# 1. Member directories starting with a dot are verified and pruned like any other.
+# 1. No member name starts with a dot; hidden directories and lost+found at the root are
+# left alone by verify and prune (they were verified as members and failed every run).
 
 
-def test_dot_named_member_is_backed_up_verified_and_pruned(
+def test_dot_named_member_fails_alone_and_hidden_root_directories_are_left_alone(
     prefect: None,
     pool_factory: Callable[[], Pool],
     sftp_dir: Path,
@@ -137,38 +138,56 @@ def test_dot_named_member_is_backed_up_verified_and_pruned(
         write_member_data(pool.mountpoint / f"elabfs-{name}", seed, 1)
         snapshot(dataset, S1)
     use_env(monkeypatch, pool, sftp_dir, sshd)
-    outcomes = backup_flow()
-    assert {o.member: o.action for o in outcomes} == {"..dots": "full", "alice": "full"}
-    dots = sftp_dir / "..dots"
-    assert (dots / f"elabfs-..dots@{S1}.zst").is_file()
-    # The tool's own dot-files: a lock in the member directory (left by a run that died an
-    # hour ago: prune takes it over), the drill record at the root.
-    lock = dots / ".zfs-offsite.lock"
+    bad = f"{pool.name}/elabfs-..dots"
+    backed_up = backup_flow(return_state=True)
+    error = backed_up.result(raise_on_failure=False)
+    assert isinstance(error, MembersFailed)
+    assert {o.member: (o.action, o.error) for o in error.outcomes} == {
+        bad: (
+            "failed",
+            f"dataset {bad} gives no usable member name ('..dots') (verify and prune leave "
+            "hidden names and lost+found alone): rename the dataset, or leave it out by "
+            "listing the datasets to back up in source.datasets",
+        ),
+        "alice": ("full", None),
+    }
+    alice = sftp_dir / "alice"
+    # What else lives at a target's root: ext4's lost+found, a NAS's hidden directories,
+    # the tool's own records (one of them a directory by mistake).
+    hidden = [".snapshot", "..dots", "lost+found", ".zfs-offsite-drills.json"]
+    for name in hidden:
+        (sftp_dir / name).mkdir()
+        (sftp_dir / name / "elabfs-x@s.zst.partial").write_bytes(b"not ours")
+    # The tool's own dot-files in a member directory: a lock left by a run that died an
+    # hour ago (prune takes it over) and a stale partial upload.
+    lock = alice / ".zfs-offsite.lock"
     lock.write_text("host pid run\n")
     os.utime(lock, (time.time() - 3600, time.time() - 3600))
-    (sftp_dir / ".zfs-offsite-drills.json").write_text("{}\n")
-    stale = dots / f"elabfs-..dots@{S2}.zst.partial"
+    stale = alice / f"elabfs-alice@{S2}.zst.partial"
     stale.write_bytes(b"left by a crashed upload")
     two_days_ago = time.time() - 2 * 86400
     os.utime(stale, (two_days_ago, two_days_ago))
 
     verified = verify_flow()
-    assert {r.member: r.verdict for r in verified} == {"..dots": Verdict.OK, "alice": Verdict.OK}
-
+    assert {r.member: r.verdict for r in verified} == {"alice": Verdict.OK}
     plans = prune_flow()
-    assert [p.member for p in plans] == ["..dots", "alice"]
-    assert not stale.exists()  # the prune saw `..dots`
-    assert not lock.exists()  # taken over, then released
-    assert (dots / f"elabfs-..dots@{S1}.zst").is_file()
+    assert [p.member for p in plans] == ["alice"]
+    assert not stale.exists() and not lock.exists()
+    assert (alice / f"elabfs-alice@{S1}.zst").is_file()
+    for name in hidden:
+        assert [p.name for p in (sftp_dir / name).iterdir()] == ["elabfs-x@s.zst.partial"]
+    assert sorted(p.name for p in sftp_dir.iterdir()) == sorted(
+        [*hidden, "alice", ".zfs-offsite-verified.json"]
+    )
 
     # A symlink at the root is never followed: verify and prune fail it, by name.
-    (sftp_dir / "linked").symlink_to(dots)
-    before = sorted(p.name for p in dots.iterdir())
+    (sftp_dir / "linked").symlink_to(alice)
+    before = sorted(p.name for p in alice.iterdir())
     for flow in (verify_flow, prune_flow):
         state = flow(return_state=True)  # type: ignore[operator]
         assert state.is_failed()
         assert str(state.result(raise_on_failure=False)).endswith(" linked")
-    assert sorted(p.name for p in dots.iterdir()) == before
+    assert sorted(p.name for p in alice.iterdir()) == before
 
 
 # 2. A file this tool wrote whose sidecar is gone is a finding, never "seed era".

@@ -24,6 +24,7 @@ from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.verify import DEFERRED, MemberVerification, Verdict, verify_member
 from zfs_offsite.jobs.verify_rotation import (
     ALL,
+    MARKED,
     NEVER_READ,
     VERIFY_RECORD,
     read_verify_record,
@@ -117,6 +118,11 @@ def test_each_run_reads_new_files_and_its_share_until_every_file_was_read(
     assert old_bytes / CYCLE <= rotated < old_bytes / CYCLE + max(sizes.values())
     deferred = [f for f in second.files if f.read == DEFERRED]
     assert len(read) + len(deferred) == 8 and deferred
+    # The member's row counts what was read, never one deferred file's note.
+    assert second.detail == (
+        f"{len(read) + 1} file(s) read in full this run, "
+        f"{len(deferred)} deferred to a later run (rotation)"
+    )
     for f in deferred:  # the report says when each deferred file was last read in full
         assert f.last_read == first_read[f.filename] and f.verdict is Verdict.OK
         assert first_read[f.filename] in f.detail
@@ -126,14 +132,16 @@ def test_each_run_reads_new_files_and_its_share_until_every_file_was_read(
 
     victim = archive.directory / deferred[-1].filename  # the last in line for a re-read
     flip_byte_keeping_mtime(victim)
-    found_in = None
+    found_in, found_at = None, ""
     for run in range(3, 2 + CYCLE):  # runs 3..5: within a cycle of the first run
         result = archive.verify()
         check = next(f for f in result.files if f.filename == victim.name)
         if check.read != DEFERRED and found_in is None:
             assert check.verdict is Verdict.CORRUPT and result.verdict is Verdict.CORRUPT
-            assert check.last_read == first_read[victim.name]  # when it last passed
-            found_in = run
+            # A failing read is a read: when, and when the file last passed.
+            assert check.last_read >= first_read[victim.name]
+            assert check.detail.endswith(f"; it last passed a full read {first_read[victim.name]}")
+            found_in, found_at = run, check.last_read
     assert found_in is not None, "the flipped byte was not found within the cycle"
     assert victim.with_name(victim.name + ".corrupt").exists()
     record = archive.record()
@@ -141,10 +149,16 @@ def test_each_run_reads_new_files_and_its_share_until_every_file_was_read(
     assert all(e["run"] >= 2 for e in record.values())  # every other file read since run 1
     assert set(record) == set(archive.files()) - {victim.name}
 
+    again = archive.verify()  # marked: read again, and its row says when (not "never")
+    check = next(f for f in again.files if f.filename == victim.name)
+    assert (check.read, check.verdict) == (MARKED, Verdict.CORRUPT)
+    assert check.last_read >= found_at
+    assert victim.name not in archive.record()
+
     everything = archive.verify(read_all=True)
     assert set(read_in_full(everything).values()) == {ALL}
     assert len(read_in_full(everything)) == 9
-    assert {e["run"] for e in archive.record().values()} == {2 + CYCLE}
+    assert {e["run"] for e in archive.record().values()} == {3 + CYCLE}
 
 
 def test_pruned_files_drop_out_of_the_record(archive: Archive) -> None:

@@ -298,9 +298,17 @@ def test_verify_cycle_is_a_positive_number_of_runs(monkeypatch: pytest.MonkeyPat
     assert load_settings().verify.cycle_runs == 4
     monkeypatch.setenv("ZFS_OFFSITE_VERIFY__CYCLE_RUNS", "0")
     assert errors_of() == [
-        "setting verify.cycle_runs (env ZFS_OFFSITE_VERIFY__CYCLE_RUNS): "
-        "Input should be greater than or equal to 1"
+        "setting verify.cycle_runs (env ZFS_OFFSITE_VERIFY__CYCLE_RUNS): must be a number of "
+        "verify runs from 1 to 366, e.g. 4 (every file is read back at least every 4th run; "
+        "1: every file every run)"
     ]
+    monkeypatch.setenv("ZFS_OFFSITE_VERIFY__CYCLE_RUNS", "367")
+    assert errors_of()[0].endswith(
+        "must be a number of verify runs from 1 to 366, e.g. 4 "
+        "(every file is read back at least every 4th run; 1: every file every run)"
+    )
+    monkeypatch.setenv("ZFS_OFFSITE_VERIFY__CYCLE_RUNS", "366")
+    assert load_settings().verify.cycle_runs == 366
 
 
 def test_config_directory_is_named_as_a_directory(tmp_path: Path) -> None:

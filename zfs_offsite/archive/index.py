@@ -29,6 +29,7 @@ from zfs_offsite.archive.names import (
     checksum_name,
     classify,
     corrupt_mark_name,
+    is_member_name,
     metadata_name,
 )
 from zfs_offsite.errors import PermanentError
@@ -170,13 +171,17 @@ def _one_line(exc: BaseException) -> str:
 
 
 def archived_members(store: Store) -> list[str]:
-    """Member directories on the backup server: every directory at the root, dot names too.
+    """Member directories on the backup server: every directory at the root that can be one.
 
-    Backup can create any member name (`elabfs-..dots` gives `..dots`), so verify
-    and prune must see the same set. Files at the root (the drill record) are
-    the tool's own; symlinks are never followed.
+    Hidden names and `lost+found` are skipped (`is_member_name`: backup never
+    creates them, a filesystem or the tool's own records do). Files at the root
+    (the drill and verify records) are the tool's own; symlinks are never followed.
     """
-    return [e.name for e in store.listdir("") if e.is_dir and not e.is_symlink]
+    return [
+        e.name
+        for e in store.listdir("")
+        if e.is_dir and not e.is_symlink and is_member_name(e.name)
+    ]
 
 
 def linked_members(store: Store) -> dict[str, str]:
@@ -189,7 +194,7 @@ def linked_members(store: Store) -> dict[str, str]:
         e.name: f"{e.name} at the target's root is a symlink, never followed: if it is a "
         "member directory, make it a real one (or point target.url at where it links)"
         for e in store.listdir("")
-        if e.is_symlink
+        if e.is_symlink and is_member_name(e.name)
     }
     for reason in linked.values():
         log.warning("%s", reason)

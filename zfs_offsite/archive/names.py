@@ -41,9 +41,23 @@ class Compression(StrEnum):
         return ".gz" if self is Compression.GZIP else ".zst"
 
 
+# What a filesystem puts at the target's root (ext4's mount root); never a member.
+LOST_AND_FOUND = "lost+found"
+
+
 def is_safe_component(text: str) -> bool:
     """True if `text` can be used as one path component on the backup server."""
     return bool(_COMPONENT.fullmatch(text)) and text not in {".", ".."}
+
+
+def is_member_name(text: str) -> bool:
+    """True if `text` can name a member directory at the target's root.
+
+    Hidden names (the tool's own `.zfs-offsite-*` records, a NAS's `.snapshot`)
+    and `lost+found` are left alone there by verify and prune, so no member
+    may be called that.
+    """
+    return is_safe_component(text) and not text.startswith(".") and text != LOST_AND_FOUND
 
 
 @dataclass(frozen=True)

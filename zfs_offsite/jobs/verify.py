@@ -14,7 +14,8 @@ a member's directory is skipped silently.
 Which files are read in full is the rotation's choice (verify_rotation.py):
 new and changed files always, older ones a share per run; a file not read
 this run keeps the verdict of its last passing read, and the report says when
-that was.
+that was. A read that fails is a read too (its `last_read` is now), yet only
+passing reads enter the record, so a failing file is read again next run.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from zfs_offsite.jobs.verify_rotation import (
     MemberRecord,
     Selection,
     choose_files,
+    record_note,
     updated_record,
 )
 from zfs_offsite.plan.chains import missing_link, restore_chains
@@ -78,7 +80,7 @@ class FileCheck:
     raw_bytes: int = 0
     sha256: str = ""  # of the stored bytes, when read
     read: str = ""  # why it was read in full this run, or DEFERRED
-    last_read: str = ""  # when it was last read in full and passed (ISO 8601 UTC)
+    last_read: str = ""  # when it was last read in full (ISO 8601 UTC): now, if read this run
 
 
 DEFERRED = "deferred"
@@ -90,6 +92,7 @@ class MemberVerification:
     member: str
     files: list[FileCheck] = field(default_factory=list)
     record: MemberRecord | None = None  # the member's verify record after this run
+    note: str = ""  # a run-wide fact the report must show (an unreadable verify record)
 
     @property
     def verdict(self) -> Verdict:
@@ -99,8 +102,18 @@ class MemberVerification:
 
     @property
     def detail(self) -> str:
+        """A failing member: its worst file's detail; else how many files were read and deferred
+        (and a sound file's caveat, e.g. seed era), never one deferred file's note."""
         worst = [f for f in self.files if f.verdict is self.verdict and f.detail]
-        return worst[0].detail if worst else ""
+        if self.verdict in FAILING:
+            return worst[0].detail if worst else ""
+        read = sum(1 for f in self.files if f.read not in ("", DEFERRED))
+        deferred = sum(1 for f in self.files if f.read == DEFERRED)
+        counts = f"{read} file(s) read in full this run"
+        if deferred:
+            counts += f", {deferred} deferred to a later run (rotation)"
+        caveat = next((f.detail for f in worst if f.read != DEFERRED), "")
+        return f"{counts}; {caveat}" if caveat else counts
 
 
 def check_file(
@@ -203,15 +216,20 @@ def verify_member(
     record: MemberRecord | None = None,
     cycle_runs: int = 1,
     read_all: bool = False,
+    record_problem: str = "",
 ) -> MemberVerification:
     """Check this run's share of a member's files, then the chains over those that passed.
 
     `record` is the member's verify record (None: nothing was ever read); with
-    the default `cycle_runs` of 1 every file is read. The result carries the
+    the default `cycle_runs` of 1 every file is read. `record_problem` is why
+    the record on the server was unreadable (`RecordRead.problem`), which the
+    result's `note` and its files' reasons then say. The result carries the
     record to store for the next run.
     """
     archive = read_member_archive(store, member, None)
-    selection = choose_files(archive.files, record, cycle_runs, read_all=read_all)
+    selection = choose_files(
+        archive.files, record, cycle_runs, read_all=read_all, record_lost=bool(record_problem)
+    )
     now = datetime.now(UTC).isoformat(timespec="seconds")
     checks: dict[str, FileCheck] = {}
     for f in archive.files:
@@ -220,9 +238,13 @@ def verify_member(
             continue
         check = check_file(store, member, f, _read_checksum(store, archive, f), identities)
         before = record.files.get(f.filename) if record is not None else None
-        last = now if check.verdict in PASSED else (before.verified if before else "")
+        if before is not None and not before.plausible(record.runs if record else 0):
+            before = None
+        if check.verdict not in PASSED and before is not None:
+            detail = f"{check.detail}; it last passed a full read {before.verified}"
+            check = dataclasses.replace(check, detail=detail)
         why = selection.read[f.filename]
-        checks[f.filename] = dataclasses.replace(check, read=why, last_read=last)
+        checks[f.filename] = dataclasses.replace(check, read=why, last_read=now)
     if mark:
         _update_marks(store, archive, checks)
     judged = [
@@ -232,7 +254,10 @@ def verify_member(
         for f in archive.files
     ]
     chains = restore_chains(judged)
-    result = MemberVerification(member, record=_new_record(selection, archive.files, checks))
+    note = record_note(record_problem) if record_problem else ""
+    result = MemberVerification(
+        member, record=_new_record(selection, archive.files, checks), note=note
+    )
     for f in judged:
         check = checks[f.filename]
         unchained = f.filename not in chains and f.identified  # unidentified: reported as such

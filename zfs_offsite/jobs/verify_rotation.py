@@ -12,10 +12,12 @@ the byte shares. `read_all` (`verify --all`) reads everything, as before.
 The record of the last passing full read of each file lives on the backup
 server beside the drill record (`.zfs-offsite-verified.json`). Only files that
 passed are recorded; files gone from the member's directory drop out. An
-unreadable record is a warning and makes every file count as never read:
-reading too much, never skipping. Two verifies writing at once merge file by
-file, the newer read winning; an update lost in between can only make a file
-be read sooner.
+unreadable record is a warning (and a line of the run's report) and makes
+every file count as never read: reading too much, never skipping. So does an
+entry that cannot be true (a run beyond its member's count, a date that is no
+date): it would otherwise never be due and sort last in the rotation. Two
+verifies writing at once merge file by file, the newer read winning; an
+update lost in between can only make a file be read sooner.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.errors import PermanentError
+from zfs_offsite.remote.entries import StoreEntry
 from zfs_offsite.remote.store import Store, read_small_file, write_small_file
 
 log = logging.getLogger(__name__)
@@ -38,6 +43,7 @@ RECORD_LIMIT = 256 * 1024 * 1024  # bytes read of the record; ~150 bytes per fil
 
 # Why a file is read in full this run (the report's `read` column).
 NEVER_READ = "never read"
+RECORD_UNREADABLE = "the verify record was unreadable"
 CHANGED = "changed since its last read"
 MARKED = "marked corrupt or bad sidecar"
 OVERDUE = "due: last read {runs} runs ago"
@@ -60,6 +66,22 @@ class FileRecord:
         """True if `file` is still the file this record was made of."""
         recorded = file.sidecar.sha256 if file.sidecar is not None else self.sha256
         return (self.size, self.mtime, self.sha256) == (file.size, int(file.mtime), recorded)
+
+    def plausible(self, runs: int) -> bool:
+        """True if this entry can be true of a member with `runs` verify runs so far.
+
+        An entry from a later run than the member had, or with a date that
+        is no date, would never be due; the file counts as never read.
+        """
+        if not 1 <= self.run <= runs or self.size < 0 or not _SHA256.fullmatch(self.sha256):
+            return False
+        try:
+            return datetime.fromisoformat(self.verified).tzinfo is not None
+        except ValueError:
+            return False
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass
@@ -85,12 +107,14 @@ def choose_files(
     cycle_runs: int,
     *,
     read_all: bool = False,
+    record_lost: bool = False,
 ) -> Selection:
     """Pick this run's files: the unread, the overdue, then oldest-read up to the share.
 
     The share is `ceil(bytes of the already-read files / cycle_runs)`; the
     file that crosses it is still read, so each run reads at least one file
-    when there is one to read.
+    when there is one to read. `record_lost`: the record on the server was
+    unreadable, which the unread files' reason says.
     """
     record = record or MemberRecord()
     run = record.runs + 1
@@ -102,8 +126,8 @@ def choose_files(
             read[f.filename] = ALL
         elif f.corrupt is not None or f.sidecar_problem is not None:
             read[f.filename] = MARKED
-        elif previous is None:
-            read[f.filename] = NEVER_READ
+        elif previous is None or not previous.plausible(record.runs):
+            read[f.filename] = RECORD_UNREADABLE if record_lost else NEVER_READ
         elif not previous.matches(f):
             read[f.filename] = CHANGED
         else:
@@ -156,7 +180,12 @@ def merge_member(ours: MemberRecord, theirs: MemberRecord | None) -> MemberRecor
             mine.mtime,
             mine.sha256,
         )
-        newer = other is not None and same and other.verified > mine.verified
+        newer = (
+            other is not None
+            and same
+            and other.plausible(theirs.runs)
+            and other.verified > mine.verified
+        )
         files[name] = other if newer and other is not None else mine
     return MemberRecord(max(ours.runs, theirs.runs), files)
 
@@ -205,20 +234,64 @@ def render_record(members: Mapping[str, MemberRecord]) -> bytes:
     return (json.dumps(data, indent=1) + "\n").encode()
 
 
-def read_verify_record(store: Store) -> dict[str, MemberRecord]:
-    """Every member's record; empty, with a one-line warning, when it cannot be read."""
+@dataclass(frozen=True)
+class RecordRead:
+    """The record as read from the server, and why it could not be, if it could not."""
+
+    members: dict[str, MemberRecord]
+    problem: str = ""  # one line; "" when the record was read (or there is none yet)
+
+
+# Anything a damaged or hostile record makes the parser raise (RecursionError: deep nesting).
+_UNREADABLE = (
+    OSError,
+    PermanentError,
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    RecursionError,
+)
+
+
+def load_verify_record(store: Store) -> RecordRead:
+    """Every member's record; none, with a one-line warning and its reason, when unreadable."""
     try:
-        if store.stat(VERIFY_RECORD) is None:
-            return {}
-        return parse_record(read_small_file(store, VERIFY_RECORD, RECORD_LIMIT))
-    except (OSError, PermanentError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        entry = store.stat(VERIFY_RECORD)
+        if entry is None:
+            return RecordRead({})
+        if (misplaced := _not_a_file(entry)) is not None:
+            raise ValueError(f"it {misplaced}")
+        return RecordRead(parse_record(read_small_file(store, VERIFY_RECORD, RECORD_LIMIT)))
+    except _UNREADABLE as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log.warning(
             "%s on the backup server is unreadable (%s): every file counts as never read "
             "and is read in full; the record is written afresh",
             VERIFY_RECORD,
-            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            why,
         )
-        return {}
+        return RecordRead({}, why)
+
+
+def read_verify_record(store: Store) -> dict[str, MemberRecord]:
+    """Every member's record; empty, with a one-line warning, when it cannot be read."""
+    return load_verify_record(store).members
+
+
+def record_note(problem: str) -> str:
+    """The report's line for an unreadable record (`RecordRead.problem`)."""
+    return (
+        f"the verify record {VERIFY_RECORD} was unreadable ({problem}): every file was read in full"
+    )
+
+
+def _not_a_file(entry: StoreEntry) -> str | None:
+    """Why the record's place holds no record file (never followed, never replaced)."""
+    if not (entry.is_dir or entry.is_symlink):
+        return None
+    kind = "a symlink" if entry.is_symlink else "a directory"
+    return f"is {kind} at the target's root: move it aside so verify can record what it read"
 
 
 def write_verify_record(
@@ -227,8 +300,12 @@ def write_verify_record(
     """Merge members' new records into the record on the server and replace it atomically.
 
     `keep`, when given, is every member directory there is: other members
-    drop out (their directory is gone).
+    drop out (their directory is gone). A directory or symlink in the record's
+    place is an error naming the fix; nothing is written beside it.
     """
+    entry = store.stat(VERIFY_RECORD)
+    if entry is not None and (misplaced := _not_a_file(entry)) is not None:
+        raise PermanentError(f"{VERIFY_RECORD} {misplaced}")
     members = read_verify_record(store)
     for name, ours in updates.items():
         members[name] = merge_member(ours, members.get(name))

@@ -184,8 +184,16 @@ def write_new_file(store: Store, path: str, data: bytes) -> str:
 
 
 def write_small_file(store: Store, path: str, data: bytes) -> None:
-    """Write a small file atomically: a checked partial file, then rename over `path`."""
-    store.rename(write_new_file(store, path, data), path)
+    """Write a small file atomically: a checked partial file, then rename over `path`.
+
+    A rename that fails (a directory in `path`'s place) takes its partial with it.
+    """
+    partial = write_new_file(store, path, data)
+    try:
+        store.rename(partial, path)
+    except BaseException:
+        remove_quietly(store, partial)
+        raise
 
 
 def read_small_file(store: Store, path: str, limit: int = 1024 * 1024) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zfs_offsite.archive.names import NESTED_SEPARATOR, is_safe_component
+from zfs_offsite.archive.names import LOST_AND_FOUND, NESTED_SEPARATOR, is_member_name
 from zfs_offsite.errors import ConfigError
 from zfs_offsite.zfs.model import Bookmark, Dataset, Snapshot, is_natively_encrypted
 
@@ -44,9 +44,14 @@ _FIX = "rename the dataset, or leave it out by listing the datasets to back up i
 def _member(dataset: Dataset, pool: str, prefix: str) -> Member:
     relative = dataset.name.removeprefix(pool + "/").replace("/", NESTED_SEPARATOR)
     name = relative.removeprefix(prefix) if relative.startswith(prefix) else relative
-    if not name or not is_safe_component(name):
+    if not name or not is_member_name(name):
+        why = (
+            f" (verify and prune leave hidden names and {LOST_AND_FOUND} alone)"
+            if (name.startswith(".") or name == LOST_AND_FOUND) and name not in {".", ".."}
+            else ""
+        )
         return _rejected(
-            dataset, f"dataset {dataset.name} gives no usable member name ({name!r}): {_FIX}"
+            dataset, f"dataset {dataset.name} gives no usable member name ({name!r}){why}: {_FIX}"
         )
     return Member(
         name,

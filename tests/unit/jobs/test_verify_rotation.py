@@ -14,24 +14,30 @@ import pytest
 from tests.support.archive_files import sidecar
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.archive.names import BackupName, Compression
+from zfs_offsite.errors import PermanentError
+from zfs_offsite.jobs.verify import DEFERRED, SEALED, FileCheck, MemberVerification, Verdict
 from zfs_offsite.jobs.verify_rotation import (
     ALL,
     CHANGED,
     MARKED,
     NEVER_READ,
+    RECORD_UNREADABLE,
     ROTATION,
     VERIFY_RECORD,
     FileRecord,
     MemberRecord,
     Selection,
     choose_files,
+    load_verify_record,
     merge_member,
     read_verify_record,
+    record_note,
     render_record,
     updated_record,
     write_verify_record,
 )
 from zfs_offsite.remote.local import LocalStore
+from zfs_offsite.remote.store import write_small_file
 
 
 def file(n: int, size: int = 100, *, sha: str | None = None) -> ArchiveFile:
@@ -215,10 +221,132 @@ def test_a_directory_in_the_records_place_is_a_warning_too(
 ) -> None:
     (tmp_path / VERIFY_RECORD).mkdir()
     assert read_verify_record(LocalStore(tmp_path)) == {}
-    assert "unreadable" in caplog.text
+    assert "unreadable (it is a directory at the target's root: move it aside" in caplog.text
 
 
 def test_the_rendered_record_is_what_was_parsed() -> None:
     members = {"a": MemberRecord(3, {"f": FileRecord("t", 2, 1, 2, "c" * 64)})}
     data = render_record(members)
     assert json.loads(data)["members"]["a"]["files"]["f"]["run"] == 2
+
+
+def test_a_deeply_nested_record_is_the_one_warning_and_a_full_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """100,000 nested `[` make the JSON parser raise RecursionError: a warning, not a failure."""
+    (tmp_path / VERIFY_RECORD).write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    with caplog.at_level(logging.WARNING):
+        loaded = load_verify_record(LocalStore(tmp_path))
+    assert loaded.members == {} and "maximum recursion depth" in loaded.problem
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert VERIFY_RECORD in warning and "read in full" in warning and "\n" not in warning
+    files = [file(n) for n in range(3)]
+    chosen = choose_files(files, None, 4, record_lost=True)
+    assert chosen.read == {f.filename: RECORD_UNREADABLE for f in files} and not chosen.deferred
+
+
+def test_the_report_line_of_an_unreadable_record_says_why_and_that_all_was_read(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / VERIFY_RECORD).write_bytes(b"{not json")
+    loaded = load_verify_record(LocalStore(tmp_path))
+    assert record_note(loaded.problem) == (
+        f"the verify record {VERIFY_RECORD} was unreadable ({loaded.problem}): every file was "
+        "read in full"
+    )
+    assert loaded.problem.startswith("Expecting property name")
+    assert load_verify_record(LocalStore(tmp_path / "none")).problem == ""
+
+
+def test_a_file_recorded_in_a_run_its_member_never_had_is_read_within_the_cycle() -> None:
+    """An entry from a run beyond the member's count was never 'due' and sorted last in
+    the rotation: with the share taken by the others it was never read again."""
+    files = [file(n, size=100) for n in range(8)]
+    entries = {
+        f.filename: FileRecord(
+            "2026-01-01T00:00:00+00:00",
+            10**9 if n == 0 else 5,
+            f.size,
+            int(f.mtime),
+            f.sidecar.sha256 if f.sidecar else "",
+        )
+        for n, f in enumerate(files)
+    }
+    record = MemberRecord(5, entries)
+    assert choose_files(files, record, 4).read[files[0].filename] == NEVER_READ
+    cycle, read = 4, set()
+    for night in range(2 * cycle):
+        selection = choose_files(files, record, cycle)
+        read |= set(selection.read)
+        record = passed_now(selection, files, f"2026-01-{night + 2:02d}T00:00:00+00:00")
+    assert files[0].filename in read
+
+
+@pytest.mark.parametrize(
+    "nonsense",
+    [
+        {"run": 6},  # beyond the member's 5 runs
+        {"run": -1},
+        {"run": 0},  # runs count from 1
+        {"verified": "yesterday"},
+        {"verified": "2026-01-01T00:00:00"},  # no time zone: not what verify writes
+        {"size": -100},
+        {"sha256": "not a checksum"},
+    ],
+)
+def test_an_entry_that_cannot_be_true_counts_as_never_read(nonsense: dict[str, object]) -> None:
+    files = [file(n) for n in range(4)]
+    entries = {
+        f.filename: FileRecord("2026-01-05T00:00:00+00:00", 5, f.size, int(f.mtime), f"{n:064x}")
+        for n, f in enumerate(files)
+    }
+    odd = dataclasses.replace(entries[files[0].filename], **nonsense)  # type: ignore[arg-type]
+    entries[files[0].filename] = odd
+    chosen = choose_files(files, MemberRecord(5, entries), 4)
+    assert chosen.read[files[0].filename] == NEVER_READ
+    assert files[0].filename not in chosen.deferred
+
+
+def test_an_impossible_entry_never_wins_the_merge() -> None:
+    mine = FileRecord("2026-01-02T00:00:00+00:00", 4, 100, 1000, "a" * 64)
+    future = dataclasses.replace(mine, verified="2026-01-03T00:00:00+00:00", run=10**9)
+    assert merge_member(MemberRecord(4, {"x": mine}), MemberRecord(4, {"x": future})) == (
+        MemberRecord(4, {"x": mine})
+    )
+
+
+def test_a_directory_in_the_records_place_is_named_and_nothing_is_left_beside_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / VERIFY_RECORD).mkdir()
+    with pytest.raises(PermanentError) as caught:
+        write_verify_record(LocalStore(tmp_path), {"alice": MemberRecord(1, {})})
+    assert str(caught.value) == (
+        f"{VERIFY_RECORD} is a directory at the target's root: move it aside so verify can "
+        "record what it read"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [VERIFY_RECORD]
+
+
+def test_a_small_file_that_cannot_take_its_place_leaves_no_partial(tmp_path: Path) -> None:
+    """Each verify left a `.partial` at the root when a directory held the record's name."""
+    (tmp_path / "record").mkdir()
+    with pytest.raises(OSError):
+        write_small_file(LocalStore(tmp_path), "record", b"{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["record"]
+
+
+def test_the_member_row_counts_files_read_and_deferred() -> None:
+    """It said 'not read this run (rotation)', one deferred file's note, while 3 were read."""
+    read = [FileCheck(f"f{n}", Verdict.OK, read=ROTATION) for n in range(3)]
+    later = [FileCheck("d", Verdict.OK, "not read this run (rotation); ...", read=DEFERRED)]
+    member = MemberVerification("a", [*later, *read, *later])
+    assert member.detail == (
+        "3 file(s) read in full this run, 2 deferred to a later run (rotation)"
+    )
+    sealed = FileCheck("s", Verdict.OK, SEALED, read=NEVER_READ)
+    assert MemberVerification("a", [*later, sealed]).detail == (
+        f"1 file(s) read in full this run, 1 deferred to a later run (rotation); {SEALED}"
+    )
+    bad = FileCheck("b", Verdict.CORRUPT, "a/b: sha256 mismatch", read=ROTATION)
+    assert MemberVerification("a", [*later, bad]).detail == "a/b: sha256 mismatch"
