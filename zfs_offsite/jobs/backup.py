@@ -73,9 +73,24 @@ class BackupResult:
 
     @property
     def mb_per_second(self) -> float | None:
+        """Raw MB/s of what this upload sent, over the time it was sending.
+
+        A resume sent only the stored bytes after the earlier attempt's: the raw
+        bytes behind them are counted in proportion, and the time it spent checking
+        the stored part is left out, so the figure holds up against a bandwidth limit.
+        """
         if not self.stream:
             return None
-        return self.stream.raw_bytes / 1e6 / self.stream.seconds
+        s = self.stream
+        raw_sent = s.raw_bytes * s.sent_bytes / s.stored_bytes if s.stored_bytes else s.raw_bytes
+        return raw_sent / 1e6 / s.sending_seconds
+
+    @property
+    def stored_mb_per_second(self) -> float | None:
+        """Stored MB/s this upload sent over the link (what a bandwidth limit paces)."""
+        if not self.stream:
+            return None
+        return self.stream.sent_bytes / 1e6 / self.stream.sending_seconds
 
 
 def discover_members(settings: Settings, runner: Runner | None = None) -> list[Member]:
