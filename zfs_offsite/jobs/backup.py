@@ -64,6 +64,9 @@ class BackupResult:
     snapshot_guid: int | None = None
     raw: bool = False  # sent raw (`zfs send -w`): still encrypted with the dataset's key
     bandwidth: str = ""  # the upload limit(s) in force while it streamed; "": none set
+    # How this upload's earlier tries in this run ended (the task layer's retries), oldest
+    # first, e.g. `try 1 failed after 21.3 s: …`; the figures above are the last try's.
+    earlier_tries: tuple[str, ...] = ()
 
     @property
     def ratio(self) -> float | None:

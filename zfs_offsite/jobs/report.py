@@ -57,6 +57,8 @@ COLUMNS = (
     "mb_per_s",
     "stored_mb_per_s",
     "bandwidth_limit",
+    "upload_tries",
+    "earlier_tries",
     "sha256",
     "remote_path",
     "protected",
@@ -107,6 +109,8 @@ def row(outcome: MemberOutcome) -> dict[str, object]:
             f"{r.stored_mb_per_second:.2f}" if r and r.stored_mb_per_second is not None else ""
         ),
         "bandwidth_limit": (r.bandwidth if r else "") or "",
+        "upload_tries": 1 + len(r.earlier_tries) if stream and r else "",
+        "earlier_tries": list(r.earlier_tries) if r else [],
         "sha256": stream.sha256 if stream else "",
         "remote_path": (r.remote_path if r else None) or "",
         "protected": (r.protection if r else None) or "",
