@@ -15,6 +15,7 @@ BACKUP_COLUMNS = (
     "base",
     "target",
     "stored_bytes",
+    "resumed_mb",
     "ratio",
     "mb_per_s",
     "error",

@@ -84,12 +84,20 @@ def member_rows(night: dict[str, Any], reports: list[list[dict[str, Any]]]) -> l
             before = next((r for r in report if r.get("member") == row.get("member")), None)
             if before is not None:
                 attempt = before.get("attempt", number)
+                earlier += _upload_tries(attempt, before)
                 said = f"attempt {attempt}: {before.get('action', '')}"
                 if before.get("error"):
                     said += f": {before['error']}"
                 earlier.append(said)
+        earlier += _upload_tries(row.get("attempt", len(reports)), row)
         rows.append(night | row | {"earlier_attempts": earlier})
     return rows
+
+
+def _upload_tries(attempt: object, row: dict[str, Any]) -> list[str]:
+    """The upload's tries that failed within one attempt of the run (the task's retries),
+    e.g. `attempt 1: upload try 1 failed after 21.3 s: connection lost`."""
+    return [f"attempt {attempt}: upload {said}" for said in row.get("earlier_tries") or []]
 
 
 def read_history(since: datetime, members: list[str]) -> list[dict[str, Any]]:

@@ -20,10 +20,14 @@ from zfs_offsite.stream.progress import StreamProgress, listening
 
 
 def link_text(report: StreamProgress) -> str:
-    """The stored rate against the bandwidth limit, e.g. `1.98 MB/s stored, limit 2 MB/s`."""
+    """What the link is doing: `checking the earlier upload: 128 MiB matched` while a resume
+    checks what an earlier attempt stored, then the rate sent against the bandwidth limit,
+    e.g. `1.98 MB/s sent, limit 2 MB/s`."""
+    if report.checking:
+        return f"checking the earlier upload: {report.stored_bytes >> 20} MiB matched"
     if not report.limit:
         return ""
-    rate = f"{report.rate / 1e6:.2f} MB/s stored, " if report.rate is not None else ""
+    rate = f"{report.rate / 1e6:.2f} MB/s sent, " if report.rate is not None else ""
     return f"{rate}limit {report.limit}"
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
-from prefect.runtime import flow_run
+from prefect.runtime import flow_run, task_run
 
 from tasks.progress import ProgressReporter
 from tasks.retries import retry_policy
@@ -117,7 +118,32 @@ def upload(settings: Settings, plan: BackupPlan, dry_run: bool = False) -> Backu
 
     The host's send limit (if the server has one) is held by the flow for
     all of its uploads (flows/common.send_slots), not acquired per upload.
+
+    A try that fails is noted (how long it ran, its error); the try that
+    succeeds returns the notes in `earlier_tries`, so the report shows a cut
+    that a retry resumed, not just the last try's figures.
     """
+    tries = _earlier_tries.setdefault(str(task_run.id), [])
+    started = time.monotonic()
+    try:
+        result = _upload(settings, plan, dry_run)
+    except BaseException as exc:
+        said = " ".join(str(exc).split()) or type(exc).__name__
+        tries.append(
+            f"try {len(tries) + 1} failed after {time.monotonic() - started:.1f} s: {said}"
+        )
+        raise
+    _earlier_tries.pop(str(task_run.id), None)
+    return replace(result, earlier_tries=tuple(tries)) if tries else result
+
+
+# Task run id -> how its failed tries ended. Prefect retries a task in the same process and
+# thread under the same task run id; an entry is dropped when a try succeeds (one whose
+# last try fails stays: a line per failed member per run, until the process ends).
+_earlier_tries: dict[str, list[str]] = {}
+
+
+def _upload(settings: Settings, plan: BackupPlan, dry_run: bool) -> BackupResult:
     with closing(open_runner(settings)) as runner:
         if not plan.sends or dry_run:
             return execute_plan_fn(settings, plan, runner, None, dry_run=dry_run)

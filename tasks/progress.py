@@ -40,12 +40,19 @@ class ProgressReporter:
         now = time.monotonic()
         if estimate and now - self.started >= ARTIFACT_AFTER_SECONDS:
             self.post(min(100.0, 100.0 * raw / estimate), now)
-        if now - self.last_log >= LOG_EVERY_SECONDS:
+        if now - self.last_log >= LOG_EVERY_SECONDS and report.checking:
+            self.last_log = now  # a resume checks the earlier attempt's bytes: nothing is sent
+            self.logger.info(
+                "%s: checking the earlier upload: %d MiB matched", self.plan.member, stored >> 20
+            )
+        elif now - self.last_log >= LOG_EVERY_SECONDS:
             self.last_log = now
             total = f" of ~{estimate / 1e6:.0f} MB" if estimate else ""
             link = ""
             if report.limit and report.rate is not None:
-                link = f" at {report.rate / 1e6:.2f} MB/s (limit {report.limit})"
+                link = f" at {report.rate / 1e6:.2f} MB/s sent (limit {report.limit})"
+            if report.resumed_bytes:
+                link += f", {report.resumed_bytes / 1e6:.0f} MB of it resumed, not sent again"
             self.logger.info(
                 "%s: %.0f MB sent%s, %.0f MB stored%s",
                 self.plan.member,

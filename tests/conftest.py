@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.logs import send_core_logs
 from tests.support.services import (
     Pool,
     SshServer,
@@ -21,6 +22,10 @@ from tests.support.services import (
 )
 from tests.support.zfsdata import MEMBERS, create_member, snapshot, write_member_data
 from zfs_offsite.settings import Settings, load_settings
+
+# Before any test imports Prefect (importing `flows` does it too): the core's lines in
+# each run's logs, as in the CLI and on a worker.
+send_core_logs()
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ def inspect(env: dict[str, str], name: str) -> dict[str, object]:
 def test_nightly_backup_deployment_reads_back(deployed: dict[str, str]) -> None:
     d = inspect(deployed, "zfs-offsite-backup/nightly-nas")
     assert d["work_pool_name"] == "zfs-offsite-nas"
+    assert d["job_variables"]["env"] == {"PREFECT_LOGGING_EXTRA_LOGGERS": "zfs_offsite"}
     # $OFFSITE_HOME of the deploying host (deploy.sh reads /etc/default/zfs-offsite)
     assert d["pull_steps"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}

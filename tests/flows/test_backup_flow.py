@@ -220,6 +220,11 @@ def test_transient_error_is_retried(
     runs = task_runs(state.state_details.flow_run_id)
     assert runs["upload-fred"].run_count == 2
     assert runs["upload-fred"].state.name == "Completed"
+    # The report says the upload was tried twice, and how the first try ended.
+    [row] = table_artifact(artifact_key("backup", os.uname().nodename))
+    assert row["upload_tries"] == 2
+    [first] = row["earlier_tries"]
+    assert first.startswith("try 1 failed after ") and "fred" in first, first
     assert (sftp_dir / "fred" / "elabfs-fred@auto-20190806.0200-1w.zst").is_file()
 
 

@@ -28,6 +28,7 @@ from zfs_offsite import cancel
 from zfs_offsite.connect import open_store
 from zfs_offsite.errors import Cancelled, IntegrityError, StoreError
 from zfs_offsite.jobs.backup import backup_member, discover_members
+from zfs_offsite.jobs.report import MemberOutcome, row
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
 from zfs_offsite.zfs.protect import mark_tag
@@ -118,6 +119,10 @@ def test_a_retry_after_a_cut_sends_only_the_rest(
     )
     assert result.stream.resumed_bytes >= 192 * MiB
     assert proxy.after_cut < 0.30 * size
+    # The report counts what was sent (on the wire after the cut), not the whole file.
+    assert result.stream.sent_bytes <= proxy.after_cut
+    figures = row(MemberOutcome("erin", result))
+    assert float(figures["resumed_mb"]) == round(result.stream.resumed_bytes / 1e6, 1)
     assert "match the regenerated stream; sending from there" in caplog.text
     sha256sum_check(sftp_dir)
     assert leftovers(sftp_dir) == []  # no partial, no checkpoints, no lock

@@ -30,7 +30,7 @@ from zfs_offsite.plan.cadence import FullCadence
 from zfs_offsite.remote.partials import checkpoint_name, partial_name, split_partial
 from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings
-from zfs_offsite.stream.checkpoints import StreamIdentity
+from zfs_offsite.stream.checkpoints import StreamIdentity, parse_checkpoints, why_not_resume
 from zfs_offsite.stream.compression import Compressor, compressor
 from zfs_offsite.stream.limit import RateMeter, process_limiter
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
@@ -42,6 +42,8 @@ from zfs_offsite.zfs.protect import choose, mark_tag, protect, stale_marks
 from zfs_offsite.zfs.runner import CommandFailed, Process, Runner
 
 log = logging.getLogger(__name__)
+
+HEADER_MAX = 64 * 1024  # a checkpoint file's first line (the stream's identity) is far shorter
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class BackupResult:
     snapshot_guid: int | None = None
     raw: bool = False  # sent raw (`zfs send -w`): still encrypted with the dataset's key
     bandwidth: str = ""  # the upload limit(s) in force while it streamed; "": none set
+    # How this upload's earlier tries in this run ended (the task layer's retries), oldest
+    # first, e.g. `try 1 failed after 21.3 s: …`; the figures above are the last try's.
+    earlier_tries: tuple[str, ...] = ()
 
     @property
     def ratio(self) -> float | None:
@@ -71,9 +76,24 @@ class BackupResult:
 
     @property
     def mb_per_second(self) -> float | None:
+        """Raw MB/s of what this upload sent, over the time it was sending.
+
+        A resume sent only the stored bytes after the earlier attempt's: the raw
+        bytes behind them are counted in proportion, and the time it spent checking
+        the stored part is left out, so the figure holds up against a bandwidth limit.
+        """
         if not self.stream:
             return None
-        return self.stream.raw_bytes / 1e6 / self.stream.seconds
+        s = self.stream
+        raw_sent = s.raw_bytes * s.sent_bytes / s.stored_bytes if s.stored_bytes else s.raw_bytes
+        return raw_sent / 1e6 / s.sending_seconds
+
+    @property
+    def stored_mb_per_second(self) -> float | None:
+        """Stored MB/s this upload sent over the link (what a bandwidth limit paces)."""
+        if not self.stream:
+            return None
+        return self.stream.sent_bytes / 1e6 / self.stream.sending_seconds
 
 
 def discover_members(settings: Settings, runner: Runner | None = None) -> list[Member]:
@@ -125,6 +145,77 @@ def unfinished_uploads(archive: MemberArchive) -> list[BackupName]:
     return unfinished
 
 
+def recorded_stream(
+    store: Store, archive: MemberArchive, name: BackupName
+) -> StreamIdentity | None:
+    """The stream the newest cut upload of `name` was for: its checkpoint file's header.
+
+    None when no checkpoint file of it can be read (the upload would start afresh).
+    """
+    names = {entry.name for entry in archive.partials}
+    attempts = sorted(
+        (
+            entry
+            for entry in archive.partials
+            if (split_partial(entry.name) or ("",))[0] == name.filename
+            and checkpoint_name(entry.name) in names
+        ),
+        key=lambda entry: entry.mtime,
+        reverse=True,
+    )
+    if not attempts:
+        return None
+    head = b""
+    try:
+        for data in store.read_chunks(f"{archive.member}/{checkpoint_name(attempts[0].name)}"):
+            head += data
+            if b"\n" in head or len(head) > HEADER_MAX:
+                break
+    except (OSError, ZfsOffsiteError):
+        return None
+    recorded = parse_checkpoints(head.split(b"\n", 1)[0] + b"\n")
+    return recorded.identity if recorded else None
+
+
+def why_not_resumed_tonight(
+    recorded: StreamIdentity | None, name: BackupName, level: int, raw: bool
+) -> str | None:
+    """Why tonight's stream settings (compression and its level, raw send, encryption) could not
+    resume the cut upload of `name` that recorded `recorded`; None: they could."""
+    if recorded is None:
+        return "its checkpoints are unreadable"
+    tonight = replace(
+        recorded,
+        compression=name.compression.value,
+        level=level,
+        raw=raw,
+        # an encrypted stream records no checkpoints; were one found, it never reproduces
+        recipients=("age",) if name.encrypted else (),
+    )
+    return why_not_resume(recorded, tonight)
+
+
+def resumable_tonight(
+    settings: Settings, store: Store, archive: MemberArchive, raw: bool
+) -> list[BackupName]:
+    """The cut uploads tonight's stream settings can resume: only these may be preferred over
+    the newest snapshot (one that would start again from byte 0 is no reason to wait)."""
+    resumable = []
+    for name in unfinished_uploads(archive):
+        recorded = recorded_stream(store, archive, name)
+        why = why_not_resumed_tonight(recorded, name, settings.compression.effective_level, raw)
+        if why is None:
+            resumable.append(name)
+        else:
+            log.info(
+                "%s: the cut upload of %s cannot be resumed tonight (%s): not preferred",
+                archive.member,
+                name.filename,
+                why,
+            )
+    return resumable
+
+
 def plan_member(
     settings: Settings, member: Member, store: Store, *, force_full: bool = False
 ) -> tuple[BackupPlan, MemberArchive]:
@@ -147,8 +238,9 @@ def plan_member(
         )
 
     plan = plan_for(member)
-    if not force_full:
-        plan = prefer_unfinished(plan, member, unfinished_uploads(archive), plan_for)
+    if not force_full and plan.sends and archive.partials:
+        unfinished = resumable_tonight(settings, store, archive, plan.raw)
+        plan = prefer_unfinished(plan, member, unfinished, plan_for)
     if plan.snapshot is not None:
         tag = mark_tag(str(settings.target.parsed))
         plan = replace(plan, stale_marks=stale_marks(member, tag, plan.snapshot))

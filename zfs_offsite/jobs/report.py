@@ -51,11 +51,14 @@ COLUMNS = (
     "target",
     "raw_bytes",
     "stored_bytes",
+    "resumed_mb",
     "ratio",
     "seconds",
     "mb_per_s",
     "stored_mb_per_s",
     "bandwidth_limit",
+    "upload_tries",
+    "earlier_tries",
     "sha256",
     "remote_path",
     "protected",
@@ -94,11 +97,20 @@ def row(outcome: MemberOutcome) -> dict[str, object]:
         "target": (r.snapshot if r else None) or "",
         "raw_bytes": stream.raw_bytes if stream else "",
         "stored_bytes": stream.stored_bytes if stream else "",
+        # stored MB an earlier attempt had sent and this one checked, not sent again
+        "resumed_mb": f"{stream.resumed_bytes / 1e6:.1f}"
+        if stream and stream.resumed_bytes
+        else "",
         "ratio": f"{r.ratio:.2f}" if r and r.ratio else "",
         "seconds": f"{stream.seconds:.1f}" if stream else "",
+        # the rates are of the bytes sent, over the time spent sending (see BackupResult)
         "mb_per_s": f"{r.mb_per_second:.1f}" if r and r.mb_per_second else "",
-        "stored_mb_per_s": f"{stream.stored_bytes / 1e6 / stream.seconds:.2f}" if stream else "",
+        "stored_mb_per_s": (
+            f"{r.stored_mb_per_second:.2f}" if r and r.stored_mb_per_second is not None else ""
+        ),
         "bandwidth_limit": (r.bandwidth if r else "") or "",
+        "upload_tries": 1 + len(r.earlier_tries) if stream and r else "",
+        "earlier_tries": list(r.earlier_tries) if r else [],
         "sha256": stream.sha256 if stream else "",
         "remote_path": (r.remote_path if r else None) or "",
         "protected": (r.protection if r else None) or "",
@@ -121,7 +133,9 @@ def result_line(outcome: MemberOutcome) -> str:
     if r.stream is not None:
         s = r.stream
         line += (
-            f", {s.raw_bytes} bytes raw / {s.stored_bytes} stored, {s.seconds:.1f} s, "
+            f", {s.raw_bytes} bytes raw / {s.stored_bytes} stored"
+            + (f" ({s.resumed_bytes} resumed, not sent again)" if s.resumed_bytes else "")
+            + f", {s.seconds:.1f} s, "
             f"sha256 {s.sha256}, file {r.remote_path}, {source_of(outcome)}"
         )
     elif r.remote_path:
@@ -155,20 +169,25 @@ def upload_rate_lines(outcomes: list[MemberOutcome]) -> list[str]:
     """The rate on the link over the run's uploads together, and the limit it ran under.
 
     Streams in parallel share one limit, so the figure to hold against it is all the
-    stored bytes over the time from the first upload's start to the last one's end.
+    stored bytes sent over the time from the first upload's first byte sent to the last
+    one's end. Bytes a resume found on the server were not sent: they are named apart,
+    and the time spent checking them is not sending time.
     """
     now = [o for o in outcomes if o.result and o.result.stream and not o.cached]
     streams = [o.result.stream for o in now if o.result and o.result.stream]
     if not streams:
         return []
-    stored = sum(s.stored_bytes for s in streams)
-    seconds = max(
-        (max(s.finished for s in streams) - min(s.started for s in streams)).total_seconds(), 1e-6
-    )
+    sent = sum(s.sent_bytes for s in streams)
+    resumed = sum(s.resumed_bytes for s in streams)
+    first = min(s.sending_started or s.started for s in streams)
+    seconds = max((max(s.finished for s in streams) - first).total_seconds(), 1e-6)
     limits = sorted({o.result.bandwidth for o in now if o.result and o.result.bandwidth})
     limit = f" (bandwidth limit {'; '.join(limits)})" if limits else " (no bandwidth limit)"
-    rate = stored / 1e6 / seconds
-    return ["", f"Uploaded: {stored / 1e6:.1f} MB in {seconds:.0f} s, {rate:.2f} MB/s{limit}"]
+    rate = sent / 1e6 / seconds
+    line = f"Uploaded: {sent / 1e6:.1f} MB in {seconds:.0f} s, {rate:.2f} MB/s{limit}"
+    if resumed:
+        line += f"; {resumed / 1e6:.1f} MB resumed (stored by an earlier attempt, not sent again)"
+    return ["", line]
 
 
 def slug(*parts: str) -> str:

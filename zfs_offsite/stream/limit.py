@@ -166,8 +166,11 @@ class RateMeter:
     """One stream's view of the limit: progress reports with the limit and the rate achieved.
 
     Wraps the stream's progress callback (which may be None) and adds to each
-    report the limit in force and the stored bytes per second since the meter
-    was made; it remembers the limits seen, for the run's report.
+    report the limit in force and the rate of the bytes sent: the stored bytes
+    this attempt sent per second since it began sending. While a resume checks
+    an earlier attempt's bytes nothing is sent: those reports carry no rate, and
+    the sending time starts after the last of them. It remembers the limits seen,
+    for the run's report.
     """
 
     def __init__(
@@ -193,8 +196,13 @@ class RateMeter:
 
     def __call__(self, report: StreamProgress) -> None:
         limit = self._note_limit()
-        elapsed = self._clock() - self.started
-        rate = report.stored_bytes / elapsed if elapsed > 0 else None
+        now = self._clock()
+        if report.checking:
+            self.started = now  # sending starts after the check (within a report's interval)
+            rate = None
+        else:
+            elapsed = now - self.started
+            rate = report.sent_bytes / elapsed if elapsed > 0 else None
         if self.forward is not None:
             self.forward(replace(report, limit=limit, rate=rate))
 

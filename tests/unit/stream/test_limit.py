@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from datetime import time as time_of_day
 
@@ -206,3 +207,16 @@ def test_without_a_limit_the_meter_only_forwards() -> None:
     meter(StreamProgress("alice", "f.zst").at(10, 5))
     assert seen[0].limit == "" and meter.limit_text == ""
     RateMeter(None, None)(StreamProgress("alice", "f.zst"))  # no callback: nothing to do
+
+
+def test_a_resume_check_has_no_rate_and_then_the_rate_of_the_bytes_sent() -> None:
+    clock = FakeClock("2026-11-27 12:00:00")
+    limiter = clock.limiter("20MB/s")
+    seen: list[StreamProgress] = []
+    meter = RateMeter(limiter, seen.append, clock=clock)
+    report = StreamProgress("alice", "f.zst")
+    clock.sleep(2.0)  # 128 MiB checked against the earlier attempt's checkpoints in 2 s
+    meter(replace(report.at(300 * MB, 128 * MB), checking=True))
+    clock.sleep(1.0)  # then 20 MB sent in a second, at the limit
+    meter(replace(report.at(350 * MB, 148 * MB), resumed_bytes=128 * MB))
+    assert [(r.checking, r.rate) for r in seen] == [(True, None), (False, 20 * MB)]
