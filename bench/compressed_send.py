@@ -9,18 +9,28 @@ paths run in alternating rounds (order rotated per round), medians reported:
     send    | ours zstd -3     send -c | ours zstd -3
     send    | ours gzip (isal) send -c | ours gzip (isal)
 
-Per path: the stream's bytes, the stored bytes and the ratio (plain send's
-bytes / stored, so a `-c` row shows what compressing the already-compressed
-blocks gives up), wall time, and CPU seconds per GB of the dataset's plain
+The two sides are measured apart, so neither's CPU use slows the other on a
+shared host: each round first runs `send` and `send -c` (order alternating)
+from the VM into a file here, then our compressors over those files (order
+rotated). Per path: the stream's bytes, the stored bytes and the ratio (plain
+send's bytes / stored, so a `-c` row shows what recompressing the already
+compressed blocks gives up), and CPU seconds per GB of the dataset's plain
 stream (1 GB = 1e9 bytes, the same divisor for `send` and `send -c`):
 
 - NAS: the whole VM's busy CPU (user+nice+system+irq+softirq from its
   /proc/stat, read in the same remote command right before and after the
   send, so zio threads, decompression and sshd's encryption all count), and
   the `zfs send` process alone (user+system, kernel time in the ioctl included)
-  as its parent shell's reaped-children time;
-- ours: this process's CPU (reading the stream and compressing, zstd's worker
-  threads included) and the `ssh` client's.
+  as its parent shell's reaped-children time; and, on this host, the CPU
+  the VM's emulator (qemu) spent meanwhile: unlike the guest's own clock,
+  which under emulation also counts the time the host runs someone else,
+  it grows only with the work the VM does, so it is the steadier figure;
+- ssh: the client's side of the transport (the shared connection's process);
+- ours: this process's CPU compressing the stream (zstd's worker threads
+  included), as zfs-offsite does it (zstd -3 with 2 threads, gzip via isal -1).
+
+Wall times: of the send into a file (the NAS's and the link's pace) and of
+the compressor alone (ours; from the page cache).
 
 Each dataset's stream is read once before its rounds, so the rounds read from
 the ARC (which holds compressed blocks) and not from the virtual disks.
@@ -32,6 +42,13 @@ what `-c` saves on a NAS: decompressing lz4 and zstd records.
 Run as root with the VM up (it creates and destroys a pool `zcs…` on the
 VM's blank disks): `.venv/bin/python -m bench.compressed_send --size-mb 512 --rounds 3`;
 `--json FILE` writes all figures.
+
+The bench's text compresses so well that lz4 and zstd records alike end up
+tiny, which hides what `-c` costs on ordinary text. `--ratio-model FILE...`
+(no VM) answers that for any file, e.g. a tar of real data: it rebuilds the
+`-c` stream of an lz4 and of a zstd dataset (128 KiB records; zstd ones kept
+compressed where ZFS would keep them so, lz4 ones as the `lz4` tool does) and
+compares our compressors' output over it with theirs over the plain bytes.
 """
 
 from __future__ import annotations
@@ -51,14 +68,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.cpu import proc_cpu
 from zfs_offsite.archive.names import Compression
 from zfs_offsite.stream.compression import compressor
 
 MB = 1024 * 1024
 GB = 1e9
 CHUNK = 1 << 20
+RECORD = 128 * 1024  # recordsize's default
 VM_CACHE = Path(os.environ.get("OPENZFS_VM_CACHE", "/var/tmp/openzfs-vm"))
 VM_PORT = int(os.environ.get("OPENZFS_VM_PORT", "2222"))
+QEMU_PID = VM_CACHE / f"run-{VM_PORT}" / "qemu.pid"
 DATASETS = ("off", "lz4", "zstd")
 PATHS = (("send", "zstd"), ("send -c", "zstd"), ("send", "gzip"), ("send -c", "gzip"))
 LEVELS = {"zstd": 3, "gzip": 1}  # zfs-offsite's defaults (compression.level unset)
@@ -113,6 +133,12 @@ class Vm:
             raise RuntimeError(f"in the VM: {shlex.join(argv)}: {done.stderr.strip()}")
         return done.stdout
 
+    def master_pid(self) -> int | None:
+        """The shared connection's ssh process: the client side's transport CPU is spent there."""
+        done = subprocess.run([*self.ssh[:-1], "-O", "check", self.ssh[-1]], capture_output=True)
+        found = re.search(rb"pid=(\d+)", done.stderr)
+        return int(found.group(1)) if found else None
+
     def close(self) -> None:
         subprocess.run([*self.ssh[:-1], "-O", "exit", self.ssh[-1]], capture_output=True)
 
@@ -136,10 +162,19 @@ def cpu_now() -> tuple[float, float]:
     return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
 
 
+def qemu_pid() -> int | None:
+    try:
+        return int(QEMU_PID.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def nas_run(vm: Vm, snap: str, flags: list[str], out: Path, tick: int) -> dict:
     """One send from the VM into a file here: the NAS's side alone."""
     remote = shlex.join(["sh", "-c", MEASURE, "sh", *flags, snap])
-    _, kids_before = cpu_now()
+    master, qemu = vm.master_pid(), qemu_pid()
+    ssh_before = proc_cpu(master) if master else 0.0
+    qemu_before = proc_cpu(qemu) if qemu else 0.0
     start = time.monotonic()
     with out.open("wb") as sink:
         done = subprocess.run([*vm.ssh, remote], stdout=sink, stderr=subprocess.PIPE, check=False)
@@ -154,7 +189,8 @@ def nas_run(vm: Vm, snap: str, flags: list[str], out: Path, tick: int) -> dict:
         "seconds": seconds,
         "nas_cpu": (busy_ticks(after) - busy_ticks(before)) / tick,
         "send_cpu": children_ticks(me) / tick,
-        "ssh_cpu": cpu_now()[1] - kids_before,
+        "ssh_cpu": (proc_cpu(master) - ssh_before) if master else 0.0,
+        "qemu_cpu": (proc_cpu(qemu) - qemu_before) if qemu else 0.0,
     }
 
 
@@ -209,7 +245,8 @@ def bench_dataset(vm: Vm, snap: str, rounds: int, tick: int, work: Path) -> dict
             print(
                 f"  {snap} round {round_no + 1} {name:7}: {result['seconds']:6.1f}s"
                 f" {result['stream'] / MB:7.1f} MiB nas {result['nas_cpu']:6.1f}s"
-                f" (zfs send {result['send_cpu']:5.1f}s) ssh {result['ssh_cpu']:4.1f}s",
+                f" (zfs send {result['send_cpu']:5.1f}s) qemu {result['qemu_cpu']:6.1f}s"
+                f" ssh {result['ssh_cpu']:4.1f}s",
                 file=sys.stderr,
             )
         shift = round_no % len(order)
@@ -229,6 +266,7 @@ def bench_dataset(vm: Vm, snap: str, rounds: int, tick: int, work: Path) -> dict
             "nas_cpu_s_per_gb": med(nas, "nas_cpu") / gb,
             "send_cpu_s_per_gb": med(nas, "send_cpu") / gb,
             "ssh_cpu_s_per_gb": med(nas, "ssh_cpu") / gb,
+            "qemu_cpu_s_per_gb": med(nas, "qemu_cpu") / gb,
             "ours_cpu_s_per_gb": med(ours, "ours_cpu") / gb,
             "runs": {"nas": nas, "ours": ours},
         }
@@ -270,11 +308,66 @@ def native_decompression(size_mb: int) -> dict:
     return found
 
 
+def squeezed_size(data: bytes, algo: str) -> int:
+    """Bytes out of our compressor (zfs-offsite's defaults) for `data`."""
+    squeeze = compressor(Compression(algo), LEVELS[algo], ZSTD_THREADS)
+    size = sum(len(squeeze.compress(data[i : i + CHUNK])) for i in range(0, len(data), CHUNK))
+    return size + len(squeeze.finish())
+
+
+def zstd_records(data: bytes) -> bytes:
+    """`data` as a zstd dataset's `send -c` carries it: 128 KiB records at zstd-3, each kept
+    compressed only if that saves at least 1/8 (ZFS's rule), else as it is."""
+    import zstandard
+
+    squeeze = zstandard.ZstdCompressor(level=3)
+    out = []
+    for i in range(0, len(data), RECORD):
+        block = data[i : i + RECORD]
+        packed = squeeze.compress(block)
+        out.append(packed if len(packed) <= len(block) - len(block) // 8 else block)
+    return b"".join(out)
+
+
+def lz4_records(path: Path) -> bytes:
+    """`path` as an lz4 dataset's `send -c` carries it, near enough: lz4 -1 in independent
+    128 KiB blocks (an incompressible block is kept as it is)."""
+    argv = ["lz4", "-1", f"-B{RECORD}", "-BI", "-c", str(path)]
+    return subprocess.run(argv, capture_output=True, check=True).stdout
+
+
+def ratio_model(paths: list[Path]) -> dict:
+    """Host only, no VM: what storing a dataset's compressed records (`send -c`) costs in
+    stored bytes against compressing its plain stream, for any file (e.g. a tar of real data).
+    """
+    found = {}
+    for path in paths:
+        data = path.read_bytes()
+        row: dict[str, float] = {"bytes": len(data)}
+        for algo in LEVELS:
+            plain = squeezed_size(data, algo)
+            row[f"{algo}_plain_ratio"] = len(data) / plain
+            for dataset, records in (("lz4", lz4_records(path)), ("zstd", zstd_records(data))):
+                row[f"{dataset}_stream_share"] = len(records) / len(data)
+                row[f"{algo}_over_{dataset}_cost"] = squeezed_size(records, algo) / plain - 1
+        found[str(path)] = row
+        print(
+            f"{path.name}: {len(data) / MB:.0f} MiB; plain send | zstd ratio"
+            f" {row['zstd_plain_ratio']:.3f}, | gzip {row['gzip_plain_ratio']:.3f};"
+            f" send -c stream {row['lz4_stream_share']:.0%} (lz4), {row['zstd_stream_share']:.0%}"
+            f" (zstd) of the plain one; stored bytes vs plain: lz4 dataset"
+            f" {row['zstd_over_lz4_cost']:+.1%} (zstd) {row['gzip_over_lz4_cost']:+.1%} (gzip),"
+            f" zstd dataset {row['zstd_over_zstd_cost']:+.1%} (zstd)"
+            f" {row['gzip_over_zstd_cost']:+.1%} (gzip)"
+        )
+    return found
+
+
 def print_table(table: dict, rounds: int) -> None:
     print(f"{rounds} alternating rounds, medians; CPU-s per GB of the dataset's plain send stream")
     print(
         f"{'dataset':8} {'path':16} {'stream MiB':>10} {'stored MiB':>10} {'ratio':>6}"
-        f" {'vs send':>8} {'NAS':>7} {'zfs':>6} {'ssh':>5} {'ours':>5}"
+        f" {'vs send':>8} {'NAS':>7} {'zfs':>6} {'qemu':>6} {'ssh':>5} {'ours':>5}"
         f" {'send s':>7} {'comp s':>6}"
     )
     for comp, paths in table.items():
@@ -285,6 +378,7 @@ def print_table(table: dict, rounds: int) -> None:
                 f"{comp:8} {name:16} {r['stream_bytes'] / MB:10.1f} {r['stored_bytes'] / MB:10.1f}"
                 f" {r['ratio']:6.3f} {r['stored_bytes'] / against - 1:+8.1%}"
                 f" {r['nas_cpu_s_per_gb']:7.1f} {r['send_cpu_s_per_gb']:6.1f}"
+                f" {r['qemu_cpu_s_per_gb']:6.1f}"
                 f" {r['ssh_cpu_s_per_gb']:5.2f} {r['ours_cpu_s_per_gb']:5.2f}"
                 f" {r['send_seconds']:7.1f} {r['compress_seconds']:6.2f}"
             )
@@ -297,7 +391,20 @@ def main() -> None:
     parser.add_argument("--disks", nargs="+", default=["/dev/vdb", "/dev/vdc"])
     parser.add_argument("--native", action="store_true", help="host decompression figures too")
     parser.add_argument("--json", type=Path, help="write all figures here")
+    parser.add_argument(
+        "--ratio-model",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="no VM: model the stored-bytes cost of `send -c` on these files (e.g. a tar of "
+        "real data) and exit",
+    )
     args = parser.parse_args()
+    if args.ratio_model:
+        model = ratio_model(args.ratio_model)
+        if args.json:
+            args.json.write_text(json.dumps(model, indent=2) + "\n")
+        return
     if os.geteuid() != 0:
         sys.exit("bench.compressed_send: run as root (the VM's key is root's)")
     pool = f"zcs{secrets.token_hex(3)}"
