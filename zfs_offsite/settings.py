@@ -119,6 +119,14 @@ class SourceSettings(SettingsSection):
         description="auto: send natively encrypted datasets raw (zfs send -w), still "
         "encrypted with their own key; never: plain sends (the key must be loaded).",
     )
+    compressed_send: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="`zfs send -c` (where the NAS's zfs has it; asked, not assumed) sends "
+        "blocks compressed on disk as they are, so the NAS does not decompress them. auto: "
+        "for datasets compressed with zstd or gzip, whose blocks our compressor would shrink "
+        "little more; always: for every dataset (lz4 blocks of text can cost ~20 % more "
+        "stored bytes); never: plain sends. Raw sends are compressed anyway.",
+    )
 
     @field_validator("select_property")
     @classmethod
