@@ -112,6 +112,9 @@ class _StderrTail:
         return b"".join(self._chunks).decode(errors="replace")
 
 
+PIPE_BYTES = 1024 * 1024  # at most /proc/sys/fs/pipe-max-size's default, so no privilege needed
+
+
 class LocalProcess:
     """A subprocess on this host."""
 
@@ -124,6 +127,9 @@ class LocalProcess:
             stdout=subprocess.DEVNULL if stdin else subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            # 1 MiB of pipe (Linux; 16x the default): `zfs send` keeps sending while the
+            # reader compresses and hashes. bench.throughput: 1.06x the MB/s, twice.
+            pipesize=PIPE_BYTES if stdin is False else -1,
         )
         self.stdout = self._popen.stdout
         self.stdin = self._popen.stdin
