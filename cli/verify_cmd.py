@@ -29,8 +29,10 @@ def verify(
     ] = False,
     json_output: startup.JsonOption = False,
 ) -> None:
-    """Read stored files back (new ones, and a rotating share of the rest): checksums,
-    decompression, END record, chain continuity."""
+    """Read stored files back: checksums, decompression, END record, chain continuity.
+
+    New files are read at once, the rest in a rotating share (verify.cycle_runs).
+    """
     settings = startup.load(config)
     flow_run.prepare_prefect()
     from flows.verify import verify_flow

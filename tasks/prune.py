@@ -20,6 +20,7 @@ from zfs_offsite.settings import Settings
 def prune(settings: Settings, member: str, dry_run: bool = False) -> PrunePlan:
     """Apply the retention policy to one member directory (re-read now, never cached)."""
     stale = timedelta(hours=settings.retention.stale_partial_hours)
+    resumable = timedelta(days=settings.retention.resumable_partial_days)
     with closing(open_store(settings.target)) as store:
 
         def run() -> PrunePlan:
@@ -29,6 +30,7 @@ def prune(settings: Settings, member: str, dry_run: bool = False) -> PrunePlan:
                 settings.retention.rules,
                 datetime.now(UTC),
                 stale_after=stale,
+                resumable_after=resumable,
                 dry_run=dry_run,
             )
 

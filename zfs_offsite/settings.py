@@ -26,6 +26,7 @@ from pydantic import (
     SecretBytes,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -311,6 +312,13 @@ class RetentionSettings(SettingsSection):
     stale_partial_hours: float = Field(
         24.0, ge=1, description="Unfinished uploads (.partial) older than this are removed."
     )
+    resumable_partial_days: float = Field(
+        7.0,
+        ge=1,
+        le=366,
+        description="A partial upload with checkpoints (resumable) and its checkpoint file "
+        "are removed only this long after their last write.",
+    )
 
     @field_validator("policy")
     @classmethod
@@ -319,6 +327,17 @@ class RetentionSettings(SettingsSection):
             parse_policy(value)
             return value
         return None
+
+    @field_validator("resumable_partial_days")
+    @classmethod
+    def _resumable(cls, value: float, info: ValidationInfo) -> float:
+        stale = info.data.get("stale_partial_hours")
+        if stale is not None and value * 24 < stale:
+            raise ValueError(
+                f"{value:g} days is shorter than retention.stale_partial_hours ({stale:g} h): "
+                "a resumable upload must be kept at least as long as a dead one"
+            )
+        return value
 
     @property
     def rules(self) -> list[Rule] | None:

@@ -50,6 +50,16 @@ def test_version_is_the_package_version(cli: Cli) -> None:
     assert (done.code, done.stdout, done.stderr) == (0, expected, "")
 
 
+def test_help_lists_each_command_on_one_line(cli: Cli) -> None:
+    """Wide enough for every description, no command's line breaks (a docstring's first
+    paragraph is shown as written, its line breaks included)."""
+    done = cli("--help", COLUMNS="200")
+    panel = done.stdout.split("Commands")[1].splitlines()[1:-1]
+    names = [row.strip("│ ").split()[0] for row in panel]
+    assert done.code == 0 and "verify" in names and "backup" in names
+    assert all(not row.startswith("│  ") for row in panel), "a description broke its line"
+
+
 @pytest.mark.parametrize(
     "args",
     [

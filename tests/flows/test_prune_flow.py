@@ -41,3 +41,32 @@ def test_prune_flow_dry_run_then_prune(
     )  # every backup and sidecar kept: all points are younger than 7 days
     summary = table_artifact(artifact_key("prune", "127-0-0-1"))
     assert [r["kept_points"] for r in summary] == [1, 1, 1]
+
+
+def test_prune_flow_keeps_a_resumable_upload_for_its_setting(
+    backed_up: tuple[Pool, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cut upload with checkpoints outlives the day a dead partial gets, then goes whole."""
+    _, archive = backed_up
+    cut = archive / "alice" / f"elabfs-alice@{SNAP}x.zst.0123456789ab.partial"
+    pair = [cut, cut.with_name(cut.name.replace(".partial", ".ckpt.partial"))]
+    two_days_ago = time.time() - 2 * 86400
+    for path in pair:
+        path.write_bytes(b"cut upload")
+        os.utime(path, (two_days_ago, two_days_ago))
+
+    prune_flow()
+    assert all(p.exists() for p in pair)
+    rows = table_artifact(artifact_key("prune-files", "127-0-0-1"))
+    assert {r["file"]: r["decision"] for r in rows if r["file"].endswith(".partial")} == {
+        p.name: "left alone: partial upload with checkpoints, kept 7 days for a resume"
+        for p in pair
+    }
+
+    monkeypatch.setenv("ZFS_OFFSITE_RETENTION__RESUMABLE_PARTIAL_DAYS", "1.5")
+    prune_flow()
+    assert not any(p.exists() for p in pair)
+    rows = table_artifact(artifact_key("prune-files", "127-0-0-1"))
+    assert {r["file"]: r["decision"] for r in rows if r["file"].endswith(".partial")} == {
+        p.name: "deleted (partial upload with checkpoints, older than 1.5 days)" for p in pair
+    }

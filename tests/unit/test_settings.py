@@ -384,3 +384,24 @@ def test_key_in_the_wrong_section_points_at_every_right_one(tmp_path: Path) -> N
     assert errors_of(config) == [
         f"unknown setting key_file ({config}:1): did you mean source.key_file or target.key_file?"
     ]
+
+
+RESUMABLE_ENV = "ZFS_OFFSITE_RETENTION__RESUMABLE_PARTIAL_DAYS"
+
+
+def test_resumable_partials_wait_a_week_and_no_less_than_dead_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().retention.resumable_partial_days == 7
+    monkeypatch.setenv(RESUMABLE_ENV, "0.5")
+    assert errors_of() == [
+        f"setting retention.resumable_partial_days (env {RESUMABLE_ENV}): "
+        "Input should be greater than or equal to 1"
+    ]
+    monkeypatch.setenv(RESUMABLE_ENV, "2")
+    monkeypatch.setenv("ZFS_OFFSITE_RETENTION__STALE_PARTIAL_HOURS", "72")
+    assert errors_of() == [
+        f"setting retention.resumable_partial_days (env {RESUMABLE_ENV}): "
+        "2 days is shorter than retention.stale_partial_hours (72 h): "
+        "a resumable upload must be kept at least as long as a dead one"
+    ]

@@ -160,6 +160,12 @@ def classify(filename: str) -> tuple[Kind, BackupName | None]:
     return (Kind.BACKUP, name) if name else (Kind.UNKNOWN, None)
 
 
+def partial_of(filename: str) -> tuple[Kind, BackupName | None]:
+    """What a partial file becomes when its upload commits: the backup file itself
+    (`Kind.BACKUP`), one of its sidecars (`Kind.METADATA`…), and whose backup."""
+    return classify(ATTEMPT.sub("", filename.removesuffix(PARTIAL_SUFFIX)))
+
+
 def sidecar_names(filename: str) -> list[str]:
     """Every sidecar name a backup file can have."""
     return [filename + suffix for suffix in SIDECAR_SUFFIXES.values()]

@@ -30,15 +30,19 @@ def prune_member(
     now: datetime,
     *,
     stale_after: timedelta = timedelta(days=1),
+    resumable_after: timedelta = timedelta(days=7),
     dry_run: bool = False,
 ) -> PrunePlan:
     """Plan (and unless `dry_run`, carry out) the prune of one member directory.
 
     Without rules no backup file is deleted; stale partial uploads and orphaned
-    sidecars are still cleaned up.
+    sidecars are still cleaned up. A partial upload with checkpoints waits
+    `resumable_after` for its resume instead of `stale_after`.
     """
     archive = read_member_archive(store, member, None)
-    plan = plan_prune(member, archive.files, archive.partials, rules, now, stale_after)
+    plan = plan_prune(
+        member, archive.files, archive.partials, rules, now, stale_after, resumable_after
+    )
     plan.ignored = dict(archive.reasons)
     if dry_run:
         return plan

@@ -316,7 +316,9 @@ def prune_file_rows(plan: PrunePlan, dry_run: bool) -> list[dict[str, object]]:
     rows: list[tuple[str, str, int | str]] = [(f.filename, "keep", f.size) for f in plan.keep]
     rows += [(f.filename, verb, f.size) for f in plan.delete]
     rows += [(f.filename, f"left alone: {_why_untouched(f)}", f.size) for f in plan.untouched]
-    rows += [(p.name, f"{verb} (stale partial upload)", p.size) for p in plan.stale_partials]
+    why = plan.partial_reasons
+    rows += [(p.name, f"{verb} ({why[p.name]})", p.size) for p in plan.stale_partials]
+    rows += [(p.name, f"left alone: {why[p.name]}", p.size) for p in plan.resumable_partials]
     rows += [(name, f"left alone: {why}", "") for name, why in plan.ignored.items()]
     return [{"member": plan.member, "file": n, "decision": d, "bytes": b} for n, d, b in rows]
 

@@ -24,12 +24,14 @@ from enum import IntEnum
 
 from zfs_offsite.archive.index import read_member_archive
 from zfs_offsite.archive.model import ArchiveFile, MemberArchive
+from zfs_offsite.archive.names import SIDECAR_SUFFIXES, partial_of
 from zfs_offsite.plan.chains import (
     archived_chain,
     archived_snapshots,
     restore_chains,
     restore_points,
 )
+from zfs_offsite.remote.entries import StoreEntry
 from zfs_offsite.remote.partials import is_checkpoint
 from zfs_offsite.remote.store import Store
 from zfs_offsite.zfs.members import Member
@@ -84,6 +86,29 @@ def _snapshot_time(file: ArchiveFile) -> float:
     return file.archived_at
 
 
+def partial_uploads(partials: list[StoreEntry]) -> int:
+    """Partial files counted as the uploads they belong to.
+
+    A cut upload's checkpoint file is part of it, and so are sidecars a commit cut
+    short left as partials (kill -9 between its renames): they count with their
+    backup's partial file, or once per backup if that file is gone.
+    """
+    uploads = 0
+    data: set[str] = set()
+    sidecars: set[str] = set()
+    for partial in partials:
+        if is_checkpoint(partial.name):
+            continue
+        kind, name = partial_of(partial.name)
+        if kind in SIDECAR_SUFFIXES and name is not None:
+            sidecars.add(name.filename)
+            continue
+        uploads += 1
+        if name is not None:
+            data.add(name.filename)
+    return uploads + len(sidecars - data)
+
+
 def member_status(member: Member, archive: MemberArchive, now: float | None = None) -> MemberStatus:
     """Summarise one member; age is from the newest restorable snapshot's creation time.
 
@@ -114,8 +139,7 @@ def member_status(member: Member, archive: MemberArchive, now: float | None = No
         archived_age_hours=age,
         chain_length=len(chain),
         archive_bytes=sum(f.size for f in files),
-        # An upload being written (or cut): its checkpoint file is part of it, not another.
-        partial_files=sum(not is_checkpoint(p.name) for p in archive.partials),
+        partial_files=partial_uploads(archive.partials),
         ignored_files=len(archive.ignored),
         findings=sum(f.sidecar_problem is not None for f in files) + len(archive.not_files),
         backup_files=len(files),

@@ -3,7 +3,8 @@
 `"40MB/s"` is one limit all day; `"08:00-20:00 10MB/s, 40MB/s"` is 10 MB/s
 between 08:00 and 20:00 and 40 MB/s otherwise (the last entry without a window
 is the rate outside every window; without one, outside the windows is
-unlimited). A window may wrap midnight (`22:00-06:00`). Times of day are the
+unlimited). A window may wrap midnight (`22:00-06:00`); `24:00` as an end is
+midnight, so `00:00-24:00` is the whole day. Times of day are the
 process's local time; the limiter (`stream/limit.py`) asks `rate_at` as the
 clock runs, so a stream crossing a boundary changes pace.
 
@@ -15,6 +16,7 @@ Units, written before `/s`: `B`; `kB` (= `KB`), `MB`, `GB` in steps of 1000;
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import time
@@ -34,6 +36,7 @@ UNITS = {
     "Gbit": 1000**3 // 8,
 }
 MIN_RATE = 10_000  # bytes/s: below this a night's stream would not end
+MAX_RATE = 1000**4  # bytes/s (1 TB/s): above this a number is a typo, not a link's speed
 DAY = 24 * 60  # minutes
 UNLIMITED = "unlimited"
 EXAMPLE = "write e.g. 40MB/s or '08:00-20:00 10MB/s, 40MB/s'"
@@ -145,6 +148,11 @@ def parse_rate(text: str, part: str | None = None) -> float | None:
             "KiB, MiB, GiB (steps of 1024) or kbit, Mbit, Gbit, each with /s"
         )
     rate = float(match["number"]) * UNITS[unit]
+    if not math.isfinite(rate) or rate > MAX_RATE:  # 400 digits read as float are inf
+        raise ValueError(
+            f"{part!r}: the highest limit is 1 TB/s; "
+            "write 'unlimited' (or leave the setting unset) for no limit"
+        )
     if rate < MIN_RATE:
         raise ValueError(
             f"{part!r}: the lowest limit is {format_rate(MIN_RATE)}; "
@@ -181,7 +189,8 @@ def parse_bandwidth(text: str) -> Bandwidth:
             default = rate
             continue
         start, end = _minutes(match["start"], part), _minutes(match["end"], part)
-        if start % DAY == end % DAY:
+        whole_day = start == 0 and end == DAY  # 00:00-24:00
+        if start % DAY == end % DAY and not whole_day:
             raise ValueError(
                 f"{part!r}: the window is empty: for all day write the rate alone, e.g. 40MB/s"
             )

@@ -6,6 +6,10 @@ for 30 days, of each ISO week for 12 weeks, of each month for 12 months. The
 newest restore point is always kept. A file is deleted only if it belongs to
 the chain of a point that is not kept and to no chain of a point that is;
 files in no restorable chain (corrupt, broken) are never touched by pruning.
+
+A partial upload with checkpoints beside it can be resumed, so it (and its
+checkpoint file) is kept longer than a dead partial: a full cut on a Saturday
+must survive the Sunday prune (a 2 TB full at 10 MB/s takes over two nights).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.plan.chains import RestorePoint, restore_points
 from zfs_offsite.plan.policy import Bucket, Rule
 from zfs_offsite.remote.entries import StoreEntry
+from zfs_offsite.remote.partials import checkpoint_name, is_checkpoint, split_partial
 
 _NAME_TIME = re.compile(r"(?P<date>(?:19|20)\d{6})[.\-_T]?(?P<time>\d{4})?")
 
@@ -82,6 +87,10 @@ class PrunePlan:
     keep: list[ArchiveFile] = field(default_factory=list)
     untouched: list[ArchiveFile] = field(default_factory=list)  # in no restorable chain
     stale_partials: list[StoreEntry] = field(default_factory=list)
+    # Partial uploads with checkpoints, kept for a resume.
+    resumable_partials: list[StoreEntry] = field(default_factory=list)
+    # Why each stale or resumable partial is deleted or kept: name -> why.
+    partial_reasons: dict[str, str] = field(default_factory=dict)
     # Entries that are no backup (foreign files, directories, symlinks): name -> why.
     ignored: dict[str, str] = field(default_factory=dict)
 
@@ -97,8 +106,13 @@ def plan_prune(
     rules: Sequence[Rule] | None,
     now: datetime,
     stale_after: timedelta = timedelta(days=1),
+    resumable_after: timedelta = timedelta(days=7),
 ) -> PrunePlan:
-    """Decide per file: needed by a kept point's chain, deletable, or not ours to judge."""
+    """Decide per file: needed by a kept point's chain, deletable, or not ours to judge.
+
+    A partial is stale `stale_after` its last write; one with checkpoints (and the
+    checkpoint file) only `resumable_after` the pair's last write.
+    """
     points = restore_points(files)
     kept = kept_points(points, rules, now)
     kept_ids = {id(p) for p in kept}
@@ -114,7 +128,44 @@ def plan_prune(
         else:
             plan.untouched.append(f)
     plan.delete.sort(key=lambda f: f.archived_at, reverse=True)
-    plan.stale_partials = [
-        p for p in partials if now - datetime.fromtimestamp(p.mtime, UTC) > stale_after
-    ]
+    _judge_partials(plan, partials, now, stale_after, resumable_after)
     return plan
+
+
+def _days(limit: timedelta) -> str:
+    days = limit / timedelta(days=1)
+    return f"{days:g} day" + ("" if days == 1 else "s")
+
+
+def _judge_partials(
+    plan: PrunePlan,
+    partials: Sequence[StoreEntry],
+    now: datetime,
+    stale_after: timedelta,
+    resumable_after: timedelta,
+) -> None:
+    """Fill the plan's stale and resumable partials; a resumable pair goes as one."""
+    by_name = {p.name: p for p in partials}
+    pairs: dict[str, list[StoreEntry]] = {}  # data partial -> it and its checkpoint file
+    for p in partials:
+        if split_partial(p.name) is not None and checkpoint_name(p.name) in by_name:
+            pairs[p.name] = [p, by_name[checkpoint_name(p.name)]]
+    in_pair = {e.name for pair in pairs.values() for e in pair}
+    for pair in pairs.values():
+        newest = max(datetime.fromtimestamp(e.mtime, UTC) for e in pair)
+        if now - newest > resumable_after:
+            why = f"partial upload with checkpoints, older than {_days(resumable_after)}"
+            plan.stale_partials += pair
+        else:
+            why = f"partial upload with checkpoints, kept {_days(resumable_after)} for a resume"
+            plan.resumable_partials += pair
+        plan.partial_reasons.update(dict.fromkeys((e.name for e in pair), why))
+    for p in partials:
+        if p.name in in_pair or now - datetime.fromtimestamp(p.mtime, UTC) <= stale_after:
+            continue
+        plan.stale_partials.append(p)
+        plan.partial_reasons[p.name] = (
+            "checkpoints of a gone partial upload"
+            if is_checkpoint(p.name)
+            else "stale partial upload"
+        )

@@ -73,6 +73,16 @@ def test_a_window_may_be_unlimited_and_may_end_at_24() -> None:
     assert parse_bandwidth("00:00-08:00 unlimited").unlimited
 
 
+def test_midnight_to_24_is_the_whole_day() -> None:
+    schedule = parse_bandwidth("00:00-24:00 1MB/s")
+    assert {schedule.rate_at(time(h, 59)) for h in range(24)} == {1e6}
+    assert str(schedule) == "00:00-24:00 1 MB/s"
+
+
+def test_the_highest_limit_is_1_tb_per_second() -> None:
+    assert parse_rate("1000GB/s") == 1e12
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -90,7 +100,10 @@ def test_a_window_may_be_unlimited_and_may_end_at_24() -> None:
         ("8h-20h 1MB/s", "'8h' is not a time of day"),
         ("08:60-20:00 1MB/s", "'08:60' is not a time of day"),
         ("08:00-08:00 1MB/s", "the window is empty: for all day write the rate alone"),
-        ("00:00-24:00 1MB/s", "the window is empty"),
+        ("24:00-00:00 1MB/s", "the window is empty"),
+        ("1001GB/s", "'1001GB/s': the highest limit is 1 TB/s; write 'unlimited'"),
+        ("9" * 400 + "MB/s", "the highest limit is 1 TB/s"),  # read as inf
+        ("00:00-06:00 " + "1" * 400 + "kB/s", "the highest limit is 1 TB/s"),
         ("08:00-20:00 0, 1MB/s", "'08:00-20:00 0': write 'unlimited' for a time without a limit"),
         ("1MB/s, 08:00-20:00 2MB/s", "'1MB/s': only the last entry may go without a time window"),
         ("1MB/s, 2MB/s", "only the last entry may go without a time window"),

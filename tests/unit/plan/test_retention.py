@@ -161,3 +161,59 @@ def test_without_a_policy_every_point_and_file_is_kept() -> None:
     plan = plan_prune("a", files, [], None, NOW)
     assert plan.delete == [] and plan.dropped == []
     assert len(plan.kept) == len(restore_points(files))
+
+
+# -- partial uploads with checkpoints wait longer: they can be resumed -------------------------
+
+CUT = "elabfs-a@s1.zst.0123456789ab"  # a cut upload's attempt: data partial and checkpoints
+
+
+def cut_upload(age: timedelta, size: int = 1_800_000_000_000) -> list[StoreEntry]:
+    when = (NOW - age).timestamp()
+    return [StoreEntry(f"{CUT}.partial", size, when), StoreEntry(f"{CUT}.ckpt.partial", 26, when)]
+
+
+def test_a_partial_with_checkpoints_survives_the_prune_a_day_after_its_cut() -> None:
+    """A 2 TB full at 10 MB/s (~55 h) cut on Saturday is still there for Monday's resume."""
+    plan = plan_prune("a", [], cut_upload(timedelta(hours=25)), None, NOW)
+    assert plan.stale_partials == [], "1.8 TB of a resumable upload deleted as stale"
+    assert [p.name for p in plan.resumable_partials] == [f"{CUT}.partial", f"{CUT}.ckpt.partial"]
+    assert plan.bytes_freed == 0
+    assert set(plan.partial_reasons.values()) == {
+        "partial upload with checkpoints, kept 7 days for a resume"
+    }
+
+
+def test_a_partial_with_checkpoints_goes_with_them_after_the_longer_limit() -> None:
+    plan = plan_prune(
+        "a",
+        [],
+        cut_upload(timedelta(days=3)),
+        None,
+        NOW,
+        timedelta(hours=24),
+        resumable_after=timedelta(days=2),
+    )
+    assert [p.name for p in plan.stale_partials] == [f"{CUT}.partial", f"{CUT}.ckpt.partial"]
+    assert plan.resumable_partials == []
+    assert set(plan.partial_reasons.values()) == {
+        "partial upload with checkpoints, older than 2 days"
+    }
+
+
+def test_a_recent_checkpoint_keeps_an_older_data_partial() -> None:
+    """The pair's last write counts: a resume writes the data and checkpoint files in turn."""
+    old, recent = cut_upload(timedelta(days=8))[0], cut_upload(timedelta(days=6))[1]
+    plan = plan_prune("a", [], [old, recent], None, NOW)
+    assert plan.stale_partials == [] and plan.resumable_partials == [old, recent]
+
+
+def test_partials_without_checkpoints_still_go_after_a_day() -> None:
+    """A plain partial, and a checkpoint file whose data partial is gone, cannot resume."""
+    when = (NOW - timedelta(hours=25)).timestamp()
+    dead = StoreEntry("elabfs-a@s2.zst.00000000000a.partial", 5, when)
+    lone = StoreEntry("elabfs-a@s3.zst.00000000000b.ckpt.partial", 26, when)
+    plan = plan_prune("a", [], [dead, lone, *cut_upload(timedelta(hours=25))], None, NOW)
+    assert plan.stale_partials == [dead, lone]
+    assert plan.partial_reasons[dead.name] == "stale partial upload"
+    assert plan.partial_reasons[lone.name] == "checkpoints of a gone partial upload"
