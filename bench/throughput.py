@@ -406,7 +406,8 @@ def main() -> None:
         snap, raw = prepare(env, "bench", args.size_mb)
         if args.source == "replay":
             args.replay = Path(f"/dev/shm/zfs-offsite-bench-{os.getpid()}.zfs")
-            subprocess.run(["sh", "-c", f"zfs send {snap} > {args.replay}"], check=True)
+            with args.replay.open("wb") as replay:
+                subprocess.run(["zfs", "send", snap], stdout=replay, check=True)
         try:
             table = compare(env, snap, raw, args)
         finally:
