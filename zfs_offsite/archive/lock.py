@@ -43,6 +43,9 @@ BREAK_NAME = ".zfs-offsite.lock.break"  # held for the moment one taker removes 
 REFRESH_SECONDS = 30.0
 BREAK_STALE_SECONDS = 60.0  # a taker that died mid-break; breaking takes milliseconds
 POLL_SECONDS = 2.0
+# A lock file is created empty and then filled: one seen unreadable and this young is
+# probably being filled by a run that took it a moment ago; look again before judging.
+FILLING_SECONDS = 3.0
 _held_here: set[str] = set()  # tokens of the locks this process holds right now
 
 
@@ -163,6 +166,7 @@ class MemberLock:
     def acquire(self) -> None:
         """Take the lock, waiting up to `wait_seconds` for a live holder; LockBusyError after."""
         deadline = time.monotonic() + self.wait_seconds
+        filling_deadline = time.monotonic() + FILLING_SECONDS
         data = (json.dumps(asdict(self.holder), indent=2) + "\n").encode()
         while True:
             cancel.check()
@@ -179,6 +183,9 @@ class MemberLock:
             if seen is None:
                 continue  # released between our create and our look: try again
             other, age = seen
+            if other is None and age < FILLING_SECONDS and time.monotonic() < filling_deadline:
+                time.sleep(0.1)  # its holder is likely still writing it: read it again
+                continue
             why = self._dead(other, age)
             if why:
                 self._break(other, why)
