@@ -34,6 +34,7 @@ from zfs_offsite.stream.checkpoints import StreamIdentity, parse_checkpoints, wh
 from zfs_offsite.stream.compression import Compressor, compressor
 from zfs_offsite.stream.limit import RateMeter, process_limiter
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
+from zfs_offsite.stream.resume import attempts_of
 from zfs_offsite.stream.upload import Resumable, StreamResult, stream_to_store
 from zfs_offsite.zfs.commands import (
     dataset_compression,
@@ -161,16 +162,11 @@ def recorded_stream(
     None when no checkpoint file of it can be read (the upload would start afresh).
     """
     names = {entry.name for entry in archive.partials}
-    attempts = sorted(
-        (
-            entry
-            for entry in archive.partials
-            if (split_partial(entry.name) or ("",))[0] == name.filename
-            and checkpoint_name(entry.name) in names
-        ),
-        key=lambda entry: entry.mtime,
-        reverse=True,
-    )
+    attempts = [
+        entry
+        for entry in attempts_of(archive.partials, name.filename)
+        if checkpoint_name(entry.name) in names
+    ]
     if not attempts:
         return None
     head = b""

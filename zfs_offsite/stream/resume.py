@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from zfs_offsite.errors import ZfsOffsiteError
@@ -55,15 +55,20 @@ class ResumePoint:
         return len(self.recorded.hashes) * self.recorded.chunk
 
 
+def attempts_of(entries: Iterable[StoreEntry], filename: str) -> list[StoreEntry]:
+    """The partial files of `filename` among `entries` (not their checkpoints), newest first."""
+    return sorted(
+        (e for e in entries if (split_partial(e.name) or ("",))[0] == filename),
+        key=lambda e: e.mtime,
+        reverse=True,
+    )
+
+
 def find_resume_point(store: Store, path: str, identity: StreamIdentity) -> ResumePoint | None:
     """The newest partial of `path` worth resuming; every other partial of `path` is removed."""
     directory, filename = posixpath.split(path)
     entries = {e.name: e for e in store.listdir(directory)}
-    attempts = sorted(
-        (e for name, e in entries.items() if (split_partial(name) or ("",))[0] == filename),
-        key=lambda e: e.mtime,
-        reverse=True,
-    )
+    attempts = attempts_of(entries.values(), filename)
     chosen: ResumePoint | None = None
     for entry in attempts:
         partial = posixpath.join(directory, entry.name)

@@ -284,7 +284,6 @@ class _Attempt:
         self.store = store
         self.limit = limit
         self.path = path
-        self.point = point
         self.recipients = recipients
         self.expected_raw = expected_raw
         self.partial = point.partial if point else partial_name(path, new_attempt())
@@ -388,7 +387,6 @@ class _Attempt:
             self._fail(exc, written, producer.raw_bytes)
         if progress:
             progress(self._report(report, producer.raw_bytes, written))
-        resumed = len(self.expected) * self.chunk if self.chunk else 0
         return StreamResult(
             raw_bytes=producer.raw_bytes,
             stored_bytes=written,
@@ -397,15 +395,20 @@ class _Attempt:
             finished=datetime.now(UTC),
             partial=partial,
             checkpoints=self.log.path if self.log and self.log.exists else "",
-            resumed_bytes=resumed,
+            resumed_bytes=self.kept_bytes,
             sending_started=self.sending_started,
         )
 
     def _report(self, report: StreamProgress, raw: int, stored: int) -> StreamProgress:
         """Progress so far: checking an earlier attempt's bytes, or sending (after some)."""
         checking = self.handle is None
-        resumed = len(self.expected) * self.chunk if self.chunk and not checking else 0
+        resumed = 0 if checking else self.kept_bytes
         return replace(report.at(raw, stored), checking=checking, resumed_bytes=resumed)
+
+    @property
+    def kept_bytes(self) -> int:
+        """Stored bytes of an earlier attempt this one continues (0 for a fresh upload)."""
+        return len(self.expected) * self.chunk if self.chunk else 0
 
     def _chunk_done(self, end: int, digest: str) -> None:
         """The stored bytes up to `end` (a chunk's end) hash to `digest`: check that against
