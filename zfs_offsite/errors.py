@@ -46,6 +46,23 @@ class StoreError(TransientError):
     """The backup server could not be read or written (connection, I/O)."""
 
 
+class StallError(StoreError):
+    """The backup server made no progress for `target.timeout`: the attempt is abandoned.
+
+    A frozen or hung server would otherwise hold the night forever; another attempt
+    (a new connection) may find it working again, so this is retryable.
+    """
+
+    @classmethod
+    def after(cls, where: str, seconds: float, doing: str) -> StallError:
+        """The one line for a stall: the server, how long, what the tool was waiting for."""
+        return cls(
+            f"{where}: the backup server made no progress for {seconds:g} s while {doing} "
+            "(target.timeout): the attempt was stopped and its file left unfinished; "
+            "if this repeats, check the server's disk and network"
+        )
+
+
 class ArchiveConflictError(PermanentError):
     """A file with the planned name already exists and must not be overwritten."""
 

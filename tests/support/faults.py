@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,3 +64,49 @@ def python_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZFS_OFFSITE_")}
     env["PYTHONPATH"] = str(ROOT)
     return env | extra
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid`, found through /proc."""
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        parent = queue.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                kids = [int(k) for k in task.read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            queue += kids
+    return found
+
+
+def sftp_sessions(sshd: SshServer) -> list[int]:
+    """The test sshd's processes serving the SFTP user (internal-sftp runs in them)."""
+    uid = pwd.getpwnam(sshd.user).pw_uid
+    owned = []
+    for pid in descendants(sshd.process.pid):
+        try:
+            if os.stat(f"/proc/{pid}").st_uid == uid:
+                owned.append(pid)
+        except FileNotFoundError:
+            continue
+    return owned
+
+
+def zfs_sends(pool: str) -> list[str]:
+    """Command lines of the `zfs send` processes of `pool` still running."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in argv if a]
+        if len(words) > 1 and words[0].endswith("zfs") and "send" in words:
+            if any(w.startswith(f"{pool}/") for w in words):
+                state = cmdline.with_name("stat").read_text().split()[2:3]
+                if state != ["Z"]:  # a zombie has ended; its parent just has not reaped it
+                    found.append(" ".join(words))
+    return found

@@ -1,4 +1,9 @@
-"""A local directory as the backup target (embedded default, USB disks, tests)."""
+"""A local directory as the backup target (embedded default, USB disks, tests).
+
+Every call that can block in the kernel on a frozen or hung disk runs under a
+`Deadline` of `target.timeout` seconds (`remote/deadline.py`): a disk that
+makes no progress fails the attempt (retryable) instead of holding it forever.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from zfs_offsite.errors import DiskFullError, PermanentError, StoreError
+from zfs_offsite.remote.deadline import Deadline
 from zfs_offsite.remote.entries import Space, StoreEntry
 from zfs_offsite.remote.store import ReadHandle, WriterBase, short_file
 
@@ -20,38 +26,48 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 class LocalStore:
     """Files below `root`; fsync'd so a completed backup survives a crash."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, timeout: float | None = None) -> None:
         self.root = root
         self.description = f"file://{root}"
+        self._deadline = Deadline(timeout, self.description)  # None: calls are not bounded
 
     def _path(self, path: str) -> Path:
         return self.root / path
 
     def listdir(self, path: str) -> list[StoreEntry]:
         directory = self._path(path)
-        if not directory.is_dir():
-            return []
-        entries = [_entry(child.name, child.lstat()) for child in directory.iterdir()]
-        return sorted(entries, key=lambda e: e.name)
+
+        def entries() -> list[StoreEntry]:
+            if not directory.is_dir():
+                return []
+            return [_entry(child.name, child.lstat()) for child in directory.iterdir()]
+
+        return sorted(self._deadline.run(f"listing {directory}", entries), key=lambda e: e.name)
 
     def stat(self, path: str) -> StoreEntry | None:
         target = self._path(path)
         try:
-            info = target.lstat()
+            info = self._deadline.run(f"looking at {target}", target.lstat)
         except FileNotFoundError:
             return None
         return _entry(target.name, info)
 
     def makedirs(self, path: str) -> None:
         try:
-            self._path(path).mkdir(parents=True, exist_ok=True)
+            directory = self._path(path)
+            self._deadline.run(
+                f"creating {directory}", lambda: directory.mkdir(parents=True, exist_ok=True)
+            )
         except OSError as exc:
             raise self._error(f"create {self._path(path)}", exc) from exc
 
     def open_write(self, path: str) -> _SyncedFile:
         target = self._path(path)
         try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = self._deadline.run(
+                f"creating {target}",
+                lambda: os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644),
+            )
         except FileExistsError:
             raise
         except OSError as exc:
@@ -61,7 +77,9 @@ class LocalStore:
     def open_append(self, path: str, offset: int) -> _SyncedFile:
         target = self._path(path)
         try:
-            fd = os.open(target, os.O_WRONLY | os.O_NOFOLLOW)  # a link is never written through
+            fd = self._deadline.run(  # a link is never written through
+                f"opening {target}", lambda: os.open(target, os.O_WRONLY | os.O_NOFOLLOW)
+            )
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -70,22 +88,25 @@ class LocalStore:
             size = os.fstat(fd).st_size
             if size < offset:
                 raise short_file(str(target), size, offset)
-            os.ftruncate(fd, offset)
+            self._deadline.run(f"truncating {target}", lambda: os.ftruncate(fd, offset))
             os.lseek(fd, offset, os.SEEK_SET)
         except BaseException as exc:
-            os.close(fd)
+            self._deadline.later(lambda: os.close(fd))
             if isinstance(exc, OSError):
                 raise self._error(f"truncate {target}", exc) from exc
             raise
         return _SyncedFile(self, target, fd)
 
     def open_read(self, path: str) -> ReadHandle:
-        return self._path(path).open("rb")
+        target = self._path(path)
+        return self._deadline.run(f"opening {target}", lambda: target.open("rb"))
 
     def read_chunks(self, path: str) -> Iterator[bytes]:
+        target = self._path(path)
         try:
-            with self._path(path).open("rb") as handle:
-                while chunk := handle.read(READ_CHUNK):
+            with self._deadline.run(f"opening {target}", lambda: target.open("rb")) as handle:
+                reading = f"reading {target}"
+                while chunk := self._deadline.run(reading, lambda: handle.read(READ_CHUNK)):
                     yield chunk
         except FileNotFoundError:
             raise
@@ -93,11 +114,17 @@ class LocalStore:
             raise StoreError(f"cannot read {self._path(path)}: {exc.strerror}") from exc
 
     def rename(self, source: str, destination: str) -> None:
-        os.replace(self._path(source), self._path(destination))
-        _fsync_dir(self._path(destination).parent)
+        src, dst = self._path(source), self._path(destination)
+
+        def rename() -> None:
+            os.replace(src, dst)
+            _fsync_dir(dst.parent)
+
+        self._deadline.run(f"renaming {src}", rename)
 
     def touch(self, path: str) -> None:
-        os.utime(self._path(path))
+        target = self._path(path)
+        self._deadline.run(f"touching {target}", lambda: os.utime(target))
 
     def space(self, path: str) -> Space | None:
         try:
@@ -107,10 +134,12 @@ class LocalStore:
         return Space(info.f_bavail * info.f_frsize, info.f_namemax)
 
     def remove(self, path: str) -> None:
-        self._path(path).unlink(missing_ok=True)
+        target = self._path(path)
+        self._deadline.run(f"removing {target}", lambda: target.unlink(missing_ok=True))
 
     def close(self) -> None:
-        """Nothing to release."""
+        """End the helper threads of the deadline."""
+        self._deadline.close()
 
     def _error(self, action: str, exc: OSError) -> Exception:
         if exc.errno in _FULL:
@@ -147,14 +176,19 @@ class _SyncedFile(WriterBase):
 
     def write(self, data: bytes | memoryview) -> int:
         try:
-            return self._handle.write(data)
+            return self._store._deadline.run(
+                f"writing {self._path}", lambda: self._handle.write(data)
+            )
         except OSError as exc:
             raise self._store._error(f"write {self._path}", exc) from exc
 
     def sync(self) -> None:
-        try:
+        def flush() -> None:
             self._handle.flush()
             os.fsync(self._handle.fileno())
+
+        try:
+            self._store._deadline.run(f"flushing {self._path}", flush)
         except OSError as exc:
             raise self._store._error(f"write {self._path}", exc) from exc
 
@@ -163,12 +197,16 @@ class _SyncedFile(WriterBase):
         return self._handle.closed
 
     def _release(self) -> None:
-        self._handle.close()
+        self._store._deadline.run(f"closing {self._path}", self._handle.close)
 
     def abort(self) -> None:
         # Buffered bytes that cannot be written do not matter: the file is removed.
-        with contextlib.suppress(OSError):
-            self._handle.close()
+        # On a stalled disk even the close may block: it is left to a thread of its own.
+        if self._store._deadline.stalled:
+            self._store._deadline.later(self._handle.close)
+            return
+        with contextlib.suppress(OSError, StoreError):
+            self._store._deadline.run(f"closing {self._path}", self._handle.close)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -49,7 +49,13 @@ from paramiko.sftp import (
 )
 from paramiko.sftp_attr import SFTPAttributes
 
-from zfs_offsite.errors import DiskFullError, NameTooLongError, PermanentError, StoreError
+from zfs_offsite.errors import (
+    DiskFullError,
+    NameTooLongError,
+    PermanentError,
+    StallError,
+    StoreError,
+)
 from zfs_offsite.remote.entries import Space, StoreEntry
 from zfs_offsite.remote.store import ReadHandle, WriterBase, short_file
 from zfs_offsite.transport.openssh import OpenSshChannel
@@ -175,6 +181,51 @@ def _send_all(sock: paramiko.Channel | OpenSshChannel, data: memoryview) -> None
         data = data[sent:]
 
 
+class _Watchdog:
+    """The SFTP client's socket, where a server that stops making progress is caught.
+
+    paramiko's channel and the `ssh` process's socket both carry `target.timeout`:
+    a send or receive that moves no byte for that long raises TimeoutError. That is a
+    stall: this turns it into StallError (retryable) and drops the connection, so the
+    clean-up that follows (abort, remove the partial, release the lock) fails at once
+    instead of waiting a timeout per request, and the `ssh` process ends.
+    """
+
+    def __init__(
+        self,
+        sock: paramiko.Channel | OpenSshChannel,
+        where: str,
+        seconds: float,
+        drop: Callable[[], None],
+    ) -> None:
+        self._sock = sock
+        self._where = where
+        self._seconds = seconds
+        self._drop = drop
+        self._stall: str | None = None
+
+    def send(self, data: bytes) -> int:
+        return self._watch("sending to it", lambda: self._sock.send(data))
+
+    def recv(self, size: int) -> bytes:
+        return self._watch("waiting for its reply", lambda: self._sock.recv(size))
+
+    def _watch(self, doing: str, call: Callable[[], T]) -> T:
+        if self._stall is not None:
+            raise StallError(self._stall)
+        try:
+            return call()
+        except TimeoutError as exc:
+            error = StallError.after(self._where, self._seconds, doing)
+            self._stall = str(error)
+            with contextlib.suppress(Exception):
+                self._drop()
+            raise error from exc
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)  # close, settimeout, get_name, recv_ready, ...
+
+
 class SftpStore:
     """A directory on an SFTP server, reached over one verified SSH transport."""
 
@@ -211,6 +262,9 @@ class SftpStore:
             assert channel is not None
             channel.settimeout(endpoint.timeout)
             server = self._transport.remote_version or ""
+        # Every byte to and from the server passes the watchdog (paramiko's own calls too).
+        watchdog = _Watchdog(client.sock, self.description, endpoint.timeout, self._drop)
+        client.sock = watchdog  # type: ignore[assignment]  # it has what paramiko calls
         self._sftp = client
         self._requests = _Requests(client)
         self._fsync_offered = True  # until the server says otherwise
@@ -406,12 +460,16 @@ class SftpStore:
         with contextlib.suppress(FileNotFoundError):
             _guard(f"remove {full}", lambda: self._sftp.remove(full))
 
-    def close(self) -> None:
-        self._sftp.close()
+    def _drop(self) -> None:
+        """End the connection after a stall: the server's late replies can never be matched."""
         if self._transport is not None:
             self._transport.close()
         if self._channel is not None:
             self._channel.close()
+
+    def close(self) -> None:
+        self._sftp.close()
+        self._drop()
 
 
 class _CheckedWriter(WriterBase):
@@ -450,6 +508,8 @@ class _CheckedWriter(WriterBase):
     def _acknowledge(self, num: int) -> None:
         try:
             _guard(f"write {self._full}", lambda: self._requests.wait(num))
+        except StallError:
+            raise
         except StoreError as exc:
             raise self._explain(exc) from exc
 
