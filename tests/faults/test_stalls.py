@@ -9,6 +9,7 @@ cure, no file got a final name, and `zfs send` is gone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -80,10 +81,8 @@ def stopped_sessions() -> Iterator[list[int]]:
     pids: list[int] = []
     yield pids
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.mark.parametrize("client", ["openssh", "paramiko"])

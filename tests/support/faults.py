@@ -104,9 +104,12 @@ def zfs_sends(pool: str) -> list[str]:
         except OSError:
             continue
         words = [a.decode(errors="replace") for a in argv if a]
-        if len(words) > 1 and words[0].endswith("zfs") and "send" in words:
-            if any(w.startswith(f"{pool}/") for w in words):
+        ours = any(w.startswith(f"{pool}/") for w in words)
+        if len(words) > 1 and words[0].endswith("zfs") and "send" in words and ours:
+            try:
                 state = cmdline.with_name("stat").read_text().split()[2:3]
-                if state != ["Z"]:  # a zombie has ended; its parent just has not reaped it
-                    found.append(" ".join(words))
+            except OSError:
+                continue  # it ended as we looked
+            if state != ["Z"]:  # a zombie has ended; its parent just has not reaped it
+                found.append(" ".join(words))
     return found

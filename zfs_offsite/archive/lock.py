@@ -7,9 +7,12 @@ atomic test-and-set on SFTP and local disks alike) and holding who took it.
 The holder touches it every `REFRESH_SECONDS` while it works. A lock is taken
 over only when it is certainly dead: its holder ran on this machine (same
 boot) and that process is gone, or it has not been touched for
-`stale_seconds` (hosts sharing an archive need clocks that agree far better
-than that, e.g. NTP). Before committing a file the holder checks the lock is
-still its own, so even a wrongly broken lock cannot produce two commits.
+`stale_seconds`. That age is judged on the server's clock alone: the lock
+file's mtime against the mtime of a probe file the taker writes beside it a
+moment before (`server_now`), never against this host's clock, so a server
+whose clock is off by an hour neither loses a live lock nor keeps a dead one.
+Before committing a file the holder checks the lock is still its own, so even
+a wrongly broken lock cannot produce two commits.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from zfs_offsite.errors import (
     LockBusyError,
     LockLostError,
     PermanentError,
+    StoreError,
     ZfsOffsiteError,
 )
 from zfs_offsite.remote.store import Store, disk_full, read_small_file, remove_quietly
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 
 LOCK_NAME = ".zfs-offsite.lock"
 BREAK_NAME = ".zfs-offsite.lock.break"  # held for the moment one taker removes a dead lock
+CLOCK_NAME = ".zfs-offsite.lock.clock"  # `<this>.<token>`: a taker's probe of the server's clock
 REFRESH_SECONDS = 30.0
 BREAK_STALE_SECONDS = 60.0  # a taker that died mid-break; breaking takes milliseconds
 POLL_SECONDS = 2.0
@@ -170,19 +175,25 @@ class MemberLock:
         data = (json.dumps(asdict(self.holder), indent=2) + "\n").encode()
         while True:
             cancel.check()
+            # Ours before the file exists: a run of this process that reads it at once must
+            # not take it for one an earlier attempt of this process left behind.
+            _held_here.add(self.holder.token)
             try:
                 created = self._create(data)
-            except FileExistsError:
+            except BaseException as exc:
+                _held_here.discard(self.holder.token)
+                if not isinstance(exc, FileExistsError):
+                    raise
                 created = False
             if created:
                 self._held = True
-                _held_here.add(self.holder.token)
                 self._last_refresh = time.monotonic()
                 return
             seen = self._read()
             if seen is None:
                 continue  # released between our create and our look: try again
-            other, age = seen
+            other, mtime = seen
+            age = max(0.0, self.server_now() - mtime)
             if other is None and age < FILLING_SECONDS and time.monotonic() < filling_deadline:
                 time.sleep(0.1)  # its holder is likely still writing it: read it again
                 continue
@@ -215,7 +226,8 @@ class MemberLock:
         return True
 
     def _read(self) -> tuple[Holder | None, float] | None:
-        """The lock's holder (None if unreadable) and its age in seconds; None if there is none."""
+        """The lock's holder (None if unreadable) and its mtime (the server's clock); None if
+        there is no lock."""
         entry = self.store.stat(self.path)
         if entry is None:
             return None
@@ -229,7 +241,28 @@ class MemberLock:
             holder = Holder.parse(read_small_file(self.store, self.path))
         except FileNotFoundError:
             return None
-        return holder, max(0.0, time.time() - entry.mtime)
+        return holder, entry.mtime
+
+    def server_now(self) -> float:
+        """The server's clock now: the mtime it gives a probe file of ours, written and removed.
+
+        Lock ages compare two mtimes the server set, so this host's clock never counts.
+        """
+        probe = f"{self.member}/{CLOCK_NAME}.{self.holder.token}"
+        for _ in range(2):
+            try:
+                with self.store.open_write(probe) as handle:
+                    handle.write(b"")
+                break
+            except FileExistsError:  # our own token: a probe an earlier call could not remove
+                self.store.remove(probe)
+        try:
+            entry = self.store.stat(probe)
+        finally:
+            remove_quietly(self.store, probe)
+        if entry is None:
+            raise StoreError(f"member {self.member}: {probe} vanished as it was written")
+        return entry.mtime
 
     def _dead(self, other: Holder | None, age: float) -> str | None:
         """Why the holder is certainly gone, or None while it may be alive."""
@@ -250,7 +283,7 @@ class MemberLock:
                 handle.write(self.holder.token.encode())
         except FileExistsError:
             entry = self.store.stat(breaker)
-            if entry is not None and time.time() - entry.mtime > BREAK_STALE_SECONDS:
+            if entry is not None and self.server_now() - entry.mtime > BREAK_STALE_SECONDS:
                 remove_quietly(self.store, breaker)
             time.sleep(0.2)
             return
@@ -277,7 +310,7 @@ class MemberLock:
         """Touch the lock if due; called often by the holder while it streams."""
         if self._held and time.monotonic() - self._last_refresh >= REFRESH_SECONDS:
             self.verify()
-            self.store.touch(self.path)
+            self.store.touch(self.path, self.server_now())
             self._last_refresh = time.monotonic()
 
     def verify(self) -> None:

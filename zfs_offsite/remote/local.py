@@ -122,9 +122,10 @@ class LocalStore:
 
         self._deadline.run(f"renaming {src}", rename)
 
-    def touch(self, path: str) -> None:
+    def touch(self, path: str, mtime: float | None = None) -> None:
         target = self._path(path)
-        self._deadline.run(f"touching {target}", lambda: os.utime(target))
+        times = None if mtime is None else (mtime, mtime)
+        self._deadline.run(f"touching {target}", lambda: os.utime(target, times))
 
     def space(self, path: str) -> Space | None:
         try:

@@ -379,9 +379,9 @@ class SftpStore:
     def disk_full(self, action: str, space: Space) -> DiskFullError:
         return DiskFullError(f"{action}: backup server disk is full", free_bytes=space.free_bytes)
 
-    def touch(self, path: str) -> None:
+    def touch(self, path: str, mtime: float | None = None) -> None:
         full = self._path(path)
-        now = time.time()
+        now = time.time() if mtime is None else mtime
         _guard(f"touch {full}", lambda: self._sftp.utime(full, (now, now)))
 
     def space(self, path: str) -> Space | None:

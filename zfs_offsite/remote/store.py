@@ -133,8 +133,9 @@ class Store(Protocol):
         """Atomic rename that replaces `destination` (POSIX rename semantics)."""
         ...
 
-    def touch(self, path: str) -> None:
-        """Set a file's modification time to now (the lock's heartbeat)."""
+    def touch(self, path: str, mtime: float | None = None) -> None:
+        """Set a file's modification time to `mtime` (the lock's heartbeat, in the server's
+        clock), or to now by this host's clock."""
         ...
 
     def space(self, path: str) -> Space | None:
