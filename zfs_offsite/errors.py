@@ -63,6 +63,18 @@ class StallError(StoreError):
         )
 
 
+class ReadOnlyError(PermanentError):
+    """The backup server's file system is mounted read-only: no write can succeed."""
+
+    @classmethod
+    def at(cls, where: str) -> ReadOnlyError:
+        return cls(
+            f"the backup server's file system at {where} is read-only: nothing can be "
+            "stored; remount it read-write (a disk with errors is often remounted "
+            "read-only by the kernel: check it first)"
+        )
+
+
 class ArchiveConflictError(PermanentError):
     """A file with the planned name already exists and must not be overwritten."""
 

@@ -22,3 +22,4 @@ class Space:
 
     free_bytes: int
     name_max: int
+    read_only: bool = False  # mounted read-only (statvfs ST_RDONLY): nothing can be written

@@ -14,7 +14,7 @@ import stat as stat_module
 from collections.abc import Iterator
 from pathlib import Path
 
-from zfs_offsite.errors import DiskFullError, PermanentError, StoreError
+from zfs_offsite.errors import DiskFullError, PermanentError, ReadOnlyError, StoreError
 from zfs_offsite.remote.deadline import Deadline
 from zfs_offsite.remote.entries import Space, StoreEntry
 from zfs_offsite.remote.store import ReadHandle, WriterBase, short_file
@@ -151,7 +151,7 @@ class LocalStore:
             why = exc.strerror or "permission denied"
             return PermanentError(f"{action}: {why} (permission denied on the backup target)")
         if exc.errno == errno.EROFS:
-            return PermanentError(f"{action}: the backup target is a read-only file system")
+            return ReadOnlyError.at(self.description)
         return StoreError(f"{action}: {exc.strerror or exc}")
 
 

@@ -53,6 +53,7 @@ from zfs_offsite.errors import (
     DiskFullError,
     NameTooLongError,
     PermanentError,
+    ReadOnlyError,
     StallError,
     StoreError,
 )
@@ -79,6 +80,7 @@ READ_CHUNK = 1024 * 1024  # what read_chunks yields
 READ_WINDOW = 8 * READ_CHUNK  # requested at once; at most two windows are held
 # Free space below this after a failed write means the disk filled up.
 FULL_THRESHOLD = 64 * 1024 * 1024
+STATVFS_READ_ONLY = 0x1  # SSH2_FXE_STATVFS_ST_RDONLY in statvfs@openssh.com's f_flag
 _CONNECTION_ERRORS = (paramiko.SSHException, socket.error, EOFError, TimeoutError)
 
 
@@ -301,7 +303,13 @@ class SftpStore:
             if not current or current == ".":
                 continue
             if self.stat_raw(current) is None:
-                _guard(f"mkdir {current}", functools.partial(self._sftp.mkdir, current))
+                try:
+                    _guard(f"mkdir {current}", functools.partial(self._sftp.mkdir, current))
+                except StoreError as exc:
+                    space = self.space(posixpath.dirname(current) or ".")
+                    if space is not None and space.read_only:
+                        raise ReadOnlyError.at(self.description) from exc
+                    raise
 
     def stat_raw(self, full: str) -> paramiko.SFTPAttributes | None:
         try:
@@ -365,6 +373,8 @@ class SftpStore:
         cause = exc.__cause__
         space = self.space(posixpath.dirname(full) or ".")
         name = posixpath.basename(full)
+        if space is not None and space.read_only:  # SFTP v3 says only "Failure" for EROFS
+            return ReadOnlyError.at(self.description)
         if space is not None and len(name.encode()) > space.name_max:
             return NameTooLongError(
                 f"create {full}: the name is {len(name.encode())} bytes, the backup server "
@@ -396,7 +406,8 @@ class SftpStore:
             return None
         fields = [msg.get_int64() for _ in range(11)]
         _bsize, frsize, _blocks, _bfree, bavail = fields[:5]
-        return Space(free_bytes=bavail * frsize, name_max=fields[10])
+        read_only = bool(fields[9] & STATVFS_READ_ONLY)
+        return Space(free_bytes=bavail * frsize, name_max=fields[10], read_only=read_only)
 
     def fsync(self, handle: bytes, full: str) -> None:
         """Ask the server to flush a file to disk, where it offers `fsync@openssh.com`."""
@@ -516,6 +527,8 @@ class _CheckedWriter(WriterBase):
     def _explain(self, exc: StoreError) -> Exception:
         """A write failure with little space left is a full disk (SFTP v3 says only 'Failure')."""
         space = self._store.space(posixpath.dirname(self._full) or ".")
+        if space is not None and space.read_only:
+            return ReadOnlyError.at(self._store.description)
         if space is not None and space.free_bytes < FULL_THRESHOLD:
             return self._store.disk_full(f"write {self._full}", space)
         return exc
