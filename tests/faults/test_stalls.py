@@ -133,7 +133,12 @@ def loop_disk(tmp_path: Path) -> Iterator[Path]:
         yield mountpoint
     finally:
         subprocess.run(["fsfreeze", "-u", str(mountpoint)], check=False, capture_output=True)
-        subprocess.run(["umount", str(mountpoint)], check=False)
+        for _ in range(20):  # an abandoned write may still be closing its file
+            if subprocess.run(["umount", str(mountpoint)], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.5)
+        else:
+            subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 
 
 def test_a_frozen_local_disk_fails_the_attempt(big_member: Pool, loop_disk: Path) -> None:
