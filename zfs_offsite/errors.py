@@ -58,7 +58,7 @@ class StallError(StoreError):
         """The one line for a stall: the server, how long, what the tool was waiting for."""
         return cls(
             f"{where}: the backup server made no progress for {seconds:g} s while {doing} "
-            "(target.timeout): the attempt was stopped and its file left unfinished; "
+            "(target.timeout): the attempt was stopped and nothing was committed; "
             "if this repeats, check the server's disk and network"
         )
 
