@@ -16,13 +16,15 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from tests.support.faults import sftp_sessions, stored_files, zfs_sends
 from tests.support.services import Pool, SshServer
-from zfs_offsite.errors import ZfsOffsiteError
+from zfs_offsite.connect import open_store
+from zfs_offsite.errors import StallError, ZfsOffsiteError
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.settings import Settings, load_settings
 
@@ -156,3 +158,38 @@ def test_a_frozen_local_disk_fails_the_attempt(big_member: Pool, loop_disk: Path
         subprocess.run(["fsfreeze", "-u", str(loop_disk)], check=True)
     time.sleep(2)  # the writes the frozen disk held back land: never under a final name
     assert stored_files(archive) == []
+
+
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
+def test_reads_and_renames_on_a_stopped_sftp_server_fail_as_stalls(
+    sftp_dir: Path, sshd: SshServer, stopped_sessions: list[int], client: str
+) -> None:
+    (sftp_dir / "erin").mkdir()
+    (sftp_dir / "erin" / "file.zst").write_bytes(os.urandom(4 << 20))
+    target = load_settings(
+        source={"pool": "stl-unused"},
+        target={
+            "url": f"sftp://{sshd.user}@127.0.0.1:{sshd.port}{sftp_dir}",
+            "key_file": str(sshd.client_key),
+            "known_hosts": str(sshd.known_hosts),
+            "timeout": TIMEOUT,
+            "client": client,
+        },
+    ).target
+    before = set(sftp_sessions(sshd))
+    with closing(open_store(target)) as store:
+        assert store.stat("erin/file.zst") is not None  # connected and answering
+        for pid in (p for p in sftp_sessions(sshd) if p not in before):
+            os.kill(pid, signal.SIGSTOP)
+            stopped_sessions.append(pid)
+        assert stopped_sessions
+        started = time.monotonic()
+        with pytest.raises(StallError, match=f"made no progress for {TIMEOUT} s") as stalled:
+            b"".join(store.read_chunks("erin/file.zst"))
+        assert time.monotonic() - started < TIMEOUT + MARGIN
+        assert stalled.value.retryable and "\n" not in str(stalled.value)
+        started = time.monotonic()
+        with pytest.raises(StallError):  # the connection is dropped: no second wait
+            store.rename("erin/file.zst", "erin/other.zst")
+        assert time.monotonic() - started < 2
+    assert (sftp_dir / "erin" / "file.zst").exists()
