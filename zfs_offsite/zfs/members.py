@@ -181,7 +181,7 @@ def _why_excluded(dataset: Dataset, select_property: str | None, scratch: str | 
     if dataset.properties.get(SKIP_PROPERTY) == "on":
         return (
             f"not backed up: excluded by {SKIP_PROPERTY}=on (set on it or inherited; "
-            f"zfs inherit {SKIP_PROPERTY} {dataset.name} takes it back in)"
+            f"zfs set {SKIP_PROPERTY}=off {dataset.name} takes it back in)"
         )
     value = dataset.properties.get(select_property) if select_property else None
     if select_property and value != "on":
