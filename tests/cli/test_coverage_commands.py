@@ -74,7 +74,13 @@ def test_child_datasets_are_members_and_an_opted_out_one_is_listed(
     assert drill.code == 0, drill.output
     assert "nest~sub: restorable, proven" in drill.stdout
 
-    done = cli("restore", "nest~sub", f"{restore.name}/nest/sub")
+    parent = cli("restore", "nest", f"{restore.name}/nest")
+    assert parent.code == 0, parent.output
+    # the restore of nest says which members below it it does not bring, and the command
+    advice = f"zfs-offsite restore 'nest~sub' {restore.name}/nest/sub"
+    assert "not in this restore: 1 member(s) below nest in the archive (nest~sub)" in parent.stdout
+    assert parent.stdout.rstrip().endswith(advice)
+    done = cli(*advice.replace("'", "").split()[1:])
     assert done.code == 0, done.output
     assert guid(f"{restore.name}/nest/sub@{SNAP}") == guid(f"{pool.name}/elabfs-nest/sub@{SNAP}")
     assert tree_digest(restore.mountpoint / "nest/sub") == tree_digest(

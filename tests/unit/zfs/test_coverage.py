@@ -6,7 +6,15 @@ import re
 
 import pytest
 
-from zfs_offsite.archive.names import BackupName, Compression, is_member_name, parse_backup_name
+from zfs_offsite.archive.names import (
+    BackupName,
+    Compression,
+    below_destination,
+    is_member_name,
+    members_below,
+    parse_backup_name,
+)
+from zfs_offsite.jobs.restore import below_note
 from zfs_offsite.zfs.commands import parse_list_output
 from zfs_offsite.zfs.members import (
     SKIP_PROPERTY,
@@ -182,3 +190,13 @@ def test_nested_backup_names_round_trip_through_file_names() -> None:
     for base in (None, "s1"):
         name = BackupName("elabfs-nest~sub", "s2", Compression.ZSTD, base=base)
         assert parse_backup_name(name.filename) == name
+
+
+def test_members_below_and_where_they_go_when_the_parent_is_restored() -> None:
+    archived = ["nest", "nest~sub", "nest~sub~deeper", "nesting", "nest-x~y", "alice"]
+    assert members_below(archived, "nest") == ["nest~sub", "nest~sub~deeper"]
+    assert members_below(archived, "nest~sub") == ["nest~sub~deeper"]
+    assert members_below(archived, "alice") == []
+    assert below_destination("nest", "nest~sub~deeper", "tank/r/nest") == "tank/r/nest/sub/deeper"
+    note = below_note("nest", ["nest~sub"], "tank/r/nest")
+    assert note.endswith("zfs-offsite restore 'nest~sub' tank/r/nest/sub")
