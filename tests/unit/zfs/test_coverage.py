@@ -27,46 +27,46 @@ from zfs_offsite.zfs.model import Dataset
 # What a ZFS dataset name component may hold (OpenZFS zfs_namecheck.c: valid_char).
 ZFS_COMPONENT = re.compile(r"[A-Za-z0-9_.: -]+")
 
-# The shape of OpenZFS 2.x's answer to the discovery's `zfs get -H -p -r -o
-# name,property,value type,guid,createtxg,creation,userrefs,encryption,zfs-offsite:skip`
-# over a pool with a zvol below a member (written after `zfs create -V 64M
-# tank/elabfs-vm/disk0`): a zvol is `type volume`, and its snapshots are snapshots.
+# Recorded from OpenZFS 2.3.2 (the VM; pool renamed `tank`): the discovery's `zfs get -H -p
+# -r -o name,property,value type,guid,createtxg,creation,userrefs,encryption,zfs-offsite:skip`
+# after `zfs create -V 16M tank/elabfs-vm/disk0`, a snapshot of it, and
+# `zfs create -V 8M -o zfs-offsite:skip=on tank/elabfs-vm/swap`: a zvol is `type volume`.
 OPENZFS_WITH_ZVOL = """\
 tank\ttype\tfilesystem
-tank\tguid\t1511
+tank\tguid\t4435294749813110431
 tank\tcreatetxg\t1
-tank\tcreation\t1765000000
+tank\tcreation\t1796619795
 tank\tuserrefs\t-
 tank\tencryption\toff
 tank\tzfs-offsite:skip\t-
 tank/elabfs-vm\ttype\tfilesystem
-tank/elabfs-vm\tguid\t5662
-tank/elabfs-vm\tcreatetxg\t6
-tank/elabfs-vm\tcreation\t1765000001
+tank/elabfs-vm\tguid\t1233475605890561462
+tank/elabfs-vm\tcreatetxg\t8
+tank/elabfs-vm\tcreation\t1796619797
 tank/elabfs-vm\tuserrefs\t-
 tank/elabfs-vm\tencryption\toff
 tank/elabfs-vm\tzfs-offsite:skip\t-
 tank/elabfs-vm/disk0\ttype\tvolume
-tank/elabfs-vm/disk0\tguid\t9721
+tank/elabfs-vm/disk0\tguid\t662762588896700842
 tank/elabfs-vm/disk0\tcreatetxg\t9
-tank/elabfs-vm/disk0\tcreation\t1765000002
+tank/elabfs-vm/disk0\tcreation\t1796619798
 tank/elabfs-vm/disk0\tuserrefs\t-
 tank/elabfs-vm/disk0\tencryption\toff
 tank/elabfs-vm/disk0\tzfs-offsite:skip\t-
 tank/elabfs-vm/disk0@s1\ttype\tsnapshot
-tank/elabfs-vm/disk0@s1\tguid\t4921
-tank/elabfs-vm/disk0@s1\tcreatetxg\t14
-tank/elabfs-vm/disk0@s1\tcreation\t1765000003
+tank/elabfs-vm/disk0@s1\tguid\t3772012276470033339
+tank/elabfs-vm/disk0@s1\tcreatetxg\t11
+tank/elabfs-vm/disk0@s1\tcreation\t1796619800
 tank/elabfs-vm/disk0@s1\tuserrefs\t0
 tank/elabfs-vm/disk0@s1\tencryption\toff
 tank/elabfs-vm/disk0@s1\tzfs-offsite:skip\t-
-tank/elabfs-vm/scratch-disk\ttype\tvolume
-tank/elabfs-vm/scratch-disk\tguid\t9722
-tank/elabfs-vm/scratch-disk\tcreatetxg\t15
-tank/elabfs-vm/scratch-disk\tcreation\t1765000004
-tank/elabfs-vm/scratch-disk\tuserrefs\t-
-tank/elabfs-vm/scratch-disk\tencryption\toff
-tank/elabfs-vm/scratch-disk\tzfs-offsite:skip\ton
+tank/elabfs-vm/swap\ttype\tvolume
+tank/elabfs-vm/swap\tguid\t2508371104693487731
+tank/elabfs-vm/swap\tcreatetxg\t12
+tank/elabfs-vm/swap\tcreation\t1796619802
+tank/elabfs-vm/swap\tuserrefs\t-
+tank/elabfs-vm/swap\tencryption\toff
+tank/elabfs-vm/swap\tzfs-offsite:skip\ton
 """
 
 
@@ -164,9 +164,7 @@ def test_zvols_are_detected_and_backed_up_as_members() -> None:
         ("vm", "filesystem"),
         ("vm~disk0", "volume"),
     ]
-    assert [(e.dataset, e.kind) for e in chosen.excluded] == [
-        ("tank/elabfs-vm/scratch-disk", "volume")
-    ]
+    assert [(e.dataset, e.kind) for e in chosen.excluded] == [("tank/elabfs-vm/swap", "volume")]
 
 
 @pytest.mark.parametrize(
