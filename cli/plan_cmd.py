@@ -13,23 +13,26 @@ from zfs_offsite.errors import ConfigError, ZfsOffsiteError
 if TYPE_CHECKING:
     from zfs_offsite.plan.backup import BackupPlan
     from zfs_offsite.settings import Settings
+    from zfs_offsite.zfs.members import Excluded
 
 PLAN_COLUMNS = ("member", "action", "base", "target", "file", "reason")
 
 
 def plan_members(
     settings: Settings, wanted: list[str], force_full: bool
-) -> tuple[list[BackupPlan], dict[str, str]]:
+) -> tuple[list[BackupPlan], dict[str, str], list[Excluded]]:
     """Plan like the backup flow: each wanted member, then the night's quota of new chains.
 
-    Returns the plans and, per member that cannot be planned, its one-line error.
+    Returns the plans, per member that cannot be planned its one-line error, and
+    the datasets below the members that are left out (listed, never silent).
     """
     from zfs_offsite.connect import open_store
-    from zfs_offsite.jobs.backup import discover_members, plan_member
+    from zfs_offsite.jobs.backup import discover_selection, plan_member
     from zfs_offsite.plan.backup import apply_full_quota
     from zfs_offsite.plan.cadence import full_quota
 
-    members = discover_members(settings)
+    selection = discover_selection(settings)
+    members = selection.members
     unknown = sorted(set(wanted) - {m.name for m in members})
     if unknown:
         known = ", ".join(m.name for m in members) or "none"
@@ -48,7 +51,8 @@ def plan_members(
                 plans.append(plan_member(settings, m, store, force_full=force_full)[0])
             except ZfsOffsiteError as exc:
                 failed[m.name] = output.one_line(str(exc))
-    return apply_full_quota(plans, full_quota(settings.full, len(members))), failed
+    quota = full_quota(settings.full, len(members))
+    return apply_full_quota(plans, quota), failed, [] if wanted else selection.excluded
 
 
 def plan_row(p: BackupPlan) -> dict[str, object]:
@@ -71,7 +75,7 @@ def plan(
     """Show what a backup would send; nothing is sent or written."""
     settings = startup.load(config)
     try:
-        plans, failed = plan_members(settings, member or [], force_full)
+        plans, failed, excluded = plan_members(settings, member or [], force_full)
     except ConfigError as exc:
         output.fail(str(exc), exit_codes.USAGE)
     except ZfsOffsiteError as exc:
@@ -79,16 +83,23 @@ def plan(
     rows: list[dict[str, object]] = [plan_row(p) for p in plans] + [
         {"member": name, "action": "failed", "reason": error} for name, error in failed.items()
     ]
+    left_out = [{"dataset": e.dataset, "kind": e.kind, "reason": e.reason} for e in excluded]
     if json_output:
         output.print_json(
             {
                 "pool": settings.source.pool,
                 "target": str(settings.target.parsed),
                 "members": rows,
+                "not_backed_up": left_out,
             }
         )
     else:
         title = f"plan: {settings.source.pool} -> {settings.target.parsed}"
-        output.print_rows(title, PLAN_COLUMNS, rows)
+        output.print_rows(
+            title,
+            PLAN_COLUMNS,
+            rows
+            + [{"member": e["dataset"], "action": "skip", "reason": e["reason"]} for e in left_out],
+        )
     if failed:
         raise typer.Exit(exit_codes.FAILED)

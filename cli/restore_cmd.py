@@ -54,3 +54,9 @@ def restore(
         highlight=False,
         markup=False,
     )
+    if result.below:
+        from zfs_offsite.jobs.restore import below_note
+
+        output.out().print(
+            below_note(member, result.below, result.destination), highlight=False, markup=False
+        )

@@ -18,6 +18,7 @@ from zfs_offsite.errors import ZfsOffsiteError
 if TYPE_CHECKING:
     from zfs_offsite.jobs.status import Health, MemberStatus
     from zfs_offsite.settings import Settings
+    from zfs_offsite.zfs.members import Excluded
 
 WARNING_HOURS = 26.0  # zfs_offsite.jobs.status has the same defaults; checked by a test
 CRITICAL_HOURS = 50.0
@@ -37,18 +38,22 @@ STATUS_COLUMNS = (
 )
 
 
-def read_statuses(settings: Settings) -> tuple[list[MemberStatus], dict[str, str]]:
-    """Every member's status and when each was last drilled (ISO time), from one connection."""
+def read_statuses(
+    settings: Settings,
+) -> tuple[list[MemberStatus], dict[str, str], list[Excluded]]:
+    """Every member's status and when each was last drilled (ISO time), from one connection,
+    and the datasets below the members that are left out (listed, never silent)."""
     from zfs_offsite.connect import open_store
-    from zfs_offsite.jobs.backup import discover_members
+    from zfs_offsite.jobs.backup import discover_selection
     from zfs_offsite.jobs.drill import read_records
     from zfs_offsite.jobs.status import read_status
 
-    members = discover_members(settings)
+    selection = discover_selection(settings)
+    members = selection.members
     with closing(open_store(settings.target)) as store:
         statuses = [read_status(store, m) for m in members]
         drills = {name: record.when for name, record in read_records(store).items()}
-    return statuses, drills
+    return statuses, drills, selection.excluded
 
 
 def member_document(
@@ -92,7 +97,7 @@ def status(
 
     settings = startup.load(config)
     try:
-        statuses, drills = read_statuses(settings)
+        statuses, drills, excluded = read_statuses(settings)
     except ZfsOffsiteError as exc:
         output.fail(str(exc), exit_codes.STATUS_CRITICAL)
     thresholds = Thresholds(warning_hours, critical_hours)
@@ -109,10 +114,15 @@ def status(
                 "warning_hours": warning_hours,
                 "critical_hours": critical_hours,
                 "members": documents,
+                "not_backed_up": [
+                    {"dataset": e.dataset, "kind": e.kind, "reason": e.reason} for e in excluded
+                ],
             }
         )
     else:
-        rows = [_table_row(d) for d in documents]
+        rows = [_table_row(d) for d in documents] + [
+            {"member": e.dataset, "status": "excluded", "reasons": e.reason} for e in excluded
+        ]
         output.print_rows(
             f"status: {settings.source.pool} -> {settings.target.parsed}", STATUS_COLUMNS, rows
         )

@@ -6,10 +6,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.common import kept_name, stops_streams_when_interrupted
-from tasks.restore import download, plan, receive
+from tasks.restore import below, download, plan, receive
 from zfs_offsite.errors import ConfigError
 from zfs_offsite.jobs.report import artifact_key
-from zfs_offsite.jobs.restore import RestoreResult
+from zfs_offsite.jobs.restore import RestoreResult, below_note
 from zfs_offsite.settings import load_settings
 
 EXCLUSIVE = "force and resume exclude each other"
@@ -60,8 +60,14 @@ def restore_flow(
         ", ".join(f.filename for f in point.chain),
     )
     key = artifact_key("restore", member)
+    nested = tuple(below(settings, member))
+    note = below_note(member, nested, destination) if nested else None
+    if note:
+        logger.warning("%s", note)
     if to_dir:
         commands = download(settings, member, point, to_dir, destination)
+        if note:
+            commands.append(f"# {note}")
         create_markdown_artifact(
             key=key,
             markdown=f"# Chain of {member}@{point.snapshot} in {to_dir}\n\n"
@@ -78,6 +84,7 @@ def restore_flow(
         force=force,
         resume=resume,
     )
+    result.below = nested
     create_table_artifact(
         key=key,
         table=[

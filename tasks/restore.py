@@ -10,6 +10,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 
 from tasks.retries import retry_policy
+from zfs_offsite.archive.index import archived_members
+from zfs_offsite.archive.names import members_below
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.restore import (
     RestoreResult,
@@ -28,6 +30,13 @@ def plan(settings: Settings, member: str, snapshot: str | None) -> RestorePoint:
     """Read the member's index and pick the chain; fails before anything is received."""
     with closing(open_store(settings.target)) as store:
         return plan_restore(store, member, snapshot)
+
+
+@task(name="members-below", task_run_name="members-below-{member}", cache_policy=NO_CACHE)
+def below(settings: Settings, member: str) -> list[str]:
+    """The archived members of datasets below `member`'s, which its restore does not bring."""
+    with closing(open_store(settings.target)) as store:
+        return members_below(archived_members(store), member)
 
 
 @task(

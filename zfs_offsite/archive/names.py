@@ -50,6 +50,23 @@ def is_safe_component(text: str) -> bool:
     return bool(_COMPONENT.fullmatch(text)) and text not in {".", ".."}
 
 
+def members_below(archived: list[str], member: str) -> list[str]:
+    """The archived members for datasets below `member`'s (`nest~sub`, `nest~sub~x` of `nest`).
+
+    Each is restored on its own: a member's stream carries none of its children.
+    """
+    return sorted(n for n in archived if n.startswith(member + NESTED_SEPARATOR))
+
+
+def below_destination(member: str, child: str, destination: str) -> str:
+    """Where `child` (a member below `member`) goes when `member` is restored to `destination`."""
+    return (
+        destination
+        + "/"
+        + child.removeprefix(member + NESTED_SEPARATOR).replace(NESTED_SEPARATOR, "/")
+    )
+
+
 def is_member_name(text: str) -> bool:
     """True if `text` can name a member directory at the target's root.
 

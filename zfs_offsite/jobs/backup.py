@@ -45,7 +45,7 @@ from zfs_offsite.zfs.commands import (
     recompresses_little,
     send_argv,
 )
-from zfs_offsite.zfs.members import Member, select_members
+from zfs_offsite.zfs.members import SKIP_PROPERTY, Member, Selection, select
 from zfs_offsite.zfs.model import ZfsFeatures
 from zfs_offsite.zfs.protect import choose, mark_tag, protect, stale_marks
 from zfs_offsite.zfs.runner import CommandFailed, Process, Runner
@@ -109,12 +109,19 @@ def discover_members(settings: Settings, runner: Runner | None = None) -> list[M
     """All members and their snapshots, from one `zfs get` over the pool.
 
     A dataset that cannot be a member comes back with `Member.error` set: the
-    caller fails that member alone and backs up the others.
+    caller fails that member alone and backs up the others. Datasets left out
+    on purpose are logged here; `discover_selection` returns them for listing.
     """
+    return discover_selection(settings, runner).members
+
+
+def discover_selection(settings: Settings, runner: Runner | None = None) -> Selection:
+    """The members (see `discover_members`) and the datasets below them left out, with why."""
     props = [settings.source.select_property] if settings.source.select_property else []
+    props.append(SKIP_PROPERTY)
     if runner is None:
         with closing(open_runner(settings)) as own:
-            return discover_members(settings, own)
+            return discover_selection(settings, own)
     marks = detect_features(runner).bookmarks
     try:
         datasets = list_datasets(
@@ -127,17 +134,20 @@ def discover_members(settings: Settings, runner: Runner | None = None) -> list[M
             f"setting source.pool (ZFS_OFFSITE_SOURCE__POOL): no pool {settings.source.pool} "
             f"on {runner.host}; name an imported pool (zpool list)"
         ) from exc
-    members = select_members(
+    selection = select(
         datasets,
         settings.source.pool,
         settings.source.dataset_prefix,
         settings.source.datasets,
         settings.source.select_property,
+        scratch=settings.scratch_dataset,
     )
-    for member in members:
+    for member in selection.members:
         if member.error is not None:
             log.warning("%s", member.error)
-    return members
+    for left_out in selection.excluded:
+        log.info("%s: %s", left_out.dataset, left_out.reason)
+    return selection
 
 
 def unfinished_uploads(archive: MemberArchive) -> list[BackupName]:

@@ -2,7 +2,8 @@
 
 Members take turns: those never drilled, then those drilled longest ago, so
 with `cycle_runs` runs every member has been drilled. Each drill receives into
-`<scratch>/<member>`, compares the received snapshot's GUID with the source's
+`<scratch>/<member>` (a nested member's `~` written `::`, see
+`zfs.members.scratch_component`), compares the received snapshot's GUID with the source's
 (or, if the NAS has pruned it, with the GUID the sidecar recorded), and destroys
 the scratch dataset again. The record of successful drills lives on the backup
 server, next to what it proves.
@@ -25,7 +26,7 @@ from zfs_offsite.remote.store import Store, read_small_file, write_small_file
 from zfs_offsite.stream.encryption import Identity
 from zfs_offsite.stream.readback import check_can_decrypt
 from zfs_offsite.zfs.commands import create_argv, destroy_scratch_argv
-from zfs_offsite.zfs.members import Member
+from zfs_offsite.zfs.members import Member, scratch_component
 from zfs_offsite.zfs.runner import CommandFailed, Runner
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def drill_member(
     ones) it fails before the scratch dataset is touched.
     """
     point = plan_restore(store, member.name, None)
-    destination = f"{scratch}/{member.name}"
+    destination = f"{scratch}/{scratch_component(member.name)}"
     check_can_decrypt(store, member.name, point.chain, identities)
     if not dataset_exists(runner, scratch):
         runner.run(create_argv(scratch))

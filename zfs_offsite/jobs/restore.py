@@ -22,7 +22,12 @@ from pathlib import Path
 
 from zfs_offsite.archive.index import read_member_archive
 from zfs_offsite.archive.model import ArchiveFile, checksum_line
-from zfs_offsite.archive.names import Compression, checksum_name, parse_backup_name
+from zfs_offsite.archive.names import (
+    Compression,
+    below_destination,
+    checksum_name,
+    parse_backup_name,
+)
 from zfs_offsite.errors import IntegrityError, PermanentError, TransientError, ZfsOffsiteError
 from zfs_offsite.jobs.destination import (
     dataset_exists,
@@ -78,6 +83,8 @@ class RestoreResult:
     guid: int | None = None
     # Received raw (`zfs send -w` files): encrypted, mounts only after `zfs load-key`.
     needs_key: bool = False
+    # Archived members of datasets below this one: not in its stream, restored on their own.
+    below: tuple[str, ...] = ()
 
     @property
     def raw_bytes(self) -> int:
@@ -346,3 +353,18 @@ def receive_commands(
         target = shlex.quote(destination)
         lines.append(f"zfs load-key {target} && zfs mount {target}")
     return lines
+
+
+def below_note(member: str, below: Sequence[str], destination: str) -> str:
+    """One line naming the members below `member` that this restore does not bring back.
+
+    Their mount points are empty directories in the restored dataset: each is a
+    member of its own, restored with its own command (parents first).
+    """
+    first = below[0]
+    where = below_destination(member, first, destination) if destination else "<dataset>"
+    return (
+        f"not in this restore: {len(below)} member(s) below {member} in the archive "
+        f"({', '.join(below)}); restore each on its own, e.g. "
+        f"zfs-offsite restore {shlex.quote(first)} {shlex.quote(where)}"
+    )

@@ -78,6 +78,7 @@ def parse_list_output(text: str) -> dict[str, Dataset]:
                 guid=int(values["guid"]),
                 properties=user,
                 encryption=values.get(ENCRYPTION),
+                kind=kind,
             )
     return {
         name: replace(

@@ -52,6 +52,7 @@ class Dataset:
     # The `encryption` property: "off", a cipher ("aes-256-gcm"), or None where
     # this ZFS has no such property (zfs-fuse, and any ZFS before native encryption).
     encryption: str | None = None
+    kind: str = "filesystem"  # or "volume" (a zvol): its send stream is an ordinary one
 
     @property
     def natively_encrypted(self) -> bool:

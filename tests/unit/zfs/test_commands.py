@@ -53,11 +53,12 @@ def test_snapshots_are_ordered_by_createtxg_not_name() -> None:
     assert alice.snapshots[-1].full_name == "tank/elabfs-alice@a-newest"
 
 
-def test_prefix_selects_direct_children_only() -> None:
+def test_prefix_selects_direct_children_and_what_is_below_them() -> None:
     members = select_members(parse_list_output(OUTPUT), "tank", "elabfs-", [], None)
     assert [(m.name, m.dataset_part) for m in members] == [
         ("alice", "elabfs-alice"),
         ("bob", "elabfs-bob"),
+        ("bob~sub", "elabfs-bob~sub"),
     ]
 
 
