@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from zfs_offsite.archive.index import read_member_archive
 from zfs_offsite.archive.model import ArchiveFile, MemberArchive
 from zfs_offsite.archive.names import SIDECAR_SUFFIXES, partial_of
+from zfs_offsite.jobs.archive_read import read_archive
 from zfs_offsite.plan.chains import (
     archived_chain,
     archived_snapshots,
@@ -155,7 +155,7 @@ def read_status(store: Store, member: Member, now: float | None = None) -> Membe
     if member.error is not None:
         newest = member.newest.name if member.newest else None
         return MemberStatus(member.name, newest, None, None, 0, 0, 0, 0, error=member.error)
-    return member_status(member, read_member_archive(store, member.name, member.dataset_part), now)
+    return member_status(member, read_archive(store, member.name, member.dataset_part), now)
 
 
 def judge(status: MemberStatus, thresholds: Thresholds) -> tuple[Health, list[str]]:
