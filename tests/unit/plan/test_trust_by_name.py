@@ -47,7 +47,7 @@ def test_seed_files_older_than_the_tools_first_file_stay_links() -> None:
 
 
 def test_a_sidecar_less_file_after_the_tools_first_file_is_no_link() -> None:
-    files, s = tool_chain_and_junk()
+    files, _ = tool_chain_and_junk()
     assert JUNK not in restore_chains(files)
     assert [p.snapshot for p in restore_points(files)] == ["s1"]
     (junk,) = [f for f in trust_by_name(files) if f.filename == JUNK]
