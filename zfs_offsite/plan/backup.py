@@ -140,7 +140,8 @@ def plan_backup(
         raw_send=raw_send,
         age_raw_sends=age_raw_sends,
     )
-    notes = [f.sidecar_problem for f in files if f.untrusted_name and f.sidecar_problem]
+    problems = (f.sidecar_problem for f in files if f.untrusted_name and f.sidecar_problem)
+    notes = [p for p in problems if p not in plan.reason]  # a conflict's reason may name it
     if not notes:
         return plan
     note = "; ".join(notes)

@@ -105,6 +105,7 @@ def test_a_junk_file_under_the_planned_name_is_a_conflict_whose_advice_is_safe()
     assert plan.action is Action.CONFLICT
     assert f"move only {JUNK} out of the member directory" in plan.reason
     assert "no restore point uses it" in plan.reason
+    assert plan.reason.count(f"{JUNK} has no .sha256 or .json") == 1  # said once
 
 
 def test_a_lost_base_is_described_as_lost_on_the_nas() -> None:
