@@ -157,3 +157,18 @@ def test_conflict_on_a_reused_name_keeps_every_restore_point() -> None:
     )
     assert f"zfs rename {DS}@s2 {DS}@s2-new" in plan.reason
     assert "or wait for the next snapshot: its file name is free" in plan.reason
+
+
+def test_prune_leaves_the_junk_alone_and_says_why() -> None:
+    """Prune agrees with the planner: the junk is no point's link, so never deleted."""
+    from datetime import UTC, datetime
+
+    from zfs_offsite.jobs.report import prune_file_rows
+    from zfs_offsite.plan.policy import parse_policy
+    from zfs_offsite.plan.retention import plan_prune
+
+    files, _ = tool_chain_and_junk()
+    plan = plan_prune("a", trust_by_name(files), [], parse_policy("all 7d"), datetime.now(UTC))
+    assert [f.filename for f in plan.untouched] == [JUNK] and not plan.delete
+    (row,) = [r for r in prune_file_rows(plan, dry_run=True) if r["file"] == JUNK]
+    assert str(row["decision"]).startswith(f"left alone: {JUNK} has no .sha256 or .json")
