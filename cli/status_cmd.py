@@ -2,7 +2,9 @@
 
 Read-only, never imports Prefect. Exit 0 ok, 1 warning, 2 critical (or a
 config error, or the backup server cannot be read: a check that cannot look
-is not ok).
+is not ok). A directory at the target's root that no member backs up any more
+is a row of its own, and a warning (exit 1 at least): its restore points are
+intact, but an admin must decide what becomes of it.
 """
 
 from __future__ import annotations
@@ -40,20 +42,24 @@ STATUS_COLUMNS = (
 
 def read_statuses(
     settings: Settings,
-) -> tuple[list[MemberStatus], dict[str, str], list[Excluded]]:
-    """Every member's status and when each was last drilled (ISO time), from one connection,
-    and the datasets below the members that are left out (listed, never silent)."""
+) -> tuple[list[MemberStatus], dict[str, str], list[Excluded], dict[str, str]]:
+    """Every member's status, when each was last drilled (ISO time), the datasets below the
+    members that are left out (listed, never silent), and the orphaned directories (no member
+    backs them up) with what to do, from one connection."""
+    from zfs_offsite.archive.index import archived_members
     from zfs_offsite.connect import open_store
     from zfs_offsite.jobs.backup import discover_selection
     from zfs_offsite.jobs.drill import read_records
-    from zfs_offsite.jobs.status import read_status
+    from zfs_offsite.jobs.status import orphaned_directories, read_status
 
     selection = discover_selection(settings)
     members = selection.members
     with closing(open_store(settings.target)) as store:
         statuses = [read_status(store, m) for m in members]
         drills = {name: record.when for name, record in read_records(store).items()}
-    return statuses, drills, selection.excluded
+        directories = archived_members(store)
+    orphans = orphaned_directories(directories, members, settings.source.pool)
+    return statuses, drills, selection.excluded, orphans
 
 
 def member_document(
@@ -76,6 +82,7 @@ def member_document(
         "corrupt_files": s.corrupt_files,
         "unchained_files": s.unchained_files,
         "unverified_in_chain": s.unverified_in_chain,
+        "untrusted_files": s.untrusted_files,
         "findings": s.findings,
         "error": s.error,
         "last_drill": drilled,
@@ -97,12 +104,14 @@ def status(
 
     settings = startup.load(config)
     try:
-        statuses, drills, excluded = read_statuses(settings)
+        statuses, drills, excluded, orphans = read_statuses(settings)
     except ZfsOffsiteError as exc:
         output.fail(str(exc), exit_codes.STATUS_CRITICAL)
     thresholds = Thresholds(warning_hours, critical_hours)
     judged = [(s, *judge(s, thresholds)) for s in statuses]
     overall = max((h for _, h, _ in judged), default=Health.CRITICAL)
+    if orphans:  # a warning: nothing is lost, but nothing is added either
+        overall = max(overall, Health.WARNING)
     documents = [member_document(s, h, r, drills.get(s.member)) for s, h, r in judged]
     if json_output:
         output.print_json(
@@ -117,12 +126,20 @@ def status(
                 "not_backed_up": [
                     {"dataset": e.dataset, "kind": e.kind, "reason": e.reason} for e in excluded
                 ],
+                "orphaned_directories": [
+                    {"directory": name, "reason": why} for name, why in orphans.items()
+                ],
             }
         )
     else:
-        rows = [_table_row(d) for d in documents] + [
-            {"member": e.dataset, "status": "excluded", "reasons": e.reason} for e in excluded
-        ]
+        rows = (
+            [_table_row(d) for d in documents]
+            + [{"member": e.dataset, "status": "excluded", "reasons": e.reason} for e in excluded]
+            + [
+                {"member": f"{name}/", "status": Health.WARNING.label, "reasons": why}
+                for name, why in orphans.items()
+            ]
+        )
         output.print_rows(
             f"status: {settings.source.pool} -> {settings.target.parsed}", STATUS_COLUMNS, rows
         )

@@ -6,6 +6,9 @@ may have two sidecars: `<file>.sha256` (for `sha256sum -c`) and `<file>.json`
 A file this tool wrote (`.zst`, or one with a `.sha256`) whose `.json` is
 missing or unreadable is not taken for a seed-era file: it is reported and
 never used as a base or restore link, since its identity cannot be established.
+Nor is a sidecar-less file written after this tool's first file in the
+directory: the jobs read a directory through `jobs/archive_read.py`, which
+applies that rule (`plan.chains.trust_by_name`).
 """
 
 from __future__ import annotations

@@ -144,6 +144,9 @@ class ArchiveFile:
     # One line naming a `.json`/`.sha256` that is missing, unreadable or not a file, and
     # the fix. With `sidecar` None it means this tool wrote the file but its identity is lost.
     sidecar_problem: str | None = None
+    # A file without sidecars where this tool already writes (`plan.chains.trust_by_name`):
+    # its name is no identity, so it is no link; `sidecar_problem` says why and what to do.
+    untrusted_name: bool = False
 
     @property
     def snapshot_guid(self) -> int | None:
@@ -179,6 +182,26 @@ class ArchiveFile:
     def sound(self) -> bool:
         """False if marked corrupt or unidentified: never a base, never in a restore chain."""
         return self.corrupt is None and self.identified
+
+    @property
+    def by_this_tool(self) -> bool:
+        """True if this tool wrote it: it has a sidecar, or a sidecar of it is missing or bad."""
+        return not self.untrusted_name and (
+            self.sidecar is not None or self.sidecar_problem is not None
+        )
+
+    @property
+    def written_from(self) -> float:
+        """When its writing began, at the latest: the upload's start where the sidecar has it.
+
+        Two clocks (the server's mtime, the client's start): the earlier is taken,
+        so a wrong clock only makes fewer sidecar-less files pass as seed era.
+        """
+        started = None
+        if self.sidecar is not None:
+            with contextlib.suppress(ValueError):
+                started = datetime.fromisoformat(self.sidecar.started).timestamp()
+        return min(self.mtime, started) if started is not None else self.mtime
 
     @property
     def has_sidecar(self) -> bool:

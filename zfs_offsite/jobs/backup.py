@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 
 from zfs_offsite import __version__, cancel
 from zfs_offsite.archive.commit import commit_backup
-from zfs_offsite.archive.index import read_member_archive
 from zfs_offsite.archive.lock import member_lock
 from zfs_offsite.archive.model import MemberArchive, Sidecar
 from zfs_offsite.archive.names import BackupName, checksum_name, parse_backup_name
@@ -25,6 +24,7 @@ from zfs_offsite.errors import (
     PermanentError,
     ZfsOffsiteError,
 )
+from zfs_offsite.jobs.archive_read import read_archive
 from zfs_offsite.plan.backup import Action, BackupPlan, plan_backup, prefer_unfinished, superseded
 from zfs_offsite.plan.cadence import FullCadence
 from zfs_offsite.remote.partials import checkpoint_name, partial_name, split_partial
@@ -234,7 +234,7 @@ def plan_member(
     settings: Settings, member: Member, store: Store, *, force_full: bool = False
 ) -> tuple[BackupPlan, MemberArchive]:
     """Read the member's directory afresh and decide what to send."""
-    archive = read_member_archive(store, member.name, member.dataset_part)
+    archive = read_archive(store, member.name, member.dataset_part)
     cadence = FullCadence(settings.full.after_incrementals, settings.full.after_days)
     now = time.time()
 
@@ -363,7 +363,7 @@ def execute_plan(
     check_name_fits(store, plan.member, plan.name.filename)
     with member_lock(settings.lock, store, plan.member, "backup", run) as lock:
         # Another run may have written this member while we waited for its lock.
-        archive = read_member_archive(store, plan.member, plan.name.dataset)
+        archive = read_archive(store, plan.member, plan.name.dataset)
         if why := superseded(plan, archive.files):
             log.info("%s: nothing to send: %s", plan.member, why)
             return replace(result, action=Action.UP_TO_DATE, reason=why, remote_path=None)

@@ -14,8 +14,9 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from zfs_offsite.archive.index import is_file, read_member_archive
+from zfs_offsite.archive.index import is_file
 from zfs_offsite.archive.names import SIDECAR_SUFFIXES, classify, sidecar_names
+from zfs_offsite.jobs.archive_read import read_archive
 from zfs_offsite.plan.policy import Rule
 from zfs_offsite.plan.retention import PrunePlan, plan_prune
 from zfs_offsite.remote.store import Store
@@ -39,7 +40,7 @@ def prune_member(
     sidecars are still cleaned up. A partial upload with checkpoints waits
     `resumable_after` for its resume instead of `stale_after`.
     """
-    archive = read_member_archive(store, member, None)
+    archive = read_archive(store, member, None)
     plan = plan_prune(
         member, archive.files, archive.partials, rules, now, stale_after, resumable_after
     )

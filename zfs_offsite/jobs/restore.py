@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zfs_offsite.archive.index import read_member_archive
 from zfs_offsite.archive.model import ArchiveFile, checksum_line
 from zfs_offsite.archive.names import (
     Compression,
@@ -29,6 +28,7 @@ from zfs_offsite.archive.names import (
     parse_backup_name,
 )
 from zfs_offsite.errors import IntegrityError, PermanentError, TransientError, ZfsOffsiteError
+from zfs_offsite.jobs.archive_read import read_archive
 from zfs_offsite.jobs.destination import (
     dataset_exists,
     destination_snapshots,
@@ -101,7 +101,7 @@ class RestoreResult:
 
 def plan_restore(store: Store, member: str, snapshot: str | None) -> RestorePoint:
     """Read the member's directory and pick the chain; raises ChainError before any receive."""
-    archive = read_member_archive(store, member, None)
+    archive = read_archive(store, member, None)
     return choose_restore_point(archive.files, snapshot)
 
 

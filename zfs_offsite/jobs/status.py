@@ -10,26 +10,36 @@ The verdict follows the monitoring-plugin convention (0 ok, 1 warning,
   `critical_hours` (defaults 26 h and 50 h for a nightly schedule).
 - warning: older than `warning_hours`; the newest restore chain holds
   seed-era files without a checksum (unverified); files that are in no
-  restorable chain but are not the newest (left for a person to look at); or
-  files whose sidecar is missing or unreadable (verify names them).
+  restorable chain but are not the newest (left for a person to look at);
+  files whose sidecar is missing or unreadable (verify names them); or a file
+  without sidecars written after this tool's first file, which is no link
+  (`plan.chains.trust_by_name`: one line each, naming the file and the fix).
 
 A dataset that cannot be a member at all (its `error`) is critical.
+
+A directory at the target's root that no member backs up any more (its
+dataset renamed or destroyed on the NAS, or no longer selected) is a
+warning of its own (`orphaned_directories`): its restore points are intact
+and verify and prune still cover it, but nothing adds to it, and a renamed
+dataset's new directory started again with a full.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from zfs_offsite.archive.index import read_member_archive
 from zfs_offsite.archive.model import ArchiveFile, MemberArchive
 from zfs_offsite.archive.names import SIDECAR_SUFFIXES, partial_of
+from zfs_offsite.jobs.archive_read import read_archive
 from zfs_offsite.plan.chains import (
     archived_chain,
     archived_snapshots,
     restore_chains,
     restore_points,
+    trust_by_name,
 )
 from zfs_offsite.remote.entries import StoreEntry
 from zfs_offsite.remote.partials import is_checkpoint
@@ -77,6 +87,9 @@ class MemberStatus:
     unchained_files: list[str] = field(default_factory=list)
     newest_file_restorable: bool = True
     unverified_in_chain: int = 0
+    # Sidecar-less files written after this tool's first file (`plan.chains.trust_by_name`):
+    # no link; one line each naming the file and what to do.
+    untrusted_files: list[str] = field(default_factory=list)
 
 
 def _snapshot_time(file: ArchiveFile) -> float:
@@ -116,7 +129,7 @@ def member_status(member: Member, archive: MemberArchive, now: float | None = No
     archived one, the archive's own record (sidecar, else upload time) is used.
     """
     now = time.time() if now is None else now
-    files = archive.files
+    files = trust_by_name(archive.files)
     chains = restore_chains(files)
     archived = archived_snapshots(member.snapshots, files, chains)
     newest = archived[-1] if archived else None
@@ -141,13 +154,34 @@ def member_status(member: Member, archive: MemberArchive, now: float | None = No
         archive_bytes=sum(f.size for f in files),
         partial_files=partial_uploads(archive.partials),
         ignored_files=len(archive.ignored),
-        findings=sum(f.sidecar_problem is not None for f in files) + len(archive.not_files),
+        findings=sum(f.sidecar_problem is not None and not f.untrusted_name for f in files)
+        + len(archive.not_files),
         backup_files=len(files),
-        corrupt_files=[f.filename for f in files if not f.sound],
+        corrupt_files=[f.filename for f in files if not f.sound and not f.untrusted_name],
         unchained_files=[f.filename for f in files if f.sound and f.filename not in chains],
         newest_file_restorable=newest_file is None or newest_file.filename in chains,
         unverified_in_chain=sum(1 for f in chain if not f.has_sidecar),
+        untrusted_files=[
+            f.sidecar_problem for f in files if f.untrusted_name and f.sidecar_problem
+        ],
     )
+
+
+def orphaned_directories(
+    directories: Iterable[str], members: Sequence[Member], pool: str
+) -> dict[str, str]:
+    """Member directories no member of the pool backs up, each with one line saying what to do."""
+    known = {m.name for m in members}
+    return {
+        name: f"{name}/ on the backup server belongs to no member of pool {pool} (its dataset "
+        "was renamed or destroyed on the NAS, or is no longer selected), so nothing is added "
+        f"to it: its restore points stay (zfs-offsite restore {name} <new dataset>), verify "
+        "and prune still cover it; if the dataset still exists, select it again (a renamed "
+        "one is backed up as a new member, starting with a full), and move the directory off "
+        "the target once its restore points are no longer needed"
+        for name in sorted(directories)
+        if name not in known
+    }
 
 
 def read_status(store: Store, member: Member, now: float | None = None) -> MemberStatus:
@@ -155,7 +189,7 @@ def read_status(store: Store, member: Member, now: float | None = None) -> Membe
     if member.error is not None:
         newest = member.newest.name if member.newest else None
         return MemberStatus(member.name, newest, None, None, 0, 0, 0, 0, error=member.error)
-    return member_status(member, read_member_archive(store, member.name, member.dataset_part), now)
+    return member_status(member, read_archive(store, member.name, member.dataset_part), now)
 
 
 def judge(status: MemberStatus, thresholds: Thresholds) -> tuple[Health, list[str]]:
@@ -183,6 +217,7 @@ def judge(status: MemberStatus, thresholds: Thresholds) -> tuple[Health, list[st
     orphans = status.unchained_files if status.newest_file_restorable else []
     if orphans:
         warning.append(f"in no restorable chain: {', '.join(orphans)}")
+    warning += status.untrusted_files
     if status.findings:
         warning.append(f"{status.findings} file(s) with a sidecar problem: run zfs-offsite verify")
     if critical:

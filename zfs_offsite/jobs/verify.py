@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from zfs_offsite.archive.index import is_file, read_member_archive
+from zfs_offsite.archive.index import is_file
 from zfs_offsite.archive.model import ArchiveFile, MemberArchive, checksum_line
 from zfs_offsite.archive.names import checksum_name, corrupt_mark_name
 from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
+from zfs_offsite.jobs.archive_read import read_archive
 from zfs_offsite.jobs.verify_rotation import (
     FileRecord,
     MemberRecord,
@@ -226,7 +227,7 @@ def verify_member(
     result's `note` and its files' reasons then say. The result carries the
     record to store for the next run.
     """
-    archive = read_member_archive(store, member, None)
+    archive = read_archive(store, member, None)
     selection = choose_files(
         archive.files, record, cycle_runs, read_all=read_all, record_lost=bool(record_problem)
     )

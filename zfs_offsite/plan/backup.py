@@ -21,7 +21,15 @@ from enum import StrEnum
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.archive.names import BackupName, Compression
 from zfs_offsite.plan.cadence import FullCadence, FullDue, ordinal
-from zfs_offsite.plan.chains import archived_chain, archived_snapshots, base_key, restore_chains
+from zfs_offsite.plan.chains import (
+    archived_chain,
+    archived_snapshots,
+    base_key,
+    missing_link,
+    restore_chains,
+    restore_points,
+    trust_by_name,
+)
 from zfs_offsite.zfs.members import Member
 from zfs_offsite.zfs.model import Bookmark, Snapshot
 
@@ -115,6 +123,46 @@ def plan_backup(
     raw_send: str = "auto",
     age_raw_sends: bool = False,
 ) -> BackupPlan:
+    """`_plan_backup`, with every file that is no link by `trust_by_name` named in the reason.
+
+    Such a file is never a base (so the newest snapshot goes from a real base, or as
+    a full); its line says what to do, so the plan is where an admin first reads it.
+    """
+    files = trust_by_name(files)
+    plan = _plan_backup(
+        member,
+        files,
+        compression,
+        force_full=force_full,
+        cadence=cadence,
+        now=now,
+        encrypted=encrypted,
+        raw_send=raw_send,
+        age_raw_sends=age_raw_sends,
+    )
+    problems = (f.sidecar_problem for f in files if f.untrusted_name and f.sidecar_problem)
+    notes = [p for p in problems if p not in plan.reason]  # a conflict's reason may name it
+    if not notes:
+        return plan
+    note = "; ".join(notes)
+    deferred = plan.deferred
+    if deferred is not None:
+        deferred = replace(deferred, reason=f"{deferred.reason}; {note}")
+    return replace(plan, reason=f"{plan.reason}; {note}", deferred=deferred)
+
+
+def _plan_backup(
+    member: Member,
+    files: Sequence[ArchiveFile],
+    compression: Compression,
+    *,
+    force_full: bool,
+    cadence: FullCadence | None,
+    now: float,
+    encrypted: bool,
+    raw_send: str,
+    age_raw_sends: bool,
+) -> BackupPlan:
     """Nothing, an incremental from the newest archived snapshot (or its bookmark), or a full.
 
     A full the cadence asks for carries the incremental in `deferred`, so one
@@ -132,7 +180,7 @@ def plan_backup(
     raw = sends_raw(member, raw_send)
     encrypted = encrypted and (age_raw_sends or not raw)
     chains = restore_chains(files)
-    existing = {f.filename for f in files}
+    existing = _Existing({f.filename: f for f in files}, files, chains)
     newest_chain = archived_chain(newest, files, chains)
     if newest_chain and not force_full:
         standing = cadence.status(newest_chain, now) if cadence is not None else None
@@ -197,7 +245,7 @@ def plan_backup(
     elif archived_snapshots(member.snapshots, files, _of_kind(chains, not raw)):
         reason = _kind_changed(member, raw)
     else:
-        reason = "no snapshot of it is in the archive"
+        reason = _no_base(member, newest, files, raw)
     full = replace(
         _checked(member, newest, name, existing, Action.FULL, reason, raw), forced=force_full
     )
@@ -247,6 +295,80 @@ def prefer_unfinished(
     return plan
 
 
+@dataclass(frozen=True)
+class _Existing:
+    """The member's files by name, and their restore chains: what a taken name is to them."""
+
+    by_name: dict[str, ArchiveFile]
+    files: Sequence[ArchiveFile]
+    chains: dict[str, list[ArchiveFile]]
+
+
+def conflict_advice(
+    taken: ArchiveFile,
+    newest: Snapshot,
+    files: Sequence[ArchiveFile],
+    chains: dict[str, list[ArchiveFile]],
+) -> str:
+    """Why the planned file name is taken, and a way on that keeps every restore point.
+
+    Moving the file aside is safe only when no restore chain runs through it. When
+    one does, it holds an older snapshot of the same name (the name was reused on
+    the NAS: another GUID), and moving it would lose that restore point and every
+    later one built on it; then a free file name is the way on: rename the new
+    snapshot on the NAS, or let the next snapshot (which carries this one's data
+    in its incremental) take the night.
+    """
+    head = f"{taken.filename} exists but is not a restorable copy of {newest.full_name}"
+    wait = (
+        f"or wait for the next snapshot: its file name is free, and its stream carries "
+        f"{newest.name}'s data"
+    )
+    if taken.filename not in chains:
+        why = missing_link(taken, files)
+        return (
+            f"{head} (it is in no restore chain: {why}); no restore point uses it, so move "
+            f"only {taken.filename} out of the member directory (keep it until a restore of "
+            f"the newest point is proven) and the next run sends {newest.name}, {wait}"
+        )
+    later = sum(1 for c in chains.values() if taken in c[:-1])
+    guid = f" with GUID {taken.snapshot_guid}" if taken.snapshot_guid is not None else ""
+    return (
+        f"{head} (GUID {newest.guid}): it restores an earlier {taken.name.snapshot}{guid}, "
+        "a snapshot name reused on the NAS; do not move or delete it: that would lose its "
+        f"restore point{f' and {later} later one(s) built on it' if later else ''}. Rename the "
+        f"new snapshot on the NAS (zfs rename {newest.full_name} {newest.full_name}-new), {wait}"
+    )
+
+
+def _no_base(member: Member, newest: Snapshot, files: Sequence[ArchiveFile], raw: bool) -> str:
+    """Why a full: nothing in the archive, or its snapshots are gone from the NAS.
+
+    The second is the common one (the NAS's retention destroyed the base, with no
+    hold or bookmark left on it), and "not in the archive" would send the admin
+    looking for a lost archive that is in fact intact.
+    """
+    points = [p for p in restore_points(files) if p.chain[-1].raw == raw]
+    if not points:
+        return "no snapshot of it is in the archive"
+    last = points[-1]
+    reused = [s for s in member.snapshots if s.name == last.snapshot]
+    where = f"{member.dataset}@{last.snapshot}"
+    gone = (
+        f"{where} on the NAS is another snapshot (GUID {reused[0].guid}, not {last.guid})"
+        if reused
+        else f"{where} was destroyed on the NAS"
+    )
+    return (
+        f"the archive's newest snapshot {last.snapshot} no longer exists on the NAS ({gone}, "
+        "and no bookmark of it is left), nor does any older archived one, so nothing can be "
+        f"sent incrementally: a full of {newest.name} starts a new chain; the archive's "
+        "restore points stay restorable. To keep the next base, leave protect_base on (a "
+        "hold or bookmark of each uploaded snapshot) or keep the NAS's snapshot retention "
+        "from destroying it"
+    )
+
+
 def _kind_changed(member: Member, raw: bool) -> str:
     """Why a full starts a new chain although the archive holds a chain of the other kind."""
     if raw:
@@ -262,7 +384,7 @@ def _checked(
     member: Member,
     newest: Snapshot,
     name: BackupName,
-    existing: set[str],
+    existing: _Existing,
     action: Action,
     reason: str,
     raw: bool,
@@ -270,13 +392,13 @@ def _checked(
     send_from: str | None = None,
 ) -> BackupPlan:
     """The sending plan, or a conflict when its file name is taken (never overwrite)."""
-    if name.filename in existing:
+    taken = existing.by_name.get(name.filename)
+    if taken is not None:
         return BackupPlan(
             member.name,
             member.dataset,
             Action.CONFLICT,
-            f"{name.filename} exists but is not a restorable copy of {newest.full_name} "
-            "(broken chain or a reused snapshot name); move it aside to continue",
+            conflict_advice(taken, newest, existing.files, existing.chains),
             snapshot=newest,
             base=base,
             name=name,

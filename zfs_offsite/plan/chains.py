@@ -3,12 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.archive.names import BackupName
 from zfs_offsite.errors import ChainError
 from zfs_offsite.zfs.model import Snapshot
+
+
+def trust_by_name(files: Sequence[ArchiveFile]) -> list[ArchiveFile]:
+    """The member's files, each sidecar-less one that cannot be seed era marked as no link.
+
+    A file without sidecars has only its name for an identity. The seed wrote
+    such files; this tool never does (its commit renames the sidecars into
+    place before the file). So a name is trusted only where the seed wrote: in a
+    member directory where this tool has not yet written, or for a file older
+    than this tool's first file there. Anything later without sidecars is
+    someone else's (an old cron job still running, perhaps cut short), and
+    trusting it made a truncated incremental the base of every later night.
+    Every job that judges links (plan, restore, verify, prune, status, drill)
+    sees the files through this one rule: `archive/index.py` applies it when
+    it reads a directory, and the chain functions below apply it again (it is
+    idempotent) so that no caller can bypass it.
+    """
+    ours = [f for f in files if f.by_this_tool]
+    if not ours:
+        return list(files)  # seed era: this tool has not written here yet
+    first = min(ours, key=lambda f: f.written_from)
+    return [
+        _not_a_link(f, first) if _name_only(f) and f.mtime > first.written_from else f
+        for f in files
+    ]
+
+
+def _name_only(file: ArchiveFile) -> bool:
+    """No sidecar and no known sidecar problem: a file that only its name can identify."""
+    return file.sidecar is None and file.sidecar_problem is None and not file.untrusted_name
+
+
+def _not_a_link(file: ArchiveFile, first: ArchiveFile) -> ArchiveFile:
+    problem = (
+        f"{file.filename} has no .sha256 or .json but was written after zfs-offsite's first "
+        f"file in this directory ({first.filename}), so it is not a seed-era file and its "
+        "name proves nothing: it is no base and no restore link; stop whatever wrote it "
+        "(an old cron job?), then move the file out of the member directory: no restore "
+        "point uses it"
+    )
+    return replace(file, sidecar_problem=problem, untrusted_name=True)
 
 
 def _links(file: ArchiveFile, previous: ArchiveFile) -> bool:
@@ -38,7 +79,7 @@ def restore_chains(files: Sequence[ArchiveFile]) -> dict[str, list[ArchiveFile]]
     Files marked corrupt by verify are left out, so no chain (and no new
     incremental) is built on them.
     """
-    files = [f for f in files if f.sound]
+    files = [f for f in trust_by_name(files) if f.sound]
     by_snapshot: dict[str, list[ArchiveFile]] = {}
     for f in files:
         by_snapshot.setdefault(f.name.snapshot, []).append(f)
@@ -120,11 +161,13 @@ def restore_points(files: Sequence[ArchiveFile]) -> list[RestorePoint]:
 
 def choose_restore_point(files: Sequence[ArchiveFile], snapshot: str | None) -> RestorePoint:
     """The point to restore (default: newest archived), or a ChainError naming what is missing."""
+    files = trust_by_name(files)
     points = restore_points(files)
     if snapshot is None:
-        if not files:
+        ours = [f for f in files if not f.untrusted_name]  # not a backup at all: no candidate
+        if not ours:
             raise ChainError("the archive holds no backup files for this member")
-        newest = max(files, key=lambda f: f.archived_at)
+        newest = max(ours, key=lambda f: f.archived_at)
         if points and points[-1].snapshot == newest.name.snapshot:
             return points[-1]
         older = f"; newest restorable: {points[-1].snapshot}" if points else ""
@@ -146,7 +189,9 @@ def choose_restore_point(files: Sequence[ArchiveFile], snapshot: str | None) -> 
 
 def missing_link(file: ArchiveFile, files: Sequence[ArchiveFile]) -> str:
     """Walk back from `file` to the first link that is missing, corrupt or mismatched."""
-    current, seen = file, {file.filename}
+    files = trust_by_name(files)
+    current = next((f for f in files if f.filename == file.filename), file)
+    seen = {file.filename}
     while True:
         if current.corrupt:
             return f"{current.filename} is marked corrupt ({current.corrupt})"

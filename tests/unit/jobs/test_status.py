@@ -85,3 +85,29 @@ def test_a_cut_upload_and_its_checkpoints_count_as_one_partial() -> None:
     ]
     archive = MemberArchive("a", files=[new_file(s[0])], partials=partials)
     assert member_status(member("s1"), archive, now=HOUR).partial_files == 2
+
+
+def test_a_sidecar_less_file_after_the_tools_first_is_one_line_naming_it_and_the_fix() -> None:
+    """An old cron job's cut `s1 -> s2`: not 'unverified', not a link, not 'corrupt' either."""
+    s = member("s1", "s2").snapshots
+    junk = replace(seed_file("elabfs-a@s1.to.elabfs-a@s2.gz"), mtime=200.0)
+    status = member_status(member("s1", "s2"), MemberArchive("a", files=[new_file(s[0]), junk]))
+    assert status.newest_archived == "s1" and status.unverified_in_chain == 0
+    health, reasons = judge(status, Thresholds(warning_hours=1e9, critical_hours=1e9))
+    assert health is Health.WARNING
+    assert len(reasons) == 1
+    assert reasons[0].startswith(f"{junk.filename} has no .sha256 or .json but was written after")
+    assert "move the file out of the member directory" in reasons[0]
+
+
+def test_orphaned_directories_are_named_with_what_to_do() -> None:
+    from zfs_offsite.jobs.status import orphaned_directories
+
+    orphans = orphaned_directories(["a", "gone", "old-name"], [member("s1")], "tank")
+    assert sorted(orphans) == ["gone", "old-name"]
+    assert orphans["gone"].startswith(
+        "gone/ on the backup server belongs to no member of pool tank (its dataset was renamed "
+        "or destroyed on the NAS, or is no longer selected)"
+    )
+    assert "zfs-offsite restore gone <new dataset>" in orphans["gone"]
+    assert "move the directory off the target" in orphans["gone"]
