@@ -72,8 +72,15 @@ def is_mine(runner: Runner, dataset: str, purpose: str) -> bool:
 
 
 def knows_receive_option(stderr: str) -> bool:
-    """True if the probe failed over the missing dataset, i.e. `-o` itself was accepted."""
-    return "missing" in stderr and "invalid option" not in stderr
+    """True if the probe failed over the missing dataset, i.e. `-o` itself was accepted.
+
+    Any other answer means no `-o`: the mark is then set with `zfs set`, which
+    every ZFS has, so a message never seen costs a second command, not the mark.
+    """
+    if "invalid option" in stderr:
+        return False
+    # OpenZFS checks the argument count first, and stdin being a terminal after it.
+    return "missing" in stderr or "read from a terminal" in stderr
 
 
 def detect_receive_option(runner: Runner) -> bool:
