@@ -74,4 +74,10 @@ def download(
     with closing(open_store(settings.target)) as store:
         paths = download_files(store, member, point, Path(directory))
     raw = any(file.raw for file in point.chain)
-    return receive_commands(paths, destination, settings.encryption.identity_file, raw=raw)
+    return receive_commands(
+        paths,
+        destination,
+        settings.encryption.identity_file,
+        raw=raw,
+        roll_back_to=point.snapshot if point.inside else None,
+    )

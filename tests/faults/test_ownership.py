@@ -10,6 +10,7 @@ run with `protect_base = "off"` (no hold on the member either).
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
@@ -24,7 +25,13 @@ from zfs_offsite.errors import ConfigError, PermanentError
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.destination import dataset_exists
 from zfs_offsite.jobs.drill import drill_member
-from zfs_offsite.jobs.restore import RestoreResult, member_datasets, restore_member
+from zfs_offsite.jobs.restore import (
+    RestoreResult,
+    download_chain,
+    member_datasets,
+    receive_commands,
+    restore_member,
+)
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
 from zfs_offsite.zfs.commands import MARK
@@ -190,3 +197,18 @@ def test_resume_into_a_dataset_not_created_by_the_tool_is_not_rolled_back(
     with pytest.raises(PermanentError, match=rf"not rolled back to {S[2]}: zfs rollback -r"):
         restore(a, destination, snapshot=S[2], resume=True)
     assert snapshots_of(destination) == S  # received, nothing destroyed
+
+
+def test_to_dir_of_a_snapshot_inside_an_i_file_ends_with_the_rollback(
+    archived: Archived, tmp_path: Path
+) -> None:
+    a = archived
+    with closing(open_store(a.settings.target)) as store:
+        point, paths = download_chain(store, "eve", tmp_path / "dl", snapshot=S[2])
+    assert [p.name for p in paths][-1] == LINK
+    destination = f"{a.pool.name}/by-hand/eve"
+    run(["zfs", "create", f"{a.pool.name}/by-hand"])
+    lines = receive_commands(paths, destination, roll_back_to=S[2] if point.inside else None)
+    subprocess.run(["bash", "-c", "set -euo pipefail\n" + "\n".join(lines)], check=True)
+    assert snapshots_of(destination) == S[:3]
+    assert guid(f"{destination}@{S[2]}") == guid(f"{a.dataset}@{S[2]}")

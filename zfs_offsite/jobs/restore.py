@@ -50,7 +50,7 @@ from zfs_offsite.stream.readback import (
     read_ahead,
     stream_chunks,
 )
-from zfs_offsite.zfs.commands import error_text, guid_argv, receive_argv
+from zfs_offsite.zfs.commands import error_text, guid_argv, receive_argv, rollback_argv
 from zfs_offsite.zfs.model import Snapshot
 from zfs_offsite.zfs.ownership import RESTORE, Mark, detect_receive_option, is_mine, new_run_id
 from zfs_offsite.zfs.runner import Process, Runner
@@ -359,14 +359,20 @@ def download_files(store: Store, member: str, point: RestorePoint, directory: Pa
 
 
 def receive_commands(
-    paths: list[Path], destination: str, identity_file: Path | None = None, *, raw: bool = False
+    paths: list[Path],
+    destination: str,
+    identity_file: Path | None = None,
+    *,
+    raw: bool = False,
+    roll_back_to: str | None = None,
 ) -> list[str]:
     """Shell lines that restore downloaded files with standard tools, in order.
 
     An encrypted file goes through `age -d -i <identity>` first (Debian's `age`);
     without a configured identity the line names a placeholder, `key.txt`. A raw
     chain (`zfs send -w`) arrives still encrypted with the dataset's own key: the
-    last line loads that key and mounts it.
+    last line loads that key and mounts it. `roll_back_to`: the snapshot inside
+    the last (`-I`) file that was asked for; a last line rolls back to it.
     """
     lines = [f"cd {shlex.quote(str(paths[0].parent))}", "sha256sum -c -- *.sha256"]
     identity = shlex.quote(str(identity_file.absolute() if identity_file else "key.txt"))
@@ -385,6 +391,8 @@ def receive_commands(
             lines.append(f"age -d -i {identity} -- {shlex.quote(path.name)} | {tool} | {receive}")
         else:
             lines.append(f"{tool} -- {shlex.quote(path.name)} | {receive}")
+    if roll_back_to is not None:
+        lines.append(shlex.join(rollback_argv(f"{destination}@{roll_back_to}")))
     if raw:
         target = shlex.quote(destination)
         lines.append(f"zfs load-key {target} && zfs mount {target}")
