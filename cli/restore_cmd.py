@@ -15,7 +15,9 @@ def restore(
     destination: Annotated[str, typer.Argument(help="Dataset to create, e.g. tank/restore/x.")],
     config: startup.ConfigOption = None,
     snapshot: Annotated[str | None, typer.Option(help="Snapshot; default newest.")] = None,
-    force: Annotated[bool, typer.Option(help="Overwrite an existing destination (-F).")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Replace an existing earlier restore (destroyed first).")
+    ] = False,
     resume: Annotated[bool, typer.Option(help="Continue into a partly restored one.")] = False,
     destroy_live_dataset: Annotated[
         bool,

@@ -45,7 +45,7 @@ def restore_flow(
         member: Member name (its directory on the backup server).
         destination: Dataset to receive into, e.g. tank/restore/alice.
         snapshot: Snapshot name; empty: newest archived.
-        force: Overwrite an existing destination (zfs receive -F).
+        force: Replace an existing earlier restore (it is destroyed first).
         resume: Continue into a destination holding earlier links.
         to_dir: Download the chain into this directory instead of receiving it.
         destroy_live_dataset: With force: replace the destination even if it is a

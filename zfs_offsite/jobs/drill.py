@@ -4,11 +4,11 @@ Members take turns: those never drilled, then those drilled longest ago, so
 with `cycle_runs` runs every member has been drilled. Each drill receives into
 `<scratch>/<member>`, compares the received snapshot's GUID with the source's
 (or, if the NAS has pruned it, with the GUID the sidecar recorded), and destroys
-the scratch dataset again. The drill destroys only a dataset that carries its own
-ownership mark (`zfs/ownership.py`, set when its receive created it): anything
-else at `<scratch>/<member>`, an admin's restore for one, fails that member's
-drill with one line and stays as it is. The record of successful drills lives on the backup
-server, next to what it proves.
+the scratch dataset again. The drill destroys only a dataset that carries its
+own ownership mark (`zfs/ownership.py`, set when its receive created it):
+anything else at `<scratch>/<member>`, an admin's restore for one, fails that
+member's drill with one line and stays as it is. The record of successful
+drills lives on the backup server, next to what it proves.
 """
 
 from __future__ import annotations
