@@ -212,3 +212,12 @@ def test_to_dir_of_a_snapshot_inside_an_i_file_ends_with_the_rollback(
     subprocess.run(["bash", "-c", "set -euo pipefail\n" + "\n".join(lines)], check=True)
     assert snapshots_of(destination) == S[:3]
     assert guid(f"{destination}@{S[2]}") == guid(f"{a.dataset}@{S[2]}")
+
+
+def test_members_are_none_where_the_source_pool_is_not_imported(archived: Archived) -> None:
+    elsewhere = archived.settings.model_copy(
+        update={"source": archived.settings.source.model_copy(update={"pool": "ownnopool"})}
+    )
+    with closing(open_runner(elsewhere)) as runner:
+        assert member_datasets(elsewhere, runner) == []
+        assert member_datasets(archived.settings, runner) == [archived.dataset]

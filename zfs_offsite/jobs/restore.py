@@ -110,7 +110,11 @@ def member_datasets(settings: Settings, runner: Runner) -> list[str]:
     """The configured members' datasets: what `--force` never replaces without DESTROY_LIVE.
 
     Rejected members (a dataset the selection picks but cannot name) count too.
+    Where the source pool is not imported (a restore on another host), none of
+    its datasets can be the destination: no members.
     """
+    if not dataset_exists(runner, settings.source.pool):
+        return []
     return [m.dataset for m in discover_members(settings, runner)]
 
 
