@@ -15,8 +15,17 @@ def restore(
     destination: Annotated[str, typer.Argument(help="Dataset to create, e.g. tank/restore/x.")],
     config: startup.ConfigOption = None,
     snapshot: Annotated[str | None, typer.Option(help="Snapshot; default newest.")] = None,
-    force: Annotated[bool, typer.Option(help="Overwrite an existing destination (-F).")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Replace an existing earlier restore (destroyed first).")
+    ] = False,
     resume: Annotated[bool, typer.Option(help="Continue into a partly restored one.")] = False,
+    destroy_live_dataset: Annotated[
+        bool,
+        typer.Option(
+            help="With --force: replace it even if it is a configured member or holds "
+            "snapshots the archive does not have (destroys live data)."
+        ),
+    ] = False,
     to_dir: Annotated[
         Path | None, typer.Option(help="Download the chain here instead of receiving.")
     ] = None,
@@ -28,6 +37,12 @@ def restore(
 
     if force and resume:
         output.fail(f"--force, --resume: {EXCLUSIVE}", exit_codes.USAGE)
+    if destroy_live_dataset and not force:
+        output.fail(
+            "--destroy-live-dataset: it only widens --force (it replaces live data); "
+            "pass --force too",
+            exit_codes.USAGE,
+        )
     outcome = flow_run.run_flow(
         restore_flow,
         member=member,
@@ -36,6 +51,7 @@ def restore(
         force=force,
         resume=resume,
         to_dir=str(to_dir) if to_dir else None,
+        destroy_live_dataset=destroy_live_dataset,
     )
     if outcome.failed:
         flow_run.fail_run("restore", outcome)  # the whole message, every line joined
@@ -54,6 +70,14 @@ def restore(
         highlight=False,
         markup=False,
     )
+    if result.rolled_back:
+        output.out().print(
+            f"{result.snapshot} is inside {result.files[-1].filename}: received it, then rolled "
+            f"{result.destination} back to {result.snapshot} (destroyed "
+            f"{', '.join(result.rolled_back)})",
+            highlight=False,
+            markup=False,
+        )
     if result.below:
         from zfs_offsite.jobs.restore import below_note
 

@@ -13,6 +13,7 @@ from zfs_offsite.jobs.restore import RestoreResult, below_note
 from zfs_offsite.settings import load_settings
 
 EXCLUSIVE = "force and resume exclude each other"
+ONLY_WITH_FORCE = "it only widens force (it replaces live data); pass force too"
 
 
 def restore_run_name() -> str:
@@ -36,6 +37,7 @@ def restore_flow(
     force: bool = False,
     resume: bool = False,
     to_dir: str | None = None,
+    destroy_live_dataset: bool = False,
 ) -> RestoreResult | list[str]:
     """Restore a member's snapshot (the full, then each incremental) into a dataset.
 
@@ -43,12 +45,16 @@ def restore_flow(
         member: Member name (its directory on the backup server).
         destination: Dataset to receive into, e.g. tank/restore/alice.
         snapshot: Snapshot name; empty: newest archived.
-        force: Overwrite an existing destination (zfs receive -F).
+        force: Replace an existing earlier restore (it is destroyed first).
         resume: Continue into a destination holding earlier links.
         to_dir: Download the chain into this directory instead of receiving it.
+        destroy_live_dataset: With force: replace the destination even if it is a
+            configured member or holds snapshots the archive does not have.
     """
     if force and resume:
         raise ConfigError(f"parameters force, resume: {EXCLUSIVE}")
+    if destroy_live_dataset and not force:
+        raise ConfigError(f"parameter destroy_live_dataset: {ONLY_WITH_FORCE}")
     logger = get_run_logger()
     settings = load_settings()
     point = plan(settings, member, snapshot)
@@ -83,6 +89,7 @@ def restore_flow(
         destination,
         force=force,
         resume=resume,
+        destroy_live=destroy_live_dataset,
     )
     result.below = nested
     create_table_artifact(

@@ -6,6 +6,7 @@ from contextlib import closing
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.drill import DrillRecord, drill_member, write_record
@@ -19,6 +20,7 @@ def drill(settings: Settings, member: Member) -> DrillRecord:
     """Restore the newest archived snapshot into scratch, check its GUID, record the proof."""
     with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
         identities = configured_identities(settings.encryption)
-        record = drill_member(runner, store, member, settings.scratch_dataset, identities)
+        run = str(flow_run.id) if flow_run.id else None
+        record = drill_member(runner, store, member, settings.scratch_dataset, identities, run)
         write_record(store, member.name, record)
         return record

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import task_run
+from prefect.runtime import flow_run, task_run
 
 from tasks.retries import retry_policy
 from zfs_offsite.archive.index import archived_members
@@ -16,6 +16,7 @@ from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.restore import (
     RestoreResult,
     download_files,
+    member_datasets,
     plan_restore,
     receive_chain,
     receive_commands,
@@ -23,6 +24,7 @@ from zfs_offsite.jobs.restore import (
 from zfs_offsite.plan.chains import RestorePoint
 from zfs_offsite.settings import Settings
 from zfs_offsite.stream.encryption import configured_identities
+from zfs_offsite.zfs.ownership import RESTORE, Mark, new_run_id
 
 
 @task(name="plan-restore", task_run_name="plan-restore-{member}", cache_policy=NO_CACHE)
@@ -52,6 +54,7 @@ def receive(
     destination: str,
     force: bool = False,
     resume: bool = False,
+    destroy_live: bool = False,
 ) -> RestoreResult:
     """Stream the planned chain into `zfs receive`; a retry resumes after the links received."""
     resume = resume or (task_run.run_count or 1) > 1
@@ -66,6 +69,9 @@ def receive(
             force=force,
             resume=resume,
             identities=identities,
+            members=member_datasets(settings, runner) if force else (),
+            destroy_live=destroy_live,
+            mark=Mark(RESTORE, str(flow_run.id or new_run_id())),
         )
 
 
@@ -77,4 +83,10 @@ def download(
     with closing(open_store(settings.target)) as store:
         paths = download_files(store, member, point, Path(directory))
     raw = any(file.raw for file in point.chain)
-    return receive_commands(paths, destination, settings.encryption.identity_file, raw=raw)
+    return receive_commands(
+        paths,
+        destination,
+        settings.encryption.identity_file,
+        raw=raw,
+        roll_back_to=point.snapshot if point.inside else None,
+    )

@@ -51,6 +51,7 @@ DEPLOYMENTS = {
         "force",
         "resume",
         "to_dir",
+        "destroy_live_dataset",
     },
 }
 

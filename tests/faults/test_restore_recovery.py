@@ -28,7 +28,7 @@ from tests.support.zfsdata import create_member, guid, snapshot, write_member_da
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.archive.names import parse_backup_name
 from zfs_offsite.connect import open_runner, open_store
-from zfs_offsite.errors import IntegrityError, PermanentError
+from zfs_offsite.errors import ConfigError, IntegrityError, PermanentError
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.destination import next_step, why_no_rollback
 from zfs_offsite.jobs.restore import RestoreResult, restore_member
@@ -200,8 +200,11 @@ def test_force_replaces_an_existing_destination(
     snapshot(destination, "mine")
     with pytest.raises(PermanentError, match=r"pass --resume .* or --force to replace it"):
         restore(a, destination)
+    # `mine` is not in the archive: --force alone refuses (live data), the second flag allows.
+    with pytest.raises(ConfigError, match=r"not in eve's archive \(mine\); add --destroy-live"):
+        restore(a, destination, force=True)
     with caplog.at_level(logging.WARNING, logger="zfs_offsite.jobs.destination"):
-        result = restore(a, destination, force=True)
+        result = restore(a, destination, force=True, destroy_live=True)
     assert f"--force: destroyed {destination} and its 2 snapshot(s) ({S[0]}, mine)" in caplog.text
     assert [f.filename for f in result.files] == [FULL, LINK]
     assert_same(a, destination, S)

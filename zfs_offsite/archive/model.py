@@ -61,11 +61,19 @@ class Sidecar:
     # Fingerprints of the age recipients an encrypted file can be opened by (never a
     # secret); empty for a plain file, and then left out of the JSON.
     recipients: tuple[str, ...] = ()
+    # The snapshots between base and target that an `-I` file carries, oldest first,
+    # as (name, GUID): `restore --snapshot` of one receives this file, then rolls
+    # back. None (absent in the JSON): not recorded (sidecars before this field).
+    carries: tuple[tuple[str, int], ...] | None = None
 
     def to_json(self) -> bytes:
         fields = {_JSON_KEYS.get(name, name): value for name, value in asdict(self).items()}
         if not self.recipients:
             del fields["recipients"]
+        if self.carries is None:
+            del fields["carries"]
+        else:
+            fields["carries"] = [{"snapshot": n, "guid": g} for n, g in self.carries]
         return (json.dumps(fields, indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
@@ -97,6 +105,8 @@ class Sidecar:
                     raise ValueError(f"field {key!r} holds a non-string, not {wanted}")
                 value = tuple(value)
             values[name] = value
+        if "carries" in raw:
+            values["carries"] = _parse_carries(raw["carries"])
         if not _SHA256.fullmatch(values["sha256"]):
             raise ValueError("field 'sha256' is not 64 hex digits")
         for index, fingerprint in enumerate(values.get("recipients", ()), 1):
@@ -117,7 +127,23 @@ _JSON_KEYS = {
 _FIELDS = {
     name: (*_JSON_TYPES[str(spec.type)], spec.default is MISSING)
     for name, spec in Sidecar.__dataclass_fields__.items()
+    if name != "carries"  # an array of objects: _parse_carries
 }
+
+
+def _parse_carries(value: object) -> tuple[tuple[str, int], ...]:
+    """`carries`: an array of {"snapshot": name, "guid": integer}; ValueError otherwise."""
+    wanted = 'an array of {"snapshot": string, "guid": integer}'
+    if not isinstance(value, list):
+        raise ValueError(f"field 'carries' is not {wanted}")
+    found = []
+    for item in value:
+        name = item.get("snapshot") if isinstance(item, dict) else None
+        guid = item.get("guid") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not isinstance(guid, int) or isinstance(guid, bool):
+            raise ValueError(f"field 'carries' is not {wanted}")
+        found.append((name, guid))
+    return tuple(found)
 
 
 def _json_kind(value: object) -> str:
@@ -155,6 +181,11 @@ class ArchiveFile:
     @property
     def base_guid(self) -> int | None:
         return self.sidecar.base_guid if self.sidecar else None
+
+    @property
+    def carries(self) -> tuple[tuple[str, int], ...] | None:
+        """The snapshots an `-I` file carries between base and target; None: unrecorded."""
+        return self.sidecar.carries if self.sidecar else None
 
     @property
     def raw(self) -> bool:

@@ -27,6 +27,7 @@ from zfs_offsite.errors import (
 from zfs_offsite.jobs.archive_read import read_archive
 from zfs_offsite.plan.backup import Action, BackupPlan, plan_backup, prefer_unfinished, superseded
 from zfs_offsite.plan.cadence import FullCadence
+from zfs_offsite.plan.chains import between
 from zfs_offsite.remote.partials import checkpoint_name, partial_name, split_partial
 from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings
@@ -321,6 +322,21 @@ def sends_compressed(setting: str, runner: Runner, dataset: str, *, raw: bool) -
     return detect_compressed_send(runner)
 
 
+def carried_snapshots(
+    runner: Runner, plan: BackupPlan, *, intermediates: bool
+) -> tuple[tuple[str, int], ...]:
+    """The snapshots an `-I` send of `plan` carries between base and target, for its sidecar.
+
+    A full or a `-i` (from a bookmark) carries none. Listed just before the
+    send: one destroyed in between is listed but not carried, and a restore of
+    it then fails saying it is not there (never restores something else).
+    """
+    if plan.base is None or not intermediates or plan.snapshot is None:
+        return ()
+    listed = list_datasets(runner, plan.dataset).get(plan.dataset)
+    return between(listed.snapshots if listed else (), plan.base, plan.snapshot)
+
+
 def execute_plan(
     settings: Settings,
     plan: BackupPlan,
@@ -376,6 +392,7 @@ def execute_plan(
             cancel.check()
             lock.verify()
 
+        carries = carried_snapshots(runner, plan, intermediates=not from_bookmark)
         argv = send_argv(
             plan.snapshot.full_name,
             send_from,
@@ -434,6 +451,7 @@ def execute_plan(
             snapshot_creation=plan.snapshot.creation or None,
             recipients=tuple(r.fingerprint for r in recipients),
             raw=plan.raw,
+            carries=carries,
         )
         commit_backup(
             store,

@@ -14,7 +14,12 @@ was received for the link in hand:
   receive of that file puts them there) are rolled back; anything else is
   named and left alone;
 - `--force`: the destination dataset and its own snapshots, nothing outside
-  it, and not at all when it has child datasets, clones or holds.
+  it, and not at all when it has child datasets, clones or holds; nor, without
+  `--destroy-live-dataset` too, when it is a configured member (or inside one)
+  or holds a snapshot whose GUID the archive does not have (or no snapshot):
+  that is live data, not an earlier restore;
+- a snapshot inside an `-I` file: the later snapshots that file brought, by
+  `zfs rollback -r`, only in a destination this restore created or marked.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ import time
 from collections.abc import Sequence
 
 from zfs_offsite.archive.model import ArchiveFile
-from zfs_offsite.errors import PermanentError
+from zfs_offsite.errors import ConfigError, PermanentError
 from zfs_offsite.plan.chains import RestorePoint
 from zfs_offsite.zfs.commands import (
+    MARK,
     create_parents_argv,
     destroy_argv,
     error_text,
@@ -35,8 +41,10 @@ from zfs_offsite.zfs.commands import (
     origins_argv,
     parse_origins,
     rollback_argv,
+    set_mark_argv,
 )
 from zfs_offsite.zfs.model import Snapshot
+from zfs_offsite.zfs.ownership import Mark
 from zfs_offsite.zfs.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -134,6 +142,107 @@ def ensure_parent(runner: Runner, destination: str) -> str | None:
         )
     log.info("created %s (zfs create -p) to receive %s into", parent, destination)
     return parent
+
+
+DESTROY_LIVE = "--destroy-live-dataset"
+
+
+class LiveDatasetError(ConfigError):
+    """`--force` named a dataset that holds live data: refused unless DESTROY_LIVE says so."""
+
+
+def live_reason(
+    destination: str,
+    snapshots: Sequence[Snapshot],
+    member: str,
+    archived: set[int],
+    members: Sequence[str],
+) -> str | None:
+    """Why `destination` is live data rather than an earlier restore, or None.
+
+    A configured member, or a dataset inside one, is live by definition. Any
+    other dataset is an earlier restore only if it holds snapshots and every
+    one of them has a GUID from the member's archive (a restore keeps GUIDs).
+    """
+    for dataset in members:
+        if destination == dataset or destination.startswith(dataset + "/"):
+            what = "a configured member" if destination == dataset else f"inside member {dataset}"
+            return f"{destination} is {what}"
+    if not snapshots:
+        return f"{destination} holds no snapshot from {member}'s archive"
+    foreign = [s for s in snapshots if s.guid not in archived]
+    if foreign:
+        names = snapshot_names(foreign, NAMES_SHOWN)
+        return f"{destination} holds snapshots that are not in {member}'s archive ({names})"
+    return None
+
+
+def check_replaceable(
+    runner: Runner,
+    destination: str,
+    member: str,
+    archived: set[int],
+    members: Sequence[str],
+    *,
+    destroy_live: bool,
+) -> None:
+    """`--force`: refuse (LiveDatasetError, one line) to replace live data without DESTROY_LIVE."""
+    reason = live_reason(
+        destination, destination_snapshots(runner, destination) or (), member, archived, members
+    )
+    if reason is None:
+        return
+    if destroy_live:
+        log.warning("%s: %s, and %s says it may be destroyed", destination, reason, DESTROY_LIVE)
+        return
+    raise LiveDatasetError(
+        f"--force will not replace {destination}: {reason}; add {DESTROY_LIVE} if it may be "
+        "destroyed, or restore into a new dataset"
+    )
+
+
+def set_mark(runner: Runner, dataset: str, mark: Mark) -> None:
+    """`zfs set` the ownership mark on a dataset the restore just created (no `receive -o`)."""
+    error = run_retried(runner, set_mark_argv(dataset, mark.value))
+    if error is not None:
+        raise PermanentError(
+            f"cannot mark {dataset} as created by zfs-offsite ({error}); set it yourself: "
+            f"zfs set {MARK}='{mark.value}' {dataset}"
+        )
+
+
+def roll_back_inside(
+    runner: Runner, destination: str, point: RestorePoint, *, owned: bool
+) -> list[str]:
+    """Roll a destination back from the `-I` file's target to the snapshot it carries.
+
+    Only a destination this restore created (or marked) is rolled back; the
+    snapshots destroyed are the later ones that file brought. Returns their names.
+    """
+    target = f"{destination}@{point.snapshot}"
+    held = destination_snapshots(runner, destination) or ()
+    inside = next((s for s in held if s.name == point.snapshot), None)
+    if inside is None:
+        raise PermanentError(
+            f"{point.inside} was received but {target} is not there: {describe(destination, held)}"
+        )
+    later = [s.name for s in held if s.createtxg > inside.createtxg]
+    if not owned:
+        raise PermanentError(
+            f"{destination} now holds {point.chain[-1].name.snapshot}; it was not created by "
+            f"this restore, so it is not rolled back to {point.snapshot}: zfs rollback -r {target}"
+        )
+    error = rollback(runner, target)
+    if error is not None:
+        raise PermanentError(f"zfs rollback -r {target} failed: {error}")
+    log.info(
+        "%s: %s is inside %s: received it, then rolled back to it (zfs rollback -r), destroying %s",
+        destination,
+        point.snapshot,
+        point.inside,
+        ", ".join(later) or "nothing",
+    )
+    return later
 
 
 def remove_for_force(runner: Runner, destination: str) -> list[str]:

@@ -5,8 +5,11 @@ with `cycle_runs` runs every member has been drilled. Each drill receives into
 `<scratch>/<member>` (a nested member's `~` written `::`, see
 `zfs.members.scratch_component`), compares the received snapshot's GUID with the source's
 (or, if the NAS has pruned it, with the GUID the sidecar recorded), and destroys
-the scratch dataset again. The record of successful drills lives on the backup
-server, next to what it proves.
+the scratch dataset again. The drill destroys only a dataset that carries its
+own ownership mark (`zfs/ownership.py`, set when its receive created it):
+anything else at `<scratch>/<member>`, an admin's restore for one, fails that
+member's drill with one line and stays as it is. The record of successful
+drills lives on the backup server, next to what it proves.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from zfs_offsite.errors import IntegrityError
+from zfs_offsite.errors import IntegrityError, PermanentError
 from zfs_offsite.jobs.destination import dataset_exists
 from zfs_offsite.jobs.restore import plan_restore, receive_chain
 from zfs_offsite.remote.store import Store, read_small_file, write_small_file
@@ -27,6 +30,7 @@ from zfs_offsite.stream.encryption import Identity
 from zfs_offsite.stream.readback import check_can_decrypt
 from zfs_offsite.zfs.commands import create_argv, destroy_scratch_argv
 from zfs_offsite.zfs.members import Member, scratch_component
+from zfs_offsite.zfs.ownership import DRILL, DRILL_PARENT, Mark, is_mine, new_run_id
 from zfs_offsite.zfs.runner import CommandFailed, Runner
 
 log = logging.getLogger(__name__)
@@ -76,8 +80,23 @@ def write_record(store: Store, member: str, record: DrillRecord) -> None:
     write_small_file(store, DRILL_RECORD, (json.dumps(data, indent=2) + "\n").encode())
 
 
+def not_ours(dataset: str) -> str:
+    """The one line for a dataset at the drill's scratch path that the drill did not create."""
+    return (
+        f"{dataset} exists and was not created by the zfs-offsite drill (it has no "
+        f"zfs-offsite drill mark): move it (zfs rename), or set drill.scratch_dataset to a "
+        "dataset of its own; nothing was destroyed"
+    )
+
+
 def destroy_scratch(runner: Runner, dataset: str, attempts: int = 10) -> None:
-    """Destroy a scratch dataset; a fresh mount can be busy for a moment, so retry."""
+    """Destroy a scratch dataset the drill created; a fresh mount can be busy, so retry.
+
+    Refused (PermanentError, nothing destroyed) unless the dataset carries the
+    drill's own mark: a name at the scratch path proves nothing.
+    """
+    if dataset_exists(runner, dataset) and not is_mine(runner, dataset, DRILL):
+        raise PermanentError(not_ours(dataset))
     for attempt in range(attempts):
         if not dataset_exists(runner, dataset):
             return
@@ -95,24 +114,36 @@ def drill_member(
     member: Member,
     scratch: str,
     identities: Sequence[Identity] | None = None,
+    run: str | None = None,
 ) -> DrillRecord:
     """Receive the newest archived snapshot into scratch, check its GUID, destroy it again.
 
     An encrypted chain needs `identities`; without them (or with the wrong
-    ones) it fails before the scratch dataset is touched.
+    ones) it fails before the scratch dataset is touched. `run` names the run
+    in the scratch dataset's ownership mark (a flow run id; default: generated).
     """
     point = plan_restore(store, member.name, None)
     destination = f"{scratch}/{scratch_component(member.name)}"
     check_can_decrypt(store, member.name, point.chain, identities)
+    run = run or new_run_id()
     if not dataset_exists(runner, scratch):
-        runner.run(create_argv(scratch))
-    destroy_scratch(runner, destination)  # left by an interrupted drill; ours by name
+        runner.run(create_argv(scratch, Mark(DRILL_PARENT, run).value))
+    destroy_scratch(runner, destination)  # an interrupted drill's, if marked; else refused
     try:
         result = receive_chain(
-            runner, store, member.name, point, destination, identities=identities
+            runner,
+            store,
+            member.name,
+            point,
+            destination,
+            identities=identities,
+            mark=Mark(DRILL, run),
         )
     finally:
-        destroy_scratch(runner, destination)
+        try:
+            destroy_scratch(runner, destination)
+        except PermanentError as exc:  # unmarked: never ours to destroy; the next drill says so
+            log.warning("drill of %s: %s", member.name, exc)
     source = next((s for s in member.snapshots if s.name == point.snapshot), None)
     if source is not None:
         expected, against = source.guid, "source"

@@ -29,7 +29,9 @@ from zfs_offsite.archive.names import (
 )
 from zfs_offsite.errors import IntegrityError, PermanentError, TransientError, ZfsOffsiteError
 from zfs_offsite.jobs.archive_read import read_archive
+from zfs_offsite.jobs.backup import discover_members
 from zfs_offsite.jobs.destination import (
+    check_replaceable,
     dataset_exists,
     destination_snapshots,
     ensure_parent,
@@ -37,10 +39,13 @@ from zfs_offsite.jobs.destination import (
     prepare_resume,
     recover_failed_link,
     remove_for_force,
+    roll_back_inside,
+    set_mark,
 )
-from zfs_offsite.plan.chains import RestorePoint, choose_restore_point
+from zfs_offsite.plan.chains import RestorePoint, archived_guids, choose_restore_point
 from zfs_offsite.remote.partials import partial_name
 from zfs_offsite.remote.store import Store
+from zfs_offsite.settings import Settings
 from zfs_offsite.stream.encryption import Identity
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
 from zfs_offsite.stream.readback import (
@@ -50,8 +55,9 @@ from zfs_offsite.stream.readback import (
     read_ahead,
     stream_chunks,
 )
-from zfs_offsite.zfs.commands import error_text, guid_argv, receive_argv
+from zfs_offsite.zfs.commands import error_text, guid_argv, receive_argv, rollback_argv
 from zfs_offsite.zfs.model import Snapshot
+from zfs_offsite.zfs.ownership import RESTORE, Mark, detect_receive_option, is_mine, new_run_id
 from zfs_offsite.zfs.runner import Process, Runner
 
 log = logging.getLogger(__name__)
@@ -85,6 +91,8 @@ class RestoreResult:
     needs_key: bool = False
     # Archived members of datasets below this one: not in its stream, restored on their own.
     below: tuple[str, ...] = ()
+    # Snapshots after `snapshot` that its `-I` file brought and the restore rolled back.
+    rolled_back: list[str] = field(default_factory=list)
 
     @property
     def raw_bytes(self) -> int:
@@ -103,6 +111,18 @@ def plan_restore(store: Store, member: str, snapshot: str | None) -> RestorePoin
     """Read the member's directory and pick the chain; raises ChainError before any receive."""
     archive = read_archive(store, member, None)
     return choose_restore_point(archive.files, snapshot)
+
+
+def member_datasets(settings: Settings, runner: Runner) -> list[str]:
+    """The configured members' datasets: what `--force` never replaces without DESTROY_LIVE.
+
+    Rejected members (a dataset the selection picks but cannot name) count too.
+    Where the source pool is not imported (a restore on another host), none of
+    its datasets can be the destination: no members.
+    """
+    if not dataset_exists(runner, settings.source.pool):
+        return []
+    return [m.dataset for m in discover_members(settings, runner)]
 
 
 def snapshot_guid(runner: Runner, snapshot: str) -> int | None:
@@ -177,6 +197,9 @@ def restore_member(
     resume: bool = False,
     progress: ProgressFn | None = None,
     identities: Sequence[Identity] | None = None,
+    members: Sequence[str] = (),
+    destroy_live: bool = False,
+    run: str | None = None,
 ) -> RestoreResult:
     """Receive the chain of `snapshot` (default: newest archived) into `destination`."""
     point = plan_restore(store, member, snapshot)
@@ -190,6 +213,9 @@ def restore_member(
         resume=resume,
         progress=progress,
         identities=identities,
+        members=members,
+        destroy_live=destroy_live,
+        mark=Mark(RESTORE, run or new_run_id()),
     )
 
 
@@ -204,6 +230,9 @@ def receive_chain(
     resume: bool = False,
     progress: ProgressFn | None = None,
     identities: Sequence[Identity] | None = None,
+    members: Sequence[str] = (),
+    destroy_live: bool = False,
+    mark: Mark | None = None,
 ) -> RestoreResult:
     """Receive a planned chain into `destination`, file by file, each checked as it streams.
 
@@ -215,15 +244,25 @@ def receive_chain(
     file; snapshots an unfinished receive of the next file left are rolled
     back first. `force` replaces an existing destination: it is destroyed
     with its snapshots (refused if it has children, clones or holds), then
-    received anew. A missing parent dataset is created. A link that fails is
-    rolled back to the previous link's target, and the error says what the
-    destination holds.
+    received anew; a configured member (`members`, their datasets) or a
+    dataset holding a snapshot the archive does not have is replaced only with
+    `destroy_live` too. A missing parent dataset is created. A link that fails
+    is rolled back to the previous link's target, and the error says what the
+    destination holds. A destination this call creates carries `mark`.
+
+    A point inside an `-I` file (`point.inside`) is received up to that file,
+    then the destination is rolled back to it, only if this restore created
+    the destination or it carries `mark`'s purpose.
     """
     check_can_decrypt(store, member, point.chain, identities)
     start, exists = 0, dataset_exists(runner, destination)
     if exists and force:
+        archived = archived_guids(read_archive(store, member, None).files)
+        check_replaceable(runner, destination, member, archived, members, destroy_live=destroy_live)
         remove_for_force(runner, destination)
         exists = False
+    created = not exists
+    by_option = bool(mark) and created and detect_receive_option(runner)
     if not exists:
         ensure_parent(runner, destination)
     elif resume:
@@ -241,13 +280,21 @@ def receive_chain(
         before = destination_snapshots(runner, destination)
         # Links after the first go into the dataset this restore created: -F only
         # rolls back what mounting changed since the previous link.
-        argv = receive_argv(destination, force=index > 0)
+        marks_now = mark if created and index == 0 else None
+        argv = receive_argv(
+            destination, force=index > 0, mark=marks_now.value if marks_now and by_option else None
+        )
         process = runner.start(argv, stdin=True)
         try:
             received = receive_file(store, member, file, process, progress, identities)
             result.files.append(received)
         except (ZfsOffsiteError, OSError) as exc:
             raise _link_failed(runner, member, point, destination, index, before, exc) from exc
+        if marks_now and not by_option:
+            set_mark(runner, destination, marks_now)
+    if point.inside is not None:
+        owned = created or (mark is not None and is_mine(runner, destination, mark.purpose))
+        result.rolled_back = roll_back_inside(runner, destination, point, owned=owned)
     result.guid = snapshot_guid(runner, f"{destination}@{point.snapshot}")
     expected = point.guid
     if expected is not None and result.guid != expected:
@@ -323,14 +370,20 @@ def download_files(store: Store, member: str, point: RestorePoint, directory: Pa
 
 
 def receive_commands(
-    paths: list[Path], destination: str, identity_file: Path | None = None, *, raw: bool = False
+    paths: list[Path],
+    destination: str,
+    identity_file: Path | None = None,
+    *,
+    raw: bool = False,
+    roll_back_to: str | None = None,
 ) -> list[str]:
     """Shell lines that restore downloaded files with standard tools, in order.
 
     An encrypted file goes through `age -d -i <identity>` first (Debian's `age`);
     without a configured identity the line names a placeholder, `key.txt`. A raw
     chain (`zfs send -w`) arrives still encrypted with the dataset's own key: the
-    last line loads that key and mounts it.
+    last line loads that key and mounts it. `roll_back_to`: the snapshot inside
+    the last (`-I`) file that was asked for; a last line rolls back to it.
     """
     lines = [f"cd {shlex.quote(str(paths[0].parent))}", "sha256sum -c -- *.sha256"]
     identity = shlex.quote(str(identity_file.absolute() if identity_file else "key.txt"))
@@ -349,6 +402,8 @@ def receive_commands(
             lines.append(f"age -d -i {identity} -- {shlex.quote(path.name)} | {tool} | {receive}")
         else:
             lines.append(f"{tool} -- {shlex.quote(path.name)} | {receive}")
+    if roll_back_to is not None:
+        lines.append(shlex.join(rollback_argv(f"{destination}@{roll_back_to}")))
     if raw:
         target = shlex.quote(destination)
         lines.append(f"zfs load-key {target} && zfs mount {target}")

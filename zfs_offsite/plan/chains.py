@@ -133,13 +133,43 @@ def base_key(file: ArchiveFile) -> str:
     return str(file.base_guid) if file.base_guid is not None else f"name:{file.name.base}"
 
 
+def between(
+    snapshots: Sequence[Snapshot], base: Snapshot, target: Snapshot
+) -> tuple[tuple[str, int], ...]:
+    """(name, GUID) of the snapshots strictly between base and target, oldest first.
+
+    What `zfs send -I base target` carries besides target (createtxg orders them).
+    """
+    return tuple(
+        (s.name, s.guid)
+        for s in sorted(snapshots, key=lambda s: s.createtxg)
+        if base.createtxg < s.createtxg < target.createtxg
+    )
+
+
+def archived_guids(files: Sequence[ArchiveFile]) -> set[int]:
+    """Every snapshot GUID the archive holds: each file's target and what its `-I` carries."""
+    guids = {f.snapshot_guid for f in files if f.snapshot_guid is not None}
+    return guids | {guid for f in files for _, guid in f.carries or ()}
+
+
 @dataclass(frozen=True)
 class RestorePoint:
-    """A snapshot the archive can restore, and the files that restore it (full first)."""
+    """A snapshot the archive can restore, and the files that restore it (full first).
+
+    Usually the last file's target; a snapshot inside an `-I` file has that file
+    last, and the restore rolls back to it after receiving the file.
+    """
 
     snapshot: str
     guid: int | None
     chain: list[ArchiveFile]
+
+    @property
+    def inside(self) -> str | None:
+        """The `-I` file that carries `snapshot` between its base and target, if it does."""
+        last = self.chain[-1]
+        return last.filename if last.name.snapshot != self.snapshot else None
 
     @property
     def archived_at(self) -> float:
@@ -183,8 +213,48 @@ def choose_restore_point(files: Sequence[ArchiveFile], snapshot: str | None) -> 
         raise ChainError(
             f"snapshot {snapshot} cannot be restored: {missing_link(holding[-1], files)}"
         )
+    return point_inside(files, snapshot, points)
+
+
+def point_inside(
+    files: Sequence[ArchiveFile], snapshot: str, points: Sequence[RestorePoint]
+) -> RestorePoint:
+    """`snapshot` carried inside an `-I` file: the chain up to that file (shortest, newest).
+
+    Only a sidecar's `carries` says what a file carries: a file without it (seed
+    era, or a sidecar from before the field) is named in the error instead.
+    """
+    chains = restore_chains(files)
+    carriers = [
+        (chains[f.filename], guid)
+        for f in files
+        if f.filename in chains
+        for name, guid in f.carries or ()
+        if name == snapshot
+    ]
+    if carriers:
+        chain, guid = min(carriers, key=lambda c: (len(c[0]), -c[0][-1].archived_at))
+        return RestorePoint(snapshot, guid, chain)
+    broken = [f for f in files if any(name == snapshot for name, _ in f.carries or ())]
+    if broken:
+        raise ChainError(
+            f"snapshot {snapshot} is inside {broken[0].filename}, which cannot be restored: "
+            f"{missing_link(broken[0], files)}"
+        )
     known = ", ".join(p.snapshot for p in points) or "none"
-    raise ChainError(f"no backup file has snapshot {snapshot}; restorable snapshots: {known}")
+    unknown = sorted(f.filename for f in files if not f.name.is_full and f.carries is None)
+    if unknown:
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        shown = ", ".join(unknown[:3]) + more
+        raise ChainError(
+            f"no backup file has snapshot {snapshot} as its target, and {shown} cannot say "
+            f"which snapshots they carry (no sidecar record: seed era or an older version); "
+            f"restorable snapshots: {known}"
+        )
+    raise ChainError(
+        f"no backup file has snapshot {snapshot}, as its target or inside an -I file; "
+        f"restorable snapshots: {known}"
+    )
 
 
 def missing_link(file: ArchiveFile, files: Sequence[ArchiveFile]) -> str:

@@ -262,14 +262,34 @@ def destroy_scratch_argv(dataset: str) -> list[str]:
     return ["zfs", "destroy", "-r", "-f", dataset]
 
 
+# The user property that marks a dataset this tool created (zfs/ownership.py reads it).
+MARK = "zfs-offsite:created-by"
+
+
+def mark_argv(dataset: str) -> list[str]:
+    """`zfs get` of the mark on one dataset: `value<TAB>source`."""
+    return ["zfs", "get", "-H", "-o", "value,source", MARK, dataset]
+
+
+def set_mark_argv(dataset: str, value: str) -> list[str]:
+    """`zfs set` of the mark, for a ZFS whose `zfs receive` has no `-o` (zfs-fuse)."""
+    return ["zfs", "set", f"{MARK}={value}", dataset]
+
+
+# `zfs receive -o` without a dataset: a ZFS that knows the flag (OpenZFS 0.8+)
+# complains about the missing argument, one that does not (zfs-fuse) about the
+# flag ("invalid option 'o'"), both before reading stdin.
+RECEIVE_OPTION_PROBE = ("zfs", "receive", "-o", f"{MARK}=probe")
+
+
 def exists_argv(dataset: str) -> list[str]:
     """`zfs list` of one dataset: exit status 0 if it exists."""
     return ["zfs", "list", "-H", "-o", "name", dataset]
 
 
-def create_argv(dataset: str) -> list[str]:
-    """`zfs create` of one dataset whose parent exists."""
-    return ["zfs", "create", dataset]
+def create_argv(dataset: str, mark: str | None = None) -> list[str]:
+    """`zfs create` of one dataset whose parent exists, with the tool's mark if given."""
+    return ["zfs", "create", *(["-o", f"{MARK}={mark}"] if mark else []), dataset]
 
 
 def guid_argv(snapshot: str) -> list[str]:
@@ -277,13 +297,16 @@ def guid_argv(snapshot: str) -> list[str]:
     return ["zfs", "get", "-H", "-p", "-o", "value", "guid", snapshot]
 
 
-def receive_argv(dataset: str, *, force: bool = False) -> list[str]:
+def receive_argv(dataset: str, *, force: bool = False, mark: str | None = None) -> list[str]:
     """`zfs receive` into `dataset`; `-F` (rollback/overwrite) only when asked.
 
-    No `-o`/`-x`: a raw stream (`send -w`) is received as it was sent, still
-    encrypted, and needs its key (`zfs load-key`) to mount.
+    `mark` sets the tool's ownership mark (`-o`, OpenZFS only: ask
+    `ownership.detect_receive_option` first). No other `-o`/`-x`: a raw stream
+    (`send -w`) is received as it was sent, still encrypted, and needs its key
+    (`zfs load-key`) to mount.
     """
-    return ["zfs", "receive", *(["-F"] if force else []), dataset]
+    options = ["-o", f"{MARK}={mark}"] if mark else []
+    return ["zfs", "receive", *(["-F"] if force else []), *options, dataset]
 
 
 def parse_send_estimate(text: str) -> int | None:

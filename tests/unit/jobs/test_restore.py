@@ -24,3 +24,11 @@ def test_a_raw_chain_ends_with_load_key_and_mount(tmp_path: Path) -> None:
     lines = receive_commands(paths, "tank/r x", Path("/root/key.txt"), raw=True)
     assert lines[-1] == "zfs load-key 'tank/r x' && zfs mount 'tank/r x'"
     assert not receive_commands(paths, "tank/r")[-1].startswith("zfs load-key")
+
+
+def test_a_snapshot_inside_the_last_file_ends_with_a_rollback_to_it(tmp_path: Path) -> None:
+    paths = [tmp_path / "ds@a.zst", tmp_path / "ds@a.to.ds@d.zst"]
+    lines = receive_commands(paths, "tank/r", roll_back_to="c")
+    assert lines[-1] == "zfs rollback -r tank/r@c"
+    assert lines[-2].startswith("zstd -dc -- ds@a.to.ds@d.zst | zfs receive -F tank/r")
+    assert not receive_commands(paths, "tank/r")[-1].startswith("zfs rollback")

@@ -63,7 +63,7 @@ def test_guid_mismatch_is_named() -> None:
 
 def test_unknown_snapshot_lists_what_exists() -> None:
     files, _ = chain_files()
-    with pytest.raises(ChainError, match=r"no backup file has snapshot nope; .*s1, s2, s3, s4"):
+    with pytest.raises(ChainError, match=r"no backup file has snapshot nope .*: s1, s2, s3, s4$"):
         choose_restore_point(files, "nope")
 
 
