@@ -38,7 +38,10 @@ def restore(
         to_dir=str(to_dir) if to_dir else None,
     )
     if outcome.failed:
-        flow_run.fail_run("restore", outcome)  # the whole message, every line joined
+        # the whole message, every line joined
+        flow_run.fail_run(
+            "restore", outcome, check=f"`zfs list -t snapshot` shows what {destination} holds"
+        )
     result = outcome.result
     if output.verbosity.quiet:
         return

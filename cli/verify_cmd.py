@@ -101,7 +101,7 @@ def verify(
         for line in findings(verifications):
             output.error(line)
     if outcome.failed:
-        flow_run.fail_run("verify", outcome)
+        flow_run.fail_run("verify", outcome, check="run verify again")
 
 
 def findings(verifications: list[MemberVerification]) -> list[str]:
