@@ -286,6 +286,8 @@ def quiet_prefect_internals() -> Path | None:
         logger = logging.getLogger(name)
         for old in list(logger.handlers):
             logger.removeHandler(old)
+            if isinstance(old, logging.FileHandler):  # an earlier run's in this process
+                old.close()
         logger.addHandler(handler)
         logger.propagate = False
     return log

@@ -54,11 +54,13 @@ def test_verify_names_what_the_login_cannot_read_and_why(
     # Text, without -v: the file and the reason, and the member that could not be listed.
     assert text.code == 1, text.output
     assert "Traceback" not in text.output
-    bob_line = next(line for line in text.err_lines if bob_file.name in line)
-    assert bob_line.startswith(f"error: bob/{bob_file.name}: unreadable: "), bob_line
-    assert "permission denied" in bob_line.lower(), bob_line
-    carol_line = next(line for line in text.err_lines if line.startswith("error: carol:"))
-    assert "permission denied" in carol_line.lower(), carol_line
+    bob_lines = [line for line in text.err_lines if bob_file.name in line]
+    assert len(bob_lines) == 1, text.output
+    assert bob_lines[0].startswith(f"error: bob/{bob_file.name}: unreadable: "), bob_lines
+    assert "permission denied" in bob_lines[0].lower(), bob_lines
+    carol_lines = [line for line in text.err_lines if line.startswith("error: carol: unreadable:")]
+    assert len(carol_lines) == 1, text.output
+    assert "permission denied" in carol_lines[0].lower(), carol_lines
     summary = "error: verify failed: verify found 2 unsound member(s): bob, carol"
     assert text.err_lines[-1] == summary
 
