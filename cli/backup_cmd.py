@@ -46,7 +46,7 @@ def backup(
             backup_flow, members=member or [], force_full=force_full, dry_run=dry_run
         )
     if outcome.server_lost:
-        report_from_ledger(kept, member or [], outcome)
+        report_from_ledger(kept, member or [], outcome, dry_run=dry_run)
     result = outcome.result
     outcomes = result.outcomes if isinstance(result, MembersFailed) else result
     if outcome.failed and not isinstance(result, MembersFailed):
@@ -58,7 +58,7 @@ def backup(
 
 
 def report_from_ledger(
-    kept: Ledger, selected: list[str], outcome: flow_run.FlowOutcome
+    kept: Ledger, selected: list[str], outcome: flow_run.FlowOutcome, *, dry_run: bool
 ) -> NoReturn:
     """The Prefect server was lost: what the core stored, member by member, and the exit code.
 
@@ -94,7 +94,7 @@ def report_from_ledger(
         )
     done = (
         "dry run planned every member, nothing sent"
-        if all(o.result and o.result.dry_run for o in outcomes)
+        if dry_run
         else "backup stored for every member"
     )
     output.info(f"{done}; {outcome.lost_words}; {record}")
