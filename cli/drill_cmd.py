@@ -13,7 +13,9 @@ def drill(config: startup.ConfigOption = None, member: startup.MembersOption = N
 
     outcome = flow_run.run_flow(drill_flow, members=member or [])
     if outcome.failed:
-        flow_run.fail_run("drill", outcome)
+        flow_run.fail_run(
+            "drill", outcome, check="`zfs-offsite status` shows each member's last drill"
+        )
     if not output.verbosity.quiet:
         for name, when in outcome.result.items():
             output.out().print(f"{name}: restorable, proven {when}", highlight=False)

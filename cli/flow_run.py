@@ -254,12 +254,83 @@ def use_server(api_url: str) -> None:
     refresh_global_settings_context()
 
 
+CLIENT_LOG = "zfs-offsite-client.log"  # under PREFECT_HOME: Prefect's own client-side errors
+# Prefect's loggers whose errors, when the server is gone, are kilobytes per line
+# (`EventsWorker failed to process item Event(...)`): a file unless -v.
+PREFECT_INTERNAL_LOGGERS = ("prefect._internal",)
+
+
+def quiet_prefect_internals() -> Path | None:
+    """Without -v, Prefect's internal errors go to CLIENT_LOG, not the console; its path.
+
+    A lost server makes Prefect's event and log workers print every event they
+    could not send, and `--- Error logging to API ---` (the stdlib's handler
+    error report, off with `logging.raiseExceptions`). The CLI says what
+    happened in one line instead; the detail stays in the file.
+    """
+    if output.verbosity.verbose:
+        return None
+    import logging
+
+    from prefect.settings import PREFECT_HOME
+
+    logging.raiseExceptions = False
+    log = Path(PREFECT_HOME.value()) / CLIENT_LOG
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(log, encoding="utf-8")
+    except OSError:
+        handler, log = logging.NullHandler(), None  # type: ignore[assignment]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in PREFECT_INTERNAL_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+            if isinstance(old, logging.FileHandler):  # an earlier run's in this process
+                old.close()
+        logger.addHandler(handler)
+        logger.propagate = False
+    return log
+
+
+def lost_server(exc: BaseException) -> bool:
+    """Whether `exc` (or what it came from) is the Prefect API not answering."""
+    import httpx
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, httpx.TransportError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def give_up_on_server() -> None:
+    """The server is gone: Prefect's workers stop retrying it, so the command ends now.
+
+    At exit Prefect drains its event and log queues, each request retried with
+    a back-off of over a minute against a server that will not answer.
+    """
+    from prefect.context import refresh_global_settings_context
+
+    os.environ["PREFECT_CLIENT_MAX_RETRIES"] = "0"
+    refresh_global_settings_context()
+
+
 @dataclass(frozen=True)
 class FlowOutcome:
-    """A finished flow run: its return value, or the exception it failed with."""
+    """A finished flow run: its return value, or the exception it failed with.
+
+    `server_lost`: the Prefect server stopped answering during the run, so
+    Prefect's state of it says nothing about what the core did (`result` is
+    the API error).
+    """
 
     result: Any
     failed: bool
+    server_lost: bool = False
 
     @property
     def message(self) -> str:
@@ -269,17 +340,28 @@ class FlowOutcome:
     def exit_code(self) -> int:
         if not self.failed:
             return exit_codes.OK
+        if self.server_lost:
+            return exit_codes.PREFECT_UNAVAILABLE
         return exit_codes.USAGE if isinstance(self.result, ConfigError) else exit_codes.FAILED
+
+    @property
+    def lost_words(self) -> str:
+        """E.g. `the Prefect server stopped answering during the run (ConnectError: …)`."""
+        error = f"{type(self.result).__name__}: {self.message}"
+        return f"the Prefect server stopped answering during the run ({error})"
 
 
 def run_flow(flow_fn: Callable[..., Any], **parameters: Any) -> FlowOutcome:
     """Run a flow in this process against the server `ensure_server` found or started.
 
     `parameters` are the flow's own (flat) parameters, as a deployment run passes them.
+    A server lost during the run is an outcome (`server_lost`), not an exit: the
+    caller says what the core did.
     """
     from cli.signals import Interrupted, interruptible
 
     ensure_server()
+    quiet_prefect_internals()
     try:
         with interruptible():
             state = flow_fn(**parameters, return_state=True)
@@ -290,20 +372,31 @@ def run_flow(flow_fn: Callable[..., Any], **parameters: Any) -> FlowOutcome:
             stop.exit_code,
         )
     except Exception as exc:
+        if lost_server(exc):
+            give_up_on_server()
+            if output.verbosity.verbose:
+                output.error(f"{type(exc).__name__}: {exc}")
+            return FlowOutcome(exc, failed=True, server_lost=True)
         if output.verbosity.verbose:
             raise
-        import httpx
-
-        code = (
-            exit_codes.PREFECT_UNAVAILABLE
-            if isinstance(exc, httpx.TransportError)
-            else exit_codes.FAILED
-        )
-        output.fail(f"{type(exc).__name__}: {exc} (-v shows the detail)", code)
+        output.fail(f"{type(exc).__name__}: {exc} (-v shows the detail)", exit_codes.FAILED)
     result = state.result(raise_on_failure=False)
+    if not state.is_completed() and isinstance(result, BaseException) and lost_server(result):
+        give_up_on_server()
+        return FlowOutcome(result, failed=True, server_lost=True)
     return FlowOutcome(result, failed=not state.is_completed())
 
 
-def fail_run(what: str, outcome: FlowOutcome) -> None:
-    """A failed run: one line naming the job and the error, and its exit code."""
+def fail_run(what: str, outcome: FlowOutcome, check: str = "") -> None:
+    """A failed run: one line naming the job and the error, and its exit code.
+
+    A lost server: the command cannot tell what the run finished, and says so
+    rather than claim a success or a failure; `check` says where to look.
+    """
+    if outcome.server_lost:
+        output.fail(
+            f"{what}: {outcome.lost_words}; its run record may be incomplete and what the run "
+            "finished is not known here" + (f": {check}" if check else ""),
+            outcome.exit_code,
+        )
     output.fail(f"{what} failed: {outcome.message}", outcome.exit_code)

@@ -22,7 +22,9 @@ def prune(
 
     outcome = flow_run.run_flow(prune_flow, members=member or [], dry_run=dry_run)
     if outcome.failed:
-        flow_run.fail_run("prune", outcome)
+        flow_run.fail_run(
+            "prune", outcome, check="`zfs-offsite prune --dry-run` shows what is still to delete"
+        )
     if output.verbosity.quiet:
         return
     policy = settings.retention.policy or "no policy: nothing but stale partial uploads"

@@ -54,7 +54,10 @@ def restore(
         destroy_live_dataset=destroy_live_dataset,
     )
     if outcome.failed:
-        flow_run.fail_run("restore", outcome)  # the whole message, every line joined
+        # the whole message, every line joined
+        flow_run.fail_run(
+            "restore", outcome, check=f"`zfs list -t snapshot` shows what {destination} holds"
+        )
     result = outcome.result
     if output.verbosity.quiet:
         return

@@ -6,11 +6,14 @@ New files and a rotating share of the older ones are read each run
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli import flow_run, output, startup
+
+if TYPE_CHECKING:
+    from zfs_offsite.jobs.verify import MemberVerification
 
 VERIFY_COLUMNS = ("member", "file", "verdict", "read", "last_read", "stored_bytes", "detail")
 
@@ -95,5 +98,27 @@ def verify(
     if not json_output:
         for note in notes:
             output.info(f"warning: {note}")
+        for line in findings(verifications):
+            output.error(line)
     if outcome.failed:
-        flow_run.fail_run("verify", outcome)
+        flow_run.fail_run("verify", outcome, check="run verify again")
+
+
+def findings(verifications: list[MemberVerification]) -> list[str]:
+    """One line per unsound file (or member that could not be read): which, and why.
+
+    On stderr beside the table, so a cron mail or a `2>` log names the file and
+    the reason without -v.
+    """
+    from zfs_offsite.jobs.verify import FAILING
+
+    lines = []
+    for v in verifications:
+        if v.error:
+            lines.append(f"{v.member}: {v.verdict.value}: {v.error}")
+            continue
+        bad = [f for f in v.files if f.verdict in FAILING]
+        lines += [f"{v.member}/{f.filename}: {f.verdict.value}: {f.detail}" for f in bad]
+        if not bad and v.verdict in FAILING:
+            lines.append(f"{v.member}: {v.verdict.value}: {v.detail}")
+    return lines

@@ -75,7 +75,11 @@ def verify_flow(
     )
     settled = _settle_recording(settings, names, futures, keep=None if members else names)
     settled += [(name, None, why) for name, why in linked.items()]
-    results = [r for _, r, _ in settled if r is not None]
+    # A member that could not be verified at all is in the results with its error.
+    results = [
+        r if r is not None else MemberVerification(m, error=e or "not verified")
+        for m, r, e in settled
+    ]
     totals = verify_totals(results)
     cycle = "every file (--all)" if all_files else f"cycle of {settings.verify.cycle_runs} runs"
     if records.problem:

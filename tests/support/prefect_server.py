@@ -9,11 +9,25 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.services import free_port
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+
+@dataclass
+class PrefectServer:
+    """A running `prefect server start`: the clients' environment, and the process to kill."""
+
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+
+    def kill(self) -> None:
+        """SIGKILL, as an OOM kill or a crashed host would end it: no goodbye to any client."""
+        self.process.kill()
+        self.process.wait(timeout=30)
 
 
 @contextmanager
@@ -25,6 +39,15 @@ def prefect_server(
     `settings` are the server's own (PREFECT_API_DATABASE_CONNECTION_URL, service
     loop intervals); they are not passed on to clients.
     """
+    with running_prefect_server(home, startup_seconds, settings) as server:
+        yield server.env
+
+
+@contextmanager
+def running_prefect_server(
+    home: Path, startup_seconds: float = 180, settings: dict[str, str] | None = None
+) -> Iterator[PrefectServer]:
+    """As `prefect_server`, but yields the server itself, for a test that kills it."""
     port = free_port()
     env = {
         **os.environ,
@@ -50,7 +73,7 @@ def prefect_server(
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError((home / "server.log").read_text()[-3000:]) from None
                 time.sleep(0.5)
-        yield env
+        yield PrefectServer(env, server)
     finally:
         server.terminate()
         try:

@@ -24,6 +24,7 @@ from zfs_offsite.errors import (
     PermanentError,
     ZfsOffsiteError,
 )
+from zfs_offsite.jobs import ledger
 from zfs_offsite.jobs.archive_read import read_archive
 from zfs_offsite.plan.backup import Action, BackupPlan, plan_backup, prefer_unfinished, superseded
 from zfs_offsite.plan.cadence import FullCadence
@@ -148,6 +149,8 @@ def discover_selection(settings: Settings, runner: Runner | None = None) -> Sele
             log.warning("%s", member.error)
     for left_out in selection.excluded:
         log.info("%s: %s", left_out.dataset, left_out.reason)
+    if (kept := ledger.current()) is not None:
+        kept.discovered(selection.members)
     return selection
 
 
@@ -259,6 +262,8 @@ def plan_member(
     if plan.snapshot is not None:
         tag = mark_tag(str(settings.target.parsed))
         plan = replace(plan, stale_marks=stale_marks(member, tag, plan.snapshot))
+    if (kept := ledger.current()) is not None:
+        kept.planned(plan, plan_result(plan))
     return plan, archive
 
 
@@ -350,8 +355,33 @@ def execute_plan(
     """Carry out a plan under the member's writer lock: stream, then commit file and sidecars.
 
     `run` names this run in the lock file (a flow run id), so a second run can
-    say who holds the member.
+    say who holds the member. The outcome also goes to the process's ledger
+    (`jobs/ledger.py`), which outlives a lost Prefect server.
     """
+    kept = ledger.current()
+    try:
+        result = _execute_plan(
+            settings, plan, runner, store, dry_run=dry_run, progress=progress, run=run
+        )
+    except BaseException as exc:
+        if kept is not None:
+            kept.failed(plan.member, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise
+    if kept is not None:
+        kept.finished(result)
+    return result
+
+
+def _execute_plan(
+    settings: Settings,
+    plan: BackupPlan,
+    runner: Runner,
+    store: Store | None,
+    *,
+    dry_run: bool,
+    progress: ProgressFn | None,
+    run: str | None,
+) -> BackupResult:
     result = plan_result(plan, dry_run=dry_run)
     if plan.action is Action.CONFLICT:
         raise ArchiveConflictError(f"member {plan.member}: {plan.reason}")

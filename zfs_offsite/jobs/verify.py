@@ -57,13 +57,23 @@ class Verdict(StrEnum):
     EMPTY = "no backups"
     BAD_SIDECAR = "bad sidecar"  # .json/.sha256 missing, unreadable or wrong
     NOT_A_FILE = "not a file"  # a directory or symlink named like a backup or sidecar
+    # The login may not read it (a file or directory mode, an ACL): nothing is known of its
+    # bytes, so it is neither marked corrupt nor counted as sound.
+    UNREADABLE = "unreadable"
     BROKEN_CHAIN = "broken chain"
     CORRUPT = "corrupt"
 
 
 SEVERITY = list(Verdict)
 FAILING = frozenset(
-    {Verdict.EMPTY, Verdict.BAD_SIDECAR, Verdict.NOT_A_FILE, Verdict.BROKEN_CHAIN, Verdict.CORRUPT}
+    {
+        Verdict.EMPTY,
+        Verdict.BAD_SIDECAR,
+        Verdict.NOT_A_FILE,
+        Verdict.UNREADABLE,
+        Verdict.BROKEN_CHAIN,
+        Verdict.CORRUPT,
+    }
 )
 _CHECKSUM_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
 SEALED = (
@@ -94,9 +104,14 @@ class MemberVerification:
     files: list[FileCheck] = field(default_factory=list)
     record: MemberRecord | None = None  # the member's verify record after this run
     note: str = ""  # a run-wide fact the report must show (an unreadable verify record)
+    # Why the member could not be verified at all (its directory unreadable, the server
+    # gone): reported with the member, never left out of the report.
+    error: str = ""
 
     @property
     def verdict(self) -> Verdict:
+        if self.error:
+            return Verdict.UNREADABLE
         if not self.files:
             return Verdict.EMPTY
         return max((f.verdict for f in self.files), key=SEVERITY.index)
@@ -105,6 +120,8 @@ class MemberVerification:
     def detail(self) -> str:
         """A failing member: its worst file's detail; else how many files were read and deferred
         (and a sound file's caveat, e.g. seed era), never one deferred file's note."""
+        if self.error:
+            return self.error
         worst = [f for f in self.files if f.verdict is self.verdict and f.detail]
         if self.verdict in FAILING:
             return worst[0].detail if worst else ""
@@ -166,6 +183,8 @@ def _check_file(
         return FileCheck(file.filename, Verdict.CORRUPT, str(exc), stats.stored_bytes)
     except FileNotFoundError:
         return FileCheck(file.filename, Verdict.CORRUPT, f"{member}/{file.filename} vanished")
+    except PermanentError as exc:  # after IntegrityError, its subclass: the server refused a read
+        return FileCheck(file.filename, Verdict.UNREADABLE, unreadable_detail(exc))
     figures = (stats.stored_bytes, stats.raw_bytes, stats.sha256)
     recorded = _checksum_of(checksum, file.filename) if checksum is not None else None
     if file.sidecar is None and recorded is not None and recorded != stats.sha256:
@@ -188,6 +207,16 @@ def _check_file(
         return FileCheck(file.filename, Verdict.OK, SEALED if sealed else "", *figures)
     detail = "seed-era file: no sidecar checksum, decompresses to its end"
     return FileCheck(file.filename, Verdict.UNVERIFIED, detail, *figures)
+
+
+def unreadable_detail(exc: Exception) -> str:
+    """The server's reason (naming the path) and the fix: one line a storage admin can act on."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return (
+        f"the backup login cannot read it ({reason}): "
+        "make it readable by that login (file and directory modes, ACLs), then verify again; "
+        "its bytes are unchecked, so it is not marked corrupt"
+    )
 
 
 def _checksum_of(text: str, filename: str) -> str | None:
@@ -306,6 +335,8 @@ def _new_record(
 def _update_marks(store: Store, archive: MemberArchive, checks: dict[str, FileCheck]) -> None:
     for f in archive.files:
         check = checks[f.filename]
+        if check.verdict is Verdict.UNREADABLE:
+            continue  # its bytes are unknown: a mark is neither earned nor disproven
         path = f"{archive.member}/{corrupt_mark_name(f.filename)}"
         if corrupt_mark_name(f.filename) in archive.not_files:
             continue  # a directory or symlink in the mark's place: reported, never replaced

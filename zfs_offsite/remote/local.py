@@ -110,6 +110,8 @@ class LocalStore:
                     yield chunk
         except FileNotFoundError:
             raise
+        except PermissionError as exc:
+            raise self._error(f"read {self._path(path)}", exc) from exc
         except OSError as exc:
             raise StoreError(f"cannot read {self._path(path)}: {exc.strerror}") from exc
 
