@@ -19,11 +19,14 @@ PLAN_COLUMNS = ("member", "action", "base", "target", "file", "reason")
 
 def plan_members(
     settings: Settings, wanted: list[str], force_full: bool
-) -> tuple[list[BackupPlan], dict[str, str]]:
+) -> tuple[list[BackupPlan], dict[str, str], str | None]:
     """Plan like the backup flow: each wanted member, then the night's quota of new chains.
 
-    Returns the plans and, per member that cannot be planned, its one-line error.
+    Returns the plans, per member that cannot be planned its one-line error, and
+    a note on the archive root (missing, empty, a seed archive not yet adopted):
+    plan writes nothing, so it plans on, and says what backup will do about it.
     """
+    from zfs_offsite.archive.identity import root_note
     from zfs_offsite.connect import open_store
     from zfs_offsite.jobs.backup import discover_members, plan_member
     from zfs_offsite.plan.backup import apply_full_quota
@@ -41,6 +44,7 @@ def plan_members(
     plans: list[BackupPlan] = []
     failed: dict[str, str] = {m.name: m.error for m in chosen if m.error}
     with closing(open_store(settings.target)) as store:
+        note = root_note(store)
         for m in chosen:
             if m.error:
                 continue
@@ -48,7 +52,7 @@ def plan_members(
                 plans.append(plan_member(settings, m, store, force_full=force_full)[0])
             except ZfsOffsiteError as exc:
                 failed[m.name] = output.one_line(str(exc))
-    return apply_full_quota(plans, full_quota(settings.full, len(members))), failed
+    return apply_full_quota(plans, full_quota(settings.full, len(members))), failed, note
 
 
 def plan_row(p: BackupPlan) -> dict[str, object]:
@@ -71,7 +75,7 @@ def plan(
     """Show what a backup would send; nothing is sent or written."""
     settings = startup.load(config)
     try:
-        plans, failed = plan_members(settings, member or [], force_full)
+        plans, failed, note = plan_members(settings, member or [], force_full)
     except ConfigError as exc:
         output.fail(str(exc), exit_codes.USAGE)
     except ZfsOffsiteError as exc:
@@ -84,11 +88,14 @@ def plan(
             {
                 "pool": settings.source.pool,
                 "target": str(settings.target.parsed),
+                "note": note,
                 "members": rows,
             }
         )
     else:
         title = f"plan: {settings.source.pool} -> {settings.target.parsed}"
         output.print_rows(title, PLAN_COLUMNS, rows)
+        if note:
+            output.info(f"note: {note}")
     if failed:
         raise typer.Exit(exit_codes.FAILED)

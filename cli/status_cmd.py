@@ -39,6 +39,7 @@ STATUS_COLUMNS = (
 
 def read_statuses(settings: Settings) -> tuple[list[MemberStatus], dict[str, str]]:
     """Every member's status and when each was last drilled (ISO time), from one connection."""
+    from zfs_offsite.archive.identity import require_root
     from zfs_offsite.connect import open_store
     from zfs_offsite.jobs.backup import discover_members
     from zfs_offsite.jobs.drill import read_records
@@ -46,6 +47,7 @@ def read_statuses(settings: Settings) -> tuple[list[MemberStatus], dict[str, str
 
     members = discover_members(settings)
     with closing(open_store(settings.target)) as store:
+        require_root(store)  # an unmounted disk is critical, not "never backed up" per member
         statuses = [read_status(store, m) for m in members]
         drills = {name: record.when for name, record in read_records(store).items()}
     return statuses, drills

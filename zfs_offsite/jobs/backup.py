@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, replace
 
 from zfs_offsite import __version__, cancel
 from zfs_offsite.archive.commit import commit_backup
+from zfs_offsite.archive.identity import establish
 from zfs_offsite.archive.index import read_member_archive
 from zfs_offsite.archive.lock import member_lock
 from zfs_offsite.archive.model import MemberArchive, Sidecar
@@ -47,7 +48,7 @@ from zfs_offsite.zfs.commands import (
 )
 from zfs_offsite.zfs.members import Member, select_members
 from zfs_offsite.zfs.model import ZfsFeatures
-from zfs_offsite.zfs.protect import choose, mark_tag, protect, stale_marks
+from zfs_offsite.zfs.protect import choose, mark_tag, marked_before, protect, stale_marks
 from zfs_offsite.zfs.runner import CommandFailed, Process, Runner
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,30 @@ def discover_members(settings: Settings, runner: Runner | None = None) -> list[M
         if member.error is not None:
             log.warning("%s", member.error)
     return members
+
+
+def prepare_archive(
+    settings: Settings,
+    store: Store,
+    runner: Runner | None,
+    members: list[Member] | None = None,
+    *,
+    write: bool = True,
+) -> None:
+    """Before a backup writes anything: is the target's root this tool's archive?
+
+    A marked root costs one stat. A missing or empty one is a first backup only
+    if no member carries this target's mark (else the disk is not mounted: every
+    member fails, nothing is written); see `archive/identity.establish`.
+    `members` None: the pool's members are listed (only when the marker is absent).
+    """
+
+    def evidence() -> str | None:
+        with closing(open_runner(settings)) if runner is None else nullcontext(runner) as zfs:
+            found = discover_members(settings, zfs) if members is None else members
+            return marked_before(zfs, found, mark_tag(str(settings.target.parsed)))
+
+    establish(store, evidence, write=write)
 
 
 def unfinished_uploads(archive: MemberArchive) -> list[BackupName]:
@@ -348,6 +373,7 @@ def execute_plan(
     if store is None:
         raise ValueError("execute_plan needs a store unless dry_run is set")
     cancel.check()
+    prepare_archive(settings, store, runner)  # one stat: the run's plan step wrote the marker
     refuse_linked_member(store, plan.member)
     store.makedirs(plan.member)
     check_name_fits(store, plan.member, plan.name.filename)
@@ -469,5 +495,6 @@ def backup_member(
 ) -> BackupResult:
     """Plan and run one member's backup on connections of its own."""
     with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
+        prepare_archive(settings, store, runner, write=not dry_run)
         plan, _ = plan_member(settings, member, store, force_full=force_full)
         return execute_plan(settings, plan, runner, store, dry_run=dry_run, progress=progress)

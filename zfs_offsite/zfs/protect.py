@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 from zfs_offsite.errors import PermanentError
-from zfs_offsite.zfs.commands import bookmark_argv, destroy_argv, hold_argv, release_argv
+from zfs_offsite.zfs.commands import (
+    bookmark_argv,
+    destroy_argv,
+    hold_argv,
+    holds_argv,
+    parse_hold_tags,
+    release_argv,
+)
 from zfs_offsite.zfs.members import Member
 from zfs_offsite.zfs.model import Snapshot, ZfsFeatures
 from zfs_offsite.zfs.runner import Runner, last_line
@@ -60,6 +67,26 @@ def stale_marks(member: Member, tag: str, keep: Snapshot) -> tuple[str, ...]:
         if b.name.startswith(tag + "_") and b.full_name != bookmark_name(keep, tag)
     ]
     return (*held, *ours)
+
+
+def marked_before(runner: Runner, members: Sequence[Member], tag: str) -> str | None:
+    """A member with a mark of this target's tag (a bookmark, or a hold), named with it: the proof
+    that the tool backed up to this target before; None if there is none.
+
+    Bookmarks are seen in the listing; a held snapshot is asked for its tags
+    (another tool's hold is no proof), so this costs a `zfs holds` per held snapshot."""
+    for member in members:
+        for mark in member.bookmarks:
+            if mark.name.startswith(tag + "_"):
+                return f"{member.dataset} (bookmark #{mark.name})"
+    for member in members:
+        for snapshot in member.snapshots:
+            if not snapshot.userrefs:
+                continue
+            result = runner.run(holds_argv(snapshot.full_name), check=False)
+            if result.returncode == 0 and tag in parse_hold_tags(result.stdout):
+                return f"{member.dataset} (hold {tag} on @{snapshot.name})"
+    return None
 
 
 def protect(
