@@ -207,8 +207,11 @@ def backup_flow(
     create_markdown_artifact(key=summary_key, markdown=summary_markdown(title, ordered, notes))
     unsuccessful = [o.member for o in ordered if o.error is not None]
     if unsuccessful:
+        # One cause for all (the archive root is missing: the disk is not mounted) is said once.
+        causes = {o.error for o in ordered if o.error is not None}
+        common = f": {causes.pop()}" if len(causes) == 1 and len(unsuccessful) > 1 else ""
         raise MembersFailed(
-            f"backup failed for {len(unsuccessful)} member(s): {', '.join(unsuccessful)}",
+            f"backup failed for {len(unsuccessful)} member(s): {', '.join(unsuccessful)}{common}",
             ordered,
         )
     return ordered
