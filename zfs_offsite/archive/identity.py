@@ -22,9 +22,9 @@ from enum import StrEnum
 
 from zfs_offsite import __version__
 from zfs_offsite.archive.names import TOOL_FILE_PREFIX, Kind, classify, is_member_name
-from zfs_offsite.errors import PermanentError, ZfsOffsiteError
+from zfs_offsite.errors import DiskFullError, PermanentError, ZfsOffsiteError
 from zfs_offsite.remote.entries import StoreEntry
-from zfs_offsite.remote.store import Store, read_small_file, write_small_file
+from zfs_offsite.remote.store import Store, disk_full, read_small_file, write_small_file
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,11 @@ def classify_root(
     for entry in top:
         if not entry.is_dir or entry.is_symlink or not is_member_name(entry.name):
             continue  # hidden names, lost+found, loose files: not an archive's
-        for child in listings(entry.name):
+        try:
+            children = listings(entry.name)
+        except (OSError, ZfsOffsiteError):
+            continue  # unreadable: that member fails alone when it is planned
+        for child in children:
             kind, _ = classify(child.name)
             path = f"{entry.name}/{child.name}"
             if kind in (Kind.CHECKSUM, Kind.METADATA, Kind.TOOL, Kind.PARTIAL, Kind.CORRUPT_MARK):
@@ -140,7 +144,11 @@ def read_marker(store: Store) -> ArchiveMarker | None:
 def write_marker(store: Store, how: str) -> ArchiveMarker:
     """Write a new marker atomically (a checked partial file, renamed into place)."""
     marker = new_marker(how)
-    write_small_file(store, MARKER_NAME, marker.to_json())
+    try:
+        write_small_file(store, MARKER_NAME, marker.to_json())
+    except DiskFullError as exc:
+        needed = "a few bytes for the archive marker"
+        raise disk_full(store, exc, MARKER_NAME, needed=needed) from exc
     log.info("%s: archive marker written (%s, id %s)", store.description, how, marker.archive_id)
     return marker
 

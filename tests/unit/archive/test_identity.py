@@ -24,6 +24,7 @@ from zfs_offsite.archive.identity import (
     survey_root,
 )
 from zfs_offsite.errors import PermanentError
+from zfs_offsite.remote.entries import StoreEntry
 from zfs_offsite.remote.local import LocalStore
 
 SEED_FILE = "tank-elabfs-alice@daily-2025-01-01.gz"
@@ -159,3 +160,18 @@ def test_files_and_directories_follow_the_umask_whatever_the_process_umask(
     assert mode(tmp_path / "p" / "alice" / "f") == 0o600
     assert mode(tmp_path / "g") == 0o750
     assert mode(tmp_path / "g" / "f") == 0o640
+
+
+def test_an_unreadable_member_directory_does_not_stop_the_survey(tmp_path: Path) -> None:
+    """A member directory the login cannot list fails that member alone, later."""
+
+    class Unlistable(LocalStore):
+        def listdir(self, path: str) -> list[StoreEntry]:
+            if path == "bob":
+                raise PermanentError("list bob: permission denied on the backup server")
+            return super().listdir(path)
+
+    (tmp_path / "bob").mkdir()
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / SEED_FILE).write_bytes(b"x")
+    assert survey_root(Unlistable(tmp_path)).state is RootState.SEED
