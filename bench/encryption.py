@@ -38,6 +38,7 @@ s = load_settings(target=target)
 recipients = [parse_recipient(r) for r in {recipients!r}]
 start = time.monotonic()
 store = open_store(s.target)
+store.create_root()
 store.makedirs("bench")
 proc = LocalRunner().start(["zfs", "send", {snapshot_name!r}])
 c = compressor(Compression.ZSTD, s.compression.effective_level, s.compression.threads)

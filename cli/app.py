@@ -12,9 +12,11 @@ from typing import Annotated
 import typer
 
 from cli import (
+    adopt_cmd,
     backup_cmd,
     drill_cmd,
     history_cmd,
+    init_cmd,
     keygen_cmd,
     plan_cmd,
     prune_cmd,
@@ -68,6 +70,8 @@ app.command()(prune_cmd.prune)
 app.command(name="config")(config_command)
 app.command()(history_cmd.history)
 app.command()(keygen_cmd.keygen)
+app.command()(init_cmd.init)
+app.command()(adopt_cmd.adopt)
 
 
 @app.command()

@@ -20,12 +20,15 @@ PLAN_COLUMNS = ("member", "action", "base", "target", "file", "reason")
 
 def plan_members(
     settings: Settings, wanted: list[str], force_full: bool
-) -> tuple[list[BackupPlan], dict[str, str], list[Excluded]]:
+) -> tuple[list[BackupPlan], dict[str, str], list[Excluded], str | None]:
     """Plan like the backup flow: each wanted member, then the night's quota of new chains.
 
-    Returns the plans, per member that cannot be planned its one-line error, and
-    the datasets below the members that are left out (listed, never silent).
+    Returns the plans, per member that cannot be planned its one-line error, the
+    datasets below the members that are left out (listed, never silent), and a note
+    on the archive root (missing, empty, a seed archive not yet adopted): plan writes
+    nothing, so it plans on, and says what backup will do about it.
     """
+    from zfs_offsite.archive.identity import root_note
     from zfs_offsite.connect import open_store
     from zfs_offsite.jobs.backup import discover_selection, plan_member
     from zfs_offsite.plan.backup import apply_full_quota
@@ -44,6 +47,7 @@ def plan_members(
     plans: list[BackupPlan] = []
     failed: dict[str, str] = {m.name: m.error for m in chosen if m.error}
     with closing(open_store(settings.target)) as store:
+        note = root_note(store)
         for m in chosen:
             if m.error:
                 continue
@@ -52,7 +56,7 @@ def plan_members(
             except ZfsOffsiteError as exc:
                 failed[m.name] = output.one_line(str(exc))
     quota = full_quota(settings.full, len(members))
-    return apply_full_quota(plans, quota), failed, [] if wanted else selection.excluded
+    return apply_full_quota(plans, quota), failed, [] if wanted else selection.excluded, note
 
 
 def plan_row(p: BackupPlan) -> dict[str, object]:
@@ -75,7 +79,7 @@ def plan(
     """Show what a backup would send; nothing is sent or written."""
     settings = startup.load(config)
     try:
-        plans, failed, excluded = plan_members(settings, member or [], force_full)
+        plans, failed, excluded, note = plan_members(settings, member or [], force_full)
     except ConfigError as exc:
         output.fail(str(exc), exit_codes.USAGE)
     except ZfsOffsiteError as exc:
@@ -89,6 +93,7 @@ def plan(
             {
                 "pool": settings.source.pool,
                 "target": str(settings.target.parsed),
+                "note": note,
                 "members": rows,
                 "not_backed_up": left_out,
             }
@@ -101,5 +106,7 @@ def plan(
             rows
             + [{"member": e["dataset"], "action": "skip", "reason": e["reason"]} for e in left_out],
         )
+        if note:
+            output.info(f"note: {note}")
     if failed:
         raise typer.Exit(exit_codes.FAILED)

@@ -46,6 +46,7 @@ def read_statuses(
     """Every member's status, when each was last drilled (ISO time), the datasets below the
     members that are left out (listed, never silent), and the orphaned directories (no member
     backs them up) with what to do, from one connection."""
+    from zfs_offsite.archive.identity import require_root
     from zfs_offsite.archive.index import archived_members
     from zfs_offsite.connect import open_store
     from zfs_offsite.jobs.backup import discover_selection
@@ -55,6 +56,7 @@ def read_statuses(
     selection = discover_selection(settings)
     members = selection.members
     with closing(open_store(settings.target)) as store:
+        require_root(store)  # an unmounted disk is critical, not "never backed up" per member
         statuses = [read_status(store, m) for m in members]
         drills = {name: record.when for name, record in read_records(store).items()}
         directories = archived_members(store)

@@ -69,6 +69,7 @@ def plan_all(
     members: list[Member],
     force_full: bool,
     retry: dict[str, Any],
+    dry_run: bool = False,
 ) -> tuple[list[BackupPlan], dict[str, PrefectFuture[Any]], list[tuple[str, str]]]:
     """Plans in member order, the task each plan came from, and (member, error) of failures.
 
@@ -81,7 +82,7 @@ def plan_all(
         return [], {}, []
     # quote(): as for the uploads below (the stubs do not know Prefect unwraps it).
     batch = plan_batch.with_options(**retry).submit(  # type: ignore[call-overload]
-        quote(settings), quote(members), force_full
+        quote(settings), quote(members), force_full, dry_run
     )
     batch.wait()
     if (batch_error := error_of(batch.state)) is not None:
@@ -152,7 +153,7 @@ def backup_flow(
     upload_task = upload.with_options(**retry)
     limit = None if dry_run else optional_limit(send_limit_name(host), logger)
     with tags(*labels):
-        planned, plans, unplanned = plan_all(settings, usable, force_full, retry)
+        planned, plans, unplanned = plan_all(settings, usable, force_full, retry, dry_run)
         outcomes.update({name: MemberOutcome(name, error=error) for name, error in unplanned})
         planned = apply_full_quota(planned, quota)  # stagger the cadence's fulls over the nights
 
@@ -206,8 +207,11 @@ def backup_flow(
     create_markdown_artifact(key=summary_key, markdown=summary_markdown(title, ordered, notes))
     unsuccessful = [o.member for o in ordered if o.error is not None]
     if unsuccessful:
+        # One cause for all (the archive root is missing: the disk is not mounted) is said once.
+        causes = {o.error for o in ordered if o.error is not None}
+        common = f": {causes.pop()}" if len(causes) == 1 and len(unsuccessful) > 1 else ""
         raise MembersFailed(
-            f"backup failed for {len(unsuccessful)} member(s): {', '.join(unsuccessful)}",
+            f"backup failed for {len(unsuccessful)} member(s): {', '.join(unsuccessful)}{common}",
             ordered,
         )
     return ordered

@@ -20,6 +20,7 @@ from flows.common import (
     submit_bounded,
 )
 from tasks.verify import verify
+from zfs_offsite.archive.identity import require_root
 from zfs_offsite.archive.index import archived_members, linked_members
 from zfs_offsite.connect import open_store
 from zfs_offsite.errors import MembersFailed, ZfsOffsiteError
@@ -63,6 +64,7 @@ def verify_flow(
     label_run({"members": members})
     settings = load_settings()
     with closing(open_store(settings.target)) as store:
+        require_root(store)  # a missing root (unmounted disk) is a failure, never "0 files ok"
         names = only_known(archived_members(store), members, "member directory")
         linked = {} if members else linked_members(store)
         records = load_verify_record(store)

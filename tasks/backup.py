@@ -17,7 +17,7 @@ from prefect.runtime import flow_run, task_run
 from tasks.progress import ProgressReporter
 from tasks.retries import retry_policy
 from zfs_offsite.connect import open_runner, open_store
-from zfs_offsite.jobs.backup import BackupResult, plan_member
+from zfs_offsite.jobs.backup import BackupResult, plan_member, prepare_archive
 from zfs_offsite.jobs.backup import execute_plan as execute_plan_fn
 from zfs_offsite.plan.backup import BackupPlan
 from zfs_offsite.settings import Settings
@@ -71,7 +71,7 @@ class Planned:
     **retry_policy(first_delay=5.0),
 )
 def plan_batch(
-    settings: Settings, members: list[Member], force_full: bool = False
+    settings: Settings, members: list[Member], force_full: bool = False, dry_run: bool = False
 ) -> list[Planned]:
     """Plan every member in one task run (never cached), over a few store connections.
 
@@ -82,8 +82,14 @@ def plan_batch(
     back without a plan instead of failing the batch; the flow plans it again
     in a `plan` task of its own, so it gets that task's retries and its
     failure shows on its own.
+
+    First, once: is the target's root the archive (`prepare_archive`)? If it is
+    missing where the members say an archive was, the batch fails and so every
+    member, before anything is written.
     """
     logger = get_run_logger()
+    with closing(open_store(settings.target)) as store:
+        prepare_archive(settings, store, None, members, write=not dry_run)
     lanes = max(1, min(PLAN_CONNECTIONS, len(members) // MEMBERS_PER_CONNECTION))
 
     def plan_share(share: list[Member]) -> list[Planned]:

@@ -74,5 +74,10 @@ def open_store(target: TargetSettings) -> Store:
 
     url = target.parsed
     if url.scheme == "file":
-        return LocalStore(Path(url.path), timeout=target.timeout)
-    return SftpStore(target_endpoint(target), url.path, openssh_client=uses_openssh_client(target))
+        return LocalStore(Path(url.path), timeout=target.timeout, umask=target.umask)
+    return SftpStore(
+        target_endpoint(target),
+        url.path,
+        openssh_client=uses_openssh_client(target),
+        umask=target.umask,
+    )

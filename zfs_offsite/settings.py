@@ -146,6 +146,30 @@ class SourceSettings(SettingsSection):
         return value
 
 
+UMASK_HINT = "an octal umask such as 0o077 (private, the default) or 0o027 (group may read)"
+
+
+def parse_umask(value: object) -> int:
+    """A umask from TOML (`0o027`, an int) or the environment (`"027"`, `"0o027"`: octal).
+
+    The owner's bits must stay: the tool has to read back what it wrote."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not {UMASK_HINT}")
+    if isinstance(value, str):
+        text = value.strip().lower().removeprefix("0o")
+        if not text or any(c not in "01234567" for c in text):
+            raise ValueError(f"{value!r} is not {UMASK_HINT}")
+        value = int(text, 8)
+    if not isinstance(value, int) or not 0 <= value <= 0o777:
+        raise ValueError(f"{value!r} is not {UMASK_HINT}")
+    if value & 0o700:
+        raise ValueError(
+            f"{oct(value)} takes the owner's own access: zfs-offsite could not read its archive; "
+            f"use {UMASK_HINT}"
+        )
+    return value
+
+
 class TargetSettings(SettingsSection):
     """The backup server (or directory) and the SSH credentials for it."""
 
@@ -166,11 +190,23 @@ class TargetSettings(SettingsSection):
         "unset, 0 or unlimited: no limit.",
     )
 
+    umask: int = Field(
+        0o077,
+        description="Permission bits taken away from the archive's new files and directories: "
+        "0o077 (default) keeps them private to the login (files 0600, dirs 0700); 0o027 lets "
+        "its group read. Existing files are never changed.",
+    )
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
         parse_target_url(value)
         return value
+
+    @field_validator("umask", mode="before")
+    @classmethod
+    def _umask(cls, value: object) -> int:
+        return parse_umask(value)
 
     @field_validator("bandwidth")
     @classmethod

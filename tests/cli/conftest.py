@@ -48,5 +48,5 @@ def archive(cli: Cli) -> Path:
     assert done.code == 0, done.output
     assert "Traceback" not in done.output
     path = Path(cli.env["ZFS_OFFSITE_TARGET__URL"].removeprefix("file://"))
-    assert sorted(p.name for p in path.iterdir()) == sorted(MEMBERS)
+    assert sorted(p.name for p in path.iterdir() if not p.name.startswith(".")) == sorted(MEMBERS)
     return path

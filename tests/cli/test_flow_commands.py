@@ -19,6 +19,7 @@ from tests.support.cli import Cli, base_env
 from tests.support.prefect_server import prefect_server
 from tests.support.services import free_port
 from tests.support.zfsdata import MEMBERS
+from zfs_offsite.archive.identity import MARKER_NAME
 
 pytestmark = pytest.mark.integration
 
@@ -129,7 +130,7 @@ def test_an_unreadable_verify_record_is_said_without_verbose_and_reads_everythin
             "was read in full"
         )
     assert sorted(p.name for p in copy.iterdir()) == sorted(
-        [*MEMBERS, record.name, "lost+found", ".Trash-0"]
+        [*MEMBERS, record.name, "lost+found", ".Trash-0", MARKER_NAME]
     )
 
 
@@ -149,9 +150,14 @@ def test_backup_to_an_unwritable_target_fails_with_one_line(cli: Cli, tmp_path: 
         done = cli("backup", ZFS_OFFSITE_TARGET__URL=f"file://{locked}", ZFS_OFFSITE_RETRIES="0")
     assert done.code == 1, done.output
     assert "Traceback" not in done.output
-    assert done.err_lines[-1] == "error: backup failed for 3 member(s): alice, bob, carol"
+    # The first thing a first backup writes is the archive's marker: its failure fails all.
+    last = done.err_lines[-1]
+    assert last.startswith(
+        f"error: backup failed for 3 member(s): alice, bob, carol: create {locked}/"
+        ".zfs-offsite-archive.json."
+    )
+    assert "Operation not permitted (permission denied on the backup target)" in last
     assert STARTING in done.err_lines
-    assert f"create {locked}/alice: Operation not permitted (permission denied" in done.stdout
 
 
 def test_a_permission_error_is_not_retried(cli: Cli, tmp_path: Path) -> None:
@@ -212,7 +218,9 @@ def test_the_first_backup_passes_on_a_busy_machine(cli: Cli, tmp_path: Path) -> 
     assert done.code == 0, done.output
     assert "Traceback" not in done.output
     assert STARTING in done.err_lines
-    assert sorted(p.name for p in (tmp_path / "archive").iterdir()) == sorted(MEMBERS)
+    assert sorted(p.name for p in (tmp_path / "archive").iterdir()) == sorted(
+        [*MEMBERS, MARKER_NAME]
+    )
 
 
 def test_a_local_run_is_kept_in_the_prefect_home_and_its_server_ends_with_the_command(

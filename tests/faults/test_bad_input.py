@@ -26,6 +26,7 @@ from flows.verify import verify_flow
 from tests.support.flow_runs import env_for
 from tests.support.services import Pool, SshServer, ensure_test_user
 from tests.support.zfsdata import create_member, snapshot, write_member_data
+from zfs_offsite.archive.identity import MARKER_NAME
 from zfs_offsite.archive.model import Sidecar
 from zfs_offsite.connect import open_store
 from zfs_offsite.errors import ChainError, MembersFailed
@@ -177,7 +178,7 @@ def test_dot_named_member_fails_alone_and_hidden_root_directories_are_left_alone
     for name in hidden:
         assert [p.name for p in (sftp_dir / name).iterdir()] == ["elabfs-x@s.zst.partial"]
     assert sorted(p.name for p in sftp_dir.iterdir()) == sorted(
-        [*hidden, "alice", ".zfs-offsite-verified.json"]
+        [*hidden, "alice", ".zfs-offsite-verified.json", MARKER_NAME]
     )
 
     # A symlink at the root is never followed: verify and prune fail it, by name.
@@ -427,7 +428,7 @@ def test_unusable_dataset_name_fails_that_member_only(
         "alice": ("full", None),
         "bob": ("full", None),
     }
-    assert sorted(p.name for p in sftp_dir.iterdir()) == ["alice", "bob"]
+    assert sorted(p.name for p in sftp_dir.iterdir()) == [MARKER_NAME, "alice", "bob"]
     for name in ("alice", "bob"):
         subprocess.run(
             ["sha256sum", "-c", f"elabfs-{name}@{S1}.zst.sha256"],

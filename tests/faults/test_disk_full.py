@@ -15,6 +15,7 @@ from tests.support.faults import SlowTarget, leftovers, sha256sum_check, stored_
 from tests.support.services import Pool, SshServer
 from tests.support.zfsdata import SNAP
 from zfs_offsite.errors import DiskFullError, ZfsOffsiteError
+from zfs_offsite.jobs.archive_root import init
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings, load_settings
@@ -150,8 +151,9 @@ def test_no_room_even_for_the_lock(
 ) -> None:
     (small_disk / "alice").mkdir()
     os.chown(small_disk / "alice", os.stat(small_disk).st_uid, os.stat(small_disk).st_gid)
-    fill_to(small_disk, 0)
     settings = settings_for(source_pool, small_disk)
+    init(settings)  # an archive already: the lock is the first thing this backup writes
+    fill_to(small_disk, 0)
     alice = next(m for m in discover_members(settings) if m.name == "alice")
     with pytest.raises(DiskFullError) as caught:
         backup_member(settings, alice)

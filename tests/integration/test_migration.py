@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import Cli, base_env
 from tests.support.services import Pool, SshServer, ensure_test_user
 from tests.support.zfsdata import MEMBERS, create_member, gzip_send, snapshot, write_member_data
+from zfs_offsite.archive.identity import MARKER_NAME, ArchiveRootError
 from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.backup import backup_member, discover_members, plan_member
 from zfs_offsite.plan.backup import Action, BackupPlan, apply_full_quota
@@ -64,6 +66,24 @@ def example_settings(pool: Pool, archive: Path, sshd: SshServer) -> Settings:
     return load_settings(EXAMPLE, source={"pool": pool.name}, target=target)
 
 
+def adopt_as_a_user_would(archive: Path, pool: Pool, sshd: SshServer, home: Path) -> None:
+    """README's migration step: `zfs-offsite adopt -c examples/seed-deployment.toml`, once."""
+    cli = Cli(base_env(home), home)
+    adopted = cli(
+        "adopt",
+        "-c",
+        str(EXAMPLE),
+        ZFS_OFFSITE_SOURCE__POOL=pool.name,
+        ZFS_OFFSITE_TARGET__URL=f"sftp://{sshd.user}@127.0.0.1:{sshd.port}{archive}",
+        ZFS_OFFSITE_TARGET__KEY_FILE=str(sshd.client_key),
+        ZFS_OFFSITE_TARGET__KNOWN_HOSTS=str(sshd.known_hosts),
+        timeout=120,
+    )
+    assert adopted.code == 0, adopted.output
+    assert "adopted archive" in adopted.stderr
+    assert json.loads((archive / MARKER_NAME).read_text())["how"] == "adopt"
+
+
 def night_plans(settings: Settings) -> list[BackupPlan]:
     """What the flow and `plan` decide: every member planned, then the night's quota."""
     members = discover_members(settings)
@@ -83,7 +103,7 @@ def backdate_first_upload(archive: Path, name: str, days: float) -> None:
 
 
 def test_seed_archive_migrates_without_a_full_and_fulls_come_one_a_night(
-    pool_factory: Callable[[], Pool], sftp_dir: Path, sshd: SshServer
+    pool_factory: Callable[[], Pool], sftp_dir: Path, sshd: SshServer, tmp_path: Path
 ) -> None:
     pool = pool_factory()
     seed_made_archive(pool, sftp_dir)
@@ -101,6 +121,12 @@ def test_seed_archive_migrates_without_a_full_and_fulls_come_one_a_night(
             f"newest archived snapshot is {S2}; full due in 30 d: "
             "the chain has no file of this tool yet, its age counts from now"
         )
+    # plan reads only; a backup refuses the unadopted seed archive and writes nothing there.
+    before = sorted(p.name for p in sftp_dir.rglob("*"))
+    with pytest.raises(ArchiveRootError, match="zfs-offsite adopt"):
+        backup_member(settings, discover_members(settings)[0])
+    assert sorted(p.name for p in sftp_dir.rglob("*")) == before
+    adopt_as_a_user_would(sftp_dir, pool, sshd, tmp_path)
     for member in discover_members(settings):
         result = backup_member(settings, member)
         assert (result.action, result.base, result.snapshot) == (Action.INCREMENTAL, S2, S3)

@@ -27,6 +27,7 @@ from tests.support.zfsdata import (
 )
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.errors import ChainError, IntegrityError
+from zfs_offsite.jobs.archive_root import adopt
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.destination import dataset_exists
 from zfs_offsite.jobs.drill import drill_member, read_records, write_record
@@ -85,6 +86,7 @@ def mixed(
         (member,) = discover_members(settings)
         return backup_member(settings, member).action
 
+    adopt(settings_for(pool, sftp_dir))  # the seed-made archive, adopted as README says
     add_snapshot(pool, dataset, S[1], 1)
     assert backup("gzip") is Action.INCREMENTAL
     add_snapshot(pool, dataset, S[2], 2)

@@ -18,6 +18,8 @@ from tests.support.zfsdata import (
     tree_digest,
     write_member_data,
 )
+from zfs_offsite.archive.identity import ArchiveRootError
+from zfs_offsite.jobs.archive_root import adopt
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
@@ -56,6 +58,10 @@ def test_seed_archive_gets_an_incremental(
 
     settings = settings_for(pool, sftp_dir, compression=compression)
     (member,) = discover_members(settings)
+    with pytest.raises(ArchiveRootError, match="run `zfs-offsite adopt` once"):
+        backup_member(settings, member)  # an unadopted seed archive: nothing is written
+    assert sorted(member_dir.iterdir()) == sorted([seed_full, seed_inc, stray])
+    adopt(settings)
     result = backup_member(settings, member)
 
     assert result.action is Action.INCREMENTAL

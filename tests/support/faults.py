@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tests.support.proxy import ThrottlingProxy
 from tests.support.services import Pool, SshServer
+from zfs_offsite.archive.identity import MARKER_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,11 +42,14 @@ def stored_files(archive: Path) -> list[Path]:
 
 
 def leftovers(archive: Path) -> list[str]:
-    """Partial files and locks: what an interrupted or failed run must not leave behind."""
+    """Partial files and locks: what an interrupted or failed run must not leave behind
+    (the archive's marker belongs there)."""
     return sorted(
         p.name
         for p in archive.rglob("*")
-        if p.is_file() and (".partial" in p.name or p.name.startswith(".zfs-offsite"))
+        if p.is_file()
+        and (".partial" in p.name or p.name.startswith(".zfs-offsite"))
+        and p.name != MARKER_NAME
     )
 
 

@@ -153,7 +153,7 @@ def test_target_urls() -> None:
         (
             'target = { url = "file:///x", zzz = 1 }\n',
             "unknown setting target.zzz ({}:1): [target] takes url, key_file, known_hosts, "
-            "key_passphrase, timeout, client, bandwidth",
+            "key_passphrase, timeout, client, bandwidth, umask",
         ),
         (
             "[nosuch]\nx = 1\n",
@@ -405,3 +405,33 @@ def test_resumable_partials_wait_a_week_and_no_less_than_dead_ones(
         "2 days is shorter than retention.stale_partial_hours (72 h): "
         "a resumable upload must be kept at least as long as a dead one"
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("abc", "not an octal umask"),
+        ("0o744", "takes the owner's own access"),
+        ("1777", "not an octal umask"),
+        ("89", "not an octal umask"),
+    ],
+)
+def test_a_bad_target_umask_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, value: str, fragment: str
+) -> None:
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET__UMASK", value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "target.umask" in str(caught.value)
+    assert fragment in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_target_umask_is_octal_from_toml_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings().target.umask == 0o077  # private by default
+    config = write(tmp_path / "z.toml", "[target]\numask = 0o027\n")
+    assert load_settings(config).target.umask == 0o027
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET__UMASK", "007")
+    assert load_settings().target.umask == 0o007

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, replace
 
 from zfs_offsite import __version__, cancel
 from zfs_offsite.archive.commit import commit_backup
+from zfs_offsite.archive.identity import establish
 from zfs_offsite.archive.lock import member_lock
 from zfs_offsite.archive.model import MemberArchive, Sidecar
 from zfs_offsite.archive.names import BackupName, checksum_name, parse_backup_name
@@ -49,7 +50,7 @@ from zfs_offsite.zfs.commands import (
 )
 from zfs_offsite.zfs.members import SKIP_PROPERTY, Member, Selection, select
 from zfs_offsite.zfs.model import ZfsFeatures
-from zfs_offsite.zfs.protect import choose, mark_tag, protect, stale_marks
+from zfs_offsite.zfs.protect import choose, mark_tag, marked_before, protect, stale_marks
 from zfs_offsite.zfs.runner import CommandFailed, Process, Runner
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,30 @@ def discover_selection(settings: Settings, runner: Runner | None = None) -> Sele
     if (kept := ledger.current()) is not None:
         kept.discovered(selection.members)
     return selection
+
+
+def prepare_archive(
+    settings: Settings,
+    store: Store,
+    runner: Runner | None,
+    members: list[Member] | None = None,
+    *,
+    write: bool = True,
+) -> None:
+    """Before a backup writes anything: is the target's root this tool's archive?
+
+    A marked root costs one stat. A missing or empty one is a first backup only
+    if no member carries this target's mark (else the disk is not mounted: every
+    member fails, nothing is written); see `archive/identity.establish`.
+    `members` None: the pool's members are listed (only when the marker is absent).
+    """
+
+    def evidence() -> str | None:
+        with closing(open_runner(settings)) if runner is None else nullcontext(runner) as zfs:
+            found = discover_members(settings, zfs) if members is None else members
+            return marked_before(zfs, found, mark_tag(str(settings.target.parsed)))
+
+    establish(store, evidence, write=write)
 
 
 def unfinished_uploads(archive: MemberArchive) -> list[BackupName]:
@@ -404,6 +429,7 @@ def _execute_plan(
     if store is None:
         raise ValueError("execute_plan needs a store unless dry_run is set")
     cancel.check()
+    prepare_archive(settings, store, runner)  # one stat: the run's plan step wrote the marker
     refuse_linked_member(store, plan.member)
     store.makedirs(plan.member)
     check_name_fits(store, plan.member, plan.name.filename)
@@ -527,5 +553,6 @@ def backup_member(
 ) -> BackupResult:
     """Plan and run one member's backup on connections of its own."""
     with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
+        prepare_archive(settings, store, runner, write=not dry_run)
         plan, _ = plan_member(settings, member, store, force_full=force_full)
         return execute_plan(settings, plan, runner, store, dry_run=dry_run, progress=progress)

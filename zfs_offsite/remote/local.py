@@ -17,7 +17,13 @@ from pathlib import Path
 from zfs_offsite.errors import DiskFullError, PermanentError, ReadOnlyError, StoreError
 from zfs_offsite.remote.deadline import Deadline
 from zfs_offsite.remote.entries import Space, StoreEntry
-from zfs_offsite.remote.store import ReadHandle, WriterBase, short_file
+from zfs_offsite.remote.store import (
+    PRIVATE_UMASK,
+    ReadHandle,
+    WriterBase,
+    root_missing,
+    short_file,
+)
 
 READ_CHUNK = 1024 * 1024
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -26,10 +32,14 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 class LocalStore:
     """Files below `root`; fsync'd so a completed backup survives a crash."""
 
-    def __init__(self, root: Path, timeout: float | None = None) -> None:
+    def __init__(
+        self, root: Path, timeout: float | None = None, *, umask: int = PRIVATE_UMASK
+    ) -> None:
         self.root = root
         self.description = f"file://{root}"
         self._deadline = Deadline(timeout, self.description)  # None: calls are not bounded
+        self.file_mode = 0o666 & ~umask  # exact: set with fchmod, whatever the process umask
+        self.dir_mode = 0o777 & ~umask
 
     def _path(self, path: str) -> Path:
         return self.root / path
@@ -53,25 +63,46 @@ class LocalStore:
         return _entry(target.name, info)
 
     def makedirs(self, path: str) -> None:
-        try:
-            directory = self._path(path)
-            self._deadline.run(
-                f"creating {directory}", lambda: directory.mkdir(parents=True, exist_ok=True)
-            )
-        except OSError as exc:
-            raise self._error(f"create {self._path(path)}", exc) from exc
+        """Directories below the root; the root itself must exist (see `create_root`)."""
+        if not self._deadline.run(f"reading {self.root}", self.root.is_dir):
+            raise root_missing(self.description)
+        self._mkdirs(self._path(path), self.root)
+
+    def create_root(self) -> None:
+        self._mkdirs(self.root, Path(self.root.anchor))
+
+    def _mkdirs(self, target: Path, base: Path) -> None:
+        """Create `target` and its missing parents below `base`, each with the private mode."""
+        missing = []
+        current = target
+        while current != base and not self._deadline.run(f"reading {current}", current.exists):
+            missing.append(current)
+            current = current.parent
+        for directory in reversed(missing):
+
+            def make(directory: Path = directory) -> None:
+                directory.mkdir()
+                os.chmod(directory, self.dir_mode)
+
+            try:
+                self._deadline.run(f"creating {directory}", make)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise self._error(f"create {directory}", exc) from exc
 
     def open_write(self, path: str) -> _SyncedFile:
         target = self._path(path)
         try:
             fd = self._deadline.run(
                 f"creating {target}",
-                lambda: os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644),
+                lambda: os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.file_mode),
             )
         except FileExistsError:
             raise
         except OSError as exc:
             raise self._error(f"create {target}", exc) from exc
+        os.fchmod(fd, self.file_mode)
         return _SyncedFile(self, target, fd)
 
     def open_append(self, path: str, offset: int) -> _SyncedFile:

@@ -58,7 +58,13 @@ from zfs_offsite.errors import (
     StoreError,
 )
 from zfs_offsite.remote.entries import Space, StoreEntry
-from zfs_offsite.remote.store import ReadHandle, WriterBase, short_file
+from zfs_offsite.remote.store import (
+    PRIVATE_UMASK,
+    ReadHandle,
+    WriterBase,
+    root_missing,
+    short_file,
+)
 from zfs_offsite.transport.openssh import OpenSshChannel
 from zfs_offsite.transport.ssh import SshEndpoint, connect, sftp_refused
 
@@ -231,9 +237,20 @@ class _Watchdog:
 class SftpStore:
     """A directory on an SFTP server, reached over one verified SSH transport."""
 
-    def __init__(self, endpoint: SshEndpoint, root: str, *, openssh_client: bool = False) -> None:
+    def __init__(
+        self,
+        endpoint: SshEndpoint,
+        root: str,
+        *,
+        openssh_client: bool = False,
+        umask: int = PRIVATE_UMASK,
+    ) -> None:
         self.endpoint = endpoint
         self.root = root
+        # Sent with each create (OPEN, MKDIR): the server applies them as it creates, so a
+        # file is never readable by others even for a moment (its own umask may narrow them).
+        self.file_mode = 0o666 & ~umask
+        self.dir_mode = 0o777 & ~umask
         self.description = f"sftp://{endpoint.user}@{endpoint.host}:{endpoint.port}/{root}"
         self._transport: paramiko.Transport | None = None
         self._channel: OpenSshChannel | None = None
@@ -296,15 +313,26 @@ class SftpStore:
         return _entry(posixpath.basename(full), attrs)
 
     def makedirs(self, path: str) -> None:
-        full = self._path(path)
+        """Directories below the root; the root itself must exist (see `create_root`)."""
+        root = self._path("")
+        if self.stat_raw(root) is None:
+            raise root_missing(self.description)
+        self._mkdirs(self._path(path), len(root.split("/")) if root != "." else 0)
+
+    def create_root(self) -> None:
+        self._mkdirs(self._path(""), 0)
+
+    def _mkdirs(self, full: str, existing: int) -> None:
+        """Create the missing directories of `full` after its first `existing` parts."""
         parts = full.split("/")
-        for i in range(1, len(parts) + 1):
+        for i in range(existing + 1, len(parts) + 1):
             current = "/".join(parts[:i])
             if not current or current == ".":
                 continue
             if self.stat_raw(current) is None:
+                mkdir = functools.partial(self._sftp.mkdir, current, self.dir_mode)
                 try:
-                    _guard(f"mkdir {current}", functools.partial(self._sftp.mkdir, current))
+                    _guard(f"mkdir {current}", mkdir)
                 except StoreError as exc:
                     space = self.space(posixpath.dirname(current) or ".")
                     if space is not None and space.read_only:
@@ -324,7 +352,7 @@ class SftpStore:
             kind, msg = _guard(
                 f"create {full}",
                 lambda: self._raise_exists(
-                    full, lambda: self._requests.call(CMD_OPEN, full, flags, SFTPAttributes())
+                    full, lambda: self._requests.call(CMD_OPEN, full, flags, self._new_file())
                 ),
             )
         except StoreError as exc:
@@ -332,6 +360,11 @@ class SftpStore:
         if kind != CMD_HANDLE:
             raise StoreError(f"create {full}: unexpected SFTP reply {kind}")
         return _CheckedWriter(self, full, msg.get_binary())
+
+    def _new_file(self) -> SFTPAttributes:
+        attributes = SFTPAttributes()
+        attributes.st_mode = self.file_mode
+        return attributes
 
     def open_append(self, path: str, offset: int) -> _CheckedWriter:
         """Open an existing file, cut it to `offset` (SETSTAT size: ftruncate on the server)."""

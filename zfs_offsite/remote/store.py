@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Protocol, Self
 
-from zfs_offsite.errors import DiskFullError, IntegrityError
+from zfs_offsite.errors import DiskFullError, IntegrityError, PermanentError
 from zfs_offsite.remote.entries import Space, StoreEntry
 from zfs_offsite.remote.partials import partial_name
 
@@ -108,7 +108,16 @@ class Store(Protocol):
         ...
 
     def stat(self, path: str) -> StoreEntry | None: ...
-    def makedirs(self, path: str) -> None: ...
+    def makedirs(self, path: str) -> None:
+        """Create `path` and its parents below the root; the root must exist.
+
+        Only `create_root` makes the root: a backup must never recreate an
+        archive root that went missing (an unmounted disk) on its own."""
+        ...
+
+    def create_root(self) -> None:
+        """Create the root and its missing parents (a new archive: `archive/identity.py`)."""
+        ...
 
     def open_write(self, path: str) -> Writer:
         """A new file; FileExistsError if `path` exists (never truncates)."""
@@ -156,6 +165,17 @@ class ReadHandle(Protocol):
         tb: TracebackType | None,
         /,
     ) -> object: ...
+
+
+PRIVATE_UMASK = 0o077  # the archive's files 0600, directories 0700 (target.umask)
+
+
+def root_missing(description: str) -> PermanentError:
+    """Why a store refuses to create a directory under a root that is not there."""
+    return PermanentError(
+        f"archive root {description} is missing: is the disk mounted? zfs-offsite creates "
+        "an archive root only for a first backup or `zfs-offsite init`"
+    )
 
 
 def short_file(path: str, size: int, offset: int) -> IntegrityError:

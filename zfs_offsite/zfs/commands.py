@@ -240,6 +240,15 @@ def hold_argv(tag: str, snapshot: str) -> list[str]:
     return ["zfs", "hold", tag, snapshot]
 
 
+def holds_argv(snapshot: str) -> list[str]:
+    """`zfs holds -H`: one line per hold, `snapshot<TAB>tag<TAB>when`."""
+    return ["zfs", "holds", "-H", snapshot]
+
+
+def parse_hold_tags(text: str) -> set[str]:
+    return {fields[1] for line in text.splitlines() if len(fields := line.split("\t")) >= 2}
+
+
 def release_argv(tag: str, snapshot: str) -> list[str]:
     return ["zfs", "release", tag, snapshot]
 

@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 from zfs_offsite.errors import PermanentError
-from zfs_offsite.zfs.commands import bookmark_argv, destroy_argv, hold_argv, release_argv
+from zfs_offsite.zfs.commands import (
+    bookmark_argv,
+    destroy_argv,
+    hold_argv,
+    holds_argv,
+    parse_hold_tags,
+    release_argv,
+)
 from zfs_offsite.zfs.members import Member
 from zfs_offsite.zfs.model import Snapshot, ZfsFeatures
 from zfs_offsite.zfs.runner import Runner, last_line
@@ -60,6 +67,41 @@ def stale_marks(member: Member, tag: str, keep: Snapshot) -> tuple[str, ...]:
         if b.name.startswith(tag + "_") and b.full_name != bookmark_name(keep, tag)
     ]
     return (*held, *ours)
+
+
+def marked_before(runner: Runner, members: Sequence[Member], tag: str) -> str | None:
+    """A member with a mark of this target's tag (a bookmark, or a hold), named with it: the proof
+    that the tool backed up to this target before; None if there is none.
+
+    Bookmarks are seen in the listing; a held snapshot is asked for its tags
+    (another tool's or another target's hold is no proof), a `zfs holds` per
+    held snapshot. Asked only when the archive root is missing or empty."""
+    for member in members:
+        for mark in member.bookmarks:
+            if mark.name.startswith(tag + "_"):
+                return f"{member.dataset} (bookmark #{mark.name})"
+    for member in members:
+        for snapshot in member.snapshots:
+            if snapshot.userrefs and _held_by(runner, tag, snapshot):
+                return f"{member.dataset} (hold {tag} on @{snapshot.name})"
+    return None
+
+
+def _held_by(runner: Runner, tag: str, snapshot: Snapshot) -> bool:
+    """Whether `tag` holds `snapshot`. Where `zfs holds` does not work (zfs-fuse's needs a
+    Python module it lacks), `zfs hold` answers: "already exists" is ours; a new hold
+    (not ours) is released at once, so no existing mark moves. Unsure counts as held:
+    refusing a write is the safe mistake (`zfs-offsite init` overrides it)."""
+    listed = runner.run(holds_argv(snapshot.full_name), check=False)
+    if listed.returncode == 0:
+        return tag in parse_hold_tags(listed.stdout)
+    probe = runner.run(hold_argv(tag, snapshot.full_name), check=False)
+    if probe.returncode != 0:
+        return True  # "tag already exists", or a zfs that cannot say: not a first backup
+    released = runner.run(release_argv(tag, snapshot.full_name), check=False)
+    if released.returncode != 0:
+        log.warning("could not release the probe hold %s on %s", tag, snapshot.full_name)
+    return False
 
 
 def protect(

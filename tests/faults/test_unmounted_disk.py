@@ -1,0 +1,174 @@
+"""The backup disk is not mounted: every member fails with one line, nothing is written anywhere,
+and no hold moves off the real archive's base (issue 19, item 3).
+
+Real parts: a loop-mounted ext4 "USB disk" for file:// driven through the
+real CLI, and a tmpfs mounted on the SFTP login's archive directory (whose bare
+mount point that login can write) over both SSH clients.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import Cli, base_env
+from tests.support.services import Pool, SshServer, ensure_test_user
+from tests.support.zfsdata import MEMBERS, SNAP
+from tests.support.zfsdata import snapshot as take_snapshot
+from zfs_offsite.archive.identity import MARKER_NAME, ArchiveRootError
+from zfs_offsite.jobs.backup import backup_member, discover_members
+from zfs_offsite.plan.backup import Action
+from zfs_offsite.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+S2 = "auto-20190807.0200-1w"
+
+
+def marks(pool: Pool) -> dict[str, str]:
+    """Every snapshot's hold count (zfs-fuse's `zfs holds` cannot list tags): what must not move."""
+    listed = subprocess.run(
+        ["zfs", "list", "-H", "-t", "snapshot", "-o", "name,userrefs", "-r", pool.name],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(line.split("\t") for line in listed.splitlines())
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def usb_disk(tmp_path: Path) -> Iterator[tuple[Path, Callable[[], None], Callable[[], None]]]:
+    """A real ext4 file system on a loop device, mounted at `<tmp>/idn-mnt/usb`."""
+    image = tmp_path / "idn-usb.img"
+    with image.open("wb") as handle:
+        handle.truncate(64 * 1024 * 1024)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+    mount_point = tmp_path / "idn-mnt" / "usb"
+    mount_point.mkdir(parents=True)
+
+    def mount() -> None:
+        subprocess.run(["mount", "-o", "loop", str(image), str(mount_point)], check=True)
+
+    def unmount() -> None:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+    mount()
+    try:
+        yield mount_point, mount, unmount
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False, capture_output=True)
+
+
+def test_unmounted_usb_disk_fails_every_member_through_the_cli(
+    source_pool: Pool,
+    usb_disk: tuple[Path, Callable[[], None], Callable[[], None]],
+    tmp_path: Path,
+) -> None:
+    mount_point, mount, unmount = usb_disk
+    archive = mount_point / "archive"
+    (tmp_path / "cwd").mkdir()
+    cli = Cli(
+        base_env(tmp_path / "prefect")
+        | {
+            "ZFS_OFFSITE_SOURCE__POOL": source_pool.name,
+            "ZFS_OFFSITE_TARGET__URL": f"file://{archive}",
+        },
+        tmp_path / "cwd",
+    )
+    first = cli("backup")
+    assert first.code == 0, first.output
+    marker = json.loads((archive / MARKER_NAME).read_text())
+    assert marker["how"] == "first backup" and marker["archive_id"]
+    # Private by default: other local users read nothing of the archive.
+    assert mode(archive) == 0o700 and mode(archive / MARKER_NAME) == 0o600
+    for member in MEMBERS:
+        assert mode(archive / member) == 0o700
+        assert {mode(p) for p in (archive / member).iterdir()} == {0o600}
+
+    for member in MEMBERS:
+        take_snapshot(f"{source_pool.name}/elabfs-{member}", S2)
+    unmount()
+    held = marks(source_pool)
+    assert all(held[f"{source_pool.name}/elabfs-{m}@{SNAP}"] == "1" for m in MEMBERS)
+
+    failed = cli("backup")
+    assert failed.code == 1, failed.output
+    said = failed.err_lines[-1]  # one line: every member, and the one cause
+    assert said.startswith("error: backup failed for 3 member(s): alice, bob, carol: ")
+    assert f"archive root file://{archive} is missing but {source_pool.name}/elabfs-" in said
+    assert "was backed up there before: is the disk mounted?" in said
+    assert "Traceback" not in failed.output
+    assert os.listdir(mount_point) == []  # nothing written on the root file system
+    assert marks(source_pool) == held  # no hold moved off the real archive's base
+
+    status = cli("status")
+    assert status.code == 2, status.output
+    assert "is missing: is the disk mounted?" in status.stderr
+
+    mount()
+    again = cli("backup")
+    assert again.code == 0, again.output
+    for member in MEMBERS:
+        name = f"elabfs-{member}@{SNAP}.to.elabfs-{member}@{S2}.zst"
+        assert (archive / member / name).is_file()
+
+
+@pytest.fixture
+def mounted_sftp_dir(sftp_dir: Path) -> Iterator[tuple[Path, Callable[[], None]]]:
+    """The SFTP login's archive directory with a tmpfs mounted on it; the bare mount point
+    below is the login's too (it can write there when the disk is not mounted)."""
+    user = ensure_test_user()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(sftp_dir)], check=True)
+    os.chown(sftp_dir, user.pw_uid, user.pw_gid)
+
+    def unmount() -> None:
+        subprocess.run(["umount", str(sftp_dir)], check=True)
+
+    try:
+        yield sftp_dir, unmount
+    finally:
+        subprocess.run(["umount", "-l", str(sftp_dir)], check=False, capture_output=True)
+
+
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
+def test_sftp_server_whose_disk_is_not_mounted_gets_nothing(
+    source_pool: Pool,
+    mounted_sftp_dir: tuple[Path, Callable[[], None]],
+    settings_for: Callable[..., Settings],
+    sshd: SshServer,
+    client: str,
+) -> None:
+    archive, unmount = mounted_sftp_dir
+    settings = settings_for(source_pool, archive, client=client)
+    for member in discover_members(settings):
+        assert backup_member(settings, member).action is Action.FULL
+    assert json.loads((archive / MARKER_NAME).read_text())["how"] == "first backup"
+    # Private on SFTP too: created with these modes by the server, for both clients.
+    assert mode(archive / MARKER_NAME) == 0o600
+    for member in MEMBERS:
+        assert mode(archive / member) == 0o700
+        assert {mode(p) for p in (archive / member).iterdir()} == {0o600}
+
+    for member in MEMBERS:
+        take_snapshot(f"{source_pool.name}/elabfs-{member}", S2)
+    unmount()
+    held = marks(source_pool)
+    for member in discover_members(settings):
+        with pytest.raises(ArchiveRootError) as caught:
+            backup_member(settings, member)
+        said = str(caught.value)
+        assert said.startswith(f"archive root {settings.target.parsed}".split("://")[0])
+        assert "is empty but" in said and "is the disk mounted?" in said
+        assert "\n" not in said
+    assert os.listdir(archive) == []  # the bare mount point stays empty
+    assert marks(source_pool) == held
