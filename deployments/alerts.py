@@ -19,6 +19,7 @@ import asyncio
 from prefect.client.orchestration import get_client
 from prefect.events import Event
 from prefect.events.clients import get_events_client
+from prefect.exceptions import ObjectNotFound
 
 from deployments import alert_rules, naming
 
@@ -51,8 +52,20 @@ def install(deployment: str, block: str, hours: float, zombie_seconds: float = 6
     if hours <= 0:
         raise ValueError(f"--hours {hours:g}: use a positive window, e.g. 26")
     with get_client(sync_client=True) as client:
-        found = client.read_deployment_by_name(deployment)
-        document = client.read_block_document_by_name(block_name, block_type)
+        try:
+            found = client.read_deployment_by_name(deployment)
+        except ObjectNotFound:
+            raise ValueError(
+                f"--deployment {deployment!r}: no such deployment on the server; "
+                "run deployments/deploy.sh first, or name one `prefect deployment ls` lists"
+            ) from None
+        try:
+            document = client.read_block_document_by_name(block_name, block_type)
+        except ObjectNotFound:
+            raise ValueError(
+                f"--block {block!r}: no such notification block; create it first "
+                "(see deployments/README.md, Alerts)"
+            ) from None
         ids = (str(found.id), str(document.id))
         host = host_of(found.work_pool_name, deployment)
         wanted = [

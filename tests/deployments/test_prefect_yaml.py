@@ -130,6 +130,20 @@ def test_alerts_are_installed_and_replaced(deployed: dict[str, str]) -> None:
     ]
 
 
+def test_alerts_name_a_missing_block_in_one_line(deployed: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "deployments/alerts.py", "--block", "custom-webhook/alr-no-such"],
+        env={**deployed, "OFFSITE_HOST": HOST},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "--block 'custom-webhook/alr-no-such': no such notification block" in last, last
+    assert "Traceback" not in done.stderr
+
+
 def test_serve_makes_every_job_under_its_own_names() -> None:
     by_name = {d.name: d for d in served_deployments("0 3 * * *", host_name=HOST)}
     assert set(by_name) == {served_name(j.name, HOST) for j in JOBS}
