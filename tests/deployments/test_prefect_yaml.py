@@ -76,7 +76,7 @@ def test_every_deployment_matches_the_serve_jobs(deployed: dict[str, str], name:
     assert all(p.get("description") for p in properties.values())
 
 
-def test_no_completed_run_alert_is_installed(deployed: dict[str, str]) -> None:
+def test_alerts_are_installed_and_replaced(deployed: dict[str, str]) -> None:
     env = deployed
     create_block = (
         "from prefect.blocks.notifications import CustomWebhookNotificationBlock as B;"
@@ -92,10 +92,10 @@ def test_no_completed_run_alert_is_installed(deployed: dict[str, str]) -> None:
             check=True,
             capture_output=True,
             text=True,
-        ).stdout.split()  # the missing-run automation, then the zombie one
+        ).stdout.split()  # the failed-night, missed-night and zombie automations
         for _ in range(2)  # a second install replaces the first
     ]
-    automation = json.loads(prefect(env, "automation", "inspect", "--id", ids[1][0], "--json"))
+    assert len(ids[1]) == 3
     for old in ids[0]:
         gone = subprocess.run(
             [PREFECT, "automation", "inspect", "--id", old, "--json"],
@@ -104,20 +104,45 @@ def test_no_completed_run_alert_is_installed(deployed: dict[str, str]) -> None:
             text=True,
         )
         assert "not found" in gone.stdout + gone.stderr
-    trigger = automation["trigger"]
+    failed, missed, zombie = (
+        json.loads(prefect(env, "automation", "inspect", "--id", i, "--json")) for i in ids[1]
+    )
+    deployment_id = inspect(env, "zfs-offsite-backup/nightly-nas")["id"]
+    watched = f"prefect.deployment.{deployment_id}"
+    assert failed["trigger"]["posture"] == "Reactive"
+    assert set(failed["trigger"]["expect"]) >= {
+        "prefect.flow-run.Failed",
+        "prefect.flow-run.Crashed",
+    }
+    assert failed["trigger"]["match_related"]["prefect.resource.id"] == watched
+    trigger = missed["trigger"]
     assert trigger["posture"] == "Proactive"
     assert trigger["expect"] == ["prefect.flow-run.Completed"]
+    assert "prefect.flow-run.Completed" in trigger["after"]  # the window restarts per night
     assert trigger["within"] == 26 * 3600
-    deployment_id = inspect(env, "zfs-offsite-backup/nightly-nas")["id"]
-    assert trigger["match_related"]["prefect.resource.id"] == f"prefect.deployment.{deployment_id}"
-    assert automation["actions"][0]["type"] == "send-notification"
-    assert (
-        "No flow run of zfs-offsite-backup/nightly-nas reached" in automation["actions"][0]["body"]
-    )
-    zombie = json.loads(prefect(env, "automation", "inspect", "--id", ids[1][1], "--json"))
+    assert trigger["match_related"]["prefect.resource.id"] == watched
+    assert missed["actions"][0]["type"] == "send-notification"
+    assert "No flow run of zfs-offsite-backup/nightly-nas" in missed["actions"][0]["body"]
     assert zombie["trigger"]["after"] == ["prefect.flow-run.heartbeat"]
     assert zombie["trigger"]["within"] == 600
-    assert [a["type"] for a in zombie["actions"]] == ["change-flow-run-state", "send-notification"]
+    # The zombie rule only marks the run Crashed (never by force): the failed alert reports it.
+    assert [(a["type"], a["force"]) for a in zombie["actions"]] == [
+        ("change-flow-run-state", False)
+    ]
+
+
+def test_alerts_name_a_missing_block_in_one_line(deployed: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "deployments/alerts.py", "--block", "custom-webhook/alr-no-such"],
+        env={**deployed, "OFFSITE_HOST": HOST},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "--block 'custom-webhook/alr-no-such': no such notification block" in last, last
+    assert "Traceback" not in done.stderr
 
 
 def test_serve_makes_every_job_under_its_own_names() -> None:

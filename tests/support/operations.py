@@ -234,3 +234,34 @@ class Webhook:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def save_webhook_block(host: SimulatedHost, webhook: Webhook, name: str) -> str:
+    """A custom-webhook notification block posting {subject, body} to `webhook`; its slug/name."""
+    make_block = (
+        "from prefect.blocks.notifications import CustomWebhookNotificationBlock as B;"
+        f"B(name={name!r}, url={webhook.url!r}, "
+        "json_data={'subject': '{{subject}}', 'body': '{{body}}'})"
+        f".save({name!r}, overwrite=True)"
+    )
+    subprocess.run([sys.executable, "-c", make_block], env=host.env(), cwd=REPO, check=True)
+    return f"custom-webhook/{name}"
+
+
+def install_alerts(
+    host: SimulatedHost, block: str, hours: float, zombie_seconds: float
+) -> list[str]:
+    """deployments/alerts.py as an admin runs it on that host (its nightly by default)."""
+    done = subprocess.run(
+        [
+            *(sys.executable, "deployments/alerts.py", "--block", block),
+            *("--hours", str(hours), "--zombie-seconds", str(zombie_seconds)),
+        ],
+        env=host.env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
