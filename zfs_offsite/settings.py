@@ -13,13 +13,15 @@ turning these models into connections is `connect.py`'s job.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -45,6 +47,24 @@ DOTENV = Path(".env")
 DEMO_POOL = "zfs-offsite-demo"
 DEMO_TARGET = "file:///var/tmp/zfs-offsite-demo/archive"
 REDACTED = "********"
+
+
+def within(low: float, high: float, unit: str, *, above: bool = False) -> AfterValidator:
+    """A numeric setting's finite range, refused in one line that states it.
+
+    Every number a setting holds goes through here: `inf`, `nan` (TOML and float
+    parsing both accept them) and values past any sane use fail at load, naming
+    the range, instead of hanging a night or overflowing a date later.
+    """
+
+    def check(value: float) -> float:
+        fits = math.isfinite(value) and (value > low if above else value >= low)
+        if not fits or value > high:
+            span = f"more than {low:g} and at most" if above else f"from {low:g} to"
+            raise ValueError(f"must be {unit} {span} {high:g}")
+        return value
+
+    return AfterValidator(check)
 
 
 class SettingsSection(BaseModel):
@@ -153,7 +173,9 @@ class TargetSettings(SettingsSection):
     key_file: Path | None = None
     known_hosts: Path | None = None
     key_passphrase: SecretStr | None = None
-    timeout: float = Field(30.0, gt=0, description="Seconds before a silent connection fails.")
+    timeout: Annotated[float, within(1, 3600, "a number of seconds")] = Field(
+        30.0, description="Seconds before a silent connection fails (1 to 3600)."
+    )
     client: Literal["auto", "openssh", "paramiko"] = Field(
         "auto",
         description="SSH client carrying SFTP: openssh (the `ssh` binary; faster) or paramiko "
@@ -194,10 +216,8 @@ class CompressionSettings(SettingsSection):
 
     algorithm: Compression = Compression.ZSTD
     level: int | None = Field(None, description="Default: zstd 3, gzip 1 (isal).")
-    threads: int = Field(
+    threads: Annotated[int, within(1, 64, "a number of threads")] = Field(
         2,
-        ge=1,
-        le=64,
         description="zstd worker threads, beside the one reading and hashing the send stream; "
         "2 matches `zstd -T2` at the same CPU per GB.",
     )
@@ -309,13 +329,11 @@ class RetentionSettings(SettingsSection):
         None,
         description="Grid over restore points, e.g. 'all 7d, daily 30d, weekly 12w, monthly 12m'.",
     )
-    stale_partial_hours: float = Field(
-        24.0, ge=1, description="Unfinished uploads (.partial) older than this are removed."
+    stale_partial_hours: Annotated[float, within(1, 8784, "a number of hours")] = Field(
+        24.0, description="Unfinished uploads (.partial) older than this are removed."
     )
-    resumable_partial_days: float = Field(
+    resumable_partial_days: Annotated[float, within(1, 366, "a number of days")] = Field(
         7.0,
-        ge=1,
-        le=366,
         description="A partial upload with checkpoints (resumable) and its checkpoint file "
         "are removed only this long after their last write.",
     )
@@ -344,23 +362,25 @@ class RetentionSettings(SettingsSection):
         return parse_policy(self.policy) if self.policy else None
 
 
+FullIncrementals = Annotated[int, within(1, 100_000, "a number of incrementals")]
+FullDays = Annotated[float, within(0, 3660, "a number of days", above=True)]
+FullsPerNight = Annotated[int, within(1, 10_000, "a number of fulls")]
+
+
 class FullSettings(SettingsSection):
     """When to start a new chain with a full backup, so chains stay short and prunable."""
 
-    after_incrementals: int | None = Field(
+    after_incrementals: FullIncrementals | None = Field(
         None,
-        ge=1,
         description="A new full once this tool has added this many incrementals to the chain.",
     )
-    after_days: float | None = Field(
+    after_days: FullDays | None = Field(
         None,
-        gt=0,
         description="A new full once this tool has extended the chain for this many days "
         "(counted from its first file in the chain; a seed-era chain from its adoption).",
     )
-    max_per_night: int | None = Field(
+    max_per_night: FullsPerNight | None = Field(
         None,
-        ge=1,
         description="At most this many fulls the cadence asks for in one run (others wait, "
         "most overdue first); default ceil(members / the shorter of the two limits).",
     )
@@ -374,8 +394,8 @@ class DrillSettings(SettingsSection):
         description="Parent dataset the drill receives into and destroys again; "
         "default <source.pool>/zfs-offsite-drill.",
     )
-    cycle_runs: int = Field(
-        4, ge=1, le=366, description="Every member is drilled within this many drill runs."
+    cycle_runs: Annotated[int, within(1, 366, "a number of drill runs")] = Field(
+        4, description="Every member is drilled within this many drill runs."
     )
 
     @field_validator("scratch_dataset")
@@ -413,12 +433,11 @@ class VerifySettings(SettingsSection):
 class LockSettings(SettingsSection):
     """The writer lock of each member directory: one run writes a member at a time."""
 
-    wait_seconds: float = Field(
-        30.0, ge=0, description="How long a run waits for another run's lock before it fails."
+    wait_seconds: Annotated[float, within(0, 86400, "a number of seconds")] = Field(
+        30.0, description="How long a run waits for another run's lock before it fails."
     )
-    stale_seconds: float = Field(
+    stale_seconds: Annotated[float, within(120, 86400, "a number of seconds")] = Field(
         600.0,
-        ge=120,
         description="A lock untouched this long is dead (its holder touches it every 30 s).",
     )
 
@@ -440,10 +459,14 @@ class Settings(SettingsSection):
         description="Mark the newest uploaded snapshot so the next incremental has a base: "
         "bookmark (OpenZFS), hold (zfs-fuse, old ZFS), auto picks, off.",
     )
-    max_parallel: int = Field(2, ge=1, le=16, description="Members streamed at once.")
-    retries: int = Field(3, ge=0, le=20, description="Attempts after a transient failure.")
-    retry_delay: float = Field(
-        10.0, ge=0, description="Seconds before the first retry; doubles each time, jittered."
+    max_parallel: Annotated[int, within(1, 16, "a number of members")] = Field(
+        2, description="Members streamed at once."
+    )
+    retries: Annotated[int, within(0, 20, "a number of retries")] = Field(
+        3, description="Attempts after a transient failure."
+    )
+    retry_delay: Annotated[float, within(0, 3600, "a number of seconds")] = Field(
+        10.0, description="Seconds before the first retry; doubles each time, jittered."
     )
 
     @property

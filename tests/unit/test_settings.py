@@ -258,7 +258,7 @@ def test_dotenv_keys_are_checked_and_attributed(tmp_path: Path) -> None:
     )
     assert errors_of() == [
         "unknown variable ZFS_OFFSITE_TARGET_URL (.env:3): did you mean ZFS_OFFSITE_TARGET__URL?",
-        "setting retries (.env:4): Input should be greater than or equal to 0",
+        "setting retries (.env:4): must be a number of retries from 0 to 20",
     ]
 
 
@@ -282,7 +282,7 @@ def test_all_errors_at_once_each_naming_its_source(
         "unknown variable ZFS_OFFSITE_SOURCE_POOL (env): did you mean ZFS_OFFSITE_SOURCE__POOL?",
         "setting target.url (env ZFS_OFFSITE_TARGET__URL): "
         "the target URL must start with sftp:// or file://",
-        f"setting target.timeout ({config}:5): Input should be greater than 0",
+        f"setting target.timeout ({config}:5): must be a number of seconds from 1 to 3600",
         f"setting compression.algorithm ({config}:7): Input should be 'gzip' or 'zstd'",
     ]
 
@@ -290,7 +290,7 @@ def test_all_errors_at_once_each_naming_its_source(
 def test_bad_argument_is_attributed_to_the_argument() -> None:
     assert errors_of(target={"timeout": -1}, drill={"cycle_runz": 2}) == [
         "unknown setting drill.cycle_runz (argument): did you mean drill.cycle_runs?",
-        "setting target.timeout (argument): Input should be greater than 0",
+        "setting target.timeout (argument): must be a number of seconds from 1 to 3600",
     ]
 
 
@@ -396,7 +396,7 @@ def test_resumable_partials_wait_a_week_and_no_less_than_dead_ones(
     monkeypatch.setenv(RESUMABLE_ENV, "0.5")
     assert errors_of() == [
         f"setting retention.resumable_partial_days (env {RESUMABLE_ENV}): "
-        "Input should be greater than or equal to 1"
+        "must be a number of days from 1 to 366"
     ]
     monkeypatch.setenv(RESUMABLE_ENV, "2")
     monkeypatch.setenv("ZFS_OFFSITE_RETENTION__STALE_PARTIAL_HOURS", "72")
