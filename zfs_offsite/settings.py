@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -36,6 +37,7 @@ from zfs_offsite import setting_sources as sources
 from zfs_offsite.archive.names import Compression
 from zfs_offsite.archive.recipients import Recipient, parse_recipient, parse_recipients_text
 from zfs_offsite.errors import ConfigError
+from zfs_offsite.file_kind import path_kind
 from zfs_offsite.plan.bandwidth import Bandwidth, parse_bandwidth
 from zfs_offsite.plan.policy import Rule, parse_policy
 
@@ -99,8 +101,10 @@ def parse_target_url(url: str) -> TargetUrl:
     if parts.scheme == "file":
         if parts.netloc or not parts.path.startswith("/"):
             raise ValueError("a file URL needs an absolute path: file:///srv/backups")
+        _no_query(url, "file:///srv/backups")
         return TargetUrl("file", unquote(parts.path))
     if parts.scheme == "sftp":
+        port = url_port(parts, "sftp://user@host:22/~/zfs-backups")
         if not parts.hostname or not parts.username:
             raise ValueError("an sftp URL needs user and host: sftp://user@host:22/path")
         path = unquote(parts.path)
@@ -108,12 +112,41 @@ def parse_target_url(url: str) -> TargetUrl:
             path = path[3:] or "."
         if not path or path == "/":
             raise ValueError("an sftp URL needs a directory: sftp://user@host/~/zfs-backups")
-        try:
-            port = parts.port or 22
-        except ValueError as exc:
-            raise ValueError(f"bad port in {url!r}") from exc
         return TargetUrl("sftp", path, parts.hostname, port, unquote(parts.username))
     raise ValueError("the target URL must start with sftp:// or file://")
+
+
+def url_port(parts: SplitResult, example: str) -> int:
+    """The port of an SSH URL (22 if none), after refusing what the URL must not carry.
+
+    A password would be shown by `zfs-offsite config`, stored in flow parameters
+    and logs: it is refused, and the refusal never repeats it. A query or fragment
+    would be dropped, and port 0 read as 22: both are refused, not guessed at.
+    """
+    if parts.password is not None:
+        raise ValueError(
+            "the URL holds a password, which this tool refuses (it would be shown and "
+            f"logged): remove it from the URL ({example}) and log in with key_file or an "
+            "SSH agent"
+        )
+    _no_query(parts.geturl(), example)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is None and parts.netloc.endswith(":"):
+        port = -1  # `host:` names no port: a typo, not a request for 22
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"the port must be a number from 1 to 65535 (or none for 22): {example}")
+    return port or 22
+
+
+def _no_query(url: str, example: str) -> None:
+    if "?" in url or "#" in url:
+        raise ValueError(
+            "the URL has a '?' or '#' part, which names nothing here and would be dropped: "
+            f"remove it (write %3F or %23 for one in a directory name), e.g. {example}"
+        )
 
 
 class SourceSettings(SettingsSection):
@@ -161,7 +194,10 @@ class SourceSettings(SettingsSection):
     def _ssh_url(cls, value: str | None) -> str | None:
         if value is not None:
             parts = urlsplit(value)
-            if parts.scheme != "ssh" or not parts.hostname or not parts.username:
+            if parts.scheme != "ssh":
+                raise ValueError("must look like ssh://user@nas:22")
+            url_port(parts, "ssh://user@nas:22")
+            if not parts.hostname or not parts.username or parts.path not in ("", "/"):
                 raise ValueError("must look like ssh://user@nas:22")
         return value
 
@@ -307,6 +343,11 @@ class EncryptionSettings(SettingsSection):
 
 def _read_recipients_file(path: Path) -> list[Recipient]:
     try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):  # a pipe would block the read, /dev/null reads as empty
+            raise ValueError(
+                f"{path} is {path_kind(mode)}, not a file: name the file of public keys"
+            )
         text = path.read_text()
     except FileNotFoundError:
         raise ValueError(f"{path} does not exist: name the file of public keys") from None
@@ -500,12 +541,18 @@ def resolve_config_file(explicit: Path | None = None) -> Path | None:
     """The TOML file to read: explicit, then $ZFS_OFFSITE_CONFIG, then the usual places."""
     if explicit is not None or os.environ.get(CONFIG_ENV):
         path = explicit or Path(os.environ[CONFIG_ENV])
-        if path.is_dir():
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist: {_config_hint()}") from None
+        except OSError as exc:
             raise ConfigError(
-                f"config file {path} is a directory, not a TOML file: {_config_hint()}"
+                f"config file {path} cannot be read ({exc.strerror}): {_config_hint()}"
+            ) from None
+        if not stat.S_ISREG(mode):
+            raise ConfigError(
+                f"config file {path} is {path_kind(mode)}, not a TOML file: {_config_hint()}"
             )
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist: {_config_hint()}")
         return path
     return next((p for p in CONFIG_CANDIDATES if p.is_file()), None)
 
