@@ -11,7 +11,12 @@ from cli import exit_codes, flow_run, output, startup
 
 
 def restore(
-    member: Annotated[str, typer.Argument(help="Member (its directory on the backup server).")],
+    member: Annotated[
+        str,
+        typer.Argument(
+            help="Member (its directory on the backup server).", callback=startup.member_name
+        ),
+    ],
     destination: Annotated[str, typer.Argument(help="Dataset to create, e.g. tank/restore/x.")],
     config: startup.ConfigOption = None,
     snapshot: Annotated[str | None, typer.Option(help="Snapshot; default newest.")] = None,

@@ -20,10 +20,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zfs_offsite.archive.index import read_member_archive
+from zfs_offsite.archive.index import archived_members, linked_members, read_member_archive
 from zfs_offsite.archive.model import ArchiveFile, checksum_line
-from zfs_offsite.archive.names import Compression, checksum_name, parse_backup_name
-from zfs_offsite.errors import IntegrityError, PermanentError, TransientError, ZfsOffsiteError
+from zfs_offsite.archive.names import (
+    Compression,
+    check_member_name,
+    checksum_name,
+    parse_backup_name,
+)
+from zfs_offsite.errors import (
+    ConfigError,
+    IntegrityError,
+    PermanentError,
+    TransientError,
+    ZfsOffsiteError,
+)
 from zfs_offsite.jobs.destination import (
     dataset_exists,
     destination_snapshots,
@@ -93,7 +104,20 @@ class RestoreResult:
 
 
 def plan_restore(store: Store, member: str, snapshot: str | None) -> RestorePoint:
-    """Read the member's directory and pick the chain; raises ChainError before any receive."""
+    """Read the member's directory and pick the chain; raises ChainError before any receive.
+
+    A name no member can have, or one with no directory on the server, is a
+    ConfigError (bad input, exit 2), as `backup --member` treats an unknown name.
+    """
+    check_member_name(member, "member")
+    if member in linked_members(store):
+        raise PermanentError(linked_members(store)[member])
+    members = archived_members(store)
+    if member not in members:
+        raise ConfigError(
+            f"member {member}: no such member directory on the backup server "
+            f"(members: {', '.join(sorted(members)) or 'none'}): check the name"
+        )
     archive = read_member_archive(store, member, None)
     return choose_restore_point(archive.files, snapshot)
 
