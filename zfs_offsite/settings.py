@@ -19,7 +19,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -104,7 +104,7 @@ def parse_target_url(url: str) -> TargetUrl:
         _no_query(url, "file:///srv/backups")
         return TargetUrl("file", unquote(parts.path))
     if parts.scheme == "sftp":
-        port = url_port(parts, "sftp://user@host:22/~/zfs-backups")
+        port = url_port(url, "sftp://user@host:22/~/zfs-backups")
         if not parts.hostname or not parts.username:
             raise ValueError("an sftp URL needs user and host: sftp://user@host:22/path")
         path = unquote(parts.path)
@@ -116,20 +116,21 @@ def parse_target_url(url: str) -> TargetUrl:
     raise ValueError("the target URL must start with sftp:// or file://")
 
 
-def url_port(parts: SplitResult, example: str) -> int:
+def url_port(url: str, example: str) -> int:
     """The port of an SSH URL (22 if none), after refusing what the URL must not carry.
 
     A password would be shown by `zfs-offsite config`, stored in flow parameters
     and logs: it is refused, and the refusal never repeats it. A query or fragment
     would be dropped, and port 0 read as 22: both are refused, not guessed at.
     """
+    parts = urlsplit(url)
     if parts.password is not None:
         raise ValueError(
             "the URL holds a password, which this tool refuses (it would be shown and "
             f"logged): remove it from the URL ({example}) and log in with key_file or an "
             "SSH agent"
         )
-    _no_query(parts.geturl(), example)
+    _no_query(url, example)
     try:
         port = parts.port
     except ValueError:
@@ -196,7 +197,7 @@ class SourceSettings(SettingsSection):
             parts = urlsplit(value)
             if parts.scheme != "ssh":
                 raise ValueError("must look like ssh://user@nas:22")
-            url_port(parts, "ssh://user@nas:22")
+            url_port(value, "ssh://user@nas:22")
             if not parts.hostname or not parts.username or parts.path not in ("", "/"):
                 raise ValueError("must look like ssh://user@nas:22")
         return value

@@ -484,12 +484,12 @@ def test_ages_too_large_for_a_date_are_refused_with_the_range(cli: Cli, tmp_path
     for command in (("config", "--check", "-c", str(config)), ("prune", "-c", str(config))):
         assert one_error(cli(*command)) == (
             f"error: setting retention.policy ({config}:2): 'daily 99999999999999y': the age "
-            "must be at most 100 years (100y, 1200m, 5200w, 36600d)"
+            "must be at most 100 years (100y, 1180m, 5228w, 36600d)"
         )
     down = cli.with_env(PREFECT_API_URL="http://127.0.0.1:9/api")  # never reached
     assert one_error(down("history", "--since", "99999999999d")) == (
         "error: --since '99999999999d': the age must be at most 100 years "
-        "(100y, 1200m, 5200w, 36600d)"
+        "(100y, 1180m, 5228w, 36600d)"
     )
     assert one_error(down("history", "--since", "0w")) == (
         "error: --since '0w': the age must be at least 1"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,92 @@ def test_target_urls() -> None:
     assert parse_target_url("sftp://u@h/~/zfs-backups").path == "zfs-backups"
     assert parse_target_url("sftp://u@h:2222/srv/b").port == 2222
     assert parse_target_url("file:///srv/b").path == "/srv/b"
+    assert parse_target_url("sftp://u@h/srv/b%23x%3Fy").path == "/srv/b#x?y"
+    assert parse_target_url("sftp://u@h:65535/srv/b").port == 65535
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("sftp://u:s3cr3t@h/srv/b", "the URL holds a password, which this tool refuses"),
+        ("sftp://u:@h/srv/b", "the URL holds a password, which this tool refuses"),
+        ("sftp://u:s3cr3t@h:0/srv/b", "the URL holds a password, which this tool refuses"),
+        ("sftp://u@h:0/srv/b", "the port must be a number from 1 to 65535 (or none for 22)"),
+        ("sftp://u@h:99999/srv/b", "the port must be a number from 1 to 65535 (or none for 22)"),
+        ("sftp://u@h:x/srv/b", "the port must be a number from 1 to 65535 (or none for 22)"),
+        ("sftp://u@h:/srv/b", "the port must be a number from 1 to 65535 (or none for 22)"),
+        ("sftp://u@h/srv/b?x=1", "the URL has a '?' or '#' part"),
+        ("sftp://u@h/srv/b?", "the URL has a '?' or '#' part"),
+        ("file:///srv/b#x", "the URL has a '?' or '#' part"),
+    ],
+)
+def test_target_url_parts_that_would_be_dropped_or_guessed_are_refused(url: str, says: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(says)) as caught:
+        parse_target_url(url)
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_source_ssh_url_has_the_target_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    for url, says in (
+        ("ssh://root:s3cr3t@nas", "the URL holds a password, which this tool refuses"),
+        ("ssh://root@nas:0", "the port must be a number from 1 to 65535"),
+        ("ssh://root@nas?x", "the URL has a '?' or '#' part"),
+        ("ssh://root@nas/tank", "must look like ssh://user@nas:22"),
+    ):
+        monkeypatch.setenv("ZFS_OFFSITE_SOURCE__SSH_URL", url)
+        (line,) = errors_of()
+        assert line.startswith(f"setting source.ssh_url (env ZFS_OFFSITE_SOURCE__SSH_URL): {says}")
+        assert "s3cr3t" not in line
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e999"])
+@pytest.mark.parametrize(
+    ("name", "low", "high"),
+    [
+        ("retry_delay", "0", "3600"),
+        ("target.timeout", "1", "3600"),
+        ("lock.wait_seconds", "0", "86400"),
+        ("lock.stale_seconds", "120", "86400"),
+        ("full.after_days", "more than 0 and at most", "3660"),
+        ("retention.stale_partial_hours", "1", "8784"),
+        ("retention.resumable_partial_days", "1", "366"),
+    ],
+)
+def test_float_settings_refuse_what_is_not_finite_and_state_their_range(
+    monkeypatch: pytest.MonkeyPatch, name: str, low: str, high: str, value: str
+) -> None:
+    monkeypatch.setenv("ZFS_OFFSITE_" + name.upper().replace(".", "__"), value)
+    (line,) = errors_of()
+    span = f"{low} {high}" if low.startswith("more") else f"from {low} to {high}"
+    assert line.startswith(f"setting {name} (env ZFS_OFFSITE_")
+    assert line.endswith(f" {span}"), line
+
+
+def test_number_settings_accept_their_whole_range() -> None:
+    settings = load_settings(
+        retry_delay=3600,
+        target={"timeout": 1},
+        lock={"wait_seconds": 0, "stale_seconds": 86400},
+        full={"after_days": 0.5, "after_incrementals": 100_000, "max_per_night": 10_000},
+    )
+    assert (settings.retry_delay, settings.target.timeout, settings.full.after_days) == (
+        3600,
+        1,
+        0.5,
+    )
+    assert errors_of(full={"after_incrementals": 100_001}) == [
+        "setting full.after_incrementals (argument): must be a number of incrementals "
+        "from 1 to 100000"
+    ]
+
+
+def test_a_config_file_that_is_a_device_says_so() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(Path("/dev/null"))
+    assert str(caught.value) == (
+        "config file /dev/null is a character device, not a TOML file: "
+        "fix --config or $ZFS_OFFSITE_CONFIG"
+    )
 
 
 # -- unknown keys and variables -------------------------------------------------------------

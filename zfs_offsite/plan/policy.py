@@ -17,7 +17,7 @@ UNITS = {
 # The longest age any rule or look-back may name: 100 years is past every lab's
 # retention, and far below what `datetime` can subtract from today.
 MAX_AGE = 100 * UNITS["y"]
-MAX_AGE_TEXT = "100 years (100y, 1200m, 5200w, 36600d)"
+MAX_AGE_TEXT = "100 years (100y, 1180m, 5228w, 36600d)"
 _AGE = re.compile(r"^(?P<count>\d+)(?P<unit>[hdwmy])$")
 
 
