@@ -60,13 +60,23 @@ def within(low: float, high: float, unit: str, *, above: bool = False) -> AfterV
     """
 
     def check(value: float) -> float:
-        fits = math.isfinite(value) and (value > low if above else value >= low)
-        if not fits or value > high:
-            span = f"more than {low:g} and at most" if above else f"from {low:g} to"
-            raise ValueError(f"must be {unit} {span} {high:g}")
+        problem = range_problem(value, low, high, unit, above=above)
+        if problem:
+            raise ValueError(problem)
         return value
 
     return AfterValidator(check)
+
+
+def range_problem(
+    value: float, low: float, high: float, unit: str, *, above: bool = False
+) -> str | None:
+    """`must be <unit> from <low> to <high>` if `value` is outside (or inf, nan); else None."""
+    fits = math.isfinite(value) and (value > low if above else value >= low)
+    if fits and value <= high:
+        return None
+    span = f"more than {low:g} and at most" if above else f"from {low:g} to"
+    return f"must be {unit} {span} {high:g}"
 
 
 class SettingsSection(BaseModel):

@@ -652,3 +652,10 @@ def test_restore_of_a_member_the_archive_lacks_is_bad_input(cli: Cli) -> None:
         "error: restore failed: member carol: no such member directory on the backup server "
         "(members: alice): check the name"
     )
+
+
+def test_status_thresholds_that_would_never_fire_are_refused(cli: Cli) -> None:
+    for flag, value in (("--warning-hours", "nan"), ("--critical-hours", "inf")):
+        assert one_error(cli("status", flag, value)) == (
+            f"error: {flag} {value}: must be a number of hours from 0 to 8784"
+        )
