@@ -21,4 +21,5 @@ _KINDS = (
 
 def path_kind(mode: int) -> str:
     """`a directory`, `a character device`, ...: what `st_mode` says a non-file path is."""
-    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
+    kind = next((kind for test, kind in _KINDS if test(mode)), None)
+    return kind or ("a file" if stat.S_ISREG(mode) else "not a regular file")

@@ -29,10 +29,10 @@ from tests.support.services import Pool, SshServer, ensure_test_user
 from tests.support.zfsdata import create_member, snapshot, write_member_data
 from zfs_offsite.archive.model import Sidecar
 from zfs_offsite.connect import open_store
-from zfs_offsite.errors import ChainError, MembersFailed
+from zfs_offsite.errors import ChainError, ConfigError, MembersFailed
 from zfs_offsite.jobs.backup import backup_member, discover_members, plan_member
 from zfs_offsite.jobs.prune import prune_member
-from zfs_offsite.jobs.restore import plan_restore
+from zfs_offsite.jobs.restore import download_chain, plan_restore
 from zfs_offsite.jobs.status import read_status
 from zfs_offsite.jobs.verify import FAILING, Verdict, verify_member
 from zfs_offsite.plan.backup import Action
@@ -659,3 +659,21 @@ def test_status_thresholds_that_would_never_fire_are_refused(cli: Cli) -> None:
         assert one_error(cli("status", flag, value)) == (
             f"error: {flag} {value}: must be a number of hours from 0 to 8784"
         )
+
+
+def test_a_download_directory_that_is_a_file_or_device_is_bad_input(
+    sftp_erin: Erin, tmp_path: Path
+) -> None:
+    plain = tmp_path / "chain.txt"
+    plain.write_text("notes\n")
+    for where, kind in ((Path("/dev/null"), "a character device"), (plain, "a file")):
+        with (
+            closing(open_store(sftp_erin.settings.target)) as store,
+            pytest.raises(ConfigError) as caught,
+        ):
+            download_chain(store, "erin", where)
+        assert str(caught.value) == (
+            f"--to-dir {where} is {kind}, not a directory: name a directory to download the "
+            "chain into (created if missing)"
+        )
+    assert plain.read_text() == "notes\n"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from zfs_offsite.errors import (
     TransientError,
     ZfsOffsiteError,
 )
+from zfs_offsite.file_kind import path_kind
 from zfs_offsite.jobs.destination import (
     dataset_exists,
     destination_snapshots,
@@ -319,6 +321,15 @@ def download_chain(
 
 def download_files(store: Store, member: str, point: RestorePoint, directory: Path) -> list[Path]:
     """Copy a planned chain into `directory` (checked while copying), with `.sha256` files."""
+    try:
+        mode = directory.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISDIR(mode):
+        raise ConfigError(
+            f"--to-dir {directory} is {path_kind(mode)}, not a directory: name a directory "
+            "to download the chain into (created if missing)"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for file in point.chain:
