@@ -677,3 +677,13 @@ def test_a_download_directory_that_is_a_file_or_device_is_bad_input(
             "chain into (created if missing)"
         )
     assert plain.read_text() == "notes\n"
+
+
+def test_a_server_start_budget_past_any_wait_is_refused(cli: Cli) -> None:
+    huge = "9" * 30
+    for value, shown in ((huge, huge[:17] + "..."), ("3601", "3601")):
+        result = cli("verify", PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=value, timeout=120)
+        assert one_error(result) == (
+            f"error: PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS={shown}: must be whole "
+            "seconds from 1 to 3600"
+        )
