@@ -22,6 +22,7 @@ import pytest
 
 from flows.backup import backup_flow
 from flows.prune import prune_flow
+from flows.restore import restore_flow
 from flows.verify import verify_flow
 from tests.support.cli import Cli, Result, base_env
 from tests.support.flow_runs import env_for
@@ -687,3 +688,21 @@ def test_a_server_start_budget_past_any_wait_is_refused(cli: Cli) -> None:
             f"error: PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS={shown}: must be whole "
             "seconds from 1 to 3600"
         )
+
+
+def test_a_deployment_run_with_a_member_name_none_can_have_fails_as_bad_input(
+    prefect: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run from the UI or a deployment never passes the CLI: the flows check the same rule."""
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET__URL", f"file://{tmp_path}")
+    (tmp_path / "alice").mkdir()
+    runs = {
+        "restore": lambda: restore_flow(member="ünï", destination="x", return_state=True),
+        "verify": lambda: verify_flow(members=["ünï"], return_state=True),
+        "prune": lambda: prune_flow(members=["ünï"], return_state=True),
+    }
+    for job, run in runs.items():
+        error = run().result(raise_on_failure=False)
+        assert isinstance(error, ConfigError), (job, error)
+        where = "member" if job == "restore" else "parameter members:"
+        assert str(error) == f"{where} 'ünï' {RULE}"
