@@ -11,6 +11,7 @@ from zfs_offsite.errors import ConfigError
 from zfs_offsite.jobs.report import artifact_key
 from zfs_offsite.jobs.restore import RestoreResult
 from zfs_offsite.settings import load_settings
+from zfs_offsite.zfs.model import check_dataset_name
 
 EXCLUSIVE = "force and resume exclude each other"
 
@@ -49,6 +50,8 @@ def restore_flow(
     """
     if force and resume:
         raise ConfigError(f"parameters force, resume: {EXCLUSIVE}")
+    if destination:
+        check_dataset_name(destination, "parameter destination:")
     logger = get_run_logger()
     settings = load_settings()
     point = plan(settings, member, snapshot)

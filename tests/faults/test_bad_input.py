@@ -625,7 +625,7 @@ RULE = (
     "command",
     [
         ("restore", "ünï", "tank/restore/x"),
-        ("restore", "ünï", "x", "--to-dir", "/tmp"),
+        ("restore", "ünï", "tank/x", "--to-dir", "/tmp"),
         ("backup", "--member", "ünï"),
         ("plan", "--member", "ünï"),
         ("verify", "--member", "ünï"),
@@ -697,7 +697,7 @@ def test_a_deployment_run_with_a_member_name_none_can_have_fails_as_bad_input(
     monkeypatch.setenv("ZFS_OFFSITE_TARGET__URL", f"file://{tmp_path}")
     (tmp_path / "alice").mkdir()
     runs = {
-        "restore": lambda: restore_flow(member="ünï", destination="x", return_state=True),
+        "restore": lambda: restore_flow(member="ünï", destination="tank/x", return_state=True),
         "verify": lambda: verify_flow(members=["ünï"], return_state=True),
         "prune": lambda: prune_flow(members=["ünï"], return_state=True),
     }
@@ -706,3 +706,24 @@ def test_a_deployment_run_with_a_member_name_none_can_have_fails_as_bad_input(
         assert isinstance(error, ConfigError), (job, error)
         where = "member" if job == "restore" else "parameter members:"
         assert str(error) == f"{where} 'ünï' {RULE}"
+
+
+DATASET_RULE = (
+    "is not a dataset ZFS can create: write pool/path, e.g. tank/restore/alice (letters, "
+    "digits, space and _ . : -; no @, # or empty part)"
+)
+
+
+def test_a_restore_destination_zfs_cannot_create_is_bad_input(
+    cli: Cli, prefect: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for destination in ("tank/alice@s1", "tank//alice", "alice", "tank/ünï", "tank/a#b"):
+        assert one_error(cli("restore", "alice", destination)) == (
+            f"error: destination {destination!r} {DATASET_RULE}"
+        )
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET__URL", f"file://{tmp_path}")
+    error = restore_flow(member="alice", destination="tank/x@y", return_state=True).result(
+        raise_on_failure=False
+    )
+    assert isinstance(error, ConfigError)
+    assert str(error) == f"parameter destination: 'tank/x@y' {DATASET_RULE}"
