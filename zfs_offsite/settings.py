@@ -40,6 +40,7 @@ from zfs_offsite.errors import ConfigError
 from zfs_offsite.file_kind import path_kind
 from zfs_offsite.plan.bandwidth import Bandwidth, parse_bandwidth
 from zfs_offsite.plan.policy import Rule, parse_policy
+from zfs_offsite.zfs.model import check_dataset_name
 
 ENV_PREFIX = "ZFS_OFFSITE_"
 CONFIG_ENV = "ZFS_OFFSITE_CONFIG"
@@ -453,8 +454,14 @@ class DrillSettings(SettingsSection):
     @field_validator("scratch_dataset")
     @classmethod
     def _scratch(cls, value: str | None) -> str | None:
-        if value is not None and ("@" in value or "/" not in value.strip("/")):
-            raise ValueError("must be a dataset below a pool, e.g. tank/zfs-offsite-drill")
+        if value is not None:
+            try:
+                check_dataset_name(value, "")
+            except ConfigError:
+                raise ValueError(
+                    "must be a dataset below a pool, e.g. tank/zfs-offsite-drill (letters, "
+                    "digits, space and _ . : -; no @, # or empty part)"
+                ) from None
         return value
 
 

@@ -492,3 +492,15 @@ def test_resumable_partials_wait_a_week_and_no_less_than_dead_ones(
         "2 days is shorter than retention.stale_partial_hours (72 h): "
         "a resumable upload must be kept at least as long as a dead one"
     ]
+
+
+@pytest.mark.parametrize("value", ["tank/drill@s1", "tank//drill", "/tank/drill/", "tank"])
+def test_drill_scratch_dataset_is_a_dataset_zfs_can_create(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("ZFS_OFFSITE_DRILL__SCRATCH_DATASET", value)
+    assert errors_of() == [
+        "setting drill.scratch_dataset (env ZFS_OFFSITE_DRILL__SCRATCH_DATASET): must be a "
+        "dataset below a pool, e.g. tank/zfs-offsite-drill (letters, digits, space and "
+        "_ . : -; no @, # or empty part)"
+    ]
