@@ -112,8 +112,9 @@ def plan_restore(store: Store, member: str, snapshot: str | None) -> RestorePoin
     ConfigError (bad input, exit 2), as `backup --member` treats an unknown name.
     """
     check_member_name(member, "member")
-    if member in linked_members(store):
-        raise PermanentError(linked_members(store)[member])
+    linked = linked_members(store)
+    if member in linked:
+        raise PermanentError(linked[member])
     members = archived_members(store)
     if member not in members:
         raise ConfigError(
