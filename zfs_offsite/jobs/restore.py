@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zfs_offsite.archive.index import archived_members, linked_members, read_member_archive
+from zfs_offsite.archive.index import archived_members, read_member_archive
 from zfs_offsite.archive.model import ArchiveFile, checksum_line
 from zfs_offsite.archive.names import (
     Compression,
@@ -112,11 +112,8 @@ def plan_restore(store: Store, member: str, snapshot: str | None) -> RestorePoin
     ConfigError (bad input, exit 2), as `backup --member` treats an unknown name.
     """
     check_member_name(member, "member")
-    linked = linked_members(store)
-    if member in linked:
-        raise PermanentError(linked[member])
-    members = archived_members(store)
-    if member not in members:
+    if member not in {entry.name for entry in store.listdir("")}:
+        members = archived_members(store)
         raise ConfigError(
             f"member {member}: no such member directory on the backup server "
             f"(members: {', '.join(sorted(members)) or 'none'}): check the name"
