@@ -46,12 +46,12 @@ def parse_since(text: str, now: datetime) -> datetime:
             output.fail(f"--since {exc}", exit_codes.USAGE)
     try:
         when = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 with an offset east of UTC
         output.fail(
             f"--since {text}: give an age like 90d, 12h, 2w, or a date like 2026-06-01",
             exit_codes.USAGE,
         )
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def ui_url(api_url: str) -> str:

@@ -495,6 +495,10 @@ def test_ages_too_large_for_a_date_are_refused_with_the_range(cli: Cli, tmp_path
     assert one_error(down("history", "--since", "0w")) == (
         "error: --since '0w': the age must be at least 1"
     )
+    assert one_error(down("history", "--since", "0001-01-01T00:00+14:00")) == (
+        "error: --since 0001-01-01T00:00+14:00: give an age like 90d, 12h, 2w, or a date like "
+        "2026-06-01"
+    )
 
 
 @pytest.mark.parametrize(
