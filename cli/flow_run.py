@@ -26,6 +26,7 @@ from zfs_offsite.errors import ConfigError
 
 STARTUP_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 STARTUP_DEFAULT = 180  # seconds; a cold first start (migrations) took >20 s under load
+STARTUP_MAX = 3600  # an hour: past it a hung start is not waited for
 CONSOLE_LEVEL_ENV = "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"
 STARTING = "starting local Prefect server… (set PREFECT_API_URL to use your server)"
 SERVER_LOG = "zfs-offsite-server.log"  # under PREFECT_HOME: the local server's output
@@ -39,11 +40,15 @@ def startup_budget() -> int:
     if not raw:
         return STARTUP_DEFAULT
     try:
-        budget = int(raw)
+        budget = int(raw) if len(raw) <= 9 else 0  # more digits is past any wait
     except ValueError:
         budget = 0
-    if budget < 1:
-        output.fail(f"{STARTUP_ENV}={raw}: must be whole seconds, 1 or more", exit_codes.USAGE)
+    if not 1 <= budget <= STARTUP_MAX:
+        shown = raw if len(raw) <= 20 else raw[:17] + "..."
+        output.fail(
+            f"{STARTUP_ENV}={shown}: must be whole seconds from 1 to {STARTUP_MAX}",
+            exit_codes.USAGE,
+        )
     return budget
 
 

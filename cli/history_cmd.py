@@ -9,7 +9,7 @@ in the real server, and a temporary local one would hold none of it.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -17,8 +17,7 @@ import typer
 from cli import exit_codes, output, startup
 
 BACKUP_FLOW = "zfs-offsite-backup"
-SINCE = re.compile(r"^(\d+)([hdw])$")
-UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+SINCE = re.compile(r"^\d+[hdwmy]$")  # an age, in the retention policy's grammar
 PAGE = 200  # flow runs and artifacts read per request
 COLUMNS = (
     "night",
@@ -38,17 +37,21 @@ COLUMNS = (
 
 def parse_since(text: str, now: datetime) -> datetime:
     """`90d`, `12h`, `2w`, or a date `2026-06-01` (UTC); else one line and exit 2."""
-    match = SINCE.match(text.strip())
-    if match:
-        return now - timedelta(**{UNITS[match[2]]: int(match[1])})
+    from zfs_offsite.plan.policy import parse_age
+
+    if SINCE.match(text.strip()):
+        try:
+            return now - parse_age(text)
+        except ValueError as exc:
+            output.fail(f"--since {exc}", exit_codes.USAGE)
     try:
         when = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 with an offset east of UTC
         output.fail(
             f"--since {text}: give an age like 90d, 12h, 2w, or a date like 2026-06-01",
             exit_codes.USAGE,
         )
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def ui_url(api_url: str) -> str:
@@ -201,6 +204,7 @@ def history(
     """Every backup night per member from the Prefect server: sent, sizes, sha256, retries."""
     from prefect.settings import PREFECT_API_URL
 
+    start = parse_since(since, datetime.now(UTC))  # bad input first: exit 2 wherever it runs
     api_url = PREFECT_API_URL.value()
     if not api_url:
         output.fail(
@@ -208,7 +212,6 @@ def history(
             "(e.g. http://prefect-host:4200/api)",
             exit_codes.PREFECT_UNAVAILABLE,
         )
-    start = parse_since(since, datetime.now(UTC))
     from cli.flow_run import ensure_server
 
     ensure_server()  # with PREFECT_API_URL set: a health check, one line and exit 3 if down

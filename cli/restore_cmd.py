@@ -10,9 +10,28 @@ import typer
 from cli import exit_codes, flow_run, output, startup
 
 
+def _dataset_name(value: str) -> str:
+    """The destination, or exit 2 before any server starts (the flow checks it again)."""
+    from zfs_offsite.errors import ConfigError
+    from zfs_offsite.zfs.model import check_dataset_name
+
+    try:
+        return check_dataset_name(value, "destination")
+    except ConfigError as exc:
+        output.fail(str(exc), exit_codes.USAGE)
+
+
 def restore(
-    member: Annotated[str, typer.Argument(help="Member (its directory on the backup server).")],
-    destination: Annotated[str, typer.Argument(help="Dataset to create, e.g. tank/restore/x.")],
+    member: Annotated[
+        str,
+        typer.Argument(
+            help="Member (its directory on the backup server).", callback=startup.member_name
+        ),
+    ],
+    destination: Annotated[
+        str,
+        typer.Argument(help="Dataset to create, e.g. tank/restore/x.", callback=_dataset_name),
+    ],
     config: startup.ConfigOption = None,
     snapshot: Annotated[str | None, typer.Option(help="Snapshot; default newest.")] = None,
     force: Annotated[

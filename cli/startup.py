@@ -17,8 +17,25 @@ if TYPE_CHECKING:  # settings import paramiko and pydantic: only commands that r
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML settings file (or $ZFS_OFFSITE_CONFIG).")
 ]
+
+
+def member_name(value: str) -> str:
+    """A member name given on the command line, or exit 2 with the one rule's line."""
+    from zfs_offsite.archive.names import check_member_name
+
+    try:
+        return check_member_name(value, "member")
+    except ZfsOffsiteError as exc:
+        output.fail(str(exc), exit_codes.USAGE)
+
+
+def _member_names(values: list[str] | None) -> list[str] | None:
+    return [member_name(v) for v in values] if values else values
+
+
 MembersOption = Annotated[
-    list[str] | None, typer.Option("--member", "-m", help="Only this member (repeatable).")
+    list[str] | None,
+    typer.Option("--member", "-m", help="Only this member (repeatable).", callback=_member_names),
 ]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="One JSON document on stdout (keys in README).")

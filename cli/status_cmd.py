@@ -91,13 +91,29 @@ def member_document(
     }
 
 
+MAX_HOURS = 8784  # a leap year: a threshold past it (or inf, nan) would never fire
+
+
+def _hours(context: typer.Context, param: typer.CallbackParam, value: float) -> float:
+    """A threshold in hours; `nan` or `inf` would silence the check, so exit 2 instead."""
+    from zfs_offsite.settings import range_problem
+
+    problem = range_problem(value, 0, MAX_HOURS, "a number of hours")
+    if problem:
+        flag = "--" + (param.name or "hours").replace("_", "-")
+        output.fail(f"{flag} {value:g}: {problem}", exit_codes.USAGE)
+    return value
+
+
 def status(
     config: startup.ConfigOption = None,
     warning_hours: Annotated[
-        float, typer.Option(help="Warn when the newest backup is older than this.", min=0)
+        float,
+        typer.Option(help="Warn when the newest backup is older than this.", callback=_hours),
     ] = WARNING_HOURS,
     critical_hours: Annotated[
-        float, typer.Option(help="Critical when the newest backup is older than this.", min=0)
+        float,
+        typer.Option(help="Critical when the newest backup is older than this.", callback=_hours),
     ] = CRITICAL_HOURS,
     json_output: startup.JsonOption = False,
 ) -> None:

@@ -16,6 +16,7 @@ from prefect.utilities.annotations import quote
 
 from flows.common import (
     bounded_task_runner,
+    checked_members,
     dated_run_name,
     earlier_failures,
     error_of,
@@ -138,6 +139,7 @@ def backup_flow(
     found = discover(settings)
     quota = full_quota(settings.full, len(found))  # over all members, not a selection
     if members:
+        checked_members(members)
         unknown = sorted(set(members) - {m.name for m in found})
         if unknown:
             raise ConfigError(f"parameter members: no member named {', '.join(unknown)} on {host}")

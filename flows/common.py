@@ -22,6 +22,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.schedules import TIMEZONE
 from zfs_offsite import cancel
+from zfs_offsite.archive.names import check_member_name
 from zfs_offsite.connect import source_host
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
 from zfs_offsite.jobs.report import slug
@@ -288,10 +289,16 @@ def settle(items: list[T], futures: list[PrefectFuture[Any]]) -> list[tuple[T, A
     return settled
 
 
+def checked_members(wanted: list[str]) -> list[str]:
+    """The `members` parameter, each name checked by the one member-name rule (ConfigError)."""
+    return [check_member_name(name, "parameter members:") for name in wanted]
+
+
 def only_known(names: list[str], wanted: list[str], what: str) -> list[str]:
     """`wanted` out of `names` (all if empty); a name that does not exist is a ConfigError."""
     if not wanted:
         return names
+    checked_members(wanted)
     unknown = sorted(set(wanted) - set(names))
     if unknown:
         raise ConfigError(f"parameter members: no {what} named {', '.join(unknown)}")

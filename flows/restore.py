@@ -11,6 +11,7 @@ from zfs_offsite.errors import ConfigError
 from zfs_offsite.jobs.report import artifact_key
 from zfs_offsite.jobs.restore import RestoreResult, below_note
 from zfs_offsite.settings import load_settings
+from zfs_offsite.zfs.model import check_dataset_name
 
 EXCLUSIVE = "force and resume exclude each other"
 ONLY_WITH_FORCE = "it only widens force (it replaces live data); pass force too"
@@ -55,6 +56,8 @@ def restore_flow(
         raise ConfigError(f"parameters force, resume: {EXCLUSIVE}")
     if destroy_live_dataset and not force:
         raise ConfigError(f"parameter destroy_live_dataset: {ONLY_WITH_FORCE}")
+    if destination:
+        check_dataset_name(destination, "parameter destination:")
     logger = get_run_logger()
     settings = load_settings()
     point = plan(settings, member, snapshot)

@@ -13,13 +13,16 @@ turning these models into connections is `connect.py`'s job.
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -34,8 +37,10 @@ from zfs_offsite import setting_sources as sources
 from zfs_offsite.archive.names import Compression
 from zfs_offsite.archive.recipients import Recipient, parse_recipient, parse_recipients_text
 from zfs_offsite.errors import ConfigError
+from zfs_offsite.file_kind import path_kind
 from zfs_offsite.plan.bandwidth import Bandwidth, parse_bandwidth
 from zfs_offsite.plan.policy import Rule, parse_policy
+from zfs_offsite.zfs.model import check_dataset_name
 
 ENV_PREFIX = "ZFS_OFFSITE_"
 CONFIG_ENV = "ZFS_OFFSITE_CONFIG"
@@ -45,6 +50,34 @@ DOTENV = Path(".env")
 DEMO_POOL = "zfs-offsite-demo"
 DEMO_TARGET = "file:///var/tmp/zfs-offsite-demo/archive"
 REDACTED = "********"
+
+
+def within(low: float, high: float, unit: str, *, above: bool = False) -> AfterValidator:
+    """A numeric setting's finite range, refused in one line that states it.
+
+    Every number a setting holds goes through here: `inf`, `nan` (TOML and float
+    parsing both accept them) and values past any sane use fail at load, naming
+    the range, instead of hanging a night or overflowing a date later.
+    """
+
+    def check(value: float) -> float:
+        problem = range_problem(value, low, high, unit, above=above)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+def range_problem(
+    value: float, low: float, high: float, unit: str, *, above: bool = False
+) -> str | None:
+    """`must be <unit> from <low> to <high>` if `value` is outside (or inf, nan); else None."""
+    fits = math.isfinite(value) and (value > low if above else value >= low)
+    if fits and value <= high:
+        return None
+    span = f"more than {low:g} and at most" if above else f"from {low:g} to"
+    return f"must be {unit} {span} {high:g}"
 
 
 class SettingsSection(BaseModel):
@@ -79,8 +112,10 @@ def parse_target_url(url: str) -> TargetUrl:
     if parts.scheme == "file":
         if parts.netloc or not parts.path.startswith("/"):
             raise ValueError("a file URL needs an absolute path: file:///srv/backups")
+        _no_query(url, "file:///srv/backups")
         return TargetUrl("file", unquote(parts.path))
     if parts.scheme == "sftp":
+        port = url_port(url, "sftp://user@host:22/~/zfs-backups")
         if not parts.hostname or not parts.username:
             raise ValueError("an sftp URL needs user and host: sftp://user@host:22/path")
         path = unquote(parts.path)
@@ -88,12 +123,42 @@ def parse_target_url(url: str) -> TargetUrl:
             path = path[3:] or "."
         if not path or path == "/":
             raise ValueError("an sftp URL needs a directory: sftp://user@host/~/zfs-backups")
-        try:
-            port = parts.port or 22
-        except ValueError as exc:
-            raise ValueError(f"bad port in {url!r}") from exc
         return TargetUrl("sftp", path, parts.hostname, port, unquote(parts.username))
     raise ValueError("the target URL must start with sftp:// or file://")
+
+
+def url_port(url: str, example: str) -> int:
+    """The port of an SSH URL (22 if none), after refusing what the URL must not carry.
+
+    A password would be shown by `zfs-offsite config`, stored in flow parameters
+    and logs: it is refused, and the refusal never repeats it. A query or fragment
+    would be dropped, and port 0 read as 22: both are refused, not guessed at.
+    """
+    parts = urlsplit(url)
+    if parts.password is not None:
+        raise ValueError(
+            "the URL holds a password, which this tool refuses (it would be shown and "
+            f"logged): remove it from the URL ({example}) and log in with key_file or an "
+            "SSH agent"
+        )
+    _no_query(url, example)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is None and parts.netloc.endswith(":"):
+        port = -1  # `host:` names no port: a typo, not a request for 22
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"the port must be a number from 1 to 65535 (or none for 22): {example}")
+    return port or 22
+
+
+def _no_query(url: str, example: str) -> None:
+    if "?" in url or "#" in url:
+        raise ValueError(
+            "the URL has a '?' or '#' part, which names nothing here and would be dropped: "
+            f"remove it (write %3F or %23 for one in a directory name), e.g. {example}"
+        )
 
 
 class SourceSettings(SettingsSection):
@@ -141,7 +206,10 @@ class SourceSettings(SettingsSection):
     def _ssh_url(cls, value: str | None) -> str | None:
         if value is not None:
             parts = urlsplit(value)
-            if parts.scheme != "ssh" or not parts.hostname or not parts.username:
+            if parts.scheme != "ssh":
+                raise ValueError("must look like ssh://user@nas:22")
+            url_port(value, "ssh://user@nas:22")
+            if not parts.hostname or not parts.username or parts.path not in ("", "/"):
                 raise ValueError("must look like ssh://user@nas:22")
         return value
 
@@ -177,7 +245,9 @@ class TargetSettings(SettingsSection):
     key_file: Path | None = None
     known_hosts: Path | None = None
     key_passphrase: SecretStr | None = None
-    timeout: float = Field(30.0, gt=0, description="Seconds before a silent connection fails.")
+    timeout: Annotated[float, within(1, 3600, "a number of seconds")] = Field(
+        30.0, description="Seconds before a silent connection fails (1 to 3600)."
+    )
     client: Literal["auto", "openssh", "paramiko"] = Field(
         "auto",
         description="SSH client carrying SFTP: openssh (the `ssh` binary; faster) or paramiko "
@@ -230,10 +300,8 @@ class CompressionSettings(SettingsSection):
 
     algorithm: Compression = Compression.ZSTD
     level: int | None = Field(None, description="Default: zstd 3, gzip 1 (isal).")
-    threads: int = Field(
+    threads: Annotated[int, within(1, 64, "a number of threads")] = Field(
         2,
-        ge=1,
-        le=64,
         description="zstd worker threads, beside the one reading and hashing the send stream; "
         "2 matches `zstd -T2` at the same CPU per GB.",
     )
@@ -323,6 +391,11 @@ class EncryptionSettings(SettingsSection):
 
 def _read_recipients_file(path: Path) -> list[Recipient]:
     try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):  # a pipe would block the read, /dev/null reads as empty
+            raise ValueError(
+                f"{path} is {path_kind(mode)}, not a file: name the file of public keys"
+            )
         text = path.read_text()
     except FileNotFoundError:
         raise ValueError(f"{path} does not exist: name the file of public keys") from None
@@ -345,13 +418,11 @@ class RetentionSettings(SettingsSection):
         None,
         description="Grid over restore points, e.g. 'all 7d, daily 30d, weekly 12w, monthly 12m'.",
     )
-    stale_partial_hours: float = Field(
-        24.0, ge=1, description="Unfinished uploads (.partial) older than this are removed."
+    stale_partial_hours: Annotated[float, within(1, 8784, "a number of hours")] = Field(
+        24.0, description="Unfinished uploads (.partial) older than this are removed."
     )
-    resumable_partial_days: float = Field(
+    resumable_partial_days: Annotated[float, within(1, 366, "a number of days")] = Field(
         7.0,
-        ge=1,
-        le=366,
         description="A partial upload with checkpoints (resumable) and its checkpoint file "
         "are removed only this long after their last write.",
     )
@@ -380,23 +451,25 @@ class RetentionSettings(SettingsSection):
         return parse_policy(self.policy) if self.policy else None
 
 
+FullIncrementals = Annotated[int, within(1, 100_000, "a number of incrementals")]
+FullDays = Annotated[float, within(0, 3660, "a number of days", above=True)]
+FullsPerNight = Annotated[int, within(1, 10_000, "a number of fulls")]
+
+
 class FullSettings(SettingsSection):
     """When to start a new chain with a full backup, so chains stay short and prunable."""
 
-    after_incrementals: int | None = Field(
+    after_incrementals: FullIncrementals | None = Field(
         None,
-        ge=1,
         description="A new full once this tool has added this many incrementals to the chain.",
     )
-    after_days: float | None = Field(
+    after_days: FullDays | None = Field(
         None,
-        gt=0,
         description="A new full once this tool has extended the chain for this many days "
         "(counted from its first file in the chain; a seed-era chain from its adoption).",
     )
-    max_per_night: int | None = Field(
+    max_per_night: FullsPerNight | None = Field(
         None,
-        ge=1,
         description="At most this many fulls the cadence asks for in one run (others wait, "
         "most overdue first); default ceil(members / the shorter of the two limits).",
     )
@@ -410,15 +483,21 @@ class DrillSettings(SettingsSection):
         description="Parent dataset the drill receives into and destroys again; "
         "default <source.pool>/zfs-offsite-drill.",
     )
-    cycle_runs: int = Field(
-        4, ge=1, le=366, description="Every member is drilled within this many drill runs."
+    cycle_runs: Annotated[int, within(1, 366, "a number of drill runs")] = Field(
+        4, description="Every member is drilled within this many drill runs."
     )
 
     @field_validator("scratch_dataset")
     @classmethod
     def _scratch(cls, value: str | None) -> str | None:
-        if value is not None and ("@" in value or "/" not in value.strip("/")):
-            raise ValueError("must be a dataset below a pool, e.g. tank/zfs-offsite-drill")
+        if value is not None:
+            try:
+                check_dataset_name(value, "")
+            except ConfigError:
+                raise ValueError(
+                    "must be a dataset below a pool, e.g. tank/zfs-offsite-drill (letters, "
+                    "digits, space and _ . : -; no @, # or empty part)"
+                ) from None
         return value
 
 
@@ -449,12 +528,11 @@ class VerifySettings(SettingsSection):
 class LockSettings(SettingsSection):
     """The writer lock of each member directory: one run writes a member at a time."""
 
-    wait_seconds: float = Field(
-        30.0, ge=0, description="How long a run waits for another run's lock before it fails."
+    wait_seconds: Annotated[float, within(0, 86400, "a number of seconds")] = Field(
+        30.0, description="How long a run waits for another run's lock before it fails."
     )
-    stale_seconds: float = Field(
+    stale_seconds: Annotated[float, within(120, 86400, "a number of seconds")] = Field(
         600.0,
-        ge=120,
         description="A lock untouched this long is dead (its holder touches it every 30 s).",
     )
 
@@ -476,10 +554,14 @@ class Settings(SettingsSection):
         description="Mark the newest uploaded snapshot so the next incremental has a base: "
         "bookmark (OpenZFS), hold (zfs-fuse, old ZFS), auto picks, off.",
     )
-    max_parallel: int = Field(2, ge=1, le=16, description="Members streamed at once.")
-    retries: int = Field(3, ge=0, le=20, description="Attempts after a transient failure.")
-    retry_delay: float = Field(
-        10.0, ge=0, description="Seconds before the first retry; doubles each time, jittered."
+    max_parallel: Annotated[int, within(1, 16, "a number of members")] = Field(
+        2, description="Members streamed at once."
+    )
+    retries: Annotated[int, within(0, 20, "a number of retries")] = Field(
+        3, description="Attempts after a transient failure."
+    )
+    retry_delay: Annotated[float, within(0, 3600, "a number of seconds")] = Field(
+        10.0, description="Seconds before the first retry; doubles each time, jittered."
     )
 
     @property
@@ -513,12 +595,18 @@ def resolve_config_file(explicit: Path | None = None) -> Path | None:
     """The TOML file to read: explicit, then $ZFS_OFFSITE_CONFIG, then the usual places."""
     if explicit is not None or os.environ.get(CONFIG_ENV):
         path = explicit or Path(os.environ[CONFIG_ENV])
-        if path.is_dir():
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist: {_config_hint()}") from None
+        except OSError as exc:
             raise ConfigError(
-                f"config file {path} is a directory, not a TOML file: {_config_hint()}"
+                f"config file {path} cannot be read ({exc.strerror}): {_config_hint()}"
+            ) from None
+        if not stat.S_ISREG(mode):
+            raise ConfigError(
+                f"config file {path} is {path_kind(mode)}, not a TOML file: {_config_hint()}"
             )
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist: {_config_hint()}")
         return path
     return next((p for p in CONFIG_CANDIDATES if p.is_file()), None)
 

@@ -110,7 +110,7 @@ def test_every_error_at_once_env_and_file_told_apart(cwd: Path, tmp_path: Path) 
         "error: unknown variable ZFS_OFFSITE_TARGET_URL (env): "
         "did you mean ZFS_OFFSITE_TARGET__URL?",
         f"error: setting compression.threads ({config}:3): "
-        "Input should be greater than or equal to 1",
+        "must be a number of threads from 1 to 64",
         "error: setting max_parallel (env ZFS_OFFSITE_MAX_PARALLEL): "
         "Input should be a valid integer, unable to parse string as an integer",
     ]

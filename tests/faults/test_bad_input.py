@@ -22,17 +22,19 @@ import pytest
 
 from flows.backup import backup_flow
 from flows.prune import prune_flow
+from flows.restore import restore_flow
 from flows.verify import verify_flow
+from tests.support.cli import Cli, Result, base_env
 from tests.support.flow_runs import env_for
 from tests.support.services import Pool, SshServer, ensure_test_user
 from tests.support.zfsdata import create_member, snapshot, write_member_data
 from zfs_offsite.archive.identity import MARKER_NAME
 from zfs_offsite.archive.model import Sidecar
 from zfs_offsite.connect import open_store
-from zfs_offsite.errors import ChainError, MembersFailed
+from zfs_offsite.errors import ChainError, ConfigError, MembersFailed
 from zfs_offsite.jobs.backup import backup_member, discover_members, plan_member
 from zfs_offsite.jobs.prune import prune_member
-from zfs_offsite.jobs.restore import plan_restore
+from zfs_offsite.jobs.restore import download_chain, plan_restore
 from zfs_offsite.jobs.status import read_status
 from zfs_offsite.jobs.verify import FAILING, Verdict, verify_member
 from zfs_offsite.plan.backup import Action
@@ -452,3 +454,281 @@ def test_datasets_that_share_a_member_name_fail_alone() -> None:
         ("y", None),
         ("tank/x", shared),
     ]
+
+
+# 10. Bad input that escaped: each is one line naming the thing and the fix, exit 2, through
+# the real console script. Ages too large for a date, numbers that are not finite, a password
+# or a stray part in a URL, a file setting that is not a file, a member name none can have.
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """The console script in an empty directory, its settings from the environment only."""
+    (tmp_path / "cwd").mkdir()
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    env = base_env(tmp_path / "prefect") | {"ZFS_OFFSITE_TARGET__URL": f"file://{archive}"}
+    return Cli(env, tmp_path / "cwd")
+
+
+def one_error(result: Result) -> str:
+    """The single `error:` line of a bad-input exit (after the config banner), asserting exit 2."""
+    assert result.code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.err_lines if not line.startswith(("config:", "starting"))]
+    assert len(errors) == 1, result.output
+    return errors[0]
+
+
+def test_ages_too_large_for_a_date_are_refused_with_the_range(cli: Cli, tmp_path: Path) -> None:
+    config = tmp_path / "z.toml"
+    config.write_text('[retention]\npolicy = "all 7d, daily 99999999999999y"\n')
+    for command in (("config", "--check", "-c", str(config)), ("prune", "-c", str(config))):
+        assert one_error(cli(*command)) == (
+            f"error: setting retention.policy ({config}:2): 'daily 99999999999999y': the age "
+            "must be at most 100 years (100y, 1180m, 5228w, 36600d)"
+        )
+    down = cli.with_env(PREFECT_API_URL="http://127.0.0.1:9/api")  # never reached
+    assert one_error(down("history", "--since", "99999999999d")) == (
+        "error: --since '99999999999d': the age must be at most 100 years "
+        "(100y, 1180m, 5228w, 36600d)"
+    )
+    assert one_error(down("history", "--since", "0w")) == (
+        "error: --since '0w': the age must be at least 1"
+    )
+    assert one_error(down("history", "--since", "0001-01-01T00:00+14:00")) == (
+        "error: --since 0001-01-01T00:00+14:00: give an age like 90d, 12h, 2w, or a date like "
+        "2026-06-01"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        (
+            "RETRY_DELAY",
+            "inf",
+            "retry_delay (env ZFS_OFFSITE_RETRY_DELAY): must be a number of seconds from 0 to 3600",
+        ),
+        (
+            "TARGET__TIMEOUT",
+            "nan",
+            "target.timeout (env ZFS_OFFSITE_TARGET__TIMEOUT): must be a "
+            "number of seconds from 1 to 3600",
+        ),
+        (
+            "LOCK__WAIT_SECONDS",
+            "1e999",
+            "lock.wait_seconds (env ZFS_OFFSITE_LOCK__WAIT_SECONDS): "
+            "must be a number of seconds from 0 to 86400",
+        ),
+        (
+            "LOCK__STALE_SECONDS",
+            "-inf",
+            "lock.stale_seconds (env ZFS_OFFSITE_LOCK__STALE_SECONDS)"
+            ": must be a number of seconds from 120 to 86400",
+        ),
+        (
+            "FULL__AFTER_DAYS",
+            "inf",
+            "full.after_days (env ZFS_OFFSITE_FULL__AFTER_DAYS): must be "
+            "a number of days more than 0 and at most 3660",
+        ),
+        (
+            "FULL__AFTER_INCREMENTALS",
+            "99999999999999999999",
+            "full.after_incrementals (env "
+            "ZFS_OFFSITE_FULL__AFTER_INCREMENTALS): must be a number of incrementals from 1 to "
+            "100000",
+        ),
+        (
+            "RETENTION__STALE_PARTIAL_HOURS",
+            "inf",
+            "retention.stale_partial_hours (env "
+            "ZFS_OFFSITE_RETENTION__STALE_PARTIAL_HOURS): must be a number of hours from 1 to 8784",
+        ),
+    ],
+)
+def test_numbers_that_are_not_finite_or_past_any_use_are_refused_with_their_range(
+    cli: Cli, variable: str, value: str, says: str
+) -> None:
+    for command in (("config", "--check"), ("plan",)):
+        assert one_error(cli(*command, **{f"ZFS_OFFSITE_{variable}": value})) == (
+            f"error: setting {says}"
+        )
+
+
+def test_a_password_in_a_url_is_refused_and_never_shown(cli: Cli) -> None:
+    for variable, url in (
+        ("ZFS_OFFSITE_TARGET__URL", "sftp://backup:Hunter2secret@nas.example:2222/~/zfs"),
+        ("ZFS_OFFSITE_SOURCE__SSH_URL", "ssh://root:Hunter2secret@nas.example"),
+    ):
+        for command in (("config",), ("config", "--check"), ("status",), ("plan",)):
+            result = cli(*command, **{variable: url})
+            assert "Hunter2secret" not in result.output
+            line = one_error(result)
+            assert "holds a password, which this tool refuses" in line, line
+            assert line.endswith("log in with key_file or an SSH agent")
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("sftp://backup@nas:0/srv/zfs", "the port must be a number from 1 to 65535"),
+        ("sftp://backup@nas:65536/srv/zfs", "the port must be a number from 1 to 65535"),
+        ("sftp://backup@nas:/srv/zfs", "the port must be a number from 1 to 65535"),
+        ("sftp://backup@nas/srv/zfs?mode=fast", "the URL has a '?' or '#' part"),
+        ("sftp://backup@nas/srv/zfs#week", "the URL has a '?' or '#' part"),
+        ("file:///srv/zfs#week", "the URL has a '?' or '#' part"),
+    ],
+)
+def test_a_port_or_url_part_that_would_be_guessed_at_is_refused(
+    cli: Cli, url: str, says: str
+) -> None:
+    line = one_error(cli("config", ZFS_OFFSITE_TARGET__URL=url))
+    assert line.startswith(f"error: setting target.url (env ZFS_OFFSITE_TARGET__URL): {says}")
+
+
+def test_a_file_setting_that_is_not_a_file_says_what_it_is(
+    cli: Cli, sshd: SshServer, sftp_dir: Path, tmp_path: Path
+) -> None:
+    sftp = cli.with_env(
+        ZFS_OFFSITE_TARGET__URL=f"sftp://{sshd.user}@127.0.0.1:{sshd.port}{sftp_dir}",
+        ZFS_OFFSITE_TARGET__KEY_FILE=str(sshd.client_key),
+        ZFS_OFFSITE_TARGET__KNOWN_HOSTS="/dev/null",
+    )
+    assert one_error(sftp("verify")) == (
+        "error: verify failed: known_hosts file /dev/null is a character device, not a file of "
+        "host keys: set target.known_hosts to a file and fill it with "
+        f"`ssh-keyscan -p {sshd.port} 127.0.0.1 > /dev/null` and check the key"
+    )
+    keyless = sftp.with_env(
+        ZFS_OFFSITE_TARGET__KNOWN_HOSTS=str(sshd.known_hosts),
+        ZFS_OFFSITE_TARGET__KEY_FILE=str(tmp_path),
+    )
+    assert one_error(keyless("verify")) == (
+        f"error: verify failed: ssh key file {tmp_path} is a directory, not a file: "
+        "set target.key_file to the private key file"
+    )
+    assert one_error(cli("config", "--check", "-c", "/dev/null")) == (
+        "error: config file /dev/null is a character device, not a TOML file: "
+        "fix --config or $ZFS_OFFSITE_CONFIG"
+    )
+    assert one_error(cli("config", ZFS_OFFSITE_ENCRYPTION__RECIPIENTS_FILE="/dev/null")) == (
+        "error: setting encryption.recipients_file (env ZFS_OFFSITE_ENCRYPTION__RECIPIENTS_FILE)"
+        ": /dev/null is a character device, not a file: name the file of public keys"
+    )
+
+
+RULE = (
+    "cannot name a member: a member name is letters A-Z a-z, digits, space and _ . : + ~ - "
+    "(not starting with a dot, not lost+found); `zfs-offsite status` lists the members"
+)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("restore", "ünï", "tank/restore/x"),
+        ("restore", "ünï", "tank/x", "--to-dir", "/tmp"),
+        ("backup", "--member", "ünï"),
+        ("plan", "--member", "ünï"),
+        ("verify", "--member", "ünï"),
+        ("prune", "--member", "ünï"),
+        ("drill", "--member", "ünï"),
+        ("history", "--member", "ünï"),
+    ],
+)
+def test_a_member_name_none_can_have_is_bad_input_everywhere(
+    cli: Cli, command: tuple[str, ...]
+) -> None:
+    assert one_error(cli(*command)) == f"error: member 'ünï' {RULE}"
+
+
+def test_member_names_none_can_have_are_one_rule(cli: Cli) -> None:
+    for name in (".zfs-offsite-drill", "lost+found", "a/b", "..", "x\ny"):
+        assert one_error(cli("restore", name, "tank/x")) == f"error: member {name!r} {RULE}"
+
+
+def test_restore_of_a_member_the_archive_lacks_is_bad_input(cli: Cli) -> None:
+    archive = Path(cli.env["ZFS_OFFSITE_TARGET__URL"].removeprefix("file://"))
+    (archive / "alice").mkdir()
+    (archive / "bob").symlink_to(archive / "alice")
+    assert one_error(cli("restore", "carol", "tank/restore/carol")) == (
+        "error: restore failed: member carol: no such member directory on the backup server "
+        "(members: alice): check the name"
+    )
+
+
+def test_status_thresholds_that_would_never_fire_are_refused(cli: Cli) -> None:
+    for flag, value in (("--warning-hours", "nan"), ("--critical-hours", "inf")):
+        assert one_error(cli("status", flag, value)) == (
+            f"error: {flag} {value}: must be a number of hours from 0 to 8784"
+        )
+
+
+def test_a_download_directory_that_is_a_file_or_device_is_bad_input(
+    sftp_erin: Erin, tmp_path: Path
+) -> None:
+    plain = tmp_path / "chain.txt"
+    plain.write_text("notes\n")
+    for where, kind in ((Path("/dev/null"), "a character device"), (plain, "a file")):
+        with (
+            closing(open_store(sftp_erin.settings.target)) as store,
+            pytest.raises(ConfigError) as caught,
+        ):
+            download_chain(store, "erin", where)
+        assert str(caught.value) == (
+            f"--to-dir {where} is {kind}, not a directory: name a directory to download the "
+            "chain into (created if missing)"
+        )
+    assert plain.read_text() == "notes\n"
+
+
+def test_a_server_start_budget_past_any_wait_is_refused(cli: Cli) -> None:
+    huge = "9" * 30
+    for value, shown in ((huge, huge[:17] + "..."), ("3601", "3601")):
+        result = cli("verify", PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=value, timeout=120)
+        assert one_error(result) == (
+            f"error: PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS={shown}: must be whole "
+            "seconds from 1 to 3600"
+        )
+
+
+def test_a_deployment_run_with_a_member_name_none_can_have_fails_as_bad_input(
+    prefect: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run from the UI or a deployment never passes the CLI: the flows check the same rule."""
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET__URL", f"file://{tmp_path}")
+    (tmp_path / "alice").mkdir()
+    runs = {
+        "restore": lambda: restore_flow(member="ünï", destination="tank/x", return_state=True),
+        "verify": lambda: verify_flow(members=["ünï"], return_state=True),
+        "prune": lambda: prune_flow(members=["ünï"], return_state=True),
+    }
+    for job, run in runs.items():
+        error = run().result(raise_on_failure=False)
+        assert isinstance(error, ConfigError), (job, error)
+        where = "member" if job == "restore" else "parameter members:"
+        assert str(error) == f"{where} 'ünï' {RULE}"
+
+
+DATASET_RULE = (
+    "is not a dataset ZFS can create: write pool/path, e.g. tank/restore/alice (letters, "
+    "digits, space and _ . : -; no @, # or empty part)"
+)
+
+
+def test_a_restore_destination_zfs_cannot_create_is_bad_input(
+    cli: Cli, prefect: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for destination in ("tank/alice@s1", "tank//alice", "alice", "tank/ünï", "tank/a#b"):
+        assert one_error(cli("restore", "alice", destination)) == (
+            f"error: destination {destination!r} {DATASET_RULE}"
+        )
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET__URL", f"file://{tmp_path}")
+    error = restore_flow(member="alice", destination="tank/x@y", return_state=True).result(
+        raise_on_failure=False
+    )
+    assert isinstance(error, ConfigError)
+    assert str(error) == f"parameter destination: 'tank/x@y' {DATASET_RULE}"

@@ -10,6 +10,7 @@ import pytest
 from flows.restore import restore_flow
 from tests.support.services import Pool
 from tests.support.zfsdata import SNAP, guid, tree_digest
+from zfs_offsite.errors import ConfigError
 
 pytestmark = pytest.mark.integration
 
@@ -25,4 +26,6 @@ def test_restore_flow_receives_the_newest_snapshot(
     assert tree_digest(target.mountpoint / "alice") == tree_digest(pool.mountpoint / "elabfs-alice")
     state = restore_flow(member="nobody", destination=f"{target.name}/x", return_state=True)
     assert state.is_failed()
-    assert "no backup files" in str(state.result(raise_on_failure=False))
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, ConfigError)  # an unknown member is bad input, as for backup
+    assert str(error).startswith("member nobody: no such member directory on the backup server")

@@ -123,7 +123,8 @@ def test_key_file_that_is_a_directory(sshd: SshServer, tmp_path: Path, client: s
     assert_error(
         target_settings(sshd, client, key_file=str(tmp_path)),
         ConfigError,
-        f"ssh key file {tmp_path} is not a file: set target.key_file to the private key file",
+        f"ssh key file {tmp_path} is a directory, not a file: set target.key_file to the "
+        "private key file",
     )
 
 
@@ -251,6 +252,20 @@ def test_missing_known_hosts(sshd: SshServer, tmp_path: Path, client: str) -> No
         f"known_hosts file {known} does not exist: create it with "
         f"`ssh-keyscan -p {sshd.port} 127.0.0.1 > {known}` and check the key",
     )
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_known_hosts_that_is_a_device_or_directory_says_so(
+    sshd: SshServer, tmp_path: Path, client: str
+) -> None:
+    for known, kind in ((Path("/dev/null"), "a character device"), (tmp_path, "a directory")):
+        assert_error(
+            target_settings(sshd, client, known_hosts=str(known)),
+            ConfigError,
+            f"known_hosts file {known} is {kind}, not a file of host keys: set "
+            f"target.known_hosts to a file and fill it with "
+            f"`ssh-keyscan -p {sshd.port} 127.0.0.1 > {known}` and check the key",
+        )
 
 
 @pytest.fixture(scope="module")

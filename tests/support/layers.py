@@ -37,7 +37,10 @@ PACKAGES = ("zfs_offsite", "flows", "tasks", "cli", "deployments")
 # another, leaves included, must not close a loop between folders: `folder_cycles`.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # errors, and the process-wide stop switch that every layer may look at.
-    ("errors", ("zfs_offsite", "zfs_offsite.errors", "zfs_offsite.cancel")),
+    (
+        "errors",
+        ("zfs_offsite", "zfs_offsite.errors", "zfs_offsite.cancel", "zfs_offsite.file_kind"),
+    ),
     (
         # stdlib only, pure; archive.recipients parses public keys with pyrage (no I/O)
         "leaves",
@@ -114,6 +117,7 @@ PURE_STDLIB = frozenset(
 SETTINGS = ("zfs_offsite.settings", "zfs_offsite.setting_sources")
 SETTINGS_MAY_IMPORT = (
     "zfs_offsite.errors",
+    "zfs_offsite.file_kind",
     "zfs_offsite.setting_sources",
     "zfs_offsite.archive.names",
     "zfs_offsite.archive.recipients",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,92 @@ def test_target_urls() -> None:
     assert parse_target_url("sftp://u@h/~/zfs-backups").path == "zfs-backups"
     assert parse_target_url("sftp://u@h:2222/srv/b").port == 2222
     assert parse_target_url("file:///srv/b").path == "/srv/b"
+    assert parse_target_url("sftp://u@h/srv/b%23x%3Fy").path == "/srv/b#x?y"
+    assert parse_target_url("sftp://u@h:65535/srv/b").port == 65535
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("sftp://u:s3cr3t@h/srv/b", "the URL holds a password, which this tool refuses"),
+        ("sftp://u:@h/srv/b", "the URL holds a password, which this tool refuses"),
+        ("sftp://u:s3cr3t@h:0/srv/b", "the URL holds a password, which this tool refuses"),
+        ("sftp://u@h:0/srv/b", "the port must be a number from 1 to 65535 (or none for 22)"),
+        ("sftp://u@h:99999/srv/b", "the port must be a number from 1 to 65535 (or none for 22)"),
+        ("sftp://u@h:x/srv/b", "the port must be a number from 1 to 65535 (or none for 22)"),
+        ("sftp://u@h:/srv/b", "the port must be a number from 1 to 65535 (or none for 22)"),
+        ("sftp://u@h/srv/b?x=1", "the URL has a '?' or '#' part"),
+        ("sftp://u@h/srv/b?", "the URL has a '?' or '#' part"),
+        ("file:///srv/b#x", "the URL has a '?' or '#' part"),
+    ],
+)
+def test_target_url_parts_that_would_be_dropped_or_guessed_are_refused(url: str, says: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(says)) as caught:
+        parse_target_url(url)
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_source_ssh_url_has_the_target_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    for url, says in (
+        ("ssh://root:s3cr3t@nas", "the URL holds a password, which this tool refuses"),
+        ("ssh://root@nas:0", "the port must be a number from 1 to 65535"),
+        ("ssh://root@nas?x", "the URL has a '?' or '#' part"),
+        ("ssh://root@nas/tank", "must look like ssh://user@nas:22"),
+    ):
+        monkeypatch.setenv("ZFS_OFFSITE_SOURCE__SSH_URL", url)
+        (line,) = errors_of()
+        assert line.startswith(f"setting source.ssh_url (env ZFS_OFFSITE_SOURCE__SSH_URL): {says}")
+        assert "s3cr3t" not in line
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e999"])
+@pytest.mark.parametrize(
+    ("name", "low", "high"),
+    [
+        ("retry_delay", "0", "3600"),
+        ("target.timeout", "1", "3600"),
+        ("lock.wait_seconds", "0", "86400"),
+        ("lock.stale_seconds", "120", "86400"),
+        ("full.after_days", "more than 0 and at most", "3660"),
+        ("retention.stale_partial_hours", "1", "8784"),
+        ("retention.resumable_partial_days", "1", "366"),
+    ],
+)
+def test_float_settings_refuse_what_is_not_finite_and_state_their_range(
+    monkeypatch: pytest.MonkeyPatch, name: str, low: str, high: str, value: str
+) -> None:
+    monkeypatch.setenv("ZFS_OFFSITE_" + name.upper().replace(".", "__"), value)
+    (line,) = errors_of()
+    span = f"{low} {high}" if low.startswith("more") else f"from {low} to {high}"
+    assert line.startswith(f"setting {name} (env ZFS_OFFSITE_")
+    assert line.endswith(f" {span}"), line
+
+
+def test_number_settings_accept_their_whole_range() -> None:
+    settings = load_settings(
+        retry_delay=3600,
+        target={"timeout": 1},
+        lock={"wait_seconds": 0, "stale_seconds": 86400},
+        full={"after_days": 0.5, "after_incrementals": 100_000, "max_per_night": 10_000},
+    )
+    assert (settings.retry_delay, settings.target.timeout, settings.full.after_days) == (
+        3600,
+        1,
+        0.5,
+    )
+    assert errors_of(full={"after_incrementals": 100_001}) == [
+        "setting full.after_incrementals (argument): must be a number of incrementals "
+        "from 1 to 100000"
+    ]
+
+
+def test_a_config_file_that_is_a_device_says_so() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(Path("/dev/null"))
+    assert str(caught.value) == (
+        "config file /dev/null is a character device, not a TOML file: "
+        "fix --config or $ZFS_OFFSITE_CONFIG"
+    )
 
 
 # -- unknown keys and variables -------------------------------------------------------------
@@ -258,7 +345,7 @@ def test_dotenv_keys_are_checked_and_attributed(tmp_path: Path) -> None:
     )
     assert errors_of() == [
         "unknown variable ZFS_OFFSITE_TARGET_URL (.env:3): did you mean ZFS_OFFSITE_TARGET__URL?",
-        "setting retries (.env:4): Input should be greater than or equal to 0",
+        "setting retries (.env:4): must be a number of retries from 0 to 20",
     ]
 
 
@@ -282,7 +369,7 @@ def test_all_errors_at_once_each_naming_its_source(
         "unknown variable ZFS_OFFSITE_SOURCE_POOL (env): did you mean ZFS_OFFSITE_SOURCE__POOL?",
         "setting target.url (env ZFS_OFFSITE_TARGET__URL): "
         "the target URL must start with sftp:// or file://",
-        f"setting target.timeout ({config}:5): Input should be greater than 0",
+        f"setting target.timeout ({config}:5): must be a number of seconds from 1 to 3600",
         f"setting compression.algorithm ({config}:7): Input should be 'gzip' or 'zstd'",
     ]
 
@@ -290,7 +377,7 @@ def test_all_errors_at_once_each_naming_its_source(
 def test_bad_argument_is_attributed_to_the_argument() -> None:
     assert errors_of(target={"timeout": -1}, drill={"cycle_runz": 2}) == [
         "unknown setting drill.cycle_runz (argument): did you mean drill.cycle_runs?",
-        "setting target.timeout (argument): Input should be greater than 0",
+        "setting target.timeout (argument): must be a number of seconds from 1 to 3600",
     ]
 
 
@@ -396,7 +483,7 @@ def test_resumable_partials_wait_a_week_and_no_less_than_dead_ones(
     monkeypatch.setenv(RESUMABLE_ENV, "0.5")
     assert errors_of() == [
         f"setting retention.resumable_partial_days (env {RESUMABLE_ENV}): "
-        "Input should be greater than or equal to 1"
+        "must be a number of days from 1 to 366"
     ]
     monkeypatch.setenv(RESUMABLE_ENV, "2")
     monkeypatch.setenv("ZFS_OFFSITE_RETENTION__STALE_PARTIAL_HOURS", "72")
@@ -435,3 +522,15 @@ def test_target_umask_is_octal_from_toml_and_environment(
     assert load_settings(config).target.umask == 0o027
     monkeypatch.setenv("ZFS_OFFSITE_TARGET__UMASK", "007")
     assert load_settings().target.umask == 0o007
+
+
+@pytest.mark.parametrize("value", ["tank/drill@s1", "tank//drill", "/tank/drill/", "tank"])
+def test_drill_scratch_dataset_is_a_dataset_zfs_can_create(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("ZFS_OFFSITE_DRILL__SCRATCH_DATASET", value)
+    assert errors_of() == [
+        "setting drill.scratch_dataset (env ZFS_OFFSITE_DRILL__SCRATCH_DATASET): must be a "
+        "dataset below a pool, e.g. tank/zfs-offsite-drill (letters, digits, space and "
+        "_ . : -; no @, # or empty part)"
+    ]

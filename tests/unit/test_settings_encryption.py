@@ -55,7 +55,8 @@ def test_a_recipients_file_that_is_missing_or_empty_is_an_error(tmp_path: Path) 
     for path, says in [
         (tmp_path / "nope", "does not exist: name the file of public keys"),
         (empty, "names no recipient: add a public key (age1…) a line"),
-        (tmp_path, "cannot be read (Is a directory): name a readable text file"),
+        (tmp_path, "is a directory, not a file: name the file of public keys"),
+        (Path("/dev/null"), "is a character device, not a file: name the file of public keys"),
         (binary, "is not text (not UTF-8): name the file of public keys"),
     ]:
         with pytest.raises(SettingsError) as caught:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from zfs_offsite.errors import ConfigError
 from zfs_offsite.remote.partials import ATTEMPT, PARTIAL_SUFFIX
 
 INCREMENTAL_SEPARATOR = ".to."
@@ -75,6 +76,23 @@ def is_member_name(text: str) -> bool:
     may be called that.
     """
     return is_safe_component(text) and not text.startswith(".") and text != LOST_AND_FOUND
+
+
+def check_member_name(text: str, where: str) -> str:
+    """`text`, if it can name a member; else ConfigError in one line naming `where` and the rule.
+
+    Every command that takes a member name (backup, plan, verify, prune, drill,
+    restore, history) checks it here first: a name no member can have is bad
+    input (exit 2), never a job that ran and found nothing.
+    """
+    if is_member_name(text):
+        return text
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    raise ConfigError(
+        f"{where} {shown!r} cannot name a member: a member name is letters A-Z a-z, digits, "
+        "space and _ . : + ~ - (not starting with a dot, not lost+found); "
+        "`zfs-offsite status` lists the members"
+    )
 
 
 @dataclass(frozen=True)

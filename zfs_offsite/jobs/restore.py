@@ -15,19 +15,29 @@ from __future__ import annotations
 
 import logging
 import shlex
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zfs_offsite.archive.index import archived_members
 from zfs_offsite.archive.model import ArchiveFile, checksum_line
 from zfs_offsite.archive.names import (
     Compression,
     below_destination,
+    check_member_name,
     checksum_name,
     parse_backup_name,
 )
-from zfs_offsite.errors import IntegrityError, PermanentError, TransientError, ZfsOffsiteError
+from zfs_offsite.errors import (
+    ConfigError,
+    IntegrityError,
+    PermanentError,
+    TransientError,
+    ZfsOffsiteError,
+)
+from zfs_offsite.file_kind import path_kind
 from zfs_offsite.jobs.archive_read import read_archive
 from zfs_offsite.jobs.backup import discover_members
 from zfs_offsite.jobs.destination import (
@@ -108,7 +118,18 @@ class RestoreResult:
 
 
 def plan_restore(store: Store, member: str, snapshot: str | None) -> RestorePoint:
-    """Read the member's directory and pick the chain; raises ChainError before any receive."""
+    """Read the member's directory and pick the chain; raises ChainError before any receive.
+
+    A name no member can have, or one with no directory on the server, is a
+    ConfigError (bad input, exit 2), as `backup --member` treats an unknown name.
+    """
+    check_member_name(member, "member")
+    if member not in {entry.name for entry in store.listdir("")}:
+        members = archived_members(store)
+        raise ConfigError(
+            f"member {member}: no such member directory on the backup server "
+            f"(members: {', '.join(sorted(members)) or 'none'}): check the name"
+        )
     archive = read_archive(store, member, None)
     return choose_restore_point(archive.files, snapshot)
 
@@ -349,6 +370,15 @@ def download_chain(
 
 def download_files(store: Store, member: str, point: RestorePoint, directory: Path) -> list[Path]:
     """Copy a planned chain into `directory` (checked while copying), with `.sha256` files."""
+    try:
+        mode = directory.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISDIR(mode):
+        raise ConfigError(
+            f"--to-dir {directory} is {path_kind(mode)}, not a directory: name a directory "
+            "to download the chain into (created if missing)"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for file in point.chain:

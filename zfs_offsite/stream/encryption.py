@@ -38,6 +38,7 @@ from pyrage import ssh, x25519
 
 from zfs_offsite.archive.recipients import Recipient, ssh_fingerprint
 from zfs_offsite.errors import ConfigError, IntegrityError, ZfsOffsiteError
+from zfs_offsite.file_kind import path_kind
 from zfs_offsite.settings import EncryptionSettings
 from zfs_offsite.stream.compression import Compressor
 
@@ -452,7 +453,10 @@ def _identity_bytes(path: Path, setting: str) -> bytes:
     except OSError as exc:
         raise IdentityError(f"{setting} cannot be read ({exc.strerror}): fix its access") from None
     if not stat.S_ISREG(info.st_mode):
-        raise IdentityError(f"{setting} is not a file: name the identity (secret key) file")
+        raise IdentityError(
+            f"{setting} is {path_kind(info.st_mode)}, not a file: name the identity "
+            "(secret key) file"
+        )
     try:
         data = path.read_bytes()
     except OSError as exc:

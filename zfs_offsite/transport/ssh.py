@@ -21,6 +21,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from zfs_offsite.errors import ConfigError, HostKeyError, PermanentError, TransientError
+from zfs_offsite.file_kind import path_kind
 
 # aes-gcm needs no separate MAC pass: measured close to OpenSSH's throughput.
 PREFERRED_CIPHERS = (
@@ -194,10 +195,21 @@ def known_hosts_path(endpoint: SshEndpoint) -> Path:
 def known_hosts_file(endpoint: SshEndpoint) -> Path:
     """`known_hosts_path`, which must exist: a missing one is a ConfigError with the fix."""
     path = known_hosts_path(endpoint)
-    if not path.is_file():
+    scan = f"`ssh-keyscan -p {endpoint.port} {endpoint.host} > {path}` and check the key"
+    try:
+        info = path.stat()
+    except FileNotFoundError:
         raise ConfigError(
-            f"known_hosts file {path} does not exist: create it with "
-            f"`ssh-keyscan -p {endpoint.port} {endpoint.host} > {path}` and check the key"
+            f"known_hosts file {path} does not exist: create it with {scan}"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"known_hosts file {path} cannot be read ({exc.strerror}): fix its access"
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(
+            f"known_hosts file {path} is {path_kind(info.st_mode)}, not a file of host keys: "
+            f"set {endpoint.setting}.known_hosts to a file and fill it with {scan}"
         )
     return path
 
@@ -240,7 +252,9 @@ def _key_bytes(endpoint: SshEndpoint) -> bytes:
         raise _key_error(endpoint, f"cannot be read ({exc.strerror}): fix its access") from exc
     if not stat.S_ISREG(info.st_mode):
         raise _key_error(
-            endpoint, f"is not a file: set {endpoint.setting}.key_file to the private key file"
+            endpoint,
+            f"is {path_kind(info.st_mode)}, not a file: set {endpoint.setting}.key_file to "
+            "the private key file",
         )
     # OpenSSH ignores its own user's key when others may read it; say so up front.
     if info.st_uid == os.getuid() and info.st_mode & 0o077:

@@ -2,7 +2,39 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+from zfs_offsite.errors import ConfigError
+
+# What zfs_namecheck accepts in a component (OpenZFS and zfs-fuse alike); a pool starts
+# with a letter. Longer than ZFS's 255 characters is refused too.
+_COMPONENT = re.compile(r"[A-Za-z0-9_.: -]+")
+MAX_DATASET_NAME = 255
+
+
+def check_dataset_name(text: str, where: str) -> str:
+    """`text` if ZFS can create a dataset of that name below a pool; else a one-line ConfigError.
+
+    Checked before anything is read or received, so a typo such as `tank/x@s1`
+    or `tank//x` is bad input (exit 2), not a `zfs receive` failure at the end
+    of a download.
+    """
+    parts = text.split("/")
+    fits = (
+        len(parts) >= 2
+        and len(text) <= MAX_DATASET_NAME
+        and parts[0][:1].isascii()
+        and parts[0][:1].isalpha()
+        and all(_COMPONENT.fullmatch(p) and p not in {".", ".."} for p in parts)
+    )
+    if fits:
+        return text
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    raise ConfigError(
+        f"{where} {shown!r} is not a dataset ZFS can create: write pool/path, e.g. "
+        "tank/restore/alice (letters, digits, space and _ . : -; no @, # or empty part)"
+    )
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from zfs_offsite.archive.names import BackupName, Compression, Kind, classify, parse_backup_name
+from zfs_offsite.archive.names import (
+    BackupName,
+    Compression,
+    Kind,
+    check_member_name,
+    classify,
+    parse_backup_name,
+)
+from zfs_offsite.errors import ConfigError
 
 SEED_FULL = "elabfs-LukasMetzler@auto-20190806.0200-1w.gz"
 SEED_INC = (
@@ -70,3 +78,16 @@ def test_encrypted_names_put_age_after_the_compression() -> None:
     assert sidecar == (Kind.METADATA, BackupName("elabfs-a", "s.0", Compression.ZSTD, None, True))
     partial = classify("elabfs-a@s.0.zst.age.0123456789ab.partial")
     assert partial[0] is Kind.PARTIAL and partial[1] is not None and partial[1].encrypted
+
+
+@pytest.mark.parametrize("name", ["ünï", ".hidden", "lost+found", "a/b", "..", "", "x\ny"])
+def test_a_name_no_member_can_have_is_a_config_error(name: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_member_name(name, "member")
+    assert str(caught.value).startswith(f"member {name!r} cannot name a member: ")
+    assert "\n" not in str(caught.value)
+
+
+def test_member_names_backup_can_give_pass() -> None:
+    for name in ("alice", "LukasMetzler", "nest~sub", "a b", "x.y:z+1-2_3"):
+        assert check_member_name(name, "member") == name

@@ -260,7 +260,7 @@ def test_an_identity_others_can_read_or_a_public_key_is_refused_with_the_fix(
     )
     key.chmod(0o600)
     assert load_identities(key)
-    with pytest.raises(IdentityError, match=r"is not a file: name the identity"):
+    with pytest.raises(IdentityError, match=r"is a directory, not a file: name the identity"):
         load_identities(tmp_path)
     ssh_key = tmp_path / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh_key)], check=True)
