@@ -552,7 +552,7 @@ def _record(settings: Settings, runner: Runner, store: Store, dataset: str) -> N
     (a login that may not `zfs set`, an unreadable marker) is a warning: the file is stored."""
     try:
         marker = read_marker(store)
-    except ZfsOffsiteError as exc:
+    except (OSError, ZfsOffsiteError) as exc:
         log.warning("%s: stored, but the archive record was not set: %s", dataset, exc)
         return
     if marker is None:
