@@ -8,6 +8,7 @@ mount point that login can write) over both SSH clients.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -172,3 +173,60 @@ def test_sftp_server_whose_disk_is_not_mounted_gets_nothing(
         assert "\n" not in said
     assert os.listdir(archive) == []  # the bare mount point stays empty
     assert marks(source_pool) == held
+
+
+def zfs_get(prop: str, dataset: str) -> str:
+    return subprocess.run(
+        ["zfs", "get", "-H", "-o", "value", prop, dataset],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def test_with_protect_base_off_the_archive_record_still_refuses_the_unmounted_disk(
+    source_pool: Pool,
+    usb_disk: tuple[Path, Callable[[], None], Callable[[], None]],
+    tmp_path: Path,
+) -> None:
+    """No hold, no bookmark: the user property the first backup left on each member is the
+    evidence that an archive was there (issue 19 item 3, for protect_base = "off")."""
+    mount_point, mount, unmount = usb_disk
+    archive = mount_point / "archive"
+    (tmp_path / "cwd").mkdir()
+    cli = Cli(
+        base_env(tmp_path / "prefect")
+        | {
+            "ZFS_OFFSITE_SOURCE__POOL": source_pool.name,
+            "ZFS_OFFSITE_TARGET__URL": f"file://{archive}",
+            "ZFS_OFFSITE_PROTECT_BASE": "off",
+        },
+        tmp_path / "cwd",
+    )
+    first = cli("backup")
+    assert first.code == 0, first.output
+    archive_id = json.loads((archive / MARKER_NAME).read_text())["archive_id"]
+    # As README documents it: `zfs-offsite:archive-` and 8 hex digits of sha256(target URL).
+    prop = "zfs-offsite:archive-" + hashlib.sha256(f"file://{archive}".encode()).hexdigest()[:8]
+    for member in MEMBERS:
+        assert zfs_get(prop, f"{source_pool.name}/elabfs-{member}") == archive_id
+    assert set(marks(source_pool).values()) == {"0"}  # protect_base off: no hold anywhere
+
+    for member in MEMBERS:
+        take_snapshot(f"{source_pool.name}/elabfs-{member}", S2)
+    unmount()
+    failed = cli("backup")
+    assert failed.code == 1, failed.output
+    said = failed.err_lines[-1]
+    assert said.startswith("error: backup failed for 3 member(s): alice, bob, carol: ")
+    assert f"archive root file://{archive} is missing but {source_pool.name}/elabfs-" in said
+    assert f"({prop}={archive_id}) was backed up there before: is the disk mounted?" in said
+    assert "Traceback" not in failed.output
+    assert os.listdir(mount_point) == []  # no new fulls on the root file system
+
+    mount()
+    again = cli("backup")
+    assert again.code == 0, again.output
+    for member in MEMBERS:
+        name = f"elabfs-{member}@{SNAP}.to.elabfs-{member}@{S2}.zst"
+        assert (archive / member / name).is_file()

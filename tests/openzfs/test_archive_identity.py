@@ -6,15 +6,17 @@ goes missing. Skipped, with the reason printed, unless the VM is up.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.support.openzfs_vm import add_snapshot, vm_settings
-from zfs_offsite.archive.identity import ArchiveRootError
+from zfs_offsite.archive.identity import MARKER_NAME, ArchiveRootError
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.plan.backup import Action
+from zfs_offsite.zfs.record import record_property
 from zfs_offsite.zfs.runner import Runner
 
 pytestmark = [pytest.mark.openzfs_vm]
@@ -51,6 +53,8 @@ def test_a_missing_archive_root_with_our_mark_fails_and_moves_no_mark(
 
     add_snapshot(runner, dataset, "s2")
     shutil.rmtree(tmp_path / "usb")  # the disk is gone, its mount point too
+    # The marks alone are evidence too (an archive whose members have no record yet).
+    runner.run(["zfs", "inherit", record_property(str(settings.target.parsed)), dataset])
     before = marks(runner, dataset)
     (member,) = discover_members(settings)
     with pytest.raises(ArchiveRootError) as caught:
@@ -61,3 +65,39 @@ def test_a_missing_archive_root_with_our_mark_fails_and_moves_no_mark(
     assert "is the disk mounted?" in said
     assert not (tmp_path / "usb").exists()
     assert marks(runner, dataset) == before
+
+
+def test_with_protect_base_off_the_archive_record_is_the_evidence(
+    vm: tuple[Runner, str, Path], tmp_path: Path
+) -> None:
+    """No bookmark, no hold: the record set over SSH after the first backup refuses the
+    missing root; another target's record is no proof."""
+    runner, pool, known_hosts = vm
+    dataset = f"{pool}/elabfs-rec"
+    runner.run(["zfs", "create", dataset])
+    archive = tmp_path / "usb" / "archive"
+    settings = vm_settings(pool, archive, known_hosts).model_copy(update={"protect_base": "off"})
+    add_snapshot(runner, dataset, "s1")
+    (member,) = discover_members(settings)
+    assert backup_member(settings, member).action is Action.FULL
+    archive_id = json.loads((archive / MARKER_NAME).read_text())["archive_id"]
+    prop = record_property(f"file://{archive}")
+    got = runner.run(["zfs", "get", "-H", "-o", "value,source", prop, dataset]).stdout.split()
+    assert got == [archive_id, "local"]
+    assert marks(runner, dataset) == ""  # protect_base off: no bookmark, no hold
+
+    other = vm_settings(pool, tmp_path / "other", known_hosts).model_copy(
+        update={"protect_base": "off"}
+    )
+    (member,) = discover_members(other)
+    assert backup_member(other, member).action is Action.FULL
+
+    add_snapshot(runner, dataset, "s2")
+    shutil.rmtree(tmp_path / "usb")
+    (member,) = discover_members(settings)
+    with pytest.raises(ArchiveRootError) as caught:
+        backup_member(settings, member)
+    said = str(caught.value)
+    assert f"archive root file://{archive} is missing but {dataset} ({prop}={archive_id})" in said
+    assert "is the disk mounted?" in said
+    assert not (tmp_path / "usb").exists()

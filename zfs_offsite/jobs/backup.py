@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from zfs_offsite import __version__, cancel
 from zfs_offsite.archive.commit import commit_backup
-from zfs_offsite.archive.identity import establish
+from zfs_offsite.archive.identity import establish, read_marker
 from zfs_offsite.archive.lock import member_lock
 from zfs_offsite.archive.model import MemberArchive, Sidecar
 from zfs_offsite.archive.names import BackupName, checksum_name, parse_backup_name
@@ -51,6 +51,7 @@ from zfs_offsite.zfs.commands import (
 from zfs_offsite.zfs.members import SKIP_PROPERTY, Member, Selection, select
 from zfs_offsite.zfs.model import ZfsFeatures
 from zfs_offsite.zfs.protect import choose, mark_tag, marked_before, protect, stale_marks
+from zfs_offsite.zfs.record import record_archive, record_property
 from zfs_offsite.zfs.runner import CommandFailed, Process, Runner
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def discover_members(settings: Settings, runner: Runner | None = None) -> list[M
 def discover_selection(settings: Settings, runner: Runner | None = None) -> Selection:
     """The members (see `discover_members`) and the datasets below them left out, with why."""
     props = [settings.source.select_property] if settings.source.select_property else []
-    props.append(SKIP_PROPERTY)
+    props += [SKIP_PROPERTY, record_property(str(settings.target.parsed))]
     if runner is None:
         with closing(open_runner(settings)) as own:
             return discover_selection(settings, own)
@@ -166,15 +167,17 @@ def prepare_archive(
     """Before a backup writes anything: is the target's root this tool's archive?
 
     A marked root costs one stat. A missing or empty one is a first backup only
-    if no member carries this target's mark (else the disk is not mounted: every
-    member fails, nothing is written); see `archive/identity.establish`.
+    if no member carries this target's mark or archive record (else the disk is
+    not mounted: every member fails, nothing is written); see
+    `archive/identity.establish`.
     `members` None: the pool's members are listed (only when the marker is absent).
     """
 
     def evidence() -> str | None:
         with closing(open_runner(settings)) if runner is None else nullcontext(runner) as zfs:
             found = discover_members(settings, zfs) if members is None else members
-            return marked_before(zfs, found, mark_tag(str(settings.target.parsed)))
+            target = str(settings.target.parsed)
+            return marked_before(zfs, found, mark_tag(target), record_property(target))
 
     establish(store, evidence, write=write)
 
@@ -519,6 +522,7 @@ def _execute_plan(
             checkpoints=stream.checkpoints,
         )
         protection = _protect(settings, runner, features, plan)
+        _record(settings, runner, store, plan.dataset)
     log.info(
         "%s: %s%s %s stored (%d bytes from %d)",
         plan.member,
@@ -541,6 +545,21 @@ def _protect(settings: Settings, runner: Runner, features: ZfsFeatures, plan: Ba
     except ZfsOffsiteError as exc:
         log.warning("%s: uploaded, but %s", plan.member, exc)
         return f"failed: {exc}"
+
+
+def _record(settings: Settings, runner: Runner, store: Store, dataset: str) -> None:
+    """Record the archive on the source after a commit, whatever protect_base says; a failure
+    (a login that may not `zfs set`, an unreadable marker) is a warning: the file is stored."""
+    try:
+        marker = read_marker(store)
+    except (OSError, ZfsOffsiteError) as exc:
+        log.warning("%s: stored, but the archive record was not set: %s", dataset, exc)
+        return
+    if marker is None:
+        log.warning("%s: stored, but the archive has no marker to record on the source", dataset)
+        return
+    prop = record_property(str(settings.target.parsed))
+    log.debug("%s: %s", dataset, record_archive(runner, dataset, prop, marker.archive_id))
 
 
 def backup_member(

@@ -285,6 +285,16 @@ def set_mark_argv(dataset: str, value: str) -> list[str]:
     return ["zfs", "set", f"{MARK}={value}", dataset]
 
 
+def get_property_argv(prop: str, dataset: str) -> list[str]:
+    """`zfs get` of one property of one dataset: the bare value (`-`: a user property unset)."""
+    return ["zfs", "get", "-H", "-o", "value", prop, dataset]
+
+
+def set_property_argv(dataset: str, prop: str, value: str) -> list[str]:
+    """`zfs set prop=value` on one dataset (the tool's own user properties only)."""
+    return ["zfs", "set", f"{prop}={value}", dataset]
+
+
 # `zfs receive -o` without a dataset: a ZFS that knows the flag (OpenZFS 0.8+)
 # complains about the missing argument, one that does not (zfs-fuse) about the
 # flag ("invalid option 'o'"), both before reading stdin.

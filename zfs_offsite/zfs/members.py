@@ -39,6 +39,9 @@ class Member:
     error: str | None = None
     encryption: str | None = None  # the dataset's `encryption` (None: this ZFS has none)
     kind: str = "filesystem"  # or "volume": a zvol is sent and received like a filesystem
+    # This target's archive record on the dataset, `((property, archive id),)`, or () if
+    # none (see zfs/record.py): the evidence of an archive that protect_base=off leaves.
+    archives: tuple[tuple[str, str], ...] = ()
 
     @property
     def natively_encrypted(self) -> bool:
@@ -72,6 +75,18 @@ def _member(dataset: Dataset, pool: str, prefix: str) -> Member:
         dataset.bookmarks,
         encryption=dataset.encryption,
         kind=dataset.kind,
+        archives=_archives(dataset),
+    )
+
+
+def _archives(dataset: Dataset) -> tuple[tuple[str, str], ...]:
+    """The dataset's archive records as listed (`-`: not set, as `zfs get` says it)."""
+    return tuple(
+        sorted(
+            (prop, value)
+            for prop, value in dataset.properties.items()
+            if prop.startswith(ARCHIVE_RECORD_PREFIX) and value not in ("", "-")
+        )
     )
 
 
@@ -85,6 +100,7 @@ def _rejected(dataset: Dataset, error: str) -> Member:
         error,
         encryption=dataset.encryption,
         kind=dataset.kind,
+        archives=_archives(dataset),
     )
 
 
@@ -93,6 +109,9 @@ def _rejected(dataset: Dataset, error: str) -> Member:
 # it takes that one back in. A property, not a setting: it stays with the dataset
 # through a rename, and `zfs get -r` shows it next to the data it concerns.
 SKIP_PROPERTY = "zfs-offsite:skip"
+# `zfs-offsite:archive-<target hash>=<archive id>`: set on a member after a file of it is
+# committed to that target (zfs/record.py), read by discovery's one `zfs get`.
+ARCHIVE_RECORD_PREFIX = "zfs-offsite:archive-"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ successful night. Bookmarks (OpenZFS) cost nothing and block nothing; holds
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from enum import StrEnum
@@ -26,6 +25,7 @@ from zfs_offsite.zfs.commands import (
 )
 from zfs_offsite.zfs.members import Member
 from zfs_offsite.zfs.model import Snapshot, ZfsFeatures
+from zfs_offsite.zfs.record import recorded, target_digest
 from zfs_offsite.zfs.runner import Runner, last_line
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class Mechanism(StrEnum):
 
 def mark_tag(target: str) -> str:
     """A hold tag / bookmark prefix per backup target, so two targets never clear each other's."""
-    return "zfs-offsite-" + hashlib.sha256(target.encode()).hexdigest()[:8]
+    return "zfs-offsite-" + target_digest(target)
 
 
 def choose(setting: str, features: ZfsFeatures) -> Mechanism:
@@ -69,13 +69,19 @@ def stale_marks(member: Member, tag: str, keep: Snapshot) -> tuple[str, ...]:
     return (*held, *ours)
 
 
-def marked_before(runner: Runner, members: Sequence[Member], tag: str) -> str | None:
-    """A member with a mark of this target's tag (a bookmark, or a hold), named with it: the proof
-    that the tool backed up to this target before; None if there is none.
+def marked_before(
+    runner: Runner, members: Sequence[Member], tag: str, record: str | None = None
+) -> str | None:
+    """A member with a mark of this target's tag (a bookmark, or a hold) or this target's archive
+    record (the user property `record`, zfs/record.py), named with it: the proof that the tool
+    backed up to this target before; None if there is none.
 
-    Bookmarks are seen in the listing; a held snapshot is asked for its tags
-    (another tool's or another target's hold is no proof), a `zfs holds` per
-    held snapshot. Asked only when the archive root is missing or empty."""
+    Records and bookmarks are seen in the listing; a held snapshot is asked for
+    its tags (another tool's or another target's hold is no proof), a `zfs holds`
+    per held snapshot. Asked only when the archive root is missing or empty."""
+    for member in members:
+        if record is not None and (archive_id := recorded(member, record)) is not None:
+            return f"{member.dataset} ({record}={archive_id})"
     for member in members:
         for mark in member.bookmarks:
             if mark.name.startswith(tag + "_"):
