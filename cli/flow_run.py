@@ -71,15 +71,22 @@ def ensure_server() -> None:
         return
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
+    from cli.server_config import choose_server, shown_url
+
+    choice = choose_server()
+    if choice.problem:
+        output.info(f"note: {choice.problem}: its PREFECT_API_URL is not used")
     url = PREFECT_API_URL.value()
     if url:
+        output.info(choice.line)
         from prefect.client.orchestration import get_client
 
         with get_client(sync_client=True) as client:
             problem = client.api_healthcheck()
         if problem is not None:
             output.fail(
-                f"cannot reach the Prefect server at {url} (PREFECT_API_URL): "
+                f"cannot reach the Prefect server at {shown_url(url)} "
+                f"(PREFECT_API_URL from {choice.origin}): "
                 f"{output.one_line(str(problem)) or type(problem).__name__}",
                 exit_codes.PREFECT_UNAVAILABLE,
             )
