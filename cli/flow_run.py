@@ -83,11 +83,19 @@ def ensure_server() -> None:
 
         with get_client(sync_client=True) as client:
             problem = client.api_healthcheck()
+            refused = refused_status(client) if problem is None else None
         if problem is not None:
             output.fail(
                 f"cannot reach the Prefect server at {shown_url(url)} "
                 f"(PREFECT_API_URL from {choice.origin}): "
                 f"{output.one_line(str(problem)) or type(problem).__name__}",
+                exit_codes.PREFECT_UNAVAILABLE,
+            )
+        if refused is not None:
+            output.fail(
+                f"the Prefect server at {shown_url(url)} refused this command (HTTP {refused}): "
+                "set PREFECT_API_AUTH_STRING to its user:password (the server's "
+                f"PREFECT_SERVER_API_AUTH_STRING) where PREFECT_API_URL is set ({choice.origin})",
                 exit_codes.PREFECT_UNAVAILABLE,
             )
         _server_ready = True
@@ -113,6 +121,19 @@ def ensure_server() -> None:
         output.info(f"local Prefect server at {server.api_url}, its output in {server.log}")
     use_server(server.api_url)
     _server_ready = True
+
+
+def refused_status(client: Any) -> int | None:
+    """401/403 if the server wants credentials this command lacks (its /health never does)."""
+    import httpx
+
+    try:
+        client.hello()
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code in (401, 403):
+            return int(exc.response.status_code)
+        raise
+    return None
 
 
 class ServerDidNotStart(Exception):

@@ -108,3 +108,30 @@ def test_the_environment_wins_over_the_env_file(cli: Cli, tmp_path: Path) -> Non
     assert done.err_lines[-1].startswith(
         f"error: cannot reach the Prefect server at {named} (PREFECT_API_URL from the environment)"
     )
+
+
+def test_the_env_files_auth_string_goes_with_its_url_and_is_never_printed(
+    cli: Cli, tmp_path: Path
+) -> None:
+    secret = "admin:his-s3cret"
+    home = tmp_path / "server"
+    home.mkdir()
+    with prefect_server(home, settings={"PREFECT_SERVER_API_AUTH_STRING": secret}) as env:
+        url = env["PREFECT_API_URL"]
+        env_file = tmp_path / "default-zfs-offsite"
+        host = cli.with_env(OFFSITE_ENV_FILE=str(env_file))
+
+        env_file.write_text(f"PREFECT_API_URL={url}\n")  # no auth string: refused
+        refused = host("history", "--json")
+        assert (refused.code, refused.stdout) == (3, "")
+        assert refused.err_lines[-1] == (
+            f"error: the Prefect server at {url} refused this command (HTTP 401): set "
+            "PREFECT_API_AUTH_STRING to its user:password (the server's "
+            f"PREFECT_SERVER_API_AUTH_STRING) where PREFECT_API_URL is set ({env_file})"
+        )
+
+        env_file.write_text(f"PREFECT_API_URL={url}\nPREFECT_API_AUTH_STRING={secret}\n")
+        done = host("history", "--json")
+        assert done.code == 0, done.output
+        assert json.loads(done.stdout)["server"] == url
+        assert "s3cret" not in done.output
