@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from cli import exit_codes, output, startup
-from zfs_offsite.jobs.history import Run, detail_rows, document, last_good, night_row
+from zfs_offsite.jobs.history import Run, detail_rows, document, last_good, nights
 
 BACKUP_FLOW = "zfs-offsite-backup"
 SINCE = re.compile(r"^(\d+)([hdw])$")
@@ -253,7 +253,7 @@ def history(
     now = datetime.now(UTC)
     runs = read_runs(start, None if scheduled else now)
     wanted = set(member or [])
-    nights = [night_row(run) for run in runs]
+    per_night = nights(runs, wanted)
     good = [r for r in last_good(runs) if not wanted or r["member"] in wanted]
     rows = [
         r
@@ -264,7 +264,7 @@ def history(
     if json_output:
         until = "" if scheduled else now.isoformat()
         output.print_json(
-            document(shown_url(choice.url), start.isoformat(), until, nights, good, rows)
+            document(shown_url(choice.url), start.isoformat(), until, per_night, good, rows)
         )
         return
     chosen = View.members if last else view
@@ -279,7 +279,7 @@ def history(
             output.info(f"no good backup {period} of: {', '.join(missing)}")
     elif chosen is View.nights:
         output.print_rows(
-            f"backup nights {period}", NIGHT_COLUMNS, [_night_display(r) for r in nights]
+            f"backup nights {period}", NIGHT_COLUMNS, [_night_display(r) for r in per_night]
         )
     else:
         rows.sort(key=lambda r: (r["member"], r["scheduled"]))

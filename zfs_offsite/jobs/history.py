@@ -11,7 +11,7 @@ audit" documents (a test checks the two agree).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,9 +160,13 @@ def _bytes(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def night_row(run: Run) -> dict[str, Any]:
-    """The run as one row (`NIGHT_KEYS`): how many members ended well, which failed, bytes."""
+def night_row(run: Run, members: Collection[str] = ()) -> dict[str, Any]:
+    """The run as one row (`NIGHT_KEYS`): how many members ended well, which failed, bytes.
+
+    `members`: count only these (`history --member`); empty: all of the run's.
+    """
     latest = run.tables[-1] if run.tables else []
+    latest = [r for r in latest if not members or r.get("member") in members]
     failed = [str(r.get("member", "")) for r in latest if _failed(r)]
     return {
         "night": run.name,
@@ -180,6 +184,17 @@ def night_row(run: Run) -> dict[str, Any]:
         "flow_run_id": run.flow_run_id,
         "url": run.url,
     }
+
+
+def nights(runs: Iterable[Run], members: Collection[str] = ()) -> list[dict[str, Any]]:
+    """A row per run; with `members`, only the runs that reported one of them (or nothing:
+    a run that stopped before its report may have been about to back them up)."""
+    rows = []
+    for run in runs:
+        row = night_row(run, members)
+        if not members or not run.tables or row["members_ok"] or row["members_failed"]:
+            rows.append(row)
+    return rows
 
 
 def _failed(row: dict[str, Any]) -> bool:

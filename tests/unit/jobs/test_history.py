@@ -13,6 +13,7 @@ from zfs_offsite.jobs.history import (
     last_good,
     member_rows,
     night_row,
+    nights,
 )
 
 NIGHT = {"night": "backup-2026-11-27", "attempts": 1, "message": ""}
@@ -142,3 +143,19 @@ def test_the_views_rows_have_their_schemas_keys() -> None:
     run = _run("backup-nas1-2026-12-07-0230", [_sent("alice", "s1", "t1")])
     assert set(night_row(run)) == set(SCHEMA["nights"])
     assert set(last_good([run])[0]) == set(SCHEMA["last_good"])
+
+
+def test_a_member_filter_counts_only_that_member_and_its_nights() -> None:
+    both = _run(
+        "backup-nas1-2026-12-07-0230",
+        [_sent("alice", "s1", "t1"), {"member": "bob", "action": "failed", "error": "x"}],
+    )
+    bob_only = _run("backup-nas1-2026-12-08-0230-members-bob", [_sent("bob", "s2", "t2")])
+    crashed = _run("backup-nas1-2026-12-09-0230", state="Crashed")
+    rows = nights([crashed, bob_only, both], {"alice"})
+    assert [(r["night"], r["members_ok"], r["members_failed"]) for r in rows] == [
+        ("backup-nas1-2026-12-09-0230", 0, []),
+        ("backup-nas1-2026-12-07-0230", 1, []),
+    ]
+    assert rows[1]["stored_bytes"] == 1000
+    assert len(nights([crashed, bob_only, both])) == 3
