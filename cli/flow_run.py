@@ -1,7 +1,8 @@
 """Running a flow from the shell: which Prefect server, its start-up budget, quiet logs.
 
 Only the commands that run a flow come here; `plan`, `status`, `config`,
-`--help` and `--version` never import Prefect. With `PREFECT_API_URL` set the
+`--help` and `--version` never import Prefect. With a server named
+(`PREFECT_API_URL`, or the host's /etc/default/zfs-offsite: server_config.py) the
 run lands in that server's history beside the nightly runs; otherwise a local
 `prefect server start` is started once per process, with a budget that holds
 on a busy 2-core machine (Prefect's own default of 20 s does not).
