@@ -1,7 +1,8 @@
 """Running a flow from the shell: which Prefect server, its start-up budget, quiet logs.
 
 Only the commands that run a flow come here; `plan`, `status`, `config`,
-`--help` and `--version` never import Prefect. With `PREFECT_API_URL` set the
+`--help` and `--version` never import Prefect. With a server named
+(`PREFECT_API_URL`, or the host's /etc/default/zfs-offsite: server_config.py) the
 run lands in that server's history beside the nightly runs; otherwise a local
 `prefect server start` is started once per process, with a budget that holds
 on a busy 2-core machine (Prefect's own default of 20 s does not).
@@ -76,16 +77,31 @@ def ensure_server() -> None:
         return
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
+    from cli.server_config import choose_server, shown_url
+
+    choice = choose_server()
+    if choice.problem:
+        output.info(f"note: {choice.problem}: its PREFECT_API_URL is not used")
     url = PREFECT_API_URL.value()
     if url:
+        output.info(choice.line)
         from prefect.client.orchestration import get_client
 
         with get_client(sync_client=True) as client:
             problem = client.api_healthcheck()
+            refused = refused_status(client) if problem is None else None
         if problem is not None:
             output.fail(
-                f"cannot reach the Prefect server at {url} (PREFECT_API_URL): "
+                f"cannot reach the Prefect server at {shown_url(url)} "
+                f"(PREFECT_API_URL from {choice.origin}): "
                 f"{output.one_line(str(problem)) or type(problem).__name__}",
+                exit_codes.PREFECT_UNAVAILABLE,
+            )
+        if refused is not None:
+            output.fail(
+                f"the Prefect server at {shown_url(url)} refused this command (HTTP {refused}): "
+                "set PREFECT_API_AUTH_STRING to its user:password (the server's "
+                f"PREFECT_SERVER_API_AUTH_STRING) where PREFECT_API_URL is set ({choice.origin})",
                 exit_codes.PREFECT_UNAVAILABLE,
             )
         _server_ready = True
@@ -111,6 +127,19 @@ def ensure_server() -> None:
         output.info(f"local Prefect server at {server.api_url}, its output in {server.log}")
     use_server(server.api_url)
     _server_ready = True
+
+
+def refused_status(client: Any) -> int | None:
+    """401/403 if the server wants credentials this command lacks (its /health never does)."""
+    import httpx
+
+    try:
+        client.hello()
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code in (401, 403):
+            return int(exc.response.status_code)
+        raise
+    return None
 
 
 class ServerDidNotStart(Exception):

@@ -1,25 +1,30 @@
-"""`zfs-offsite history`: every night of the backup flow, per member, from the Prefect server.
+"""`zfs-offsite history`: the backup flow's past nights, from the Prefect server.
 
-The auditor's view: what was sent, how big, its checksum, and which nights
-failed and were retried. It reads the server's flow runs and the table
-artifacts each attempt wrote, so it needs `PREFECT_API_URL`: the history lives
-in the real server, and a temporary local one would hold none of it.
+The auditor's view: one row per night (members ok/failed, bytes, retries),
+one per member (its last good backup: snapshot, file, finished at), or the
+detailed rows per night and member. It reads the server's flow runs and the
+table artifacts each attempt wrote, so it needs a server (PREFECT_API_URL, or
+the host's /etc/default/zfs-offsite: cli/server_config.py): the history lives
+in the real server, and a temporary local one would hold none of it. The rows
+themselves are built in zfs_offsite/jobs/history.py.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
 from cli import exit_codes, output, startup
+from zfs_offsite.jobs.history import Run, detail_rows, document, last_good, nights
 
 BACKUP_FLOW = "zfs-offsite-backup"
 SINCE = re.compile(r"^\d+[hdwmy]$")  # an age, in the retention policy's grammar
 PAGE = 200  # flow runs and artifacts read per request
-COLUMNS = (
+DETAIL_COLUMNS = (
     "night",
     "state",
     "attempts",
@@ -33,6 +38,17 @@ COLUMNS = (
     "earlier_attempts",
     "url",
 )
+# The nights view fits 100 columns (tests/cli/test_history_views.py); the members view is
+# a block per member, so a long file name is never folded.
+NIGHT_COLUMNS = ("scheduled (UTC)", "host", "state", "tries", "ok", "failed", "stored")
+
+
+class View(StrEnum):
+    """What one row of the table is."""
+
+    nights = "nights"
+    members = "members"
+    detail = "detail"
 
 
 def parse_since(text: str, now: datetime) -> datetime:
@@ -62,49 +78,11 @@ def ui_url(api_url: str) -> str:
     return str(configured or re.sub(r"/api/?$", "", api_url)).rstrip("/")
 
 
-def member_rows(night: dict[str, Any], reports: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per member of a night from its attempts' tables (oldest first).
+def read_runs(since: datetime, until: datetime | None) -> list[Run]:
+    """The backup flow runs due between `since` and `until` (None: also future), newest first.
 
-    The last attempt's row holds the figures; the earlier attempts say how the
-    member fared before (e.g. `attempt 1: failed: permission denied`), so a
-    night retried to green still shows that it failed.
+    A run that was due but never ran (Late) is listed: a missed night is history.
     """
-    if not reports:  # the run stopped before writing its report: the night as a whole
-        return [
-            night
-            | {
-                "member": "",
-                "action": "no report",
-                "error": night["message"],
-                "earlier_attempts": [],
-            }
-        ]
-    latest = reports[-1]
-    rows = []
-    for row in latest:
-        earlier = []
-        for number, report in enumerate(reports[:-1], 1):
-            before = next((r for r in report if r.get("member") == row.get("member")), None)
-            if before is not None:
-                attempt = before.get("attempt", number)
-                earlier += _upload_tries(attempt, before)
-                said = f"attempt {attempt}: {before.get('action', '')}"
-                if before.get("error"):
-                    said += f": {before['error']}"
-                earlier.append(said)
-        earlier += _upload_tries(row.get("attempt", len(reports)), row)
-        rows.append(night | row | {"earlier_attempts": earlier})
-    return rows
-
-
-def _upload_tries(attempt: object, row: dict[str, Any]) -> list[str]:
-    """The upload's tries that failed within one attempt of the run (the task's retries),
-    e.g. `attempt 1: upload try 1 failed after 21.3 s: connection lost`."""
-    return [f"attempt {attempt}: upload {said}" for said in row.get("earlier_tries") or []]
-
-
-def read_history(since: datetime, members: list[str]) -> list[dict[str, Any]]:
-    """The rows of every backup flow run that started since `since`, newest night first."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,
@@ -113,28 +91,28 @@ def read_history(since: datetime, members: list[str]) -> list[dict[str, Any]]:
         FlowFilter,
         FlowFilterName,
         FlowRunFilter,
-        FlowRunFilterStartTime,
+        FlowRunFilterExpectedStartTime,
     )
     from prefect.client.schemas.objects import FlowRun
     from prefect.client.schemas.sorting import FlowRunSort
     from prefect.settings import PREFECT_API_URL
 
     base = ui_url(str(PREFECT_API_URL.value()))
-    rows: list[dict[str, Any]] = []
+    window = FlowRunFilterExpectedStartTime(after_=since, before_=until)
     with get_client(sync_client=True) as client:
-        runs: list[FlowRun] = []
+        flow_runs: list[FlowRun] = []
         while True:
             page = client.read_flow_runs(
                 flow_filter=FlowFilter(name=FlowFilterName(any_=[BACKUP_FLOW])),
-                flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)),
-                sort=FlowRunSort.START_TIME_DESC,
+                flow_run_filter=FlowRunFilter(expected_start_time=window),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC,
                 limit=PAGE,
-                offset=len(runs),
+                offset=len(flow_runs),
             )
-            runs += page
+            flow_runs += page
             if len(page) < PAGE:
                 break
-        reports: dict[Any, list[Any]] = {run.id: [] for run in runs}
+        reports: dict[Any, list[Any]] = {run.id: [] for run in flow_runs}
         ids = list(reports)
         for start in range(0, len(ids), PAGE):
             chunk = ids[start : start + PAGE]
@@ -154,27 +132,30 @@ def read_history(since: datetime, members: list[str]) -> list[dict[str, Any]]:
                 offset += len(batch)
                 if len(batch) < PAGE:
                     break
-        for run in runs:
-            state = run.state
-            night = {
-                "night": run.name,
-                "flow_run_id": str(run.id),
-                "scheduled": run.expected_start_time.isoformat() if run.expected_start_time else "",
-                "state": state.name if state else "",
-                "message": (state.message if state else "") or "",
-                "attempts": run.run_count,
-                "tags": sorted(run.tags or []),
-                "report_key": "",
-                "url": f"{base}/runs/flow-run/{run.id}",
-            }
-            artifacts = sorted(reports[run.id], key=lambda a: a.created)
-            if artifacts:
-                night["report_key"] = artifacts[-1].key
-            tables = [_table(a.data) for a in artifacts]
-            for row in member_rows(night, tables):
-                if not members or row["member"] in members or row["member"] == "":
-                    rows.append(row)
-    return rows
+    runs = []
+    for flow_run in flow_runs:
+        state = flow_run.state
+        artifacts = sorted(reports[flow_run.id], key=lambda a: a.created)
+        runs.append(
+            Run(
+                name=flow_run.name,
+                flow_run_id=str(flow_run.id),
+                scheduled=_iso(flow_run.expected_start_time),
+                finished=_iso(flow_run.end_time),
+                state=(state.name or "") if state else "",
+                message=(state.message if state else "") or "",
+                attempts=flow_run.run_count,
+                tags=list(flow_run.tags or []),
+                report_key=(artifacts[-1].key or "") if artifacts else "",
+                url=f"{base}/runs/flow-run/{flow_run.id}",
+                tables=[_table(a.data) for a in artifacts],
+            )
+        )
+    return runs
+
+
+def _iso(when: datetime | None) -> str:
+    return when.astimezone(UTC).isoformat() if when else ""
 
 
 def _table(data: Any) -> list[dict[str, Any]]:
@@ -184,7 +165,51 @@ def _table(data: Any) -> list[dict[str, Any]]:
     return list(value or [])
 
 
-def _display(row: dict[str, Any]) -> dict[str, object]:
+def _minute(iso: str) -> str:
+    """`2026-12-07 02:30` (UTC) from an ISO time; the text as it is if it is not one."""
+    try:
+        return f"{datetime.fromisoformat(iso).astimezone(UTC):%Y-%m-%d %H:%M}"
+    except ValueError:
+        return iso
+
+
+def _size(value: object) -> str:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return ""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value} B"
+
+
+def _night_display(row: dict[str, Any]) -> dict[str, object]:
+    state = row["state"] + (" (dry run)" if row["dry_run"] else "")
+    failed = ", ".join(row["members_failed"]) or ("-" if row["members_ok"] else row["message"])
+    return {
+        "scheduled (UTC)": _minute(row["scheduled"]),
+        "host": row["host"],
+        "state": state,
+        "tries": row["attempts"],
+        "ok": row["members_ok"],
+        "failed": failed,
+        "stored": _size(row["stored_bytes"]),
+    }
+
+
+def _last_lines(row: dict[str, Any]) -> list[str]:
+    """A member's last good backup as a short block: a file name is never folded or cut."""
+    return [
+        "",
+        f"{row['member']}: {row['action']} finished {_minute(row['finished'])} UTC, "
+        f"{_size(row['stored_bytes'])}",
+        f"  snapshot  {row['snapshot']}" + (f" (from {row['base']})" if row["base"] else ""),
+        f"  file      {row['file']}",
+        f"  sha256    {row['sha256']}",
+        f"  run       {row['night']}",
+    ]
+
+
+def _detail_display(row: dict[str, Any]) -> dict[str, object]:
     # The report rows keep their column names: "target" is the snapshot sent.
     base, snapshot = row.get("base") or "(none)", row.get("target") or ""
     return row | {
@@ -199,29 +224,68 @@ def history(
     since: Annotated[
         str, typer.Option(help="How far back: an age (90d, 12h, 2w) or a date (2026-06-01).")
     ] = "90d",
+    view: Annotated[
+        View,
+        typer.Option(
+            help="nights: one row per night; members: each member's last good backup "
+            "(snapshot, file, finished); detail: per night and member, with earlier attempts."
+        ),
+    ] = View.nights,
+    last: Annotated[
+        bool, typer.Option("--last", help="Each member's last good backup (--view members).")
+    ] = False,
+    scheduled: Annotated[
+        bool, typer.Option("--scheduled", help="Also list runs scheduled for later.")
+    ] = False,
     json_output: startup.JsonOption = False,
 ) -> None:
-    """Every backup night per member from the Prefect server: sent, sizes, sha256, retries."""
-    from prefect.settings import PREFECT_API_URL
+    """Past backup nights from the Prefect server: per night, each member's last good backup."""
+    from cli.flow_run import ensure_server
+    from cli.server_config import choose_server, env_file, shown_url
 
     start = parse_since(since, datetime.now(UTC))  # bad input first: exit 2 wherever it runs
-    api_url = PREFECT_API_URL.value()
-    if not api_url:
+    choice = choose_server()
+    if not choice.url:
+        why = f" ({choice.problem})" if choice.problem else ""
         output.fail(
             "history reads the Prefect server's flow runs: set PREFECT_API_URL "
-            "(e.g. http://prefect-host:4200/api)",
+            f"(e.g. http://prefect-host:4200/api) here or in {env_file()}{why}",
             exit_codes.PREFECT_UNAVAILABLE,
         )
-    from cli.flow_run import ensure_server
-
-    ensure_server()  # with PREFECT_API_URL set: a health check, one line and exit 3 if down
-    rows = read_history(start, member or [])
+    ensure_server()  # prints the server line; a health check, one line and exit 3 if down
+    now = datetime.now(UTC)
+    runs = read_runs(start, None if scheduled else now)
+    wanted = set(member or [])
+    per_night = nights(runs, wanted)
+    good = [r for r in last_good(runs) if not wanted or r["member"] in wanted]
+    rows = [
+        r
+        for run in runs
+        for r in detail_rows(run)
+        if not wanted or r["member"] in wanted or r["member"] == ""
+    ]
     if json_output:
-        output.print_json({"api_url": api_url, "since": start.isoformat(), "rows": rows})
+        until = "" if scheduled else now.isoformat()
+        output.print_json(
+            document(shown_url(choice.url), start.isoformat(), until, per_night, good, rows)
+        )
         return
-    rows.sort(key=lambda r: (r["member"], r["scheduled"]))
-    output.print_rows(
-        f"zfs-offsite history since {start:%Y-%m-%d %H:%M} UTC",
-        COLUMNS,
-        [_display(r) for r in rows],
-    )
+    chosen = View.members if last else view
+    period = f"since {start:%Y-%m-%d %H:%M} UTC"
+    if chosen is View.members:
+        missing = sorted(wanted - {r["member"] for r in good})
+        output.print_lines(
+            [f"last good backup per member, {period}"]
+            + [line for r in good for line in _last_lines(r)]
+        )
+        if missing:  # said, not left out in silence
+            output.info(f"no good backup {period} of: {', '.join(missing)}")
+    elif chosen is View.nights:
+        output.print_rows(
+            f"backup nights {period}", NIGHT_COLUMNS, [_night_display(r) for r in per_night]
+        )
+    else:
+        rows.sort(key=lambda r: (r["member"], r["scheduled"]))
+        output.print_rows(
+            f"zfs-offsite history {period}", DETAIL_COLUMNS, [_detail_display(r) for r in rows]
+        )

@@ -2,12 +2,14 @@
 
 stdout carries only what a command answers (tables, JSON), so `--json | jq`
 and pipes into files never see info lines, progress bars or errors. Tables
-are not cut to 80 columns when stdout is not a terminal.
+are not cut to 80 columns when stdout is not a terminal, unless COLUMNS gives a
+width (tables only).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,6 +44,12 @@ def _console(stream: object) -> Console:
     tty = bool(getattr(stream, "isatty", lambda: False)())
     # rich takes width=None (measure the terminal) though its annotation says int.
     return Console(file=stream, width=None if tty else WIDE, soft_wrap=not tty)  # type: ignore[arg-type]
+
+
+def _columns() -> int:
+    """$COLUMNS if it is a positive number, else 0."""
+    raw = os.environ.get("COLUMNS", "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 0
 
 
 def out() -> Console:
@@ -83,7 +91,17 @@ def print_rows(title: str, columns: Sequence[str], rows: Iterable[dict[str, obje
         table.add_column(column, overflow="fold")
     for r in rows:
         table.add_row(*(str(r.get(c, "")) for c in columns))
-    out().print(table)
+    console = out()
+    if not console.is_terminal and _columns():  # `COLUMNS=100 zfs-offsite … | less`
+        console = Console(file=sys.stdout, width=_columns())
+    console.print(table)
+
+
+def print_lines(lines: Iterable[str]) -> None:
+    """Plain lines on stdout, never wrapped or cut (file names stay whole to copy)."""
+    console = out()
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def print_json(document: object) -> None:

@@ -203,7 +203,8 @@ def backup_flow(
         table=[{**row(o), "attempt": attempt} for o in ordered],
         description=f"zfs-offsite backup of {host} to {settings.target.parsed}"
         + (f" ({what})" if what else "")
-        + "".join(f"; {n}" for n in notes),
+        # Every attempt says which it is: a UI Retry writes the same key again.
+        + "".join(f"; {n}" for n in notes or [f"attempt {attempt} of this run"]),
     )
     title = host + (f" ({what})" if what else "")
     create_markdown_artifact(key=summary_key, markdown=summary_markdown(title, ordered, notes))

@@ -25,6 +25,7 @@ from zfs_offsite import cancel
 from zfs_offsite.archive.names import check_member_name
 from zfs_offsite.connect import source_host
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
+from zfs_offsite.jobs.history import attempt_tags
 from zfs_offsite.jobs.report import slug
 from zfs_offsite.settings import load_settings
 
@@ -126,15 +127,22 @@ def dated_run_name(job: str) -> Callable[[], str]:
 
 
 def label_run(parameters: Mapping[str, Any]) -> list[str]:
-    """Add `run_tags` to the running flow run's tags (shown and filterable in the UI)."""
+    """Add `run_tags` to the running flow run's tags (shown and filterable in the UI).
+
+    A run that runs again (a UI Retry: same run, `run_count` 2) also gets
+    `retry` and `attempt-<n>`, so the runs list tells it from a night that
+    was green at once. Those two mark the flow run only (the returned tags
+    go on its task runs too).
+    """
     from prefect.client.orchestration import get_client
     from prefect.runtime import flow_run
 
     tags = run_tags(parameters)
-    if tags and flow_run.id:
-        current = list(flow_run.tags or [])
+    marks = tags + attempt_tags(flow_run.run_count or 1)
+    if marks and flow_run.id:
+        current = [t for t in flow_run.tags or [] if not t.startswith("attempt-")]
         with get_client(sync_client=True) as client:
-            client.update_flow_run(flow_run.id, tags=sorted(set(current) | set(tags)))
+            client.update_flow_run(flow_run.id, tags=sorted(set(current) | set(marks)))
     return tags
 
 

@@ -185,7 +185,9 @@ def test_an_unreachable_prefect_api_url_is_one_line_and_exit_3(cli: Cli) -> None
     done = cli("prune", "--dry-run", PREFECT_API_URL=url)
     assert done.code == 3, done.output
     (error,) = [line for line in done.err_lines if line.startswith("error:")]
-    assert error.startswith(f"error: cannot reach the Prefect server at {url} (PREFECT_API_URL): ")
+    assert error.startswith(
+        f"error: cannot reach the Prefect server at {url} (PREFECT_API_URL from the environment): "
+    )
     assert error == done.err_lines[-1]
     assert STARTING not in done.stderr
 

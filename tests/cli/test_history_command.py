@@ -117,7 +117,7 @@ def test_history_shows_each_night_per_member_with_failures_and_retries(
     assert only_bob.code == 0, only_bob.output
     assert {r["member"] for r in json.loads(only_bob.stdout)["rows"]} == {"bob"}
 
-    table = cli("history", "--member", "bob")
+    table = cli("history", "--member", "bob", "--view", "detail")
     assert table.code == 0, table.output
     assert night["name"] in table.stdout and "attempt 1: failed" in table.stdout
 
@@ -129,7 +129,7 @@ def test_history_needs_the_prefect_server(tmp_path: Path) -> None:
     assert done.code == 3
     assert done.err_lines == [
         "error: history reads the Prefect server's flow runs: set PREFECT_API_URL "
-        "(e.g. http://prefect-host:4200/api)"
+        f"(e.g. http://prefect-host:4200/api) here or in {tmp_path / 'prefect' / 'no-env-file'}"
     ]
     assert done.stdout == ""
     bad = cli("history", "--since", "ninety days", PREFECT_API_URL="http://127.0.0.1:9/api")

@@ -80,7 +80,11 @@ def test_failed_member_fails_the_run_and_ui_retry_reruns_only_it(
     }
     flow_run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
-        name = client.read_flow_run(flow_run_id).name
+        first_run = client.read_flow_run(flow_run_id)
+    name = first_run.name
+    assert "retry" not in first_run.tags and not any(
+        t.startswith("attempt-") for t in first_run.tags
+    )
     assert name.startswith(f"backup-{os.uname().nodename}-") and name.count("-") >= 5
     first = task_runs(flow_run_id)
     assert first["upload-bob"].run_count == 1  # permission denied is permanent: no retry
@@ -98,6 +102,8 @@ def test_failed_member_fails_the_run_and_ui_retry_reruns_only_it(
         after = client.read_flow_run(flow_run_id)
     assert after.run_count == 2
     assert after.name == name  # the night keeps its name through the Retry
+    # ... and the runs list shows it was retried: a tag per retried run and its attempt.
+    assert {"retry", "attempt-2"} <= set(after.tags)
     runs = task_runs(flow_run_id)
     upload_states = {name: r.state.name for name, r in runs.items() if name.startswith("upload-")}
     assert upload_states["upload-alice"] == "Cached"
@@ -124,6 +130,12 @@ def test_failed_member_fails_the_run_and_ui_retry_reruns_only_it(
             sort="CREATED_DESC",
         )
     latest = versions[0]
+    # Both attempts wrote the same key; each version's description names its attempt.
+    mine = [v for v in reversed(versions) if v.flow_run_id == flow_run_id]
+    assert [(v.description or "").split("; ")[1] for v in mine] == [
+        "attempt 1 of this run",
+        "attempt 2 of this run",
+    ]
     assert "attempt 2 of this run; attempt 1 failed: backup failed for 1 member(s): bob" in (
         latest.description or ""
     )

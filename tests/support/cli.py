@@ -61,4 +61,6 @@ def base_env(prefect_home: Path) -> dict[str, str]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(prefect_home / "storage"),
         "ZFS_OFFSITE_RETRY_DELAY": "0.2",
+        # Never this machine's /etc/default/zfs-offsite: a test names its own env file.
+        "OFFSITE_ENV_FILE": str(prefect_home / "no-env-file"),
     }
