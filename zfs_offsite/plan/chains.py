@@ -30,10 +30,19 @@ def trust_by_name(files: Sequence[ArchiveFile]) -> list[ArchiveFile]:
     if not ours:
         return list(files)  # seed era: this tool has not written here yet
     first = min(ours, key=lambda f: f.written_from)
-    return [
-        _not_a_link(f, first) if _name_only(f) and f.mtime > first.written_from else f
-        for f in files
-    ]
+    # A date can be set back (touch -d, cp -p, rsync -t); a base this tool stored cannot.
+    stored = {f.name.snapshot: f for f in ours}
+    marked = []
+    for f in files:
+        if not _name_only(f):
+            marked.append(f)
+        elif f.mtime > first.written_from:
+            marked.append(_not_a_link(f, first))
+        elif f.name.base is not None and f.name.base in stored:
+            marked.append(_not_a_link(f, stored[f.name.base], on_our_base=True))
+        else:
+            marked.append(f)
+    return marked
 
 
 def _name_only(file: ArchiveFile) -> bool:
@@ -41,11 +50,15 @@ def _name_only(file: ArchiveFile) -> bool:
     return file.sidecar is None and file.sidecar_problem is None and not file.untrusted_name
 
 
-def _not_a_link(file: ArchiveFile, first: ArchiveFile) -> ArchiveFile:
+def _not_a_link(file: ArchiveFile, first: ArchiveFile, *, on_our_base: bool = False) -> ArchiveFile:
+    when = (
+        f"builds on {first.filename}, which zfs-offsite stored (whatever its date says)"
+        if on_our_base
+        else f"was written after zfs-offsite's first file in this directory ({first.filename})"
+    )
     problem = (
-        f"{file.filename} has no .sha256 or .json but was written after zfs-offsite's first "
-        f"file in this directory ({first.filename}), so it is not a seed-era file and its "
-        "name proves nothing: it is no base and no restore link; stop whatever wrote it "
+        f"{file.filename} has no .sha256 or .json but {when}, so it is not a seed-era file and "
+        "its name proves nothing: it is no base and no restore link; stop whatever wrote it "
         "(an old cron job?), then move the file out of the member directory: no restore "
         "point uses it"
     )

@@ -58,6 +58,19 @@ def test_a_sidecar_less_file_after_the_tools_first_file_is_no_link() -> None:
     assert "move the file out of the member directory" in why
 
 
+def test_a_backdated_file_built_on_a_snapshot_the_tool_stored_is_no_link() -> None:
+    """`touch -d`, `cp -p` or `rsync -t` can set a date back; a base the tool stored stays."""
+    m = member("s1", "s2", "s3")
+    files = [at(new_file(m.snapshots[0]), 100.0), at(seed_file(JUNK), 10.0)]
+    (junk,) = [f for f in trust_by_name(files) if f.filename == JUNK]
+    assert junk.untrusted_name and not junk.sound
+    assert "builds on elabfs-a@s1.zst, which zfs-offsite stored" in (junk.sidecar_problem or "")
+    assert [p.snapshot for p in restore_points(files)] == ["s1"]
+    plan = plan_backup(m, files, Compression.ZSTD)
+    assert plan.action is Action.INCREMENTAL
+    assert plan.base is not None and plan.base.name == "s1"
+
+
 def test_the_rule_is_applied_once_whatever_the_caller() -> None:
     files, _ = tool_chain_and_junk()
     once = trust_by_name(files)
