@@ -30,12 +30,14 @@ def plan_members(
     """
     from zfs_offsite.archive.identity import root_note
     from zfs_offsite.connect import open_store
-    from zfs_offsite.jobs.backup import discover_selection, plan_member
+    from zfs_offsite.jobs.backup import discover_selection, nothing_selected, plan_member
     from zfs_offsite.plan.backup import apply_full_quota
     from zfs_offsite.plan.cadence import full_quota
 
     selection = discover_selection(settings)
     members = selection.members
+    if not members:
+        raise ConfigError(nothing_selected(settings, len(selection.excluded)))
     unknown = sorted(set(wanted) - {m.name for m in members})
     if unknown:
         known = ", ".join(m.name for m in members) or "none"

@@ -6,7 +6,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.retries import is_retryable
-from zfs_offsite.jobs.backup import discover_members
+from zfs_offsite.jobs.backup import backup_members
 from zfs_offsite.settings import Settings
 from zfs_offsite.zfs.members import Member
 
@@ -19,5 +19,5 @@ from zfs_offsite.zfs.members import Member
     retry_condition_fn=is_retryable,
 )
 def discover(settings: Settings) -> list[Member]:
-    """List member datasets and their snapshots with one `zfs get` per pool."""
-    return discover_members(settings)
+    """List member datasets and their snapshots with one `zfs get` per pool; none is an error."""
+    return backup_members(settings)

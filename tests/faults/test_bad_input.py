@@ -732,3 +732,27 @@ def test_a_restore_destination_zfs_cannot_create_is_bad_input(
     )
     assert isinstance(error, ConfigError)
     assert str(error) == f"parameter destination: 'tank/x@y' {DATASET_RULE}"
+
+
+def test_a_selection_that_matches_no_dataset_is_an_error_not_a_quiet_night(
+    cli: Cli, pool_factory: Callable[[], Pool], tmp_path: Path
+) -> None:
+    """A typo in the prefix gave an empty table and exit 0, night after night."""
+    pool = pool_factory()
+    create_member(pool.name, "erin")
+    typo = cli.with_env(
+        ZFS_OFFSITE_SOURCE__POOL=pool.name, ZFS_OFFSITE_SOURCE__DATASET_PREFIX="elabsf-"
+    )
+    says = (
+        f"no dataset of pool {pool.name} is selected by source.dataset_prefix ('elabsf-' below "
+        f"{pool.name}): nothing would be backed up; check the setting against "
+        f"`zfs list -r {pool.name}`"
+    )
+    assert one_error(typo("plan")) == f"error: {says}"
+    backup = typo("backup")
+    assert backup.code != 0, backup.output
+    assert says in backup.output and "Traceback" not in backup.output
+    archive = tmp_path / "archive"
+    assert [p.name for p in archive.iterdir() if not p.name.startswith(".")] == []
+    right = cli.with_env(ZFS_OFFSITE_SOURCE__POOL=pool.name)
+    assert right("plan").code == 0

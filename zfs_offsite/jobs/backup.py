@@ -119,6 +119,34 @@ def discover_members(settings: Settings, runner: Runner | None = None) -> list[M
     return discover_selection(settings, runner).members
 
 
+def backup_members(settings: Settings, runner: Runner | None = None) -> list[Member]:
+    """The members a backup or drill covers; none at all is an error, never a quiet night.
+
+    A typo in `source.dataset_prefix` (or datasets no longer there) would
+    otherwise give a green run that backs up nothing, night after night.
+    """
+    selection = discover_selection(settings, runner)
+    if not selection.members:
+        raise ConfigError(nothing_selected(settings, len(selection.excluded)))
+    return selection.members
+
+
+def nothing_selected(settings: Settings, left_out: int) -> str:
+    """One line: which setting selected no dataset, and how to see what the pool has."""
+    source = settings.source
+    if source.datasets:
+        how = f"source.datasets ({', '.join(source.datasets)})"
+    elif source.select_property:
+        how = f"source.select_property ({source.select_property}=on)"
+    else:
+        how = f"source.dataset_prefix ({source.dataset_prefix!r} below {source.pool})"
+    why = f"; {left_out} dataset(s) opted out with zfs-offsite:skip" if left_out else ""
+    return (
+        f"no dataset of pool {source.pool} is selected by {how}{why}: nothing would be backed "
+        f"up; check the setting against `zfs list -r {source.pool}`"
+    )
+
+
 def discover_selection(settings: Settings, runner: Runner | None = None) -> Selection:
     """The members (see `discover_members`) and the datasets below them left out, with why."""
     props = [settings.source.select_property] if settings.source.select_property else []
