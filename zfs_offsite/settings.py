@@ -270,7 +270,9 @@ class TargetSettings(SettingsSection):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parse_target_url(value)
+        parsed = parse_target_url(value)
+        if parsed.scheme == "file":
+            _must_be_a_directory(Path(parsed.path))
         return value
 
     @field_validator("umask", mode="before")
@@ -387,6 +389,18 @@ class EncryptionSettings(SettingsSection):
             except ValueError as exc:
                 raise ConfigError(f"setting encryption.recipients_file: {exc}") from None
         return list({key.key: key for key in keys}.values())
+
+
+def _must_be_a_directory(path: Path) -> None:
+    """A file:// archive that exists must be a directory: `/dev/null` crashed every command."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # missing: a first backup creates it, or the archive identity says it is gone
+    if not stat.S_ISDIR(mode):
+        raise ValueError(
+            f"{path} is {path_kind(mode)}, not a directory: point it at the archive's directory"
+        )
 
 
 def _read_recipients_file(path: Path) -> list[Recipient]:
@@ -694,7 +708,8 @@ def _lines(model: BaseModel, gathered: sources.Layer, prefix: sources.Key) -> li
             lines.extend(_lines(value, gathered, key))
         else:
             origin = gathered.origin_of(key) if key in gathered.origins else sources.DEFAULT
-            lines.append(SettingLine(sources.dotted(key), _shown(value), str(origin)))
+            shown = f"0o{value:03o}" if key == ("target", "umask") else _shown(value)
+            lines.append(SettingLine(sources.dotted(key), shown, str(origin)))
     return lines
 
 

@@ -534,3 +534,25 @@ def test_drill_scratch_dataset_is_a_dataset_zfs_can_create(
         "dataset below a pool, e.g. tank/zfs-offsite-drill (letters, digits, space and "
         "_ . : -; no @, # or empty part)"
     ]
+
+
+def test_a_file_target_that_is_not_a_directory_says_what_it_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`file:///dev/null` crashed plan and status with a traceback."""
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET__URL", "file:///dev/null")
+    (line,) = errors_of()
+    assert line.startswith("setting target.url (env ZFS_OFFSITE_TARGET__URL): ")
+    assert line.endswith(
+        "/dev/null is a character device, not a directory: point it at the archive's directory"
+    )
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET__URL", f"file://{write(tmp_path / 'f', 'x')}")
+    assert "is a file, not a directory" in errors_of()[0]
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET__URL", f"file://{tmp_path / 'not-yet'}")
+    assert load_settings().target.parsed.path == str(tmp_path / "not-yet")  # a first backup
+
+
+def test_config_shows_the_umask_in_octal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZFS_OFFSITE_TARGET__UMASK", "027")
+    (line,) = [s for s in explain_settings() if s.name == "target.umask"]
+    assert line.value == "0o027"
