@@ -222,6 +222,7 @@ def test_force_refuses_a_destination_with_children_or_clones(archived: Archived)
         f"--force replaces {destination} only when it has no child datasets; it has "
         f"{destination}/child: restore into a new dataset, or destroy them first"
     )
+    assert isinstance(caught.value, ConfigError)  # refused before anything: exit 2, like live data
     run(["zfs", "destroy", f"{destination}/child"])
     run(["zfs", "clone", f"{destination}@{S[0]}", f"{a.target.name}/copy"])
     with pytest.raises(PermanentError) as caught:
@@ -230,6 +231,7 @@ def test_force_refuses_a_destination_with_children_or_clones(archived: Archived)
         f"--force cannot replace {destination}: {a.target.name}/copy is a clone of "
         f"{destination}@{S[0]}: destroy or promote it, or restore into a new dataset"
     )
+    assert isinstance(caught.value, ConfigError)
     assert snapshots_of(destination) == [S[0]]  # nothing destroyed
 
 

@@ -151,6 +151,11 @@ class LiveDatasetError(ConfigError):
     """`--force` named a dataset that holds live data: refused unless DESTROY_LIVE says so."""
 
 
+class ForceRefused(ConfigError, PermanentError):
+    """`--force` named a dataset it cannot replace as it is (children, holds, clones, a pool's
+    root): refused before anything is destroyed, so bad input (exit 2) like LiveDatasetError."""
+
+
 def live_reason(
     destination: str,
     snapshots: Sequence[Snapshot],
@@ -254,21 +259,21 @@ def remove_for_force(runner: Runner, destination: str) -> list[str]:
     snapshots' names.
     """
     if "/" not in destination:
-        raise PermanentError(
+        raise ForceRefused(
             f"--force cannot replace {destination}, the root dataset of a pool: "
             "restore into a dataset below it"
         )
     listed = list_datasets(runner, destination)
     children = sorted(name for name in listed if name != destination)
     if children:
-        raise PermanentError(
+        raise ForceRefused(
             f"--force replaces {destination} only when it has no child datasets; it has "
             f"{', '.join(children)}: restore into a new dataset, or destroy them first"
         )
     snapshots = listed[destination].snapshots if destination in listed else ()
     held = [s for s in snapshots if s.userrefs]
     if held:
-        raise PermanentError(
+        raise ForceRefused(
             f"--force cannot replace {destination}: {held[0].full_name} has a hold "
             f"(zfs holds {held[0].full_name}): release it, or restore into a new dataset"
         )
@@ -277,7 +282,7 @@ def remove_for_force(runner: Runner, destination: str) -> list[str]:
         origins = parse_origins(runner.run(origins_argv(pool)).stdout)
         clones = sorted(c for c, o in origins.items() if o.partition("@")[0] == destination)
         if clones:
-            raise PermanentError(
+            raise ForceRefused(
                 f"--force cannot replace {destination}: {clones[0]} is a clone of "
                 f"{origins[clones[0]]}: destroy or promote it, or restore into a new dataset"
             )
