@@ -15,6 +15,7 @@ import pytest
 from tests.support.cli import Cli, base_env
 from tests.support.services import Pool, run
 from tests.support.zfsdata import guid, snapshot, tree_digest, write_member_data
+from zfs_offsite.archive.identity import MARKER_NAME
 from zfs_offsite.zfs.members import SKIP_PROPERTY
 
 pytestmark = pytest.mark.integration
@@ -57,7 +58,7 @@ def test_child_datasets_are_members_and_an_opted_out_one_is_listed(
 
     backup = cli("backup")
     assert backup.code == 0, backup.output
-    assert sorted(p.name for p in archive.iterdir()) == ["nest", "nest~sub"]
+    assert sorted(p.name for p in archive.iterdir()) == [MARKER_NAME, "nest", "nest~sub"]
 
     status = cli("status", "--json")
     assert status.code == 0, status.output

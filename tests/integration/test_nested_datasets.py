@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.services import Pool, run
 from tests.support.zfsdata import guid, snapshot, tree_digest, write_member_data
+from zfs_offsite.archive.identity import MARKER_NAME
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.backup import backup_member, discover_selection
 from zfs_offsite.jobs.destination import dataset_exists
@@ -60,7 +61,7 @@ def test_child_dataset_is_backed_up_restored_and_drilled(
     ]
     results = [backup_member(settings, m) for m in selection.members]
     assert [r.action for r in results] == [Action.FULL, Action.FULL]
-    assert sorted(p.name for p in archive.iterdir()) == ["nest", "nest~sub"]
+    assert sorted(p.name for p in archive.iterdir()) == [MARKER_NAME, "nest", "nest~sub"]
     assert (archive / "nest~sub" / f"elabfs-nest~sub@{SNAP}.zst").is_file()
 
     sub = selection.members[1]
