@@ -228,3 +228,16 @@ def test_check_refuses_a_key_owned_by_another_user(cwd: Path, tmp_path: Path) ->
     result = run(cwd, "--check", "-c", str(config))
     assert result.returncode == 2
     assert f"{key} is owned by uid 65534, not by this user (uid 0)" in result.stderr
+
+
+def test_check_fails_the_untouched_push_example_too(cwd: Path) -> None:
+    example = PULL_EXAMPLE.with_name("zfs-offsite.example.toml")
+    text = example.read_text()
+    result = run(cwd, "--check", "-c", str(example))
+    assert (result.returncode, result.stdout) == (2, "")
+    url_line = f"{example}:{line_of(text, 'url = ')}"
+    assert f"error: {url_line}: still marked EDIT" in result.stderr
+    assert (
+        f"error: setting target.url ({url_line}): backup.example.org is the example's "
+        "placeholder host: name the real one"
+    ) in result.stderr.splitlines()

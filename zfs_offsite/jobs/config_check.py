@@ -56,8 +56,8 @@ def _key_problems(settings: Settings, endpoint: SshEndpoint) -> list[str]:
     where = f"setting {name} ({settings.origin(name)})"
     try:
         check_key(endpoint)
-    except ConfigError as exc:
-        return [f"{where}: {exc}"]
+    except ConfigError as exc:  # "setting … is not set" names the setting itself
+        return [str(exc) if str(exc).startswith("setting ") else f"{where}: {exc}"]
     if endpoint.key_file is None:  # check_key refuses an unset key; kept for the type checker
         return []
     info = endpoint.key_file.stat()
