@@ -2,6 +2,8 @@
 
 Read-only and Prefect-free, so it answers at once; exit 2 lists every wrong
 setting with its file line or variable, the same lines `load_settings` raises.
+`--check` adds what can be proved without connecting (jobs/config_check.py):
+key files and their modes, known_hosts, placeholders left from the example.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Annotated
 import typer
 
 from zfs_offsite.errors import ConfigError
+from zfs_offsite.jobs.config_check import check_settings
 from zfs_offsite.settings import (
     CONFIG_ENV,
     SettingLine,
@@ -19,6 +22,7 @@ from zfs_offsite.settings import (
     config_origin,
     explain_settings,
     load_settings,
+    resolve_config_file,
 )
 
 EXIT_CONFIG = 2  # the exit code of every configuration error
@@ -66,8 +70,10 @@ def config_command(
     try:
         lines = explain_settings(config)
         _check_identity(config)
+        errors = check_settings(load_settings(config), resolve_config_file(config)) if check else []
     except ConfigError as exc:
-        errors = exc.lines if isinstance(exc, SettingsError) else (str(exc),)
+        errors = list(exc.lines) if isinstance(exc, SettingsError) else [str(exc)]
+    if errors:
         for line in errors:
             typer.echo(f"error: {line}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None

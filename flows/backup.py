@@ -30,7 +30,7 @@ from flows.common import (
 from tasks.backup import Planned, plan, plan_batch, upload
 from tasks.discover import discover
 from tasks.retries import retry_policy
-from zfs_offsite.connect import source_host
+from zfs_offsite.connect import host_label
 from zfs_offsite.errors import ConfigError, MembersFailed
 from zfs_offsite.jobs.backup import plan_result
 from zfs_offsite.jobs.report import (
@@ -135,7 +135,7 @@ def backup_flow(
     logger = get_run_logger()
     labels = label_run({"members": members, "dry_run": dry_run})
     settings = load_settings()
-    host = source_host(settings)
+    host = host_label(settings)
     found = discover(settings)
     quota = full_quota(settings.full, len(found))  # over all members, not a selection
     if members:

@@ -23,7 +23,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from flows.schedules import TIMEZONE
 from zfs_offsite import cancel
 from zfs_offsite.archive.names import check_member_name
-from zfs_offsite.connect import source_host
+from zfs_offsite.connect import host_label
 from zfs_offsite.errors import ConfigError, ZfsOffsiteError
 from zfs_offsite.jobs.history import attempt_tags
 from zfs_offsite.jobs.report import slug
@@ -115,7 +115,7 @@ def dated_run_name(job: str) -> Callable[[], str]:
         if kept is not None:
             return kept
         try:
-            host = source_host(load_settings())
+            host = host_label(load_settings())
         except ZfsOffsiteError:
             host = "unconfigured"
         when = (run.expected_start_time if run else None) or datetime.now(UTC)

@@ -16,7 +16,7 @@ from flows.common import (
 )
 from tasks.discover import discover
 from tasks.drill import drill
-from zfs_offsite.connect import open_store, source_host
+from zfs_offsite.connect import host_label, open_store
 from zfs_offsite.errors import MembersFailed
 from zfs_offsite.jobs.drill import choose_members, read_records
 from zfs_offsite.jobs.report import artifact_key, drill_row
@@ -36,7 +36,7 @@ def drill_flow(
     label_run({"members": members})
     logger = get_run_logger()
     settings = load_settings()
-    host = source_host(settings)
+    host = host_label(settings)
     # A dataset that cannot be a member has no archive to drill (backup reports it).
     usable = {m.name: m for m in discover(settings) if m.error is None}
     with closing(open_store(settings.target)) as store:

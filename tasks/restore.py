@@ -12,7 +12,7 @@ from prefect.runtime import flow_run, task_run
 from tasks.retries import retry_policy
 from zfs_offsite.archive.index import archived_members
 from zfs_offsite.archive.names import members_below
-from zfs_offsite.connect import open_runner, open_store
+from zfs_offsite.connect import open_runner, open_store, source_endpoint
 from zfs_offsite.jobs.restore import (
     RestoreResult,
     download_files,
@@ -89,4 +89,5 @@ def download(
         settings.encryption.identity_file,
         raw=raw,
         roll_back_to=point.snapshot if point.inside else None,
+        nas=source_endpoint(settings.source, settings.target.timeout),
     )

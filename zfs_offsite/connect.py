@@ -6,6 +6,7 @@ transport to exist (an SSH endpoint, the choice of SSH client) is decided here.
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -65,6 +66,21 @@ def open_runner(settings: Settings) -> Runner:
 def source_host(settings: Settings) -> str:
     endpoint = source_endpoint(settings.source, settings.target.timeout)
     return endpoint.host if endpoint else socket.gethostname()
+
+
+def host_label(settings: Settings) -> str:
+    """The ZFS host's one name in run names, artifact keys and the send limit `zfs-send-<it>`.
+
+    The host whose datasets are backed up: the NAS of `source.ssh_url` in pull
+    mode, this host in push mode; its short name (`nas` for nas.lan), or an
+    address with `-` for `.` and `:` (`192-168-1-5`). `OFFSITE_HOST`, which names
+    the deployments (`nightly-<it>`), must be set to the same (docs/pull-mode.md);
+    in push mode its default, the short host name, already is.
+    """
+    host = source_host(settings).lower()
+    is_address = bool(re.fullmatch(r"[0-9.]+|[0-9a-f:.]*:[0-9a-f:.]*", host))
+    short = host if is_address else host.split(".")[0]
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", short)).strip("-")
 
 
 def open_store(target: TargetSettings) -> Store:

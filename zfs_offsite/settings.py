@@ -26,6 +26,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretBytes,
     SecretStr,
     ValidationError,
@@ -578,9 +579,21 @@ class Settings(SettingsSection):
         10.0, description="Seconds before the first retry; doubles each time, jittered."
     )
 
+    # Where each value came from ("/etc/zfs-offsite.toml:9", "env ZFS_OFFSITE_…"), filled by
+    # load_settings, so an error found after loading (no such pool) names the line to fix.
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
+
     @property
     def scratch_dataset(self) -> str:
         return self.drill.scratch_dataset or f"{self.source.pool}/zfs-offsite-drill"
+
+    def origin(self, name: str) -> str:
+        """Where the dotted setting `name` came from, as `zfs-offsite config` shows it."""
+        parts = name.split(".")
+        for end in range(len(parts), 0, -1):  # a section set whole (env JSON) holds its keys
+            if (found := self._origins.get(".".join(parts[:end]))) is not None:
+                return found
+        return str(sources.DEFAULT)
 
 
 class SettingsError(ConfigError):
@@ -676,6 +689,7 @@ def _validate(gathered: sources.Layer) -> Settings:
             lines.append(f"setting {name} ({origin}): {'; or '.join(texts)}")
     if lines or settings is None:
         raise SettingsError(lines)
+    settings._origins = {sources.dotted(k): str(v) for k, v in gathered.origins.items()}
     return settings
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +132,112 @@ def test_no_config_file_says_so_first(cwd: Path) -> None:
     assert result.stdout.splitlines()[0] == DEMO_ORIGIN
     checked = run(cwd, "--check")
     assert checked.stdout == DEMO_ORIGIN.replace("config: ", "config ok: ", 1) + "\n"
+
+
+PULL_EXAMPLE = Path(__file__).resolve().parents[2] / "deployments/zfs-offsite.pull.example.toml"
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), start=1) if needle in line)
+
+
+def made_key(path: Path) -> Path:
+    made = subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], capture_output=True
+    )
+    assert made.returncode == 0, made.stderr
+    return path
+
+
+def edited_example(tmp_path: Path, port: int = 2222) -> tuple[Path, Path, Path]:
+    """The pull example as docs/pull-mode.md says to edit it: values set, EDIT markers gone."""
+    key = made_key(tmp_path / "id_ed25519")
+    host_key = made_key(tmp_path / "host_key")
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {host_key.with_suffix('.pub').read_text()}")
+    text = PULL_EXAMPLE.read_text()
+    text = text.replace("zfs-offsite@nas.example.org:22", f"backup@127.0.0.1:{port}")
+    text = text.replace("/var/lib/zfs-offsite/.ssh/id_ed25519", str(key))
+    text = text.replace("/var/lib/zfs-offsite/.ssh/known_hosts", str(known))
+    text = text.replace("file:///srv/zfs-offsite/archive", f"file://{tmp_path}/archive")
+    config = tmp_path / "pull.toml"
+    config.write_text(re.sub(r"\s*# EDIT:.*", "", text))
+    return config, key, known
+
+
+def test_check_fails_the_untouched_pull_example_naming_each_line(cwd: Path) -> None:
+    text = PULL_EXAMPLE.read_text()
+    result = run(cwd, "--check", "-c", str(PULL_EXAMPLE))
+    assert (result.returncode, result.stdout) == (2, "")
+    errors = result.stderr.splitlines()
+    for needle in ("ssh_url =", "pool =", "dataset_prefix =", "url = "):
+        line = line_of(text, needle)
+        assert f"error: {PULL_EXAMPLE}:{line}: still marked EDIT: set this line's value" in (
+            " ".join(e for e in errors if e.startswith(f"error: {PULL_EXAMPLE}:{line}:"))
+        )
+    ssh_url_line = f"{PULL_EXAMPLE}:{line_of(text, 'ssh_url =')}"
+    assert (
+        f"error: setting source.ssh_url ({ssh_url_line}): nas.example.org is the example's "
+        "placeholder host: name the real one"
+    ) in errors
+    key_line = f"{PULL_EXAMPLE}:{line_of(text, 'key_file =')}"
+    assert (
+        f"error: setting source.key_file ({key_line}): ssh key file "
+        "/var/lib/zfs-offsite/.ssh/id_ed25519 does not exist: fix source.key_file or create "
+        "the key"
+    ) in errors
+    assert any(
+        e.startswith(f"error: setting source.known_hosts ({PULL_EXAMPLE}:")
+        and "does not exist: create it with `ssh-keyscan -p 22 nas.example.org" in e
+        for e in errors
+    )
+
+
+def test_check_passes_the_pull_example_once_edited_as_the_doc_says(
+    cwd: Path, tmp_path: Path
+) -> None:
+    config, key, known = edited_example(tmp_path)
+    good = run(cwd, "--check", "-c", str(config))
+    assert (good.returncode, good.stdout, good.stderr) == (0, f"config ok: {config}\n", "")
+
+    key.chmod(0o640)
+    loose = run(cwd, "--check", "-c", str(config))
+    assert loose.returncode == 2
+    assert f"is accessible by others (mode 0640), which OpenSSH refuses: chmod 600 {key}" in (
+        loose.stderr
+    )
+    key.chmod(0o400)
+    assert run(cwd, "--check", "-c", str(config)).returncode == 0
+
+    other_port = known.read_text().replace("]:2222 ", "]:2200 ")
+    known.write_text(other_port)
+    unknown = run(cwd, "--check", "-c", str(config))
+    assert unknown.returncode == 2
+    line = line_of(config.read_text(), "known_hosts =")
+    assert unknown.stderr.splitlines() == [
+        f"error: setting source.known_hosts ({config}:{line}): {known} holds no key for "
+        f"[127.0.0.1]:2222: add it with `ssh-keyscan -p 2222 127.0.0.1 >> {known}` and check "
+        "the key"
+    ]
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="chown to another user needs root")
+def test_check_refuses_a_key_owned_by_another_user(cwd: Path, tmp_path: Path) -> None:
+    config, key, _known = edited_example(tmp_path)
+    os.chown(key, 65534, 65534)  # nobody
+    result = run(cwd, "--check", "-c", str(config))
+    assert result.returncode == 2
+    assert f"{key} is owned by uid 65534, not by this user (uid 0)" in result.stderr
+
+
+def test_check_fails_the_untouched_push_example_too(cwd: Path) -> None:
+    example = PULL_EXAMPLE.with_name("zfs-offsite.example.toml")
+    text = example.read_text()
+    result = run(cwd, "--check", "-c", str(example))
+    assert (result.returncode, result.stdout) == (2, "")
+    url_line = f"{example}:{line_of(text, 'url = ')}"
+    assert f"error: {url_line}: still marked EDIT" in result.stderr
+    assert (
+        f"error: setting target.url ({url_line}): backup.example.org is the example's "
+        "placeholder host: name the real one"
+    ) in result.stderr.splitlines()

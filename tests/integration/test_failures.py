@@ -181,8 +181,10 @@ def test_stray_files_are_ignored_and_kept(
     assert "ignoring alice/notes.txt" in caplog.text
 
 
-def test_missing_pool_is_one_line_naming_the_setting(zfs_fuse: None) -> None:
-    settings = load_settings(source={"pool": "no-such-pool-here"})
+def test_missing_pool_is_one_line_naming_the_setting(zfs_fuse: None, tmp_path: Path) -> None:
+    config = tmp_path / "zfs-offsite.toml"
+    config.write_text('# the NAS\n\n[source]\npool = "no-such-pool-here"\n')
+    settings = load_settings(config)
     with pytest.raises(ConfigError) as caught:
         discover_members(settings)
-    assert str(caught.value).startswith("setting source.pool (ZFS_OFFSITE_SOURCE__POOL): no pool")
+    assert str(caught.value).startswith(f"setting source.pool ({config}:4): no pool")

@@ -25,7 +25,7 @@ from tests.support.zfsdata import (
     tree_digest,
     write_member_data,
 )
-from zfs_offsite.connect import open_runner, open_store
+from zfs_offsite.connect import open_runner, open_store, source_endpoint
 from zfs_offsite.errors import ChainError, IntegrityError
 from zfs_offsite.jobs.archive_root import adopt
 from zfs_offsite.jobs.backup import backup_member, discover_members
@@ -151,16 +151,30 @@ def test_restore_in_pull_mode(
     assert_same(m, destination, S)
 
 
+@pytest.mark.parametrize("pull", [False, True], ids=["push", "pull"])
 def test_download_to_dir_restores_with_standard_tools(
-    m_restore: tuple[Mixed, Pool], tmp_path: Path
+    m_restore: tuple[Mixed, Pool],
+    settings_for: Callable[..., Settings],
+    tmp_path: Path,
+    pull: bool,
 ) -> None:
+    """The printed lines run as printed, into a dataset whose parents do not exist yet.
+
+    In pull mode the pool is on the NAS (here the test sshd): the zfs lines go through ssh.
+    """
     m, target_pool = m_restore
-    with closing(open_store(m.settings.target)) as store:
+    settings = settings_for(m.pool, m.archive, pull=pull)
+    with closing(open_store(settings.target)) as store:
         _point, paths = download_chain(store, "dora", tmp_path / "dl")
     assert [p.name for p in paths] == CHAIN
-    destination = f"{target_pool.name}/dora"
-    script = "set -euo pipefail\n" + "\n".join(receive_commands(paths, destination))
-    subprocess.run(["bash", "-c", script], check=True)
+    destination = f"{target_pool.name}/pul-restored/deep/dora"
+    nas = source_endpoint(settings.source, settings.target.timeout)
+    lines = receive_commands(paths, destination, nas=nas)
+    zfs_lines = [line for line in lines if "zfs " in line]
+    assert zfs_lines[0].rstrip("'").endswith(f"zfs create -p {target_pool.name}/pul-restored/deep")
+    ssh = f"ssh -i {settings.source.key_file} -p "
+    assert all((ssh in line) is pull for line in zfs_lines)
+    subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(lines)], check=True)
     assert_same(m, destination, S)
 
 

@@ -16,3 +16,15 @@ def test_both_clients_take_a_passphrase() -> None:
     assert (
         uses_openssh_client(load_settings(target=target | {"client": "paramiko"}).target) is False
     )
+
+
+def test_the_host_label_is_the_nas_short_name_or_its_address() -> None:
+    from zfs_offsite.connect import host_label
+
+    def label(url: str) -> str:
+        return host_label(load_settings(source={"ssh_url": url}))
+
+    assert label("ssh://backup@nas.lan:22") == "nas"
+    assert label("ssh://backup@NAS-2.example.org") == "nas-2"
+    assert label("ssh://backup@192.168.1.5:2222") == "192-168-1-5"
+    assert label("ssh://backup@[fd00::5]:22") == "fd00-5"

@@ -163,8 +163,8 @@ def discover_selection(settings: Settings, runner: Runner | None = None) -> Sele
         if "does not exist" not in exc.result.stderr:
             raise
         raise ConfigError(
-            f"setting source.pool (ZFS_OFFSITE_SOURCE__POOL): no pool {settings.source.pool} "
-            f"on {runner.host}; name an imported pool (zpool list)"
+            f"setting source.pool ({settings.origin('source.pool')}): no pool "
+            f"{settings.source.pool} on {runner.host}; name an imported pool (zpool list)"
         ) from exc
     selection = select(
         datasets,

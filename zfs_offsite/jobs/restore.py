@@ -65,7 +65,15 @@ from zfs_offsite.stream.readback import (
     read_ahead,
     stream_chunks,
 )
-from zfs_offsite.zfs.commands import error_text, guid_argv, receive_argv, rollback_argv
+from zfs_offsite.transport.openssh import command_argv
+from zfs_offsite.transport.ssh import SshEndpoint
+from zfs_offsite.zfs.commands import (
+    create_parents_argv,
+    error_text,
+    guid_argv,
+    receive_argv,
+    rollback_argv,
+)
 from zfs_offsite.zfs.model import Snapshot
 from zfs_offsite.zfs.ownership import RESTORE, Mark, detect_receive_option, is_mine, new_run_id
 from zfs_offsite.zfs.runner import Process, Runner
@@ -399,6 +407,17 @@ def download_files(store: Store, member: str, point: RestorePoint, directory: Pa
     return paths
 
 
+def _on_zfs_host(argv: list[str], nas: SshEndpoint | None, *, tty: bool = False) -> str:
+    """A zfs command line as printed: as is, or through ssh to the NAS in pull mode.
+
+    The remote command is one quoted word, so the NAS's shell sees the same words.
+    """
+    line = shlex.join(argv)
+    if nas is None:
+        return line
+    return f"{shlex.join(command_argv(nas, tty=tty))} {shlex.quote(line)}"
+
+
 def receive_commands(
     paths: list[Path],
     destination: str,
@@ -406,6 +425,7 @@ def receive_commands(
     *,
     raw: bool = False,
     roll_back_to: str | None = None,
+    nas: SshEndpoint | None = None,
 ) -> list[str]:
     """Shell lines that restore downloaded files with standard tools, in order.
 
@@ -414,8 +434,14 @@ def receive_commands(
     chain (`zfs send -w`) arrives still encrypted with the dataset's own key: the
     last line loads that key and mounts it. `roll_back_to`: the snapshot inside
     the last (`-I`) file that was asked for; a last line rolls back to it.
+    `zfs receive` needs the parent dataset: a `zfs create -p` line makes it (and
+    leaves an existing one alone). `nas`: pull mode, where the files are here but
+    the pool is on the NAS; every zfs line then runs there through ssh.
     """
     lines = [f"cd {shlex.quote(str(paths[0].parent))}", "sha256sum -c -- *.sha256"]
+    parent = destination.rpartition("/")[0]
+    if "/" in parent:  # below the pool, which must exist anyway
+        lines.append(_on_zfs_host(create_parents_argv(parent), nas))
     identity = shlex.quote(str(identity_file.absolute() if identity_file else "key.txt"))
     encrypted = [p for p in paths if (n := parse_backup_name(p.name)) is not None and n.encrypted]
     if encrypted and identity_file is None:  # after the `cd`, a bare key.txt would not exist
@@ -425,7 +451,7 @@ def receive_commands(
         )
     for index, path in enumerate(paths):
         name = parse_backup_name(path.name)
-        receive = shlex.join(receive_argv(destination, force=index > 0))
+        receive = _on_zfs_host(receive_argv(destination, force=index > 0), nas)
         gzip = name is not None and name.compression is Compression.GZIP
         tool = "gzip -dc" if gzip else "zstd -dc"
         if name is not None and name.encrypted:
@@ -433,10 +459,13 @@ def receive_commands(
         else:
             lines.append(f"{tool} -- {shlex.quote(path.name)} | {receive}")
     if roll_back_to is not None:
-        lines.append(shlex.join(rollback_argv(f"{destination}@{roll_back_to}")))
+        lines.append(_on_zfs_host(rollback_argv(f"{destination}@{roll_back_to}"), nas))
     if raw:
         target = shlex.quote(destination)
-        lines.append(f"zfs load-key {target} && zfs mount {target}")
+        load = f"zfs load-key {target} && zfs mount {target}"
+        if nas is not None:  # load-key asks for the passphrase: ssh needs a terminal
+            load = f"{shlex.join(command_argv(nas, tty=True))} {shlex.quote(load)}"
+        lines.append(load)
     return lines
 
 

@@ -52,6 +52,32 @@ def available() -> bool:
     return shutil.which("ssh") is not None
 
 
+def command_argv(endpoint: SshEndpoint, *, tty: bool = False) -> list[str]:
+    """The `ssh` a person types to run one command on the endpoint, before the command.
+
+    For printed instructions (`restore --to-dir` in pull mode): the configured key
+    and known_hosts only, unknown host keys refused, short enough to read.
+    """
+    if endpoint.key_file is None:
+        raise ssh.key_file_unset(endpoint)
+    known_hosts = ssh.known_hosts_path(endpoint)
+    return [
+        "ssh",
+        *(["-t"] if tty else []),
+        "-i",
+        str(endpoint.key_file),
+        "-p",
+        str(endpoint.port),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        f"{endpoint.user}@{endpoint.host}",
+    ]
+
+
 def ssh_argv(endpoint: SshEndpoint, *, askpass: bool = False) -> list[str]:
     """The OpenSSH client command line: pinned host keys, our key only, no prompt.
 

@@ -39,17 +39,20 @@ WINDOW_SIZE = 32 * 1024 * 1024
 MAX_PACKET_SIZE = 256 * 1024 - 1024
 # paramiko's transport thread logs every failure as a traceback at ERROR, on
 # stderr when nothing configured logging. The caller gets the same failure as a
-# typed one-line error, so these records are kept to DEBUG (seen with -v).
+# typed one-line error, so these records are kept to DEBUG: dropped unless the
+# logger is enabled for DEBUG (-v), as a DEBUG record would be. Its SFTP client
+# logs below the channel (`.sftp`), where the parent's filter does not apply.
 TRANSPORT_LOG = "zfs_offsite.transport.ssh.paramiko"
 
 
 class _AsDebug(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return True
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
-logging.getLogger(TRANSPORT_LOG).addFilter(_AsDebug())
+for _channel in (TRANSPORT_LOG, f"{TRANSPORT_LOG}.sftp"):
+    logging.getLogger(_channel).addFilter(_AsDebug())
 
 
 @dataclass(frozen=True)
