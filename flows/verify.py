@@ -12,6 +12,7 @@ from prefect.futures import PrefectFuture
 
 from flows.common import (
     bounded_task_runner,
+    checked_members,
     dated_run_name,
     error_of,
     label_run,
@@ -62,6 +63,7 @@ def verify_flow(
         all_files: Read every stored file in full, not just the new ones and this run's share.
     """
     label_run({"members": members})
+    checked_members(members)  # bad input first, before the store is even read
     settings = load_settings()
     with closing(open_store(settings.target)) as store:
         require_root(store)  # a missing root (unmounted disk) is a failure, never "0 files ok"
