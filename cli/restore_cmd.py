@@ -81,7 +81,11 @@ def restore(
     if output.verbosity.quiet:
         return
     if isinstance(result, list):
-        output.out().print(f"Downloaded to {to_dir}. Restore with standard tools:", highlight=False)
+        output.out().print(  # a comment: the whole output runs as printed (`| sh`)
+            f"# downloaded to {to_dir}; restore with standard tools:",
+            highlight=False,
+            markup=False,
+        )
         for line in result:
             output.out().print(f"  {line}", highlight=False, markup=False)
         return

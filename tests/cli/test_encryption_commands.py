@@ -72,6 +72,9 @@ def test_backup_verify_and_restore_of_an_encrypted_archive(
 
     download = with_key("restore", "bob", "tank/x", "--to-dir", str(tmp_path / "dl"))
     assert download.code == 0, download.output
+    header, *commands = download.stdout.splitlines()
+    assert header == f"# downloaded to {tmp_path / 'dl'}; restore with standard tools:"
+    assert commands[0] == f"  cd {tmp_path / 'dl'}"  # the rest runs as printed: `| sh`
     assert f"age -d -i {key} -- elabfs-bob@{SNAP}.zst.age | zstd -dc | zfs receive" in (
         download.stdout
     )
