@@ -5,7 +5,6 @@ sidecar-less file in a chain the tool writes is named and never built on."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from tests.support.services import Pool
 from tests.support.zfsdata import (
     SNAP,
     create_member,
+    destroy_dataset,
     guid,
     gzip_send,
     snapshot,
@@ -35,7 +35,7 @@ def test_a_directory_whose_dataset_was_destroyed_is_a_warning_naming_it(
     assert before.code == 0, before.output
 
     # Destroyed on the NAS: nothing backs up tru/ any more.
-    subprocess.run(["zfs", "destroy", "-r", dataset], check=True)
+    destroy_dataset(dataset)
     text = cli("status")
     assert text.code == 1, text.output
     assert "tru/" in text.stdout and "belongs to no member of pool" in text.stdout

@@ -6,6 +6,7 @@ import hashlib
 import os
 import random
 import subprocess
+import time
 from pathlib import Path
 
 from tests.support.services import run
@@ -76,3 +77,16 @@ def gzip_send(argv: list[str], out: Path) -> None:
 
 MEMBERS = ("alice", "bob", "carol")  # the members of the standard test pool
 SNAP = "auto-20190806.0200-1w"  # the first snapshot of every member in the standard test pool
+
+
+def destroy_dataset(name: str) -> None:
+    """`zfs destroy -r`, as an admin would; zfs-fuse may call a dataset busy for a moment after
+    a send (its unmount), so retry that, and only that, for a few seconds."""
+    for _ in range(20):
+        done = subprocess.run(["zfs", "destroy", "-r", name], capture_output=True, text=True)
+        if done.returncode == 0:
+            return
+        if "dataset is busy" not in done.stderr:
+            break
+        time.sleep(0.5)
+    raise RuntimeError(f"zfs destroy -r {name} failed: {done.stderr.strip()}")
