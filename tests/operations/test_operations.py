@@ -69,7 +69,8 @@ def set_nightly_cron(client: SyncPrefectClient, host: SimulatedHost, cron: str) 
 
 
 def sidecars(archive: Path) -> list[dict[str, object]]:
-    return [json.loads(p.read_text()) for p in sorted(archive.rglob("*.json")) if p.is_file()]
+    """The backups' `.json` sidecars: in the member directories, not the root's own records."""
+    return [json.loads(p.read_text()) for p in sorted(archive.glob("*/*.json")) if p.is_file()]
 
 
 def file_marks(archive: Path) -> dict[str, tuple[int, int]]:
