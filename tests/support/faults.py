@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.operations import descendants
 from tests.support.proxy import ThrottlingProxy
 from tests.support.services import Pool, SshServer
 from zfs_offsite.archive.identity import MARKER_NAME
@@ -68,22 +69,6 @@ def python_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZFS_OFFSITE_")}
     env["PYTHONPATH"] = str(ROOT)
     return env | extra
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live process below `pid`, found through /proc."""
-    found: list[int] = []
-    queue = [pid]
-    while queue:
-        parent = queue.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*/children"):
-            try:
-                kids = [int(k) for k in task.read_text().split()]
-            except OSError:
-                continue
-            found += kids
-            queue += kids
-    return found
 
 
 def sftp_sessions(sshd: SshServer) -> list[int]:
