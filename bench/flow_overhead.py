@@ -18,9 +18,8 @@ and (c) <= 1.5x (d). The core runs one member at a time and the flow two, so
 a negative orchestration time means the flow's second lane more than paid
 for its overhead.
 
-Run as root:
-    .venv/bin/python -m bench.flow_overhead --members 200
-    .venv/bin/python -m bench.flow_overhead --members 1000 --rounds 1
+Run as root (1000 members take about an hour; 200 a few minutes):
+    .venv/bin/python -m bench.flow_overhead --members 1000 --rounds 1 --send-limit 2
 `--profile FILE` writes a cProfile of every thread of one extra changed-night
 flow run (pstats format; the top lines are printed).
 """

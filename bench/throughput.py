@@ -48,7 +48,7 @@ from pathlib import Path
 
 from bench.cpu import ThreadWatch, proc_cpu, rusage_cpu, settle, zfs_fuse_pid
 from bench.loopback import Loopback, loopback
-from tests.support.zfsdata import create_member, snapshot
+from tests.support.zfsdata import create_member, destroy_dataset, snapshot
 
 MB = 1024 * 1024
 MIN_ROUNDS = 3  # a median of fewer rounds is one run's luck on a shared machine
@@ -168,8 +168,12 @@ def run_ours(
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def run_shell(argv: list[str], output: Path) -> dict:
-    """A shell pipeline under a wrapper that waits: wall time, CPU and peak RSS of all of it."""
+def run_shell(argv: list[str], output: Path | None) -> dict:
+    """A shell pipeline under a wrapper that waits: wall time, CPU and peak RSS of all of it.
+
+    `output` is the file the pipeline writes (its size is the stored bytes, and it is removed);
+    None for a pipeline that writes no file, such as a restore into `zfs receive`.
+    """
     wrapper = (
         "import json, resource, subprocess, sys, time\n"
         "start = time.monotonic()\n"
@@ -183,8 +187,9 @@ def run_shell(argv: list[str], output: Path) -> dict:
         [sys.executable, "-c", wrapper, *argv], check=True, capture_output=True, text=True
     )
     result = dict(json.loads(out.stdout.strip().splitlines()[-1]))
-    result["stored"] = output.stat().st_size
-    output.unlink()
+    if output is not None:
+        result["stored"] = output.stat().st_size
+        output.unlink()
     return result
 
 
@@ -356,7 +361,7 @@ def rss_check(env: Loopback, sizes: list[int], args: argparse.Namespace) -> dict
             result = run_ours(env, snap, algo, args)
             found[f"{algo} {raw / MB:.0f} MiB"] = result["rss_mb"]
             print(f"peak RSS, ours {algo} at {raw / MB:.0f} MiB: {result['rss_mb']:.1f} MB")
-        subprocess.run(["zfs", "destroy", "-r", snap.split("@")[0]], check=True)
+        destroy_dataset(snap.split("@")[0])
     return found
 
 
