@@ -56,7 +56,7 @@ def common(
         typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    """Ship ZFS snapshots off-site as compressed files. Exit codes: see README, "Exit codes"."""
+    """Ship ZFS snapshots off-site as compressed files. Exit codes: docs/reference/exit-codes.md."""
     verbosity.level = 1 if verbose else -1 if quiet else 0
 
 

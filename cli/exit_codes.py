@@ -1,4 +1,9 @@
-"""The exit codes every command uses, in one place (README "Exit codes" documents them)."""
+"""The exit codes every command uses, in one place.
+
+`MEANINGS` is what a user reads about each code: docs/reference/exit-codes.md is
+generated from it (scripts/docs_reference.py), so the page cannot drift from the
+codes the commands return.
+"""
 
 from __future__ import annotations
 
@@ -16,3 +21,24 @@ TERMINATED = 143  # SIGTERM: 128 + 15
 STATUS_OK = 0
 STATUS_WARNING = 1
 STATUS_CRITICAL = 2
+
+MEANINGS: dict[int, str] = {
+    OK: "done; `status`: every member ok",
+    FAILED: "a job ran and something failed (a member's backup, a restore, a drill, a "
+    "prune) or verify found a corrupt file or broken chain; `status`: warning",
+    USAGE: "bad command line, unknown member (or a name no member can have, for every "
+    "command that takes one; `restore` of a member the archive has no directory for, a "
+    "destination ZFS cannot create, a `--force` destination it refuses before destroying "
+    "anything, a `--to-dir` that is a file or device; `backup`, `plan` and `drill` whose "
+    "selection matches no dataset), config error (also an encryption identity that is "
+    "missing, unreadable or opens none of a file's recipients); `status`: critical (also "
+    "when it cannot read the pool or the backup server)",
+    PREFECT_UNAVAILABLE: "Prefect unreachable: `PREFECT_API_URL` does not answer, or the "
+    "temporary local server did not start within its budget; also a server lost during a "
+    "run when the command cannot tell what the run finished",
+    STORED_RECORD_INCOMPLETE: "`backup`: every member is stored (or up to date), but the "
+    "Prefect server stopped answering during the run: its record of the run may be "
+    "incomplete",
+    INTERRUPTED: "interrupted (SIGINT, Ctrl-C)",
+    TERMINATED: "terminated (SIGTERM)",
+}

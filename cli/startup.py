@@ -38,7 +38,8 @@ MembersOption = Annotated[
     typer.Option("--member", "-m", help="Only this member (repeatable).", callback=_member_names),
 ]
 JsonOption = Annotated[
-    bool, typer.Option("--json", help="One JSON document on stdout (keys in README).")
+    bool,
+    typer.Option("--json", help="One JSON document on stdout; keys: docs/reference/commands.md."),
 ]
 
 

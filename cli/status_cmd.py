@@ -67,7 +67,7 @@ def read_statuses(
 def member_document(
     s: MemberStatus, health: Health, reasons: list[str], drilled: str | None
 ) -> dict[str, object]:
-    """One member in `status --json` (keys documented in README, "Monitoring")."""
+    """One member in `status --json` (keys documented in docs/how-to/monitoring.md)."""
     age = s.archived_age_hours
     return {
         "member": s.member,

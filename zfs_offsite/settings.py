@@ -165,7 +165,7 @@ def _no_query(url: str, example: str) -> None:
 class SourceSettings(SettingsSection):
     """Which datasets are backed up and where their `zfs` runs."""
 
-    pool: str = DEMO_POOL
+    pool: str = Field(DEMO_POOL, description="The pool holding the members.")
     dataset_prefix: str = Field(
         "elabfs-", description="Direct children of the pool whose name starts with this."
     )
@@ -178,9 +178,17 @@ class SourceSettings(SettingsSection):
     ssh_url: str | None = Field(
         None, description="Pull mode: run zfs on this host, ssh://user@host:port."
     )
-    key_file: Path | None = None
-    known_hosts: Path | None = None
-    key_passphrase: SecretStr | None = None
+    key_file: Path | None = Field(
+        None, description="Pull mode: private SSH key for the NAS (mode 600), as target.key_file."
+    )
+    known_hosts: Path | None = Field(
+        None, description="Pull mode: known_hosts holding the NAS's host key (unset: ~/.ssh's)."
+    )
+    key_passphrase: SecretStr | None = Field(
+        None,
+        description="Pull mode: the key's passphrase; secret: set it in the environment "
+        "(ZFS_OFFSITE_SOURCE__KEY_PASSPHRASE).",
+    )
     raw_send: Literal["auto", "never"] = Field(
         "auto",
         description="auto: send natively encrypted datasets raw (zfs send -w), still "
@@ -242,10 +250,24 @@ def parse_umask(value: object) -> int:
 class TargetSettings(SettingsSection):
     """The backup server (or directory) and the SSH credentials for it."""
 
-    url: str = DEMO_TARGET
-    key_file: Path | None = None
-    known_hosts: Path | None = None
-    key_passphrase: SecretStr | None = None
+    url: str = Field(
+        DEMO_TARGET,
+        description="sftp://user@host:port/abs/path, sftp://user@host/~/rel/path or "
+        "file:///path; a password in the URL is refused (log in with key_file or an agent).",
+    )
+    key_file: Path | None = Field(
+        None, description="Private key for the backup server (OpenSSH or PEM), mode 600."
+    )
+    known_hosts: Path | None = Field(
+        None,
+        description="The server's host key must be here (unset: ~/.ssh/known_hosts); "
+        "unknown or changed keys are refused.",
+    )
+    key_passphrase: SecretStr | None = Field(
+        None,
+        description="The key's passphrase, if it has one; secret: set it in the environment "
+        "(ZFS_OFFSITE_TARGET__KEY_PASSPHRASE), never in parameters.",
+    )
     timeout: Annotated[float, within(1, 3600, "a number of seconds")] = Field(
         30.0, description="Seconds before a silent connection fails (1 to 3600)."
     )
@@ -301,7 +323,9 @@ class TargetSettings(SettingsSection):
 class CompressionSettings(SettingsSection):
     """How streams are compressed; the seed's archive is gzip, new archives zstd."""
 
-    algorithm: Compression = Compression.ZSTD
+    algorithm: Compression = Field(
+        Compression.ZSTD, description="zstd (files .zst) or gzip (.gz, written by ISA-L)."
+    )
     level: int | None = Field(None, description="Default: zstd 3, gzip 1 (isal).")
     threads: Annotated[int, within(1, 64, "a number of threads")] = Field(
         2,

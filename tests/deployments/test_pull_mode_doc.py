@@ -50,5 +50,5 @@ def test_the_schedule_it_states_is_the_one_deployed() -> None:
 def test_the_example_config_it_installs_exists_and_is_linked() -> None:
     example = one(r"/opt/zfs-offsite/(deployments/zfs-offsite\.pull\.example\.toml)")
     assert (ROOT / example).is_file()
-    assert "docs/pull-mode.md" in (ROOT / "README.md").read_text()
-    assert "../docs/pull-mode.md" in (ROOT / "deployments" / "README.md").read_text()
+    assert "docs/how-to/pull-mode.md" in (ROOT / "README.md").read_text()
+    assert "../docs/how-to/pull-mode.md" in (ROOT / "deployments" / "README.md").read_text()

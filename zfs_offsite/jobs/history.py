@@ -4,8 +4,8 @@ The CLI reads the backup flow's runs and the table artifacts each attempt
 wrote (jobs/report.py's rows); these functions turn them into three views:
 one row per night, one per member (its last good backup: snapshot, file,
 finished at), and the detailed rows (per night and member, earlier attempts).
-The keys of each view are `SCHEMA`, the one list README's "History and
-audit" documents (a test checks the two agree).
+The keys of each view are `SCHEMA`, the one list docs/reference/history-json.md
+documents (a test checks the two agree).
 """
 
 from __future__ import annotations
@@ -59,7 +59,10 @@ ROW_KEYS: dict[str, str] = (
     {k: NIGHT_KEYS[k] for k in ("night", "flow_run_id", "scheduled", "state", "message")}
     | {k: NIGHT_KEYS[k] for k in ("attempts", "tags", "url")}
     | ROW_EXTRA_KEYS
-    | {c: "the member's column of the run's report table (README: Monitoring)" for c in COLUMNS}
+    | {
+        c: "the member's column of the run's report table (docs: History and audit)"
+        for c in COLUMNS
+    }
 )
 SCHEMA: dict[str, dict[str, str]] = {
     "nights": NIGHT_KEYS,
