@@ -7,11 +7,11 @@ SettingsError, each line naming the setting and where it was set.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
 
 from zfs_offsite.settings.model import Settings
 from zfs_offsite.settings.origins import Key, Layer, SettingsError, dotted, section_model
@@ -35,7 +35,7 @@ def _field_key(loc: tuple[int | str, ...]) -> tuple[Key, str]:
     return tuple(key), name
 
 
-def _invalid_lines(errors: list[ErrorDetails], gathered: Layer) -> list[str]:
+def _invalid_lines(errors: Sequence[Mapping[str, Any]], gathered: Layer) -> list[str]:
     """One line per invalid setting and origin, its messages joined with `; or`."""
     messages: dict[tuple[str, str], list[str]] = {}
     for error in errors:
@@ -56,7 +56,7 @@ def load_with_origins(
     """The settings and every source's merged values and origins; SettingsError if any is wrong."""
     request = LoadRequest(config_file)
     settings: Settings | None = None
-    invalid: list[ErrorDetails] = []
+    invalid: Sequence[Mapping[str, Any]] = []
     with collecting(request):
         try:
             settings = Settings(**overrides)
