@@ -56,7 +56,9 @@ class Settings(BaseSettings):
         env_file=".env",
         case_sensitive=False,
         extra="forbid",
-        validate_default=False,  # the defaults are the demo's, checked by the tests
+        # As the sections: a default is not validated at each load (BaseSettings would stat
+        # the demo's target directory for target.url's default every time).
+        validate_default=False,
     )
 
     source: SourceSettings = Field(
@@ -105,13 +107,17 @@ class Settings(BaseSettings):
         "bookmark (OpenZFS), hold (zfs-fuse, old ZFS), auto picks, off.",
     )
     max_parallel: Annotated[int, within(1, 16, "a number of members")] = Field(
-        2, description="Members streamed at once."
+        2, description="How many members are streamed to the target at once (1 to 16)."
     )
     retries: Annotated[int, within(0, 20, "a number of retries")] = Field(
-        3, description="Attempts after a transient failure."
+        3,
+        description="How often a member is tried again after a transient failure such as a "
+        "dropped connection (0 to 20).",
     )
     retry_delay: Annotated[float, within(0, 3600, "a number of seconds")] = Field(
-        10.0, description="Seconds before the first retry; doubles each time, jittered."
+        10.0,
+        description="Seconds before the first retry (0 to 3600); doubles with each retry, "
+        "jittered.",
     )
 
     # Where each value came from ("/etc/zfs-offsite.toml:9", "env ZFS_OFFSITE_…"), filled by
