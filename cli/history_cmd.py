@@ -53,7 +53,7 @@ class View(StrEnum):
 
 def parse_since(text: str, now: datetime) -> datetime:
     """`90d`, `12h`, `2w`, or a date `2026-06-01` (UTC); else one line and exit 2."""
-    from zfs_offsite.plan.policy import parse_age
+    from zfs_offsite.values.policy import parse_age
 
     if SINCE.match(text.strip()):
         try:

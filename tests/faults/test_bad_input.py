@@ -38,8 +38,8 @@ from zfs_offsite.jobs.restore import download_chain, plan_restore
 from zfs_offsite.jobs.status import read_status
 from zfs_offsite.jobs.verify import FAILING, Verdict, verify_member
 from zfs_offsite.plan.backup import Action
-from zfs_offsite.plan.policy import parse_policy
 from zfs_offsite.settings import Settings
+from zfs_offsite.values.policy import parse_policy
 from zfs_offsite.zfs.members import Member, select_members
 from zfs_offsite.zfs.model import Dataset
 

@@ -13,9 +13,9 @@ from prefect.logging.handlers import APILogWorker
 
 from flows.logs import CORE_LOGGER, EXTRA_LOGGERS
 from zfs_offsite.remote.local import LocalStore
-from zfs_offsite.remote.partials import partial_name
 from zfs_offsite.stream.checkpoints import StreamIdentity
 from zfs_offsite.stream.resume import find_resume_point
+from zfs_offsite.values.partials import partial_name
 
 IDENTITY = StreamIdentity("tank/m", 1, None, ("zfs", "send", "tank/m@s"), False, "zstd", 3)
 

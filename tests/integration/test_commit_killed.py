@@ -11,7 +11,7 @@ from zfs_offsite.archive.commit import commit_backup
 from zfs_offsite.archive.index import read_member_archive
 from zfs_offsite.jobs.status import member_status
 from zfs_offsite.remote.local import LocalStore
-from zfs_offsite.remote.partials import checkpoint_name, partial_name
+from zfs_offsite.values.partials import checkpoint_name, partial_name
 
 FILE = "elabfs-a@s1.zst"
 

@@ -19,8 +19,8 @@ from zfs_offsite.jobs.backup import BackupResult, backup_member, discover_member
 from zfs_offsite.jobs.prune import prune_member
 from zfs_offsite.jobs.restore import restore_member
 from zfs_offsite.plan.backup import Action
-from zfs_offsite.plan.policy import parse_policy
 from zfs_offsite.settings import Settings
+from zfs_offsite.values.policy import parse_policy
 
 pytestmark = pytest.mark.integration
 S = [f"auto-2019080{d}.0200-1w" for d in range(6, 10)]

@@ -42,20 +42,18 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("zfs_offsite", "zfs_offsite.errors", "zfs_offsite.cancel", "zfs_offsite.file_kind"),
     ),
     (
-        # stdlib only, pure; archive.recipients parses public keys with pyrage (no I/O)
+        # stdlib only, pure; archive.recipients parses public keys with pyrage (no I/O).
+        # values/ is the folder of leaves: plain values and setting grammars.
         "leaves",
         (
             "zfs_offsite.archive.names",
             "zfs_offsite.archive.recipients",
             "zfs_offsite.zfs.model",
-            "zfs_offsite.remote.entries",
-            "zfs_offsite.remote.partials",
-            "zfs_offsite.plan.policy",
-            "zfs_offsite.plan.bandwidth",
+            "zfs_offsite.values.*",
         ),
     ),
     ("models", ("zfs_offsite.archive.model", "zfs_offsite.zfs.members")),
-    ("settings", ("zfs_offsite.setting_sources", "zfs_offsite.settings")),
+    ("settings", ("zfs_offsite.settings.*",)),
     ("plan", ("zfs_offsite.plan.*",)),
     ("transport", ("zfs_offsite.transport.*",)),
     ("remote", ("zfs_offsite.remote.*",)),
@@ -78,8 +76,7 @@ PURE = (
     "zfs_offsite.archive.model",
     "zfs_offsite.zfs.model",
     "zfs_offsite.zfs.members",
-    "zfs_offsite.remote.entries",
-    "zfs_offsite.remote.partials",
+    "zfs_offsite.values.*",
     "zfs_offsite.plan.*",
 )
 
@@ -114,17 +111,15 @@ PURE_STDLIB = frozenset(
 )
 
 # settings is a leaf: the policy grammar and the names it parses live in pure leaves.
-SETTINGS = ("zfs_offsite.settings", "zfs_offsite.setting_sources")
+SETTINGS = ("zfs_offsite.settings.*",)
 SETTINGS_MAY_IMPORT = (
     "zfs_offsite.errors",
     "zfs_offsite.file_kind",
-    "zfs_offsite.setting_sources",
+    "zfs_offsite.settings.*",
     "zfs_offsite.archive.names",
     "zfs_offsite.archive.recipients",
     "zfs_offsite.zfs.model",
-    "zfs_offsite.remote.entries",
-    "zfs_offsite.plan.policy",
-    "zfs_offsite.plan.bandwidth",
+    "zfs_offsite.values.*",
 )
 
 
@@ -313,9 +308,9 @@ def settings_imports_beyond_leaves(found: Iterable[Import]) -> list[Import]:
     return [
         imp
         for imp in found
-        if imp.importer in SETTINGS
+        if any(matches(imp.importer, entry) for entry in SETTINGS)
         and imp.target.split(".")[0] == "zfs_offsite"
-        and imp.target not in SETTINGS_MAY_IMPORT
+        and not any(matches(imp.target, entry) for entry in SETTINGS_MAY_IMPORT)
     ]
 
 

@@ -7,7 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from zfs_offsite.settings import ENV_PREFIX
+from zfs_offsite.settings import ENV_PREFIX, files
+
+
+@pytest.fixture(autouse=True)
+def no_system_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """This machine's /etc/zfs-offsite.toml never reaches a unit test.
+
+    The search still names /etc/zfs-offsite.toml; it is looked up under an empty
+    directory instead, which a test may fill to play the host's file.
+    """
+    root = tmp_path_factory.mktemp("system-root")
+    monkeypatch.setattr(files, "system_root", root)
+    return root
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from pydantic import ValidationError
 from zfs_offsite.archive.names import Compression
 from zfs_offsite.connect import target_endpoint
 from zfs_offsite.errors import ConfigError
-from zfs_offsite.setting_sources import section_model, toml_key_lines
 from zfs_offsite.settings import (
     Settings,
     SettingsError,
@@ -18,6 +17,8 @@ from zfs_offsite.settings import (
     load_settings,
     parse_target_url,
 )
+from zfs_offsite.settings.origins import section_model
+from zfs_offsite.settings.sources import toml_key_lines
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "seed-deployment.toml"
 DEMO_ORIGIN = (

@@ -49,7 +49,12 @@ def test_a_bad_rate_is_one_line_naming_the_setting_its_source_and_the_fix(tmp_pa
 
 def test_config_check_refuses_it_with_exit_2(tmp_path: Path) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.upper().startswith(ENV_PREFIX)}
-    env = clean | {"ZFS_OFFSITE_TARGET__BANDWIDTH": "08:00-20:00 10Mb/s, 40MB/s"}
+    empty = tmp_path / "empty.toml"  # so this host's /etc/zfs-offsite.toml is not read
+    empty.write_text("")
+    env = clean | {
+        "ZFS_OFFSITE_TARGET__BANDWIDTH": "08:00-20:00 10Mb/s, 40MB/s",
+        "ZFS_OFFSITE_CONFIG": str(empty),
+    }
     result = subprocess.run(
         [str(ZFS_OFFSITE), "config", "--check"],
         cwd=tmp_path,

@@ -23,8 +23,8 @@ from enum import StrEnum
 from zfs_offsite import __version__
 from zfs_offsite.archive.names import TOOL_FILE_PREFIX, Kind, classify, is_member_name
 from zfs_offsite.errors import DiskFullError, PermanentError, ZfsOffsiteError
-from zfs_offsite.remote.entries import StoreEntry
 from zfs_offsite.remote.store import Store, disk_full, read_small_file, write_small_file
+from zfs_offsite.values.entries import StoreEntry
 
 log = logging.getLogger(__name__)
 

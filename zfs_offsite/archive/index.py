@@ -36,8 +36,8 @@ from zfs_offsite.archive.names import (
     metadata_name,
 )
 from zfs_offsite.errors import PermanentError
-from zfs_offsite.remote.entries import StoreEntry
 from zfs_offsite.remote.store import Store, read_small_file
+from zfs_offsite.values.entries import StoreEntry
 
 log = logging.getLogger(__name__)
 

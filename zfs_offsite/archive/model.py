@@ -14,7 +14,7 @@ from zfs_offsite.archive.names import (
     BackupName,
 )
 from zfs_offsite.errors import ConfigError
-from zfs_offsite.remote.entries import StoreEntry
+from zfs_offsite.values.entries import StoreEntry
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from zfs_offsite.errors import ConfigError
-from zfs_offsite.remote.partials import ATTEMPT, PARTIAL_SUFFIX
+from zfs_offsite.values.partials import ATTEMPT, PARTIAL_SUFFIX
 
 INCREMENTAL_SEPARATOR = ".to."
 ENCRYPTED_SUFFIX = ".age"

@@ -30,7 +30,6 @@ from zfs_offsite.jobs.archive_read import read_archive
 from zfs_offsite.plan.backup import Action, BackupPlan, plan_backup, prefer_unfinished, superseded
 from zfs_offsite.plan.cadence import FullCadence
 from zfs_offsite.plan.chains import between
-from zfs_offsite.remote.partials import checkpoint_name, partial_name, split_partial
 from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings
 from zfs_offsite.stream.checkpoints import StreamIdentity, parse_checkpoints, why_not_resume
@@ -39,6 +38,7 @@ from zfs_offsite.stream.limit import RateMeter, process_limiter
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
 from zfs_offsite.stream.resume import attempts_of
 from zfs_offsite.stream.upload import Resumable, StreamResult, stream_to_store
+from zfs_offsite.values.partials import checkpoint_name, partial_name, split_partial
 from zfs_offsite.zfs.commands import (
     dataset_compression,
     detect_compressed_send,

@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from zfs_offsite.archive.index import is_file
 from zfs_offsite.archive.names import SIDECAR_SUFFIXES, classify, sidecar_names
 from zfs_offsite.jobs.archive_read import read_archive
-from zfs_offsite.plan.policy import Rule
 from zfs_offsite.plan.retention import PrunePlan, plan_prune
 from zfs_offsite.remote.store import Store
+from zfs_offsite.values.policy import Rule
 
 log = logging.getLogger(__name__)
 

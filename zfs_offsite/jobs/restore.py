@@ -53,7 +53,6 @@ from zfs_offsite.jobs.destination import (
     set_mark,
 )
 from zfs_offsite.plan.chains import RestorePoint, archived_guids, choose_restore_point
-from zfs_offsite.remote.partials import partial_name
 from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings
 from zfs_offsite.stream.encryption import Identity
@@ -67,6 +66,7 @@ from zfs_offsite.stream.readback import (
 )
 from zfs_offsite.transport.openssh import command_argv
 from zfs_offsite.transport.ssh import SshEndpoint
+from zfs_offsite.values.partials import partial_name
 from zfs_offsite.zfs.commands import (
     create_parents_argv,
     error_text,

@@ -41,9 +41,9 @@ from zfs_offsite.plan.chains import (
     restore_points,
     trust_by_name,
 )
-from zfs_offsite.remote.entries import StoreEntry
-from zfs_offsite.remote.partials import is_checkpoint
 from zfs_offsite.remote.store import Store
+from zfs_offsite.values.entries import StoreEntry
+from zfs_offsite.values.partials import is_checkpoint
 from zfs_offsite.zfs.members import Member
 
 WARNING_HOURS = 26.0  # a nightly backup plus a margin

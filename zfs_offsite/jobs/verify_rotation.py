@@ -32,8 +32,8 @@ from datetime import datetime
 
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.errors import PermanentError
-from zfs_offsite.remote.entries import StoreEntry
 from zfs_offsite.remote.store import Store, read_small_file, write_small_file
+from zfs_offsite.values.entries import StoreEntry
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.plan.chains import RestorePoint, restore_points
-from zfs_offsite.plan.policy import Bucket, Rule
-from zfs_offsite.remote.entries import StoreEntry
-from zfs_offsite.remote.partials import checkpoint_name, is_checkpoint, split_partial
+from zfs_offsite.values.entries import StoreEntry
+from zfs_offsite.values.partials import checkpoint_name, is_checkpoint, split_partial
+from zfs_offsite.values.policy import Bucket, Rule
 
 _NAME_TIME = re.compile(r"(?P<date>(?:19|20)\d{6})[.\-_T]?(?P<time>\d{4})?")
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from zfs_offsite.errors import DiskFullError, PermanentError, ReadOnlyError, StoreError
 from zfs_offsite.remote.deadline import Deadline
-from zfs_offsite.remote.entries import Space, StoreEntry
 from zfs_offsite.remote.store import (
     PRIVATE_UMASK,
     ReadHandle,
@@ -24,6 +23,7 @@ from zfs_offsite.remote.store import (
     root_missing,
     short_file,
 )
+from zfs_offsite.values.entries import Space, StoreEntry
 
 READ_CHUNK = 1024 * 1024
 _FULL = (errno.ENOSPC, errno.EDQUOT)

@@ -57,7 +57,6 @@ from zfs_offsite.errors import (
     StallError,
     StoreError,
 )
-from zfs_offsite.remote.entries import Space, StoreEntry
 from zfs_offsite.remote.store import (
     PRIVATE_UMASK,
     ReadHandle,
@@ -67,6 +66,7 @@ from zfs_offsite.remote.store import (
 )
 from zfs_offsite.transport.openssh import OpenSshChannel
 from zfs_offsite.transport.ssh import SshEndpoint, connect, sftp_refused
+from zfs_offsite.values.entries import Space, StoreEntry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

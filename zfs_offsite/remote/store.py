@@ -19,8 +19,8 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from zfs_offsite.errors import DiskFullError, IntegrityError, PermanentError
-from zfs_offsite.remote.entries import Space, StoreEntry
-from zfs_offsite.remote.partials import partial_name
+from zfs_offsite.values.entries import Space, StoreEntry
+from zfs_offsite.values.partials import partial_name
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from datetime import datetime
 from datetime import time as time_of_day
 
 from zfs_offsite import cancel
-from zfs_offsite.plan.bandwidth import Bandwidth, format_rate
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
+from zfs_offsite.values.bandwidth import Bandwidth, format_rate
 
 BURST_SECONDS = 0.1  # the bucket holds this much of the rate
 SLICE_SECONDS = 0.25  # a waiting stream looks at the stop switch this often

@@ -15,8 +15,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from zfs_offsite.errors import ZfsOffsiteError
-from zfs_offsite.remote.entries import StoreEntry
-from zfs_offsite.remote.partials import checkpoint_name, split_partial
 from zfs_offsite.remote.store import Store, Writer, remove_quietly
 from zfs_offsite.stream.checkpoints import (
     CHUNK_BYTES,
@@ -29,6 +27,8 @@ from zfs_offsite.stream.checkpoints import (
     parse_checkpoints,
     why_not_resume,
 )
+from zfs_offsite.values.entries import StoreEntry
+from zfs_offsite.values.partials import checkpoint_name, split_partial
 
 log = logging.getLogger(__name__)
 

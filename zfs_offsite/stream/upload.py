@@ -41,7 +41,6 @@ from zfs_offsite.errors import (
     StoreError,
     ZfsOffsiteError,
 )
-from zfs_offsite.remote.partials import checkpoint_name, partial_name
 from zfs_offsite.remote.store import Store, Writer, disk_full, new_attempt, remove_quietly
 from zfs_offsite.stream.checkpoints import StoredHash, StreamIdentity, never_reproduces
 from zfs_offsite.stream.compression import Compressor
@@ -50,6 +49,7 @@ from zfs_offsite.stream.format import RECORD_SIZE, ends_with_end_record
 from zfs_offsite.stream.limit import Limiter
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
 from zfs_offsite.stream.resume import CheckpointLog, ResumePoint, StoredCheck, find_resume_point
+from zfs_offsite.values.partials import checkpoint_name, partial_name
 from zfs_offsite.zfs.runner import Process, last_line
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from zfs_offsite.archive.identity import (
     survey_root,
 )
 from zfs_offsite.errors import PermanentError
-from zfs_offsite.remote.entries import StoreEntry
 from zfs_offsite.remote.local import LocalStore
+from zfs_offsite.values.entries import StoreEntry
 
 SEED_FILE = "tank-elabfs-alice@daily-2025-01-01.gz"
 

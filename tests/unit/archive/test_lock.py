@@ -13,8 +13,8 @@ import pytest
 
 from zfs_offsite.archive.lock import LOCK_NAME, Holder, MemberLock
 from zfs_offsite.errors import LockBusyError
-from zfs_offsite.remote.entries import StoreEntry
 from zfs_offsite.remote.local import LocalStore
+from zfs_offsite.values.entries import StoreEntry
 
 
 def test_a_lock_being_filled_in_is_read_again_and_its_holder_named(tmp_path: Path) -> None:

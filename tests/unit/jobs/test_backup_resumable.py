@@ -8,9 +8,9 @@ from zfs_offsite.archive.index import read_member_archive
 from zfs_offsite.archive.names import BackupName, Compression
 from zfs_offsite.jobs.backup import recorded_stream, resumable_tonight, why_not_resumed_tonight
 from zfs_offsite.remote.local import LocalStore
-from zfs_offsite.remote.partials import checkpoint_name, partial_name
 from zfs_offsite.settings import load_settings
 from zfs_offsite.stream.checkpoints import StreamIdentity, checkpoint_line, header_line
+from zfs_offsite.values.partials import checkpoint_name, partial_name
 
 NAME = BackupName("tank_m", "s1", Compression.ZSTD)
 CUT = StreamIdentity("tank/m", 11, None, ("zfs", "send", "tank/m@s1"), False, "zstd", 3)

@@ -7,7 +7,7 @@ from dataclasses import replace
 from tests.support.archive_files import member, new_file, seed_file
 from zfs_offsite.archive.model import MemberArchive
 from zfs_offsite.jobs.status import Health, Thresholds, judge, member_status
-from zfs_offsite.remote.entries import StoreEntry
+from zfs_offsite.values.entries import StoreEntry
 
 HOUR = 3600.0
 NIGHTLY = Thresholds(warning_hours=26, critical_hours=50)

@@ -11,9 +11,9 @@ from tests.support.archive_files import DS, sidecar
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.archive.names import BackupName, Compression, parse_backup_name
 from zfs_offsite.plan.chains import restore_points
-from zfs_offsite.plan.policy import parse_policy
 from zfs_offsite.plan.retention import kept_points, plan_prune, point_time
-from zfs_offsite.remote.entries import StoreEntry
+from zfs_offsite.values.entries import StoreEntry
+from zfs_offsite.values.policy import parse_policy
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 POLICIES = [

@@ -24,7 +24,6 @@ from zfs_offsite.archive.names import Compression, Kind, classify
 from zfs_offsite.errors import PermanentError, SendError, StoreError
 from zfs_offsite.plan.retention import plan_prune
 from zfs_offsite.remote.local import LocalStore
-from zfs_offsite.remote.partials import checkpoint_name, split_partial
 from zfs_offsite.remote.store import Writer
 from zfs_offsite.stream import resume as resume_module
 from zfs_offsite.stream.checkpoints import (
@@ -38,6 +37,7 @@ from zfs_offsite.stream.checkpoints import (
 from zfs_offsite.stream.compression import Compressor, compressor
 from zfs_offsite.stream.format import RECORD_SIZE
 from zfs_offsite.stream.upload import Resumable, StreamResult, stream_to_store
+from zfs_offsite.values.partials import checkpoint_name, split_partial
 
 END = struct.pack("<I", 5) + bytes(RECORD_SIZE - 4)  # a DRR_END record
 MiB = 1024 * 1024

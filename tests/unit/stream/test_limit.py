@@ -17,7 +17,6 @@ import pytest
 
 from zfs_offsite import cancel
 from zfs_offsite.errors import Cancelled
-from zfs_offsite.plan.bandwidth import parse_bandwidth
 from zfs_offsite.stream.limit import (
     BURST_SECONDS,
     SLICE_SECONDS,
@@ -27,6 +26,7 @@ from zfs_offsite.stream.limit import (
     process_limiter,
 )
 from zfs_offsite.stream.progress import StreamProgress
+from zfs_offsite.values.bandwidth import parse_bandwidth
 
 MB = 1_000_000
 

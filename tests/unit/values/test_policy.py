@@ -8,13 +8,13 @@ from datetime import timedelta
 
 import pytest
 
-from zfs_offsite.plan.policy import parse_age, parse_policy
+from zfs_offsite.values.policy import parse_age, parse_policy
 
 
 def test_every_unit_parses_with_only_the_grammar_imported() -> None:
     # A fresh interpreter: in this one other modules are already imported.
     code = (
-        "from zfs_offsite.plan.policy import parse_policy\n"
+        "from zfs_offsite.values.policy import parse_policy\n"
         "rules = parse_policy('hourly 48h, daily 7d, weekly 8w, monthly 12m, yearly 2y')\n"
         "print([r.age.days for r in rules])\n"
     )

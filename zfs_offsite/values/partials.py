@@ -1,8 +1,8 @@
 """The names of files being written: `<final>.<attempt>.partial`.
 
-The store writes every new file under such a name and renames it into place, so
-the naming belongs to the store's layer; `archive.names` reads it back to say
-which backup a leftover partial belongs to. Pure: text only.
+The store writes every new file under such a name and renames it into place;
+`archive.names` reads it back to say which backup a leftover partial belongs
+to. Both stand on this leaf. Pure: text only.
 
 A resumable upload keeps its checkpoints beside its partial file, in
 `<final>.<attempt>.ckpt.partial`: a `.partial` too, so everything that skips,

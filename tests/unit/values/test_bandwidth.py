@@ -6,7 +6,7 @@ from datetime import time
 
 import pytest
 
-from zfs_offsite.plan.bandwidth import Bandwidth, format_rate, parse_bandwidth, parse_rate
+from zfs_offsite.values.bandwidth import Bandwidth, format_rate, parse_bandwidth, parse_rate
 
 
 @pytest.mark.parametrize(
