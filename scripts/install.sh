@@ -293,6 +293,14 @@ if [ "${#changed[@]}" -eq 0 ]; then
 else
     echo "zfs-offsite installed in $prefix; changed:"
     printf '  %s\n' "${changed[@]}"
-    echo "next: edit $config, check with \`zfs-offsite plan\`; schedules: $prefix/deployments/README.md"
+    echo "next: pull mode (the NAS over SSH): docs/how-to/pull-mode.md, step 2;" \
+        "else edit $config, check it with \`zfs-offsite config --check\`; schedules:" \
+        "$prefix/deployments/README.md"
     [ "$server" = no ] || echo "server: edit the password in $server_env (deployments/README.md)"
+fi
+# The command, deploy.sh and the units look for /etc/default/zfs-offsite; say, on every run,
+# how they find this one instead.
+if [ "$envfile" != /etc/default/zfs-offsite ]; then
+    echo "note: the env file is not /etc/default/zfs-offsite: export OFFSITE_ENV_FILE=$envfile" \
+        "for zfs-offsite and deploy.sh, and point the units' EnvironmentFile= lines at it"
 fi

@@ -74,7 +74,7 @@ def host_label(settings: Settings) -> str:
     The host whose datasets are backed up: the NAS of `source.ssh_url` in pull
     mode, this host in push mode; its short name (`nas` for nas.lan), or an
     address with `-` for `.` and `:` (`192-168-1-5`). `OFFSITE_HOST`, which names
-    the deployments (`nightly-<it>`), must be set to the same (docs/pull-mode.md);
+    the deployments (`nightly-<it>`), must be set to the same (docs/how-to/pull-mode.md);
     in push mode its default, the short host name, already is.
     """
     host = source_host(settings).lower()

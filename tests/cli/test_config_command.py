@@ -150,7 +150,7 @@ def made_key(path: Path) -> Path:
 
 
 def edited_example(tmp_path: Path, port: int = 2222) -> tuple[Path, Path, Path]:
-    """The pull example as docs/pull-mode.md says to edit it: values set, EDIT markers gone."""
+    """The pull example as the pull-mode how-to says to edit it: values set, EDIT markers gone."""
     key = made_key(tmp_path / "id_ed25519")
     host_key = made_key(tmp_path / "host_key")
     known = tmp_path / "known_hosts"

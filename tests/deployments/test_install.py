@@ -170,6 +170,25 @@ def test_config_and_environment_file(installed: Installed) -> None:
     assert values["ZFS_OFFSITE_CONFIG"] == str(config)
 
 
+def test_another_sysconfdir_says_how_the_command_finds_its_env_file(
+    installed: Installed,
+) -> None:
+    """Installed with --sysconfdir, the command would read /etc/default/zfs-offsite: the
+    install says, on every run, which variable points it at this one, and that works."""
+    advice = f"export OFFSITE_ENV_FILE={installed.env_file}"
+    assert advice in installed.first.stdout, installed.first.stdout
+    assert advice in installed.second.stdout, installed.second.stdout
+    command = str(installed.root / "bin" / "zfs-offsite")
+    followed = run(
+        [command, "history", "--last"],
+        env=clean_env(OFFSITE_ENV_FILE=str(installed.env_file), PREFECT_API_URL=""),
+        cwd="/",
+    )
+    # no PREFECT_API_URL in the installed file yet: the error names the file it read
+    assert str(installed.env_file) in followed.stderr, followed.stderr
+    assert " /etc/default/zfs-offsite" not in followed.stderr, followed.stderr
+
+
 def test_installs_only_run_time_packages_and_never_touches_sshd(
     installed: Installed, tmp_path: Path
 ) -> None:
