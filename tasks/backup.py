@@ -113,7 +113,7 @@ def plan_batch(
 
 
 @task(
-    name="send-upload",
+    name="upload-member",
     task_run_name="upload-{plan.member}",
     **retry_policy(first_delay=10.0),
     cache_key_fn=upload_cache_key,
