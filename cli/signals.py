@@ -1,6 +1,6 @@
 """Ctrl-C and SIGTERM for commands that run a flow: stop the streams, say so, exit 130/143.
 
-The flow's own handler (flows/common.py) tells every stream to stop; this
+The flow's own handler (flows/interrupts.py) tells every stream to stop; this
 layer turns what reaches the command (KeyboardInterrupt, Prefect's
 TerminationSignal, or a run that ended after a stop was requested) into one
 line and the shell's conventional exit code (INTERRUPTED, TERMINATED in

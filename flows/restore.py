@@ -5,7 +5,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.common import kept_name, stops_streams_when_interrupted
+from flows.interrupts import stops_streams_when_interrupted
+from flows.naming import kept_name
 from tasks.restore import below, download, plan, receive
 from zfs_offsite.errors import ConfigError
 from zfs_offsite.jobs.report import artifact_key
