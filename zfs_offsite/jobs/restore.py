@@ -52,11 +52,11 @@ from zfs_offsite.jobs.destination import (
     roll_back_inside,
     set_mark,
 )
+from zfs_offsite.keys.identities import Identity
 from zfs_offsite.plan.chains import RestorePoint, archived_guids, choose_restore_point
 from zfs_offsite.remote.partials import partial_name
 from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings
-from zfs_offsite.stream.encryption import Identity
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
 from zfs_offsite.stream.readback import (
     ReadStats,

@@ -41,9 +41,9 @@ from zfs_offsite.jobs.verify_rotation import (
     record_note,
     updated_record,
 )
+from zfs_offsite.keys.identities import Identity, IdentityError
 from zfs_offsite.plan.chains import missing_link, restore_chains
 from zfs_offsite.remote.store import Store, read_small_file, write_small_file
-from zfs_offsite.stream.encryption import Identity, IdentityError
 from zfs_offsite.stream.readback import ReadStats, checked_chunks, read_ahead, stream_chunks
 
 log = logging.getLogger(__name__)
