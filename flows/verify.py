@@ -18,6 +18,13 @@ from flows.naming import dated_run_name, label_run
 from tasks.verify import verify
 from zfs_offsite.archive.identity import require_root
 from zfs_offsite.archive.index import archived_members, linked_members
+from zfs_offsite.archive.verify_rotation import (
+    VERIFY_RECORD,
+    MemberRecord,
+    load_verify_record,
+    record_note,
+    write_verify_record,
+)
 from zfs_offsite.connect import open_store
 from zfs_offsite.errors import MembersFailed, ZfsOffsiteError
 from zfs_offsite.jobs.report import (
@@ -27,13 +34,6 @@ from zfs_offsite.jobs.report import (
     verify_totals,
 )
 from zfs_offsite.jobs.verify import FAILING, MemberVerification
-from zfs_offsite.jobs.verify_rotation import (
-    VERIFY_RECORD,
-    MemberRecord,
-    load_verify_record,
-    record_note,
-    write_verify_record,
-)
 from zfs_offsite.settings import Settings, load_settings
 
 RECORD_EVERY_SECONDS = 300.0  # a long verify saves its progress this often

@@ -7,9 +7,9 @@ from contextlib import closing
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from zfs_offsite.archive.verify_rotation import MemberRecord
 from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.verify import MemberVerification, verify_member
-from zfs_offsite.jobs.verify_rotation import MemberRecord
 from zfs_offsite.keys.identities import configured_identities
 from zfs_offsite.settings import Settings
 
