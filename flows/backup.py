@@ -26,7 +26,9 @@ from tasks.retries import retry_policy
 from zfs_offsite.connect import host_label
 from zfs_offsite.errors import ConfigError, MembersFailed
 from zfs_offsite.jobs.backup import plan_result
-from zfs_offsite.jobs.report import (
+from zfs_offsite.plan.backup import Action, BackupPlan, apply_full_quota
+from zfs_offsite.plan.cadence import full_quota
+from zfs_offsite.report.run_report import (
     MemberOutcome,
     artifact_key,
     result_line,
@@ -34,8 +36,6 @@ from zfs_offsite.jobs.report import (
     send_limit_name,
     summary_markdown,
 )
-from zfs_offsite.plan.backup import Action, BackupPlan, apply_full_quota
-from zfs_offsite.plan.cadence import full_quota
 from zfs_offsite.settings import Settings, load_settings
 from zfs_offsite.zfs.members import Member
 

@@ -16,7 +16,7 @@ from tasks.drill import drill
 from zfs_offsite.connect import host_label, open_store
 from zfs_offsite.errors import MembersFailed
 from zfs_offsite.jobs.drill import choose_members, read_records
-from zfs_offsite.jobs.report import artifact_key, drill_row
+from zfs_offsite.report.run_report import artifact_key, drill_row
 from zfs_offsite.settings import load_settings
 
 

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from flows.schedules import TIMEZONE
 from zfs_offsite.connect import host_label
 from zfs_offsite.errors import ZfsOffsiteError
-from zfs_offsite.jobs.history import attempt_tags
-from zfs_offsite.jobs.report import slug
+from zfs_offsite.report.history import attempt_tags
+from zfs_offsite.report.run_report import slug
 from zfs_offsite.settings import load_settings
 
 # Names and times in the history are those of the schedule's timezone (the

@@ -15,8 +15,8 @@ from tasks.prune import prune
 from zfs_offsite.archive.index import archived_members, linked_members
 from zfs_offsite.connect import open_store
 from zfs_offsite.errors import MembersFailed
-from zfs_offsite.jobs.report import artifact_key, prune_file_rows, prune_summary
 from zfs_offsite.plan.retention import PrunePlan
+from zfs_offsite.report.run_report import artifact_key, prune_file_rows, prune_summary
 from zfs_offsite.settings import load_settings
 
 

@@ -9,8 +9,8 @@ from flows.interrupts import stops_streams_when_interrupted
 from flows.naming import kept_name
 from tasks.restore import below, download, plan, receive
 from zfs_offsite.errors import ConfigError
-from zfs_offsite.jobs.report import artifact_key
 from zfs_offsite.jobs.restore import RestoreResult, below_note
+from zfs_offsite.report.run_report import artifact_key
 from zfs_offsite.settings import load_settings
 from zfs_offsite.zfs.model import check_dataset_name
 

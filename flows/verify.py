@@ -27,13 +27,13 @@ from zfs_offsite.archive.verify_rotation import (
 )
 from zfs_offsite.connect import open_store
 from zfs_offsite.errors import MembersFailed, ZfsOffsiteError
-from zfs_offsite.jobs.report import (
+from zfs_offsite.jobs.verify import FAILING, MemberVerification
+from zfs_offsite.report.run_report import (
     artifact_key,
     verification_rows,
     verification_summary,
     verify_totals,
 )
-from zfs_offsite.jobs.verify import FAILING, MemberVerification
 from zfs_offsite.settings import Settings, load_settings
 
 RECORD_EVERY_SECONDS = 300.0  # a long verify saves its progress this often

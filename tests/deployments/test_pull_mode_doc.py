@@ -14,7 +14,7 @@ from pathlib import Path
 from deployments.naming import deployment_name, work_pool
 from flows.schedules import NIGHTLY_CRON, TIMEZONE
 from zfs_offsite.connect import host_label
-from zfs_offsite.jobs.report import artifact_key, send_limit_name
+from zfs_offsite.report.run_report import artifact_key, send_limit_name
 from zfs_offsite.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]

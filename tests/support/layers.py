@@ -67,6 +67,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("stream", ("zfs_offsite.stream.*",)),
     ("connect", ("zfs_offsite.connect",)),  # the one place settings become connections
     ("jobs", ("zfs_offsite.jobs.*",)),
+    # the run report's rows and the history read from them: the jobs' results, shown
+    ("report", ("zfs_offsite.report.*",)),
     ("tasks", ("tasks.*",)),
     ("flows", ("flows.*",)),
     ("deployments", ("deployments.*",)),  # `zfs-offsite serve` (cli/app.py) serves them
