@@ -1,8 +1,7 @@
 """What a failed task or flow run says, in one line: its error, or a retried run's earlier ones.
 
-zfs puts the line naming the problem first and the one saying what to do last,
-so every line of a message is kept, joined; Prefect's own words before a
-failed run's message are dropped.
+A run's report gives each failed member, and each earlier attempt of a retried
+run, one line an admin can act on, whatever Prefect wrapped the error in.
 """
 
 from __future__ import annotations
