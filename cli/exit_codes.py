@@ -17,6 +17,6 @@ INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
 TERMINATED = 143  # SIGTERM: 128 + 15
 
 # `status` speaks the monitoring-plugin convention (Nagios, Icinga, Checkmk).
-STATUS_OK = 0  # done
-STATUS_WARNING = 1
-STATUS_CRITICAL = 2
+STATUS_OK = 0  # every member ok
+STATUS_WARNING = 1  # the worst member is at warning (e.g. older than --warning-hours)
+STATUS_CRITICAL = 2  # the worst member is critical, or the pool or server cannot be read
