@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.loopback import loopback
 from bench.throughput import MB, make_data
 from tests.support.zfsdata import create_member, snapshot
-from zfs_offsite.stream.encryption import new_identity
+from zfs_offsite.keys.keygen import new_identity
 
 
 def run(snapshot_name: str, url: str, key: Path, known: Path, recipients: list[str]) -> dict:

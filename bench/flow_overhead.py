@@ -155,7 +155,7 @@ def create_send_limit(slots: int) -> None:
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
     from zfs_offsite.connect import source_host
-    from zfs_offsite.jobs.report import send_limit_name
+    from zfs_offsite.report.run_report import send_limit_name
     from zfs_offsite.settings import load_settings
 
     name = send_limit_name(source_host(load_settings()))

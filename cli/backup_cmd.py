@@ -11,7 +11,7 @@ from cli.progress_bars import stream_progress_bars
 
 if TYPE_CHECKING:
     from zfs_offsite.jobs.ledger import Ledger
-    from zfs_offsite.jobs.report import MemberOutcome
+    from zfs_offsite.report.run_report import MemberOutcome
 
 BACKUP_COLUMNS = (
     "member",
@@ -38,7 +38,7 @@ def backup(
     from flows.backup import backup_flow
     from zfs_offsite.errors import MembersFailed
     from zfs_offsite.jobs import ledger
-    from zfs_offsite.jobs.report import row
+    from zfs_offsite.report.run_report import row
 
     flow_run.ensure_server()
     with ledger.keeping() as kept, stream_progress_bars():
@@ -68,7 +68,7 @@ def report_from_ledger(
     when any member is not, PREFECT_UNAVAILABLE when the run ended before any
     member was planned (nothing was stored).
     """
-    from zfs_offsite.jobs.report import MemberOutcome, row
+    from zfs_offsite.report.run_report import MemberOutcome, row
 
     outcomes = [
         MemberOutcome(name, result=result, error=error)

@@ -46,7 +46,7 @@ def _check_identity(config: Path | None) -> None:
     settings = load_settings(config)
     if settings.encryption.identity_file is None:
         return
-    from zfs_offsite.stream.encryption import IdentityError, configured_identities
+    from zfs_offsite.keys.identities import IdentityError, configured_identities
 
     try:
         configured_identities(settings.encryption)

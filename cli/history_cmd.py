@@ -6,7 +6,7 @@ detailed rows per night and member. It reads the server's flow runs and the
 table artifacts each attempt wrote, so it needs a server (PREFECT_API_URL, or
 the host's /etc/default/zfs-offsite: cli/server_config.py): the history lives
 in the real server, and a temporary local one would hold none of it. The rows
-themselves are built in zfs_offsite/jobs/history.py.
+themselves are built in zfs_offsite/report/history.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from cli import exit_codes, output, startup
-from zfs_offsite.jobs.history import Run, detail_rows, document, last_good, nights
+from zfs_offsite.report.history import Run, detail_rows, document, last_good, nights
 
 BACKUP_FLOW = "zfs-offsite-backup"
 SINCE = re.compile(r"^\d+[hdwmy]$")  # an age, in the retention policy's grammar

@@ -21,7 +21,8 @@ def keygen(
     Keep the identity off the NAS: backups need only the public key; restore and
     drill need the identity. Without it, encrypted backups cannot be read.
     """
-    from zfs_offsite.stream.encryption import IdentityError, write_identity_file
+    from zfs_offsite.keys.identities import IdentityError
+    from zfs_offsite.keys.keygen import write_identity_file
 
     try:
         public = write_identity_file(identity_file)

@@ -18,7 +18,7 @@ def prune(
     settings = startup.load(config)
     flow_run.prepare_prefect()
     from flows.prune import prune_flow
-    from zfs_offsite.jobs.report import prune_file_rows
+    from zfs_offsite.report.run_report import prune_file_rows
 
     outcome = flow_run.run_flow(prune_flow, members=member or [], dry_run=dry_run)
     if outcome.failed:

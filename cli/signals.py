@@ -1,9 +1,10 @@
 """Ctrl-C and SIGTERM for commands that run a flow: stop the streams, say so, exit 130/143.
 
-The flow's own handler (flows/common.py) tells every stream to stop; this
+The flow's own handler (flows/interrupts.py) tells every stream to stop; this
 layer turns what reaches the command (KeyboardInterrupt, Prefect's
 TerminationSignal, or a run that ended after a stop was requested) into one
-line and the shell's conventional exit code. One Ctrl-C is enough.
+line and the shell's conventional exit code (INTERRUPTED, TERMINATED in
+cli/exit_codes.py). One Ctrl-C is enough.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from cli import exit_codes
 from zfs_offsite import cancel
 
-EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+EXIT_CODES = {"SIGINT": exit_codes.INTERRUPTED, "SIGTERM": exit_codes.TERMINATED}
 
 
 class Interrupted(Exception):
@@ -24,7 +26,7 @@ class Interrupted(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.exit_code = EXIT_CODES.get(reason, 1)
+        self.exit_code = EXIT_CODES.get(reason, exit_codes.FAILED)
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:

@@ -40,7 +40,7 @@ def verify(
     flow_run.prepare_prefect()
     from flows.verify import verify_flow
     from zfs_offsite.errors import MembersFailed
-    from zfs_offsite.jobs.report import verification_rows
+    from zfs_offsite.report.run_report import verification_rows
 
     outcome = flow_run.run_flow(verify_flow, members=member or [], mark=mark, all_files=all_files)
     result = outcome.result

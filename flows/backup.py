@@ -14,26 +14,21 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
-from flows.common import (
-    bounded_task_runner,
-    checked_members,
-    dated_run_name,
-    earlier_failures,
-    error_of,
-    label_run,
-    optional_limit,
-    send_slots,
-    settle,
-    stops_streams_when_interrupted,
-    submit_bounded,
-)
+from flows.failures import earlier_failures, error_of
+from flows.fanout import bounded_task_runner, settle, submit_bounded
+from flows.interrupts import stops_streams_when_interrupted
+from flows.members import checked_members
+from flows.naming import dated_run_name, label_run
+from flows.send_limit import optional_limit, send_slots
 from tasks.backup import Planned, plan, plan_batch, upload
 from tasks.discover import discover
 from tasks.retries import retry_policy
 from zfs_offsite.connect import host_label
 from zfs_offsite.errors import ConfigError, MembersFailed
 from zfs_offsite.jobs.backup import plan_result
-from zfs_offsite.jobs.report import (
+from zfs_offsite.plan.backup import Action, BackupPlan, apply_full_quota
+from zfs_offsite.plan.cadence import full_quota
+from zfs_offsite.report.run_report import (
     MemberOutcome,
     artifact_key,
     result_line,
@@ -41,8 +36,6 @@ from zfs_offsite.jobs.report import (
     send_limit_name,
     summary_markdown,
 )
-from zfs_offsite.plan.backup import Action, BackupPlan, apply_full_quota
-from zfs_offsite.plan.cadence import full_quota
 from zfs_offsite.settings import Settings, load_settings
 from zfs_offsite.zfs.members import Member
 

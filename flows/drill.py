@@ -7,19 +7,16 @@ from contextlib import closing
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.common import (
-    dated_run_name,
-    error_of,
-    label_run,
-    only_known,
-    stops_streams_when_interrupted,
-)
+from flows.failures import error_of
+from flows.interrupts import stops_streams_when_interrupted
+from flows.members import only_known
+from flows.naming import dated_run_name, label_run
 from tasks.discover import discover
 from tasks.drill import drill
 from zfs_offsite.connect import host_label, open_store
 from zfs_offsite.errors import MembersFailed
 from zfs_offsite.jobs.drill import choose_members, read_records
-from zfs_offsite.jobs.report import artifact_key, drill_row
+from zfs_offsite.report.run_report import artifact_key, drill_row
 from zfs_offsite.settings import load_settings
 
 

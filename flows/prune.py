@@ -7,20 +7,16 @@ from contextlib import closing
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from flows.common import (
-    dated_run_name,
-    label_run,
-    only_known,
-    settle,
-    stops_streams_when_interrupted,
-    submit_bounded,
-)
+from flows.fanout import settle, submit_bounded
+from flows.interrupts import stops_streams_when_interrupted
+from flows.members import only_known
+from flows.naming import dated_run_name, label_run
 from tasks.prune import prune
 from zfs_offsite.archive.index import archived_members, linked_members
 from zfs_offsite.connect import open_store
 from zfs_offsite.errors import MembersFailed
-from zfs_offsite.jobs.report import artifact_key, prune_file_rows, prune_summary
 from zfs_offsite.plan.retention import PrunePlan
+from zfs_offsite.report.run_report import artifact_key, prune_file_rows, prune_summary
 from zfs_offsite.settings import load_settings
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.common import kept_name, stops_streams_when_interrupted
+from flows.interrupts import stops_streams_when_interrupted
+from flows.naming import kept_name
 from tasks.restore import below, download, plan, receive
 from zfs_offsite.errors import ConfigError
-from zfs_offsite.jobs.report import artifact_key
 from zfs_offsite.jobs.restore import RestoreResult, below_note
+from zfs_offsite.report.run_report import artifact_key
 from zfs_offsite.settings import load_settings
 from zfs_offsite.zfs.model import check_dataset_name
 

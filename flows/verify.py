@@ -10,34 +10,29 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture
 
-from flows.common import (
-    bounded_task_runner,
-    checked_members,
-    dated_run_name,
-    error_of,
-    label_run,
-    only_known,
-    stops_streams_when_interrupted,
-    submit_bounded,
-)
+from flows.failures import error_of
+from flows.fanout import bounded_task_runner, submit_bounded
+from flows.interrupts import stops_streams_when_interrupted
+from flows.members import checked_members, only_known
+from flows.naming import dated_run_name, label_run
 from tasks.verify import verify
 from zfs_offsite.archive.identity import require_root
 from zfs_offsite.archive.index import archived_members, linked_members
-from zfs_offsite.connect import open_store
-from zfs_offsite.errors import MembersFailed, ZfsOffsiteError
-from zfs_offsite.jobs.report import (
-    artifact_key,
-    verification_rows,
-    verification_summary,
-    verify_totals,
-)
-from zfs_offsite.jobs.verify import FAILING, MemberVerification
-from zfs_offsite.jobs.verify_rotation import (
+from zfs_offsite.archive.verify_rotation import (
     VERIFY_RECORD,
     MemberRecord,
     load_verify_record,
     record_note,
     write_verify_record,
+)
+from zfs_offsite.connect import open_store
+from zfs_offsite.errors import MembersFailed, ZfsOffsiteError
+from zfs_offsite.jobs.verify import FAILING, MemberVerification
+from zfs_offsite.report.run_report import (
+    artifact_key,
+    verification_rows,
+    verification_summary,
+    verify_totals,
 )
 from zfs_offsite.settings import Settings, load_settings
 

@@ -113,7 +113,7 @@ def plan_batch(
 
 
 @task(
-    name="send-upload",
+    name="upload-member",
     task_run_name="upload-{plan.member}",
     **retry_policy(first_delay=10.0),
     cache_key_fn=upload_cache_key,
@@ -123,7 +123,7 @@ def upload(settings: Settings, plan: BackupPlan, dry_run: bool = False) -> Backu
     """Stream `zfs send` → compress → SFTP for one planned member.
 
     The host's send limit (if the server has one) is held by the flow for
-    all of its uploads (flows/common.send_slots), not acquired per upload.
+    all of its uploads (flows/send_limit.send_slots), not acquired per upload.
 
     A try that fails is noted (how long it ran, its error); the try that
     succeeds returns the notes in `earlier_tries`, so the report shows a cut

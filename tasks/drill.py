@@ -10,8 +10,8 @@ from prefect.runtime import flow_run
 
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.drill import DrillRecord, drill_member, write_record
+from zfs_offsite.keys.identities import configured_identities
 from zfs_offsite.settings import Settings
-from zfs_offsite.stream.encryption import configured_identities
 from zfs_offsite.zfs.members import Member
 
 

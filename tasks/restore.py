@@ -21,9 +21,9 @@ from zfs_offsite.jobs.restore import (
     receive_chain,
     receive_commands,
 )
+from zfs_offsite.keys.identities import configured_identities
 from zfs_offsite.plan.chains import RestorePoint
 from zfs_offsite.settings import Settings
-from zfs_offsite.stream.encryption import configured_identities
 from zfs_offsite.zfs.ownership import RESTORE, Mark, new_run_id
 
 

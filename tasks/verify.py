@@ -7,11 +7,11 @@ from contextlib import closing
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from zfs_offsite.archive.verify_rotation import MemberRecord
 from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.verify import MemberVerification, verify_member
-from zfs_offsite.jobs.verify_rotation import MemberRecord
+from zfs_offsite.keys.identities import configured_identities
 from zfs_offsite.settings import Settings
-from zfs_offsite.stream.encryption import configured_identities
 
 
 @task(name="verify-member", task_run_name="verify-{member}", cache_policy=NO_CACHE)

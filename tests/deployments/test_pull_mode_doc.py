@@ -16,7 +16,7 @@ from deployments.naming import deployment_name, work_pool
 from flows.schedules import NIGHTLY_CRON, TIMEZONE
 from tests.deployments.test_install_paths import shell_default
 from zfs_offsite.connect import host_label
-from zfs_offsite.jobs.report import artifact_key, send_limit_name
+from zfs_offsite.report.run_report import artifact_key, send_limit_name
 from zfs_offsite.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]

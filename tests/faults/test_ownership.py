@@ -23,7 +23,6 @@ from tests.support.zfsdata import create_member, guid, snapshot, write_member_da
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.errors import ConfigError, PermanentError
 from zfs_offsite.jobs.backup import backup_member, discover_members
-from zfs_offsite.jobs.destination import dataset_exists
 from zfs_offsite.jobs.drill import drill_member
 from zfs_offsite.jobs.restore import (
     RestoreResult,
@@ -35,6 +34,7 @@ from zfs_offsite.jobs.restore import (
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
 from zfs_offsite.zfs.commands import MARK
+from zfs_offsite.zfs.destination import dataset_exists
 
 pytestmark = pytest.mark.integration
 

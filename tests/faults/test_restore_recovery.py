@@ -30,12 +30,12 @@ from zfs_offsite.archive.names import parse_backup_name
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.errors import ConfigError, IntegrityError, PermanentError
 from zfs_offsite.jobs.backup import backup_member, discover_members
-from zfs_offsite.jobs.destination import next_step, why_no_rollback
 from zfs_offsite.jobs.restore import RestoreResult, restore_member
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.plan.chains import RestorePoint
 from zfs_offsite.settings import Settings
 from zfs_offsite.zfs.commands import error_text
+from zfs_offsite.zfs.destination import next_step, why_no_rollback
 from zfs_offsite.zfs.model import Snapshot
 
 pytestmark = pytest.mark.integration
@@ -165,7 +165,7 @@ def test_resume_rolls_back_what_an_unfinished_receive_left(
     assert cut.returncode != 0
     assert snapshots_of(destination) == S[:3]
 
-    with caplog.at_level(logging.WARNING, logger="zfs_offsite.jobs.destination"):
+    with caplog.at_level(logging.WARNING, logger="zfs_offsite.zfs.destination"):
         result = restore(a, destination, resume=True)
     assert f"rolled {destination} back to {S[0]}, destroying {S[1]}, {S[2]}" in caplog.text
     assert [f.filename for f in result.files] == [LINK]
@@ -203,7 +203,7 @@ def test_force_replaces_an_existing_destination(
     # `mine` is not in the archive: --force alone refuses (live data), the second flag allows.
     with pytest.raises(ConfigError, match=r"not in eve's archive \(mine\); add --destroy-live"):
         restore(a, destination, force=True)
-    with caplog.at_level(logging.WARNING, logger="zfs_offsite.jobs.destination"):
+    with caplog.at_level(logging.WARNING, logger="zfs_offsite.zfs.destination"):
         result = restore(a, destination, force=True, destroy_live=True)
     assert f"--force: destroyed {destination} and its 2 snapshot(s) ({S[0]}, mine)" in caplog.text
     assert [f.filename for f in result.files] == [FULL, LINK]
@@ -238,7 +238,7 @@ def test_force_refuses_a_destination_with_children_or_clones(archived: Archived)
 def test_missing_parents_are_created(archived: Archived, caplog: pytest.LogCaptureFixture) -> None:
     a = archived
     destination = f"{a.target.name}/restore/lab/eve"
-    with caplog.at_level(logging.INFO, logger="zfs_offsite.jobs.destination"):
+    with caplog.at_level(logging.INFO, logger="zfs_offsite.zfs.destination"):
         restore(a, destination)
     assert f"created {a.target.name}/restore/lab (zfs create -p)" in caplog.text
     assert_same(a, destination, S)

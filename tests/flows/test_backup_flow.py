@@ -31,7 +31,7 @@ from tests.support.proxy import CuttingProxy
 from tests.support.services import Pool, SshServer
 from tests.support.zfsdata import MEMBERS, create_member, snapshot, write_member_data
 from zfs_offsite.errors import MembersFailed
-from zfs_offsite.jobs.report import artifact_key, send_limit_name
+from zfs_offsite.report.run_report import artifact_key, send_limit_name
 from zfs_offsite.stream.progress import StreamProgress, listening
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ from tests.support.counting_proxy import CountingProxy
 from tests.support.flow_runs import sftp_env, table_artifact
 from tests.support.services import Pool, SshServer
 from tests.support.zfsdata import SNAP, create_member, snapshot
-from zfs_offsite.jobs.report import artifact_key
+from zfs_offsite.report.run_report import artifact_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ from flows.drill import drill_flow
 from tests.support.flow_runs import table_artifact
 from tests.support.services import Pool
 from tests.support.zfsdata import MEMBERS, SNAP, guid
-from zfs_offsite.jobs.report import artifact_key
+from zfs_offsite.report.run_report import artifact_key
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from flows.verify import verify_flow
 from tests.support.flow_runs import table_artifact
 from tests.support.services import Pool
 from tests.support.zfsdata import MEMBERS, snapshot, write_member_data
-from zfs_offsite.jobs.report import artifact_key
 from zfs_offsite.jobs.verify import Verdict
+from zfs_offsite.report.run_report import artifact_key
 
 pytestmark = pytest.mark.integration
 

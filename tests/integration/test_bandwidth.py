@@ -19,7 +19,7 @@ from tests.support.counting_proxy import CountingProxy
 from tests.support.services import SshServer, create_pool
 from tests.support.zfsdata import SNAP, create_member, snapshot
 from zfs_offsite.jobs.backup import backup_member, discover_members
-from zfs_offsite.jobs.report import MemberOutcome, row
+from zfs_offsite.report.run_report import MemberOutcome, row
 from zfs_offsite.settings import Settings
 from zfs_offsite.stream.progress import StreamProgress
 

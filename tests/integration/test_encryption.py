@@ -33,9 +33,10 @@ from zfs_offsite.jobs.restore import (
     restore_member,
 )
 from zfs_offsite.jobs.verify import SEALED, Verdict, verify_member
+from zfs_offsite.keys.identities import IdentityError, load_identities
+from zfs_offsite.keys.keygen import write_identity_file
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import EncryptionSettings, Settings
-from zfs_offsite.stream.encryption import IdentityError, load_identities, write_identity_file
 
 pytestmark = pytest.mark.integration
 

@@ -19,11 +19,11 @@ from tests.support.zfsdata import guid, snapshot, tree_digest, write_member_data
 from zfs_offsite.archive.identity import MARKER_NAME
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.backup import backup_member, discover_selection
-from zfs_offsite.jobs.destination import dataset_exists
 from zfs_offsite.jobs.drill import drill_member
 from zfs_offsite.jobs.restore import download_chain, receive_commands, restore_member
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
+from zfs_offsite.zfs.destination import dataset_exists
 from zfs_offsite.zfs.members import SKIP_PROPERTY
 
 pytestmark = pytest.mark.integration

@@ -29,7 +29,6 @@ from zfs_offsite.connect import open_runner, open_store, source_endpoint
 from zfs_offsite.errors import ChainError, IntegrityError
 from zfs_offsite.jobs.archive_root import adopt
 from zfs_offsite.jobs.backup import backup_member, discover_members
-from zfs_offsite.jobs.destination import dataset_exists
 from zfs_offsite.jobs.drill import drill_member, read_records, write_record
 from zfs_offsite.jobs.restore import (
     download_chain,
@@ -39,6 +38,7 @@ from zfs_offsite.jobs.restore import (
 from zfs_offsite.jobs.verify import Verdict, verify_member
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
+from zfs_offsite.zfs.destination import dataset_exists
 
 pytestmark = pytest.mark.integration
 

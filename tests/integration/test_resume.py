@@ -28,8 +28,8 @@ from zfs_offsite import cancel
 from zfs_offsite.connect import open_store
 from zfs_offsite.errors import Cancelled, IntegrityError, StoreError
 from zfs_offsite.jobs.backup import backup_member, discover_members
-from zfs_offsite.jobs.report import MemberOutcome, row
 from zfs_offsite.plan.backup import Action
+from zfs_offsite.report.run_report import MemberOutcome, row
 from zfs_offsite.settings import Settings
 from zfs_offsite.zfs.protect import mark_tag
 

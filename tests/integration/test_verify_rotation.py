@@ -19,10 +19,7 @@ import pytest
 
 from tests.support.services import Pool
 from tests.support.zfsdata import create_member, snapshot, write_member_data
-from zfs_offsite.connect import open_store
-from zfs_offsite.jobs.backup import backup_member, discover_members
-from zfs_offsite.jobs.verify import DEFERRED, MemberVerification, Verdict, verify_member
-from zfs_offsite.jobs.verify_rotation import (
+from zfs_offsite.archive.verify_rotation import (
     ALL,
     MARKED,
     NEVER_READ,
@@ -30,6 +27,9 @@ from zfs_offsite.jobs.verify_rotation import (
     read_verify_record,
     write_verify_record,
 )
+from zfs_offsite.connect import open_store
+from zfs_offsite.jobs.backup import backup_member, discover_members
+from zfs_offsite.jobs.verify import DEFERRED, MemberVerification, Verdict, verify_member
 from zfs_offsite.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -19,8 +19,9 @@ from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.drill import drill_member
 from zfs_offsite.jobs.restore import dataset_exists, restore_member, snapshot_guid
+from zfs_offsite.keys.identities import load_identities
+from zfs_offsite.keys.keygen import write_identity_file
 from zfs_offsite.plan.backup import Action
-from zfs_offsite.stream.encryption import load_identities, write_identity_file
 from zfs_offsite.zfs.runner import Runner
 
 pytestmark = [pytest.mark.openzfs_vm]

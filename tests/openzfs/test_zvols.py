@@ -16,11 +16,11 @@ import pytest
 from tests.support.openzfs_vm import vm_settings
 from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.backup import backup_member, discover_selection
-from zfs_offsite.jobs.destination import dataset_exists
 from zfs_offsite.jobs.drill import drill_member
 from zfs_offsite.jobs.restore import restore_member, snapshot_guid
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.zfs.commands import list_datasets
+from zfs_offsite.zfs.destination import dataset_exists
 from zfs_offsite.zfs.members import SKIP_PROPERTY
 from zfs_offsite.zfs.runner import Runner
 

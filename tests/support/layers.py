@@ -59,9 +59,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("remote", ("zfs_offsite.remote.*",)),
     ("zfs", ("zfs_offsite.zfs.*",)),
     ("archive", ("zfs_offsite.archive.*",)),
+    # secret keys (identities, keygen): just below the stream that decrypts with them,
+    # so nothing of the archive, ZFS or the transports can reach a secret key
+    ("keys", ("zfs_offsite.keys.*",)),
     ("stream", ("zfs_offsite.stream.*",)),
     ("connect", ("zfs_offsite.connect",)),  # the one place settings become connections
     ("jobs", ("zfs_offsite.jobs.*",)),
+    # the run report's rows and the history read from them: the jobs' results, shown
+    ("report", ("zfs_offsite.report.*",)),
     ("tasks", ("tasks.*",)),
     ("flows", ("flows.*",)),
     ("deployments", ("deployments.*",)),  # `zfs-offsite serve` (cli/app.py) serves them

@@ -23,12 +23,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from zfs_offsite.errors import IntegrityError, PermanentError
-from zfs_offsite.jobs.destination import dataset_exists
 from zfs_offsite.jobs.restore import plan_restore, receive_chain
+from zfs_offsite.keys.identities import Identity
 from zfs_offsite.remote.store import Store, read_small_file, write_small_file
-from zfs_offsite.stream.encryption import Identity
 from zfs_offsite.stream.readback import check_can_decrypt
 from zfs_offsite.zfs.commands import create_argv, destroy_scratch_argv
+from zfs_offsite.zfs.destination import dataset_exists
 from zfs_offsite.zfs.members import Member, scratch_component
 from zfs_offsite.zfs.ownership import DRILL, DRILL_PARENT, Mark, is_mine, new_run_id
 from zfs_offsite.zfs.runner import CommandFailed, Runner

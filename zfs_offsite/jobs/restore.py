@@ -40,22 +40,10 @@ from zfs_offsite.errors import (
 from zfs_offsite.file_kind import path_kind
 from zfs_offsite.jobs.archive_read import read_archive
 from zfs_offsite.jobs.backup import discover_members
-from zfs_offsite.jobs.destination import (
-    check_replaceable,
-    dataset_exists,
-    destination_snapshots,
-    ensure_parent,
-    next_step,
-    prepare_resume,
-    recover_failed_link,
-    remove_for_force,
-    roll_back_inside,
-    set_mark,
-)
+from zfs_offsite.keys.identities import Identity
 from zfs_offsite.plan.chains import RestorePoint, archived_guids, choose_restore_point
 from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings
-from zfs_offsite.stream.encryption import Identity
 from zfs_offsite.stream.progress import ProgressFn, StreamProgress
 from zfs_offsite.stream.readback import (
     ReadStats,
@@ -73,6 +61,18 @@ from zfs_offsite.zfs.commands import (
     guid_argv,
     receive_argv,
     rollback_argv,
+)
+from zfs_offsite.zfs.destination import (
+    check_replaceable,
+    dataset_exists,
+    destination_snapshots,
+    ensure_parent,
+    next_step,
+    prepare_resume,
+    recover_failed_link,
+    remove_for_force,
+    roll_back_inside,
+    set_mark,
 )
 from zfs_offsite.zfs.model import Snapshot
 from zfs_offsite.zfs.ownership import RESTORE, Mark, detect_receive_option, is_mine, new_run_id

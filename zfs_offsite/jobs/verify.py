@@ -31,9 +31,7 @@ from enum import StrEnum
 from zfs_offsite.archive.index import is_file
 from zfs_offsite.archive.model import ArchiveFile, MemberArchive, checksum_line
 from zfs_offsite.archive.names import checksum_name, corrupt_mark_name
-from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
-from zfs_offsite.jobs.archive_read import read_archive
-from zfs_offsite.jobs.verify_rotation import (
+from zfs_offsite.archive.verify_rotation import (
     FileRecord,
     MemberRecord,
     Selection,
@@ -41,9 +39,11 @@ from zfs_offsite.jobs.verify_rotation import (
     record_note,
     updated_record,
 )
+from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
+from zfs_offsite.jobs.archive_read import read_archive
+from zfs_offsite.keys.identities import Identity, IdentityError
 from zfs_offsite.plan.chains import missing_link, restore_chains
 from zfs_offsite.remote.store import Store, read_small_file, write_small_file
-from zfs_offsite.stream.encryption import Identity, IdentityError
 from zfs_offsite.stream.readback import ReadStats, checked_chunks, read_ahead, stream_chunks
 
 log = logging.getLogger(__name__)

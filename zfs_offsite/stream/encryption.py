@@ -1,4 +1,4 @@
-"""age encryption of the stored stream (pyrage): the encrypting and decrypting stages, identities.
+"""age encryption of the stored stream (pyrage): the encrypting and decrypting stages.
 
 pyrage's `encrypt_io`/`decrypt_io` are blocking calls that pull from a reader
 and push to a writer, so each stage runs one of them in a thread of its own
@@ -16,43 +16,30 @@ between two bounded hand-offs. Three of pyrage's habits shape the code:
 Decrypted output is provisional until `decrypt_io` returns (a flipped byte is
 found after the chunks before it were written); the restore holds back the
 end of each stream until every check passed, as it does for decompression.
+
+The identities the decrypting stage is given are loaded in keys/identities.py.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import os
 import queue
-import stat
 import threading
 from collections.abc import Generator, Iterator, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pyrage
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from pyrage import ssh, x25519
 
-from zfs_offsite.archive.recipients import Recipient, ssh_fingerprint
-from zfs_offsite.errors import ConfigError, IntegrityError, ZfsOffsiteError
-from zfs_offsite.file_kind import path_kind
-from zfs_offsite.settings import EncryptionSettings
+from zfs_offsite.archive.recipients import Recipient
+from zfs_offsite.errors import IntegrityError, ZfsOffsiteError
+from zfs_offsite.keys.identities import Identity, IdentityError, identity_keys
 from zfs_offsite.stream.compression import Compressor
-
-Identity = Any  # pyrage.x25519.Identity | pyrage.ssh.Identity (pyrage ships no type hints)
 
 HANDOFF_DEPTH = 4  # chunks queued into or out of a stage
 POLL_SECONDS = 0.5  # how often a blocked stage looks at its abort flag
 HEADER_BYTES = 64 * 1024  # read to check an identity: the age header and a first chunk
 NO_MATCH = "No matching keys found"  # pyrage's DecryptError for a wrong identity
 AGE_CHUNK, AGE_TAG, AGE_NONCE = 64 * 1024, 16, 16  # the age v1 payload's layout
-
-
-class IdentityError(ConfigError):
-    """The identity (secret key) is missing, unreadable, or opens none of a file's recipients."""
 
 
 class _Aborted(Exception):
@@ -380,177 +367,3 @@ def check_identity(
             ) from None
     except OSError:
         pass  # the header opened; the payload was cut short here on purpose
-
-
-# --- Identities (secret keys) ----------------------------------------------------------
-
-_PROTECTED_FIX = (
-    "is a passphrase-protected SSH key: set encryption.identity_passphrase in the environment "
-    "(ZFS_OFFSITE_ENCRYPTION__IDENTITY_PASSPHRASE), or point encryption.identity_file at an "
-    "unprotected copy kept off the NAS (ssh-keygen -p -N '' -f <copy>)"
-)
-
-
-def _unlocked(data: bytes, passphrase: str, setting: str) -> bytes:
-    """An OpenSSH private key without its passphrase, in memory only (age cannot ask for one)."""
-    try:
-        key = serialization.load_ssh_private_key(data, passphrase.encode())
-    except (ValueError, TypeError):
-        raise IdentityError(
-            f"{setting}: setting encryption.identity_passphrase does not unlock it "
-            "(wrong passphrase, or not an OpenSSH private key)"
-        ) from None
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    )
-
-
-# The public key (as the sidecar records it) of each SSH identity loaded here, by id();
-# pyrage's SSH identity cannot say it, and error messages need it. The identity is kept
-# in the value so its id() is never reused while listed.
-_SSH_KEYS: dict[int, tuple[Identity, str]] = {}
-
-
-def identity_keys(identities: Sequence[Identity]) -> list[str]:
-    """The public keys of `identities` as a sidecar lists recipients (`age1…`, `SHA256:…`)."""
-    keys = []
-    for identity in identities:
-        if isinstance(identity, x25519.Identity):
-            keys.append(str(identity.to_public()))
-        elif (entry := _SSH_KEYS.get(id(identity))) is not None and entry[0] is identity:
-            keys.append(entry[1])
-    return keys
-
-
-def _ssh_identity(data: bytes) -> Identity:
-    """An unencrypted SSH private key as a pyrage identity, its fingerprint noted."""
-    identity = ssh.Identity.from_buffer(data)
-    with contextlib.suppress(ValueError, TypeError, UnsupportedAlgorithm):
-        key: Any = (
-            serialization.load_ssh_private_key(data, None)
-            if b"OPENSSH PRIVATE KEY" in data
-            else serialization.load_pem_private_key(data, None)
-        )
-        public = key.public_key().public_bytes(
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-        )
-        blob = base64.b64decode(public.split()[1])
-        _SSH_KEYS[id(identity)] = (identity, ssh_fingerprint(blob))
-    return identity
-
-
-def _identity_bytes(path: Path, setting: str) -> bytes:
-    """The identity file's bytes, after the checks OpenSSH makes of a private key file."""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise IdentityError(
-            f"{setting} does not exist: name the identity file written by zfs-offsite keygen "
-            "(or age-keygen)"
-        ) from None
-    except OSError as exc:
-        raise IdentityError(f"{setting} cannot be read ({exc.strerror}): fix its access") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise IdentityError(
-            f"{setting} is {path_kind(info.st_mode)}, not a file: name the identity "
-            "(secret key) file"
-        )
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise IdentityError(f"{setting} cannot be read ({exc.strerror}): fix its access") from None
-    if data.lstrip().startswith((b"ssh-", b"age1")):
-        raise IdentityError(
-            f"{setting} is a public key: name the secret key that goes with it (the SSH key "
-            "file without .pub, or the file zfs-offsite keygen wrote)"
-        )
-    # A secret others may read is no longer only ours; refuse it, as OpenSSH does its keys.
-    if info.st_uid == os.getuid() and info.st_mode & 0o077:
-        raise IdentityError(
-            f"{setting} is accessible by others (mode {stat.S_IMODE(info.st_mode):04o}): "
-            f"chmod 600 {path}"
-        )
-    return data
-
-
-def load_identities(path: Path, passphrase: str | None = None) -> list[Identity]:
-    """The secret keys of an identity file: age (`AGE-SECRET-KEY-1…` lines) or an SSH key.
-
-    A passphrase-protected SSH key is unlocked with `passphrase`. Errors name the
-    setting and the fix, never the file's content or the passphrase.
-    """
-    setting = f"setting encryption.identity_file: {path}"
-    data = _identity_bytes(path, setting)
-    if data.lstrip().startswith(b"-----BEGIN"):
-        try:
-            return [_ssh_identity(data)]
-        except pyrage.IdentityError as exc:
-            if "decrypted" not in str(exc):
-                raise IdentityError(f"{setting} is not an SSH private key age can use") from None
-        if passphrase is None:
-            raise IdentityError(f"{setting} {_PROTECTED_FIX}")
-        try:
-            return [_ssh_identity(_unlocked(data, passphrase, setting))]
-        except pyrage.IdentityError:
-            raise IdentityError(f"{setting} is not an SSH private key age can use") from None
-    identities = []
-    for number, raw in enumerate(data.decode(errors="replace").splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            identities.append(x25519.Identity.from_str(line))
-        except pyrage.IdentityError:
-            raise IdentityError(
-                f"{setting} line {number} is not an age secret key (AGE-SECRET-KEY-1…): "
-                "name the file zfs-offsite keygen wrote"
-            ) from None
-    if not identities:
-        raise IdentityError(
-            f"{setting} holds no secret key: name the file zfs-offsite keygen wrote"
-        )
-    return identities
-
-
-def configured_identities(settings: EncryptionSettings) -> list[Identity] | None:
-    """The identities of `encryption.identity_file`, or None where none is set."""
-    if settings.identity_file is None:
-        return None
-    secret = settings.identity_passphrase
-    return load_identities(settings.identity_file, secret.get_secret_value() if secret else None)
-
-
-def new_identity() -> tuple[str, str]:
-    """A fresh X25519 identity: (secret key line, public key)."""
-    identity = x25519.Identity.generate()
-    return str(identity), str(identity.to_public())
-
-
-def write_identity_file(path: Path) -> str:
-    """Write a new identity to `path` (mode 0600, never over a file) in age-keygen's format.
-
-    Returns the public key. The secret goes to the file alone: not to the caller,
-    not to a log.
-    """
-    secret, public = new_identity()
-    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    text = f"# created: {created}\n# public key: {public}\n{secret}\n"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise IdentityError(
-            f"{path} exists: keygen never overwrites an identity (the backups encrypted to it "
-            "would be lost with it); name a new file"
-        ) from None
-    except OSError as exc:
-        raise IdentityError(
-            f"cannot create {path} ({exc.strerror}): name a writable path"
-        ) from None
-    with os.fdopen(fd, "w") as handle:
-        os.fchmod(handle.fileno(), 0o600)  # whatever the umask
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return public

@@ -19,15 +19,10 @@ from dataclasses import dataclass
 from zfs_offsite import cancel
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.errors import IntegrityError
+from zfs_offsite.keys.identities import Identity, IdentityError
 from zfs_offsite.remote.store import Store
 from zfs_offsite.stream.compression import decompressor
-from zfs_offsite.stream.encryption import (
-    HEADER_BYTES,
-    Identity,
-    IdentityError,
-    check_identity,
-    decrypted_chunks,
-)
+from zfs_offsite.stream.encryption import HEADER_BYTES, check_identity, decrypted_chunks
 from zfs_offsite.stream.format import RECORD_SIZE, ends_with_end_record
 
 READ_AHEAD = 4  # chunks (about 1 MiB each) read ahead of decompression

@@ -104,7 +104,3 @@ class ZfsFeatures:
     send_estimate: bool
     bookmarks: bool
     holds: bool = True  # user holds exist since pool version 18, zfs-fuse included
-
-    @property
-    def is_openzfs(self) -> bool:
-        return self.version is not None

@@ -14,7 +14,7 @@ from zfs_offsite.archive.index import (
     read_member_archive,
 )
 from zfs_offsite.archive.model import checksum_line
-from zfs_offsite.jobs.verify_rotation import VERIFY_RECORD
+from zfs_offsite.archive.verify_rotation import VERIFY_RECORD
 from zfs_offsite.remote.local import LocalStore
 from zfs_offsite.zfs.members import select_members
 from zfs_offsite.zfs.model import Dataset

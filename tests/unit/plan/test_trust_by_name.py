@@ -176,8 +176,8 @@ def test_prune_leaves_the_junk_alone_and_says_why() -> None:
     """Prune agrees with the planner: the junk is no point's link, so never deleted."""
     from datetime import UTC, datetime
 
-    from zfs_offsite.jobs.report import prune_file_rows
     from zfs_offsite.plan.retention import plan_prune
+    from zfs_offsite.report.run_report import prune_file_rows
     from zfs_offsite.values.policy import parse_policy
 
     files, _ = tool_chain_and_junk()

@@ -1,4 +1,4 @@
-"""The age stages on their own: round trips, aborts, damage, identities, key files.
+"""The age stages on their own: round trips, aborts, damage, a wrong or damaged identity.
 
 The pipeline runs with a stand-in for `zfs send` (a byte stream and an exit
 status) into a local directory store: what lands on disk is what a user sees.
@@ -10,7 +10,6 @@ import base64
 import hashlib
 import io
 import os
-import stat
 import struct
 import subprocess
 from collections.abc import Iterator
@@ -23,17 +22,11 @@ import zstandard
 from zfs_offsite.archive.names import Compression
 from zfs_offsite.archive.recipients import parse_recipient, ssh_fingerprint
 from zfs_offsite.errors import IntegrityError, SendError
+from zfs_offsite.keys.identities import IdentityError, load_identities
+from zfs_offsite.keys.keygen import new_identity, write_identity_file
 from zfs_offsite.remote.local import LocalStore
 from zfs_offsite.stream.compression import compressor
-from zfs_offsite.stream.encryption import (
-    EncryptingCompressor,
-    IdentityError,
-    check_identity,
-    decrypted_chunks,
-    load_identities,
-    new_identity,
-    write_identity_file,
-)
+from zfs_offsite.stream.encryption import EncryptingCompressor, check_identity, decrypted_chunks
 from zfs_offsite.stream.format import RECORD_SIZE
 from zfs_offsite.stream.upload import stream_to_store
 
@@ -164,48 +157,6 @@ def test_a_failed_send_leaves_no_file_and_seals_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_keygen_writes_a_private_file_once(tmp_path: Path) -> None:
-    path = tmp_path / "key.txt"
-    public = write_identity_file(path)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    lines = path.read_text().splitlines()
-    assert lines[1] == f"# public key: {public}" and lines[2].startswith("AGE-SECRET-KEY-1")
-    (identity,) = load_identities(path)
-    assert str(identity.to_public()) == public
-    with pytest.raises(IdentityError, match="exists: keygen never overwrites an identity"):
-        write_identity_file(path)
-    assert path.read_text().splitlines() == lines
-
-
-def test_identity_file_errors_name_the_setting_and_never_the_content(tmp_path: Path) -> None:
-    missing = tmp_path / "nope"
-    with pytest.raises(IdentityError, match=r"identity_file: .*nope does not exist: name the"):
-        load_identities(missing)
-    wrong = tmp_path / "wrong.txt"
-    wrong.write_text("# a comment\nAGE-SECRET-KEY-1-not-really-a-key\n")
-    wrong.chmod(0o600)
-    with pytest.raises(IdentityError) as caught:
-        load_identities(wrong)
-    assert "line 2 is not an age secret key" in str(caught.value)
-    assert "not-really" not in str(caught.value)
-
-
-def test_a_passphrase_protected_ssh_key_names_the_fix(tmp_path: Path) -> None:
-    key = tmp_path / "id_ed25519"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret pw", "-f", str(key)], check=True
-    )
-    with pytest.raises(IdentityError, match=r"passphrase-protected SSH key: set encryption\.id"):
-        load_identities(key)
-    with pytest.raises(IdentityError) as caught:
-        load_identities(key, "not it")
-    assert "identity_passphrase does not unlock it" in str(caught.value)
-    assert "not it" not in str(caught.value)
-    public = (tmp_path / "id_ed25519.pub").read_text()
-    sealed = pyrage.encrypt(b"lab data", [pyrage.ssh.Recipient.from_str(public)])
-    assert pyrage.decrypt(sealed, load_identities(key, "secret pw")) == b"lab data"
-
-
 def test_a_consumer_that_stops_early_ends_the_stage_and_closes_its_source() -> None:
     recipients, identities = keys()
     sealed = seal(os.urandom(2_000_000), recipients)
@@ -244,28 +195,6 @@ def test_the_output_length_is_checked_against_the_input(size: int) -> None:
     short.plain_bytes += 65_536  # as if the last chunk had not been written
     with pytest.raises(IntegrityError, match="the output is cut short or overlong"):
         short.finish()
-
-
-def test_an_identity_others_can_read_or_a_public_key_is_refused_with_the_fix(
-    tmp_path: Path,
-) -> None:
-    key = tmp_path / "key.txt"
-    write_identity_file(key)
-    key.chmod(0o644)
-    with pytest.raises(IdentityError) as caught:
-        load_identities(key)
-    assert str(caught.value) == (
-        f"setting encryption.identity_file: {key} is accessible by others (mode 0644): "
-        f"chmod 600 {key}"
-    )
-    key.chmod(0o600)
-    assert load_identities(key)
-    with pytest.raises(IdentityError, match=r"is a directory, not a file: name the identity"):
-        load_identities(tmp_path)
-    ssh_key = tmp_path / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh_key)], check=True)
-    with pytest.raises(IdentityError, match=r"\.pub is a public key: name the secret key"):
-        load_identities(tmp_path / "id_ed25519.pub")
 
 
 def test_a_wrong_identity_names_its_own_key_too(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """The backup history an auditor reads: rows built from flow-run records (pure, no I/O).
 
 The CLI reads the backup flow's runs and the table artifacts each attempt
-wrote (jobs/report.py's rows); these functions turn them into three views:
+wrote (report/run_report.py's rows); these functions turn them into three views:
 one row per night, one per member (its last good backup: snapshot, file,
 finished at), and the detailed rows (per night and member, earlier attempts).
 The keys of each view are `SCHEMA`, the one list docs/reference/history-json.md
@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from zfs_offsite.jobs.report import COLUMNS, FAILED
+from zfs_offsite.report.run_report import COLUMNS, FAILED
 
 SENT = ("full", "incremental")  # actions that stored a file (not "… (dry run)")
 # A backup run's name: `backup-<host>-<YYYY-MM-DD-HHMM>[-dry-run][-members-…]`.

@@ -27,10 +27,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.errors import ConfigError, PermanentError
-from zfs_offsite.plan.chains import RestorePoint
 from zfs_offsite.zfs.commands import (
     MARK,
     create_parents_argv,
@@ -46,6 +46,11 @@ from zfs_offsite.zfs.commands import (
 from zfs_offsite.zfs.model import Snapshot
 from zfs_offsite.zfs.ownership import Mark
 from zfs_offsite.zfs.runner import Runner
+
+if TYPE_CHECKING:
+    # Type-only: the chain is read here, never built. plan/ reads zfs/model, so an
+    # import of plan/ that runs from zfs/ would tie the two folders in a loop.
+    from zfs_offsite.plan.chains import RestorePoint
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zfs_offsite.archive.model import Sidecar
-from zfs_offsite.jobs.destination import live_reason
+from zfs_offsite.zfs.destination import live_reason
 from zfs_offsite.zfs.model import Snapshot
 
 

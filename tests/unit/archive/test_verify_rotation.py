@@ -14,9 +14,7 @@ import pytest
 from tests.support.archive_files import sidecar
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.archive.names import BackupName, Compression
-from zfs_offsite.errors import PermanentError
-from zfs_offsite.jobs.verify import DEFERRED, SEALED, FileCheck, MemberVerification, Verdict
-from zfs_offsite.jobs.verify_rotation import (
+from zfs_offsite.archive.verify_rotation import (
     ALL,
     CHANGED,
     MARKED,
@@ -36,6 +34,8 @@ from zfs_offsite.jobs.verify_rotation import (
     updated_record,
     write_verify_record,
 )
+from zfs_offsite.errors import PermanentError
+from zfs_offsite.jobs.verify import DEFERRED, SEALED, FileCheck, MemberVerification, Verdict
 from zfs_offsite.remote.local import LocalStore
 from zfs_offsite.remote.store import write_small_file
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zfs_offsite.jobs.history import (
+from zfs_offsite.report.history import (
     DOCUMENT_KEYS,
     SCHEMA,
     Run,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from zfs_offsite.jobs.backup import BackupResult
-from zfs_offsite.jobs.report import MemberOutcome, result_line, row, upload_rate_lines
 from zfs_offsite.plan.backup import Action
+from zfs_offsite.report.run_report import MemberOutcome, result_line, row, upload_rate_lines
 from zfs_offsite.stream.upload import StreamResult
 
 MB = 1_000_000

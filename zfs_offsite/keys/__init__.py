@@ -1,0 +1,1 @@
+"""Secret keys: the age identities that read encrypted backups back, and keygen."""
