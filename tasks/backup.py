@@ -19,6 +19,7 @@ from tasks.retries import retry_policy
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.backup import BackupResult, plan_member, prepare_archive
 from zfs_offsite.jobs.backup import execute_plan as execute_plan_fn
+from zfs_offsite.jobs.backup_plan import plan_each
 from zfs_offsite.plan.backup import BackupPlan
 from zfs_offsite.settings import Settings
 from zfs_offsite.zfs.members import Member
@@ -93,17 +94,15 @@ def plan_batch(
     lanes = max(1, min(PLAN_CONNECTIONS, len(members) // MEMBERS_PER_CONNECTION))
 
     def plan_share(share: list[Member]) -> list[Planned]:
-        planned = []
         with closing(open_store(settings.target)) as store:
-            for member in share:
-                try:
-                    plan_ = plan_member(settings, member, store, force_full=force_full)[0]
-                except Exception as exc:  # one member's problem: the flow plans it alone
-                    logger.info("%s: planned again on its own: %s", member.name, exc)
-                    planned.append(Planned(member, None))
-                else:
-                    planned.append(Planned(member, plan_))
-        return planned
+            # Any failure is one member's problem: the flow plans it again alone.
+            plans, failed = plan_each(
+                settings, store, share, force_full=force_full, errors=(Exception,)
+            )
+        for name, error in failed.items():
+            logger.info("%s: planned again on its own: %s", name, error)
+        by_member = {p.member: p for p in plans}
+        return [Planned(m, by_member.get(m.name)) for m in share]
 
     shares = [members[i::lanes] for i in range(lanes)]
     with ThreadPoolExecutor(max_workers=lanes) as pool:

@@ -117,7 +117,7 @@ def sftp_erin(
 
 def verify(m: Erin) -> dict[str, tuple[Verdict, str]]:
     with closing(open_store(m.settings.target)) as store:
-        report = verify_member(store, "erin", mark=False)
+        report = verify_member(m.settings, store, "erin", mark=False)
     return {f.filename: (f.verdict, f.detail) for f in report.files} | {
         "(member)": (report.verdict, report.detail)
     }

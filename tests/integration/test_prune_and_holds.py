@@ -86,7 +86,7 @@ def test_prune_deletes_an_unneeded_chain_and_the_kept_point_restores(
 
     target = pool_factory()
     with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
-        restored = restore_member(runner, store, "erin", f"{target.name}/erin")
+        restored = restore_member(settings, runner, store, "erin", f"{target.name}/erin")
     assert restored.snapshot == S[3]
     assert guid(f"{target.name}/erin@{S[3]}") == guid(f"{dataset}@{S[3]}")
 

@@ -1,7 +1,7 @@
 """Settings with one section's values changed, for tests that call a job directly.
 
 Jobs take `Settings` (docs/architecture.md, "One job API style"); a test that
-needs another policy, lock wait or scratch dataset copies the fixture's
+needs another policy, lock wait or drill scratch dataset copies the fixture's
 settings with that one section changed. `model_copy` does not validate, so a
 test may also set a value the settings refuse (a zero stale age, say).
 """
@@ -15,8 +15,3 @@ def with_section(settings: Settings, section: str, **values: object) -> Settings
     """`settings` with `values` set in `settings.<section>`, everything else as it was."""
     changed = getattr(settings, section).model_copy(update=values)
     return settings.model_copy(update={section: changed})
-
-
-def with_values(settings: Settings, **values: object) -> Settings:
-    """`settings` with top-level `values` set (e.g. `scratch_dataset`)."""
-    return settings.model_copy(update=values)

@@ -126,9 +126,14 @@ def backup_members(settings: Settings, runner: Runner | None = None) -> list[Mem
     otherwise give a green run that backs up nothing, night after night.
     """
     selection = discover_selection(settings, runner)
+    require_members(settings, selection)
+    return selection.members
+
+
+def require_members(settings: Settings, selection: Selection) -> None:
+    """No member at all is a ConfigError naming the setting: the one check, for every job."""
     if not selection.members:
         raise ConfigError(nothing_selected(settings, len(selection.excluded)))
-    return selection.members
 
 
 def nothing_selected(settings: Settings, left_out: int) -> str:
