@@ -50,7 +50,7 @@ def upload_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str
 def plan(settings: Settings, member: Member, force_full: bool = False) -> BackupPlan:
     """Read the member's remote index afresh (never cached) and plan."""
     with closing(open_store(settings.target)) as store:
-        return plan_member(settings, member, store, force_full=force_full)[0]
+        return plan_member(settings, store, member, force_full=force_full)[0]
 
 
 PLAN_CONNECTIONS = 8  # store connections of one batch plan, at most
@@ -151,10 +151,10 @@ _earlier_tries: dict[str, list[str]] = {}
 def _upload(settings: Settings, plan: BackupPlan, dry_run: bool) -> BackupResult:
     with closing(open_runner(settings)) as runner:
         if not plan.sends or dry_run:
-            return execute_plan_fn(settings, plan, runner, None, dry_run=dry_run)
+            return execute_plan_fn(settings, runner, None, plan, dry_run=dry_run)
         with (
             closing(open_store(settings.target)) as store,
             ProgressReporter(plan) as progress,
         ):
             run = flow_run.name or flow_run.id
-            return execute_plan_fn(settings, plan, runner, store, progress=progress, run=run)
+            return execute_plan_fn(settings, runner, store, plan, progress=progress, run=run)

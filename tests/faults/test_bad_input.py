@@ -75,7 +75,7 @@ class Erin:
 
     def plan(self) -> tuple[Action, str | None]:
         with closing(open_store(self.settings.target)) as store:
-            plan, _ = plan_member(self.settings, self.member(), store)
+            plan, _ = plan_member(self.settings, store, self.member())
         return plan.action, plan.base.name if plan.base else None
 
     def backup_twice(self) -> None:

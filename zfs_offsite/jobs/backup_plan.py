@@ -76,7 +76,7 @@ def plan_each(
     failed: dict[str, str] = {}
     for member in members:
         try:
-            plans.append(plan_member(settings, member, store, force_full=force_full)[0])
+            plans.append(plan_member(settings, store, member, force_full=force_full)[0])
         except errors as exc:
             failed[member.name] = str(exc)
     return plans, failed
