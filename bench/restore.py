@@ -37,7 +37,7 @@ from zfs_offsite.jobs.restore import restore_member
 s = load_settings(**json.loads({settings_json!r}))
 start = time.monotonic()
 with closing(open_runner(s)) as runner, closing(open_store(s.target)) as store:
-    r = restore_member(runner, store, "bench", {destination!r})
+    r = restore_member(s, runner, store, "bench", {destination!r})
 print(json.dumps({{"raw": r.raw_bytes, "seconds": time.monotonic() - start,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """

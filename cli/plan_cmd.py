@@ -21,7 +21,7 @@ PLAN_COLUMNS = ("member", "action", "base", "target", "file", "reason")
 def plan_members(
     settings: Settings, wanted: list[str], force_full: bool
 ) -> tuple[list[BackupPlan], dict[str, str], list[Excluded], str | None]:
-    """Plan like the backup flow: each wanted member, then the night's quota of new chains.
+    """Plan like the backup flow (`jobs/backup_plan.plan_night`), on one connection.
 
     Returns the plans, per member that cannot be planned its one-line error, the
     datasets below the members that are left out (listed, never silent), and a note
@@ -30,35 +30,20 @@ def plan_members(
     """
     from zfs_offsite.archive.identity import root_note
     from zfs_offsite.connect import open_store
-    from zfs_offsite.jobs.backup import discover_selection, nothing_selected, plan_member
-    from zfs_offsite.plan.backup import apply_full_quota
-    from zfs_offsite.plan.cadence import full_quota
+    from zfs_offsite.jobs.backup import discover_selection
+    from zfs_offsite.jobs.backup_plan import plan_each, plan_night
+    from zfs_offsite.zfs.members import Member
 
-    selection = discover_selection(settings)
-    members = selection.members
-    if not members:
-        raise ConfigError(nothing_selected(settings, len(selection.excluded)))
-    unknown = sorted(set(wanted) - {m.name for m in members})
-    if unknown:
-        known = ", ".join(m.name for m in members) or "none"
-        raise ConfigError(
-            f"no member named {', '.join(unknown)} in pool {settings.source.pool} "
-            f"(members: {known})"
-        )
-    chosen = [m for m in members if not wanted or m.name in wanted]
-    plans: list[BackupPlan] = []
-    failed: dict[str, str] = {m.name: m.error for m in chosen if m.error}
-    with closing(open_store(settings.target)) as store:
-        note = root_note(store)
-        for m in chosen:
-            if m.error:
-                continue
-            try:
-                plans.append(plan_member(settings, m, store, force_full=force_full)[0])
-            except ZfsOffsiteError as exc:
-                failed[m.name] = output.one_line(str(exc))
-    quota = full_quota(settings.full, len(members))
-    return apply_full_quota(plans, quota), failed, [] if wanted else selection.excluded, note
+    notes: list[str | None] = []
+
+    def plan(members: list[Member]) -> tuple[list[BackupPlan], dict[str, str]]:
+        with closing(open_store(settings.target)) as store:
+            notes.append(root_note(store))
+            return plan_each(settings, store, members, force_full=force_full)
+
+    night = plan_night(settings, wanted, lambda: discover_selection(settings), plan)
+    failed = {name: output.one_line(error) for name, error in night.failed.items()}
+    return night.plans, failed, night.excluded, notes[0] if notes else None
 
 
 def plan_row(p: BackupPlan) -> dict[str, object]:

@@ -17,17 +17,16 @@ from prefect.utilities.annotations import quote
 from flows.failures import earlier_failures, error_of
 from flows.fanout import bounded_task_runner, settle, submit_bounded
 from flows.interrupts import stops_streams_when_interrupted
-from flows.members import checked_members
 from flows.naming import dated_run_name, label_run
 from flows.send_limit import optional_limit, send_slots
 from tasks.backup import Planned, plan, plan_batch, upload
 from tasks.discover import discover
 from tasks.retries import retry_policy
 from zfs_offsite.connect import host_label
-from zfs_offsite.errors import ConfigError, MembersFailed
+from zfs_offsite.errors import MembersFailed
 from zfs_offsite.jobs.backup import plan_result
-from zfs_offsite.plan.backup import Action, BackupPlan, apply_full_quota
-from zfs_offsite.plan.cadence import full_quota
+from zfs_offsite.jobs.backup_plan import plan_night
+from zfs_offsite.plan.backup import Action, BackupPlan
 from zfs_offsite.report.run_report import (
     MemberOutcome,
     artifact_key,
@@ -37,7 +36,7 @@ from zfs_offsite.report.run_report import (
     summary_markdown,
 )
 from zfs_offsite.settings import Settings, load_settings
-from zfs_offsite.zfs.members import Member
+from zfs_offsite.zfs.members import Member, Selection
 
 
 def report_keys(host: str, members: list[str], dry_run: bool) -> tuple[str, str]:
@@ -129,29 +128,34 @@ def backup_flow(
     labels = label_run({"members": members, "dry_run": dry_run})
     settings = load_settings()
     host = host_label(settings)
-    found = discover(settings)
-    quota = full_quota(settings.full, len(found))  # over all members, not a selection
-    if members:
-        checked_members(members)
-        unknown = sorted(set(members) - {m.name for m in found})
-        if unknown:
-            raise ConfigError(f"parameter members: no member named {', '.join(unknown)} on {host}")
-        found = [m for m in found if m.name in members]
-    logger.info("%d member(s) on %s -> %s", len(found), host, settings.target.parsed)
-
-    # A dataset that cannot be a member fails alone, with its one-line error.
-    outcomes: dict[str, MemberOutcome] = {
-        m.name: MemberOutcome(m.name, error=m.error) for m in found if m.error is not None
-    }
-    usable = [m for m in found if m.error is None]
     retry = retry_policy(settings.retries, settings.retry_delay)
+    plans: dict[str, PrefectFuture[Any]] = {}  # member -> the task its plan came from
+
+    def plan_in_tasks(usable: list[Member]) -> tuple[list[BackupPlan], dict[str, str]]:
+        with tags(*labels):
+            planned, futures, unplanned = plan_all(settings, usable, force_full, retry, dry_run)
+        plans.update(futures)
+        return planned, dict(unplanned)
+
+    # The same planning as `zfs-offsite plan` (jobs/backup_plan.py), its steps as tasks.
+    night = plan_night(
+        settings,
+        members,
+        lambda: Selection(discover(settings)),
+        plan_in_tasks,
+        where="parameter members:",
+    )
+    found = night.members
+    logger.info("%d member(s) on %s -> %s", len(found), host, settings.target.parsed)
+    # A dataset that cannot be a member fails alone, with its one-line error; so does a
+    # member that could not be planned.
+    outcomes: dict[str, MemberOutcome] = {
+        name: MemberOutcome(name, error=error) for name, error in night.failed.items()
+    }
+    planned = night.plans  # the cadence's fulls staggered over the nights
     upload_task = upload.with_options(**retry)
     limit = None if dry_run else optional_limit(send_limit_name(host), logger)
     with tags(*labels):
-        planned, plans, unplanned = plan_all(settings, usable, force_full, retry, dry_run)
-        outcomes.update({name: MemberOutcome(name, error=error) for name, error in unplanned})
-        planned = apply_full_quota(planned, quota)  # stagger the cadence's fulls over the nights
-
         # A first attempt reports plans that send nothing without a task run. A UI
         # Retry submits them too: their cached uploads bring back the figures.
         attempt = flow_run.run_count or 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from contextlib import closing
 from typing import Any
 
@@ -19,15 +18,12 @@ from tasks.verify import verify
 from zfs_offsite.archive.identity import require_root
 from zfs_offsite.archive.index import archived_members, linked_members
 from zfs_offsite.archive.verify_rotation import (
-    VERIFY_RECORD,
-    MemberRecord,
     load_verify_record,
     record_note,
-    write_verify_record,
 )
 from zfs_offsite.connect import open_store
-from zfs_offsite.errors import MembersFailed, ZfsOffsiteError
-from zfs_offsite.jobs.verify import FAILING, MemberVerification
+from zfs_offsite.errors import MembersFailed
+from zfs_offsite.jobs.verify import FAILING, MemberVerification, RecordWriter
 from zfs_offsite.report.run_report import (
     artifact_key,
     verification_rows,
@@ -35,8 +31,6 @@ from zfs_offsite.report.run_report import (
     verify_totals,
 )
 from zfs_offsite.settings import Settings, load_settings
-
-RECORD_EVERY_SECONDS = 300.0  # a long verify saves its progress this often
 
 
 @flow(
@@ -106,41 +100,18 @@ def _settle_recording(
     futures: list[PrefectFuture[Any]],
     keep: list[str] | None,
 ) -> list[tuple[str, MemberVerification | None, str | None]]:
-    """Wait for each member in turn, writing the verify record as results come in.
+    """Wait for each member in turn; the job's `RecordWriter` stores the records as they come.
 
-    The record is written every RECORD_EVERY_SECONDS and once at the end, so a
-    stopped run keeps what it proved; `keep` (every member, on a run over
-    all) drops the records of member directories that are gone.
+    `keep` (every member, on a run over all) drops the records of member
+    directories that are gone.
     """
     settled: list[tuple[str, MemberVerification | None, str | None]] = []
-    pending: dict[str, MemberRecord] = {}
-    last_write = time.monotonic()
+    records = RecordWriter(settings, keep)
     for name, future in zip(names, futures, strict=True):
         future.wait()
         error = error_of(future.state)
         result: MemberVerification | None = future.result() if error is None else None
         settled.append((name, result, error))
-        if result is not None and result.record is not None:
-            pending[name] = result.record
-        if pending and time.monotonic() - last_write >= RECORD_EVERY_SECONDS:
-            _write_record(settings, pending, None)
-            pending, last_write = {}, time.monotonic()
-    _write_record(settings, pending, keep)
+        records.add(result)
+    records.finish()
     return settled
-
-
-def _write_record(
-    settings: Settings, updates: dict[str, MemberRecord], keep: list[str] | None
-) -> None:
-    """Store members' new records; a failure is a warning (the next run reads more, not less)."""
-    if not updates and keep is None:
-        return
-    try:
-        with closing(open_store(settings.target)) as store:
-            write_verify_record(store, updates, keep)
-    except (OSError, ZfsOffsiteError) as exc:
-        get_run_logger().warning(
-            "could not write %s on the backup server (%s): the next verify reads these files again",
-            VERIFY_RECORD,
-            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-        )

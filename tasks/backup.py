@@ -19,6 +19,7 @@ from tasks.retries import retry_policy
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.backup import BackupResult, plan_member, prepare_archive
 from zfs_offsite.jobs.backup import execute_plan as execute_plan_fn
+from zfs_offsite.jobs.backup_plan import plan_each
 from zfs_offsite.plan.backup import BackupPlan
 from zfs_offsite.settings import Settings
 from zfs_offsite.zfs.members import Member
@@ -49,7 +50,7 @@ def upload_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str
 def plan(settings: Settings, member: Member, force_full: bool = False) -> BackupPlan:
     """Read the member's remote index afresh (never cached) and plan."""
     with closing(open_store(settings.target)) as store:
-        return plan_member(settings, member, store, force_full=force_full)[0]
+        return plan_member(settings, store, member, force_full=force_full)[0]
 
 
 PLAN_CONNECTIONS = 8  # store connections of one batch plan, at most
@@ -93,17 +94,15 @@ def plan_batch(
     lanes = max(1, min(PLAN_CONNECTIONS, len(members) // MEMBERS_PER_CONNECTION))
 
     def plan_share(share: list[Member]) -> list[Planned]:
-        planned = []
         with closing(open_store(settings.target)) as store:
-            for member in share:
-                try:
-                    plan_ = plan_member(settings, member, store, force_full=force_full)[0]
-                except Exception as exc:  # one member's problem: the flow plans it alone
-                    logger.info("%s: planned again on its own: %s", member.name, exc)
-                    planned.append(Planned(member, None))
-                else:
-                    planned.append(Planned(member, plan_))
-        return planned
+            # Any failure is one member's problem: the flow plans it again alone.
+            plans, failed = plan_each(
+                settings, store, share, force_full=force_full, errors=(Exception,)
+            )
+        for name, error in failed.items():
+            logger.info("%s: planned again on its own: %s", name, error)
+        by_member = {p.member: p for p in plans}
+        return [Planned(m, by_member.get(m.name)) for m in share]
 
     shares = [members[i::lanes] for i in range(lanes)]
     with ThreadPoolExecutor(max_workers=lanes) as pool:
@@ -152,10 +151,10 @@ _earlier_tries: dict[str, list[str]] = {}
 def _upload(settings: Settings, plan: BackupPlan, dry_run: bool) -> BackupResult:
     with closing(open_runner(settings)) as runner:
         if not plan.sends or dry_run:
-            return execute_plan_fn(settings, plan, runner, None, dry_run=dry_run)
+            return execute_plan_fn(settings, runner, None, plan, dry_run=dry_run)
         with (
             closing(open_store(settings.target)) as store,
             ProgressReporter(plan) as progress,
         ):
             run = flow_run.name or flow_run.id
-            return execute_plan_fn(settings, plan, runner, store, progress=progress, run=run)
+            return execute_plan_fn(settings, runner, store, plan, progress=progress, run=run)

@@ -9,18 +9,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from zfs_offsite.connect import open_runner, open_store
-from zfs_offsite.jobs.drill import DrillRecord, drill_member, write_record
-from zfs_offsite.keys.identities import configured_identities
+from zfs_offsite.jobs.drill import DrillRecord, drill_member
 from zfs_offsite.settings import Settings
 from zfs_offsite.zfs.members import Member
 
 
 @task(name="drill-member", task_run_name="drill-{member.name}", cache_policy=NO_CACHE)
 def drill(settings: Settings, member: Member) -> DrillRecord:
-    """Restore the newest archived snapshot into scratch, check its GUID, record the proof."""
+    """Restore the newest archived snapshot into scratch, check its GUID; the job records it."""
     with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
-        identities = configured_identities(settings.encryption)
         run = str(flow_run.id) if flow_run.id else None
-        record = drill_member(runner, store, member, settings.scratch_dataset, identities, run)
-        write_record(store, member.name, record)
-        return record
+        return drill_member(settings, runner, store, member, run=run)

@@ -16,15 +16,12 @@ from zfs_offsite.connect import open_runner, open_store, source_endpoint
 from zfs_offsite.jobs.restore import (
     RestoreResult,
     download_files,
-    member_datasets,
     plan_restore,
-    receive_chain,
     receive_commands,
+    restore_member,
 )
-from zfs_offsite.keys.identities import configured_identities
 from zfs_offsite.plan.chains import RestorePoint
 from zfs_offsite.settings import Settings
-from zfs_offsite.zfs.ownership import RESTORE, Mark, new_run_id
 
 
 @task(name="plan-restore", task_run_name="plan-restore-{member}", cache_policy=NO_CACHE)
@@ -59,19 +56,17 @@ def receive(
     """Stream the planned chain into `zfs receive`; a retry resumes after the links received."""
     resume = resume or (task_run.run_count or 1) > 1
     with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
-        identities = configured_identities(settings.encryption)
-        return receive_chain(
+        return restore_member(
+            settings,
             runner,
             store,
             member,
-            point,
             destination,
+            point=point,
             force=force,
             resume=resume,
-            identities=identities,
-            members=member_datasets(settings, runner) if force else (),
             destroy_live=destroy_live,
-            mark=Mark(RESTORE, str(flow_run.id or new_run_id())),
+            run=str(flow_run.id) if flow_run.id else None,
         )
 
 

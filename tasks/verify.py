@@ -10,7 +10,6 @@ from prefect.cache_policies import NO_CACHE
 from zfs_offsite.archive.verify_rotation import MemberRecord
 from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.verify import MemberVerification, verify_member
-from zfs_offsite.keys.identities import configured_identities
 from zfs_offsite.settings import Settings
 
 
@@ -26,17 +25,16 @@ def verify(
     """Read this run's files of a member back (all with `read_all`) and check its chains.
 
     `record` is the member's verify record as the flow read it (`record_problem`:
-    why it could not be read); the result carries the new one, which the flow writes.
+    why it could not be read); the result carries the new one, which the flow
+    hands to the job's `RecordWriter`.
     """
     with closing(open_store(settings.target)) as store:
-        identities = configured_identities(settings.encryption)
         return verify_member(
+            settings,
             store,
             member,
             mark=mark,
-            identities=identities,
             record=record,
-            cycle_runs=settings.verify.cycle_runs,
             read_all=read_all,
             record_problem=record_problem,
         )

@@ -15,7 +15,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from contextlib import closing
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from flows.verify import verify_flow
 from tests.support.cli import Cli, Result, base_env
 from tests.support.flow_runs import env_for
 from tests.support.services import Pool, SshServer, ensure_test_user
+from tests.support.settings_edit import with_section
 from tests.support.zfsdata import create_member, snapshot, write_member_data
 from zfs_offsite.archive.identity import MARKER_NAME
 from zfs_offsite.archive.model import Sidecar
@@ -39,7 +39,6 @@ from zfs_offsite.jobs.status import read_status
 from zfs_offsite.jobs.verify import FAILING, Verdict, verify_member
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
-from zfs_offsite.values.policy import parse_policy
 from zfs_offsite.zfs.members import Member, select_members
 from zfs_offsite.zfs.model import Dataset
 
@@ -76,7 +75,7 @@ class Erin:
 
     def plan(self) -> tuple[Action, str | None]:
         with closing(open_store(self.settings.target)) as store:
-            plan, _ = plan_member(self.settings, self.member(), store)
+            plan, _ = plan_member(self.settings, store, self.member())
         return plan.action, plan.base.name if plan.base else None
 
     def backup_twice(self) -> None:
@@ -118,7 +117,7 @@ def sftp_erin(
 
 def verify(m: Erin) -> dict[str, tuple[Verdict, str]]:
     with closing(open_store(m.settings.target)) as store:
-        report = verify_member(store, "erin", mark=False)
+        report = verify_member(m.settings, store, "erin", mark=False)
     return {f.filename: (f.verdict, f.detail) for f in report.files} | {
         "(member)": (report.verdict, report.detail)
     }
@@ -315,7 +314,8 @@ def test_sidecar_of_any_shape_is_a_finding_not_a_crash(sftp_erin: Erin) -> None:
             assert (status.newest_archived, status.findings) == (S1, 1)
             with pytest.raises(ChainError, match="is unreadable"):
                 plan_restore(store, "erin", None)
-            plan = prune_member(store, "erin", parse_policy("all 1d"), datetime.now(UTC))
+            daily = with_section(m.settings, "retention", policy="all 1d")
+            plan = prune_member(daily, store, "erin")
             assert [f.filename for f in plan.untouched] == [INCR]
         assert m.plan() == (Action.INCREMENTAL, S1)
         assert m.files() == before  # prune deleted nothing
@@ -386,7 +386,8 @@ def test_directories_and_symlinks_named_like_ours_are_left_alone_and_reported(
 
         before = m.files()
         with closing(open_store(m.settings.target)) as store:
-            plan = prune_member(store, "erin", None, datetime.now(UTC), stale_after=timedelta(0))
+            at_once = with_section(m.settings, "retention", policy=None, stale_partial_hours=0)
+            plan = prune_member(at_once, store, "erin")
         assert m.files() == before - {orphan.name}
         assert plan.ignored["elabfs-erin@gone.zst.json"] == (
             "elabfs-erin@gone.zst.json is a directory, not a file"

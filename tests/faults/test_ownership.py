@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.services import Pool, run
+from tests.support.settings_edit import with_section
 from tests.support.zfsdata import create_member, guid, snapshot, write_member_data
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.errors import ConfigError, PermanentError
@@ -85,14 +86,13 @@ def archived(
 
 def restore(a: Archived, destination: str, **kwargs: object) -> RestoreResult:
     with closing(open_runner(a.settings)) as runner, closing(open_store(a.settings.target)) as st:
-        members = member_datasets(a.settings, runner)
-        return restore_member(runner, st, "eve", destination, members=members, **kwargs)  # type: ignore[arg-type]
+        return restore_member(a.settings, runner, st, "eve", destination, **kwargs)  # type: ignore[arg-type]
 
 
 def drill(a: Archived, scratch: str) -> None:
     (member,) = discover_members(a.settings)
     with closing(open_runner(a.settings)) as runner, closing(open_store(a.settings.target)) as st:
-        drill_member(runner, st, member, scratch)
+        drill_member(with_section(a.settings, "drill", scratch_dataset=scratch), runner, st, member)
 
 
 @pytest.mark.parametrize("how", ["zfs-receive-by-hand", "zfs-offsite-restore"])

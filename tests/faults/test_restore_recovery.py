@@ -84,7 +84,7 @@ def archived(
 
 def restore(a: Archived, destination: str, **kwargs: object) -> RestoreResult:
     with closing(open_runner(a.settings)) as runner, closing(open_store(a.settings.target)) as st:
-        return restore_member(runner, st, "eve", destination, **kwargs)  # type: ignore[arg-type]
+        return restore_member(a.settings, runner, st, "eve", destination, **kwargs)  # type: ignore[arg-type]
 
 
 def snapshots_of(dataset: str) -> list[str]:

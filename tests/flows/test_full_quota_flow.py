@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from cli.plan_cmd import plan_members
 from flows.backup import backup_flow
 from tests.support.flow_runs import sftp_env
 from tests.support.services import Pool, SshServer
 from tests.support.zfsdata import MEMBERS, snapshot
+from zfs_offsite.errors import ConfigError
+from zfs_offsite.settings import load_settings
 
 pytestmark = pytest.mark.integration
 
@@ -69,3 +72,65 @@ def test_flow_starts_at_most_the_quota_of_new_chains_a_night(
     assert tomorrow["alice"][0] == "full" and tomorrow["carol"][0] == "incremental"
     assert tomorrow["carol"][1].startswith("full due, deferred: quota of 1 reached tonight")
     assert tomorrow["bob"] == ("incremental", f"newest archived snapshot is {S2}; full due in 30 d")
+
+
+def flow_plans(members: list[str]) -> list[tuple[str, str, str, str, str]]:
+    """The backup flow's dry run: (member, action, base, target, reason) in member order."""
+    return [
+        (
+            o.member,
+            o.result.action.value,
+            o.result.base or "",
+            o.result.snapshot or "",
+            o.result.reason,
+        )
+        for o in backup_flow(members=members, dry_run=True)
+        if o.result is not None
+    ]
+
+
+def command_plans(members: list[str]) -> list[tuple[str, str, str, str, str]]:
+    """`zfs-offsite plan`'s rows, from the function the command prints."""
+    plans, failed, _, _ = plan_members(load_settings(), members, force_full=False)
+    assert failed == {}
+    return [
+        (
+            p.member,
+            p.action.value,
+            p.base.name if p.base else "",
+            p.snapshot.name if p.snapshot else "",
+            p.reason,
+        )
+        for p in plans
+    ]
+
+
+def test_plan_and_the_backup_flow_plan_the_same_night(
+    source_pool: Pool, sftp_dir: Path, sshd: SshServer, flow_env: Callable[..., None]
+) -> None:
+    """`plan` shows what the night does: the same filter, plans and quota of new chains."""
+    flow_env(sftp_env(source_pool, sftp_dir, sshd) | {"ZFS_OFFSITE_FULL__AFTER_DAYS": "30"})
+    backup_flow()
+    month_ago = datetime.now(UTC) - timedelta(days=31)
+    for name in MEMBERS:  # every chain due, bob's the oldest: one full tonight (3 / 30 days)
+        when = month_ago - timedelta(days=4) if name == "bob" else month_ago
+        backdate(sftp_dir, name, f"elabfs-{name}@{S1}.zst", when)
+        snapshot(f"{source_pool.name}/elabfs-{name}", S2)
+    night = command_plans([])
+    assert [(m, action) for m, action, *_ in night] == [
+        ("alice", "incremental"),
+        ("bob", "full"),
+        ("carol", "incremental"),
+    ]
+    assert flow_plans([]) == night
+    # Some members: the quota still counts every member, in both.
+    some = command_plans(["alice", "carol"])
+    assert [(m, action) for m, action, *_ in some] == [("alice", "full"), ("carol", "incremental")]
+    assert flow_plans(["alice", "carol"]) == some
+    # A member no one has: the same line from both, the flow's naming its parameter.
+    with pytest.raises(ConfigError) as command:
+        plan_members(load_settings(), ["zed"], force_full=False)
+    said = f"no member named zed in pool {source_pool.name} (members: alice, bob, carol)"
+    assert str(command.value) == said
+    state = backup_flow(members=["zed"], dry_run=True, return_state=True)
+    assert str(state.result(raise_on_failure=False)) == f"parameter members: {said}"

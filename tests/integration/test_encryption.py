@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.services import Pool
+from tests.support.settings_edit import with_section
 from tests.support.zfsdata import create_member, guid, snapshot, write_member_data
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.errors import ChainError, IntegrityError
@@ -33,7 +34,7 @@ from zfs_offsite.jobs.restore import (
     restore_member,
 )
 from zfs_offsite.jobs.verify import SEALED, Verdict, verify_member
-from zfs_offsite.keys.identities import IdentityError, load_identities
+from zfs_offsite.keys.identities import IdentityError
 from zfs_offsite.keys.keygen import write_identity_file
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import EncryptionSettings, Settings
@@ -123,7 +124,7 @@ def sealed(
 
 def restore(settings: Settings, destination: str, **kwargs: object) -> object:
     with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as st:
-        return restore_member(runner, st, "erin", destination, **kwargs)  # type: ignore[arg-type]
+        return restore_member(settings, runner, st, "erin", destination, **kwargs)  # type: ignore[arg-type]
 
 
 def test_stored_bytes_are_encrypted_to_both_recipients(sealed: Sealed) -> None:
@@ -163,8 +164,8 @@ def test_restore_with_the_tool_gives_the_source_guids(
 ) -> None:
     target = pool_factory()
     destination = f"{target.name}/erin"
-    identities = load_identities(sealed.age_key)
-    result = restore(sealed.settings, destination, identities=identities)
+    keyed = with_section(sealed.settings, "encryption", identity_file=sealed.age_key)
+    result = restore(keyed, destination)
     assert [f.filename for f in result.files] == [FULL, INCREMENTAL, PLAIN]  # type: ignore[attr-defined]
     for snap in S:
         assert guid(f"{destination}@{snap}") == guid(f"{sealed.dataset}@{snap}")
@@ -174,8 +175,9 @@ def test_restore_with_the_tool_gives_the_source_guids(
         closing(open_runner(sealed.settings)) as runner,
         closing(open_store(sealed.settings.target)) as store,
     ):
-        ssh_identity = load_identities(sealed.ssh_key)
-        record = drill_member(runner, store, member, f"{target.name}/drill", ssh_identity)
+        by_ssh_key = with_section(sealed.settings, "encryption", identity_file=sealed.ssh_key)
+        drilling = with_section(by_ssh_key, "drill", scratch_dataset=f"{target.name}/drill")
+        record = drill_member(drilling, runner, store, member)
     assert record.guid == guid(f"{sealed.dataset}@{S[3]}") and record.files == 3
 
 
@@ -200,7 +202,7 @@ def test_a_wrong_or_missing_identity_fails_before_receiving(
     stranger = tmp_path / "stranger.txt"
     stranger_public = write_identity_file(stranger)
     with pytest.raises(IdentityError) as caught:
-        restore(sealed.settings, destination, identities=load_identities(stranger))
+        restore(with_section(sealed.settings, "encryption", identity_file=stranger), destination)
     message = str(caught.value)
     assert message == (
         f"erin/{FULL}: the identity in setting encryption.identity_file opens none of the "
@@ -217,20 +219,21 @@ def test_a_wrong_or_missing_identity_fails_before_receiving(
 def test_verify_without_the_identity_checks_the_stored_bytes(
     sealed: Sealed, pool_factory: Callable[[], Pool]
 ) -> None:
-    identities = load_identities(sealed.age_key)
     with closing(open_store(sealed.settings.target)) as store:
-        report = verify_member(store, "erin")
+        report = verify_member(sealed.settings, store, "erin")
         assert report.verdict is Verdict.OK
         details = {f.filename: f.detail for f in report.files}
         assert details == {FULL: SEALED, INCREMENTAL: SEALED, PLAIN: ""}
-        full = verify_member(store, "erin", identities=identities)
+        keyed = with_section(sealed.settings, "encryption", identity_file=sealed.age_key)
+        full = verify_member(keyed, store, "erin")
         assert [f.detail for f in full.files] == ["", "", ""]
         assert full.files[0].raw_bytes > 0  # decrypted and decompressed to the END record
         # A wrong identity: the stored bytes are still proven, and the report says why not more.
         stranger = sealed.member_dir.parent.parent / "stranger.txt"
         stranger.unlink(missing_ok=True)
         write_identity_file(stranger)
-        wrong = verify_member(store, "erin", identities=load_identities(stranger), mark=False)
+        strange = with_section(sealed.settings, "encryption", identity_file=stranger)
+        wrong = verify_member(strange, store, "erin", mark=False)
         assert wrong.verdict is Verdict.OK
         sealed_files = [f for f in wrong.files if f.filename != PLAIN]
         assert all(f.detail.endswith("name the secret key of one of them") for f in sealed_files)
@@ -240,8 +243,8 @@ def test_verify_without_the_identity_checks_the_stored_bytes(
         data = bytearray(path.read_bytes())
         data[len(data) // 2] ^= 0x01
         path.write_bytes(bytes(data))
-        for keys in (None, identities):
-            report = verify_member(store, "erin", identities=keys, mark=False)
+        for keys in (sealed.settings, keyed):
+            report = verify_member(keys, store, "erin", mark=False)
             (bad,) = [f for f in report.files if f.filename == INCREMENTAL]
             assert bad.verdict is Verdict.CORRUPT, bad
             assert f"erin/{INCREMENTAL}: " in bad.detail
@@ -250,11 +253,11 @@ def test_verify_without_the_identity_checks_the_stored_bytes(
     # Unmarked, the damage stops the receive: the full stays, the damaged link is rolled back.
     destination = f"{pool_factory().name}/erin"
     with pytest.raises(IntegrityError, match=re.escape(f"erin/{INCREMENTAL}: ")):
-        restore(sealed.settings, destination, identities=identities)
+        restore(keyed, destination)
     with closing(open_runner(sealed.settings)) as runner:
         assert not dataset_exists(runner, f"{destination}@{S[2]}")
     with closing(open_store(sealed.settings.target)) as store:
-        assert verify_member(store, "erin").verdict is Verdict.CORRUPT
+        assert verify_member(sealed.settings, store, "erin").verdict is Verdict.CORRUPT
     assert (sealed.member_dir / (INCREMENTAL + ".corrupt")).exists()
     with pytest.raises(ChainError, match="marked corrupt"):
-        restore(sealed.settings, destination, identities=identities, force=True)
+        restore(keyed, destination, force=True)

@@ -93,9 +93,9 @@ def test_send_killed_mid_stream_leaves_no_final_file(
     runner = KillingRunner()
     store = open_store(settings.target)
     try:
-        plan, _ = plan_member(settings, member, store)
+        plan, _ = plan_member(settings, store, member)
         with pytest.raises(SendError) as caught:
-            execute_plan(settings, plan, runner, StoreThatKillsSend(store, runner))  # type: ignore[arg-type]
+            execute_plan(settings, runner, StoreThatKillsSend(store, runner), plan)  # type: ignore[arg-type]
     finally:
         store.close()
     assert "zfs send exited -9" in str(caught.value)

@@ -88,7 +88,7 @@ def night_plans(settings: Settings) -> list[BackupPlan]:
     """What the flow and `plan` decide: every member planned, then the night's quota."""
     members = discover_members(settings)
     with closing(open_store(settings.target)) as store:
-        plans = [plan_member(settings, m, store)[0] for m in members]
+        plans = [plan_member(settings, store, m)[0] for m in members]
     return apply_full_quota(plans, full_quota(settings.full, len(members)))
 
 

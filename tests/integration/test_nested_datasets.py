@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.services import Pool, run
+from tests.support.settings_edit import with_section
 from tests.support.zfsdata import guid, snapshot, tree_digest, write_member_data
 from zfs_offsite.archive.identity import MARKER_NAME
 from zfs_offsite.connect import open_runner, open_store
@@ -66,8 +67,8 @@ def test_child_dataset_is_backed_up_restored_and_drilled(
 
     sub = selection.members[1]
     with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
-        restore_member(runner, store, "nest", f"{restore.name}/nest")
-        restored = restore_member(runner, store, "nest~sub", f"{restore.name}/nest/sub")
+        restore_member(settings, runner, store, "nest", f"{restore.name}/nest")
+        restored = restore_member(settings, runner, store, "nest~sub", f"{restore.name}/nest/sub")
         assert restored.guid == guid(f"{pool.name}/elabfs-nest/sub@{SNAP}")
         whole = tree_digest(pool.mountpoint / "elabfs-nest/sub")
         src = {k: v for k, v in whole.items() if not k.startswith("cache/")}  # opted out
@@ -81,7 +82,9 @@ def test_child_dataset_is_backed_up_restored_and_drilled(
         assert guid(f"{restore.name}/sub-again@{point.snapshot}") == restored.guid
 
         scratch = f"{pool.name}/drill"
-        record = drill_member(runner, store, sub, scratch)
+        record = drill_member(
+            with_section(settings, "drill", scratch_dataset=scratch), runner, store, sub
+        )
         assert record.guid == guid(f"{pool.name}/elabfs-nest/sub@{SNAP}")
         assert record.guid_checked_against == "source"
         assert not dataset_exists(runner, f"{scratch}/nest::sub")  # destroyed again

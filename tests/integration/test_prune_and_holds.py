@@ -13,14 +13,16 @@ from pathlib import Path
 import pytest
 
 from tests.support.services import Pool, ensure_test_user
+from tests.support.settings_edit import with_section
 from tests.support.zfsdata import create_member, guid, snapshot, write_member_data
+from zfs_offsite.archive.lock import LOCK_NAME, member_lock
 from zfs_offsite.connect import open_runner, open_store
+from zfs_offsite.errors import LockBusyError
 from zfs_offsite.jobs.backup import BackupResult, backup_member, discover_members
 from zfs_offsite.jobs.prune import prune_member
 from zfs_offsite.jobs.restore import restore_member
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
-from zfs_offsite.values.policy import parse_policy
 
 pytestmark = pytest.mark.integration
 S = [f"auto-2019080{d}.0200-1w" for d in range(6, 10)]
@@ -68,11 +70,11 @@ def test_prune_deletes_an_unneeded_chain_and_the_kept_point_restores(
     later = datetime.now(UTC) + timedelta(days=3)  # all four points are now 3 days old
     recent = (later - timedelta(hours=1)).timestamp()
     os.utime(fresh, (recent, recent))  # an upload still running at `later`
-    rules = parse_policy("all 1d")
+    settings = with_section(settings, "retention", policy="all 1d")
     with closing(open_store(settings.target)) as store:
-        dry = prune_member(store, "erin", rules, later, dry_run=True)
+        dry = prune_member(settings, store, "erin", now=later, dry_run=True)
         assert sorted(p.name for p in member_dir.iterdir()) == before  # dry run: untouched
-        plan = prune_member(store, "erin", rules, later)
+        plan = prune_member(settings, store, "erin", now=later)
     assert [p.snapshot for p in plan.kept] == [S[3]] == [p.snapshot for p in dry.kept]
     assert sorted(f.filename for f in plan.delete) == sorted(
         [f"elabfs-erin@{S[0]}.zst", f"elabfs-erin@{S[0]}.to.elabfs-erin@{S[1]}.zst"]
@@ -84,7 +86,7 @@ def test_prune_deletes_an_unneeded_chain_and_the_kept_point_restores(
 
     target = pool_factory()
     with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
-        restored = restore_member(runner, store, "erin", f"{target.name}/erin")
+        restored = restore_member(settings, runner, store, "erin", f"{target.name}/erin")
     assert restored.snapshot == S[3]
     assert guid(f"{target.name}/erin@{S[3]}") == guid(f"{dataset}@{S[3]}")
 
@@ -116,3 +118,36 @@ def test_hold_keeps_the_base_until_the_next_upload_lands(
     third = backup(off)
     assert third.protection == "off"
     assert destroy(f"{dataset}@{S[2]}").returncode == 0  # nothing marked it
+
+
+def test_prune_called_directly_waits_for_no_other_writer(
+    pool_factory: Callable[[], Pool], sftp_dir: Path, settings_for: Callable[..., Settings]
+) -> None:
+    """The job takes the writer lock itself: a script calling it gets no way around it."""
+    pool = pool_factory()
+    dataset = create_member(pool.name, "ruth")
+    settings = settings_for(pool, sftp_dir)
+    add(pool, dataset, S[0], 0)
+    backup(settings)
+    add(pool, dataset, S[1], 1)
+    backup(settings, force_full=True)  # a second chain: the first is deletable
+    settings = with_section(settings, "retention", policy="all 1d")
+    settings = with_section(settings, "lock", wait_seconds=1.0)
+    later = datetime.now(UTC) + timedelta(days=3)
+    member_dir = sftp_dir / "ruth"
+    before = sorted(p.name for p in member_dir.iterdir())
+    with closing(open_store(settings.target)) as store:
+        # Another writer (a backup of this member in another run) holds the lock.
+        with member_lock(settings.lock, store, "ruth", "backup", "backup-nas-nightly"):
+            with pytest.raises(LockBusyError, match="backup run backup-nas-nightly"):
+                prune_member(settings, store, "ruth", now=later, run="prune-by-hand")
+            assert sorted(p.name for p in member_dir.iterdir()) == sorted([*before, LOCK_NAME])
+            dry = prune_member(settings, store, "ruth", now=later, dry_run=True)  # reads only
+        plan = prune_member(settings, store, "ruth", now=later, run="prune-by-hand")
+    assert (
+        [f.filename for f in plan.delete]
+        == [f"elabfs-ruth@{S[0]}.zst"]
+        == [f.filename for f in dry.delete]
+    )
+    assert not (member_dir / f"elabfs-ruth@{S[0]}.zst").exists()
+    assert not (member_dir / LOCK_NAME).exists()  # released after the deletes

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.services import Pool, ensure_test_user
+from tests.support.settings_edit import with_section
 from tests.support.zfsdata import (
     create_member,
     guid,
@@ -29,7 +30,7 @@ from zfs_offsite.connect import open_runner, open_store, source_endpoint
 from zfs_offsite.errors import ChainError, IntegrityError
 from zfs_offsite.jobs.archive_root import adopt
 from zfs_offsite.jobs.backup import backup_member, discover_members
-from zfs_offsite.jobs.drill import drill_member, read_records, write_record
+from zfs_offsite.jobs.drill import drill_member, read_records
 from zfs_offsite.jobs.restore import (
     download_chain,
     receive_commands,
@@ -101,7 +102,7 @@ def mixed(
 
 def restore(m: Mixed, destination: str, **kwargs: object) -> object:
     with closing(open_runner(m.settings)) as runner, closing(open_store(m.settings.target)) as st:
-        return restore_member(runner, st, "dora", destination, **kwargs)  # type: ignore[arg-type]
+        return restore_member(m.settings, runner, st, "dora", destination, **kwargs)  # type: ignore[arg-type]
 
 
 def assert_same(m: Mixed, restored: str, snapshots: list[str]) -> None:
@@ -207,9 +208,11 @@ def test_damage_is_caught_by_verify_and_restore(
 ) -> None:
     m, target_pool = m_restore
     with closing(open_store(m.settings.target)) as store:
-        assert verify_member(store, "dora").verdict is Verdict.UNVERIFIED  # seed-era full
+        assert (
+            verify_member(m.settings, store, "dora").verdict is Verdict.UNVERIFIED
+        )  # seed-era full
         damage(m.path(index))
-        report = verify_member(store, "dora")
+        report = verify_member(m.settings, store, "dora")
     by_name = {f.filename: f for f in report.files}
     if damage is Path.unlink:
         assert report.verdict is Verdict.BROKEN_CHAIN
@@ -246,7 +249,7 @@ def test_unmarked_corruption_stops_the_receive_before_the_last_snapshot(
 def test_planner_builds_on_the_newest_sound_base_after_verify(mixed: Mixed) -> None:
     flip_byte(mixed.path(3))
     with closing(open_store(mixed.settings.target)) as store:
-        verify_member(store, "dora")
+        verify_member(mixed.settings, store, "dora")
     add_snapshot(mixed.pool, mixed.dataset, "auto-20190811.0200-1w", 5)
     (member,) = discover_members(mixed.settings)
     result = backup_member(mixed.settings, member)
@@ -258,9 +261,9 @@ def test_drill_proves_the_newest_snapshot_and_cleans_up(mixed: Mixed) -> None:
     (member,) = discover_members(mixed.settings)
     with closing(open_runner(mixed.settings)) as runner:
         with closing(open_store(mixed.settings.target)) as store:
-            record = drill_member(runner, store, member, scratch)
-            write_record(store, "dora", record)
-            assert read_records(store)["dora"] == record
+            drilling = with_section(mixed.settings, "drill", scratch_dataset=scratch)
+            record = drill_member(drilling, runner, store, member)
+            assert read_records(store)["dora"] == record  # the job recorded its proof
         assert not dataset_exists(runner, f"{scratch}/dora")
     assert record.snapshot == S[4] and record.guid == guid(f"{mixed.dataset}@{S[4]}")
     assert record.guid_checked_against == "source" and record.files == 4

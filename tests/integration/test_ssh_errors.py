@@ -464,7 +464,7 @@ def test_passphrase_key_backs_up_and_restores(
     restore = pool_factory()
     destination = f"{restore.name}/alice"
     with closing(open_store(settings.target)) as store:
-        restore_member(LocalRunner(), store, "alice", destination)
+        restore_member(settings, LocalRunner(), store, "alice", destination)
     assert guid(f"{destination}@{SNAP}") == guid(f"{source_pool.name}/elabfs-alice@{SNAP}")
     assert tree_digest(restore.mountpoint / "alice") == tree_digest(
         source_pool.mountpoint / "elabfs-alice"

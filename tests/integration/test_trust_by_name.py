@@ -72,7 +72,7 @@ def test_a_cut_cron_file_is_no_base_and_the_restore_chain_stays_sound(
     (member,) = discover_members(settings)
     with closing(open_store(settings.target)) as store:
         status = read_status(store, member)
-        verified = verify_member(store, "tru", mark=False)
+        verified = verify_member(settings, store, "tru", mark=False)
     assert status.newest_archived == S1  # not S2 "up to date"
     health, reasons = judge(status, Thresholds(1e9, 1e9))
     assert health is Health.WARNING
@@ -92,7 +92,7 @@ def test_a_cut_cron_file_is_no_base_and_the_restore_chain_stays_sound(
     target = pool_factory()
     destination = f"{target.name}/tru"
     with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as st:
-        restored = restore_member(runner, st, "tru", destination)
+        restored = restore_member(settings, runner, st, "tru", destination)
     assert [f.filename for f in restored.files] == [FULL, NEXT]
     assert guid(f"{destination}@{S3}") == guid(f"{dataset}@{S3}")
     assert tree_digest(target.mountpoint / "tru") == tree_digest(mount)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.services import Pool
+from tests.support.settings_edit import with_section
 from tests.support.zfsdata import create_member, snapshot, write_member_data
 from zfs_offsite.archive.verify_rotation import (
     ALL,
@@ -25,11 +26,16 @@ from zfs_offsite.archive.verify_rotation import (
     NEVER_READ,
     VERIFY_RECORD,
     read_verify_record,
-    write_verify_record,
 )
 from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.backup import backup_member, discover_members
-from zfs_offsite.jobs.verify import DEFERRED, MemberVerification, Verdict, verify_member
+from zfs_offsite.jobs.verify import (
+    DEFERRED,
+    MemberVerification,
+    RecordWriter,
+    Verdict,
+    verify_member,
+)
 from zfs_offsite.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -62,9 +68,12 @@ class Archive:
         """One verify run of the member, as the flow does it: record read, run, record written."""
         with closing(open_store(self.settings.target)) as store:
             record = read_verify_record(store).get("eve")
-            result = verify_member(store, "eve", record=record, cycle_runs=CYCLE, read_all=read_all)
+            cycle = with_section(self.settings, "verify", cycle_runs=CYCLE)
+            result = verify_member(cycle, store, "eve", record=record, read_all=read_all)
             assert result.record is not None
-            write_verify_record(store, {"eve": result.record})
+        records = RecordWriter(self.settings)  # the job's writer: the record is stored
+        records.add(result)
+        records.finish()
         return result
 
     def record(self) -> dict[str, dict[str, object]]:

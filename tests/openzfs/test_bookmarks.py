@@ -50,7 +50,7 @@ def test_destroyed_base_still_gives_an_incremental_from_its_bookmark(
     assert [b.name for b in member.bookmarks] == [mark.replace("_s1", "_s2")]  # moved forward
 
     with closing(open_store(settings.target)) as store:
-        restored = restore_member(runner, store, "ivy", f"{pool}/restored")
+        restored = restore_member(settings, runner, store, "ivy", f"{pool}/restored")
     assert restored.snapshot == "s2" and len(restored.files) == 2
     source_guid = snapshot_guid(runner, f"{dataset}@s2")
     assert source_guid is not None and restored.guid == source_guid

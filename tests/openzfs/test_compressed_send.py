@@ -80,7 +80,7 @@ def test_pull_backup_sends_compressed_blocks_and_restores_equal(
         assert sidecar["raw"] is False and sidecar["raw_bytes"] > 0
 
     with closing(open_store(settings.target)) as store:
-        result = restore_member(runner, store, "cy", restored)
+        result = restore_member(settings, runner, store, "cy", restored)
     assert [f.filename for f in result.files] == names and not result.needs_key
     for snap in ("s1", "s2"):
         guid = snapshot_guid(runner, f"{restored}@{snap}")
@@ -113,5 +113,5 @@ def test_setting_and_dataset_compression_choose_the_stream(
     else:
         assert full.stream.raw_bytes > logical
     with closing(open_store(settings.target)) as store:
-        restore_member(runner, store, "dee", f"{pool}/restored")
+        restore_member(settings, runner, store, "dee", f"{pool}/restored")
     assert tree_digest(runner, f"/{pool}/restored") == tree_digest(runner, f"/{dataset}")

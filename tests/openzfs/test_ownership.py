@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.openzfs_vm import add_snapshot, vm_settings
+from tests.support.settings_edit import with_section
 from zfs_offsite.connect import open_store
 from zfs_offsite.errors import ConfigError, PermanentError
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.drill import drill_member
-from zfs_offsite.jobs.restore import member_datasets, restore_member, snapshot_guid
+from zfs_offsite.jobs.restore import restore_member, snapshot_guid
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
 from zfs_offsite.zfs.commands import MARK
@@ -60,10 +61,9 @@ def test_drill_and_force_refuse_live_data_and_inside_snapshots_restore(
     assert detect_receive_option(runner)  # OpenZFS: the mark comes with the receive
     scratch = f"{pool}/restore"
     with closing(open_store(settings.target)) as store:
-        members = member_datasets(settings, runner)
         # restore --snapshot s3: inside the -I file, rolled back to it.
         admins = f"{scratch}/own"
-        result = restore_member(runner, store, "own", admins, snapshot="s3", run="r1")
+        result = restore_member(settings, runner, store, "own", admins, snapshot="s3", run="r1")
         assert result.rolled_back == ["s4"]
         assert snapshots_of(runner, admins) == ["s1", "s2", "s3"]
         assert result.guid == snapshot_guid(runner, f"{pool}/elabfs-own@s3")
@@ -74,15 +74,17 @@ def test_drill_and_force_refuse_live_data_and_inside_snapshots_restore(
         runner.run(["zfs", "snapshot", f"{admins}@admin-work"])
         (member,) = discover_members(settings)
         with pytest.raises(PermanentError, match=f"^{admins} exists and was not created by"):
-            drill_member(runner, store, member, scratch)
+            drill_member(
+                with_section(settings, "drill", scratch_dataset=scratch), runner, store, member
+            )
         assert snapshots_of(runner, admins) == ["s1", "s2", "s3", "admin-work"]
 
         # --force onto the live member: refused though every snapshot of it is archived.
         live = f"{pool}/elabfs-own"
         with pytest.raises(ConfigError, match=f"^--force will not replace {live}: {live} is a"):
-            restore_member(runner, store, "own", live, force=True, members=members)
+            restore_member(settings, runner, store, "own", live, force=True)
         assert snapshots_of(runner, live) == ["s1", "s2", "s3", "s4"]
         # --force onto the admin's restore: refused over admin-work.
         with pytest.raises(ConfigError, match=r"not in own's archive \(admin-work\)"):
-            restore_member(runner, store, "own", admins, force=True, members=members)
+            restore_member(settings, runner, store, "own", admins, force=True)
         assert snapshots_of(runner, admins) == ["s1", "s2", "s3", "admin-work"]

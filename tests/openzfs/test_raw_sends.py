@@ -19,7 +19,6 @@ from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.drill import drill_member
 from zfs_offsite.jobs.restore import dataset_exists, restore_member, snapshot_guid
-from zfs_offsite.keys.identities import load_identities
 from zfs_offsite.keys.keygen import write_identity_file
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.zfs.runner import Runner
@@ -87,7 +86,7 @@ def test_encrypted_dataset_goes_raw_and_restores_raw_needing_its_key(
 
     with closing(open_store(settings.target)) as store:
         drill = drill_member(runner, store, member, f"{pool}/drill")
-        result = restore_member(runner, store, "kim", restored)
+        result = restore_member(settings, runner, store, "kim", restored)
     # The drill receives the raw chain too (no key needed for that), checks the GUID, cleans up.
     assert (drill.snapshot, drill.files, drill.guid_checked_against) == ("s2", 2, "source")
     assert not dataset_exists(runner, f"{pool}/drill/kim")
@@ -156,9 +155,7 @@ def test_age_on_raw_sends_where_configured_needs_both_keys(
     )
 
     with closing(open_store(settings.target)) as store:
-        restore = restore_member(
-            runner, store, "mo", restored, identities=load_identities(identity)
-        )
+        restore = restore_member(settings, runner, store, "mo", restored)  # identity_file
     assert restore.needs_key
     assert snapshot_guid(runner, f"{restored}@s1") == snapshot_guid(runner, f"{dataset}@s1")
     runner.run(["zfs", "load-key", "-L", f"file://{keyfile}", restored])

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.openzfs_vm import vm_settings
+from tests.support.settings_edit import with_section
 from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.backup import backup_member, discover_selection
 from zfs_offsite.jobs.drill import drill_member
@@ -66,8 +67,9 @@ def test_a_zvol_below_a_member_is_detected_backed_up_drilled_and_restored(
     assert (tmp_path / "archive" / "vm~disk0" / "elabfs-vm~disk0@s1.zst").is_file()
 
     with closing(open_store(settings.target)) as store:
-        drill = drill_member(runner, store, disk, f"{pool}/drill")
-        restored = restore_member(runner, store, "vm~disk0", f"{pool}/restored/disk0")
+        drilling = with_section(settings, "drill", scratch_dataset=f"{pool}/drill")
+        drill = drill_member(drilling, runner, store, disk)
+        restored = restore_member(settings, runner, store, "vm~disk0", f"{pool}/restored/disk0")
     assert drill.guid_checked_against == "source"
     assert drill.guid == snapshot_guid(runner, f"{zvol}@s1")
     assert not dataset_exists(runner, f"{pool}/drill/vm::disk0")

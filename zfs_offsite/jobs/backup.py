@@ -1,7 +1,9 @@
 """One member's backup, end to end: read the archive, plan, stream, write sidecars.
 
-These plain functions are what the Prefect tasks wrap; they open their own
-connections from settings, so they can run in any worker thread or process.
+These plain functions are what the Prefect tasks wrap. Like every job's entry
+point they take the `Settings` first, then the connections they work over
+(the caller owns those, and shares one store over many members), then what
+they work on; `backup_member` opens its own, for scripts and tests.
 """
 
 from __future__ import annotations
@@ -126,9 +128,14 @@ def backup_members(settings: Settings, runner: Runner | None = None) -> list[Mem
     otherwise give a green run that backs up nothing, night after night.
     """
     selection = discover_selection(settings, runner)
+    require_members(settings, selection)
+    return selection.members
+
+
+def require_members(settings: Settings, selection: Selection) -> None:
+    """No member at all is a ConfigError naming the setting: the one check, for every job."""
     if not selection.members:
         raise ConfigError(nothing_selected(settings, len(selection.excluded)))
-    return selection.members
 
 
 def nothing_selected(settings: Settings, left_out: int) -> str:
@@ -291,7 +298,7 @@ def resumable_tonight(
 
 
 def plan_member(
-    settings: Settings, member: Member, store: Store, *, force_full: bool = False
+    settings: Settings, store: Store, member: Member, *, force_full: bool = False
 ) -> tuple[BackupPlan, MemberArchive]:
     """Read the member's directory afresh and decide what to send."""
     archive = read_archive(store, member.name, member.dataset_part)
@@ -400,9 +407,9 @@ def carried_snapshots(
 
 def execute_plan(
     settings: Settings,
-    plan: BackupPlan,
     runner: Runner,
     store: Store | None,
+    plan: BackupPlan,
     *,
     dry_run: bool = False,
     progress: ProgressFn | None = None,
@@ -601,5 +608,5 @@ def backup_member(
     """Plan and run one member's backup on connections of its own."""
     with closing(open_runner(settings)) as runner, closing(open_store(settings.target)) as store:
         prepare_archive(settings, store, runner, write=not dry_run)
-        plan, _ = plan_member(settings, member, store, force_full=force_full)
-        return execute_plan(settings, plan, runner, store, dry_run=dry_run, progress=progress)
+        plan, _ = plan_member(settings, store, member, force_full=force_full)
+        return execute_plan(settings, runner, store, plan, dry_run=dry_run, progress=progress)

@@ -9,7 +9,9 @@ the scratch dataset again. The drill destroys only a dataset that carries its
 own ownership mark (`zfs/ownership.py`, set when its receive created it):
 anything else at `<scratch>/<member>`, an admin's restore for one, fails that
 member's drill with one line and stays as it is. The record of successful
-drills lives on the backup server, next to what it proves.
+drills lives on the backup server, next to what it proves: `drill_member`
+writes it itself, so a drill run from a task, a script or a test leaves the
+same proof and moves the rotation on alike.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from datetime import UTC, datetime
 
 from zfs_offsite.errors import IntegrityError, PermanentError
 from zfs_offsite.jobs.restore import plan_restore, receive_chain
-from zfs_offsite.keys.identities import Identity
+from zfs_offsite.keys.identities import Identity, configured_identities
 from zfs_offsite.remote.store import Store, read_small_file, write_small_file
+from zfs_offsite.settings import Settings
 from zfs_offsite.stream.readback import check_can_decrypt
 from zfs_offsite.zfs.commands import create_argv, destroy_scratch_argv
 from zfs_offsite.zfs.destination import dataset_exists
@@ -109,19 +112,35 @@ def destroy_scratch(runner: Runner, dataset: str, attempts: int = 10) -> None:
 
 
 def drill_member(
+    settings: Settings,
+    runner: Runner,
+    store: Store,
+    member: Member,
+    *,
+    run: str | None = None,
+) -> DrillRecord:
+    """Drill one member into `settings.scratch_dataset` and record the proof on the server.
+
+    An encrypted chain needs `encryption.identity_file`; without it (or with the
+    wrong one) the drill fails before the scratch dataset is touched. `run` names
+    the run in the scratch dataset's ownership mark (a flow run id; default:
+    generated). Only a drill that passed is recorded (`.zfs-offsite-drills.json`).
+    """
+    identities = configured_identities(settings.encryption)
+    record = _drill(runner, store, member, settings.scratch_dataset, identities, run)
+    write_record(store, member.name, record)
+    return record
+
+
+def _drill(
     runner: Runner,
     store: Store,
     member: Member,
     scratch: str,
-    identities: Sequence[Identity] | None = None,
-    run: str | None = None,
+    identities: Sequence[Identity] | None,
+    run: str | None,
 ) -> DrillRecord:
-    """Receive the newest archived snapshot into scratch, check its GUID, destroy it again.
-
-    An encrypted chain needs `identities`; without them (or with the wrong
-    ones) it fails before the scratch dataset is touched. `run` names the run
-    in the scratch dataset's ownership mark (a flow run id; default: generated).
-    """
+    """Receive the newest archived snapshot into scratch, check its GUID, destroy it again."""
     point = plan_restore(store, member.name, None)
     destination = f"{scratch}/{scratch_component(member.name)}"
     check_can_decrypt(store, member.name, point.chain, identities)

@@ -6,40 +6,74 @@ what remains is always a set of complete chains plus, at worst, a sidecar
 without its file (removed by the next prune). Only regular files are ever
 deleted: a directory or symlink in a member's directory is left alone and
 reported, as are files whose sidecars cannot establish what they are.
+
+Prune writes (it deletes files), so it holds the member's writer lock while it
+reads the directory and deletes, as a backup does while it commits: whoever
+calls it, a task, the CLI or a script, gets the lock without asking for it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from contextlib import nullcontext
+from datetime import UTC, datetime, timedelta
 
 from zfs_offsite.archive.index import is_file
+from zfs_offsite.archive.lock import member_lock
 from zfs_offsite.archive.names import SIDECAR_SUFFIXES, classify, sidecar_names
 from zfs_offsite.jobs.archive_read import read_archive
 from zfs_offsite.plan.retention import PrunePlan, plan_prune
 from zfs_offsite.remote.store import Store
+from zfs_offsite.settings import Settings
 from zfs_offsite.values.policy import Rule
 
 log = logging.getLogger(__name__)
 
 
 def prune_member(
+    settings: Settings,
+    store: Store,
+    member: str,
+    *,
+    dry_run: bool = False,
+    run: str | None = None,
+    now: datetime | None = None,
+) -> PrunePlan:
+    """Plan (and unless `dry_run`, carry out) the prune of one member directory.
+
+    The policy and the partial uploads' ages come from `settings.retention`.
+    Without a policy no backup file is deleted; stale partial uploads and
+    orphaned sidecars are still cleaned up. A partial upload with checkpoints
+    waits `resumable_partial_days` for its resume instead of `stale_partial_hours`.
+    A real prune holds the member's writer lock (`settings.lock`; `run` names
+    the holder) from the read to the last delete, so it never deletes under a
+    backup that is committing; a dry run reads without it.
+    """
+    retention = settings.retention
+    lock = nullcontext() if dry_run else member_lock(settings.lock, store, member, "prune", run)
+    with lock:
+        return _prune(
+            store,
+            member,
+            retention.rules,
+            now or datetime.now(UTC),
+            stale_after=timedelta(hours=retention.stale_partial_hours),
+            resumable_after=timedelta(days=retention.resumable_partial_days),
+            dry_run=dry_run,
+        )
+
+
+def _prune(
     store: Store,
     member: str,
     rules: Sequence[Rule] | None,
     now: datetime,
     *,
-    stale_after: timedelta = timedelta(days=1),
-    resumable_after: timedelta = timedelta(days=7),
-    dry_run: bool = False,
+    stale_after: timedelta,
+    resumable_after: timedelta,
+    dry_run: bool,
 ) -> PrunePlan:
-    """Plan (and unless `dry_run`, carry out) the prune of one member directory.
-
-    Without rules no backup file is deleted; stale partial uploads and orphaned
-    sidecars are still cleaned up. A partial upload with checkpoints waits
-    `resumable_after` for its resume instead of `stale_after`.
-    """
     archive = read_archive(store, member, None)
     plan = plan_prune(
         member, archive.files, archive.partials, rules, now, stale_after, resumable_after

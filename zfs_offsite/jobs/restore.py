@@ -40,7 +40,7 @@ from zfs_offsite.errors import (
 from zfs_offsite.file_kind import path_kind
 from zfs_offsite.jobs.archive_read import read_archive
 from zfs_offsite.jobs.backup import discover_members
-from zfs_offsite.keys.identities import Identity
+from zfs_offsite.keys.identities import Identity, configured_identities
 from zfs_offsite.plan.chains import RestorePoint, archived_guids, choose_restore_point
 from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings
@@ -216,22 +216,29 @@ def _receive_message(file: ArchiveFile, process: Process) -> str:
 
 
 def restore_member(
+    settings: Settings,
     runner: Runner,
     store: Store,
     member: str,
     destination: str,
     *,
     snapshot: str | None = None,
+    point: RestorePoint | None = None,
     force: bool = False,
     resume: bool = False,
-    progress: ProgressFn | None = None,
-    identities: Sequence[Identity] | None = None,
-    members: Sequence[str] = (),
     destroy_live: bool = False,
+    progress: ProgressFn | None = None,
     run: str | None = None,
 ) -> RestoreResult:
-    """Receive the chain of `snapshot` (default: newest archived) into `destination`."""
-    point = plan_restore(store, member, snapshot)
+    """Receive the chain of `snapshot` (default: newest archived) into `destination`.
+
+    `point`, when given, is a chain planned before (the flow plans in a task of
+    its own); else it is planned here. Encrypted links are read with
+    `encryption.identity_file`; with `force`, the configured members' datasets
+    are what is never replaced without `destroy_live` (`member_datasets`).
+    `run` names the run in the ownership mark of a destination this creates.
+    """
+    point = point or plan_restore(store, member, snapshot)
     return receive_chain(
         runner,
         store,
@@ -241,8 +248,8 @@ def restore_member(
         force=force,
         resume=resume,
         progress=progress,
-        identities=identities,
-        members=members,
+        identities=configured_identities(settings.encryption),
+        members=member_datasets(settings, runner) if force else (),
         destroy_live=destroy_live,
         mark=Mark(RESTORE, run or new_run_id()),
     )

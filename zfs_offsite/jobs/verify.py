@@ -16,6 +16,8 @@ new and changed files always, older ones a share per run; a file not read
 this run keeps the verdict of its last passing read, and the report says when
 that was. A read that fails is a read too (its `last_read` is now), yet only
 passing reads enter the record, so a failing file is read again next run.
+The record is written here too (`RecordWriter`), as members finish, whoever
+runs the members (the flow's tasks, a script): one home for what is stored.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -32,18 +36,22 @@ from zfs_offsite.archive.index import is_file
 from zfs_offsite.archive.model import ArchiveFile, MemberArchive, checksum_line
 from zfs_offsite.archive.names import checksum_name, corrupt_mark_name
 from zfs_offsite.archive.verify_rotation import (
+    VERIFY_RECORD,
     FileRecord,
     MemberRecord,
     Selection,
     choose_files,
     record_note,
     updated_record,
+    write_verify_record,
 )
-from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
+from zfs_offsite.connect import open_store
+from zfs_offsite.errors import IntegrityError, PermanentError, StoreError, ZfsOffsiteError
 from zfs_offsite.jobs.archive_read import read_archive
-from zfs_offsite.keys.identities import Identity, IdentityError
+from zfs_offsite.keys.identities import Identity, IdentityError, configured_identities
 from zfs_offsite.plan.chains import missing_link, restore_chains
 from zfs_offsite.remote.store import Store, read_small_file, write_small_file
+from zfs_offsite.settings import Settings
 from zfs_offsite.stream.readback import ReadStats, checked_chunks, read_ahead, stream_chunks
 
 log = logging.getLogger(__name__)
@@ -238,27 +246,32 @@ def _read_checksum(store: Store, archive: MemberArchive, file: ArchiveFile) -> s
 
 
 def verify_member(
+    settings: Settings,
     store: Store,
     member: str,
     *,
     mark: bool = True,
-    identities: Sequence[Identity] | None = None,
     record: MemberRecord | None = None,
-    cycle_runs: int = 1,
     read_all: bool = False,
     record_problem: str = "",
 ) -> MemberVerification:
     """Check this run's share of a member's files, then the chains over those that passed.
 
-    `record` is the member's verify record (None: nothing was ever read); with
-    the default `cycle_runs` of 1 every file is read. `record_problem` is why
-    the record on the server was unreadable (`RecordRead.problem`), which the
-    result's `note` and its files' reasons then say. The result carries the
-    record to store for the next run.
+    `record` is the member's verify record (None: nothing was ever read, so
+    every file is read); the share is `settings.verify.cycle_runs`'s, the
+    identities `encryption.identity_file`'s. `record_problem` is why the record
+    on the server was unreadable (`RecordRead.problem`), which the result's
+    `note` and its files' reasons then say. The result carries the record to
+    store for the next run: hand it to a `RecordWriter`.
     """
+    identities = configured_identities(settings.encryption)
     archive = read_archive(store, member, None)
     selection = choose_files(
-        archive.files, record, cycle_runs, read_all=read_all, record_lost=bool(record_problem)
+        archive.files,
+        record,
+        settings.verify.cycle_runs,
+        read_all=read_all,
+        record_lost=bool(record_problem),
     )
     now = datetime.now(UTC).isoformat(timespec="seconds")
     checks: dict[str, FileCheck] = {}
@@ -348,3 +361,55 @@ def _update_marks(store: Store, archive: MemberArchive, checks: dict[str, FileCh
                 log.info("%s passes its checks again: mark removed", path)
         except StoreError as exc:
             log.warning("cannot update %s: %s", path, exc)
+
+
+RECORD_EVERY_SECONDS = 300.0  # a long verify saves its progress this often
+
+
+class RecordWriter:
+    """Stores members' new verify records as their results come in.
+
+    Written every `every` seconds and once at `finish`, so a stopped run keeps
+    what it proved without a write per member. `keep` (every member directory,
+    on a run over all) drops the records of directories that are gone. A write
+    that fails is a warning: the next run then reads those files again, more
+    work but never less checking.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        keep: Sequence[str] | None = None,
+        every: float = RECORD_EVERY_SECONDS,
+    ) -> None:
+        self._settings = settings
+        self._keep = list(keep) if keep is not None else None
+        self._every = every
+        self._pending: dict[str, MemberRecord] = {}
+        self._last_write = time.monotonic()
+
+    def add(self, result: MemberVerification | None) -> None:
+        """Take one member's result (None: it was not verified; nothing to record)."""
+        if result is not None and result.record is not None:
+            self._pending[result.member] = result.record
+        if self._pending and time.monotonic() - self._last_write >= self._every:
+            self._write(None)
+
+    def finish(self) -> None:
+        """Write what is still pending, and drop the records of gone directories."""
+        self._write(self._keep)
+
+    def _write(self, keep: list[str] | None) -> None:
+        updates, self._pending, self._last_write = self._pending, {}, time.monotonic()
+        if not updates and keep is None:
+            return
+        try:
+            with closing(open_store(self._settings.target)) as store:
+                write_verify_record(store, updates, keep)
+        except (OSError, ZfsOffsiteError) as exc:
+            log.warning(
+                "could not write %s on the backup server (%s): the next verify reads these "
+                "files again",
+                VERIFY_RECORD,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
