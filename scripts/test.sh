@@ -1,11 +1,39 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian machine and runs every test: lint, types, unit, integration
-# (real zfs-fuse, a private sshd on 127.0.0.1) and the Prefect flow tests.
+# Sets up a fresh Debian machine and runs every test: lint, types, the fast tier as a
+# non-root user on a simulated installed host, then every root tier (real zfs-fuse, a
+# private sshd on 127.0.0.1, the Prefect servers, PostgreSQL, chromium, the OpenZFS VM
+# if it is up). Every test runs once. Prints each stage's and each tier's wall time and
+# the 20 slowest tests, so CI records them. Fails if any stage fails (all stages run).
+# Arguments go to the root tiers' pytest (e.g. -x, -k name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-system.sh
 .venv/bin/python -m tests.support.services zfs-fuse
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
-.venv/bin/mypy
-exec .venv/bin/python -m pytest "$@"
+
+stages=()
+failed=()
+stage() {
+    local name=$1 start status=0
+    shift
+    echo "=== $name: $*"
+    start=$(date +%s)
+    "$@" || status=$?
+    stages+=("$(printf '%-34s %6ss  %s' "$name" "$(($(date +%s) - start))" \
+        "$([ "$status" -eq 0 ] && echo ok || echo "FAILED (exit $status)")")")
+    [ "$status" -eq 0 ] || failed+=("$name")
+}
+
+stage "ruff check" .venv/bin/ruff check .
+stage "ruff format" .venv/bin/ruff format --check .
+stage "mypy" .venv/bin/mypy
+# Plain `pytest` as a non-root user, /etc holding an installed host's files.
+stage "fast tier (non-root, hermetic)" bash scripts/fast-tier-as-user.sh
+# Every other test, as root; a missing service fails here instead of skipping.
+stage "root tiers" .venv/bin/python -m pytest --tier=root --require-services --durations=20 "$@"
+
+echo "=== wall time per stage (each tier's: in its pytest summary above)"
+printf '%s\n' "${stages[@]}"
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "FAILED: ${failed[*]}" >&2
+    exit 1
+fi
