@@ -4,7 +4,8 @@
 # private sshd on 127.0.0.1, the Prefect servers, PostgreSQL, chromium, the OpenZFS VM
 # if it is up). Every test runs once. Prints each stage's and each tier's wall time and
 # the 20 slowest tests, so CI records them. Fails if any stage fails (all stages run).
-# Arguments go to the root tiers' pytest (e.g. -x, -k name).
+# With arguments, pytest runs once, as root, on what they select among all the tests
+# (`scripts/test.sh tests/unit -q`, `-k resume`), as before the tiers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-system.sh
@@ -26,10 +27,14 @@ stage() {
 stage "ruff check" .venv/bin/ruff check .
 stage "ruff format" .venv/bin/ruff format --check .
 stage "mypy" .venv/bin/mypy
-# Plain `pytest` as a non-root user, /etc holding an installed host's files.
-stage "fast tier (non-root, hermetic)" bash scripts/fast-tier-as-user.sh
-# Every other test, as root; a missing service fails here instead of skipping.
-stage "root tiers" .venv/bin/python -m pytest --tier=root --require-services --durations=20 "$@"
+if [ "$#" -gt 0 ]; then
+    stage "pytest $*" .venv/bin/python -m pytest --tier=all --require-services --durations=20 "$@"
+else
+    # Plain `pytest` as a non-root user, /etc holding an installed host's files.
+    stage "fast tier (non-root, hermetic)" bash scripts/fast-tier-as-user.sh
+    # Every other test, as root; a missing service fails here instead of skipping.
+    stage "root tiers" .venv/bin/python -m pytest --tier=root --require-services --durations=20
+fi
 
 echo "=== wall time per stage (each tier's: in its pytest summary above)"
 printf '%s\n' "${stages[@]}"

@@ -36,6 +36,8 @@ from zfs_offsite.settings import Settings, load_settings
 # each run's logs, as in the CLI and on a worker.
 send_core_logs()
 
+pytest_plugins = ["pytester"]  # tests/unit/test_tiers.py runs pytest in-process
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_tier_options(parser)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import pwd
-import subprocess
-import sys
 from pathlib import Path
+
+import pytest
 
 from cli.server_config import DEFAULT_ENV_FILE, ENV_FILE_ENV, env_file
 from tests.support.tiers import ENTRY_POINT_MODULES, TierClock, is_fast, missing
@@ -21,33 +21,32 @@ TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent
 
 
-def plain_pytest_selection(*folders: str) -> list[str]:
-    """The node ids plain `pytest` picks when its testpaths are `folders`."""
-    testpaths = f"testpaths={' '.join(folders)}"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--collect-only",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-o",
-            testpaths,
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+def plain_pytest_selection(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *folders: str
+) -> list[str]:
+    """The node ids plain `pytest`, run in the checkout, picks when its testpaths are
+    `folders` (in-process: its imports are loaded already, so it takes a second)."""
+    monkeypatch.chdir(REPO)  # testpaths apply only when pytest runs from the rootdir
+    result = pytester.runpytest_inprocess(
+        "--collect-only",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-c",
+        str(REPO / "pyproject.toml"),
+        "--rootdir",
+        str(REPO),
+        "-o",
+        f"testpaths={' '.join(folders)}",
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return [line for line in done.stdout.splitlines() if "::" in line]
+    assert result.ret == 0, result.stdout.str()
+    return [line for line in result.outlines if "::" in line]
 
 
-def test_plain_pytest_picks_the_pure_tests_and_none_that_need_a_service() -> None:
-    picked = plain_pytest_selection("tests/cli", "tests/flows")
+def test_plain_pytest_picks_the_pure_tests_and_none_that_need_a_service(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    picked = plain_pytest_selection(pytester, monkeypatch, "tests/cli", "tests/flows")
     modules = {node.split("::")[0] for node in picked}
     # Pure: no pool, no server, no subprocess of the installed command.
     assert "tests/cli/test_progress_bars.py" in modules
