@@ -18,6 +18,7 @@ test with a reason naming it (`missing`), or fails it under
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import time
@@ -94,6 +95,7 @@ def missing(
     euid: int | None = None,
     which: Callable[[str], str | None] = shutil.which,
     exists: Callable[[str], bool] = os.path.exists,
+    matches: Callable[[str], list[str]] = glob.glob,
 ) -> str | None:
     """Why `need` cannot be had on this machine, in one line; None when it can.
 
@@ -116,9 +118,7 @@ def missing(
         both = exists("/usr/bin/chromium") and exists("/usr/bin/chromedriver")
         return None if both else f"no chromium/chromedriver: {SETUP} (chromium chromium-driver)"
     if need == "postgresql":
-        import glob
-
-        found = bool(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        found = bool(matches("/usr/lib/postgresql/*/bin/initdb"))
         return (
             None
             if found

@@ -76,18 +76,34 @@ def test_every_entry_point_module_exists() -> None:
     assert [m for m in sorted(ENTRY_POINT_MODULES) if not (TESTS / m).is_file()] == []
 
 
+def on_a_bare_machine(need: str, euid: int = 0) -> str | None:
+    return missing(need, euid=euid, which=lambda _: None, exists=lambda _: False, matches=no)
+
+
+def on_a_test_machine(need: str) -> str | None:
+    return missing(
+        need, euid=0, which=lambda n: f"/usr/sbin/{n}", exists=lambda _: True, matches=any_
+    )
+
+
+def no(_: str) -> list[str]:
+    return []
+
+
+def any_(pattern: str) -> list[str]:
+    return [pattern]
+
+
 def test_a_missing_service_is_named_with_where_it_comes_from() -> None:
-    nothing = {"which": lambda name: None, "exists": lambda path: False}
-    assert missing("root", euid=1000, **nothing) == (
+    assert on_a_bare_machine("root", euid=1000) == (
         "not root: run this tier as root (sudo), as scripts/test.sh does"
     )
-    assert missing("root", euid=0, **nothing) is None
-    assert "no zfs-fuse binary" in (missing("zfs-fuse", euid=0, **nothing) or "")
-    assert "no sshd binary" in (missing("sshd", euid=0, **nothing) or "")
-    assert "no chromium/chromedriver" in (missing("chromium", euid=0, **nothing) or "")
-    everything = {"which": lambda name: f"/usr/sbin/{name}", "exists": lambda path: True}
-    assert missing("zfs-fuse", euid=0, **everything) is None
-    assert missing("chromium", euid=0, **everything) is None
+    assert "no zfs-fuse binary" in (on_a_bare_machine("zfs-fuse") or "")
+    assert "no sshd binary" in (on_a_bare_machine("sshd") or "")
+    assert "no chromium/chromedriver" in (on_a_bare_machine("chromium") or "")
+    assert "no PostgreSQL server binaries" in (on_a_bare_machine("postgresql") or "")
+    for need in ("root", "zfs-fuse", "sshd", "chromium", "postgresql"):
+        assert on_a_test_machine(need) is None, need
 
 
 def test_each_tiers_wall_time_from_its_first_start_to_its_last_end() -> None:
