@@ -51,21 +51,32 @@ echo "127.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOfAnInstalledHostNot
 printf 'Host *\n    Port 9\n    User nobody-here\n' > "$home/.ssh/config"
 chown -R "$user:" "$home"
 
-# A venv whose interpreter lives in root's home (pyenv, uv's pythons; /root is 0700):
-# this namespace's /root shows that one folder, and nothing else of root's.
-python=$(readlink -f "$repo/.venv/bin/python")
-case $python in
-/root/*/*)
-    top=${python#/root/}
-    top=${top%%/*}
-    mkdir /tmp/root-hold /tmp/root-view
-    mount --bind "/root/$top" /tmp/root-hold
+# A checkout, or a venv's interpreter (pyenv, uv's pythons), in root's home (0700): this
+# namespace's /root shows those folders, and nothing else of root's.
+exposed=()
+for path in "$repo" "$(readlink -f "$repo/.venv/bin/python")"; do
+    case $path in
+    /root/?*)
+        top=${path#/root/}
+        exposed+=("${top%%/*}")
+        ;;
+    esac
+done
+if [ "${#exposed[@]}" -gt 0 ]; then
+    mkdir /tmp/root-view
+    for top in "${exposed[@]}"; do
+        [ -d "/tmp/root-hold/$top" ] && continue
+        mkdir -p "/tmp/root-hold/$top"
+        mount --bind "/root/$top" "/tmp/root-hold/$top"
+    done
     chmod 711 /tmp/root-view
     mount --bind /tmp/root-view /root
-    mkdir "/root/$top"
-    mount --bind /tmp/root-hold "/root/$top"
-    ;;
-esac
+    for top in "${exposed[@]}"; do
+        [ -d "/root/$top" ] && continue
+        mkdir "/root/$top"
+        mount --bind "/tmp/root-hold/$top" "/root/$top"
+    done
+fi
 
 if ! runuser -u "$user" -- test -r "$repo/pyproject.toml" -a -x "$repo/.venv/bin/python"; then
     echo "fast-tier-as-user.sh: user $user cannot read $repo or run its .venv:" \
