@@ -1,4 +1,9 @@
-"""Shared fixtures: real zfs-fuse pools, a real sshd, settings that point at them."""
+"""Shared fixtures: real zfs-fuse pools, a real sshd, settings that point at them.
+
+Also the tiers (tests/support/tiers.py): plain `pytest` selects the fast tier and
+keeps it off the host's own files (`hermetic_host`); a root tier's missing
+service skips its tests with the reason, or fails them under --require-services.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.server_config import AUTH_KEY, ENV_FILE_ENV, URL_KEY
 from flows.logs import send_core_logs
 from tests.support.services import (
     Pool,
@@ -20,18 +26,66 @@ from tests.support.services import (
     ensure_zfs_fuse,
     start_sshd,
 )
+from tests.support.tier_plugin import TierPlugin, add_tier_options, require
+from tests.support.tiers import FAST
 from tests.support.zfsdata import MEMBERS, create_member, snapshot, write_member_data
 from zfs_offsite.settings import Settings, load_settings
+from zfs_offsite.settings import files as settings_files
 
 # Before any test imports Prefect (importing `flows` does it too): the core's lines in
 # each run's logs, as in the CLI and on a worker.
 send_core_logs()
 
+pytest_plugins = ["pytester"]  # tests/unit/test_tiers.py runs pytest in-process
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_tier_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(TierPlugin(config, Path(__file__).resolve().parent), "tiers")
+
+
+# The caller's variables a fast test must not see: settings, the host's names, a server.
+PRIVATE_PREFIXES = ("OFFSITE_", "ZFS_OFFSITE_", "PREFECT_API_")
+
+
+@pytest.fixture(autouse=True)
+def hermetic_host(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A fast test sees none of this host's own files or the caller's environment.
+
+    No `/etc/zfs-offsite.toml` (the settings see it as missing) and no
+    `/etc/default/zfs-offsite` (OFFSITE_ENV_FILE points at a file that does not
+    exist), a private HOME (no `~/.ssh` of the caller or of the zfs-offsite user,
+    whose home is /var/lib/zfs-offsite) and PREFECT_HOME (no Prefect profile naming
+    a server), no PREFECT_API_URL, OFFSITE_* or ZFS_OFFSITE_* variable, and an
+    empty working directory (no `./zfs-offsite.toml` or `.env`). The root tiers set
+    up what they need themselves and are left as they are.
+    """
+    if request.node.get_closest_marker(FAST) is None:
+        return
+    home = tmp_path_factory.mktemp("home")
+    for name in list(os.environ):
+        if name.startswith(PRIVATE_PREFIXES) or name in (URL_KEY, AUTH_KEY, "PREFECT_PROFILE"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PREFECT_HOME", str(home / ".prefect"))
+    monkeypatch.setenv(ENV_FILE_ENV, str(home / "no-env-file"))
+    # /etc/zfs-offsite.toml is looked up under an empty directory; messages keep its name.
+    monkeypatch.setattr(settings_files, "system_root", tmp_path_factory.mktemp("system-root"))
+    work = home / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+
 
 @pytest.fixture(scope="session")
-def zfs_fuse() -> None:
-    if os.geteuid() != 0:
-        pytest.fail("integration tests need root (zfs-fuse, sshd): run them as README says")
+def zfs_fuse(request: pytest.FixtureRequest) -> None:
+    require(request.config, "root", "zfs-fuse")
     ensure_zfs_fuse()
 
 
@@ -53,7 +107,8 @@ def prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def sshd() -> Iterator[SshServer]:
+def sshd(request: pytest.FixtureRequest) -> Iterator[SshServer]:
+    require(request.config, "root", "sshd")
     # Not under pytest's tmp dir: that is 0700 and sshd reads keys as the test user.
     directory = Path(tempfile.mkdtemp(prefix="zfs-offsite-sshd-", dir="/var/tmp"))
     server = start_sshd(directory)
@@ -88,8 +143,9 @@ def source_pool(pool_factory: Callable[[], Pool]) -> Pool:
 
 
 @pytest.fixture
-def sftp_dir() -> Iterator[Path]:
+def sftp_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
     """An archive directory owned by the SFTP test user."""
+    require(request.config, "root")  # it creates that user
     user = ensure_test_user()
     path = Path(user.pw_dir) / f"archive-{secrets.token_hex(4)}"
     path.mkdir(parents=True)

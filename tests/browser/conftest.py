@@ -20,6 +20,7 @@ from deployments.naming import work_pool
 from tests.support.browser import HOST, Installation, save_page
 from tests.support.prefect_server import PREFECT, prefect_server
 from tests.support.services import Pool
+from tests.support.tier_plugin import require
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -37,11 +38,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 @pytest.fixture
 def browser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """A headless Chromium with its own profile; saves a screenshot if the test fails."""
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.fail(
-            "the browser test needs Debian's chromium and chromium-driver: run "
-            "scripts/setup-system.sh"
-        )
+    require(request.config, "chromium")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -36,14 +36,18 @@ from tests.support.postgres import postgres_cluster
 from tests.support.prefect_server import prefect_server
 from tests.support.proxy import ThrottlingProxy
 from tests.support.services import SshServer, create_pool, ensure_test_user
+from tests.support.tier_plugin import require
 from tests.support.zfsdata import MEMBERS, SNAP, create_member, snapshot, write_member_data
 
 # Test-only settings: services and workers poll faster than in production.
 
 
 @pytest.fixture(scope="module")
-def server(zfs_fuse: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def server(
+    request: pytest.FixtureRequest, zfs_fuse: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
     """`prefect server start` on a private PostgreSQL cluster; the env of its clients."""
+    require(request.config, "postgresql")
     home = tmp_path_factory.mktemp("prefect-server")
     with postgres_cluster() as url:
         settings = {"PREFECT_API_DATABASE_CONNECTION_URL": url, **SERVER_SETTINGS}
