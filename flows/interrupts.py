@@ -29,8 +29,9 @@ def stop_streams_when_interrupted() -> Iterator[None]:
     Prefect's TerminationSignal from its own SIGTERM handler, which must stay
     installed for a Cancel to end as Cancelled). Seeing it pass, this tells
     the streams running in worker threads to stop (`zfs_offsite.cancel`):
-    each removes its partial file and releases its member lock, so the engine
-    does not wait for uploads to finish before the run ends.
+    each keeps its partial file if it has checkpoints (else removes it) and
+    releases its member lock, so the engine does not wait for uploads to finish
+    before the run ends.
     """
     cancel.reset()
     try:

@@ -2,8 +2,9 @@
 
 A signal handler or a cancellation hook calls `request()`; the upload (stream/upload.py), the
 lock wait and the restore loop call `check()` at least once a second and stop
-with `Cancelled`, cleaning up on the way out (send killed, partial removed,
-lock released). Threads cannot be interrupted from outside, so they look.
+with `Cancelled`, cleaning up on the way out (send killed, a partial without
+checkpoints removed, one with them kept to resume, lock released). Threads
+cannot be interrupted from outside, so they look.
 """
 
 from __future__ import annotations
