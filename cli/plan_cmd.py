@@ -21,7 +21,7 @@ PLAN_COLUMNS = ("member", "action", "base", "target", "file", "reason")
 def plan_members(
     settings: Settings, wanted: list[str], force_full: bool
 ) -> tuple[list[BackupPlan], dict[str, str], list[Excluded], str | None]:
-    """Plan like the backup flow (`jobs/backup_plan.plan_night`), on one connection.
+    """Plan like the backup flow (`jobs/plan_night.plan_night`), on one connection.
 
     Returns the plans, per member that cannot be planned its one-line error, the
     datasets below the members that are left out (listed, never silent), and a note
@@ -31,7 +31,7 @@ def plan_members(
     from zfs_offsite.archive.identity import root_note
     from zfs_offsite.connect import open_store
     from zfs_offsite.jobs.backup import discover_selection
-    from zfs_offsite.jobs.backup_plan import plan_each, plan_night
+    from zfs_offsite.jobs.plan_night import plan_each, plan_night
     from zfs_offsite.zfs.members import Member
 
     notes: list[str | None] = []

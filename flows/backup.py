@@ -25,7 +25,7 @@ from tasks.retries import retry_policy
 from zfs_offsite.connect import host_label
 from zfs_offsite.errors import MembersFailed
 from zfs_offsite.jobs.backup import plan_result
-from zfs_offsite.jobs.backup_plan import plan_night
+from zfs_offsite.jobs.plan_night import plan_night
 from zfs_offsite.plan.backup import Action, BackupPlan
 from zfs_offsite.report.run_report import (
     MemberOutcome,
@@ -137,7 +137,7 @@ def backup_flow(
         plans.update(futures)
         return planned, dict(unplanned)
 
-    # The same planning as `zfs-offsite plan` (jobs/backup_plan.py), its steps as tasks.
+    # The same planning as `zfs-offsite plan` (jobs/plan_night.py), its steps as tasks.
     night = plan_night(
         settings,
         members,

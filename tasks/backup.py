@@ -19,7 +19,7 @@ from tasks.retries import retry_policy
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.backup import BackupResult, plan_member, prepare_archive
 from zfs_offsite.jobs.backup import execute_plan as execute_plan_fn
-from zfs_offsite.jobs.backup_plan import plan_each
+from zfs_offsite.jobs.plan_night import plan_each
 from zfs_offsite.plan.backup import BackupPlan
 from zfs_offsite.settings import Settings
 from zfs_offsite.zfs.members import Member

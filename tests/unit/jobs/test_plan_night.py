@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from zfs_offsite.errors import ConfigError
-from zfs_offsite.jobs.backup_plan import choose_members, plan_night
+from zfs_offsite.jobs.plan_night import choose_members, plan_night
 from zfs_offsite.plan.backup import BackupPlan
 from zfs_offsite.settings import Settings, load_settings
 from zfs_offsite.zfs.members import Excluded, Member, Selection
