@@ -15,8 +15,12 @@ echo "setup-system.sh: demo/test machine set-up (zfs-fuse, sshd); on a real NAS 
 # chromium: the browser smoke test (tests/browser/); postgresql: the operations tier runs
 # the Prefect server on a private cluster of its own (tests/operations/); age: the manual
 # restore of encrypted files (tests/integration/test_encryption.py runs it).
+# ceph-mon ceph-osd radosgw ceph-common: the S3 tier's own single-node Ceph RGW, started as
+# plain processes in a temp dir by tests/support/rgw.py (the packages start no daemon: there
+# is no /etc/ceph/ceph.conf); rclone: bench/s3_client.py's reference uploader.
 packages=(zfs-fuse openssh-server openssh-client zstd gzip pigz python3 python3-venv procps
-    chromium chromium-driver fonts-liberation postgresql age)
+    chromium chromium-driver fonts-liberation postgresql age
+    ceph-mon ceph-osd radosgw ceph-common rclone)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

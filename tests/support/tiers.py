@@ -41,6 +41,7 @@ SERVICE_FIXTURES = frozenset(
         "hosts",
         "vm_known_hosts",  # the OpenZFS VM
         "vm",
+        "rgw",  # a single-node Ceph RGW (tests/support/rgw.py)
     }
 )
 TIER_MARKERS = frozenset({"integration", "openzfs_vm", "slow"})
@@ -85,6 +86,9 @@ def tier_of(module: str) -> str:
     return module.split("/", 1)[0] if "/" in module else "tests"
 
 
+# The programs tests/support/rgw.py runs to start its single-node Ceph RGW.
+CEPH_PROGRAMS = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "ceph", "monmaptool")
+
 # What each need is, and where it comes from, for the skip reason.
 SETUP = "scripts/setup-system.sh installs it"
 
@@ -99,7 +103,7 @@ def missing(
 ) -> str | None:
     """Why `need` cannot be had on this machine, in one line; None when it can.
 
-    Needs: `root`, `zfs-fuse`, `sshd`, `chromium`, `postgresql`. The caller
+    Needs: `root`, `zfs-fuse`, `sshd`, `chromium`, `postgresql`, `ceph`. The caller
     skips (or, under --require-services, fails) the test with the reason.
     """
     euid = os.geteuid() if euid is None else euid
@@ -123,6 +127,14 @@ def missing(
             None
             if found
             else f"no PostgreSQL server binaries: {SETUP} (apt-get install postgresql)"
+        )
+    if need == "ceph":
+        absent = [name for name in CEPH_PROGRAMS if not which(name)]
+        return (
+            None
+            if not absent
+            else f"no Ceph RGW ({', '.join(absent)} missing): {SETUP} "
+            "(apt-get install ceph-mon ceph-osd radosgw ceph-common)"
         )
     raise ValueError(f"unknown need {need!r}")
 

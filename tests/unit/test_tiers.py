@@ -65,6 +65,7 @@ def test_a_service_fixture_or_tier_marker_leaves_the_fast_tier() -> None:
     assert is_fast("cli/test_progress_bars.py", pure, (), conditional=False)
     assert not is_fast("cli/test_status_trust.py", (*pure, "zfs_fuse"), (), conditional=False)
     assert not is_fast("flows/test_core_logs.py", ("prefect",), (), conditional=False)
+    assert not is_fast("s3/test_rgw_facts.py", ("rgw",), (), conditional=False)
     assert not is_fast("integration/test_x.py", pure, ("integration",), conditional=False)
     # A skipif (e.g. "needs root") outside tests/unit: the root run, where it runs.
     assert not is_fast("deployments/test_install.py", pure, ("skipif",), conditional=True)
@@ -102,7 +103,8 @@ def test_a_missing_service_is_named_with_where_it_comes_from() -> None:
     assert "no sshd binary" in (on_a_bare_machine("sshd") or "")
     assert "no chromium/chromedriver" in (on_a_bare_machine("chromium") or "")
     assert "no PostgreSQL server binaries" in (on_a_bare_machine("postgresql") or "")
-    for need in ("root", "zfs-fuse", "sshd", "chromium", "postgresql"):
+    assert "no Ceph RGW (ceph-mon, ceph-osd, radosgw" in (on_a_bare_machine("ceph") or "")
+    for need in ("root", "zfs-fuse", "sshd", "chromium", "postgresql", "ceph"):
         assert on_a_test_machine(need) is None, need
 
 
