@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.openzfs_vm import add_snapshot, tree_digest, vm_settings
+from tests.support.settings_edit import with_section
 from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.drill import drill_member
@@ -85,7 +86,8 @@ def test_encrypted_dataset_goes_raw_and_restores_raw_needing_its_key(
         assert marker.encode() not in stored_stream(archive / "kim" / name)
 
     with closing(open_store(settings.target)) as store:
-        drill = drill_member(runner, store, member, f"{pool}/drill")
+        drilling = with_section(settings, "drill", scratch_dataset=f"{pool}/drill")
+        drill = drill_member(drilling, runner, store, member)
         result = restore_member(settings, runner, store, "kim", restored)
     # The drill receives the raw chain too (no key needed for that), checks the GUID, cleans up.
     assert (drill.snapshot, drill.files, drill.guid_checked_against) == ("s2", 2, "source")
