@@ -91,6 +91,19 @@ def open_store(target: TargetSettings) -> Store:
     url = target.parsed
     if url.scheme == "file":
         return LocalStore(Path(url.path), timeout=target.timeout, umask=target.umask)
+    if url.scheme == "s3":
+        from zfs_offsite.remote.s3 import S3Store
+
+        s3 = target.s3
+        return S3Store(
+            url.host,
+            url.path,
+            endpoint_url=s3.endpoint_url,
+            region=s3.region,
+            addressing_style=s3.addressing_style,
+            profile=s3.profile,
+            timeout=target.timeout,
+        )
     return SftpStore(
         target_endpoint(target),
         url.path,

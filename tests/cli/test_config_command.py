@@ -241,3 +241,28 @@ def test_check_fails_the_untouched_push_example_too(cwd: Path) -> None:
         f"error: setting target.url ({url_line}): backup.example.org is the example's "
         "placeholder host: name the real one"
     ) in result.stderr.splitlines()
+
+
+def test_an_s3_target_shows_its_section_and_no_aws_secret(cwd: Path, tmp_path: Path) -> None:
+    secret, key_id = "wJalrXUtnFEMIK7MDENGbPxRfiCY", "AKIAEXAMPLEKEYID"
+    config = tmp_path / "z.toml"
+    config.write_text(
+        '[target]\nurl = "s3://zfs-backups/lab"\n'
+        '[target.s3]\nendpoint_url = "http://127.0.0.1:7480"\nprofile = "backup"\n'
+    )
+    result = run(
+        cwd,
+        "-c",
+        str(config),
+        AWS_ACCESS_KEY_ID=key_id,
+        AWS_SECRET_ACCESS_KEY=secret,
+        AWS_SESSION_TOKEN=secret + "token",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(
+        re.match(r'target\.url +=  ?"s3://zfs-backups/lab" +\(.*z\.toml:2\)', x) for x in lines
+    )
+    assert any(re.match(r'target\.s3\.profile += "backup" +\(.*z\.toml:5\)', x) for x in lines)
+    assert secret not in result.stdout + result.stderr
+    assert key_id not in result.stdout + result.stderr

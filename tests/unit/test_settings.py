@@ -241,7 +241,7 @@ def test_a_config_file_that_is_a_device_says_so() -> None:
         (
             'target = { url = "file:///x", zzz = 1 }\n',
             "unknown setting target.zzz ({}:1): [target] takes url, key_file, known_hosts, "
-            "key_passphrase, timeout, client, bandwidth, umask",
+            "key_passphrase, timeout, client, bandwidth, s3, umask",
         ),
         (
             "[nosuch]\nx = 1\n",
@@ -369,7 +369,7 @@ def test_all_errors_at_once_each_naming_its_source(
         "the settings have 4 errors:",
         "unknown variable ZFS_OFFSITE_SOURCE_POOL (env): did you mean ZFS_OFFSITE_SOURCE__POOL?",
         "setting target.url (env ZFS_OFFSITE_TARGET__URL): "
-        "the target URL must start with sftp:// or file://",
+        "the target URL must start with sftp://, file:// or s3://",
         f"setting target.timeout ({config}:5): must be a number of seconds from 1 to 3600",
         f"setting compression.algorithm ({config}:7): Input should be 'gzip' or 'zstd'",
     ]

@@ -1,4 +1,5 @@
-"""Remote storage behind one small protocol: a local directory or an SFTP server.
+"""Remote storage behind one small protocol: a local directory, an SFTP server, or an S3
+bucket (`remote/s3.py`: reads only, for now).
 
 Paths are relative to the target's root and use `/`. Writers create new files
 only (exclusive create: no run can truncate another's bytes), and a writer's

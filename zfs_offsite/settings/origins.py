@@ -93,6 +93,9 @@ def _unknown_key_hint(key: Key, root: type[BaseModel]) -> str:
     section: type[BaseModel] = root
     for part in key[:-1]:
         section = section_model(section.model_fields[part].annotation) or section
+    refused = getattr(section, "refused_key_hint", None)
+    if callable(refused) and (why := refused(key[-1])):
+        return str(why)
     siblings = list(section.model_fields)
     close = difflib.get_close_matches(key[-1], siblings, n=1, cutoff=0.6)
     if close:

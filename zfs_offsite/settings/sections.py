@@ -1,4 +1,4 @@
-"""The nine sections of the settings: one model each, every field described.
+"""The nine sections of the settings, and target.s3 in target: one model each, all described.
 
 Each field's `description` is the one sentence the configuration reference shows
 a storage admin (units and what the default means), so it is written for them.
@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 
 from zfs_offsite.archive.names import Compression
 from zfs_offsite.archive.recipients import Recipient, parse_recipient
@@ -106,14 +113,78 @@ class SourceSettings(SettingsSection):
         return value
 
 
+# Keys an admin might try for S3 credentials; each is refused with the fix, not "unknown key".
+_CREDENTIAL_WORDS = ("key", "secret", "token", "password", "credential")
+
+
+class S3Settings(SettingsSection):
+    """How an s3:// target is reached; its credentials come only from the AWS chain.
+
+    Never here: access keys and secrets are read by the AWS SDK from the
+    environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) or
+    the shared credentials file (~/.aws/credentials, section `profile`), so they
+    never reach a TOML file, flow parameters, logs or `zfs-offsite config`.
+    """
+
+    endpoint_url: str | None = Field(
+        None,
+        description="The S3 endpoint of a store that is not AWS (Ceph RGW, MinIO, Wasabi, B2), "
+        "e.g. https://s3.example.org or http://10.0.0.5:7480; unset: AWS (or AWS_ENDPOINT_URL).",
+    )
+    region: str | None = Field(
+        None,
+        description="The region the request signature names, e.g. us-east-1 (most non-AWS "
+        "stores accept any); unset: the AWS chain's (AWS_DEFAULT_REGION, the profile's).",
+    )
+    addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto",
+        description="path: https://endpoint/bucket/key (Ceph RGW and MinIO without wildcard "
+        "DNS); virtual: https://bucket.endpoint/key; auto: path with endpoint_url set, "
+        "virtual on AWS.",
+    )
+    profile: str | None = Field(
+        None,
+        description="The section of ~/.aws/credentials and ~/.aws/config to use (AWS_PROFILE "
+        "works too); unset: the environment's keys, else the default profile.",
+    )
+
+    @staticmethod
+    def refused_key_hint(name: str) -> str | None:
+        """The fix for a credential key put here (settings/origins.py asks before "unknown")."""
+        if not any(word in name.lower() for word in _CREDENTIAL_WORDS):
+            return None
+        return (
+            "S3 credentials are never read from the settings (they would be shown and "
+            "logged): remove it, and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the "
+            "environment or name a section of ~/.aws/credentials in target.s3.profile"
+        )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        example = "https://s3.example.org or http://127.0.0.1:7480"
+        if "@" in parts.netloc:
+            raise ValueError(
+                "the endpoint URL holds credentials, which this tool refuses: remove them "
+                f"({example}) and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead"
+            )
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http:// or https:// URL with a host, e.g. {example}")
+        url_port(value, example)
+        return value
+
+
 class TargetSettings(SettingsSection):
     """The backup server (or directory) and the SSH credentials for it."""
 
     url: str = Field(
         DEMO_TARGET,
         description="Where the archive lives: sftp://user@host:port/path (/~/dir: below the "
-        "login directory) or file:///path; no password in the URL. Default: the demo's "
-        "local directory.",
+        "login directory), file:///path or s3://bucket/prefix (see target.s3); no password "
+        "in the URL. Default: the demo's local directory.",
     )
     key_file: Path | None = Field(
         None, description="The private SSH key that logs in to the backup server (sftp://)."
@@ -141,6 +212,12 @@ class TargetSettings(SettingsSection):
         description="Upload limit shared by all streams of the process, e.g. '40MB/s' "
         "(MB = 10^6 bytes, MiB = 2^20), or by local time: '08:00-20:00 10MB/s, 40MB/s'; "
         "unset, 0 or unlimited: no limit.",
+    )
+
+    s3: S3Settings = Field(
+        default_factory=S3Settings,
+        description="How an s3:// target is reached (endpoint, region, addressing, profile); "
+        "credentials only from the AWS environment or shared credentials file.",
     )
 
     umask: int = Field(

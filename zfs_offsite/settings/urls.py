@@ -1,11 +1,13 @@
-"""The URL grammar of `target.url` (sftp://, file://) and `source.ssh_url` (ssh://).
+"""The URL grammar of `target.url` (sftp://, file://, s3://) and `source.ssh_url` (ssh://).
 
-Pure text parsing. A URL that carries a password, a query or a fragment, or
-names port 0, is refused rather than guessed at or shown back to the user.
+Pure text parsing. A URL that carries a password (or, for s3://, any credential),
+a query or a fragment, or names port 0, is refused rather than guessed at or
+shown back to the user.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -13,9 +15,13 @@ from urllib.parse import unquote, urlsplit
 
 @dataclass(frozen=True)
 class TargetUrl:
-    """A parsed target: `sftp://user@host:port/path` or `file:///path`."""
+    """A parsed target: `sftp://user@host:port/path`, `file:///path` or `s3://bucket/prefix`.
 
-    scheme: Literal["sftp", "file"]
+    For s3:// `host` is the bucket and `path` the key prefix, without slashes at
+    either end ("" for the bucket's top).
+    """
+
+    scheme: Literal["sftp", "file", "s3"]
     path: str
     host: str = ""
     port: int = 22
@@ -24,6 +30,8 @@ class TargetUrl:
     def __str__(self) -> str:
         if self.scheme == "file":
             return f"file://{self.path}"
+        if self.scheme == "s3":
+            return f"s3://{self.host}/{self.path}"
         return f"sftp://{self.user}@{self.host}:{self.port}{self._display_path}"
 
     @property
@@ -49,7 +57,56 @@ def parse_target_url(url: str) -> TargetUrl:
         if not path or path == "/":
             raise ValueError("an sftp URL needs a directory: sftp://user@host/~/zfs-backups")
         return TargetUrl("sftp", path, parts.hostname, port, unquote(parts.username))
-    raise ValueError("the target URL must start with sftp:// or file://")
+    if parts.scheme == "s3":
+        return parse_s3_url(url)
+    raise ValueError("the target URL must start with sftp://, file:// or s3://")
+
+
+S3_EXAMPLE = "s3://zfs-backups/lab"
+# S3's rules for a bucket name (the strict ones every store accepts): 3 to 63 of
+# lowercase letters, digits, '.' and '-', a letter or digit at both ends.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+")
+
+
+def parse_s3_url(url: str) -> TargetUrl:
+    """`s3://BUCKET/PREFIX`: the archive's keys are PREFIX/<member>/<file>.
+
+    Credentials come only from the AWS chain (environment, shared credentials
+    file and profile): a URL that holds any is refused, and the refusal never
+    repeats them. The endpoint and region are `target.s3` settings, so a port
+    here is refused too.
+    """
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        raise ValueError(
+            "the s3 URL holds credentials, which this tool refuses (they would be shown and "
+            f"logged): remove them from the URL ({S3_EXAMPLE}) and give them through the AWS "
+            "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or a shared credentials "
+            "file with target.s3.profile"
+        )
+    no_query(url, S3_EXAMPLE)
+    bucket = parts.netloc
+    if ":" in bucket:
+        raise ValueError(
+            f"the s3 URL names a port ({bucket}): put the store's address in "
+            f"target.s3.endpoint_url and only the bucket in the URL, e.g. {S3_EXAMPLE}"
+        )
+    if not bucket:
+        raise ValueError(f"an s3 URL needs a bucket, e.g. {S3_EXAMPLE}")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket or _ADDRESS.fullmatch(bucket):
+        raise ValueError(
+            f"{bucket!r} is not a valid S3 bucket name: use 3 to 63 lowercase letters, "
+            "digits, '.' and '-', starting and ending with a letter or digit (not an IP "
+            f"address), e.g. {S3_EXAMPLE}"
+        )
+    prefix = unquote(parts.path).strip("/")
+    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
+        raise ValueError(
+            f"the s3 URL's prefix {prefix!r} has an empty, '.' or '..' part, which S3 keeps "
+            f"as part of the key: write it plainly, e.g. {S3_EXAMPLE}/site-a"
+        )
+    return TargetUrl("s3", prefix, bucket, 0)
 
 
 def url_port(url: str, example: str) -> int:

@@ -1,0 +1,367 @@
+"""An S3 bucket as the target: the read side (issue 22; docs/explanation/object-storage-design.md).
+
+Keys are `PREFIX/<path>` with exactly the file layout's names, so an archive copied
+between an SFTP server and a bucket (`rclone copy`) reads the same either way.
+There are no directories: a listing is `ListObjectsV2` with `Delimiter='/'`, its
+common prefixes the directories, and the root "exists" when anything is under
+PREFIX/. A missing bucket is the unmounted disk's twin: refused in one line,
+never created. S3 cannot say a quota, so `space` is None.
+
+Credentials come only from the AWS chain (environment, shared credentials file
+and profile) through boto3: this module never sees them, so it cannot log them.
+Every failure of the store becomes one typed line naming the fix: wrong
+credentials, a missing bucket, a skewed clock (permanent: a person must act),
+the endpoint down or a 5xx (transient: another attempt may succeed).
+
+Writing (multipart upload, sidecars, the lock) is the design's next steps: the
+write methods refuse for now, in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    ReadTimeoutError,
+)
+
+from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
+from zfs_offsite.values.entries import Space, StoreEntry
+
+if TYPE_CHECKING:
+    from botocore.response import StreamingBody
+
+T = TypeVar("T")
+Addressing = Literal["auto", "path", "virtual"]
+
+RANGE = 8 * 1024 * 1024  # bytes per ranged GET; one more is read ahead (16 MiB at most held)
+_NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+_CREDENTIALS_FIX = (
+    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or target.s3.profile) to a key pair "
+    "the store knows"
+)
+
+
+class S3Store:
+    """Objects below `s3://bucket/prefix`; reads only, for now."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        addressing_style: Addressing = "auto",
+        profile: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        where = f" at {endpoint_url}" if endpoint_url else ""
+        self.description = f"s3://{bucket}/{self.prefix}{where}"
+        self._endpoint = endpoint_url or "the default AWS endpoint"
+        # The client's type comes from the boto3 stubs' overloads (types-boto3-s3, dev only).
+        self._client = _session(profile).client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region or None,
+            config=_config(endpoint_url, addressing_style, timeout),
+        )
+        self._reader: ThreadPoolExecutor | None = None
+
+    # ------------------------------------------------------------------ keys
+
+    def _key(self, path: str) -> str:
+        return "/".join(part for part in (self.prefix, path.strip("/")) if part)
+
+    def _dir_prefix(self, path: str) -> str:
+        key = self._key(path)
+        return key + "/" if key else ""
+
+    # ------------------------------------------------------------------ reading
+
+    def listdir(self, path: str) -> list[StoreEntry]:
+        """Objects and "directories" (common prefixes) right below `path`; [] if none."""
+        start = self._dir_prefix(path)
+        entries: list[StoreEntry] = []
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=start, Delimiter="/"
+        )
+        for page in self._call(f"list {start or '/'}", lambda: list(pages)):
+            for common in page.get("CommonPrefixes", []):
+                name = common.get("Prefix", "")[len(start) :].rstrip("/")
+                if name:
+                    entries.append(StoreEntry(name, 0, 0.0, is_dir=True))
+            for item in page.get("Contents", []):
+                name = item.get("Key", "")[len(start) :]
+                if name:  # the key `start` itself: a console's "folder" object, not a file
+                    modified = item.get("LastModified")
+                    mtime = modified.timestamp() if modified else 0.0
+                    entries.append(StoreEntry(name, item.get("Size", 0), mtime))
+        return sorted(entries, key=lambda e: e.name)
+
+    def stat(self, path: str) -> StoreEntry | None:
+        """HEAD of the object; a key with objects below it is a directory; None if neither."""
+        key = self._key(path)
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        if key and not key.endswith("/") and path.strip("/"):
+            try:
+                head = self._call(
+                    f"look at {key}", lambda: self._client.head_object(Bucket=self.bucket, Key=key)
+                )
+            except FileNotFoundError:
+                pass
+            else:
+                modified = head.get("LastModified")
+                return StoreEntry(
+                    name, head.get("ContentLength", 0), modified.timestamp() if modified else 0.0
+                )
+        start = self._dir_prefix(path)
+        found = self._call(
+            f"list {start or '/'}",
+            lambda: self._client.list_objects_v2(Bucket=self.bucket, Prefix=start, MaxKeys=1),
+        )
+        if found.get("KeyCount", 0) or found.get("Contents"):
+            return StoreEntry(name, 0, 0.0, is_dir=True)
+        return None
+
+    def open_read(self, path: str) -> _ObjectReader:
+        """A small object (sidecars, records) as one GET."""
+        key = self._key(path)
+        answer = self._call(
+            f"read {key}", lambda: self._client.get_object(Bucket=self.bucket, Key=key)
+        )
+        return _ObjectReader(answer["Body"])
+
+    def read_chunks(self, path: str) -> Iterator[bytes]:
+        """The whole object in ranged GETs of RANGE bytes, the next one read ahead.
+
+        Every range must come from the same object version (its ETag): an object
+        replaced while it is read is an integrity error, never a mix of two.
+        """
+        key = self._key(path)
+        head = self._call(
+            f"look at {key}", lambda: self._client.head_object(Bucket=self.bucket, Key=key)
+        )
+        size, etag = head.get("ContentLength", 0), head.get("ETag", "")
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="s3-read-ahead")
+        reader = self._reader
+
+        def fetch(start: int) -> bytes:
+            end = min(start + RANGE, size) - 1
+            answer = self._call(
+                f"read {key} bytes {start}-{end}",
+                lambda: self._client.get_object(
+                    Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}"
+                ),
+            )
+            if answer.get("ETag", etag) != etag:
+                raise IntegrityError(
+                    f"{key} was replaced while it was read ({self.description}): read it again"
+                )
+            data = self._call(f"read {key} bytes {start}-{end}", answer["Body"].read)
+            if len(data) != end - start + 1:
+                raise StoreError(f"read {key}: {len(data)} bytes came for {end - start + 1} asked")
+            return data
+
+        pending: Future[bytes] | None = reader.submit(fetch, 0) if size else None
+        offset = 0
+        try:
+            while pending is not None:
+                chunk = pending.result()
+                offset += len(chunk)
+                pending = reader.submit(fetch, offset) if offset < size else None
+                yield chunk
+        finally:
+            if pending is not None:
+                pending.cancel()
+
+    def space(self, path: str) -> Space | None:
+        """None: S3 cannot say a quota; a full bucket shows only as QuotaExceeded."""
+        return None
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+
+    # ------------------------------------------------------------------ writing: not yet
+
+    def makedirs(self, path: str) -> None:
+        self._not_yet("creating a directory")
+
+    def create_root(self) -> None:
+        self._not_yet("creating an archive")
+
+    def open_write(self, path: str) -> NoReturn:
+        self._not_yet(f"writing {path}")
+
+    def open_append(self, path: str, offset: int) -> NoReturn:
+        self._not_yet(f"resuming {path}")
+
+    def rename(self, source: str, destination: str) -> None:
+        self._not_yet(f"renaming {source}")
+
+    def touch(self, path: str, mtime: float | None = None) -> None:
+        self._not_yet(f"touching {path}")
+
+    def remove(self, path: str) -> None:
+        self._not_yet(f"removing {path}")
+
+    def _not_yet(self, action: str) -> NoReturn:
+        raise PermanentError(
+            f"{action} is not yet supported on s3:// targets ({self.description}): this "
+            "version only reads them (status, verify --dry-run, restore); write to an sftp:// "
+            "or file:// target and copy it to the bucket with `rclone copy`"
+        )
+
+    # ------------------------------------------------------------------ errors
+
+    def _call(self, doing: str, action: Callable[[], T]) -> T:
+        """Run one request; its failure as FileNotFoundError or one typed line with the fix."""
+        try:
+            return action()
+        except ClientError as exc:
+            raise self._client_error(doing, exc) from exc
+        except (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError) as exc:
+            raise StoreError(
+                f"{self.description}: cannot reach the S3 endpoint {self._endpoint} while "
+                f"trying to {doing} ({type(exc).__name__}): is the store up? check "
+                "target.s3.endpoint_url and the network"
+            ) from exc
+        except ReadTimeoutError as exc:
+            raise StoreError(
+                f"{self.description}: the store did not answer in time while trying to "
+                f"{doing} (target.timeout): try again; if it repeats, check the store"
+            ) from exc
+        except (NoCredentialsError, PartialCredentialsError) as exc:
+            raise PermanentError(
+                f"{self.description}: no S3 credentials were found ({type(exc).__name__}): "
+                f"{_CREDENTIALS_FIX}"
+            ) from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"{self.description}: cannot {doing}: {exc}") from exc
+
+    def _client_error(self, doing: str, exc: ClientError) -> Exception:
+        error: Any = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        where = self.description
+        if code in _NOT_FOUND:
+            return FileNotFoundError(2, f"{where}: cannot {doing}: no such object")
+        if code in ("403", "Forbidden"):
+            # HEAD has no body to name the cause: ask a listing, whose error names it.
+            try:
+                self._client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+            except ClientError as named:
+                if str(named.response.get("Error", {}).get("Code", "")) not in ("403", ""):
+                    return self._client_error(doing, named)
+            except BotoCoreError:
+                pass
+            return PermanentError(
+                f"{where}: the store refused to {doing} (403 Forbidden): check the "
+                f"credentials ({_CREDENTIALS_FIX}) and that the key may read the bucket"
+            )
+        if code == "NoSuchBucket":
+            return PermanentError(
+                f"{where}: the bucket {self.bucket!r} does not exist at {self._endpoint}: "
+                "create it with the store's tools, or fix the bucket in target.url "
+                "(zfs-offsite never creates a bucket)"
+            )
+        if code == "InvalidAccessKeyId":
+            return PermanentError(
+                f"{where}: the store does not know the access key (InvalidAccessKeyId): "
+                f"{_CREDENTIALS_FIX}"
+            )
+        if code == "SignatureDoesNotMatch":
+            return PermanentError(
+                f"{where}: the secret key does not match the access key "
+                f"(SignatureDoesNotMatch): {_CREDENTIALS_FIX}"
+            )
+        if code == "AccessDenied":
+            return PermanentError(
+                f"{where}: access denied while trying to {doing} (AccessDenied): give the "
+                "key read and list rights on the bucket, or use one that has them"
+            )
+        if code == "RequestTimeTooSkewed":
+            return PermanentError(
+                f"{where}: this host's clock differs from the store's by more than S3 allows "
+                "(RequestTimeTooSkewed, usually 15 minutes): set the clock right (NTP, e.g. "
+                "chrony or systemd-timesyncd) and try again"
+            )
+        if status >= 500 or code in ("SlowDown", "ServiceUnavailable", "InternalError"):
+            return StoreError(f"{where}: the store failed to {doing} ({status} {code}): try again")
+        message = str(error.get("Message", "")).replace("\n", " ")
+        return PermanentError(f"{where}: cannot {doing}: {status} {code} {message}".rstrip())
+
+
+class _ObjectReader:
+    """A GET's body as the `ReadHandle` of small files."""
+
+    def __init__(self, body: StreamingBody) -> None:
+        self._body = body
+
+    def read(self, size: int = -1, /) -> bytes:
+        return self._body.read(None if size < 0 else size)
+
+    def __enter__(self) -> _ObjectReader:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> None:
+        with contextlib.suppress(Exception):
+            self._body.close()
+
+
+def _session(profile: str | None) -> boto3.session.Session:
+    """A boto3 session on the AWS chain: environment, shared files, the named profile."""
+    try:
+        return boto3.session.Session(profile_name=profile)
+    except ProfileNotFound as exc:
+        raise PermanentError(
+            f"target.s3.profile {profile!r} is in neither ~/.aws/credentials nor "
+            "~/.aws/config: add that section, or name one that is there"
+        ) from exc
+
+
+def _config(endpoint_url: str | None, addressing_style: Addressing, timeout: float) -> Config:
+    """The client's settings: checksums only where S3 requires them, bounded waits.
+
+    botocore >= 1.36 sends CRC32 trailers on uploads by default, which RGW 16 (and
+    other stores) fail: `when_required` as the design says. `auto` addressing is
+    path-style with an endpoint (most stores have no wildcard DNS), virtual on AWS.
+    """
+    style = addressing_style
+    from_env = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if style == "auto" and (endpoint_url or from_env):
+        style = "path"
+    return Config(
+        s3={"addressing_style": style},
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        retries={"mode": "standard", "max_attempts": 3},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
