@@ -228,7 +228,7 @@ class S3Store:
     def _not_yet(self, action: str) -> NoReturn:
         raise PermanentError(
             f"{action} is not yet supported on s3:// targets ({self.description}): this "
-            "version only reads them (status, verify --dry-run, restore); write to an sftp:// "
+            "version only reads them (status, plan); write to an sftp:// "
             "or file:// target and copy it to the bucket with `rclone copy`"
         )
 
