@@ -98,7 +98,19 @@ def current_request() -> LoadRequest:
 
 
 class _CheckedSource(PydanticBaseSettingsSource):
-    """A source whose values are read and checked at once (not field by field)."""
+    """A source whose values are read and checked at once (not field by field).
+
+    Each reports what it read to the load request, so `config` and errors can name origins.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], request: LoadRequest) -> None:
+        super().__init__(settings_cls)
+        self.request = request
+
+    def _report(self, kind: str, layer: Layer) -> dict[str, Any]:
+        """Hand `layer` to the request under `kind`; its data is what pydantic merges."""
+        self.request.add(kind, layer)
+        return layer.data
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # unused: __call__ returns the whole layer
@@ -110,9 +122,8 @@ class ArgumentSource(_CheckedSource):
     def __init__(
         self, settings_cls: type[BaseSettings], init_kwargs: Mapping[str, Any], request: LoadRequest
     ) -> None:
-        super().__init__(settings_cls)
+        super().__init__(settings_cls, request)
         self.init_kwargs = dict(init_kwargs)
-        self.request = request
 
     def __call__(self) -> dict[str, Any]:
         if self.request.strict:
@@ -122,16 +133,11 @@ class ArgumentSource(_CheckedSource):
         layer = Layer()
         root = self.settings_cls
         layer.data = keep_known(self.init_kwargs, root, root, (), lambda _k: ARGUMENT, layer)
-        self.request.add("argument", layer)
-        return layer.data
+        return self._report("argument", layer)
 
 
 class EnvSource(_CheckedSource):
     """Process environment variables `<env_prefix><KEY>`, `<env_prefix><SECTION>__<KEY>`."""
-
-    def __init__(self, settings_cls: type[BaseSettings], request: LoadRequest) -> None:
-        super().__init__(settings_cls)
-        self.request = request
 
     def __call__(self) -> dict[str, Any]:
         layer = variables_layer(
@@ -141,22 +147,18 @@ class EnvSource(_CheckedSource):
             lambda _n: "env",
             lambda n: Origin(f"env {n}"),
         )
-        self.request.add("env", layer)
-        return layer.data
+        return self._report("env", layer)
 
 
 class DotenvSource(_CheckedSource):
     """The `env_file` (`.env`)'s `<env_prefix>…` keys (others are left to other tools)."""
 
     def __init__(self, settings_cls: type[BaseSettings], request: LoadRequest) -> None:
-        super().__init__(settings_cls)
-        self.request = request
+        super().__init__(settings_cls, request)
         self.path = Path(str(self.config.get("env_file") or ".env"))
 
     def __call__(self) -> dict[str, Any]:
-        layer = self._read()
-        self.request.add("dotenv", layer)
-        return layer.data
+        return self._report("dotenv", self._read())
 
     def _read(self) -> Layer:
         path = self.path
