@@ -28,7 +28,7 @@ from tests.support.services import (
 )
 from tests.support.tier_plugin import TierPlugin, add_tier_options, require
 from tests.support.tiers import FAST
-from tests.support.zfsdata import MEMBERS, create_member, snapshot, write_member_data
+from tests.support.zfsdata import MEMBERS, populate_members
 from zfs_offsite.settings import Settings, load_settings
 from zfs_offsite.settings import files as settings_files
 
@@ -135,10 +135,7 @@ def pool_factory(zfs_fuse: None, tmp_path: Path) -> Iterator[Callable[[], Pool]]
 def source_pool(pool_factory: Callable[[], Pool]) -> Pool:
     """A pool with three members, each with real data and one snapshot."""
     pool = pool_factory()
-    for seed, member in enumerate(MEMBERS):
-        dataset = create_member(pool.name, member)
-        write_member_data(pool.mountpoint / f"elabfs-{member}", seed)
-        snapshot(dataset, "auto-20190806.0200-1w")
+    populate_members(pool.name, pool.mountpoint, MEMBERS)
     return pool
 
 

@@ -12,19 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import Cli, base_env
+from tests.support.cli import Cli, file_archive_cli
 from tests.support.services import Pool, create_pool
-from tests.support.zfsdata import MEMBERS, SNAP, create_member, snapshot, write_member_data
+from tests.support.zfsdata import MEMBERS, populate_members
 
 
 @pytest.fixture(scope="module")
 def module_pool(zfs_fuse: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
     """Three members with real data and one snapshot, shared by a module's tests."""
     pool = create_pool(tmp_path_factory.mktemp("pool"))
-    for seed, member in enumerate(MEMBERS):
-        dataset = create_member(pool.name, member)
-        write_member_data(pool.mountpoint / f"elabfs-{member}", seed, megabytes=1)
-        snapshot(dataset, SNAP)
+    populate_members(pool.name, pool.mountpoint, MEMBERS, megabytes=1)
     yield pool
     pool.destroy()
 
@@ -32,13 +29,7 @@ def module_pool(zfs_fuse: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture(scope="module")
 def cli(module_pool: Pool, tmp_path_factory: pytest.TempPathFactory) -> Cli:
     """The CLI on `module_pool` with a local archive, and its own Prefect home."""
-    root = tmp_path_factory.mktemp("cli")
-    (root / "cwd").mkdir()
-    env = base_env(root / "prefect") | {
-        "ZFS_OFFSITE_SOURCE__POOL": module_pool.name,
-        "ZFS_OFFSITE_TARGET__URL": f"file://{root / 'archive'}",
-    }
-    return Cli(env, root / "cwd")
+    return file_archive_cli(tmp_path_factory.mktemp("cli"), module_pool.name)
 
 
 @pytest.fixture(scope="module")

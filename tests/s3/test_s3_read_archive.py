@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import Cli, base_env
+from tests.support.cli import Cli, file_archive_cli
 from tests.support.rgw import Rgw
 from tests.support.services import Pool, create_pool
-from tests.support.zfsdata import SNAP, create_member, snapshot, write_member_data
+from tests.support.zfsdata import populate_members, snapshot, write_member_data
 from zfs_offsite.connect import open_store
 from zfs_offsite.remote.s3 import S3Store
 from zfs_offsite.settings import load_settings
@@ -34,10 +34,7 @@ PREFIX = "site-a/zfs"
 @pytest.fixture(scope="module")
 def pool(zfs_fuse: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
     pool = create_pool(tmp_path_factory.mktemp("s3r-pool"), prefix="s3r")
-    for seed, member in enumerate(MEMBERS):
-        dataset = create_member(pool.name, member)
-        write_member_data(pool.mountpoint / f"elabfs-{member}", seed, megabytes=1)
-        snapshot(dataset, SNAP)
+    populate_members(pool.name, pool.mountpoint, MEMBERS, megabytes=1)
     yield pool
     pool.destroy()
 
@@ -58,18 +55,13 @@ def back_up(env: dict[str, str]) -> None:
 @pytest.fixture(scope="module")
 def file_cli(pool: Pool, tmp_path_factory: pytest.TempPathFactory) -> Cli:
     """The pool backed up twice (a full, then an incremental) to a file:// archive."""
-    root = tmp_path_factory.mktemp("s3r-cli")
-    (root / "cwd").mkdir()
-    env = base_env(root / "prefect") | {
-        "ZFS_OFFSITE_SOURCE__POOL": pool.name,
-        "ZFS_OFFSITE_TARGET__URL": f"file://{root / 'archive'}",
-    }
-    back_up(env)
+    cli = file_archive_cli(tmp_path_factory.mktemp("s3r-cli"), pool.name)
+    back_up(cli.env)
     for member in MEMBERS:
         write_member_data(pool.mountpoint / f"elabfs-{member}", 7, megabytes=1)
         snapshot(f"{pool.name}/elabfs-{member}", "auto-20190807.0200-1w")
-    back_up(env)
-    return Cli(env, root / "cwd")
+    back_up(cli.env)
+    return cli
 
 
 def copy_with_rclone(rgw: Rgw, source: Path, bucket: str) -> None:

@@ -12,6 +12,7 @@ import hashlib
 import os
 import socket
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -66,8 +67,7 @@ def test_listing_stat_and_reads_see_the_file_layout(
     rgw: Rgw, bucket: str, archive: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(s3_module, "RANGE", 1 * MiB)  # several ranged GETs, read ahead
-    store = open_s3(rgw, bucket)
-    try:
+    with closing(open_s3(rgw, bucket)) as store:
         top = store.listdir("")
         assert [(e.name, e.is_dir) for e in top] == [
             (".zfs-offsite-archive.json", False),
@@ -104,38 +104,29 @@ def test_listing_stat_and_reads_see_the_file_layout(
         with pytest.raises(FileNotFoundError):
             store.open_read("tank~home/missing")
         assert store.space("") is None
-    finally:
-        store.close()
 
 
 def test_an_empty_prefix_is_the_top_of_the_bucket(
     rgw: Rgw, bucket: str, archive: dict[str, bytes]
 ) -> None:
-    store = open_s3(rgw, bucket, prefix="")
-    try:
+    with closing(open_s3(rgw, bucket, prefix="")) as store:
         assert [e.name for e in store.listdir("")] == ["lab", "other"]
         assert [e.name for e in store.listdir("lab/tank~www")] == ["tank~www@a.zfs.zst"]
         assert store.stat("") is not None
-    finally:
-        store.close()
 
 
 def test_a_prefix_with_nothing_under_it_is_a_missing_root(
     rgw: Rgw, bucket: str, archive: dict[str, bytes]
 ) -> None:
-    store = open_s3(rgw, bucket, prefix="nothing-here")
-    try:
+    with closing(open_s3(rgw, bucket, prefix="nothing-here")) as store:
         assert store.stat("") is None
         assert store.listdir("") == []
-    finally:
-        store.close()
 
 
 def test_writes_are_refused_in_one_line_for_now(
     rgw: Rgw, bucket: str, archive: dict[str, bytes]
 ) -> None:
-    store = open_s3(rgw, bucket)
-    try:
+    with closing(open_s3(rgw, bucket)) as store:
         for write in (
             lambda: store.open_write("tank~home/new"),
             lambda: store.remove("tank~home/empty"),
@@ -144,8 +135,6 @@ def test_writes_are_refused_in_one_line_for_now(
             with pytest.raises(PermanentError, match="not yet supported on s3:// targets"):
                 write()
         assert store.stat("tank~home/empty") is not None  # nothing was removed
-    finally:
-        store.close()
 
 
 def one_line_error(store: S3Store, kind: type[Exception], says: str) -> str:

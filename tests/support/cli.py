@@ -49,6 +49,16 @@ class Cli:
         return Cli(self.env | env, self.cwd)
 
 
+def file_archive_cli(root: Path, pool: str) -> Cli:
+    """The CLI on `pool` with a file:// archive under `root`, its own Prefect home and cwd."""
+    (root / "cwd").mkdir()
+    env = base_env(root / "prefect") | {
+        "ZFS_OFFSITE_SOURCE__POOL": pool,
+        "ZFS_OFFSITE_TARGET__URL": f"file://{root / 'archive'}",
+    }
+    return Cli(env, root / "cwd")
+
+
 def base_env(prefect_home: Path) -> dict[str, str]:
     """The process environment minus anything that would point the CLI elsewhere."""
     env = {

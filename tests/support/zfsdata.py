@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from tests.support.services import run
@@ -30,6 +31,16 @@ def create_member(pool: str, member: str, prefix: str = "elabfs-") -> str:
 
 def snapshot(dataset: str, name: str) -> None:
     run(["zfs", "snapshot", f"{dataset}@{name}"])
+
+
+def populate_members(
+    pool: str, mountpoint: Path, members: Iterable[str], megabytes: int = 2
+) -> None:
+    """Each member created with its own data (seeded by its position) and the snapshot SNAP."""
+    for seed, member in enumerate(members):
+        dataset = create_member(pool, member)
+        write_member_data(mountpoint / f"elabfs-{member}", seed, megabytes=megabytes)
+        snapshot(dataset, SNAP)
 
 
 def guid(name: str) -> int:
