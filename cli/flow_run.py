@@ -4,8 +4,10 @@ Only the commands that run a flow come here; `plan`, `status`, `config`,
 `--help` and `--version` never import Prefect. With a server named
 (`PREFECT_API_URL`, or the host's /etc/default/zfs-offsite: server_config.py) the
 run lands in that server's history beside the nightly runs; otherwise a local
-`prefect server start` is started once per process, with a budget that holds
-on a busy 2-core machine (Prefect's own default of 20 s does not).
+`prefect server start` on 127.0.0.1, started by the first command and reused
+by later ones until idle (local_server.py; OFFSITE_LOCAL_SERVER_IDLE=0: one per
+command), with a budget that holds on a busy 2-core machine (Prefect's own
+default of 20 s does not).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli import exit_codes, output
+from cli import exit_codes, local_server, output
+from cli.local_server import ServerDidNotStart, healthy
 from zfs_offsite.errors import ConfigError
 
 STARTUP_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
@@ -30,6 +33,11 @@ STARTUP_DEFAULT = 180  # seconds; a cold first start (migrations) took >20 s und
 STARTUP_MAX = 3600  # an hour: past it a hung start is not waited for
 CONSOLE_LEVEL_ENV = "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"
 STARTING = "starting local Prefect server… (set PREFECT_API_URL to use your server)"
+STARTING_SHARED = (
+    "starting a local Prefect server… (first command only: later ones reuse it until it has "
+    "been idle {idle}; set PREFECT_API_URL to use your server)"
+)
+REUSING = "local Prefect server: {url} (keeper pid {pid}; it stops after {idle} idle)"
 SERVER_LOG = "zfs-offsite-server.log"  # under PREFECT_HOME: the local server's output
 STOP_GRACE = 10  # seconds from SIGTERM to SIGKILL when the command ends
 PORT_TRIES = 3  # another process may take the free port before the server binds it
@@ -112,9 +120,16 @@ def ensure_server() -> None:
             exit_codes.PREFECT_UNAVAILABLE,
         )
     budget = startup_budget()
-    output.info(STARTING)
+    idle = local_server.idle_seconds()
     try:
-        server = LocalServer.start(budget)
+        if idle:
+            api_url, auth = shared_server(budget, idle)
+        else:
+            output.info(STARTING)
+            server = LocalServer.start(budget)
+            api_url, auth = server.api_url, ""
+            if output.verbosity.verbose:
+                output.info(f"local Prefect server at {api_url}, its output in {server.log}")
     except ServerDidNotStart as exc:
         if output.verbosity.verbose:
             output.error(str(exc))
@@ -123,10 +138,21 @@ def ensure_server() -> None:
             "(e.g. 600) or set PREFECT_API_URL to a running server",
             exit_codes.PREFECT_UNAVAILABLE,
         )
-    if output.verbosity.verbose:
-        output.info(f"local Prefect server at {server.api_url}, its output in {server.log}")
-    use_server(server.api_url)
+    use_server(api_url, auth)
     _server_ready = True
+
+
+def shared_server(budget: int, idle: int) -> tuple[str, str]:
+    """The local server an earlier command left running, or one started now; URL and auth."""
+    from prefect.settings import PREFECT_HOME
+
+    home = Path(PREFECT_HOME.value())
+    idle_words = local_server.idle_words(idle)
+    record = local_server.find_or_start(
+        home, budget, idle, lambda: output.info(STARTING_SHARED.format(idle=idle_words))
+    )
+    output.info(REUSING.format(url=record.api_url, pid=record.keeper_pid, idle=idle_words))
+    return record.api_url, record.auth
 
 
 def refused_status(client: Any) -> int | None:
@@ -140,10 +166,6 @@ def refused_status(client: Any) -> int | None:
             return int(exc.response.status_code)
         raise
     return None
-
-
-class ServerDidNotStart(Exception):
-    """The local server exited, or did not answer its health check within the budget."""
 
 
 @dataclass
@@ -167,11 +189,16 @@ class LocalServer:
         return f"http://127.0.0.1:{self.port}/api"
 
     @classmethod
-    def start(cls, budget: int) -> LocalServer:
-        """A server whose health check answered within `budget` seconds, or ServerDidNotStart."""
+    def start(
+        cls, budget: int, extra_env: dict[str, str] | None = None, bound_to_parent: bool = False
+    ) -> LocalServer:
+        """A server whose health check answered within `budget` seconds, or ServerDidNotStart.
+
+        `extra_env`: the server's own settings; `bound_to_parent`: it dies with this process.
+        """
         deadline = time.monotonic() + budget
         for _ in range(PORT_TRIES):
-            server = cls.launch(free_port())
+            server = cls.launch(free_port(), extra_env, bound_to_parent)
             try:
                 server.wait_until_healthy(deadline)
                 return server
@@ -182,7 +209,9 @@ class LocalServer:
         raise ServerDidNotStart(f"{PORT_TRIES} free ports were taken before the server bound them")
 
     @classmethod
-    def launch(cls, port: int) -> LocalServer:
+    def launch(
+        cls, port: int, extra_env: dict[str, str] | None = None, bound_to_parent: bool = False
+    ) -> LocalServer:
         from prefect.settings import PREFECT_HOME
 
         # No UI (nobody opens it), no scheduler or late-run marking: like Prefect's own
@@ -191,7 +220,7 @@ class LocalServer:
         argv += ["--host", "127.0.0.1", "--port", str(port)]
         argv += ["--no-ui", "--no-scheduler", "--no-late-runs"]
         # Its log keeps Prefect's default level, whatever the CLI's console shows.
-        env = {k: v for k, v in os.environ.items() if k != CONSOLE_LEVEL_ENV}
+        env = {k: v for k, v in os.environ.items() if k != CONSOLE_LEVEL_ENV} | (extra_env or {})
         log = Path(PREFECT_HOME.value()) / SERVER_LOG
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as sink:  # the child keeps its own descriptor
@@ -202,6 +231,7 @@ class LocalServer:
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent if bound_to_parent else None,
             )
         server = cls(process, port, log)
         atexit.register(server.stop)
@@ -241,6 +271,13 @@ class LocalServer:
         self.process.wait()
 
 
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux's PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -256,20 +293,7 @@ def port_taken(port: int) -> bool:
     return False
 
 
-def healthy(url: str, timeout: float) -> bool:
-    """Whether `url` answers 200, asked directly: a proxy setting must not route loopback."""
-    import http.client
-    import urllib.request
-
-    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with direct.open(url, timeout=timeout) as response:
-            return bool(response.status == 200)
-    except (OSError, http.client.HTTPException):  # refused while it starts, reset, timed out
-        return False
-
-
-def use_server(api_url: str) -> None:
+def use_server(api_url: str, auth: str = "") -> None:
     """Point this process's Prefect at `api_url`, in every thread the engine starts.
 
     `temporary_settings` would hold only for the calling thread: Prefect's log
@@ -284,6 +308,8 @@ def use_server(api_url: str) -> None:
         # The server has no UI and ends with the command: no "View at" link to it, as before.
         os.environ["PREFECT_UI_URL"] = ""
     os.environ["PREFECT_API_URL"] = api_url
+    if auth:  # the shared local server's own basic-auth string (cli/local_server.py)
+        os.environ["PREFECT_API_AUTH_STRING"] = auth
 
     refresh_global_settings_context()
 

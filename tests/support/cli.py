@@ -73,4 +73,7 @@ def base_env(prefect_home: Path) -> dict[str, str]:
         "ZFS_OFFSITE_RETRY_DELAY": "0.2",
         # Never this machine's /etc/default/zfs-offsite: a test names its own env file.
         "OFFSITE_ENV_FILE": str(prefect_home / "no-env-file"),
+        # A local server per command, stopped when it exits (tests/cli/test_local_server.py
+        # covers the shared one): no server outlives the test session.
+        "OFFSITE_LOCAL_SERVER_IDLE": "0",
     }
