@@ -2,7 +2,8 @@
 
 Each test has a Prefect home of its own (so a server of its own), with the
 idle stop on (the tier's other tests set OFFSITE_LOCAL_SERVER_IDLE=0); the
-server is stopped by its recorded pids at the end.
+server is stopped by its recorded pids at the end. The flow command is
+`prune --dry-run` on an empty file:// archive: a real flow run that needs no pool.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ pytestmark = pytest.mark.integration
 STARTING = "starting a local Prefect server…"  # the first command's progress line begins so
 
 
+COMMAND = ("prune", "--dry-run")
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[Path]:
     """A fresh Prefect home; whatever server a test left under it is stopped afterwards."""
@@ -34,10 +38,14 @@ def home(tmp_path: Path) -> Iterator[Path]:
     stop_recorded(path)
 
 
-def shared(cli: Cli, home: Path, idle: str = "600") -> Cli:
-    """The tier's CLI (its pool and archive) on `home`, with the shared local server on."""
-    settings = {k: v for k, v in cli.env.items() if k.startswith("ZFS_OFFSITE_")}
-    return Cli(base_env(home) | settings | {IDLE_ENV: idle}, cli.cwd)
+def shared(home: Path, idle: str = "600") -> Cli:
+    """The CLI on an empty file:// archive beside `home`, with the shared local server on."""
+    (home.parent / "cwd").mkdir(exist_ok=True)
+    settings = {
+        "ZFS_OFFSITE_SOURCE__POOL": "nopool",
+        "ZFS_OFFSITE_TARGET__URL": f"file://{home.parent / 'archive'}",
+    }
+    return Cli(base_env(home) | settings | {IDLE_ENV: idle}, home.parent / "cwd")
 
 
 def flow_run_names(record: Record) -> list[str]:
@@ -59,15 +67,15 @@ def running(pid: int) -> bool:
     return bool(command_line(pid))
 
 
-def test_a_second_command_reuses_the_server_the_first_started(cli: Cli, home: Path) -> None:
-    run = shared(cli, home)
-    first = run("backup", "--dry-run")
+def test_a_second_command_reuses_the_server_the_first_started(home: Path) -> None:
+    run = shared(home)
+    first = run(*COMMAND)
     assert first.code == 0, first.output
     assert sum(line.startswith(STARTING) for line in first.err_lines) == 1, first.stderr
     record = read_record(home)
     assert record is not None and running(record.keeper_pid) and running(record.server_pid)
 
-    second = run("backup", "--dry-run")
+    second = run(*COMMAND)
     assert second.code == 0, second.output
     assert STARTING not in second.stderr
     assert f"local Prefect server: {record.api_url}" in second.stderr
@@ -75,11 +83,11 @@ def test_a_second_command_reuses_the_server_the_first_started(cli: Cli, home: Pa
     assert len(flow_run_names(record)) == 2  # both runs are in the one server's history
 
 
-def test_two_commands_at_once_start_one_server(cli: Cli, home: Path) -> None:
-    run = shared(cli, home)
+def test_two_commands_at_once_start_one_server(home: Path) -> None:
+    run = shared(home)
     both = [
         subprocess.Popen(
-            [str(CLI), "backup", "--dry-run"],
+            [str(CLI), *COMMAND],
             env=run.env,
             cwd=run.cwd,
             stdout=subprocess.PIPE,
@@ -96,8 +104,8 @@ def test_two_commands_at_once_start_one_server(cli: Cli, home: Path) -> None:
     assert len(flow_run_names(record)) == 2
 
 
-def test_the_server_stops_once_idle(cli: Cli, home: Path) -> None:
-    done = shared(cli, home, idle="2")("backup", "--dry-run")
+def test_the_server_stops_once_idle(home: Path) -> None:
+    done = shared(home, idle="2")(*COMMAND)
     assert done.code == 0, done.output
     record = read_record(home)
     assert record is not None
@@ -108,9 +116,7 @@ def test_the_server_stops_once_idle(cli: Cli, home: Path) -> None:
 
 
 @pytest.mark.parametrize("stale", ["torn record", "pid of another program"])
-def test_a_stale_record_is_replaced_and_another_program_left_alone(
-    cli: Cli, home: Path, stale: str
-) -> None:
+def test_a_stale_record_is_replaced_and_another_program_left_alone(home: Path, stale: str) -> None:
     home.mkdir(parents=True)
     other = subprocess.Popen(["sleep", "600"])
     try:
@@ -119,7 +125,7 @@ def test_a_stale_record_is_replaced_and_another_program_left_alone(
         else:
             old = Record(other.pid, other.pid, free_port(), "zfs-offsite:old")
             (home / RECORD).write_text(json.dumps(old.__dict__))
-        done = shared(cli, home)("backup", "--dry-run")
+        done = shared(home)(*COMMAND)
         assert done.code == 0, done.output
         assert sum(line.startswith(STARTING) for line in done.err_lines) == 1, done.stderr
         record = read_record(home)
@@ -132,8 +138,8 @@ def test_a_stale_record_is_replaced_and_another_program_left_alone(
         other.wait()
 
 
-def test_a_bad_idle_setting_is_one_line_and_exit_2(cli: Cli, home: Path) -> None:
-    done = shared(cli, home, idle="soon")("backup", "--dry-run")
+def test_a_bad_idle_setting_is_one_line_and_exit_2(home: Path) -> None:
+    done = shared(home, idle="soon")(*COMMAND)
     assert done.code == 2, done.output
     assert done.err_lines[-1] == (
         f"error: {IDLE_ENV}=soon: must be whole seconds from 0 (a server per command) to 604800"
