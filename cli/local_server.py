@@ -224,8 +224,12 @@ def start_keeper(home: Path, budget: int, idle: int) -> Record:
     """Start a keeper in a session of its own; its record once its server answers."""
     argv = [sys.executable, "-m", KEEPER_MODULE, "--home", str(home)]
     argv += ["--idle", str(idle), "--budget", str(budget)]
+    # The keeper and its server outlive this command: none of its settings (an S3 secret
+    # among them) is theirs to keep in their environment.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZFS_OFFSITE_")}
     keeper = subprocess.Popen(
         argv,
+        env=env,
         cwd="/",
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

@@ -74,6 +74,9 @@ def test_a_second_command_reuses_the_server_the_first_started(home: Path) -> Non
     assert sum(line.startswith(STARTING) for line in first.err_lines) == 1, first.stderr
     record = read_record(home)
     assert record is not None and running(record.keeper_pid) and running(record.server_pid)
+    for pid in (record.keeper_pid, record.server_pid):  # they outlive it: no setting of its own
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert not [v for v in environ if v.startswith(b"ZFS_OFFSITE_")], pid
 
     second = run(*COMMAND)
     assert second.code == 0, second.output
