@@ -31,11 +31,17 @@ import time
 from pathlib import Path
 
 from tests.support.prefect_server import prefect_server
-from tests.support.services import Pool, create_pool, ensure_zfs_fuse
-from tests.support.zfsdata import populate_members
+from tests.support.services import Pool, create_pool, ensure_zfs_fuse, run
 
 CLI = str(Path(sys.executable).with_name("zfs-offsite"))
 BARE_FLOW = "from prefect import flow\n@flow(name='bare')\ndef bare() -> None:\n    pass\nbare()\n"
+
+
+def make_members(pool: str, count: int) -> None:
+    """`count` empty members, one snapshot each (no mounts: zfs-fuse mounts are slow)."""
+    for i in range(count):
+        run(["zfs", "create", "-o", "mountpoint=none", f"{pool}/elabfs-m{i}"])
+    run(["zfs", "snapshot", "-r", f"{pool}@auto-20190806.0200-1w"])
 
 
 def timed(argv: list[str], env: dict[str, str], cwd: Path, expect: str = "") -> float:
@@ -63,8 +69,7 @@ def main() -> None:
     pool = create_pool(work, prefix=args.pool_prefix)
     local_home = work / "local-prefect"
     try:
-        members = [f"m{i}" for i in range(args.members)]
-        populate_members(pool.name, pool.mountpoint, members, megabytes=1)
+        make_members(pool.name, args.members)
         # Bytecode cached, as on an installed host (pip compiles it at install): a caller's
         # PYTHONDONTWRITEBYTECODE would add compiling Prefect's sources to every command.
         env = {
