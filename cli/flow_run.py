@@ -147,10 +147,9 @@ def shared_server(budget: int, idle: int) -> tuple[str, str]:
     from prefect.settings import PREFECT_HOME
 
     home = Path(PREFECT_HOME.value())
-    idle_words = local_server.idle_words(idle)
-    record = local_server.find_or_start(
-        home, budget, idle, lambda: output.info(STARTING_SHARED.format(idle=idle_words))
-    )
+    starting = STARTING_SHARED.format(idle=local_server.idle_words(idle))
+    record = local_server.find_or_start(home, budget, idle, lambda: output.info(starting))
+    idle_words = local_server.idle_words(record.idle)  # the running keeper's, set by the first
     output.info(REUSING.format(url=record.api_url, pid=record.keeper_pid, idle=idle_words))
     return record.api_url, record.auth
 

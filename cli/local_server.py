@@ -100,6 +100,7 @@ class Record:
     server_pid: int
     port: int
     auth: str
+    idle: int = IDLE_DEFAULT  # the keeper's: the first command's setting holds for its life
 
     @property
     def api_url(self) -> str:
@@ -111,7 +112,11 @@ def read_record(home: Path) -> Record | None:
     try:
         data = json.loads((home / RECORD).read_text(encoding="utf-8"))
         return Record(
-            int(data["keeper_pid"]), int(data["server_pid"]), int(data["port"]), str(data["auth"])
+            int(data["keeper_pid"]),
+            int(data["server_pid"]),
+            int(data["port"]),
+            str(data["auth"]),
+            int(data.get("idle", IDLE_DEFAULT)),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

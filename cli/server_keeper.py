@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except ServerDidNotStart as exc:
         print(exc, file=sys.stderr)
         return 1
-    write_record(args.home, Record(os.getpid(), server.process.pid, server.port, auth))
+    write_record(args.home, Record(os.getpid(), server.process.pid, server.port, auth, args.idle))
     last_busy = time.time()
     tick = max(0.5, min(10.0, args.idle / 4))
     try:

@@ -78,10 +78,11 @@ def test_a_second_command_reuses_the_server_the_first_started(home: Path) -> Non
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert not [v for v in environ if v.startswith(b"ZFS_OFFSITE_")], pid
 
-    second = run(*COMMAND)
+    second = run(*COMMAND, **{IDLE_ENV: "900"})  # the running keeper's setting holds
     assert second.code == 0, second.output
     assert STARTING not in second.stderr
     assert f"local Prefect server: {record.api_url}" in second.stderr
+    assert "it stops after 10 min idle" in second.stderr
     assert read_record(home) == record
     assert len(flow_run_names(record)) == 2  # both runs are in the one server's history
 
