@@ -79,6 +79,7 @@ def main() -> None:
         }
         env |= {
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "COLUMNS": "200",  # table cells unwrapped: the checks read "up to date"
             "ZFS_OFFSITE_SOURCE__POOL": pool.name,
             "ZFS_OFFSITE_TARGET__URL": f"file://{work / 'archive'}",
             "OFFSITE_ENV_FILE": str(work / "no-env-file"),  # never the host's server
