@@ -1,4 +1,4 @@
-"""An S3 bucket as the target: the read side (issue 22; docs/explanation/object-storage-design.md).
+"""An S3 bucket as the target (issue 22; docs/explanation/object-storage-design.md).
 
 Keys are `PREFIX/<path>` with exactly the file layout's names, so an archive copied
 between an SFTP server and a bucket (`rclone copy`) reads the same either way.
@@ -13,8 +13,11 @@ Every failure of the store becomes one typed line naming the fix: wrong
 credentials, a missing bucket, a skewed clock (permanent: a person must act),
 the endpoint down or a 5xx (transient: another attempt may succeed).
 
-Writing (multipart upload, sidecars, the lock) is the design's next steps: the
-write methods refuse for now, in one line.
+Writing maps the Store protocol onto S3 here, so the core's order rules
+(`archive/commit.py`) hold unchanged: a small object (sidecar, record, marker,
+lock) is one PUT, created exclusively (`s3_small.py`), and its "rename" a
+server-side copy onto the final key (which appears whole) and the partial's
+delete. A bucket quota met is a `QuotaFullError`: one line, permanent.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from botocore.exceptions import (
 )
 
 from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
+from zfs_offsite.remote.s3_small import SmallObjectWriter
+from zfs_offsite.remote.store import QuotaFullError
 from zfs_offsite.values.entries import Space, StoreEntry
 
 if TYPE_CHECKING:
@@ -58,7 +63,11 @@ _CREDENTIALS_FIX = (
 
 
 class S3Store:
-    """Objects below `s3://bucket/prefix`; reads only, for now."""
+    """Objects below `s3://bucket/prefix`."""
+
+    # An upload is not resumed from checkpoints here (S3 has no append; the design's
+    # ListParts resume is the next step): the backup job passes no `Resumable`.
+    resumes_uploads = False
 
     def __init__(
         self,
@@ -202,34 +211,84 @@ class S3Store:
             self._reader.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
-    # ------------------------------------------------------------------ writing: not yet
+    # ------------------------------------------------------------------ writing
 
     def makedirs(self, path: str) -> None:
-        self._not_yet("creating a directory")
+        """Nothing to create (no directories on S3); a missing bucket is refused, never made."""
+        self._check_bucket()
 
     def create_root(self) -> None:
-        self._not_yet("creating an archive")
+        """Nothing to create but the bucket, which this tool never creates."""
+        self._check_bucket()
 
-    def open_write(self, path: str) -> NoReturn:
-        self._not_yet(f"writing {path}")
+    def open_write(self, path: str) -> SmallObjectWriter:
+        """A new object, created exclusively (FileExistsError if it exists; `s3_small.py`)."""
+        key = self._key(path)
+
+        def put(data: bytes, create_only: bool) -> None:
+            if create_only:
+                self._call(
+                    f"create {key}",
+                    lambda: self._client.put_object(
+                        Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*"
+                    ),
+                )
+            else:
+                self._call(
+                    f"write {key}",
+                    lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=data),
+                )
+
+        return SmallObjectWriter(path, put)
 
     def open_append(self, path: str, offset: int) -> NoReturn:
+        """S3 has no append: resume is off for s3:// targets (`resumes_uploads`)."""
         self._not_yet(f"resuming {path}")
 
     def rename(self, source: str, destination: str) -> None:
-        self._not_yet(f"renaming {source}")
+        """A server-side copy onto the destination (it appears whole, replacing any
+        earlier object), then the source's delete."""
+        src, dst = self._key(source), self._key(destination)
+        self._call(
+            f"copy {src} to {dst}",
+            lambda: self._client.copy_object(
+                Bucket=self.bucket, Key=dst, CopySource={"Bucket": self.bucket, "Key": src}
+            ),
+        )
+        self._delete(src)
 
     def touch(self, path: str, mtime: float | None = None) -> None:
-        self._not_yet(f"touching {path}")
+        """PUT the object's bytes again: its LastModified becomes the store's now.
+
+        S3 cannot set a time: `mtime` is ignored (the lock passes the server's own
+        now, which the PUT gives it anyway)."""
+        key = self._key(path)
+        with self.open_read(path) as handle:
+            data = handle.read()
+        self._call(
+            f"touch {key}",
+            lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=data),
+        )
 
     def remove(self, path: str) -> None:
-        self._not_yet(f"removing {path}")
+        """Delete the object; a missing one is no error (as `unlink(missing_ok=True)`)."""
+        self._delete(self._key(path))
+
+    def _delete(self, key: str) -> None:
+        self._call(f"remove {key}", lambda: self._client.delete_object(Bucket=self.bucket, Key=key))
+
+    def _check_bucket(self) -> None:
+        """A one-key listing: NoSuchBucket (or any refusal) as its one line."""
+        start = self._dir_prefix("")
+        self._call(
+            f"list {start or '/'}",
+            lambda: self._client.list_objects_v2(Bucket=self.bucket, Prefix=start, MaxKeys=1),
+        )
 
     def _not_yet(self, action: str) -> NoReturn:
         raise PermanentError(
-            f"{action} is not yet supported on s3:// targets ({self.description}): this "
-            "version only reads them (status, plan); write to an sftp:// "
-            "or file:// target and copy it to the bucket with `rclone copy`"
+            f"{action} is not yet supported on s3:// targets ({self.description}): "
+            "back up to an sftp:// or file:// target and copy it to the bucket with `rclone copy`"
         )
 
     # ------------------------------------------------------------------ errors
@@ -279,6 +338,17 @@ class S3Store:
                 f"{where}: the store refused to {doing} (403 Forbidden): check the "
                 f"credentials ({_CREDENTIALS_FIX}) and that the key may read the bucket"
             )
+        if code == "PreconditionFailed" or status == 412:  # a create-only PUT met an object
+            return FileExistsError(17, f"{where}: cannot {doing}: the object exists")
+        if code == "QuotaExceeded":
+            return QuotaFullError(
+                f"{where}: cannot {doing}: the bucket is over its quota (403 QuotaExceeded)",
+                what=f"bucket {self.bucket!r} is over its quota at {self._endpoint} "
+                "(403 QuotaExceeded)",
+                fix="raise the bucket quota (Ceph: `radosgw-admin quota set --quota-scope=bucket "
+                f"--bucket={self.bucket} --max-size=...`) or free room (`zfs-offsite prune`; "
+                "an aborted upload's space returns after the store's garbage collection)",
+            )
         if code == "NoSuchBucket":
             return PermanentError(
                 f"{where}: the bucket {self.bucket!r} does not exist at {self._endpoint}: "
@@ -298,7 +368,7 @@ class S3Store:
         if code == "AccessDenied":
             return PermanentError(
                 f"{where}: access denied while trying to {doing} (AccessDenied): give the "
-                "key read and list rights on the bucket, or use one that has them"
+                "key read, write, list and delete rights on the bucket, or use one that has them"
             )
         if code == "RequestTimeTooSkewed":
             return PermanentError(
