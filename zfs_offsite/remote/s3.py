@@ -23,6 +23,7 @@ delete. A bucket quota met is a `QuotaFullError`: one line, permanent.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,8 +46,10 @@ from botocore.exceptions import (
 
 from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
 from zfs_offsite.remote.s3_small import SmallObjectWriter
+from zfs_offsite.remote.s3_upload import MultipartWriter, UploadState
 from zfs_offsite.remote.store import QuotaFullError
 from zfs_offsite.values.entries import Space, StoreEntry
+from zfs_offsite.values.partials import split_partial
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
@@ -55,7 +58,7 @@ T = TypeVar("T")
 Addressing = Literal["auto", "path", "virtual"]
 
 RANGE = 8 * 1024 * 1024  # bytes per ranged GET; one more is read ahead (16 MiB at most held)
-_NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+_NOT_FOUND = ("404", "NoSuchKey", "NotFound", "NoSuchUpload")
 _CREDENTIALS_FIX = (
     "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or target.s3.profile) to a key pair "
     "the store knows"
@@ -65,8 +68,8 @@ _CREDENTIALS_FIX = (
 class S3Store:
     """Objects below `s3://bucket/prefix`."""
 
-    # An upload is not resumed from checkpoints here (S3 has no append; the design's
-    # ListParts resume is the next step): the backup job passes no `Resumable`.
+    # An upload keeps no checkpoints here and an earlier attempt's upload is aborted, not
+    # continued (S3 has no append; the design's ListParts resume is the next step).
     resumes_uploads = False
 
     def __init__(
@@ -93,6 +96,7 @@ class S3Store:
             config=_config(endpoint_url, addressing_style, timeout),
         )
         self._reader: ThreadPoolExecutor | None = None
+        self._uploads: dict[str, UploadState] = {}  # this process's uploads, by partial path
 
     # ------------------------------------------------------------------ keys
 
@@ -123,12 +127,23 @@ class S3Store:
                     modified = item.get("LastModified")
                     mtime = modified.timestamp() if modified else 0.0
                     entries.append(StoreEntry(name, item.get("Size", 0), mtime))
+        for key, upload_id, initiated in self._list_uploads(start):
+            name = self._partial_of(key, upload_id)[len(start) :]
+            entries.append(StoreEntry(name, self._uploaded(key, upload_id), initiated))
         return sorted(entries, key=lambda e: e.name)
 
     def stat(self, path: str) -> StoreEntry | None:
-        """HEAD of the object; a key with objects below it is a directory; None if neither."""
+        """HEAD of the object; a key with objects below it is a directory; None if neither.
+
+        A partial is its multipart upload: the bytes of its parts (ListParts), the
+        store's truth, so the size checks of the core run on what was stored."""
         key = self._key(path)
         name = path.rstrip("/").rsplit("/", 1)[-1]
+        if split_partial(name) is not None:
+            upload = self._find_upload(path)
+            if upload is None:
+                return None
+            return StoreEntry(name, self._uploaded(*upload[:2]), upload[2])
         if key and not key.endswith("/") and path.strip("/"):
             try:
                 head = self._call(
@@ -221,8 +236,12 @@ class S3Store:
         """Nothing to create but the bucket, which this tool never creates."""
         self._check_bucket()
 
-    def open_write(self, path: str) -> SmallObjectWriter:
-        """A new object, created exclusively (FileExistsError if it exists; `s3_small.py`)."""
+    def open_write(self, path: str) -> SmallObjectWriter | MultipartWriter:
+        """A partial `<final>.<attempt>.partial`: a multipart upload of `<final>`
+        (`s3_upload.py`); any other name a small object created exclusively
+        (FileExistsError if it exists; `s3_small.py`)."""
+        if (split := split_partial(path.rsplit("/", 1)[-1])) is not None:
+            return self._start_upload(path, split[1])
         key = self._key(path)
 
         def put(data: bytes, create_only: bool) -> None:
@@ -246,8 +265,12 @@ class S3Store:
         self._not_yet(f"resuming {path}")
 
     def rename(self, source: str, destination: str) -> None:
-        """A server-side copy onto the destination (it appears whole, replacing any
-        earlier object), then the source's delete."""
+        """A partial's upload completed (`_complete`); any other object a server-side copy
+        onto the destination (it appears whole, replacing any earlier object), then the
+        source's delete."""
+        if split_partial(source.rsplit("/", 1)[-1]) is not None:
+            self._complete(source, destination)
+            return
         src, dst = self._key(source), self._key(destination)
         self._call(
             f"copy {src} to {dst}",
@@ -271,11 +294,141 @@ class S3Store:
         )
 
     def remove(self, path: str) -> None:
-        """Delete the object; a missing one is no error (as `unlink(missing_ok=True)`)."""
+        """Delete the object, or abort a partial's upload; a missing one is no error (as
+        `unlink(missing_ok=True)`)."""
+        if split_partial(path.rsplit("/", 1)[-1]) is not None:
+            found = self._find_upload(path)
+            self._uploads.pop(path, None)
+            if found is not None:
+                key, upload_id, _ = found
+                with contextlib.suppress(FileNotFoundError):  # aborted already
+                    self._call(
+                        f"abort the upload of {key}",
+                        lambda: self._client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=key, UploadId=upload_id
+                        ),
+                    )
+            return
         self._delete(self._key(path))
 
     def _delete(self, key: str) -> None:
         self._call(f"remove {key}", lambda: self._client.delete_object(Bucket=self.bucket, Key=key))
+
+    # ------------------------------------------------------------------ multipart uploads
+
+    def _start_upload(self, path: str, attempt: str) -> MultipartWriter:
+        final = path[: -len(f".{attempt}.partial")]
+        key = self._key(final)
+        answer = self._call(
+            f"start the upload of {key}",
+            lambda: self._client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, Metadata={"zfs-offsite-attempt": attempt}
+            ),
+        )
+        state = UploadState(key, answer["UploadId"])
+        self._uploads[path] = state
+
+        def send(number: int, data: bytes) -> str:
+            sent = self._call(
+                f"upload part {number} of {key}",
+                lambda: self._client.upload_part(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=state.upload_id,
+                    PartNumber=number,
+                    Body=data,
+                ),
+            )
+            return sent.get("ETag", "")
+
+        return MultipartWriter(state, send, self.description)
+
+    def _complete(self, source: str, destination: str) -> None:
+        """The commit: CompleteMultipartUpload, then HEAD: the object must hold every byte
+        written, with the ETag of the parts sent (RGW answers the completion without one)."""
+        state = self._uploads.get(source)
+        if state is None:
+            raise PermanentError(
+                f"{source}: no upload of this process to complete ({self.description}); "
+                "an upload of another process is not continued yet"
+            )
+        key = state.key
+        if self._key(destination) != key:
+            raise PermanentError(f"{source} is an upload of {key}, not of {destination}")
+        self._call(
+            f"complete the upload of {key}",
+            lambda: self._client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=state.upload_id,
+                MultipartUpload={"Parts": state.part_list()},  # type: ignore[typeddict-item]
+            ),
+        )
+        del self._uploads[source]
+        head = self._call(
+            f"look at {key}", lambda: self._client.head_object(Bucket=self.bucket, Key=key)
+        )
+        size, etag = head.get("ContentLength", -1), head.get("ETag", "")
+        if size != state.written or etag != state.expected_etag():
+            raise IntegrityError(
+                f"{key} holds {size} bytes with ETag {etag} after its upload completed; "
+                f"{state.written} bytes were sent in parts making {state.expected_etag()} "
+                f"({self.description}): remove it and back up again"
+            )
+
+    def _list_uploads(self, start: str) -> list[tuple[str, str, float]]:
+        """(key, UploadId, initiated) of the uploads in progress right below `start` (keys
+        that start with it and hold no further `/`)."""
+        pages = self._client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=start, Delimiter="/"
+        )
+        found = []
+        for page in self._call(f"list the uploads of {start or '/'}", lambda: list(pages)):
+            for upload in page.get("Uploads", []):
+                initiated = upload.get("Initiated")
+                found.append(
+                    (
+                        upload.get("Key", ""),
+                        upload.get("UploadId", ""),
+                        initiated.timestamp() if initiated else 0.0,
+                    )
+                )
+        return found
+
+    def _partial_of(self, key: str, upload_id: str) -> str:
+        """The partial name an upload shows as: this process's own, or one from its UploadId
+        (an upload of another process: its attempt is not in any listing)."""
+        for path, state in self._uploads.items():
+            if state.upload_id == upload_id:
+                return self._key(path)
+        return f"{key}.{upload_token(upload_id)}.partial"
+
+    def _find_upload(self, path: str) -> tuple[str, str, float] | None:
+        """(key, UploadId, initiated) of the upload a partial name stands for; None if none."""
+        key = self._key(path)
+        state = self._uploads.get(path)
+        split = split_partial(key)
+        if split is None:
+            return None
+        for found in self._list_uploads(split[0]):
+            if found[0] != split[0]:
+                continue
+            if (state is not None and found[1] == state.upload_id) or (
+                state is None and self._partial_of(*found[:2]) == key
+            ):
+                return found
+        return None
+
+    def _uploaded(self, key: str, upload_id: str) -> int:
+        """Bytes stored in the upload's parts (ListParts); 0 once it is gone."""
+        pages = self._client.get_paginator("list_parts").paginate(
+            Bucket=self.bucket, Key=key, UploadId=upload_id
+        )
+        try:
+            listed = self._call(f"list the parts of {key}", lambda: list(pages))
+        except FileNotFoundError:  # aborted meanwhile (RGW: NoSuchKey, AWS: NoSuchUpload)
+            return 0
+        return sum(part.get("Size", 0) for page in listed for part in page.get("Parts", []))
 
     def _check_bucket(self) -> None:
         """A one-key listing: NoSuchBucket (or any refusal) as its one line."""
@@ -403,6 +556,11 @@ class _ObjectReader:
     ) -> None:
         with contextlib.suppress(Exception):
             self._body.close()
+
+
+def upload_token(upload_id: str) -> str:
+    """12 hex digits naming an upload of another process as an attempt (`values/partials`)."""
+    return hashlib.sha256(upload_id.encode()).hexdigest()[:12]
 
 
 def _session(profile: str | None) -> boto3.session.Session:
