@@ -14,10 +14,18 @@ credentials, a missing bucket, a skewed clock (permanent: a person must act),
 the endpoint down or a 5xx (transient: another attempt may succeed).
 
 Writing maps the Store protocol onto S3 here, so the core's order rules
-(`archive/commit.py`) hold unchanged: a small object (sidecar, record, marker,
-lock) is one PUT, created exclusively (`s3_small.py`), and its "rename" a
-server-side copy onto the final key (which appears whole) and the partial's
-delete. A bucket quota met is a `QuotaFullError`: one line, permanent.
+(`archive/commit.py`) hold unchanged. A partial `<final>.<attempt>.partial`
+(a stream, a sidecar, a record, the marker) is a multipart upload of `<final>`
+(`s3_upload.py`): invisible until its "rename", the completion, checked by a
+HEAD; its size is the parts' (ListParts); its removal aborts it. An upload of
+another process (a killed run) is listed as `<final>.<token>.partial`, token
+from its UploadId, so the core's rules for leftover partials (removed before
+the next upload of the file, pruned past `retention.stale_partial_hours`)
+apply unchanged. Any other name (the lock, the clock probe) is a small object
+created exclusively (`s3_small.py`); its rename a server-side copy onto the
+destination, then the source's delete. A bucket quota met is a
+`QuotaFullError`: one line, permanent. Uploads are not resumed yet
+(`resumes_uploads`): no checkpoint objects are written.
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
-"""Small objects on S3 (sidecars, records, the marker, lock and probe files): one PUT each.
+"""Small objects on S3 written under their own name (the lock, its clock probe and break
+file): one PUT each. (Sidecars, records and the marker are written as partials: multipart
+uploads, `s3_upload.py`.)
 
 S3 has no open file to write into: a small object is buffered and PUT whole.
 `open_write` promises an exclusive create that fails at open (the lock's
 `MemberLock._create` relies on FileExistsError there, and removes what it
 created on any later error), so a name that is not a `.partial` is created
 empty at open by a create-only PUT (`If-None-Match: *`, 412 → FileExistsError)
-and filled by a plain PUT of the whole buffer at `sync`/`close`. A partial's
-name carries its attempt's random token, so no one else can hold it: it is
-created at close, in one create-only PUT of its bytes.
+and filled by a plain PUT of the whole buffer at `sync`/`close`. A plain
+`<name>.partial` (no attempt) is created at close, in one create-only PUT.
 
 Between the empty create and the fill, a reader sees an empty object: the
 lock reads that as "its holder is still writing it", as it does on a file
