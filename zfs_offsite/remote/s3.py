@@ -502,14 +502,15 @@ class S3Store:
         if code == "PreconditionFailed" or status == 412:  # a create-only PUT met an object
             return FileExistsError(17, f"{where}: cannot {doing}: the object exists")
         if code == "QuotaExceeded":
-            return QuotaFullError(
-                f"{where}: cannot {doing}: the bucket is over its quota (403 QuotaExceeded)",
-                what=f"bucket {self.bucket!r} is over its quota at {self._endpoint} "
-                "(403 QuotaExceeded)",
-                fix="raise the bucket quota (Ceph: `radosgw-admin quota set --quota-scope=bucket "
-                f"--bucket={self.bucket} --max-size=...`) or free room (`zfs-offsite prune`; "
-                "an aborted upload's space returns after the store's garbage collection)",
+            what = (
+                f"bucket {self.bucket!r} is over its quota at {self._endpoint} (403 QuotaExceeded)"
             )
+            fix = (
+                "raise the bucket quota (Ceph: `radosgw-admin quota set --quota-scope=bucket "
+                f"--bucket={self.bucket} --max-size=...`) or free room (`zfs-offsite prune`; "
+                "an aborted upload's space returns after the store's garbage collection)"
+            )
+            return QuotaFullError(f"{where}: cannot {doing}: {what}: {fix}", what=what, fix=fix)
         if code == "NoSuchBucket":
             return PermanentError(
                 f"{where}: the bucket {self.bucket!r} does not exist at {self._endpoint}: "
