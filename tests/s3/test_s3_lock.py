@@ -135,6 +135,60 @@ def test_a_holder_killed_on_this_host_is_taken_over_at_once(
     taker.release()
 
 
+RACE = """
+import sys
+from zfs_offsite.archive.lock import MemberLock
+from zfs_offsite.errors import LockBusyError
+from zfs_offsite.remote.s3 import S3Store
+store = S3Store(sys.argv[1], "lab", endpoint_url=sys.argv[2], region=sys.argv[3])
+lock = MemberLock(store, "tank~home", purpose="backup", run=sys.argv[4], wait_seconds=0)
+sys.stdin.readline()  # go!
+try:
+    lock.acquire()
+except LockBusyError as busy:
+    print("busy:", busy, flush=True)
+else:
+    print("held", flush=True)
+    sys.stdin.readline()  # hold until told
+    lock.release()
+"""
+
+
+def test_two_processes_at_once_one_holds_the_lock(rgw: Rgw, bucket: str, store: S3Store) -> None:
+    """Two runs started together, as two processes: the second is told who writes."""
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, bucket, rgw.endpoint, rgw.region, f"night-{n}"],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in (1, 2)
+    ]
+    try:
+        time.sleep(2)  # both have imported and connected
+        for run in runs:
+            assert run.stdin is not None
+            run.stdin.write("\n")
+            run.stdin.flush()
+        said = {}
+        for n, run in enumerate(runs, start=1):
+            assert run.stdout is not None
+            said[n] = run.stdout.readline().strip()
+        held = [n for n, line in said.items() if line == "held"]
+        assert len(held) == 1, said
+        other = 3 - held[0]
+        assert said[other].startswith(f"busy: member tank~home: backup run night-{held[0]} on ")
+        assert lock_object(rgw, bucket)["run"] == f"night-{held[0]}"
+    finally:
+        for run in runs:
+            if run.stdin is not None:
+                run.stdin.close()
+            run.wait(timeout=30)
+    assert lock_object(rgw, bucket)["state"] == "released"
+
+
 def dead_holder(rgw: Rgw, bucket: str) -> None:
     """A lock left by a process of this host that is gone (its pid reaped)."""
     gone = subprocess.Popen(["true"])
