@@ -111,7 +111,10 @@ class S3Lock:
         return LockSeen(data, _bare(answer.get("ETag", "")), written, _server_date(answer))
 
     def age(self, seen: LockSeen) -> float:
-        """The lock's Last-Modified against the Date of the reply that read it."""
+        """The lock's Last-Modified against the Date of the reply that read it.
+
+        A reply without a Date (no HTTP server sends none) gives 0: such a lock is
+        never judged stale by age, only by its process, which is the safe side."""
         now = seen.written if seen.now is None else seen.now
         return max(0.0, now - seen.written)
 

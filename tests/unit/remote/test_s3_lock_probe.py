@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from zfs_offsite.archive.lock import MemberLock
+from zfs_offsite.connect import open_store
 from zfs_offsite.errors import PermanentError
 from zfs_offsite.remote.s3_lock import S3Lock, probe
+from zfs_offsite.settings.sections import TargetSettings
 
 
 def refused() -> ClientError:
@@ -105,3 +108,19 @@ def test_single_writer_takes_the_admins_word_and_writes_plainly() -> None:
     lock.read = lambda: None  # type: ignore[method-assign]  # no GET on the fake: none there
     assert lock.create(b"holder") is not None
     assert fake.objects == {"lab/m/.zfs-offsite.lock": b"holder"}  # no probe object either
+
+
+@pytest.mark.parametrize("vouched", [True, False])
+def test_target_s3_single_writer_reaches_the_lock_of_an_s3_target(vouched: bool) -> None:
+    target = TargetSettings.model_validate(
+        {
+            "url": "s3://w2-bucket/lab",
+            "s3": {"endpoint_url": "http://127.0.0.1:9", "region": "us-east-1"}
+            | ({"single_writer": True} if vouched else {}),
+        }
+    )
+    store = open_store(target)
+    lock = MemberLock(store, "tank~home", purpose="backup")
+    assert isinstance(lock.backend, S3Lock)
+    assert lock.backend.key == "lab/tank~home/.zfs-offsite.lock"
+    assert lock.backend.single_writer is vouched
