@@ -12,16 +12,15 @@ Before committing a file the holder checks the lock is still its own, so even a
 wrongly broken lock cannot produce two commits.
 
 The rules live here once (`MemberLock`); how a store keeps the lock is its
-backend (`values/lock_state.py`). On a file store (`FileLock`): an exclusive
-create (an atomic test-and-set on SFTP and local disks alike), a touch as the
-heartbeat, a dead lock removed under a `.lock.break` file, and ages from a probe
-file's mtime (`server_now`). A store with a lock backend of its own hands it out
+backend (`values/lock_state.py`). On a file store, a lock file (`lock_file.py`):
+an exclusive create (an atomic test-and-set on SFTP and local disks alike), a
+touch as the heartbeat, a dead lock removed under a `.lock.break` file, and ages
+from a probe file's mtime. A store with a lock backend of its own hands it out
 by `lock_backend(path)` (S3: conditional PUTs, `remote/s3_lock.py`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -37,24 +36,15 @@ from types import TracebackType
 from typing import NoReturn, Protocol, runtime_checkable
 
 from zfs_offsite import __version__, cancel
-from zfs_offsite.errors import (
-    DiskFullError,
-    LockBusyError,
-    LockLostError,
-    PermanentError,
-    StoreError,
-    ZfsOffsiteError,
-)
-from zfs_offsite.remote.store import Store, disk_full, read_small_file, remove_quietly
-from zfs_offsite.values.lock_state import LockBackend, LockSeen
+from zfs_offsite.archive.lock_file import FileLock
+from zfs_offsite.errors import LockBusyError, LockLostError
+from zfs_offsite.remote.store import Store
+from zfs_offsite.values.lock_state import LockBackend
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".zfs-offsite.lock"
-BREAK_NAME = ".zfs-offsite.lock.break"  # held for the moment one taker removes a dead lock
-CLOCK_NAME = ".zfs-offsite.lock.clock"  # `<this>.<token>`: a taker's probe of the server's clock
 REFRESH_SECONDS = 30.0
-BREAK_STALE_SECONDS = 60.0  # a taker that died mid-break; breaking takes milliseconds
 POLL_SECONDS = 2.0
 # A lock file is created empty and then filled: one seen unreadable and this young is
 # probably being filled by a run that took it a moment ago; look again before judging.
@@ -156,121 +146,6 @@ def lock_backend(store: Store, member: str, path: str, token: str) -> LockBacken
     if isinstance(store, KeepsItsOwnLock):
         return store.lock_backend(path)
     return FileLock(store, member, path, token)
-
-
-class FileLock:
-    """The lock as a file: exclusive create, touch, removal under a break file.
-
-    Its version is a digest of the file's bytes: every holder writes its own token
-    into it, and a file lock's bytes never change while it is held (the heartbeat
-    sets its mtime).
-    """
-
-    def __init__(self, store: Store, member: str, path: str, token: str) -> None:
-        self.store = store
-        self.member = member
-        self.path = path
-        self.token = token
-
-    def create(self, data: bytes) -> str | None:
-        """Create the lock file with our holder inside; a file we could not fill is removed."""
-        try:
-            handle = self.store.open_write(self.path)
-        except FileExistsError:
-            return None
-        except ZfsOffsiteError:
-            self.read()  # a directory or symlink in the lock's place says so
-            raise
-        try:
-            with handle:
-                handle.write(data)
-        except BaseException as exc:
-            remove_quietly(self.store, self.path)  # ours, empty or half-written
-            if isinstance(exc, DiskFullError):
-                needed = "a few bytes for the member's lock needed"
-                raise disk_full(self.store, exc, self.path, needed=needed) from exc
-            raise
-        return _digest(data)
-
-    def read(self) -> LockSeen | None:
-        """The lock file's bytes and mtime (the server's clock); None if there is none."""
-        entry = self.store.stat(self.path)
-        if entry is None:
-            return None
-        if entry.is_dir or entry.is_symlink:
-            what = "a symlink" if entry.is_symlink else "a directory"
-            raise PermanentError(
-                f"member {self.member}: {self.path} is {what}, not zfs-offsite's lock file: it "
-                "is never followed or removed; move it aside"
-            )
-        try:
-            data = read_small_file(self.store, self.path)
-        except FileNotFoundError:
-            return None
-        return LockSeen(data, _digest(data), entry.mtime)
-
-    def age(self, seen: LockSeen) -> float:
-        return max(0.0, self.server_now() - seen.written)
-
-    def server_now(self) -> float:
-        """The server's clock now: the mtime it gives a probe file of ours, written and removed.
-
-        Lock ages compare two mtimes the server set, so this host's clock never counts.
-        """
-        probe = f"{self.member}/{CLOCK_NAME}.{self.token}"
-        for _ in range(2):
-            try:
-                with self.store.open_write(probe) as handle:
-                    handle.write(b"")
-                break
-            except FileExistsError:  # our own token: a probe an earlier call could not remove
-                self.store.remove(probe)
-        try:
-            entry = self.store.stat(probe)
-        finally:
-            remove_quietly(self.store, probe)
-        if entry is None:
-            raise StoreError(f"member {self.member}: {probe} vanished as it was written")
-        return entry.mtime
-
-    def replace_if(self, seen: LockSeen, data: bytes) -> str | None:
-        """Remove the very lock judged dead, one taker at a time, and create ours."""
-        breaker = f"{self.member}/{BREAK_NAME}"
-        try:
-            with self.store.open_write(breaker) as handle:
-                handle.write(self.token.encode())
-        except FileExistsError:
-            entry = self.store.stat(breaker)
-            if entry is not None and self.server_now() - entry.mtime > BREAK_STALE_SECONDS:
-                remove_quietly(self.store, breaker)
-            time.sleep(0.2)
-            return None
-        try:
-            now = self.read()
-            if now is None or now.data != seen.data:
-                return None
-            self.store.remove(self.path)
-            return self.create(data)
-        finally:
-            remove_quietly(self.store, breaker)
-
-    def renew(self, version: str, data: bytes) -> str | None:
-        """Touch our lock with the server's time; None if it is no longer ours."""
-        seen = self.read()
-        if seen is None or seen.version != version:
-            return None
-        self.store.touch(self.path, self.server_now())
-        return version
-
-    def release(self, version: str, data: bytes) -> None:
-        """Remove the lock if it is still ours."""
-        seen = self.read()
-        if seen is not None and seen.version == version:
-            self.store.remove(self.path)
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class MemberLock:
