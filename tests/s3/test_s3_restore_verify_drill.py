@@ -1,13 +1,19 @@
-"""Restore from a bucket, through the CLI on a real RGW: into a dataset (streamed ranged
-GETs → decompress → `zfs receive`), continued with `--resume`, downloaded with
-`--to-dir`, and by hand with the standard-tool commands `--commands` prints.
+"""Restore, verify and drill on a bucket, through the CLI on a real RGW.
+
+Restore: into a dataset (streamed ranged GETs → decompress → `zfs receive`),
+continued with `--resume`, downloaded with `--to-dir`, and by hand with the
+standard-tool commands `--commands` prints. Verify: its record and rotation,
+a corrupted object found, marked and cleared. Drill: a scratch receive, its
+record in the bucket.
 
 The archive is the tool's own, made on file:// (a real pool, two nights: a full and
-an incremental) and copied into the bucket with `rclone copy`, as an admin makes it.
+an incremental, alice's larger than one ranged GET) and copied into the bucket with
+`rclone copy`, as an admin makes it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -32,6 +38,8 @@ from zfs_offsite.jobs.restore_commands import target_reader
 from zfs_offsite.settings.sections import S3Settings, TargetSettings
 
 NEWEST = "auto-20190807.0200-1w"
+VERIFY_RECORD = ".zfs-offsite-verified.json"
+DRILL_RECORD = ".zfs-offsite-drills.json"
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +56,9 @@ def file_cli(pool: Pool, tmp_path_factory: pytest.TempPathFactory) -> Cli:
     cli = file_archive_cli(tmp_path_factory.mktemp("w3-cli"), pool.name)
     back_up(cli.env)
     for member in MEMBERS:
-        write_member_data(pool.mountpoint / f"elabfs-{member}", 7, megabytes=1)
+        # alice's incremental spans two ranged GETs (8 MiB each): random data, incompressible
+        size = 9 if member == "alice" else 1
+        write_member_data(pool.mountpoint / f"elabfs-{member}", 7, megabytes=size)
         snapshot(f"{pool.name}/elabfs-{member}", NEWEST)
     back_up(cli.env)
     return cli
@@ -59,16 +69,25 @@ def aws_env(rgw: Rgw) -> dict[str, str]:
     return {k: v for k, v in rgw.environment().items() if k.startswith("AWS_") and "URL" not in k}
 
 
+def on_bucket(rgw: Rgw, file_cli: Cli, bucket: str) -> Cli:
+    """The CLI on a copy of the file:// archive in `bucket`."""
+    copy_with_rclone(rgw, file_archive(file_cli), bucket)
+    return file_cli.with_env(
+        ZFS_OFFSITE_TARGET__URL=f"s3://{bucket}/{PREFIX}",
+        ZFS_OFFSITE_TARGET__S3__ENDPOINT_URL=rgw.endpoint,
+        **aws_env(rgw),
+    )
+
+
+def file_archive(file_cli: Cli) -> Path:
+    return Path(file_cli.env["ZFS_OFFSITE_TARGET__URL"].removeprefix("file://"))
+
+
 @pytest.fixture(scope="module")
 def s3_cli(rgw: Rgw, file_cli: Cli) -> Cli:
-    bucket = "w3-restore"
-    rgw.create_bucket(bucket)
-    archive = Path(file_cli.env["ZFS_OFFSITE_TARGET__URL"].removeprefix("file://"))
-    copy_with_rclone(rgw, archive, bucket)
-    no_file_archive = {"ZFS_OFFSITE_TARGET__URL": f"s3://{bucket}/{PREFIX}"}
-    return file_cli.with_env(
-        **no_file_archive, ZFS_OFFSITE_TARGET__S3__ENDPOINT_URL=rgw.endpoint, **aws_env(rgw)
-    )
+    """Restores only read: one copy serves them all."""
+    rgw.create_bucket("w3-restore")
+    return on_bucket(rgw, file_cli, "w3-restore")
 
 
 @pytest.fixture
@@ -127,7 +146,7 @@ def test_to_dir_downloads_the_checked_chain_and_its_commands_restore_it(
     directory = tmp_path / "dl"
     done = s3_cli("restore", "alice", destination, "--to-dir", str(directory))
     assert done.code == 0, done.output
-    archive = Path(file_cli.env["ZFS_OFFSITE_TARGET__URL"].removeprefix("file://")) / "alice"
+    archive = file_archive(file_cli) / "alice"
     backups = sorted(p.name for p in archive.iterdir() if p.name.endswith(".zst"))
     assert sorted(p.name for p in directory.iterdir()) == sorted(
         [*backups, *(f"{name}.sha256" for name in backups)]
@@ -176,3 +195,88 @@ def test_the_printed_reader_fetches_the_object_with_the_aws_variables_only(
     done = subprocess.run(["sh", "-c", line], env=env, capture_output=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout == body
+
+
+def object_names(rgw: Rgw, bucket: str) -> set[str]:
+    listed = rgw.client().list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/")
+    return {item["Key"].removeprefix(f"{PREFIX}/") for item in listed.get("Contents", [])}
+
+
+def read_object(rgw: Rgw, bucket: str, name: str) -> bytes:
+    return rgw.client().get_object(Bucket=bucket, Key=f"{PREFIX}/{name}")["Body"].read()
+
+
+def test_verify_reads_the_bucket_records_it_and_rotates(
+    rgw: Rgw, bucket: str, file_cli: Cli
+) -> None:
+    on = on_bucket(rgw, file_cli, bucket).with_env(ZFS_OFFSITE_VERIFY__CYCLE_RUNS="2")
+    first = on("verify", "--json")
+    assert first.code == 0, first.output
+    files = [f for m in json.loads(first.stdout)["members"] for f in m["files"]]
+    assert len(files) == 2 * len(MEMBERS)
+    assert {(f["verdict"], f["read"]) for f in files} == {("ok", "in full: never read")}
+    assert not [line for line in first.err_lines if line.startswith("warning:")]
+    record = json.loads(read_object(rgw, bucket, VERIFY_RECORD))
+    assert {
+        (member, name) for member, entry in record["members"].items() for name in entry["files"]
+    } == {(m["member"], f["file"]) for m in json.loads(first.stdout)["members"] for f in m["files"]}
+
+    second = on("verify", "--json")
+    assert second.code == 0, second.output
+    again = [f for m in json.loads(second.stdout)["members"] for f in m["files"]]
+    deferred = [f for f in again if f["detail"].startswith("not read this run (rotation)")]
+    assert 0 < len(deferred) < len(again)  # the rotation: part of the archive, not all of it
+    assert {f["verdict"] for f in again} == {"ok"}
+    assert not any(name.endswith(".partial") for name in object_names(rgw, bucket))
+
+
+def test_verify_finds_a_corrupted_object_names_it_marks_it_and_clears_the_mark(
+    rgw: Rgw, bucket: str, file_cli: Cli
+) -> None:
+    on = on_bucket(rgw, file_cli, bucket)
+    (name,) = [n for n in object_names(rgw, bucket) if n.startswith("alice/") and ".to." in n]
+    good = read_object(rgw, bucket, name)
+    assert len(good) > 8 * 1024 * 1024  # the flipped byte is in the second ranged GET
+    bad = bytearray(good)
+    bad[8 * 1024 * 1024 + 100] ^= 1
+    rgw.client().put_object(Bucket=bucket, Key=f"{PREFIX}/{name}", Body=bytes(bad))
+
+    verify = on("verify", "--json")
+    assert verify.code == 1, verify.output
+    assert "Traceback" not in verify.output
+    assert verify.err_lines[-1] == "error: verify failed: verify found 1 unsound member(s): alice"
+    (alice,) = [m for m in json.loads(verify.stdout)["members"] if m["member"] == "alice"]
+    (row,) = [f for f in alice["files"] if f["verdict"] == "corrupt"]
+    assert f"alice/{row['file']}" == name and "sha256" in row["detail"]
+    assert f"{name}.corrupt" in object_names(rgw, bucket)
+
+    status = on("status", "--json")
+    members = {m["member"]: m for m in json.loads(status.stdout)["members"]}
+    assert members["alice"]["corrupt_files"] == [name.removeprefix("alice/")]
+
+    rgw.client().put_object(Bucket=bucket, Key=f"{PREFIX}/{name}", Body=good)
+    healed = on("verify", "--json", "--all")
+    assert healed.code == 0, healed.output
+    assert f"{name}.corrupt" not in object_names(rgw, bucket)
+
+
+def test_drill_receives_from_the_bucket_and_records_it_there(
+    rgw: Rgw, bucket: str, file_cli: Cli, pool: Pool
+) -> None:
+    scratch = f"{pool.name}/w3-drill"
+    on = on_bucket(rgw, file_cli, bucket).with_env(
+        ZFS_OFFSITE_DRILL__SCRATCH_DATASET=scratch, ZFS_OFFSITE_DRILL__CYCLE_RUNS="1"
+    )
+    drill = on("drill")
+    assert drill.code == 0, drill.output
+    for member in MEMBERS:
+        assert f"{member}: restorable, proven" in drill.stdout
+    record = json.loads(read_object(rgw, bucket, DRILL_RECORD))
+    assert sorted(record) == sorted(MEMBERS)
+    for member in MEMBERS:
+        assert record[member]["snapshot"] == NEWEST
+        assert record[member]["guid"] == guid(f"{pool.name}/elabfs-{member}@{NEWEST}")
+    leftover = subprocess.run(
+        ["zfs", "list", "-H", "-o", "name", "-r", scratch], capture_output=True, text=True
+    )
+    assert leftover.stdout.split() in ([], [scratch])  # the scratch receives are gone
