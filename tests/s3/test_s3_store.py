@@ -123,20 +123,6 @@ def test_a_prefix_with_nothing_under_it_is_a_missing_root(
         assert store.listdir("") == []
 
 
-def test_writes_are_refused_in_one_line_for_now(
-    rgw: Rgw, bucket: str, archive: dict[str, bytes]
-) -> None:
-    with closing(open_s3(rgw, bucket)) as store:
-        for write in (
-            lambda: store.open_write("tank~home/new"),
-            lambda: store.remove("tank~home/empty"),
-            lambda: store.makedirs("tank~new"),
-        ):
-            with pytest.raises(PermanentError, match="not yet supported on s3:// targets"):
-                write()
-        assert store.stat("tank~home/empty") is not None  # nothing was removed
-
-
 def one_line_error(store: S3Store, kind: type[Exception], says: str) -> str:
     """Both a listing and a HEAD fail with the same one line (HEAD has no body to say why)."""
     lines = []

@@ -1,4 +1,4 @@
-"""An S3 bucket as the target: the read side (issue 22; docs/explanation/object-storage-design.md).
+"""An S3 bucket as the target (issue 22; docs/explanation/object-storage-design.md).
 
 Keys are `PREFIX/<path>` with exactly the file layout's names, so an archive copied
 between an SFTP server and a bucket (`rclone copy`) reads the same either way.
@@ -13,13 +13,25 @@ Every failure of the store becomes one typed line naming the fix: wrong
 credentials, a missing bucket, a skewed clock (permanent: a person must act),
 the endpoint down or a 5xx (transient: another attempt may succeed).
 
-Writing (multipart upload, sidecars, the lock) is the design's next steps: the
-write methods refuse for now, in one line.
+Writing maps the Store protocol onto S3 here, so the core's order rules
+(`archive/commit.py`) hold unchanged. A partial `<final>.<attempt>.partial`
+(a stream, a sidecar, a record, the marker) is a multipart upload of `<final>`
+(`s3_upload.py`): invisible until its "rename", the completion, checked by a
+HEAD; its size is the parts' (ListParts); its removal aborts it. An upload of
+another process (a killed run) is listed as `<final>.<token>.partial`, token
+from its UploadId, so the core's rules for leftover partials (removed before
+the next upload of the file, pruned past `retention.stale_partial_hours`)
+apply unchanged. Any other name (the lock, the clock probe) is a small object
+created exclusively (`s3_small.py`); its rename a server-side copy onto the
+destination, then the source's delete. A bucket quota met is a
+`QuotaFullError`: one line, permanent. Uploads are not resumed yet
+(`resumes_uploads`): no checkpoint objects are written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,7 +53,11 @@ from botocore.exceptions import (
 )
 
 from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
+from zfs_offsite.remote.s3_small import SmallObjectWriter
+from zfs_offsite.remote.s3_upload import MultipartWriter, UploadState
+from zfs_offsite.remote.store import QuotaFullError
 from zfs_offsite.values.entries import Space, StoreEntry
+from zfs_offsite.values.partials import split_partial
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
@@ -50,7 +66,7 @@ T = TypeVar("T")
 Addressing = Literal["auto", "path", "virtual"]
 
 RANGE = 8 * 1024 * 1024  # bytes per ranged GET; one more is read ahead (16 MiB at most held)
-_NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+_NOT_FOUND = ("404", "NoSuchKey", "NotFound", "NoSuchUpload")
 _CREDENTIALS_FIX = (
     "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or target.s3.profile) to a key pair "
     "the store knows"
@@ -58,7 +74,11 @@ _CREDENTIALS_FIX = (
 
 
 class S3Store:
-    """Objects below `s3://bucket/prefix`; reads only, for now."""
+    """Objects below `s3://bucket/prefix`."""
+
+    # An upload keeps no checkpoints here and an earlier attempt's upload is aborted, not
+    # continued (S3 has no append; the design's ListParts resume is the next step).
+    resumes_uploads = False
 
     def __init__(
         self,
@@ -84,6 +104,7 @@ class S3Store:
             config=_config(endpoint_url, addressing_style, timeout),
         )
         self._reader: ThreadPoolExecutor | None = None
+        self._uploads: dict[str, UploadState] = {}  # this process's uploads, by partial path
 
     # ------------------------------------------------------------------ keys
 
@@ -114,12 +135,23 @@ class S3Store:
                     modified = item.get("LastModified")
                     mtime = modified.timestamp() if modified else 0.0
                     entries.append(StoreEntry(name, item.get("Size", 0), mtime))
+        for key, upload_id, initiated in self._list_uploads(start):
+            name = self._partial_of(key, upload_id)[len(start) :]
+            entries.append(StoreEntry(name, self._uploaded(key, upload_id), initiated))
         return sorted(entries, key=lambda e: e.name)
 
     def stat(self, path: str) -> StoreEntry | None:
-        """HEAD of the object; a key with objects below it is a directory; None if neither."""
+        """HEAD of the object; a key with objects below it is a directory; None if neither.
+
+        A partial is its multipart upload: the bytes of its parts (ListParts), the
+        store's truth, so the size checks of the core run on what was stored."""
         key = self._key(path)
         name = path.rstrip("/").rsplit("/", 1)[-1]
+        if split_partial(name) is not None:
+            upload = self._find_upload(path)
+            if upload is None:
+                return None
+            return StoreEntry(name, self._uploaded(*upload[:2]), upload[2])
         if key and not key.endswith("/") and path.strip("/"):
             try:
                 head = self._call(
@@ -202,34 +234,222 @@ class S3Store:
             self._reader.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
-    # ------------------------------------------------------------------ writing: not yet
+    # ------------------------------------------------------------------ writing
 
     def makedirs(self, path: str) -> None:
-        self._not_yet("creating a directory")
+        """Nothing to create (no directories on S3); a missing bucket is refused, never made."""
+        self._check_bucket()
 
     def create_root(self) -> None:
-        self._not_yet("creating an archive")
+        """Nothing to create but the bucket, which this tool never creates."""
+        self._check_bucket()
 
-    def open_write(self, path: str) -> NoReturn:
-        self._not_yet(f"writing {path}")
+    def open_write(self, path: str) -> SmallObjectWriter | MultipartWriter:
+        """A partial `<final>.<attempt>.partial`: a multipart upload of `<final>`
+        (`s3_upload.py`); any other name a small object created exclusively
+        (FileExistsError if it exists; `s3_small.py`)."""
+        if (split := split_partial(path.rsplit("/", 1)[-1])) is not None:
+            return self._start_upload(path, split[1])
+        key = self._key(path)
+
+        def put(data: bytes, create_only: bool) -> None:
+            if create_only:
+                self._call(
+                    f"create {key}",
+                    lambda: self._client.put_object(
+                        Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*"
+                    ),
+                )
+            else:
+                self._call(
+                    f"write {key}",
+                    lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=data),
+                )
+
+        return SmallObjectWriter(path, put)
 
     def open_append(self, path: str, offset: int) -> NoReturn:
+        """S3 has no append: resume is off for s3:// targets (`resumes_uploads`)."""
         self._not_yet(f"resuming {path}")
 
     def rename(self, source: str, destination: str) -> None:
-        self._not_yet(f"renaming {source}")
+        """A partial's upload completed (`_complete`); any other object a server-side copy
+        onto the destination (it appears whole, replacing any earlier object), then the
+        source's delete."""
+        if split_partial(source.rsplit("/", 1)[-1]) is not None:
+            self._complete(source, destination)
+            return
+        src, dst = self._key(source), self._key(destination)
+        self._call(
+            f"copy {src} to {dst}",
+            lambda: self._client.copy_object(
+                Bucket=self.bucket, Key=dst, CopySource={"Bucket": self.bucket, "Key": src}
+            ),
+        )
+        self._delete(src)
 
     def touch(self, path: str, mtime: float | None = None) -> None:
-        self._not_yet(f"touching {path}")
+        """PUT the object's bytes again: its LastModified becomes the store's now.
+
+        S3 cannot set a time: `mtime` is ignored (the lock passes the server's own
+        now, which the PUT gives it anyway)."""
+        key = self._key(path)
+        with self.open_read(path) as handle:
+            data = handle.read()
+        self._call(
+            f"touch {key}",
+            lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=data),
+        )
 
     def remove(self, path: str) -> None:
-        self._not_yet(f"removing {path}")
+        """Delete the object, or abort a partial's upload; a missing one is no error (as
+        `unlink(missing_ok=True)`)."""
+        if split_partial(path.rsplit("/", 1)[-1]) is not None:
+            found = self._find_upload(path)
+            self._uploads.pop(path, None)
+            if found is not None:
+                key, upload_id, _ = found
+                with contextlib.suppress(FileNotFoundError):  # aborted already
+                    self._call(
+                        f"abort the upload of {key}",
+                        lambda: self._client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=key, UploadId=upload_id
+                        ),
+                    )
+            return
+        self._delete(self._key(path))
+
+    def _delete(self, key: str) -> None:
+        self._call(f"remove {key}", lambda: self._client.delete_object(Bucket=self.bucket, Key=key))
+
+    # ------------------------------------------------------------------ multipart uploads
+
+    def _start_upload(self, path: str, attempt: str) -> MultipartWriter:
+        final = path[: -len(f".{attempt}.partial")]
+        key = self._key(final)
+        answer = self._call(
+            f"start the upload of {key}",
+            lambda: self._client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, Metadata={"zfs-offsite-attempt": attempt}
+            ),
+        )
+        state = UploadState(key, answer["UploadId"])
+        self._uploads[path] = state
+
+        def send(number: int, data: bytes) -> str:
+            sent = self._call(
+                f"upload part {number} of {key}",
+                lambda: self._client.upload_part(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=state.upload_id,
+                    PartNumber=number,
+                    Body=data,
+                ),
+            )
+            return sent.get("ETag", "")
+
+        return MultipartWriter(state, send, self.description)
+
+    def _complete(self, source: str, destination: str) -> None:
+        """The commit: CompleteMultipartUpload, then HEAD: the object must hold every byte
+        written, with the ETag of the parts sent (RGW answers the completion without one)."""
+        state = self._uploads.get(source)
+        if state is None:
+            raise PermanentError(
+                f"{source}: no upload of this process to complete ({self.description}); "
+                "an upload of another process is not continued yet"
+            )
+        key = state.key
+        if self._key(destination) != key:
+            raise PermanentError(f"{source} is an upload of {key}, not of {destination}")
+        self._call(
+            f"complete the upload of {key}",
+            lambda: self._client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=state.upload_id,
+                MultipartUpload={"Parts": state.part_list()},  # type: ignore[typeddict-item]
+            ),
+        )
+        del self._uploads[source]
+        head = self._call(
+            f"look at {key}", lambda: self._client.head_object(Bucket=self.bucket, Key=key)
+        )
+        size, etag = head.get("ContentLength", -1), head.get("ETag", "")
+        if size != state.written or etag != state.expected_etag():
+            raise IntegrityError(
+                f"{key} holds {size} bytes with ETag {etag} after its upload completed; "
+                f"{state.written} bytes were sent in parts making {state.expected_etag()} "
+                f"({self.description}): remove it and back up again"
+            )
+
+    def _list_uploads(self, start: str) -> list[tuple[str, str, float]]:
+        """(key, UploadId, initiated) of the uploads in progress right below `start` (keys
+        that start with it and hold no further `/`)."""
+        pages = self._client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=start, Delimiter="/"
+        )
+        found = []
+        for page in self._call(f"list the uploads of {start or '/'}", lambda: list(pages)):
+            for upload in page.get("Uploads", []):
+                initiated = upload.get("Initiated")
+                found.append(
+                    (
+                        upload.get("Key", ""),
+                        upload.get("UploadId", ""),
+                        initiated.timestamp() if initiated else 0.0,
+                    )
+                )
+        return found
+
+    def _partial_of(self, key: str, upload_id: str) -> str:
+        """The partial name an upload shows as: this process's own, or one from its UploadId
+        (an upload of another process: its attempt is not in any listing)."""
+        for path, state in self._uploads.items():
+            if state.upload_id == upload_id:
+                return self._key(path)
+        return f"{key}.{upload_token(upload_id)}.partial"
+
+    def _find_upload(self, path: str) -> tuple[str, str, float] | None:
+        """(key, UploadId, initiated) of the upload a partial name stands for; None if none."""
+        key = self._key(path)
+        state = self._uploads.get(path)
+        split = split_partial(key)
+        if split is None:
+            return None
+        for found in self._list_uploads(split[0]):
+            if found[0] != split[0]:
+                continue
+            if (state is not None and found[1] == state.upload_id) or (
+                state is None and self._partial_of(*found[:2]) == key
+            ):
+                return found
+        return None
+
+    def _uploaded(self, key: str, upload_id: str) -> int:
+        """Bytes stored in the upload's parts (ListParts); 0 once it is gone."""
+        pages = self._client.get_paginator("list_parts").paginate(
+            Bucket=self.bucket, Key=key, UploadId=upload_id
+        )
+        try:
+            listed = self._call(f"list the parts of {key}", lambda: list(pages))
+        except FileNotFoundError:  # aborted meanwhile (RGW: NoSuchKey, AWS: NoSuchUpload)
+            return 0
+        return sum(part.get("Size", 0) for page in listed for part in page.get("Parts", []))
+
+    def _check_bucket(self) -> None:
+        """A one-key listing: NoSuchBucket (or any refusal) as its one line."""
+        start = self._dir_prefix("")
+        self._call(
+            f"list {start or '/'}",
+            lambda: self._client.list_objects_v2(Bucket=self.bucket, Prefix=start, MaxKeys=1),
+        )
 
     def _not_yet(self, action: str) -> NoReturn:
         raise PermanentError(
-            f"{action} is not yet supported on s3:// targets ({self.description}): this "
-            "version only reads them (status, plan); write to an sftp:// "
-            "or file:// target and copy it to the bucket with `rclone copy`"
+            f"{action} is not yet supported on s3:// targets ({self.description}): "
+            "back up to an sftp:// or file:// target and copy it to the bucket with `rclone copy`"
         )
 
     # ------------------------------------------------------------------ errors
@@ -279,6 +499,17 @@ class S3Store:
                 f"{where}: the store refused to {doing} (403 Forbidden): check the "
                 f"credentials ({_CREDENTIALS_FIX}) and that the key may read the bucket"
             )
+        if code == "PreconditionFailed" or status == 412:  # a create-only PUT met an object
+            return FileExistsError(17, f"{where}: cannot {doing}: the object exists")
+        if code == "QuotaExceeded":
+            return QuotaFullError(
+                f"{where}: cannot {doing}: the bucket is over its quota (403 QuotaExceeded)",
+                what=f"bucket {self.bucket!r} is over its quota at {self._endpoint} "
+                "(403 QuotaExceeded)",
+                fix="raise the bucket quota (Ceph: `radosgw-admin quota set --quota-scope=bucket "
+                f"--bucket={self.bucket} --max-size=...`) or free room (`zfs-offsite prune`; "
+                "an aborted upload's space returns after the store's garbage collection)",
+            )
         if code == "NoSuchBucket":
             return PermanentError(
                 f"{where}: the bucket {self.bucket!r} does not exist at {self._endpoint}: "
@@ -298,7 +529,7 @@ class S3Store:
         if code == "AccessDenied":
             return PermanentError(
                 f"{where}: access denied while trying to {doing} (AccessDenied): give the "
-                "key read and list rights on the bucket, or use one that has them"
+                "key read, write, list and delete rights on the bucket, or use one that has them"
             )
         if code == "RequestTimeTooSkewed":
             return PermanentError(
@@ -333,6 +564,11 @@ class _ObjectReader:
     ) -> None:
         with contextlib.suppress(Exception):
             self._body.close()
+
+
+def upload_token(upload_id: str) -> str:
+    """12 hex digits naming an upload of another process as an attempt (`values/partials`)."""
+    return hashlib.sha256(upload_id.encode()).hexdigest()[:12]
 
 
 def _session(profile: str | None) -> boto3.session.Session:

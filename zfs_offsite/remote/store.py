@@ -1,5 +1,5 @@
 """Remote storage behind one small protocol: a local directory, an SFTP server, or an S3
-bucket (`remote/s3.py`: reads only, for now).
+bucket (`remote/s3.py`).
 
 Paths are relative to the target's root and use `/`. Writers create new files
 only (exclusive create: no run can truncate another's bytes), and a writer's
@@ -189,6 +189,14 @@ def new_attempt() -> str:
     return secrets.token_hex(6)
 
 
+def resumes_uploads(store: Store) -> bool:
+    """Whether an upload to `store` keeps checkpoints and resumes from them (file stores).
+
+    An object store says no by `resumes_uploads = False` (`remote/s3.py`: no append);
+    its upload then starts afresh each attempt, like an age-encrypted stream's."""
+    return bool(getattr(store, "resumes_uploads", True))
+
+
 def write_new_file(store: Store, path: str, data: bytes) -> str:
     """Write `data` to a fresh partial file beside `path`, checked and durable; its name."""
     partial = partial_name(path, new_attempt())
@@ -231,9 +239,25 @@ def remove_quietly(store: Store, path: str) -> None:
         log.warning("could not remove %s (%s); it stays a .partial and never counts", path, exc)
 
 
+class QuotaFullError(DiskFullError):
+    """A store with no free space to ask (S3) refused a write over its quota.
+
+    `what` names the quota, `fix` how to raise it or free room: `disk_full` keeps
+    both in its one line instead of a free-space figure the store cannot give."""
+
+    def __init__(self, message: str, *, what: str, fix: str) -> None:
+        super().__init__(message, free_bytes=None)
+        self.what = what
+        self.fix = fix
+
+
 def disk_full(store: Store, exc: DiskFullError, path: str, *, needed: str) -> DiskFullError:
     """The one line for a full server: the room there is now (call it after removing what
     the attempt wrote), what the file needs, and the fix."""
+    if isinstance(exc, QuotaFullError):
+        return QuotaFullError(
+            f"{exc.what} ({needed}): {path} was not stored; {exc.fix}", what=exc.what, fix=exc.fix
+        )
     space = store.space(posixpath.dirname(path))
     free = space.free_bytes if space is not None else exc.free_bytes or 0
     return DiskFullError(

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from zfs_offsite.errors import ZfsOffsiteError
-from zfs_offsite.remote.store import Store, Writer, remove_quietly
+from zfs_offsite.remote.store import Store, Writer, remove_quietly, resumes_uploads
 from zfs_offsite.stream.checkpoints import (
     CHUNK_BYTES,
     Checkpoints,
@@ -94,6 +94,8 @@ def _judge(
     """Why the partial cannot be resumed, or the point to resume it from."""
     if why := never_reproduces(identity):
         return why, None  # said up front: no checkpoint file is read, no stream hashed
+    if not resumes_uploads(store):
+        return "this store cannot continue an upload yet (it starts afresh)", None
     if checkpoints is None:
         return "it has no checkpoints (it stopped before the first 64 MiB)", None
     if checkpoints.is_symlink or checkpoints.is_dir:

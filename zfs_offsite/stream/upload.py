@@ -41,7 +41,14 @@ from zfs_offsite.errors import (
     StoreError,
     ZfsOffsiteError,
 )
-from zfs_offsite.remote.store import Store, Writer, disk_full, new_attempt, remove_quietly
+from zfs_offsite.remote.store import (
+    Store,
+    Writer,
+    disk_full,
+    new_attempt,
+    remove_quietly,
+    resumes_uploads,
+)
 from zfs_offsite.stream.checkpoints import StoredHash, StreamIdentity, never_reproduces
 from zfs_offsite.stream.compression import Compressor
 from zfs_offsite.stream.encryption import EncryptingCompressor
@@ -287,7 +294,11 @@ class _Attempt:
         self.recipients = recipients
         self.expected_raw = expected_raw
         self.partial = point.partial if point else partial_name(path, new_attempt())
-        checkpointed = resume is not None and never_reproduces(resume.identity) is None
+        checkpointed = (
+            resume is not None
+            and never_reproduces(resume.identity) is None
+            and resumes_uploads(store)
+        )
         self.log = (
             CheckpointLog(store, self.partial, resume.identity, point.recorded if point else None)
             if checkpointed and resume is not None

@@ -1,0 +1,37 @@
+"""Part sizing of the S3 multipart upload: any stream up to the limit fits 10,000 parts,
+in bounded memory."""
+
+from __future__ import annotations
+
+import hashlib
+
+from zfs_offsite.remote.s3_upload import (
+    MAX_PARTS,
+    MiB,
+    in_flight,
+    largest_stream,
+    multipart_etag,
+    part_size,
+)
+
+
+def test_parts_grow_after_4000_so_500_gib_fit_in_10000_parts() -> None:
+    assert part_size(1) == part_size(4000) == 32 * MiB
+    assert part_size(4001) == part_size(MAX_PARTS) == 64 * MiB
+    total = sum(part_size(n) for n in range(1, MAX_PARTS + 1))
+    assert total == largest_stream() == 500 * 1024 * MiB
+    # the same stream in 32 MiB parts alone would need 16,000 parts
+    assert total // (32 * MiB) > MAX_PARTS
+
+
+def test_buffers_stay_bounded_whatever_the_part_size() -> None:
+    """Parts in flight plus the one being filled: the memory the upload holds."""
+    held = {part_size(n) * (in_flight(part_size(n)) + 1) for n in (1, 4000, 4001, MAX_PARTS)}
+    assert held == {96 * MiB, 128 * MiB}
+
+
+def test_the_multipart_etag_is_the_md5_of_the_part_md5s() -> None:
+    parts = [b"a" * 10, b"b" * 3]
+    md5s = [hashlib.md5(p).digest() for p in parts]
+    inner = hashlib.md5(md5s[0] + md5s[1]).hexdigest()
+    assert multipart_etag(md5s) == f'"{inner}-2"'

@@ -1,0 +1,172 @@
+"""A partial file on S3: a multipart upload of the final key, completed by the "rename".
+
+`<final>.<attempt>.partial` opened for writing starts a multipart upload of
+`<final>` itself: nothing is under that key, in a listing of objects, in a
+restore or in an `rclone copy`, until `CompleteMultipartUpload` (the commit,
+`archive/commit.py`'s rename). An abandoned upload never looks like a file.
+
+Memory is bounded: a part is held until the store acknowledged it (SigV4 over
+plain HTTP hashes it before sending, and botocore sends a failed part again):
+at most `in_flight(size)` parts sent at once and one being filled, 3 x 32 MiB
+by default, 2 x 64 MiB once parts grow (`part_size`). `sync` waits for every
+full part; `close` sends the last, short one. Each part's ETag must be the MD5
+of its bytes (RGW and AWS give that for a plain part), so a part the store
+holds differently is an integrity error before the completion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from zfs_offsite.errors import IntegrityError, PermanentError
+from zfs_offsite.remote.store import WriterBase
+
+MiB = 1024 * 1024
+PART = 32 * MiB  # the default part: 2 in flight + 1 filling = 96 MiB of buffers
+BIG_PART = 64 * MiB  # after GROW_AFTER parts: 1 in flight + 1 filling = 128 MiB
+GROW_AFTER = 4000  # 125 GiB in 32 MiB parts; then 6,000 parts of 64 MiB: 500 GiB in all
+MAX_PARTS = 10_000  # S3's limit
+
+
+def part_size(number: int) -> int:
+    """The size of part `number` (from 1) of a stream whose size is not known in advance."""
+    return PART if number <= GROW_AFTER else BIG_PART
+
+
+def in_flight(size: int) -> int:
+    """Parts of `size` bytes sent at once: two of the default size, one once they grew."""
+    return 2 if size <= PART else 1
+
+
+def largest_stream() -> int:
+    """The most bytes an upload can hold in MAX_PARTS parts of `part_size`."""
+    return GROW_AFTER * PART + (MAX_PARTS - GROW_AFTER) * BIG_PART
+
+
+def multipart_etag(md5s: list[bytes]) -> str:
+    """The ETag S3 gives a completed multipart object: `"md5(part md5s)-N"`, quoted."""
+    return f'"{hashlib.md5(b"".join(md5s)).hexdigest()}-{len(md5s)}"'
+
+
+# send(part number, bytes) -> the ETag the store answered for that part (quoted).
+SendPart = Callable[[int, bytes], str]
+
+
+@dataclass
+class UploadState:
+    """What the writer sent and the store acknowledged: the completion's part list."""
+
+    key: str
+    upload_id: str
+    parts: list[tuple[int, str, bytes]] = field(default_factory=list)  # number, ETag, md5
+    written: int = 0  # bytes given to `write`
+    acknowledged: int = 0  # bytes in acknowledged parts
+
+    def part_list(self) -> list[dict[str, object]]:
+        return [{"PartNumber": n, "ETag": etag} for n, etag, _ in sorted(self.parts)]
+
+    def expected_etag(self) -> str:
+        return multipart_etag([md5 for _, _, md5 in sorted(self.parts)])
+
+
+class MultipartWriter(WriterBase):
+    """Parts of a multipart upload from a stream, in bounded memory (see the module)."""
+
+    def __init__(self, state: UploadState, send: SendPart, description: str) -> None:
+        self.state = state
+        self._send = send
+        self._description = description
+        self._buffer = bytearray()
+        self._pending: deque[tuple[int, int, Future[tuple[str, bytes]]]] = deque()
+        self._pool: ThreadPoolExecutor | None = None
+        self._next = 1
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def write(self, data: bytes | memoryview) -> int:
+        if self._closed:
+            raise ValueError(f"{self.state.key} is closed")
+        self._buffer += data
+        self.state.written += len(data)
+        while len(self._buffer) >= part_size(self._next):
+            size = part_size(self._next)
+            with memoryview(self._buffer) as view:
+                part = bytes(view[:size])  # one copy: the part sent while the buffer refills
+            del self._buffer[:size]
+            self._submit(part)
+        return len(data)
+
+    def _submit(self, part: bytes) -> None:
+        number = self._next
+        if number > MAX_PARTS:
+            raise PermanentError(
+                f"{self.state.key}: the stream passes S3's {MAX_PARTS:,} parts "
+                f"({largest_stream() >> 30} GiB at most, {self._description}): split the "
+                "dataset or back it up to an sftp:// or file:// target"
+            )
+        while len(self._pending) >= in_flight(len(part)):
+            self._collect()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(2, thread_name_prefix="s3-part")
+        self._pending.append((number, len(part), self._pool.submit(self._upload, number, part)))
+        self._next += 1
+
+    def _upload(self, number: int, part: bytes) -> tuple[str, bytes]:
+        md5 = hashlib.md5(part).digest()
+        etag = self._send(number, part)
+        if etag.strip('"') != md5.hex():
+            raise IntegrityError(
+                f"{self.state.key}: the store holds part {number} as {etag}, not the MD5 "
+                f"{md5.hex()} of the bytes sent ({self._description})"
+            )
+        return etag, md5
+
+    def _collect(self) -> None:
+        """Wait for the oldest part in flight; record it, or raise its error."""
+        number, size, future = self._pending.popleft()
+        etag, md5 = future.result()
+        self.state.parts.append((number, etag, md5))
+        self.state.acknowledged += size
+
+    def sync(self) -> None:
+        """Every full part sent is acknowledged (the last, short one waits for `close`)."""
+        while self._pending:
+            self._collect()
+
+    def close(self) -> None:
+        """Send the last part (even an empty one for an empty file), wait for all; a failure
+        aborts (the caller removes the upload)."""
+        if self._closed:
+            return
+        try:
+            if self._buffer or self._next == 1:
+                part = bytes(self._buffer)
+                self._buffer = bytearray()
+                self._submit(part)
+            self.sync()
+        except BaseException:
+            self.abort()
+            raise
+        self._release()
+
+    def _release(self) -> None:
+        self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        """Drop the buffer and the parts not yet sent; wait for those being sent."""
+        self._closed = True
+        self._buffer = bytearray()
+        for _, _, future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
