@@ -209,7 +209,7 @@ def read_object(rgw: Rgw, bucket: str, name: str) -> bytes:
 def test_verify_reads_the_bucket_records_it_and_rotates(
     rgw: Rgw, bucket: str, file_cli: Cli
 ) -> None:
-    on = on_bucket(rgw, file_cli, bucket).with_env(ZFS_OFFSITE_VERIFY__CYCLE_RUNS="2")
+    on = on_bucket(rgw, file_cli, bucket).with_env(ZFS_OFFSITE_VERIFY__CYCLE_RUNS="4")
     first = on("verify", "--json")
     assert first.code == 0, first.output
     files = [f for m in json.loads(first.stdout)["members"] for f in m["files"]]
@@ -247,7 +247,8 @@ def test_verify_finds_a_corrupted_object_names_it_marks_it_and_clears_the_mark(
     assert verify.err_lines[-1] == "error: verify failed: verify found 1 unsound member(s): alice"
     (alice,) = [m for m in json.loads(verify.stdout)["members"] if m["member"] == "alice"]
     (row,) = [f for f in alice["files"] if f["verdict"] == "corrupt"]
-    assert f"alice/{row['file']}" == name and "sha256" in row["detail"]
+    assert f"alice/{row['file']}" == name and "corrupt" in row["detail"]
+    assert any(line.startswith(f"error: {name}: corrupt: ") for line in verify.err_lines)
     assert f"{name}.corrupt" in object_names(rgw, bucket)
 
     status = on("status", "--json")
