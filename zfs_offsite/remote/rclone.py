@@ -43,8 +43,12 @@ def rclone_remote(
 
 
 def rclone_cat(remote: str) -> str:
-    """The shell words that write the object to stdout."""
-    return f"rclone cat {shlex.quote(remote)}"
+    """The shell words that write the object to stdout.
+
+    `--config ''`: the remote is all on the line, so no config file is read (nor
+    missed in a notice on every line's stderr).
+    """
+    return f"rclone cat --config '' {shlex.quote(remote)}"
 
 
 def _value(text: str) -> str:

@@ -37,9 +37,9 @@ def test_an_s3_chain_is_read_with_rclone_cat_and_no_credential(
     )
     assert lines == [
         "zfs create -p tank/restore",
-        f"rclone cat {shlex.quote(remote + FILES[0])} | age -d -i /root/key.txt | zstd -dc "
-        "| zfs receive tank/restore/home",
-        f"rclone cat {shlex.quote(remote + FILES[1])} | zstd -dc "
+        f"rclone cat --config '' {shlex.quote(remote + FILES[0])} | age -d -i /root/key.txt "
+        "| zstd -dc | zfs receive tank/restore/home",
+        f"rclone cat --config '' {shlex.quote(remote + FILES[1])} | zstd -dc "
         "| zfs receive -F tank/restore/home",
     ]
     assert not any("AKIDEXAMPLE" in line or "secret" in line for line in lines)
@@ -54,7 +54,7 @@ def test_the_endpoint_comes_from_the_aws_variable_when_unset(
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     line = target_reader(s3_target(addressing_style="virtual", profile="lab"))("m/f.zst")
     assert line == (
-        'rclone cat \':s3,provider=Other,env_auth=true,endpoint="https://s3.lab.example:8443",'
+        "rclone cat --config '' ':s3,provider=Other,env_auth=true,endpoint=\"https://s3.lab.example:8443\","
         'force_path_style=false,profile="lab":lab-backups/site-a/zfs/m/f.zst\''
     )
 
@@ -65,7 +65,7 @@ def test_aws_itself_needs_no_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     line = target_reader(s3_target())("m/f.zst")
     assert line == (
-        'rclone cat \':s3,provider=AWS,env_auth=true,region="eu-west-1":'
+        "rclone cat --config '' ':s3,provider=AWS,env_auth=true,region=\"eu-west-1\":"
         "lab-backups/site-a/zfs/m/f.zst'"
     )
 
