@@ -48,6 +48,14 @@ def restore(
     to_dir: Annotated[
         Path | None, typer.Option(help="Download the chain here instead of receiving.")
     ] = None,
+    commands: Annotated[
+        bool,
+        typer.Option(
+            "--commands",
+            help="Receive nothing: print the standard-tool commands that restore the chain "
+            "straight from the target (rclone cat on s3://), to run by hand.",
+        ),
+    ] = False,
 ) -> None:
     """Restore a member's snapshot (full, then each incremental) into a new dataset."""
     startup.load(config)
@@ -62,6 +70,12 @@ def restore(
             "pass --force too",
             exit_codes.USAGE,
         )
+    if commands and (to_dir or force or resume):
+        output.fail(
+            "--commands: it only prints the commands that restore into a new dataset; "
+            "leave out --to-dir, --force and --resume",
+            exit_codes.USAGE,
+        )
     outcome = flow_run.run_flow(
         restore_flow,
         member=member,
@@ -71,6 +85,7 @@ def restore(
         resume=resume,
         to_dir=str(to_dir) if to_dir else None,
         destroy_live_dataset=destroy_live_dataset,
+        print_commands=commands,
     )
     if outcome.failed:
         # the whole message, every line joined
@@ -81,8 +96,13 @@ def restore(
     if output.verbosity.quiet:
         return
     if isinstance(result, list):
+        header = (
+            f"# restore {member} into {destination} straight from the archive with standard tools:"
+            if commands
+            else f"# downloaded to {to_dir}; restore with standard tools:"
+        )
         output.out().print(  # a comment: the whole output runs as printed (`| sh`)
-            f"# downloaded to {to_dir}; restore with standard tools:",
+            header,
             highlight=False,
             markup=False,
         )

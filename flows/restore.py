@@ -7,7 +7,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.interrupts import stops_streams_when_interrupted
 from flows.naming import kept_name
-from tasks.restore import below, download, plan, receive
+from tasks.restore import below, download, plan, receive, standard_tool_lines
 from zfs_offsite.errors import ConfigError
 from zfs_offsite.jobs.restore import RestoreResult, below_note
 from zfs_offsite.report.run_report import artifact_key
@@ -16,6 +16,10 @@ from zfs_offsite.zfs.model import check_dataset_name
 
 EXCLUSIVE = "force and resume exclude each other"
 ONLY_WITH_FORCE = "it only widens force (it replaces live data); pass force too"
+PRINTS_ONLY = (
+    "it only prints the commands that restore into a new dataset: leave out "
+    "to_dir, force and resume"
+)
 
 
 def restore_run_name() -> str:
@@ -40,6 +44,7 @@ def restore_flow(
     resume: bool = False,
     to_dir: str | None = None,
     destroy_live_dataset: bool = False,
+    print_commands: bool = False,
 ) -> RestoreResult | list[str]:
     """Restore a member's snapshot (the full, then each incremental) into a dataset.
 
@@ -52,11 +57,15 @@ def restore_flow(
         to_dir: Download the chain into this directory instead of receiving it.
         destroy_live_dataset: With force: replace the destination even if it is a
             configured member or holds snapshots the archive does not have.
+        print_commands: Receive nothing: return the standard-tool shell lines
+            that restore the chain straight from the target (rclone on s3://).
     """
     if force and resume:
         raise ConfigError(f"parameters force, resume: {EXCLUSIVE}")
     if destroy_live_dataset and not force:
         raise ConfigError(f"parameter destroy_live_dataset: {ONLY_WITH_FORCE}")
+    if print_commands and (to_dir or force or resume):
+        raise ConfigError(f"parameter print_commands: {PRINTS_ONLY}")
     if destination:
         check_dataset_name(destination, "parameter destination:")
     logger = get_run_logger()
@@ -74,6 +83,18 @@ def restore_flow(
     note = below_note(member, nested, destination) if nested else None
     if note:
         logger.warning("%s", note)
+    if print_commands:
+        if not destination:
+            raise ConfigError("parameter destination: name the dataset to receive into")
+        lines = standard_tool_lines(settings, member, point, destination)
+        if note:
+            lines.append(f"# {note}")
+        create_markdown_artifact(
+            key=key,
+            markdown=f"# Restore {member}@{point.snapshot} from {settings.target.parsed}\n\n"
+            "With standard tools:\n\n```sh\n" + "\n".join(lines) + "\n```\n",
+        )
+        return lines
     if to_dir:
         commands = download(settings, member, point, to_dir, destination)
         if note:

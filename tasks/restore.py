@@ -20,6 +20,7 @@ from zfs_offsite.jobs.restore import (
     receive_commands,
     restore_member,
 )
+from zfs_offsite.jobs.restore_commands import stream_commands
 from zfs_offsite.plan.chains import RestorePoint
 from zfs_offsite.settings import Settings
 
@@ -84,5 +85,20 @@ def download(
         settings.encryption.identity_file,
         raw=raw,
         roll_back_to=point.snapshot if point.inside else None,
+        nas=source_endpoint(settings.source, settings.target.timeout),
+    )
+
+
+@task(name="restore-commands", task_run_name="restore-commands-{member}", cache_policy=NO_CACHE)
+def standard_tool_lines(
+    settings: Settings, member: str, point: RestorePoint, destination: str
+) -> list[str]:
+    """The shell lines that restore the planned chain straight from the target, by hand."""
+    return stream_commands(
+        settings.target,
+        member,
+        point,
+        destination,
+        settings.encryption.identity_file,
         nas=source_endpoint(settings.source, settings.target.timeout),
     )

@@ -24,11 +24,9 @@ from pathlib import Path
 from zfs_offsite.archive.index import archived_members
 from zfs_offsite.archive.model import ArchiveFile, checksum_line
 from zfs_offsite.archive.names import (
-    Compression,
     below_destination,
     check_member_name,
     checksum_name,
-    parse_backup_name,
 )
 from zfs_offsite.errors import (
     ConfigError,
@@ -40,6 +38,7 @@ from zfs_offsite.errors import (
 from zfs_offsite.file_kind import path_kind
 from zfs_offsite.jobs.archive_read import read_archive
 from zfs_offsite.jobs.backup import discover_members
+from zfs_offsite.jobs.restore_commands import restore_lines
 from zfs_offsite.keys.identities import Identity, configured_identities
 from zfs_offsite.plan.chains import RestorePoint, archived_guids, choose_restore_point
 from zfs_offsite.remote.store import Store
@@ -52,15 +51,12 @@ from zfs_offsite.stream.readback import (
     read_ahead,
     stream_chunks,
 )
-from zfs_offsite.transport.openssh import command_argv
 from zfs_offsite.transport.ssh import SshEndpoint
 from zfs_offsite.values.partials import partial_name
 from zfs_offsite.zfs.commands import (
-    create_parents_argv,
     error_text,
     guid_argv,
     receive_argv,
-    rollback_argv,
 )
 from zfs_offsite.zfs.destination import (
     check_replaceable,
@@ -414,17 +410,6 @@ def download_files(store: Store, member: str, point: RestorePoint, directory: Pa
     return paths
 
 
-def _on_zfs_host(argv: list[str], nas: SshEndpoint | None, *, tty: bool = False) -> str:
-    """A zfs command line as printed: as is, or through ssh to the NAS in pull mode.
-
-    The remote command is one quoted word, so the NAS's shell sees the same words.
-    """
-    line = shlex.join(argv)
-    if nas is None:
-        return line
-    return f"{shlex.join(command_argv(nas, tty=tty))} {shlex.quote(line)}"
-
-
 def receive_commands(
     paths: list[Path],
     destination: str,
@@ -436,44 +421,18 @@ def receive_commands(
 ) -> list[str]:
     """Shell lines that restore downloaded files with standard tools, in order.
 
-    An encrypted file goes through `age -d -i <identity>` first (Debian's `age`);
-    without a configured identity the line names a placeholder, `key.txt`. A raw
-    chain (`zfs send -w`) arrives still encrypted with the dataset's own key: the
-    last line loads that key and mounts it. `roll_back_to`: the snapshot inside
-    the last (`-I`) file that was asked for; a last line rolls back to it.
-    `zfs receive` needs the parent dataset: a `zfs create -p` line makes it (and
-    leaves an existing one alone). `nas`: pull mode, where the files are here but
-    the pool is on the NAS; every zfs line then runs there through ssh.
+    The files' checksums are checked first (`sha256sum -c`), then each file is
+    received as `restore_lines` says (decrypt, decompress, `zfs receive`).
     """
     lines = [f"cd {shlex.quote(str(paths[0].parent))}", "sha256sum -c -- *.sha256"]
-    parent = destination.rpartition("/")[0]
-    if "/" in parent:  # below the pool, which must exist anyway
-        lines.append(_on_zfs_host(create_parents_argv(parent), nas))
-    identity = shlex.quote(str(identity_file.absolute() if identity_file else "key.txt"))
-    encrypted = [p for p in paths if (n := parse_backup_name(p.name)) is not None and n.encrypted]
-    if encrypted and identity_file is None:  # after the `cd`, a bare key.txt would not exist
-        lines.append(
-            "# key.txt: put the path of your age identity (secret key) file there; "
-            "setting encryption.identity_file is unset here"
-        )
-    for index, path in enumerate(paths):
-        name = parse_backup_name(path.name)
-        receive = _on_zfs_host(receive_argv(destination, force=index > 0), nas)
-        gzip = name is not None and name.compression is Compression.GZIP
-        tool = "gzip -dc" if gzip else "zstd -dc"
-        if name is not None and name.encrypted:
-            lines.append(f"age -d -i {identity} -- {shlex.quote(path.name)} | {tool} | {receive}")
-        else:
-            lines.append(f"{tool} -- {shlex.quote(path.name)} | {receive}")
-    if roll_back_to is not None:
-        lines.append(_on_zfs_host(rollback_argv(f"{destination}@{roll_back_to}"), nas))
-    if raw:
-        target = shlex.quote(destination)
-        load = f"zfs load-key {target} && zfs mount {target}"
-        if nas is not None:  # load-key asks for the passphrase: ssh needs a terminal
-            load = f"{shlex.join(command_argv(nas, tty=True))} {shlex.quote(load)}"
-        lines.append(load)
-    return lines
+    return lines + restore_lines(
+        [path.name for path in paths],
+        destination,
+        identity_file,
+        raw=raw,
+        roll_back_to=roll_back_to,
+        nas=nas,
+    )
 
 
 def below_note(member: str, below: Sequence[str], destination: str) -> str:
