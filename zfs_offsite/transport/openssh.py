@@ -285,6 +285,9 @@ class OpenSshChannel:
     def recv(self, size: int) -> bytes:
         return self._sock.recv(size)
 
+    def recv_into(self, buffer: memoryview) -> int:
+        return self._sock.recv_into(buffer)
+
     def recv_ready(self) -> bool:
         return bool(select.select([self._sock], [], [], 0)[0])
 
