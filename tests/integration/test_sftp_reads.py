@@ -92,3 +92,24 @@ def test_a_file_that_shrinks_while_read_is_an_integrity_error_naming_it(
             for _ in chunks:
                 pass
         assert store.stat("shrinks.zst") is not None  # the connection still answers
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_writes_and_stats_between_chunks_leave_the_read_whole(
+    store_for: Callable[[str], Store], sftp_dir: Path, client: str
+) -> None:
+    """The resume check reads a partial while the upload writes on the same connection."""
+    data = stored(sftp_dir, "partial", 3 * READ_WINDOW)
+    with closing(store_for(client)) as store:
+        chunks = store.read_chunks("partial")
+        got = [next(chunks)]  # a window of READ replies is still on its way
+        with store.open_write("written") as out:
+            out.write(b"x" * 5000)
+        assert store.stat("written") is not None
+        got += list(chunks)
+        assert b"".join(got) == data
+        early = store.read_chunks("partial")
+        next(early)
+        assert store.stat("partial") is not None  # replies owed to `early` arrive first
+        early.close()  # type: ignore[attr-defined]
+    assert (sftp_dir / "written").read_bytes() == b"x" * 5000

@@ -24,7 +24,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TypeVar, cast
+from typing import NoReturn, TypeVar, cast
 
 import paramiko
 from paramiko.message import Message
@@ -259,6 +259,12 @@ class _Reads:
     bytes are requested ahead of the chunk being handed out. Replies are
     matched by request number, so a server may answer in any order, and a
     short reply is asked again for the rest.
+
+    The connection is shared: a caller may write or stat between two chunks
+    (the resume check reads a partial while the upload writes on). So every
+    READ is registered with paramiko like its own requests are: a reply to one
+    of ours that paramiko reads comes back here (copied, the slow path), and a
+    reply to another request that we read is handed to whoever waits for it.
     """
 
     def __init__(self, client: paramiko.SFTPClient, handle: bytes, full: str, request: int) -> None:
@@ -269,6 +275,7 @@ class _Reads:
         self._request = request
         self._chunk = request * max(1, READ_CHUNK // request)
         self._waiting: dict[int, tuple[memoryview, int, list[int]]] = {}
+        self._error: Exception | None = None  # from a reply paramiko read for us
 
     def chunks(self, size: int) -> Iterator[bytearray]:
         ready: deque[tuple[bytearray, list[int]]] = deque()
@@ -281,11 +288,17 @@ class _Reads:
                     self._ask(memoryview(buffer), offset, missing)
                     ready.append((buffer, missing))
                     offset += len(buffer)
-                while ready[0][1][0]:
-                    _guard(f"read {self._full}", self._receive)
+                while ready[0][1][0] or self._error:
+                    _guard(f"read {self._full}", self._step)
                 yield ready.popleft()[0]
         finally:
             self._drain()
+
+    def _step(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        self._receive()
 
     def _ask(self, view: memoryview, offset: int, missing: list[int]) -> None:
         """READ requests for `view` (the file's bytes from `offset`), sent in one write."""
@@ -295,6 +308,7 @@ class _Reads:
             piece = view[start : start + self._request]
             with client._lock:  # type: ignore[attr-defined]  # as _Requests.send_write
                 num: int = client.request_number
+                client._expecting[num] = self  # type: ignore[attr-defined]
                 client.request_number = num + 1
             self._waiting[num] = (piece, offset + start, missing)
             missing[0] += 1
@@ -308,26 +322,56 @@ class _Reads:
         _guard(f"read {self._full}", lambda: _send_all(self._sock, memoryview(b"".join(requests))))
 
     def _receive(self) -> None:
-        """One reply: its data into the chunk waiting for it, or its error raised."""
+        """One reply: its data into the chunk waiting for it, or its error raised; a reply
+        to another request goes to whoever waits for it, as paramiko would hand it."""
         length, kind, num = struct.unpack(">IBI", self._exactly(9))
         waiting = self._waiting.pop(num, None)
+        with self._client._lock:  # type: ignore[attr-defined]
+            owner = self._client._expecting.pop(num, None)  # type: ignore[attr-defined]
         if waiting is None:
-            raise SftpStatus(SFTP_BAD_MESSAGE, f"reply to request {num}, which was not sent")
-        view, offset, missing = waiting
-        if kind == CMD_STATUS:
             body = Message(bytes(self._exactly(length - 5)))
-            code, text = body.get_int(), body.get_text()
-            if code == SFTP_EOF:
-                raise IntegrityError(
-                    f"{self._full} ends before byte {offset}: it shrank while read"
-                )
-            raise SftpStatus(code, text)
+            if owner is None or isinstance(owner, type):  # nobody, or a call paramiko waits on
+                raise SftpStatus(SFTP_BAD_MESSAGE, f"reply to request {num}, not one pending")
+            owner._async_response(kind, body, num)
+            return
+        view, offset, missing = waiting
         if kind != CMD_DATA:
-            raise SftpStatus(SFTP_BAD_MESSAGE, f"reply type {kind} to a read")
+            self._settle(kind, Message(bytes(self._exactly(length - 5))), offset)
         (count,) = struct.unpack(">I", self._exactly(4))
         if count > len(view) or length != 9 + count:
             raise SftpStatus(SFTP_BAD_MESSAGE, f"read reply of {count} bytes to {len(view)} asked")
         self._into(view[:count])
+        self._got(view, offset, missing, count)
+
+    def _async_response(self, kind: int, msg: Message, num: int) -> None:
+        """A reply to one of our READs that paramiko read while serving another request."""
+        waiting = self._waiting.pop(num, None)
+        if waiting is None:
+            return  # a reader already given up on
+        view, offset, missing = waiting
+        try:
+            if kind != CMD_DATA:
+                self._settle(kind, msg, offset)
+            data = msg.get_binary()
+            if len(data) > len(view):
+                raise SftpStatus(
+                    SFTP_BAD_MESSAGE, f"read reply of {len(data)} bytes, {len(view)} asked"
+                )
+            view[: len(data)] = data
+            self._got(view, offset, missing, len(data))
+        except Exception as exc:  # raised to the reader at its next chunk, not to the writer
+            self._error = self._error or exc
+
+    def _settle(self, kind: int, msg: Message, offset: int) -> NoReturn:
+        """A READ answered with something other than data: always an error."""
+        if kind != CMD_STATUS:
+            raise SftpStatus(SFTP_BAD_MESSAGE, f"reply type {kind} to a read")
+        code, text = msg.get_int(), msg.get_text()
+        if code == SFTP_EOF:
+            raise IntegrityError(f"{self._full} ends before byte {offset}: it shrank while read")
+        raise SftpStatus(code, text)
+
+    def _got(self, view: memoryview, offset: int, missing: list[int], count: int) -> None:
         missing[0] -= 1
         if count < len(view):  # a short reply: ask again for the rest
             self._ask(view[count:], offset + count, missing)
@@ -346,10 +390,14 @@ class _Reads:
 
     def _drain(self) -> None:
         """Read the replies still owed (a reader that stopped early), so the next request's
-        reply is the next one on the connection."""
+        reply is the next one on the connection; what cannot be read is unregistered."""
         with contextlib.suppress(Exception):
             while self._waiting:
                 self._receive()
+        with self._client._lock:  # type: ignore[attr-defined]
+            for num in self._waiting:
+                self._client._expecting.pop(num, None)  # type: ignore[attr-defined]
+        self._waiting.clear()
 
 
 class SftpStore:
