@@ -4,6 +4,10 @@ The shell baseline is `ssh host cat f | zstd -d | zfs receive`, run in the same
 session against the same file, alternating with ours `--rounds` times (who
 goes first alternates too); each restore goes into a fresh dataset that is
 destroyed afterwards. Ours also checks sha256, which the baseline does not.
+CPU is all of each path's processes (ours: the child with its `ssh` and `zfs
+receive`); zfs-fuse receives in its daemon, whose CPU is left out of both.
+`--baseline DIR` (another version's tree, `git archive REV | tar -x -C DIR`)
+runs that version's restore as a third path in the same rounds: before/after.
 
 Run as root: `.venv/bin/python -m bench.restore --size-mb 512`.
 """
@@ -15,14 +19,15 @@ import json
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 from bench.loopback import loopback
 from bench.throughput import MB, make_data, run_shell
 from tests.support.zfsdata import create_member, destroy_dataset, snapshot
 
 
-def run_ours(settings_json: str, destination: str) -> dict:
-    """Restore in a child process so its peak RSS is its own.
+def run_ours(settings_json: str, destination: str, checkout: Path | None = None) -> dict:
+    """Restore in a child process so its peak RSS and CPU are its own; from `checkout` if given.
 
     Timed inside the child from before the SSH connection to the received
     snapshot, so Python's start-up (imports, about a second) is left out; the
@@ -30,26 +35,47 @@ def run_ours(settings_json: str, destination: str) -> dict:
     """
     code = f"""
 import json, resource, time
+def cpu():
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 from contextlib import closing
 from zfs_offsite.settings import load_settings
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.restore import restore_member
 s = load_settings(**json.loads({settings_json!r}))
-start = time.monotonic()
+start, cpu_start = time.monotonic(), cpu()
 with closing(open_runner(s)) as runner, closing(open_store(s.target)) as store:
     r = restore_member(s, runner, store, "bench", {destination!r})
 print(json.dumps({{"raw": r.raw_bytes, "seconds": time.monotonic() - start,
+                  "cpu": cpu() - cpu_start,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    # `-c` puts the working directory first on sys.path: the checkout's zfs_offsite is the one run.
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=checkout
+    )
     data = json.loads(out.stdout.strip().splitlines()[-1])
-    return {"seconds": data["seconds"], "raw": data["raw"], "rss_mb": data["rss_mb"]}
+    return {key: data[key] for key in ("seconds", "raw", "cpu", "rss_mb")}
+
+
+def mb_s(runs: list[dict]) -> float:
+    return statistics.median(r["raw"] / 1e6 / r["seconds"] for r in runs)
+
+
+def cpu_per_gb(runs: list[dict]) -> float:
+    return statistics.median(r["cpu"] / (r["raw"] / 1e9) for r in runs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another version (`git archive REV | tar -x -C DIR`): its restore "
+        "runs as a third path in the same rounds, for before/after",
+    )
     args = parser.parse_args()
     with loopback("restore", args.size_mb * 3 + 512) as env:
         pool, archive = env.pool, env.archive
@@ -76,10 +102,16 @@ def main() -> None:
         raw = json.loads((archive / "bench" / f"{stored.name}.json").read_text())["raw_bytes"]
         ours: list[dict] = []
         shell: list[dict] = []
+        before: list[dict] = []
 
         def run_ours_once(i: int) -> None:
             ours.append(run_ours(json.dumps(settings), f"{pool.name}/restored-ours-{i}"))
             destroy_dataset(f"{pool.name}/restored-ours-{i}")
+
+        def run_before_once(i: int) -> None:
+            target = f"{pool.name}/restored-before-{i}"
+            before.append(run_ours(json.dumps(settings), target, args.baseline))
+            destroy_dataset(target)
 
         def run_shell_once(i: int) -> None:
             target = f"{pool.name}/restored-shell-{i}"
@@ -87,24 +119,28 @@ def main() -> None:
             shell.append(run_shell(["sh", "-c", command], None) | {"raw": raw})
             destroy_dataset(target)
 
-        for i in range(args.rounds):  # alternate who goes first: no position bias
-            first, second = (
-                (run_ours_once, run_shell_once) if i % 2 else (run_shell_once, run_ours_once)
-            )
-            first(i)
-            second(i)
+        order = [run_shell_once, run_ours_once] + ([run_before_once] if args.baseline else [])
+        for i in range(args.rounds):  # rotate who goes first: no position bias
+            shift = i % len(order)
+            for run in order[shift:] + order[:shift]:
+                run(i)
         print(f"stream: {raw / MB:.0f} MiB raw, {stored.stat().st_size / MB:.0f} MiB stored")
-        for name, runs in (("ours (sftp)", ours), ("shell ssh cat|zstd -d", shell)):
+        paths = [("ours (sftp)", ours), ("shell ssh cat|zstd -d", shell)]
+        if args.baseline:
+            paths.append((f"before ({args.baseline.name})", before))
+        for name, runs in paths:
             rates = [r["raw"] / 1e6 / r["seconds"] for r in runs]
             rss = max(r["rss_mb"] for r in runs)
             listed = ", ".join(f"{x:.0f}" for x in rates)
             print(
-                f"{name:24} {statistics.median(rates):8.1f} MB/s (runs {listed}), RSS {rss:.0f} MB"
+                f"{name:24} {statistics.median(rates):8.1f} MB/s (runs {listed}),"
+                f" {cpu_per_gb(runs):5.2f} CPU-s/GB, RSS {rss:.0f} MB"
             )
-        ratio = statistics.median(r["raw"] / r["seconds"] for r in ours) / statistics.median(
-            r["raw"] / r["seconds"] for r in shell
-        )
-        print(f"ratio ours / shell restore: {ratio:.2f}x (target >= 1.0)")
+        for name, runs in paths[::2]:
+            print(
+                f"ratio {name} / shell restore: {mb_s(runs) / mb_s(shell):.2f}x MB/s"
+                f" (target >= 1.0), {cpu_per_gb(runs) / cpu_per_gb(shell):.2f}x CPU-s/GB"
+            )
 
 
 if __name__ == "__main__":

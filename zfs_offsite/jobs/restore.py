@@ -17,6 +17,7 @@ import logging
 import shlex
 import stat
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,19 +167,26 @@ def receive_file(
 ) -> ReceivedFile:
     """Stream one stored file into a running `zfs receive`, holding back its end until checked."""
     assert process.stdin is not None
-    stats, started, pending = ReadStats(), time.monotonic(), bytearray()
+    stats, started = ReadStats(), time.monotonic()
+    # The last HOLDBACK bytes, in the pieces decompression gave: held as they are, never
+    # copied into one buffer (restore's main thread spent most of its time copying them).
+    held: deque[bytes] = deque()
+    held_bytes = 0
     report = StreamProgress(member, file.filename)
     # Three threads overlap: network reads and hashing, decompression, this pipe.
     chunks = read_ahead(stream_chunks(store, member, file, stats, identities))
     try:
         for out in chunks:
-            pending += out
-            if len(pending) > 2 * HOLDBACK:
-                process.stdin.write(pending[:-HOLDBACK])
-                del pending[:-HOLDBACK]
+            held.append(out)
+            held_bytes += len(out)
+            while held_bytes - len(held[0]) >= HOLDBACK:
+                first = held.popleft()
+                held_bytes -= len(first)
+                process.stdin.write(first)
                 if progress:
-                    progress(report.at(stats.raw_bytes - len(pending), stats.stored_bytes))
-        process.stdin.write(pending)
+                    progress(report.at(stats.raw_bytes - held_bytes, stats.stored_bytes))
+        for piece in held:
+            process.stdin.write(piece)
         process.close_stdin()
     except BrokenPipeError:
         process.wait()

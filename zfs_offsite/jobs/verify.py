@@ -179,7 +179,7 @@ def _check_file(
 ) -> FileCheck:
     stats = ReadStats()
     sealed = file.name.encrypted and identities is None
-    chunks: Iterator[bytes] = (
+    chunks: Iterator[bytes | bytearray] = (
         read_ahead(checked_chunks(store, member, file, stats))
         if sealed
         else stream_chunks(store, member, file, stats, identities)

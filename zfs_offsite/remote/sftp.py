@@ -24,20 +24,23 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import NoReturn, TypeVar, cast
 
 import paramiko
 from paramiko.message import Message
 from paramiko.sftp import (
     CMD_CLOSE,
+    CMD_DATA,
     CMD_EXTENDED,
     CMD_EXTENDED_REPLY,
     CMD_FSETSTAT,
     CMD_HANDLE,
     CMD_OPEN,
+    CMD_READ,
     CMD_STATUS,
     CMD_WRITE,
     SFTP_BAD_MESSAGE,
+    SFTP_EOF,
     SFTP_FAILURE,
     SFTP_FLAG_CREATE,
     SFTP_FLAG_EXCL,
@@ -51,6 +54,7 @@ from paramiko.sftp_attr import SFTPAttributes
 
 from zfs_offsite.errors import (
     DiskFullError,
+    IntegrityError,
     NameTooLongError,
     PermanentError,
     ReadOnlyError,
@@ -181,12 +185,20 @@ class _Requests:
         self._replies.clear()
 
 
-def _send_all(sock: paramiko.Channel | OpenSshChannel, data: memoryview) -> None:
+def _send_all(sock: paramiko.Channel | OpenSshChannel | _Watchdog, data: memoryview) -> None:
     while data:
         sent = sock.send(data)  # type: ignore[arg-type]  # both take any buffer
         if sent <= 0:
             raise EOFError("the SFTP channel is closed")
         data = data[sent:]
+
+
+def _recv_into(sock: paramiko.Channel | OpenSshChannel, buffer: memoryview) -> int:
+    if isinstance(sock, OpenSshChannel):
+        return sock.recv_into(buffer)
+    data = sock.recv(len(buffer))
+    buffer[: len(data)] = data
+    return len(data)
 
 
 class _Watchdog:
@@ -218,6 +230,10 @@ class _Watchdog:
     def recv(self, size: int) -> bytes:
         return self._watch("waiting for its reply", lambda: self._sock.recv(size))
 
+    def recv_into(self, buffer: memoryview) -> int:
+        """Receive into `buffer` (the OpenSSH socket directly; a paramiko channel copies)."""
+        return self._watch("waiting for its reply", lambda: _recv_into(self._sock, buffer))
+
     def _watch(self, doing: str, call: Callable[[], T]) -> T:
         if self._stall is not None:
             raise StallError(self._stall)
@@ -232,6 +248,156 @@ class _Watchdog:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._sock, name)  # close, settimeout, get_name, recv_ready, ...
+
+
+class _Reads:
+    """A file's bytes by pipelined READ requests, each reply received into its place.
+
+    paramiko's `readv` copies every reply several times in Python (its packet
+    reader grows a bytes object per receive); here the reply's data goes from
+    the socket straight into the chunk it belongs to. At most `READ_WINDOW`
+    bytes are requested ahead of the chunk being handed out. Replies are
+    matched by request number, so a server may answer in any order, and a
+    short reply is asked again for the rest.
+
+    The connection is shared: a caller may write or stat between two chunks
+    (the resume check reads a partial while the upload writes on). So every
+    READ is registered with paramiko like its own requests are: a reply to one
+    of ours that paramiko reads comes back here (copied, the slow path), and a
+    reply to another request that we read is handed to whoever waits for it.
+    """
+
+    def __init__(self, client: paramiko.SFTPClient, handle: bytes, full: str, request: int) -> None:
+        self._client = client
+        self._sock = cast(_Watchdog, client.sock)  # SftpStore put it there
+        self._handle = handle
+        self._full = full
+        self._request = request
+        self._chunk = request * max(1, READ_CHUNK // request)
+        self._waiting: dict[int, tuple[memoryview, int, list[int]]] = {}
+        self._error: Exception | None = None  # from a reply paramiko read for us
+
+    def chunks(self, size: int) -> Iterator[bytearray]:
+        ready: deque[tuple[bytearray, list[int]]] = deque()
+        offset = 0
+        try:
+            while offset < size or ready:
+                while offset < size and len(ready) * self._chunk < READ_WINDOW:
+                    buffer = bytearray(min(self._chunk, size - offset))
+                    missing = [0]
+                    self._ask(memoryview(buffer), offset, missing)
+                    ready.append((buffer, missing))
+                    offset += len(buffer)
+                while ready[0][1][0] or self._error:
+                    _guard(f"read {self._full}", self._step)
+                yield ready.popleft()[0]
+        finally:
+            self._drain()
+
+    def _step(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        self._receive()
+
+    def _ask(self, view: memoryview, offset: int, missing: list[int]) -> None:
+        """READ requests for `view` (the file's bytes from `offset`), sent in one write."""
+        client = self._client
+        requests = []
+        for start in range(0, len(view), self._request):
+            piece = view[start : start + self._request]
+            with client._lock:  # type: ignore[attr-defined]  # as _Requests.send_write
+                num: int = client.request_number
+                client._expecting[num] = self  # type: ignore[attr-defined]
+                client.request_number = num + 1
+            self._waiting[num] = (piece, offset + start, missing)
+            missing[0] += 1
+            requests.append(
+                struct.pack(
+                    ">IBII", 1 + 4 + 4 + len(self._handle) + 8 + 4, CMD_READ, num, len(self._handle)
+                )
+                + self._handle
+                + struct.pack(">QI", offset + start, len(piece))
+            )
+        _guard(f"read {self._full}", lambda: _send_all(self._sock, memoryview(b"".join(requests))))
+
+    def _receive(self) -> None:
+        """One reply: its data into the chunk waiting for it, or its error raised; a reply
+        to another request goes to whoever waits for it, as paramiko would hand it."""
+        length, kind, num = struct.unpack(">IBI", self._exactly(9))
+        waiting = self._waiting.pop(num, None)
+        with self._client._lock:  # type: ignore[attr-defined]
+            owner = self._client._expecting.pop(num, None)  # type: ignore[attr-defined]
+        if waiting is None:
+            body = Message(bytes(self._exactly(length - 5)))
+            if owner is None or isinstance(owner, type):  # nobody, or a call paramiko waits on
+                raise SftpStatus(SFTP_BAD_MESSAGE, f"reply to request {num}, not one pending")
+            owner._async_response(kind, body, num)
+            return
+        view, offset, missing = waiting
+        if kind != CMD_DATA:
+            self._settle(kind, Message(bytes(self._exactly(length - 5))), offset)
+        (count,) = struct.unpack(">I", self._exactly(4))
+        if count > len(view) or length != 9 + count:
+            raise SftpStatus(SFTP_BAD_MESSAGE, f"read reply of {count} bytes to {len(view)} asked")
+        self._into(view[:count])
+        self._got(view, offset, missing, count)
+
+    def _async_response(self, kind: int, msg: Message, num: int) -> None:
+        """A reply to one of our READs that paramiko read while serving another request."""
+        waiting = self._waiting.pop(num, None)
+        if waiting is None:
+            return  # a reader already given up on
+        view, offset, missing = waiting
+        try:
+            if kind != CMD_DATA:
+                self._settle(kind, msg, offset)
+            data = msg.get_binary()
+            if len(data) > len(view):
+                raise SftpStatus(
+                    SFTP_BAD_MESSAGE, f"read reply of {len(data)} bytes, {len(view)} asked"
+                )
+            view[: len(data)] = data
+            self._got(view, offset, missing, len(data))
+        except Exception as exc:  # raised to the reader at its next chunk, not to the writer
+            self._error = self._error or exc
+
+    def _settle(self, kind: int, msg: Message, offset: int) -> NoReturn:
+        """A READ answered with something other than data: always an error."""
+        if kind != CMD_STATUS:
+            raise SftpStatus(SFTP_BAD_MESSAGE, f"reply type {kind} to a read")
+        code, text = msg.get_int(), msg.get_text()
+        if code == SFTP_EOF:
+            raise IntegrityError(f"{self._full} ends before byte {offset}: it shrank while read")
+        raise SftpStatus(code, text)
+
+    def _got(self, view: memoryview, offset: int, missing: list[int], count: int) -> None:
+        missing[0] -= 1
+        if count < len(view):  # a short reply: ask again for the rest
+            self._ask(view[count:], offset + count, missing)
+
+    def _exactly(self, count: int) -> memoryview:
+        view = memoryview(bytearray(count))
+        self._into(view)
+        return view
+
+    def _into(self, view: memoryview) -> None:
+        while view:
+            got = self._sock.recv_into(view)
+            if got <= 0:
+                raise EOFError("the SFTP channel is closed")
+            view = view[got:]
+
+    def _drain(self) -> None:
+        """Read the replies still owed (a reader that stopped early), so the next request's
+        reply is the next one on the connection; what cannot be read is unregistered."""
+        with contextlib.suppress(Exception):
+            while self._waiting:
+                self._receive()
+        with self._client._lock:  # type: ignore[attr-defined]
+            for num in self._waiting:
+                self._client._expecting.pop(num, None)  # type: ignore[attr-defined]
+        self._waiting.clear()
 
 
 class SftpStore:
@@ -458,42 +624,13 @@ class SftpStore:
         full = self._path(path)
         return _guard(f"open {full}", lambda: self._sftp.open(full, "rb", bufsize=1024 * 1024))
 
-    def read_chunks(self, path: str) -> Iterator[bytes]:
+    def read_chunks(self, path: str) -> Iterator[bytes | bytearray]:
         full = self._path(path)
         handle = _guard(f"open {full}", lambda: self._sftp.open(full, "rb", bufsize=0))
-        handle.MAX_REQUEST_SIZE = self._read_request_size
         with handle:
             size = _guard(f"stat {full}", handle.stat).st_size or 0
-            windows = [
-                [
-                    (offset, min(READ_CHUNK, size - offset))
-                    for offset in range(start, min(start + READ_WINDOW, size), READ_CHUNK)
-                ]
-                for start in range(0, size, READ_WINDOW)
-            ]
-            # readv pipelines one window's requests. The next window is requested
-            # before the current one is handed out, so the server never idles
-            # while we consume, and at most two windows are held in memory.
-            current = self._start_window(handle, full, windows[0]) if windows else None
-            for index in range(len(windows)):
-                assert current is not None
-                first, rest = current
-                following = index + 1 < len(windows)
-                current = (
-                    self._start_window(handle, full, windows[index + 1]) if following else None
-                )
-                yield first
-                while (
-                    block := _guard(f"read {full}", functools.partial(next, rest, None))
-                ) is not None:
-                    yield block
-
-    @staticmethod
-    def _start_window(
-        handle: paramiko.SFTPFile, full: str, ranges: list[tuple[int, int]]
-    ) -> tuple[bytes, Iterator[bytes]]:
-        blocks = handle.readv(ranges)
-        return _guard(f"read {full}", lambda: next(blocks)), blocks
+            reads = _Reads(self._sftp, cast(bytes, handle.handle), full, self._read_request_size)
+            yield from reads.chunks(size)
 
     def rename(self, source: str, destination: str) -> None:
         src, dst = self._path(source), self._path(destination)

@@ -135,8 +135,11 @@ class Store(Protocol):
         """A small file (sidecars); large files go through `read_chunks`."""
         ...
 
-    def read_chunks(self, path: str) -> Iterator[bytes]:
-        """A whole file as a stream of chunks, read ahead within bounded memory."""
+    def read_chunks(self, path: str) -> Iterator[bytes | bytearray]:
+        """A whole file as a stream of chunks, read ahead within bounded memory.
+
+        A chunk may be a bytearray the store received into (no copy); each is the
+        caller's to keep, never reused by the store."""
         ...
 
     def rename(self, source: str, destination: str) -> None:

@@ -105,6 +105,11 @@ def compressor(kind: Compression, level: int, threads: int = 1) -> Compressor:
     return _InBackground(_Gzip(level))
 
 
+# Decompressed bytes per output piece: zstd's default (128 KiB) joins several pieces per
+# call; 1 MiB makes one (bench restore harness: 1.09x the MB/s, 0.9x the read thread's CPU).
+ZSTD_OUT_SIZE = 1024 * 1024
+
+
 class _Framed:
     """Decompresses concatenated frames (zstd) or members (gzip), checking the last ends."""
 
@@ -115,7 +120,7 @@ class _Framed:
 
     def _new(self) -> Any:  # zstandard's and isal's decompress objects share no type
         if self._kind is Compression.ZSTD:
-            return zstandard.ZstdDecompressor().decompressobj()
+            return zstandard.ZstdDecompressor().decompressobj(write_size=ZSTD_OUT_SIZE)
         return isal_zlib.decompressobj(GZIP_WBITS)
 
     def decompress(self, data: bytes | memoryview) -> bytes:

@@ -56,7 +56,7 @@ class _StagedReader:
         self._buffer = memoryview(b"")
         self._eof = False
 
-    def _next(self) -> bytes | None:
+    def _next(self) -> bytes | bytearray | None:
         raise NotImplementedError
 
     def read(self, size: int = -1) -> bytes:
@@ -208,13 +208,13 @@ class EncryptingCompressor:
 class _ChunkReader(_StagedReader):
     """What `decrypt_io` reads: the stored chunks; their iterator's errors are kept aside."""
 
-    def __init__(self, chunks: Iterator[bytes], abort: threading.Event) -> None:
+    def __init__(self, chunks: Iterator[bytes | bytearray], abort: threading.Event) -> None:
         super().__init__()
         self._chunks = chunks
         self._abort = abort
         self.error: BaseException | None = None
 
-    def _next(self) -> bytes | None:
+    def _next(self) -> bytes | bytearray | None:
         if self._abort.is_set():
             raise _Aborted("the reader stopped")
         try:
@@ -248,7 +248,7 @@ class _QueueWriter:
 
 
 def decrypted_chunks(
-    chunks: Iterator[bytes],
+    chunks: Iterator[bytes | bytearray],
     identities: Sequence[Identity],
     where: str,
     recipients: Sequence[str] = (),

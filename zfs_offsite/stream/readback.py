@@ -15,6 +15,7 @@ import queue
 import threading
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from zfs_offsite import cancel
 from zfs_offsite.archive.model import ArchiveFile
@@ -24,6 +25,8 @@ from zfs_offsite.remote.store import Store
 from zfs_offsite.stream.compression import decompressor
 from zfs_offsite.stream.encryption import HEADER_BYTES, check_identity, decrypted_chunks
 from zfs_offsite.stream.format import RECORD_SIZE, ends_with_end_record
+
+T = TypeVar("T")
 
 READ_AHEAD = 4  # chunks (about 1 MiB each) read ahead of decompression
 DECOMPRESS_SLICE = 256 * 1024  # compressed bytes per decompress call
@@ -40,7 +43,7 @@ class ReadStats:
 
 def checked_chunks(
     store: Store, member: str, file: ArchiveFile, stats: ReadStats
-) -> Iterator[bytes]:
+) -> Iterator[bytes | bytearray]:
     """The stored bytes; at the end, IntegrityError if size or sha256 differ from the sidecar."""
     digest = hashlib.sha256()
     for chunk in store.read_chunks(f"{member}/{file.filename}"):
@@ -63,13 +66,13 @@ def checked_chunks(
         )
 
 
-def read_ahead(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[bytes]:
+def read_ahead(chunks: Iterator[T], depth: int = READ_AHEAD) -> Iterator[T]:
     """Run `chunks` (network reads, hashing) in a thread of its own, `depth` chunks ahead.
 
     Decompression and the pipe to `zfs receive` then overlap with the reads;
     an error in the thread is raised here, in order, after the chunks before it.
     """
-    handoff: queue.Queue[bytes | BaseException | None] = queue.Queue(depth)
+    handoff: queue.Queue[T | BaseException | None] = queue.Queue(depth)
     stop = threading.Event()
 
     def produce() -> None:
@@ -150,7 +153,7 @@ def stream_chunks(
     """
     decompress = decompressor(file.name.compression)
     tail = b""
-    stored: Iterator[bytes] = read_ahead(checked_chunks(store, member, file, stats))
+    stored: Iterator[bytes | bytearray] = read_ahead(checked_chunks(store, member, file, stats))
     if file.name.encrypted:
         if identities is None:
             raise no_identity(member, file)

@@ -133,7 +133,7 @@ class StoredCheck:
         self._store = store
         self._point = point
         self._hash = StoredHash(point.recorded.chunk)
-        self._chunks: Iterator[bytes] | None = None
+        self._chunks: Iterator[bytes | bytearray] | None = None
         self.matched = 0  # leading checkpoints whose stored bytes were read and match
 
     def advance(self, offset: int) -> str | None:

@@ -40,6 +40,7 @@ _NOISE = re.compile(r"^(debug\d|OpenSSH_|Authenticated to |Transferred: |Bytes p
 # The key passphrase reaches the askpass helper in this environment variable of
 # the ssh process: never in argv (visible to every user) and never in a file.
 PASSPHRASE_ENV = "_ZFS_OFFSITE_ASKPASS"
+SOCKET_BUFFER = 1024 * 1024  # each end of the socket to `ssh` (4 MiB measured no better)
 _ASKPASS_SCRIPT = f"""#!/bin/sh
 # zfs-offsite: OpenSSH's askpass program; prints the key passphrase ssh passed down.
 printf '%s\\n' "${PASSPHRASE_ENV}"
@@ -232,6 +233,12 @@ class OpenSshChannel:
                 PASSPHRASE_ENV: endpoint.passphrase,
             }
         ours, theirs = socket.socketpair()
+        for end in (ours, theirs):
+            # Room for more than one SSH channel packet each way: with the default buffer
+            # `ssh` wakes per small write into it. Restore harness (side by side, 3 rounds):
+            # 1.2x the MB/s, `ssh` at 0.6x its CPU; the kernel caps it at net.core.wmem_max.
+            for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                end.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
         try:
             # A session of its own: a stop signal sent to the whole process group (a
             # terminal's Ctrl-C; Prefect's worker SIGTERMs the flow run's group on Cancel)
@@ -284,6 +291,9 @@ class OpenSshChannel:
 
     def recv(self, size: int) -> bytes:
         return self._sock.recv(size)
+
+    def recv_into(self, buffer: memoryview) -> int:
+        return self._sock.recv_into(buffer)
 
     def recv_ready(self) -> bool:
         return bool(select.select([self._sock], [], [], 0)[0])
