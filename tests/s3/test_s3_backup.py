@@ -22,6 +22,7 @@ from tests.support.cli import Cli, file_archive_cli
 from tests.support.rgw import Rgw
 from tests.support.services import Pool, create_pool, run
 from tests.support.zfsdata import SNAP
+from zfs_offsite.archive.lock import LOCK_NAME
 
 PREFIX = "lab/zfs"
 MEMBER = "alice"
@@ -138,7 +139,9 @@ def test_prune_applies_the_retention_policy_in_the_bucket(
     stored = objects(rgw, bucket)
     kept = max(before)  # the newer full: one point a day is kept
     assert backups(stored) == [kept]
-    assert sorted(k for k in stored if k.startswith(f"{MEMBER}/")) == sorted(
+    # The member's lock object stays (released, never deleted: remote/s3_lock.py).
+    lock = f"{MEMBER}/{LOCK_NAME}"
+    assert sorted(k for k in stored if k.startswith(f"{MEMBER}/") and k != lock) == sorted(
         [kept, kept + ".json", kept + ".sha256"]
     )
 
