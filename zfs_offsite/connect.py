@@ -95,7 +95,7 @@ def open_store(target: TargetSettings) -> Store:
         from zfs_offsite.remote.s3 import S3Store
 
         s3 = target.s3
-        return S3Store(
+        bucket = S3Store(
             url.host,
             url.path,
             endpoint_url=s3.endpoint_url,
@@ -104,6 +104,8 @@ def open_store(target: TargetSettings) -> Store:
             profile=s3.profile,
             timeout=target.timeout,
         )
+        bucket.single_writer = s3.single_writer
+        return bucket
     return SftpStore(
         target_endpoint(target),
         url.path,

@@ -1,18 +1,22 @@
-"""One writer per member directory: a lock file that holds across processes and hosts.
+"""One writer per member directory: a lock that holds across processes and hosts.
 
 Two runs (a manual one next to the nightly, two NAS hosts, a prune during a
-backup) must never write one member's directory at once. The lock is a file
-`.zfs-offsite.lock` in the member directory, made by exclusive create (an
-atomic test-and-set on SFTP and local disks alike) and holding who took it.
-The holder touches it every `REFRESH_SECONDS` while it works. A lock is taken
-over only when it is certainly dead: its holder ran on this machine (same
-boot) and that process is gone, or it has not been touched for
-`stale_seconds`. That age is judged on the server's clock alone: the lock
-file's mtime against the mtime of a probe file the taker writes beside it a
-moment before (`server_now`), never against this host's clock, so a server
+backup) must never write one member's directory at once. The lock is
+`.zfs-offsite.lock` in the member directory, holding who took it. The holder
+renews it every `REFRESH_SECONDS` while it works. A lock is taken over only when
+it is released or certainly dead: its holder ran on this machine (same boot) and
+that process is gone, or it has not been renewed for `stale_seconds`. That age is
+judged on the server's clock alone, never against this host's clock, so a server
 whose clock is off by an hour neither loses a live lock nor keeps a dead one.
-Before committing a file the holder checks the lock is still its own, so even
-a wrongly broken lock cannot produce two commits.
+Before committing a file the holder checks the lock is still its own, so even a
+wrongly broken lock cannot produce two commits.
+
+The rules live here once (`MemberLock`); how a store keeps the lock is its
+backend (`values/lock_state.py`). On a file store, a lock file (`lock_file.py`):
+an exclusive create (an atomic test-and-set on SFTP and local disks alike), a
+touch as the heartbeat, a dead lock removed under a `.lock.break` file, and ages
+from a probe file's mtime. A store with a lock backend of its own hands it out
+by `lock_backend(path)` (S3: conditional PUTs, `remote/s3_lock.py`).
 """
 
 from __future__ import annotations
@@ -23,30 +27,24 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import NoReturn, Protocol, runtime_checkable
 
 from zfs_offsite import __version__, cancel
-from zfs_offsite.errors import (
-    DiskFullError,
-    LockBusyError,
-    LockLostError,
-    PermanentError,
-    StoreError,
-    ZfsOffsiteError,
-)
-from zfs_offsite.remote.store import Store, disk_full, read_small_file, remove_quietly
+from zfs_offsite.archive.lock_file import FileLock
+from zfs_offsite.errors import LockBusyError, LockLostError
+from zfs_offsite.remote.store import Store
+from zfs_offsite.values.lock_state import LockBackend
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".zfs-offsite.lock"
-BREAK_NAME = ".zfs-offsite.lock.break"  # held for the moment one taker removes a dead lock
-CLOCK_NAME = ".zfs-offsite.lock.clock"  # `<this>.<token>`: a taker's probe of the server's clock
 REFRESH_SECONDS = 30.0
-BREAK_STALE_SECONDS = 60.0  # a taker that died mid-break; breaking takes milliseconds
 POLL_SECONDS = 2.0
 # A lock file is created empty and then filled: one seen unreadable and this young is
 # probably being filled by a run that took it a moment ago; look again before judging.
@@ -127,6 +125,29 @@ class Holder:
         )
 
 
+def released(data: bytes) -> bool:
+    """True for a lock its holder gave up in place (S3: a lock object is never deleted)."""
+    try:
+        raw = json.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(raw, dict) and raw.get("state") == "released"
+
+
+@runtime_checkable
+class KeepsItsOwnLock(Protocol):
+    """A store whose lock is not a file (S3): it hands out a backend of its own."""
+
+    def lock_backend(self, path: str) -> LockBackend: ...
+
+
+def lock_backend(store: Store, member: str, path: str, token: str) -> LockBackend:
+    """How `store` keeps the lock at `path`: its own backend, else a lock file."""
+    if isinstance(store, KeepsItsOwnLock):
+        return store.lock_backend(path)
+    return FileLock(store, member, path, token)
+
+
 class MemberLock:
     """The writer lock of one member directory; a context manager around the writing."""
 
@@ -156,7 +177,10 @@ class MemberLock:
             tool_version=__version__,
             pid_ns=pid_namespace(),
         )
+        self.backend = lock_backend(store, member, self.path, self.holder.token)
         self._held = False
+        self._version = ""
+        self._beats = 0
         self._last_refresh = 0.0
 
     def __enter__(self) -> MemberLock:
@@ -168,101 +192,68 @@ class MemberLock:
     ) -> None:
         self.release()
 
+    def _content(self, *, state: str = "held") -> bytes:
+        """What the lock holds: our holder; a heartbeat's count and a release's state only
+        where the lock's bytes change with them (S3), so each write has its own version."""
+        fields: dict[str, object] = dict(asdict(self.holder))
+        if self._beats:
+            fields["beat"] = self._beats
+        if state != "held":
+            fields["state"] = state
+        return (json.dumps(fields, indent=2) + "\n").encode()
+
     def acquire(self) -> None:
         """Take the lock, waiting up to `wait_seconds` for a live holder; LockBusyError after."""
         deadline = time.monotonic() + self.wait_seconds
         filling_deadline = time.monotonic() + FILLING_SECONDS
-        data = (json.dumps(asdict(self.holder), indent=2) + "\n").encode()
+        data = self._content()
         while True:
             cancel.check()
-            # Ours before the file exists: a run of this process that reads it at once must
-            # not take it for one an earlier attempt of this process left behind.
-            _held_here.add(self.holder.token)
-            try:
-                created = self._create(data)
-            except BaseException as exc:
-                _held_here.discard(self.holder.token)
-                if not isinstance(exc, FileExistsError):
-                    raise
-                created = False
-            if created:
-                self._held = True
-                self._last_refresh = time.monotonic()
+            if self._take(partial(self.backend.create, data)):
                 return
-            seen = self._read()
+            seen = self.backend.read()
             if seen is None:
                 continue  # released between our create and our look: try again
-            other, mtime = seen
-            age = max(0.0, self.server_now() - mtime)
-            if other is None and age < FILLING_SECONDS and time.monotonic() < filling_deadline:
+            other = Holder.parse(seen.data)
+            age = self.backend.age(seen)
+            free = released(seen.data)
+            if (
+                not free
+                and other is None
+                and age < FILLING_SECONDS
+                and time.monotonic() < filling_deadline
+            ):
                 time.sleep(0.1)  # its holder is likely still writing it: read it again
                 continue
-            why = self._dead(other, age)
+            why = "it was released" if free else self._dead(other, age)
             if why:
-                self._break(other, why)
+                if self._take(partial(self.backend.replace_if, seen, data)) and not free:
+                    who = other.describe() if other else "an unreadable lock"
+                    log.warning("%s: took over the lock of %s: %s", self.member, who, why)
+                if self._held:
+                    return
                 continue
             if time.monotonic() >= deadline:
                 raise LockBusyError(self._busy_message(other, age))
             time.sleep(min(POLL_SECONDS, max(0.1, deadline - time.monotonic())))
 
-    def _create(self, data: bytes) -> bool:
-        """Create the lock file with our holder inside; a file we could not fill is removed."""
+    def _take(self, attempt: Callable[[], str | None]) -> bool:
+        """Run one attempt to take the lock; True (and held) if it made the lock ours."""
+        # Ours before the lock exists: a run of this process that reads it at once must
+        # not take it for one an earlier attempt of this process left behind.
+        _held_here.add(self.holder.token)
         try:
-            handle = self.store.open_write(self.path)
-        except FileExistsError:
+            version = attempt()
+        except BaseException:
+            _held_here.discard(self.holder.token)
             raise
-        except ZfsOffsiteError:
-            self._read()  # a directory or symlink in the lock's place says so
-            raise
-        try:
-            with handle:
-                handle.write(data)
-        except BaseException as exc:
-            remove_quietly(self.store, self.path)  # ours, empty or half-written
-            if isinstance(exc, DiskFullError):
-                needed = "a few bytes for the member's lock needed"
-                raise disk_full(self.store, exc, self.path, needed=needed) from exc
-            raise
+        if version is None:
+            _held_here.discard(self.holder.token)
+            return False
+        self._held = True
+        self._version = version
+        self._last_refresh = time.monotonic()
         return True
-
-    def _read(self) -> tuple[Holder | None, float] | None:
-        """The lock's holder (None if unreadable) and its mtime (the server's clock); None if
-        there is no lock."""
-        entry = self.store.stat(self.path)
-        if entry is None:
-            return None
-        if entry.is_dir or entry.is_symlink:
-            what = "a symlink" if entry.is_symlink else "a directory"
-            raise PermanentError(
-                f"member {self.member}: {self.path} is {what}, not zfs-offsite's lock file: it "
-                "is never followed or removed; move it aside"
-            )
-        try:
-            holder = Holder.parse(read_small_file(self.store, self.path))
-        except FileNotFoundError:
-            return None
-        return holder, entry.mtime
-
-    def server_now(self) -> float:
-        """The server's clock now: the mtime it gives a probe file of ours, written and removed.
-
-        Lock ages compare two mtimes the server set, so this host's clock never counts.
-        """
-        probe = f"{self.member}/{CLOCK_NAME}.{self.holder.token}"
-        for _ in range(2):
-            try:
-                with self.store.open_write(probe) as handle:
-                    handle.write(b"")
-                break
-            except FileExistsError:  # our own token: a probe an earlier call could not remove
-                self.store.remove(probe)
-        try:
-            entry = self.store.stat(probe)
-        finally:
-            remove_quietly(self.store, probe)
-        if entry is None:
-            raise StoreError(f"member {self.member}: {probe} vanished as it was written")
-        return entry.mtime
 
     def _dead(self, other: Holder | None, age: float) -> str | None:
         """Why the holder is certainly gone, or None while it may be alive."""
@@ -275,28 +266,6 @@ class MemberLock:
             return f"untouched for {age:.0f} s (lock.stale_seconds = {self.stale_seconds:.0f})"
         return None
 
-    def _break(self, other: Holder | None, why: str) -> None:
-        """Remove a dead lock, one taker at a time, and only the very lock judged dead."""
-        breaker = f"{self.member}/{BREAK_NAME}"
-        try:
-            with self.store.open_write(breaker) as handle:
-                handle.write(self.holder.token.encode())
-        except FileExistsError:
-            entry = self.store.stat(breaker)
-            if entry is not None and self.server_now() - entry.mtime > BREAK_STALE_SECONDS:
-                remove_quietly(self.store, breaker)
-            time.sleep(0.2)
-            return
-        try:
-            seen = self._read()
-            same = seen is not None and (seen[0] == other if other is not None else seen[0] is None)
-            if same:
-                who = other.describe() if other else "an unreadable lock"
-                log.warning("%s: taking over the lock of %s: %s", self.member, who, why)
-                self.store.remove(self.path)
-        finally:
-            remove_quietly(self.store, breaker)
-
     def _busy_message(self, other: Holder | None, age: float) -> str:
         who = other.describe() if other else "a run whose lock file is unreadable"
         return (
@@ -307,22 +276,28 @@ class MemberLock:
         )
 
     def refresh(self) -> None:
-        """Touch the lock if due; called often by the holder while it streams."""
+        """Renew the lock if due; called often by the holder while it streams."""
         if self._held and time.monotonic() - self._last_refresh >= REFRESH_SECONDS:
-            self.verify()
-            self.store.touch(self.path, self.server_now())
+            self._beats += 1
+            version = self.backend.renew(self._version, self._content())
+            if version is None:
+                self._lost()
+            self._version = version
             self._last_refresh = time.monotonic()
 
     def verify(self) -> None:
         """Raise LockLostError unless the lock is still ours (checked before every commit)."""
-        seen = self._read()
-        if seen is None or seen[0] is None or seen[0].token != self.holder.token:
-            self._held = False
-            _held_here.discard(self.holder.token)
-            raise LockLostError(
-                f"member {self.member}: the writer lock was taken over by another run; "
-                "nothing was committed"
-            )
+        seen = self.backend.read()
+        if seen is None or seen.version != self._version:
+            self._lost()
+
+    def _lost(self) -> NoReturn:
+        self._held = False
+        _held_here.discard(self.holder.token)
+        raise LockLostError(
+            f"member {self.member}: the writer lock was taken over by another run; "
+            "nothing was committed"
+        )
 
     def release(self) -> None:
         if not self._held:
@@ -330,9 +305,8 @@ class MemberLock:
         self._held = False
         _held_here.discard(self.holder.token)
         try:
-            seen = self._read()
-            if seen is not None and seen[0] is not None and seen[0].token == self.holder.token:
-                self.store.remove(self.path)
+            self._beats += 1
+            self.backend.release(self._version, self._content(state="released"))
         except Exception as exc:  # the connection may be what broke: the lock goes stale
             log.warning("%s: could not release the lock (%s)", self.member, exc)
 

@@ -53,6 +53,7 @@ from botocore.exceptions import (
 )
 
 from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
+from zfs_offsite.remote.s3_lock import S3Lock
 from zfs_offsite.remote.s3_small import SmallObjectWriter
 from zfs_offsite.remote.s3_upload import MultipartWriter, UploadState
 from zfs_offsite.remote.store import QuotaFullError
@@ -541,6 +542,17 @@ class S3Store:
             return StoreError(f"{where}: the store failed to {doing} ({status} {code}): try again")
         message = str(error.get("Message", "")).replace("\n", " ")
         return PermanentError(f"{where}: cannot {doing}: {status} {code} {message}".rstrip())
+
+    # ------------------------------------------------------------------ the writer lock
+
+    single_writer = False  # target.s3.single_writer: the admin vouches for one writer
+
+    def lock_backend(self, path: str) -> S3Lock:
+        """The lock at `path` as conditional PUTs (remote/s3_lock.py), probed once."""
+        key, where = self._key(path), self.description
+        lock = S3Lock(self._client, self.bucket, key, self._call, where, probe_prefix=self.prefix)
+        lock.single_writer = self.single_writer
+        return lock
 
 
 class _ObjectReader:

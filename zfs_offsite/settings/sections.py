@@ -147,6 +147,13 @@ class S3Settings(SettingsSection):
         description="The section of ~/.aws/credentials and ~/.aws/config to use (AWS_PROFILE "
         "works too); unset: the environment's keys, else the default profile.",
     )
+    single_writer: bool = Field(
+        False,
+        description="true: the admin guarantees that only one run ever writes this archive, so "
+        "a store without conditional PUTs (If-None-Match, If-Match) is used anyway and its "
+        "member locks are plain writes that a racing run may overwrite; false: such a store "
+        "is refused (Ceph RGW 16 and AWS S3 have them).",
+    )
 
     @staticmethod
     def refused_key_hint(name: str) -> str | None:
