@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -252,7 +253,7 @@ def test_a_completion_overtaken_by_another_writer_is_not_called_corrupt(
     partial_b = write_new_file(b, MARKER_NAME, b'{"archive_id": "b"}\n')
     head = a._client.head_object
 
-    def b_completes_first(**kwargs: object) -> object:
+    def b_completes_first(**kwargs: Any) -> Any:
         b.rename(partial_b, MARKER_NAME)
         return head(**kwargs)
 
