@@ -36,7 +36,8 @@ from zfs_offsite.settings import files as settings_files
 # each run's logs, as in the CLI and on a worker.
 send_core_logs()
 
-pytest_plugins = ["pytester"]  # tests/unit/test_tiers.py runs pytest in-process
+# pytester: tests/unit/test_tiers.py runs pytest in-process; rgw_fixtures: tests/s3, tests/faults
+pytest_plugins = ["pytester", "tests.support.rgw_fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -94,7 +94,7 @@ COMMANDS = documented_commands()
 def test_the_docs_show_bench_commands() -> None:
     """The scan itself finds the documented commands (an empty list would test nothing)."""
     modules = {module for module, _ in COMMANDS}
-    assert {"bench.throughput", "bench.restore"} <= modules, modules
+    assert {"bench.throughput", "bench.restore", "bench.s3_upload"} <= modules, modules
 
 
 @pytest.mark.parametrize(

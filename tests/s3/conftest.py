@@ -1,44 +1,6 @@
 """The S3 tier: a real Ceph RGW started by the project's own code (tests/support/rgw.py).
 
-One store per test session (~4 s to start, ~140 MB); each test gets a bucket of
-its own, so tests never see each other's objects, uploads or quotas.
+Its fixtures, `rgw` (one store per session) and `bucket` (a new one per test),
+live in tests/support/rgw_fixtures.py, a plugin of tests/conftest.py, so the
+fault tier (tests/faults) shares the same store.
 """
-
-from __future__ import annotations
-
-import os
-import secrets
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from tests.support.rgw import Rgw, RgwError, start, stop
-from tests.support.tier_plugin import require
-
-# Fixed ports for a run by hand next to other stores (PORT..PORT+9); a free block otherwise.
-PORT_BASE_ENV = "TEST_RGW_PORT_BASE"
-
-
-@pytest.fixture(scope="session")
-def rgw(request: pytest.FixtureRequest) -> Iterator[Rgw]:
-    """A running single-node RGW; stopped (its processes killed, its files gone) at the
-    end of the session, whatever the tests did."""
-    require(request.config, "root", "ceph")
-    base = os.environ.get(PORT_BASE_ENV)
-    try:
-        store = start(port_base=int(base) if base else None)
-    except RgwError as error:
-        pytest.fail(f"the Ceph RGW did not start: {error}", pytrace=False)
-    try:
-        yield store
-    finally:
-        stop(Path(store.directory))
-
-
-@pytest.fixture
-def bucket(rgw: Rgw) -> str:
-    """A new, empty bucket for one test."""
-    name = f"t-{secrets.token_hex(6)}"
-    rgw.create_bucket(name)
-    return name
