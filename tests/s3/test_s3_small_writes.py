@@ -63,9 +63,13 @@ def test_the_member_lock_is_taken_refused_to_a_second_run_and_released(
             with pytest.raises(LockBusyError, match="is writing to it"):
                 second.acquire()
             lock.verify()
-            store.touch(lock.path, lock.server_now())  # the heartbeat
+            lock._last_refresh = 0.0  # due now: the heartbeat renews the lock object
+            lock.refresh()
             lock.verify()
-        assert keys(rgw, bucket) == {}  # released: the lock and every probe are gone
+        # Released, never deleted (remote/s3_lock.py); the probes are gone.
+        left = keys(rgw, bucket)
+        assert set(left) == {"lab/m/.zfs-offsite.lock"}
+        assert b'"state": "released"' in left["lab/m/.zfs-offsite.lock"]
 
 
 def test_a_missing_bucket_is_refused_by_a_write_and_never_created(rgw: Rgw) -> None:

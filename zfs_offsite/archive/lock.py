@@ -272,7 +272,7 @@ class MemberLock:
             f"member {self.member}: {who} is writing to it (lock {self.path} touched {age:.0f} s "
             f"ago); waited {self.wait_seconds:.0f} s (lock.wait_seconds). If that run is gone, "
             f"its lock is taken over once untouched for {self.stale_seconds:.0f} s "
-            "(lock.stale_seconds), or remove the lock file"
+            "(lock.stale_seconds), or remove the lock once no run is alive"
         )
 
     def refresh(self) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -64,8 +65,10 @@ if TYPE_CHECKING:
     from botocore.response import StreamingBody
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 Addressing = Literal["auto", "path", "virtual"]
 
+ATTEMPT_METADATA = "zfs-offsite-attempt"  # on each upload: whose completion an object is
 RANGE = 8 * 1024 * 1024  # bytes per ranged GET; one more is read ahead (16 MiB at most held)
 _NOT_FOUND = ("404", "NoSuchKey", "NotFound", "NoSuchUpload")
 _CREDENTIALS_FIX = (
@@ -331,7 +334,7 @@ class S3Store:
         answer = self._call(
             f"start the upload of {key}",
             lambda: self._client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, Metadata={"zfs-offsite-attempt": attempt}
+                Bucket=self.bucket, Key=key, Metadata={ATTEMPT_METADATA: attempt}
             ),
         )
         state = UploadState(key, answer["UploadId"])
@@ -379,6 +382,14 @@ class S3Store:
         )
         size, etag = head.get("ContentLength", -1), head.get("ETag", "")
         if size != state.written or etag != state.expected_etag():
+            theirs = head.get("Metadata", {}).get(ATTEMPT_METADATA)
+            ours = split_partial(source)
+            if theirs and ours and theirs != ours[1]:
+                # Another writer completed the same key after us (a rename over ours on a
+                # file target): theirs stands whole; ours is not corrupt, only replaced.
+                log.warning("%s was replaced by another upload (attempt %s) right after "
+                            "this one (attempt %s) completed", key, theirs, ours[1])  # fmt: skip
+                return
             raise IntegrityError(
                 f"{key} holds {size} bytes with ETag {etag} after its upload completed; "
                 f"{state.written} bytes were sent in parts making {state.expected_etag()} "
