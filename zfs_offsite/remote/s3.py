@@ -24,8 +24,15 @@ the next upload of the file, pruned past `retention.stale_partial_hours`)
 apply unchanged. Any other name (the lock, the clock probe) is a small object
 created exclusively (`s3_small.py`); its rename a server-side copy onto the
 destination, then the source's delete. A bucket quota met is a
-`QuotaFullError`: one line, permanent. Uploads are not resumed yet
-(`resumes_uploads`): no checkpoint objects are written.
+`QuotaFullError`: one line, permanent.
+
+Resume (the design's "Resume: ListParts and our checkpoints"): an upload's
+checkpoint file `<final>.<attempt>.ckpt.partial` is a small object replaced
+whole at each checkpoint, stored as `<final>.<token>.ckpt.partial` with the
+token of its upload's UploadId, so another process finds it beside the upload
+it lists as `<final>.<token>.partial`. `open_append` continues that upload at a
+part boundary, keeping the parts before it; `check_parts` gives the stored check
+per part (ETag = MD5, and size), since an unfinished upload cannot be read back.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -56,10 +63,22 @@ from botocore.exceptions import (
 from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
 from zfs_offsite.remote.s3_lock import S3Lock
 from zfs_offsite.remote.s3_small import SmallObjectWriter
-from zfs_offsite.remote.s3_upload import MultipartWriter, UploadState
+from zfs_offsite.remote.s3_upload import (
+    MultipartWriter,
+    PartCheck,
+    StoredPart,
+    UploadState,
+    parts_before,
+)
 from zfs_offsite.remote.store import QuotaFullError
 from zfs_offsite.values.entries import Space, StoreEntry
-from zfs_offsite.values.partials import split_partial
+from zfs_offsite.values.partials import (
+    CHECKPOINT_MARK,
+    PARTIAL_SUFFIX,
+    checkpoint_name,
+    is_checkpoint,
+    split_partial,
+)
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
@@ -80,9 +99,9 @@ _CREDENTIALS_FIX = (
 class S3Store:
     """Objects below `s3://bucket/prefix`."""
 
-    # An upload keeps no checkpoints here and an earlier attempt's upload is aborted, not
-    # continued (S3 has no append; the design's ListParts resume is the next step).
-    resumes_uploads = False
+    # Checkpoints are objects replaced whole; an earlier attempt's upload is continued by
+    # its UploadId after its parts are checked (`open_append`, `check_parts`).
+    resumes_uploads = True
 
     def __init__(
         self,
@@ -109,11 +128,37 @@ class S3Store:
         )
         self._reader: ThreadPoolExecutor | None = None
         self._uploads: dict[str, UploadState] = {}  # this process's uploads, by partial path
+        # The token (`upload_token`) of each upload this process wrote, by partial path: its
+        # checkpoint object's name. Kept after the completion: the commit removes it after.
+        self._tokens: dict[str, str] = {}
 
     # ------------------------------------------------------------------ keys
 
     def _key(self, path: str) -> str:
+        """The object key of `path`; a checkpoint file is named after its upload's token."""
+        return self._plain_key(self._checkpoint_of_upload(path))
+
+    def _plain_key(self, path: str) -> str:
         return "/".join(part for part in (self.prefix, path.strip("/")) if part)
+
+    def _checkpoint_of_upload(self, path: str) -> str:
+        """`<final>.<attempt>.ckpt.partial` of an upload of this process as
+        `<final>.<token>.ckpt.partial`: the name another process finds beside the upload."""
+        if not is_checkpoint(path):
+            return path
+        partial = path[: -len(CHECKPOINT_MARK + PARTIAL_SUFFIX)] + PARTIAL_SUFFIX
+        split = split_partial(partial)
+        token = self._tokens.get(partial.strip("/"))
+        if split is None or token is None:
+            return path
+        return checkpoint_name(f"{split[0]}.{token}{PARTIAL_SUFFIX}")
+
+    def _shown_checkpoints(self) -> dict[str, str]:
+        """Key -> the key of the name this process knows it by, for its uploads' checkpoints."""
+        return {
+            self._key(checkpoint_name(partial)): self._plain_key(checkpoint_name(partial))
+            for partial in self._tokens
+        }
 
     def _dir_prefix(self, path: str) -> str:
         key = self._key(path)
@@ -125,6 +170,7 @@ class S3Store:
         """Objects and "directories" (common prefixes) right below `path`; [] if none."""
         start = self._dir_prefix(path)
         entries: list[StoreEntry] = []
+        shown = self._shown_checkpoints()
         pages = self._client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=start, Delimiter="/"
         )
@@ -134,7 +180,8 @@ class S3Store:
                 if name:
                     entries.append(StoreEntry(name, 0, 0.0, is_dir=True))
             for item in page.get("Contents", []):
-                name = item.get("Key", "")[len(start) :]
+                key = item.get("Key", "")
+                name = shown.get(key, key)[len(start) :]
                 if name:  # the key `start` itself: a console's "folder" object, not a file
                     modified = item.get("LastModified")
                     mtime = modified.timestamp() if modified else 0.0
@@ -272,9 +319,65 @@ class S3Store:
 
         return SmallObjectWriter(path, put)
 
-    def open_append(self, path: str, offset: int) -> NoReturn:
-        """S3 has no append: resume is off for s3:// targets (`resumes_uploads`)."""
-        self._not_yet(f"resuming {path}")
+    def open_append(self, path: str, offset: int) -> SmallObjectWriter | MultipartWriter:
+        """Continue an earlier attempt's file after its first `offset` bytes.
+
+        A partial's multipart upload goes on from the part after `offset` (a part
+        boundary), keeping the stored parts before it; parts it held after that are
+        replaced as they are sent again, or left out of the completion. Any other name
+        (a checkpoint object) is read, cut to `offset` and PUT whole at each `sync`."""
+        if split_partial(path.rsplit("/", 1)[-1]) is not None:
+            return self._continue_upload(path, offset)
+        key = self._key(path)
+        with self.open_read(path) as handle:
+            data = handle.read()
+        if len(data) < offset:
+            raise IntegrityError(
+                f"{key} holds {len(data)} bytes, fewer than the {offset} to resume after"
+            )
+
+        def put(body: bytes, create_only: bool) -> None:
+            self._call(
+                f"write {key}",
+                lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=body),
+            )
+
+        return SmallObjectWriter(path, put, existing=data[:offset])
+
+    def _continue_upload(self, path: str, offset: int) -> MultipartWriter:
+        kept = parts_before(offset)
+        if kept is None:
+            raise PermanentError(
+                f"{path}: {offset} bytes do not end a part: an upload is continued only "
+                "where a part ends"
+            )
+        found = self._find_upload(path)
+        if found is None:
+            raise FileNotFoundError(2, f"{self.description}: no upload of {path} to continue")
+        key, upload_id, _ = found
+        stored = {p.number: p for p in self._stored_parts(key, upload_id)}
+        missing = [n for n in range(1, kept + 1) if n not in stored]
+        held = sum(stored[n].size for n in range(1, kept + 1) if n in stored)
+        if missing or held != offset:
+            raise IntegrityError(
+                f"{key}: the upload holds {held} bytes in parts 1-{kept}, fewer than the "
+                f"{offset} to resume after"
+            )
+        state = UploadState(key, upload_id, written=offset, acknowledged=offset, resumed=True)
+        for number in range(1, kept + 1):
+            etag = stored[number].etag
+            state.parts.append((number, etag, bytes.fromhex(etag.strip('"'))))
+        self._uploads[path] = state
+        self._tokens[path.strip("/")] = upload_token(upload_id)
+        return MultipartWriter(state, self._part_sender(state), self.description, first=kept + 1)
+
+    def check_parts(self, path: str) -> PartCheck:
+        """The stored check of a partial's upload: the regenerated stream's parts against
+        the stored parts' MD5 ETags and sizes (ListParts); FileNotFoundError if it is gone."""
+        found = self._find_upload(path)
+        if found is None:
+            raise FileNotFoundError(2, f"{self.description}: no upload of {path}")
+        return PartCheck(self._stored_parts(*found[:2]), self.description)
 
     def rename(self, source: str, destination: str) -> None:
         """A partial's upload completed (`_complete`); any other object a server-side copy
@@ -339,6 +442,11 @@ class S3Store:
         )
         state = UploadState(key, answer["UploadId"])
         self._uploads[path] = state
+        self._tokens[path.strip("/")] = upload_token(state.upload_id)
+        return MultipartWriter(state, self._part_sender(state), self.description)
+
+    def _part_sender(self, state: UploadState) -> Callable[[int, bytes], str]:
+        key = state.key
 
         def send(number: int, data: bytes) -> str:
             sent = self._call(
@@ -353,7 +461,7 @@ class S3Store:
             )
             return sent.get("ETag", "")
 
-        return MultipartWriter(state, send, self.description)
+        return send
 
     def _complete(self, source: str, destination: str) -> None:
         """The commit: CompleteMultipartUpload, then HEAD: the object must hold every byte
@@ -362,7 +470,7 @@ class S3Store:
         if state is None:
             raise PermanentError(
                 f"{source}: no upload of this process to complete ({self.description}); "
-                "an upload of another process is not continued yet"
+                "an upload of another process is completed only after `open_append` continued it"
             )
         key = state.key
         if self._key(destination) != key:
@@ -440,15 +548,32 @@ class S3Store:
         return None
 
     def _uploaded(self, key: str, upload_id: str) -> int:
-        """Bytes stored in the upload's parts (ListParts); 0 once it is gone."""
+        """Bytes stored in the upload's parts (ListParts); 0 once it is gone. A continued
+        upload of this process counts only the parts its completion lists: parts an
+        earlier attempt stored past the new stream's end are not in the object."""
+        try:
+            stored = self._stored_parts(key, upload_id)
+        except FileNotFoundError:  # aborted meanwhile (RGW: NoSuchKey, AWS: NoSuchUpload)
+            return 0
+        ours = next(
+            (s for s in self._uploads.values() if s.upload_id == upload_id and s.resumed), None
+        )
+        if ours is not None:
+            listed = {number for number, _, _ in ours.parts}
+            stored = [p for p in stored if p.number in listed]
+        return sum(p.size for p in stored)
+
+    def _stored_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        """The upload's parts as the store holds them (ListParts); FileNotFoundError if gone."""
         pages = self._client.get_paginator("list_parts").paginate(
             Bucket=self.bucket, Key=key, UploadId=upload_id
         )
-        try:
-            listed = self._call(f"list the parts of {key}", lambda: list(pages))
-        except FileNotFoundError:  # aborted meanwhile (RGW: NoSuchKey, AWS: NoSuchUpload)
-            return 0
-        return sum(part.get("Size", 0) for page in listed for part in page.get("Parts", []))
+        listed = self._call(f"list the parts of {key}", lambda: list(pages))
+        return [
+            StoredPart(part.get("PartNumber", 0), part.get("Size", 0), part.get("ETag", ""))
+            for page in listed
+            for part in page.get("Parts", [])
+        ]
 
     def _check_bucket(self) -> None:
         """A one-key listing: NoSuchBucket (or any refusal) as its one line."""
@@ -456,12 +581,6 @@ class S3Store:
         self._call(
             f"list {start or '/'}",
             lambda: self._client.list_objects_v2(Bucket=self.bucket, Prefix=start, MaxKeys=1),
-        )
-
-    def _not_yet(self, action: str) -> NoReturn:
-        raise PermanentError(
-            f"{action} is not yet supported on s3:// targets ({self.description}): "
-            "back up to an sftp:// or file:// target and copy it to the bucket with `rclone copy`"
         )
 
     # ------------------------------------------------------------------ errors

@@ -35,15 +35,16 @@ Put = Callable[[bytes, bool], None]
 class SmallObjectWriter(WriterBase):
     """A small object, buffered and PUT whole; created exclusively (see the module)."""
 
-    def __init__(self, path: str, put: Put) -> None:
+    def __init__(self, path: str, put: Put, existing: bytes | None = None) -> None:
         self._path = path
         self._put = put
-        self._buffer = bytearray()
+        self._buffer = bytearray(existing or b"")
         self._closed = False
-        # A partial is created by its first PUT; any other name is created empty now.
-        self._created = False
+        # A partial is created by its first PUT; any other name is created empty now. An
+        # `existing` object (continued: a resume's checkpoints) is replaced by plain PUTs.
+        self._created = existing is not None
         self._dirty = True
-        if not path.endswith(PARTIAL_SUFFIX):
+        if existing is None and not path.endswith(PARTIAL_SUFFIX):
             put(b"", True)
             self._created = True
             self._dirty = False

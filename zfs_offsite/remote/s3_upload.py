@@ -12,6 +12,13 @@ by default, 2 x 64 MiB once parts grow (`part_size`). `sync` waits for every
 full part; `close` sends the last, short one. Each part's ETag must be the MD5
 of its bytes (RGW and AWS give that for a plain part), so a part the store
 holds differently is an integrity error before the completion.
+
+Resume (`S3Store.open_append`, `stream/resume.py`): an upload of another process
+is continued at a part boundary (`parts_before`) with its stored parts listed
+(ListParts). Before a part is kept, `PartCheck` compares the regenerated
+stream's MD5 and size of each part with the stored part's ETag and size: the
+server's checksum of what it holds, since parts cannot be read back before the
+completion.
 """
 
 from __future__ import annotations
@@ -35,6 +42,16 @@ MAX_PARTS = 10_000  # S3's limit
 def part_size(number: int) -> int:
     """The size of part `number` (from 1) of a stream whose size is not known in advance."""
     return PART if number <= GROW_AFTER else BIG_PART
+
+
+def parts_before(offset: int) -> int | None:
+    """How many whole parts make the first `offset` bytes of a stream; None if `offset`
+    falls inside a part (an upload is continued only where a part ends)."""
+    small = GROW_AFTER * PART
+    if offset <= small:
+        return offset // PART if offset % PART == 0 else None
+    rest = offset - small
+    return GROW_AFTER + rest // BIG_PART if rest % BIG_PART == 0 else None
 
 
 def in_flight(size: int) -> int:
@@ -65,6 +82,7 @@ class UploadState:
     parts: list[tuple[int, str, bytes]] = field(default_factory=list)  # number, ETag, md5
     written: int = 0  # bytes given to `write`
     acknowledged: int = 0  # bytes in acknowledged parts
+    resumed: bool = False  # parts of an earlier attempt kept: the completion lists only ours
 
     def part_list(self) -> list[dict[str, object]]:
         return [{"PartNumber": n, "ETag": etag} for n, etag, _ in sorted(self.parts)]
@@ -76,14 +94,16 @@ class UploadState:
 class MultipartWriter(WriterBase):
     """Parts of a multipart upload from a stream, in bounded memory (see the module)."""
 
-    def __init__(self, state: UploadState, send: SendPart, description: str) -> None:
+    def __init__(
+        self, state: UploadState, send: SendPart, description: str, first: int = 1
+    ) -> None:
         self.state = state
         self._send = send
         self._description = description
         self._buffer = bytearray()
         self._pending: deque[tuple[int, int, Future[tuple[str, bytes]]]] = deque()
         self._pool: ThreadPoolExecutor | None = None
-        self._next = 1
+        self._next = first  # > 1: an earlier attempt's parts before it are kept
         self._closed = False
 
     @property
@@ -170,3 +190,59 @@ class MultipartWriter(WriterBase):
         self._pending.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    """A part the store holds (ListParts): its number, size and ETag (quoted MD5)."""
+
+    number: int
+    size: int
+    etag: str
+
+
+class PartCheck:
+    """The regenerated stream, fed in pieces, against the parts an earlier attempt stored:
+    each part's MD5 and size must be the stored part's ETag and size.
+
+    `matched` is the bytes of the leading parts that matched; `feed` says why the part
+    after them cannot be kept (None while all match).
+    """
+
+    def __init__(self, stored: list[StoredPart], description: str) -> None:
+        self._stored = {p.number: p for p in stored}
+        self._description = description
+        self._number = 1
+        self._md5 = hashlib.md5()
+        self._filled = 0
+        self.matched = 0
+
+    def feed(self, data: bytes | memoryview) -> str | None:
+        view = memoryview(data)
+        while view:
+            room = part_size(self._number) - self._filled
+            piece, view = view[:room], view[room:]
+            self._md5.update(piece)
+            self._filled += len(piece)
+            if self._filled == part_size(self._number):
+                if why := self._judge():
+                    return why
+                self.matched += self._filled
+                self._number += 1
+                self._md5 = hashlib.md5()
+                self._filled = 0
+        return None
+
+    def _judge(self) -> str | None:
+        number, size = self._number, self._filled
+        stored = self._stored.get(number)
+        if stored is None:
+            return f"part {number} is not stored ({self._description})"
+        if stored.size != size:
+            return f"part {number} holds {stored.size} bytes on the store, not {size}"
+        if stored.etag.strip('"') != self._md5.hexdigest():
+            return (
+                f"part {number}'s stored MD5 (ETag {stored.etag}) differs from the "
+                "regenerated stream's (changed on the store)"
+            )
+        return None

@@ -195,9 +195,27 @@ def new_attempt() -> str:
 def resumes_uploads(store: Store) -> bool:
     """Whether an upload to `store` keeps checkpoints and resumes from them (file stores).
 
-    An object store says no by `resumes_uploads = False` (`remote/s3.py`: no append);
-    its upload then starts afresh each attempt, like an age-encrypted stream's."""
+    A store can say no by `resumes_uploads = False`; its upload then starts afresh each
+    attempt, like an age-encrypted stream's. (S3 says yes: `remote/s3.py`.)"""
     return bool(getattr(store, "resumes_uploads", True))
+
+
+class PartsCheck(Protocol):
+    """A store's own check of an earlier attempt's stored bytes, fed the regenerated stream
+    (`S3Store.check_parts`: each part's MD5 against its ETag)."""
+
+    matched: int  # bytes of the leading stored pieces that matched
+
+    def feed(self, data: bytes | memoryview) -> str | None:
+        """Check these next bytes; None, or why the stored bytes from `matched` on differ."""
+        ...
+
+
+def parts_check(store: Store, partial: str) -> PartsCheck | None:
+    """How `store` checks `partial`'s stored bytes without reading them back (an object
+    store cannot read an unfinished upload), or None: read them back (file stores)."""
+    check = getattr(store, "check_parts", None)
+    return check(partial) if check is not None else None
 
 
 def write_new_file(store: Store, path: str, data: bytes) -> str:

@@ -361,7 +361,7 @@ class _Attempt:
                         self.handle.write(piece)
                     written += len(piece)
                     if self.handle is None and self.stored is not None:
-                        self._check_stored(written)
+                        self._check_stored(written, piece)
                     if digest is not None:
                         self._chunk_done(written, digest)
                     if progress and time.monotonic() - last_report > 1.0:
@@ -451,11 +451,12 @@ class _Attempt:
                 end >> 20,
             )
 
-    def _check_stored(self, upto: int) -> None:
-        """The partial's stored bytes up to `upto` match the checkpoints, or _Mismatch."""
+    def _check_stored(self, upto: int, piece: memoryview) -> None:
+        """The partial's stored bytes up to `upto` (the regenerated stream's ending with
+        `piece`) match the checkpoints, or _Mismatch."""
         assert self.stored is not None
         try:
-            why = self.stored.advance(upto)
+            why = self.stored.advance(upto, piece)
         except FileNotFoundError:
             why = "the earlier attempt's partial is gone"
         except ZfsOffsiteError as exc:
