@@ -117,6 +117,7 @@ class MultipartWriter(WriterBase):
         self.state.written += len(data)
         while len(self._buffer) >= part_size(self._next):
             size = part_size(self._next)
+            self._wait_for_room(size)  # before the copy: never a part more than the bound
             with memoryview(self._buffer) as view:
                 part = bytes(view[:size])  # one copy: the part sent while the buffer refills
             del self._buffer[:size]
@@ -131,12 +132,16 @@ class MultipartWriter(WriterBase):
                 f"({largest_stream() >> 30} GiB at most, {self._description}): split the "
                 "dataset or back it up to an sftp:// or file:// target"
             )
-        while len(self._pending) >= in_flight(len(part)):
-            self._collect()
+        self._wait_for_room(len(part))
         if self._pool is None:
             self._pool = ThreadPoolExecutor(2, thread_name_prefix="s3-part")
         self._pending.append((number, len(part), self._pool.submit(self._upload, number, part)))
         self._next += 1
+
+    def _wait_for_room(self, size: int) -> None:
+        """Wait until a part of `size` bytes may be sent (`in_flight`)."""
+        while len(self._pending) >= in_flight(size):
+            self._collect()
 
     def _upload(self, number: int, part: bytes) -> tuple[str, bytes]:
         md5 = hashlib.md5(part).digest()
