@@ -35,6 +35,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
@@ -54,6 +55,7 @@ from botocore.exceptions import (
 
 from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
 from zfs_offsite.remote.s3_lock import S3Lock
+from zfs_offsite.remote.s3_retention import Retention, Wanted
 from zfs_offsite.remote.s3_small import SmallObjectWriter
 from zfs_offsite.remote.s3_upload import MultipartWriter, UploadState
 from zfs_offsite.remote.store import QuotaFullError
@@ -106,6 +108,8 @@ class S3Store:
         )
         self._reader: ThreadPoolExecutor | None = None
         self._uploads: dict[str, UploadState] = {}  # this process's uploads, by partial path
+        self._endpoint_url = endpoint_url or ""
+        self._retention: Retention | None = None
 
     # ------------------------------------------------------------------ keys
 
@@ -321,7 +325,8 @@ class S3Store:
         self._delete(self._key(path))
 
     def _delete(self, key: str) -> None:
-        self._call(f"remove {key}", lambda: self._client.delete_object(Bucket=self.bucket, Key=key))
+        """Every version of it on a versioned bucket; RetainedError under Object Lock."""
+        self.retention().delete(key)
 
     # ------------------------------------------------------------------ multipart uploads
 
@@ -331,7 +336,10 @@ class S3Store:
         answer = self._call(
             f"start the upload of {key}",
             lambda: self._client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, Metadata={"zfs-offsite-attempt": attempt}
+                Bucket=self.bucket,
+                Key=key,
+                Metadata={"zfs-offsite-attempt": attempt},
+                **self.retention().upload_args(key, datetime.now(UTC)),
             ),
         )
         state = UploadState(key, answer["UploadId"])
@@ -384,6 +392,7 @@ class S3Store:
                 f"{state.written} bytes were sent in parts making {state.expected_etag()} "
                 f"({self.description}): remove it and back up again"
             )
+        self.retention().after_complete(key, dict(head), datetime.now(UTC))
 
     def _list_uploads(self, start: str) -> list[tuple[str, str, float]]:
         """(key, UploadId, initiated) of the uploads in progress right below `start` (keys
@@ -446,6 +455,7 @@ class S3Store:
             f"list {start or '/'}",
             lambda: self._client.list_objects_v2(Bucket=self.bucket, Prefix=start, MaxKeys=1),
         )
+        self.retention().check()
 
     def _not_yet(self, action: str) -> NoReturn:
         raise PermanentError(
@@ -543,6 +553,27 @@ class S3Store:
             return StoreError(f"{where}: the store failed to {doing} ({status} {code}): try again")
         message = str(error.get("Message", "")).replace("\n", " ")
         return PermanentError(f"{where}: cannot {doing}: {status} {code} {message}".rstrip())
+
+    # ------------------------------------------------------------------ Object Lock
+
+    object_lock = Wanted()  # target.s3.object_lock_days, object_lock_mode, storage_class
+
+    def retention(self) -> Retention:
+        """Object Lock and storage class on this bucket (remote/s3_retention.py)."""
+        if self._retention is None:
+            self._retention = Retention(
+                self._client,
+                self.bucket,
+                self._endpoint_url,
+                self._call,
+                self.description,
+                self.object_lock,
+            )
+        return self._retention
+
+    def retained_until(self, path: str, now: datetime) -> datetime | None:
+        """When Object Lock lets `path` be deleted, if that is after `now`; else None."""
+        return self.retention().retained_until(self._key(path), now)
 
     # ------------------------------------------------------------------ the writer lock
 
