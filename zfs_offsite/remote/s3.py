@@ -333,15 +333,16 @@ class S3Store:
     def _start_upload(self, path: str, attempt: str) -> MultipartWriter:
         final = path[: -len(f".{attempt}.partial")]
         key = self._key(final)
-        answer = self._call(
-            f"start the upload of {key}",
-            lambda: self._client.create_multipart_upload(
-                Bucket=self.bucket,
-                Key=key,
-                Metadata={"zfs-offsite-attempt": attempt},
-                **self.retention().upload_args(key, datetime.now(UTC)),
-            ),
-        )
+        extra = self.retention().upload_args(key, datetime.now(UTC))
+        try:
+            answer = self._call(
+                f"start the upload of {key}",
+                lambda: self._client.create_multipart_upload(
+                    Bucket=self.bucket, Key=key, Metadata={"zfs-offsite-attempt": attempt}, **extra
+                ),
+            )
+        except PermanentError as exc:
+            raise self.retention().refused(exc, key, extra) from exc
         state = UploadState(key, answer["UploadId"])
         self._uploads[path] = state
 

@@ -162,6 +162,17 @@ class Retention:
             args["ObjectLockRetainUntilDate"] = retain_until(now, self.wanted.days)
         return args
 
+    def refused(self, exc: PermanentError, key: str, args: dict[str, Any]) -> PermanentError:
+        """A refused upload start as the setting to fix, when the storage class was the cause
+        (RGW: 400 InvalidArgument for a class its placement does not offer)."""
+        if "StorageClass" not in args or "InvalidArgument" not in str(exc):
+            return exc
+        return PermanentError(
+            f"{self._where}: the store refused storage class {args['StorageClass']!r} for {key} "
+            "(InvalidArgument): set target.s3.storage_class to a class the store offers (Ceph "
+            "RGW: STANDARD and those its admin placed in the zone), or unset it"
+        )
+
     def after_complete(self, key: str, head: dict[str, Any], now: datetime) -> None:
         """Set the retention on the completed version if the store dropped it (RGW 16)."""
         if not self.wanted.days or self.wanted.role(key.rsplit("/", 1)[-1]) == "other":
