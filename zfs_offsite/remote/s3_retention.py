@@ -76,6 +76,7 @@ class BucketLock:
     versioned: bool
     default_mode: str | None = None
     default_days: int | None = None
+    denied: bool = False  # the key may not read the configuration: treated as none
 
 
 def retain_until(now: datetime, days: int) -> datetime:
@@ -121,15 +122,23 @@ class Retention:
                 lambda: self._client.get_object_lock_configuration(Bucket=self._bucket),
             )
         except (FileNotFoundError, PermanentError) as exc:
-            # RGW and AWS: 404 ObjectLockConfigurationNotFoundError for a bucket without it.
+            # RGW and AWS: 404 ObjectLockConfigurationNotFoundError for a bucket without it;
+            # a key kept to the objects (no s3:GetBucketObjectLockConfiguration): AccessDenied.
+            if "AccessDenied" in str(exc):
+                return BucketLock(False, False, denied=True)
             if "ObjectLockConfigurationNotFound" not in str(exc) and not isinstance(
                 exc, FileNotFoundError
             ):
                 raise
-            versioning = self._call(
-                "read the bucket's versioning",
-                lambda: self._client.get_bucket_versioning(Bucket=self._bucket),
-            )
+            try:
+                versioning = self._call(
+                    "read the bucket's versioning",
+                    lambda: self._client.get_bucket_versioning(Bucket=self._bucket),
+                )
+            except PermanentError as denied:
+                if "AccessDenied" not in str(denied):
+                    raise
+                return BucketLock(False, False, denied=True)
             return BucketLock(False, versioning.get("Status") in ("Enabled", "Suspended"))
         config = answer.get("ObjectLockConfiguration", {})
         default = config.get("Rule", {}).get("DefaultRetention", {})
@@ -140,7 +149,17 @@ class Retention:
 
     def check(self) -> None:
         """Refuse, in one line, retention asked for on a bucket without Object Lock."""
-        if self.wanted.days and not self.bucket_lock().enabled:
+        if not self.wanted.days:
+            return
+        found = self.bucket_lock()
+        if found.denied:
+            raise PermanentError(
+                f"{self._where}: target.s3.object_lock_days = {self.wanted.days} but the key may "
+                f"not read the object lock configuration of {self._bucket!r} (AccessDenied): "
+                "grant it s3:GetBucketObjectLockConfiguration, s3:PutObjectRetention and "
+                "s3:GetObjectRetention on the bucket"
+            )
+        if not found.enabled:
             raise PermanentError(
                 f"{self._where}: target.s3.object_lock_days = {self.wanted.days} but the bucket "
                 f"{self._bucket!r} has no Object Lock: create a bucket with object lock "
