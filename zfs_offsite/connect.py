@@ -11,6 +11,8 @@ import socket
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from zfs_offsite.archive.names import Kind, classify
+from zfs_offsite.remote.s3_retention import FileRole, Wanted
 from zfs_offsite.remote.store import Store
 from zfs_offsite.settings import Settings, SourceSettings, TargetSettings
 from zfs_offsite.transport.openssh import available as openssh_available
@@ -83,6 +85,14 @@ def host_label(settings: Settings) -> str:
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", short)).strip("-")
 
 
+def backup_role(filename: str) -> FileRole:
+    """A backup's data, one of its sidecars, or another file (S3 retention, storage class)."""
+    kind = classify(filename)[0]
+    if kind is Kind.BACKUP:
+        return "data"
+    return "sidecar" if kind in (Kind.CHECKSUM, Kind.METADATA) else "other"
+
+
 def open_store(target: TargetSettings) -> Store:
     """Connect to the configured target (SFTP connections verify the host key)."""
     from zfs_offsite.remote.local import LocalStore
@@ -105,6 +115,9 @@ def open_store(target: TargetSettings) -> Store:
             timeout=target.timeout,
         )
         bucket.single_writer = s3.single_writer
+        bucket.object_lock = Wanted(
+            s3.object_lock_days, s3.object_lock_mode, s3.storage_class, role=backup_role
+        )
         return bucket
     return SftpStore(
         target_endpoint(target),

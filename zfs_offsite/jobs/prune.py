@@ -7,6 +7,11 @@ without its file (removed by the next prune). Only regular files are ever
 deleted: a directory or symlink in a member's directory is left alone and
 reported, as are files whose sidecars cannot establish what they are.
 
+On a store with retention (S3 Object Lock), a file whose retention has not
+ended is kept, with the chain it stands on, and the plan says until when; a
+delete the store still refuses (a default retention, a race) keeps that file
+and the prune goes on: it never stops half-way on a locked object.
+
 Prune writes (it deletes files), so it holds the member's writer lock while it
 reads the directory and deletes, as a backup does while it commits: whoever
 calls it, a task, the CLI or a script, gets the lock without asking for it.
@@ -23,8 +28,8 @@ from zfs_offsite.archive.index import is_file
 from zfs_offsite.archive.lock import member_lock
 from zfs_offsite.archive.names import SIDECAR_SUFFIXES, classify, sidecar_names
 from zfs_offsite.jobs.archive_read import read_archive
-from zfs_offsite.plan.retention import PrunePlan, plan_prune
-from zfs_offsite.remote.store import Store
+from zfs_offsite.plan.retention import PrunePlan, lock_reason, plan_prune
+from zfs_offsite.remote.store import RetainedError, Retaining, Store
 from zfs_offsite.settings import Settings
 from zfs_offsite.values.policy import Rule
 
@@ -78,21 +83,59 @@ def _prune(
     plan = plan_prune(
         member, archive.files, archive.partials, rules, now, stale_after, resumable_after
     )
+    if plan.delete and isinstance(store, Retaining):
+        locked = _retained(store, member, plan, set(archive.entries), now)
+        plan = plan_prune(
+            member,
+            archive.files,
+            archive.partials,
+            rules,
+            now,
+            stale_after,
+            resumable_after,
+            locked,
+        )
     plan.ignored = dict(archive.reasons)
     if dry_run:
         return plan
-    for file in plan.delete:
-        store.remove(f"{member}/{file.filename}")
-        for sidecar in sidecar_names(file.filename):
-            entry = archive.entries.get(sidecar)
-            if entry is not None and is_file(entry):
-                store.remove(f"{member}/{sidecar}")
+    for file in list(plan.delete):
+        try:
+            store.remove(f"{member}/{file.filename}")
+            for sidecar in sidecar_names(file.filename):
+                entry = archive.entries.get(sidecar)
+                if entry is not None and is_file(entry):
+                    store.remove(f"{member}/{sidecar}")
+        except RetainedError as exc:
+            _kept_by_store(plan, file.filename, exc)
+            continue
         log.info("%s: deleted %s (%d bytes)", member, file.filename, file.size)
     for partial in plan.stale_partials:
         store.remove(f"{member}/{partial.name}")
         log.info("%s: removed stale %s", member, partial.name)
     remove_orphaned_sidecars(store, member)
     return plan
+
+
+def _retained(
+    store: Retaining, member: str, plan: PrunePlan, present: set[str], now: datetime
+) -> dict[str, datetime]:
+    """Filename -> the end of the retention of it or its sidecars, for the files to delete."""
+    locked = {}
+    for file in plan.delete:
+        names = [file.filename, *(s for s in sidecar_names(file.filename) if s in present)]
+        ends = [until for n in names if (until := store.retained_until(f"{member}/{n}", now))]
+        if ends:
+            locked[file.filename] = max(ends)
+    return locked
+
+
+def _kept_by_store(plan: PrunePlan, filename: str, exc: RetainedError) -> None:
+    """A delete the store refused: the file stays in the plan's keep, with why."""
+    moved = [f for f in plan.delete if f.filename == filename]
+    plan.delete = [f for f in plan.delete if f.filename != filename]
+    plan.keep += moved
+    plan.kept_reasons[filename] = lock_reason(exc.until) if exc.until else str(exc)
+    log.warning("%s: kept %s: %s", plan.member, filename, plan.kept_reasons[filename])
 
 
 def remove_orphaned_sidecars(store: Store, member: str) -> list[str]:
@@ -108,6 +151,10 @@ def remove_orphaned_sidecars(store: Store, member: str) -> list[str]:
         kind, _ = classify(entry.name)
         suffix = SIDECAR_SUFFIXES.get(kind)
         if suffix and is_file(entry) and entry.name.removesuffix(suffix) not in present:
-            store.remove(f"{member}/{entry.name}")
+            try:
+                store.remove(f"{member}/{entry.name}")
+            except RetainedError as exc:  # the next prune after its retention
+                log.info("%s: kept the orphaned %s: %s", member, entry.name, exc)
+                continue
             removed.append(entry.name)
     return removed

@@ -15,7 +15,7 @@ must survive the Sunday prune (a 2 TB full at 10 MB/s takes over two nights).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -85,6 +85,8 @@ class PrunePlan:
     dropped: list[RestorePoint] = field(default_factory=list)
     delete: list[ArchiveFile] = field(default_factory=list)  # dependents first
     keep: list[ArchiveFile] = field(default_factory=list)
+    # Why a file the policy would delete is kept (the store's retention): filename -> why.
+    kept_reasons: dict[str, str] = field(default_factory=dict)
     untouched: list[ArchiveFile] = field(default_factory=list)  # in no restorable chain
     stale_partials: list[StoreEntry] = field(default_factory=list)
     # Partial uploads with checkpoints, kept for a resume.
@@ -107,11 +109,14 @@ def plan_prune(
     now: datetime,
     stale_after: timedelta = timedelta(days=1),
     resumable_after: timedelta = timedelta(days=7),
+    locked: Mapping[str, datetime] | None = None,
 ) -> PrunePlan:
     """Decide per file: needed by a kept point's chain, deletable, or not ours to judge.
 
     A partial is stale `stale_after` its last write; one with checkpoints (and the
-    checkpoint file) only `resumable_after` the pair's last write.
+    checkpoint file) only `resumable_after` the pair's last write. A file `locked`
+    (filename -> the end of its retention on the store) after `now` is kept, and
+    so is the chain it stands on: what prune leaves must restore.
     """
     points = restore_points(files)
     kept = kept_points(points, rules, now)
@@ -128,8 +133,31 @@ def plan_prune(
         else:
             plan.untouched.append(f)
     plan.delete.sort(key=lambda f: f.archived_at, reverse=True)
+    _hold_locked(plan, dropped, {k: v for k, v in (locked or {}).items() if v > now})
     _judge_partials(plan, partials, now, stale_after, resumable_after)
     return plan
+
+
+def lock_reason(until: datetime) -> str:
+    """Why a file under retention is kept: the moment it ends, in UTC."""
+    return f"object lock until {until.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _hold_locked(
+    plan: PrunePlan, dropped: Sequence[RestorePoint], locked: Mapping[str, datetime]
+) -> None:
+    """Move the files under retention, and the chain files they need, from delete to keep."""
+    doomed = {f.filename for f in plan.delete}
+    reasons = {name: lock_reason(until) for name, until in locked.items() if name in doomed}
+    for point in dropped:
+        for index, file in enumerate(point.chain):
+            if file.filename in locked and file.filename in doomed:
+                why = f"needed by {file.filename} ({lock_reason(locked[file.filename])})"
+                for parent in point.chain[:index]:
+                    reasons.setdefault(parent.filename, why)
+    plan.keep += [f for f in plan.delete if f.filename in reasons]
+    plan.delete = [f for f in plan.delete if f.filename not in reasons]
+    plan.kept_reasons.update(reasons)
 
 
 def _days(limit: timedelta) -> str:

@@ -43,6 +43,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -62,6 +63,7 @@ from botocore.exceptions import (
 
 from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
 from zfs_offsite.remote.s3_lock import S3Lock
+from zfs_offsite.remote.s3_retention import Retention, Wanted
 from zfs_offsite.remote.s3_small import SmallObjectWriter
 from zfs_offsite.remote.s3_upload import (
     MultipartWriter,
@@ -131,6 +133,8 @@ class S3Store:
         # The token (`upload_token`) of each upload this process wrote, by partial path: its
         # checkpoint object's name. Kept after the completion: the commit removes it after.
         self._tokens: dict[str, str] = {}
+        self._endpoint_url = endpoint_url or ""
+        self._retention: Retention | None = None
 
     # ------------------------------------------------------------------ keys
 
@@ -427,19 +431,24 @@ class S3Store:
         self._delete(self._key(path))
 
     def _delete(self, key: str) -> None:
-        self._call(f"remove {key}", lambda: self._client.delete_object(Bucket=self.bucket, Key=key))
+        """Every version of it on a versioned bucket; RetainedError under Object Lock."""
+        self.retention().delete(key)
 
     # ------------------------------------------------------------------ multipart uploads
 
     def _start_upload(self, path: str, attempt: str) -> MultipartWriter:
         final = path[: -len(f".{attempt}.partial")]
         key = self._key(final)
-        answer = self._call(
-            f"start the upload of {key}",
-            lambda: self._client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, Metadata={ATTEMPT_METADATA: attempt}
-            ),
-        )
+        extra = self.retention().upload_args(key, datetime.now(UTC))
+        try:
+            answer = self._call(
+                f"start the upload of {key}",
+                lambda: self._client.create_multipart_upload(
+                    Bucket=self.bucket, Key=key, Metadata={ATTEMPT_METADATA: attempt}, **extra
+                ),
+            )
+        except PermanentError as exc:
+            raise self.retention().refused(exc, key, extra) from exc
         state = UploadState(key, answer["UploadId"])
         self._uploads[path] = state
         self._tokens[path.strip("/")] = upload_token(state.upload_id)
@@ -503,6 +512,7 @@ class S3Store:
                 f"{state.written} bytes were sent in parts making {state.expected_etag()} "
                 f"({self.description}): remove it and back up again"
             )
+        self.retention().after_complete(key, dict(head), datetime.now(UTC))
 
     def _list_uploads(self, start: str) -> list[tuple[str, str, float]]:
         """(key, UploadId, initiated) of the uploads in progress right below `start` (keys
@@ -582,6 +592,7 @@ class S3Store:
             f"list {start or '/'}",
             lambda: self._client.list_objects_v2(Bucket=self.bucket, Prefix=start, MaxKeys=1),
         )
+        self.retention().check()
 
     # ------------------------------------------------------------------ errors
 
@@ -673,6 +684,27 @@ class S3Store:
             return StoreError(f"{where}: the store failed to {doing} ({status} {code}): try again")
         message = str(error.get("Message", "")).replace("\n", " ")
         return PermanentError(f"{where}: cannot {doing}: {status} {code} {message}".rstrip())
+
+    # ------------------------------------------------------------------ Object Lock
+
+    object_lock = Wanted()  # target.s3.object_lock_days, object_lock_mode, storage_class
+
+    def retention(self) -> Retention:
+        """Object Lock and storage class on this bucket (remote/s3_retention.py)."""
+        if self._retention is None:
+            self._retention = Retention(
+                self._client,
+                self.bucket,
+                self._endpoint_url,
+                self._call,
+                self.description,
+                self.object_lock,
+            )
+        return self._retention
+
+    def retained_until(self, path: str, now: datetime) -> datetime | None:
+        """When Object Lock lets `path` be deleted, if that is after `now`; else None."""
+        return self.retention().retained_until(self._key(path), now)
 
     # ------------------------------------------------------------------ the writer lock
 

@@ -16,8 +16,9 @@ import logging
 import posixpath
 import secrets
 from collections.abc import Iterator
+from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, runtime_checkable
 
 from zfs_offsite.errors import DiskFullError, IntegrityError, PermanentError
 from zfs_offsite.values.entries import Space, StoreEntry
@@ -270,6 +271,23 @@ class QuotaFullError(DiskFullError):
         super().__init__(message, free_bytes=None)
         self.what = what
         self.fix = fix
+
+
+class RetainedError(PermanentError):
+    """The store refused to delete a file under retention (S3 Object Lock) until `until`."""
+
+    def __init__(self, message: str, until: datetime | None) -> None:
+        super().__init__(message)
+        self.until = until
+
+
+@runtime_checkable
+class Retaining(Protocol):
+    """A store that can keep files from deletion for a time (S3 Object Lock)."""
+
+    def retained_until(self, path: str, now: datetime) -> datetime | None:
+        """When `path` may be deleted, if that is after `now`; None if it may be now."""
+        ...
 
 
 def disk_full(store: Store, exc: DiskFullError, path: str, *, needed: str) -> DiskFullError:

@@ -313,7 +313,11 @@ def prune_summary(plan: PrunePlan | None, member: str, error: str | None) -> dic
 def prune_file_rows(plan: PrunePlan, dry_run: bool) -> list[dict[str, object]]:
     """One row per file: kept, deleted (or would be), or left alone and why."""
     verb = "would delete" if dry_run else "deleted"
-    rows: list[tuple[str, str, int | str]] = [(f.filename, "keep", f.size) for f in plan.keep]
+    why_kept = plan.kept_reasons
+    rows: list[tuple[str, str, int | str]] = [
+        (f.filename, f"keep ({why_kept[f.filename]})" if f.filename in why_kept else "keep", f.size)
+        for f in plan.keep
+    ]
     rows += [(f.filename, verb, f.size) for f in plan.delete]
     rows += [(f.filename, f"left alone: {_why_untouched(f)}", f.size) for f in plan.untouched]
     why = plan.partial_reasons

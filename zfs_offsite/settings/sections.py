@@ -113,6 +113,18 @@ class SourceSettings(SettingsSection):
         return value
 
 
+# S3's storage classes an object is read from at once (the API's StorageClass names).
+_STORAGE_CLASSES = (
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    "EXPRESS_ONEZONE",
+)
+_ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")  # a restore request before any read
+
 # Keys an admin might try for S3 credentials; each is refused with the fix, not "unknown key".
 _CREDENTIAL_WORDS = ("key", "secret", "token", "password", "credential")
 
@@ -154,6 +166,24 @@ class S3Settings(SettingsSection):
         "member locks are plain writes that a racing run may overwrite; false: such a store "
         "is refused (Ceph RGW 16 and AWS S3 have them).",
     )
+    object_lock_days: Annotated[int, within(0, 36500, "a number of days")] = Field(
+        0,
+        description="S3 Object Lock: each new backup file and its sidecars are kept from "
+        "deletion and overwriting for this many days (prune keeps them till then); the bucket "
+        "must have been created with object lock; 0: none asked for (0 to 36500).",
+    )
+    object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = Field(
+        "GOVERNANCE",
+        description="GOVERNANCE (default): a key with s3:BypassGovernanceRetention (not the "
+        "backup host's) can still delete early, to recover from a mistake; COMPLIANCE: nobody "
+        "can before the date, not even the store's root account.",
+    )
+    storage_class: str | None = Field(
+        None,
+        description="S3 storage class of new backup files (sidecars, records and the lock "
+        "stay STANDARD: they are read often), one of S3's names, e.g. STANDARD_IA; Ceph RGW "
+        "accepts STANDARD and the classes its admin placed; unset: the bucket's default.",
+    )
 
     @staticmethod
     def refused_key_hint(name: str) -> str | None:
@@ -165,6 +195,21 @@ class S3Settings(SettingsSection):
             "logged): remove it, and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the "
             "environment or name a section of ~/.aws/credentials in target.s3.profile"
         )
+
+    @field_validator("storage_class")
+    @classmethod
+    def _storage_class(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value in _ARCHIVE_CLASSES:
+            raise ValueError(
+                f"{value} objects must be restored before they can be read, and verify, "
+                "restore and drill read them directly: choose one read at once, e.g. "
+                "STANDARD_IA or GLACIER_IR"
+            )
+        if value not in _STORAGE_CLASSES:
+            raise ValueError(f"must be one of S3's storage classes: {', '.join(_STORAGE_CLASSES)}")
+        return value
 
     @field_validator("endpoint_url")
     @classmethod
