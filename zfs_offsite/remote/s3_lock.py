@@ -211,9 +211,10 @@ def probe(client: S3Client, bucket: str, prefix: str, call: Requester, where: st
 def _refusal(where: str, missing: str) -> str:
     return (
         f"{where}: the store cannot hold a writer lock ({missing}), so two runs could "
-        "write one member at once: use a store with conditional PUTs (Ceph RGW 16 or "
-        "later, AWS S3), or set target.s3.single_writer = true if only one run can ever "
-        "write this archive"
+        "write one member at once: use a store or bucket with conditional PUTs (AWS S3; "
+        "Ceph RGW 16 on an unversioned bucket: it ignores them on versioned and object-lock "
+        "buckets), or set target.s3.single_writer = true if only one run can ever write "
+        "this archive"
     )
 
 
