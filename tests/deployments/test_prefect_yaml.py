@@ -52,6 +52,7 @@ DEPLOYMENTS = {
         "resume",
         "to_dir",
         "destroy_live_dataset",
+        "print_commands",  # restore --commands: the standard-tool lines, nothing received
     },
 }
 
