@@ -14,8 +14,9 @@ full part; `close` sends the last, short one.
 A part is filled in a buffer of its exact size, which is itself sent (no copy)
 while a fresh one fills: as a bytearray, which botocore neither wraps in a file
 (read back in 16 KiB sends, behind an `Expect: 100-continue` wait) nor joins
-to the headers (a copy). Measured (bench.s3_upload, 1 GiB): 1.15x the MB/s at
-0.87x the CPU per GB and 13 MB less peak RSS than a growing buffer copied out.
+to the headers (a copy). Measured (bench.s3_upload, 1 GiB, two runs): 1.15-1.38x
+the MB/s at 0.80-0.87x the CPU per GB and 8-13 MB less peak RSS than a growing
+buffer copied out.
 
 Each part's ETag must be the MD5 of its bytes (RGW and AWS give that for a
 plain part), so a part the store holds differently is an integrity error
