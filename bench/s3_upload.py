@@ -21,6 +21,9 @@ largest process of the pipeline). The RGW's CPU is the server's, not counted.
 Ours is timed in a child process of its own from before the store is opened,
 Python's start-up left out.
 
+`--rss-sizes 1024 4096` adds one run of ours per size (MiB of data), alone, for
+its peak RSS: the multipart writer's bound must not grow with the stream.
+
 Run as root: `.venv/bin/python -m bench.s3_upload --size-mb 1024 --rounds 3`.
 """
 
@@ -43,7 +46,7 @@ from bench.cpu import proc_cpu, zfs_fuse_pid
 from bench.throughput import make_data, send_size
 from tests.support.rgw import Rgw, load, start, stop
 from tests.support.services import create_pool, ensure_zfs_fuse
-from tests.support.zfsdata import create_member, snapshot
+from tests.support.zfsdata import create_member, destroy_dataset, snapshot
 
 MiB = 1 << 20
 GB = 1e9
@@ -190,6 +193,22 @@ def compare(rgw: Rgw, bucket: str, snap: str, raw: int, rounds: int) -> dict[str
     }
 
 
+def rss_check(rgw: Rgw, bucket: str, pool: str, mountpoint: Path, sizes: list[int]) -> dict:
+    """One run of ours per size, alone: its peak RSS (the bound must hold at any size)."""
+    found = {}
+    for size in sizes:
+        dataset = create_member(pool, f"rss{size}")
+        make_data(mountpoint / f"elabfs-rss{size}", size)
+        snapshot(dataset, "bench")
+        snap = f"{dataset}@bench"
+        raw = send_size(snap)
+        result = run_ours(rgw, bucket, snap)
+        found[f"{raw / MiB:.0f} MiB"] = result["rss_mb"]
+        print(f"peak RSS, ours at {raw / MiB:.0f} MiB: {result['rss_mb']:.1f} MB", flush=True)
+        destroy_dataset(dataset)
+    return found
+
+
 def print_table(found: dict[str, Any]) -> None:
     raw, rounds = found["raw_bytes"], found["rounds"]
     print(f"raw stream {raw / MiB:.0f} MiB, median of {rounds} round(s)")
@@ -200,12 +219,18 @@ def print_table(found: dict[str, Any]) -> None:
         print(f"{name:<28}" + "".join(f"{row[k]:>15.2f}" for k in keys))
     ratio = found["ours_vs_rclone"]
     print(f"{'ours / rclone':<28}" + "".join(f"{ratio.get(k, 0):>14.2f}x" for k in keys))
+    for size, rss in found.get("peak_rss_mb", {}).items():
+        print(f"peak RSS, ours alone at {size}: {rss:.1f} MB")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.s3_upload", description=__doc__)
     parser.add_argument("--size-mb", type=int, default=1024, help="MiB of data in the dataset")
     parser.add_argument("--rounds", type=int, default=MIN_ROUNDS)
+    parser.add_argument(
+        "--rss-sizes", type=int, nargs="*", default=[], metavar="MB",
+        help="one run of ours per size (MiB of data) for its peak RSS",
+    )  # fmt: skip
     parser.add_argument("--dir", type=Path, help="a running store's directory (rgw.json)")
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -222,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     ensure_zfs_fuse()
     work = Path(tempfile.mkdtemp(prefix="zfs-offsite-s3-bench-", dir="/var/tmp"))
     rgw = load(args.dir) if args.dir else start(work)
-    pool = create_pool(work, "zos", size_mb=max(512, args.size_mb * 3 // 2))
+    largest = max([args.size_mb, *args.rss_sizes])  # one dataset at a time besides the first
+    pool = create_pool(work, "zos", size_mb=max(512, (args.size_mb + largest) * 3 // 2))
     try:
         dataset = create_member(pool.name, "bench")
         make_data(pool.mountpoint / "elabfs-bench", args.size_mb)
@@ -232,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         bucket = f"bench-{os.urandom(4).hex()}"
         rgw.create_bucket(bucket)
         found = compare(rgw, bucket, snap, raw, args.rounds)
+        found["peak_rss_mb"] = rss_check(
+            rgw, bucket, pool.name, pool.mountpoint, args.rss_sizes
+        )  # fmt: skip
         rgw.client().delete_bucket(Bucket=bucket)
     finally:
         pool.destroy()

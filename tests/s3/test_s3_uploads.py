@@ -96,3 +96,25 @@ def test_a_quota_met_mid_upload_is_a_full_disk(rgw: Rgw, bucket: str) -> None:
     assert isinstance(caught.value, QuotaFullError)
     assert "over its quota" in str(caught.value)
     assert uploads(rgw, bucket) == [] and objects(rgw, bucket) == []
+
+
+def test_parts_go_out_whole_without_waiting_for_100_continue(rgw: Rgw, bucket: str) -> None:
+    """A part is sent in one piece as the request body: botocore adds no `Expect:
+    100-continue` (a wait of up to 1 s per part where a server or proxy never answers
+    it) and reads no file back in 16 KiB sends."""
+    seen: list[tuple[str | None, int]] = []
+
+    def record(request: object, **_: object) -> None:
+        headers, body = request.headers, request.body  # type: ignore[attr-defined]
+        seen.append((headers.get("Expect"), len(body) if hasattr(body, "__len__") else -1))
+
+    body = os.urandom(11 * MiB)
+    with closing(open_s3(rgw, bucket)) as store:
+        store._client.meta.events.register("before-send.s3.UploadPart", record)
+        handle = store.open_write(PARTIAL)
+        handle.write(body)
+        handle.close()
+        store.rename(PARTIAL, FINAL)
+        got = rgw.client().get_object(Bucket=bucket, Key=f"lab/{FINAL}")["Body"].read()
+    assert got == body
+    assert seen == [(None, 5 * MiB), (None, 5 * MiB), (None, MiB)]

@@ -4,10 +4,15 @@ in bounded memory."""
 from __future__ import annotations
 
 import hashlib
+import time
+import tracemalloc
 
 from zfs_offsite.remote.s3_upload import (
     MAX_PARTS,
+    PART,
     MiB,
+    MultipartWriter,
+    UploadState,
     in_flight,
     largest_stream,
     multipart_etag,
@@ -35,3 +40,27 @@ def test_the_multipart_etag_is_the_md5_of_the_part_md5s() -> None:
     md5s = [hashlib.md5(p).digest() for p in parts]
     inner = hashlib.md5(md5s[0] + md5s[1]).hexdigest()
     assert multipart_etag(md5s) == f'"{inner}-2"'
+
+
+def test_the_writer_holds_no_more_than_the_parts_in_flight_and_one_filling() -> None:
+    """The stated bound, measured: while a slow store holds the parts in flight, the
+    writer's own allocations peak at (in flight + 1) parts, with no copy of a part beside."""
+    sent: list[tuple[int, int]] = []
+
+    def slow_store(number: int, part: bytearray) -> str:
+        time.sleep(0.2)  # the parts in flight stay held while the next one fills
+        sent.append((number, len(part)))
+        return f'"{hashlib.md5(part).hexdigest()}"'
+
+    writer = MultipartWriter(UploadState("k", "u"), slow_store, "test")
+    piece = memoryview(bytes(MiB))
+    tracemalloc.start()
+    try:
+        for _ in range(5 * PART // MiB + 3):
+            writer.write(piece)
+        writer.close()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sorted(sent) == [(n, PART) for n in range(1, 6)] + [(6, 3 * MiB)]
+    assert peak <= (in_flight(PART) + 1) * PART + 64 * 1024, f"peak {peak / MiB:.1f} MiB"
