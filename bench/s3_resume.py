@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "meets" if figures["sent_again_fraction"] < 0.30 else "MISSES"
     print(
         f"sent again after a cut at {args.cut:.0%}: {figures['sent_again_fraction']:.1%} "
-        f"of the object ({verdict} the issue's < 30 %)"
+        f"of the object ({verdict} the target: < 30 %)"
     )
     return 0
 
