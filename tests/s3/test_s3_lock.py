@@ -33,18 +33,6 @@ T = TypeVar("T")
 
 
 @pytest.fixture
-def aws_env(rgw: Rgw, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The store's keys in the standard AWS variables, as production reads them."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", rgw.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", rgw.secret_key)
-
-
-@pytest.fixture
 def store(rgw: Rgw, bucket: str, aws_env: None) -> Iterator[S3Store]:
     with closing(S3Store(bucket, "lab", endpoint_url=rgw.endpoint, region=rgw.region)) as s3:
         yield s3

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.s3.test_s3_store import aws_env  # noqa: F401  (a fixture)
 from tests.support.faults import python_env
 from tests.support.rgw import Rgw
 from tests.support.services import Pool, create_pool

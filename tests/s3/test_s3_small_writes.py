@@ -12,7 +12,7 @@ from contextlib import closing
 
 import pytest
 
-from tests.s3.test_s3_store import aws_env, open_s3  # noqa: F401  (a fixture)
+from tests.s3.test_s3_store import open_s3
 from tests.support.rgw import Rgw
 from zfs_offsite.archive.lock import MemberLock
 from zfs_offsite.errors import DiskFullError, LockBusyError, PermanentError

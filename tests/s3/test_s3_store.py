@@ -28,18 +28,6 @@ MiB = 1 << 20
 SECRET_FIX = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or target.s3.profile)"
 
 
-@pytest.fixture
-def aws_env(rgw: Rgw, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The store's keys in the standard AWS variables, and no shared file from the caller."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", rgw.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", rgw.secret_key)
-
-
 def open_s3(rgw: Rgw, bucket: str, prefix: str = "lab", **kwargs: object) -> S3Store:
     options: dict[str, object] = {"endpoint_url": rgw.endpoint, "region": rgw.region}
     options.update(kwargs)

@@ -44,3 +44,15 @@ def bucket(rgw: Rgw) -> str:
     name = f"t-{secrets.token_hex(6)}"
     rgw.create_bucket(name)
     return name
+
+
+@pytest.fixture
+def aws_env(rgw: Rgw, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The store's keys in the standard AWS variables, and no shared file from the caller."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", rgw.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", rgw.secret_key)
