@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.cli import Cli
 from tests.support.services import Pool
-from tests.support.zfsdata import MEMBERS, SNAP, guid
+from tests.support.zfsdata import MEMBERS, SNAP, destroy_dataset, guid
 
 pytestmark = pytest.mark.integration
 
@@ -78,4 +78,4 @@ def test_backup_verify_and_restore_of_an_encrypted_archive(
     assert f"age -d -i {key} -- elabfs-bob@{SNAP}.zst.age | zstd -dc | zfs receive" in (
         download.stdout
     )
-    subprocess.run(["zfs", "destroy", "-r", destination], check=True)
+    destroy_dataset(destination)

@@ -24,7 +24,7 @@ from cli.app import app
 from tests.support.archive_files import sidecar
 from tests.support.flow_runs import sftp_env
 from tests.support.services import Pool, SshServer, ensure_test_user, run
-from tests.support.zfsdata import create_member, guid, snapshot, write_member_data
+from tests.support.zfsdata import create_member, destroy_dataset, guid, snapshot, write_member_data
 from zfs_offsite.archive.model import ArchiveFile
 from zfs_offsite.archive.names import parse_backup_name
 from zfs_offsite.connect import open_runner, open_store
@@ -223,7 +223,7 @@ def test_force_refuses_a_destination_with_children_or_clones(archived: Archived)
         f"{destination}/child: restore into a new dataset, or destroy them first"
     )
     assert isinstance(caught.value, ConfigError)  # refused before anything: exit 2, like live data
-    run(["zfs", "destroy", f"{destination}/child"])
+    destroy_dataset(f"{destination}/child")
     run(["zfs", "clone", f"{destination}@{S[0]}", f"{a.target.name}/copy"])
     with pytest.raises(PermanentError) as caught:
         restore(a, destination, force=True)
