@@ -18,6 +18,7 @@ import pytest
 
 from cli.server_config import AUTH_KEY, ENV_FILE_ENV, URL_KEY
 from flows.logs import send_core_logs
+from tests.support.cli import stop_local_servers
 from tests.support.services import (
     Pool,
     SshServer,
@@ -50,6 +51,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # The caller's variables a fast test must not see: settings, the host's names, a server.
 PRIVATE_PREFIXES = ("OFFSITE_", "ZFS_OFFSITE_", "PREFECT_API_")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_servers_stopped() -> Iterator[None]:
+    """The local Prefect servers a module's CLI commands shared, stopped when it ends."""
+    yield
+    stop_local_servers()
 
 
 @pytest.fixture(autouse=True)

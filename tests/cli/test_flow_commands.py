@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cli.flow_run import STARTING, STARTUP_ENV
+from cli.local_server import IDLE_ENV
 from tests.support.cli import Cli, base_env
 from tests.support.prefect_server import prefect_server
 from tests.support.services import free_port
@@ -22,6 +23,11 @@ from tests.support.zfsdata import MEMBERS
 from zfs_offsite.archive.identity import MARKER_NAME
 
 pytestmark = pytest.mark.integration
+
+
+# The server per command (OFFSITE_LOCAL_SERVER_IDLE=0), which these tests are about; the
+# tier's other commands share one per module (tests/support/cli.py).
+PER_COMMAND_SERVER = {IDLE_ENV: "0"}
 
 
 def fresh_prefect_home(cli: Cli, tmp_path: Path, **env: str) -> Cli:
@@ -147,7 +153,12 @@ def immutable(directory: Path) -> Iterator[Path]:
 
 def test_backup_to_an_unwritable_target_fails_with_one_line(cli: Cli, tmp_path: Path) -> None:
     with immutable(tmp_path / "locked") as locked:
-        done = cli("backup", ZFS_OFFSITE_TARGET__URL=f"file://{locked}", ZFS_OFFSITE_RETRIES="0")
+        done = cli(
+            "backup",
+            ZFS_OFFSITE_TARGET__URL=f"file://{locked}",
+            ZFS_OFFSITE_RETRIES="0",
+            **PER_COMMAND_SERVER,
+        )
     assert done.code == 1, done.output
     assert "Traceback" not in done.output
     # The first thing a first backup writes is the archive's marker: its failure fails all.
@@ -170,7 +181,7 @@ def test_a_permission_error_is_not_retried(cli: Cli, tmp_path: Path) -> None:
 def test_a_server_that_does_not_start_in_time_is_one_line_and_exit_3(
     cli: Cli, tmp_path: Path
 ) -> None:
-    done = fresh_prefect_home(cli, tmp_path)("backup", **{STARTUP_ENV: "1"})
+    done = fresh_prefect_home(cli, tmp_path, **PER_COMMAND_SERVER)("backup", **{STARTUP_ENV: "1"})
     assert done.code == 3, done.output
     assert done.stdout == ""
     assert done.err_lines[-2:] == [
@@ -214,7 +225,9 @@ def busy_cpus(count: int = 2) -> Iterator[None]:
 
 def test_the_first_backup_passes_on_a_busy_machine(cli: Cli, tmp_path: Path) -> None:
     """README's first command on a fresh Prefect home while two processes burn both cores."""
-    fresh = fresh_prefect_home(cli, tmp_path, ZFS_OFFSITE_TARGET__URL=f"file://{tmp_path}/archive")
+    fresh = fresh_prefect_home(
+        cli, tmp_path, ZFS_OFFSITE_TARGET__URL=f"file://{tmp_path}/archive", **PER_COMMAND_SERVER
+    )
     with busy_cpus():
         done = fresh("backup", timeout=900)
     assert done.code == 0, done.output
@@ -231,7 +244,9 @@ def test_a_local_run_is_kept_in_the_prefect_home_and_its_server_ends_with_the_co
     """No PREFECT_API_URL: the run lands in PREFECT_HOME's database, where a later
     `prefect server start` and `history` find it; the command's server is gone."""
     home = tmp_path / "prefect"
-    fresh = fresh_prefect_home(cli, tmp_path, ZFS_OFFSITE_TARGET__URL=f"file://{tmp_path}/archive")
+    fresh = fresh_prefect_home(
+        cli, tmp_path, ZFS_OFFSITE_TARGET__URL=f"file://{tmp_path}/archive", **PER_COMMAND_SERVER
+    )
     done = fresh("-v", "backup", "-m", "alice")
     assert done.code == 0, done.output
     assert "prefect config set" not in done.output  # the server's banner stays in its log

@@ -1,7 +1,7 @@
 """Without a configured server, the first flow command starts a local one and later ones reuse it.
 
 Each test has a Prefect home of its own (so a server of its own), with the
-idle stop on (the tier's other tests set OFFSITE_LOCAL_SERVER_IDLE=0); the
+idle stop on (the other tiers share one per module, tests/support/cli.py); the
 server is stopped by its recorded pids at the end. The flow command is
 `prune --dry-run` on an empty file:// archive: a real flow run that needs no pool.
 """

@@ -8,7 +8,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from cli.local_server import stop_recorded
+
 CLI = Path(sys.executable).with_name("zfs-offsite")
+
+# The Prefect homes base_env gave out that a module's commands may have started a local server
+# under; tests/conftest.py stops them when the module ends (stop_local_servers).
+_PREFECT_HOMES: set[Path] = set()
+# A module's commands share one local server, as a user's do: each then skips a server start
+# (~5 s, more under load). Long enough to span a module's tests, short enough that a server a
+# crashed session leaves behind stops by itself soon. TEST_LOCAL_SERVER_IDLE=0 runs the tiers
+# the old way, a server per command (to measure the difference).
+TEST_SERVER_IDLE = os.environ.get("TEST_LOCAL_SERVER_IDLE", "180")
 
 
 @dataclass
@@ -61,6 +72,7 @@ def file_archive_cli(root: Path, pool: str) -> Cli:
 
 def base_env(prefect_home: Path) -> dict[str, str]:
     """The process environment minus anything that would point the CLI elsewhere."""
+    _PREFECT_HOMES.add(prefect_home)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -73,7 +85,14 @@ def base_env(prefect_home: Path) -> dict[str, str]:
         "ZFS_OFFSITE_RETRY_DELAY": "0.2",
         # Never this machine's /etc/default/zfs-offsite: a test names its own env file.
         "OFFSITE_ENV_FILE": str(prefect_home / "no-env-file"),
-        # A local server per command, stopped when it exits (tests/cli/test_local_server.py
-        # covers the shared one): no server outlives the test session.
-        "OFFSITE_LOCAL_SERVER_IDLE": "0",
+        # The shared local server (cli/local_server.py), stopped at the module's end; a test
+        # of the per-command server sets 0.
+        "OFFSITE_LOCAL_SERVER_IDLE": TEST_SERVER_IDLE,
     }
+
+
+def stop_local_servers() -> None:
+    """Stop every local server started under a Prefect home base_env gave out, so none
+    outlives the module that used it."""
+    while _PREFECT_HOMES:
+        stop_recorded(_PREFECT_HOMES.pop())
