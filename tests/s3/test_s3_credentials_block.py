@@ -1,9 +1,10 @@
 """S3 keys from a Prefect `aws-credentials` block (`target.s3.credentials_block`, issue 22).
 
-A real Prefect server holds the block, created as an admin does (prefect-aws's
-`AwsCredentials(...).save(name)`); the CLI runs with no AWS_* variable and no
-~/.aws, so the block's keys are the only ones it can sign with. The secret must
-appear in no command output, no flow run's parameters, logs or artifacts.
+A real Prefect server holds the block, created as the UI's form does (the
+server's own `aws-credentials` block type, no prefect-aws); the CLI runs with no
+AWS_* variable and no ~/.aws, so the block's keys are the only ones it can sign
+with. The secret must appear in no command output, no flow run's parameters,
+logs or artifacts.
 """
 
 from __future__ import annotations
@@ -27,14 +28,24 @@ PREFIX = "lab/zfs"
 MEMBER = "alice"
 BLOCK = "s10c-offsite-s3"
 
+# What the UI's "Add block, AWS Credentials" form sends: the server knows the block type
+# (Prefect's collection registry) with no prefect-aws installed anywhere.
 SAVE_BLOCK = """
 import os, sys
-from prefect_aws import AwsCredentials
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import BlockDocumentCreate
 fields = dict(arg.split("=", 1) for arg in sys.argv[2:])
 for name in ("aws_access_key_id", "aws_secret_access_key"):
     if name in os.environ:
         fields[name] = os.environ[name]
-AwsCredentials(**fields).save(sys.argv[1], overwrite=True)
+with get_client(sync_client=True) as client:
+    kind = client.read_block_type_by_slug("aws-credentials")
+    schema = client.get_most_recent_block_schema_for_block_type(kind.id)
+    client.create_block_document(
+        BlockDocumentCreate(
+            name=sys.argv[1], data=fields, block_type_id=kind.id, block_schema_id=schema.id
+        )
+    )
 """
 
 
@@ -57,7 +68,7 @@ def pool(zfs_fuse: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
 
 
 def save_block(server: dict[str, str], name: str, **fields: str) -> None:
-    """Save an AwsCredentials block as an admin would (keys through the environment)."""
+    """Create an aws-credentials block as the UI would (keys through the environment)."""
     secret = {
         k: fields.pop(k) for k in ("aws_access_key_id", "aws_secret_access_key") if k in fields
     }
