@@ -172,3 +172,15 @@ def test_a_missing_or_keyless_block_is_one_line_and_exit_2(
     assert "Traceback" not in done.output
     lines = [ln for ln in done.err_lines if said in ln]
     assert len(lines) == 1 and f"target.s3.credentials_block {block!r}" in lines[0], done.output
+
+
+def test_status_without_the_blocks_server_is_one_line_critical(block_cli: Cli) -> None:
+    """`status` reads the store in its own process: a server that does not answer is named."""
+    from tests.support.services import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/api"
+    done = block_cli("status", PREFECT_API_URL=dead)
+    assert done.code == 2, done.output
+    assert "Traceback" not in done.output
+    said = f"cannot read the block from the Prefect server at {dead} (ConnectError)"
+    assert [ln for ln in done.err_lines if said in ln], done.output
