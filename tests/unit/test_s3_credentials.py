@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from zfs_offsite.errors import ConfigError
@@ -43,3 +45,31 @@ def test_a_block_is_read_once_per_process() -> None:
 def test_the_keys_never_show_their_secret() -> None:
     shown = repr(S3Keys("AKIAEXAMPLE", SECRET, TOKEN, region="eu-1"))
     assert SECRET not in shown and TOKEN not in shown and "AKIAEXAMPLE" in shown
+
+
+def signing(store: object) -> tuple[str, str, str | None, str]:
+    """What the store's S3 client signs with: key id, secret, token, region."""
+    client: Any = store._client  # type: ignore[attr-defined]
+    frozen = client._request_signer._credentials.get_frozen_credentials()
+    return frozen.access_key, frozen.secret_key, frozen.token, client.meta.region_name
+
+
+def test_the_blocks_keys_win_over_the_environment_and_its_region_fills_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from zfs_offsite.remote.s3 import S3Store
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFROMTHEENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "from-the-env")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "env-region-1")
+    keys = S3Keys("AKIAEXAMPLE", SECRET, TOKEN, region="eu-9")
+    endpoint = "http://127.0.0.1:9"
+    assert signing(S3Store("b", "p", endpoint_url=endpoint, keys=keys)) == (
+        "AKIAEXAMPLE",
+        SECRET,
+        TOKEN,
+        "eu-9",
+    )
+    set_region = S3Store("b", "p", endpoint_url=endpoint, region="us-east-1", keys=keys)
+    assert signing(set_region)[3] == "us-east-1"  # target.s3.region wins over the block's
+    assert signing(S3Store("b", "p", endpoint_url=endpoint))[0] == "AKIAFROMTHEENV"
