@@ -95,8 +95,8 @@ ATTEMPT_METADATA = "zfs-offsite-attempt"  # on each upload: whose completion an 
 RANGE = 8 * 1024 * 1024  # bytes per ranged GET; one more is read ahead (16 MiB at most held)
 _NOT_FOUND = ("404", "NoSuchKey", "NotFound", "NoSuchUpload")
 _CREDENTIALS_FIX = (
-    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or target.s3.profile, or the keys of "
-    "target.s3.credentials_block's block) to a key pair the store knows"
+    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or target.s3.profile) to a key pair "
+    "the store knows, or those of the block target.s3.credentials_block names"
 )
 
 
