@@ -14,6 +14,7 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
+from flows.aws_block import read_credentials_block
 from flows.failures import earlier_failures, error_of
 from flows.fanout import bounded_task_runner, settle, submit_bounded
 from flows.interrupts import stops_streams_when_interrupted
@@ -127,6 +128,7 @@ def backup_flow(
     logger = get_run_logger()
     labels = label_run({"members": members, "dry_run": dry_run})
     settings = load_settings()
+    read_credentials_block(settings)
     host = host_label(settings)
     retry = retry_policy(settings.retries, settings.retry_delay)
     plans: dict[str, PrefectFuture[Any]] = {}  # member -> the task its plan came from

@@ -7,6 +7,7 @@ from contextlib import closing
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.aws_block import read_credentials_block
 from flows.failures import error_of
 from flows.interrupts import stops_streams_when_interrupted
 from flows.members import only_known
@@ -33,6 +34,7 @@ def drill_flow(
     label_run({"members": members})
     logger = get_run_logger()
     settings = load_settings()
+    read_credentials_block(settings)
     host = host_label(settings)
     # A dataset that cannot be a member has no archive to drill (backup reports it).
     usable = {m.name: m for m in discover(settings) if m.error is None}

@@ -7,6 +7,7 @@ from contextlib import closing
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from flows.aws_block import read_credentials_block
 from flows.fanout import settle, submit_bounded
 from flows.interrupts import stops_streams_when_interrupted
 from flows.members import only_known
@@ -35,6 +36,7 @@ def prune_flow(
     label_run({"members": members, "dry_run": dry_run})
     logger = get_run_logger()
     settings = load_settings()
+    read_credentials_block(settings)
     if settings.retention.rules is None:
         logger.warning(
             "retention.policy is not set: no backup is deleted (stale partial uploads are)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.aws_block import read_credentials_block
 from flows.interrupts import stops_streams_when_interrupted
 from flows.naming import kept_name
 from tasks.restore import below, download, plan, receive, standard_tool_lines
@@ -70,6 +71,7 @@ def restore_flow(
         check_dataset_name(destination, "parameter destination:")
     logger = get_run_logger()
     settings = load_settings()
+    read_credentials_block(settings)
     point = plan(settings, member, snapshot)
     logger.info(
         "%s@%s: %d file(s): %s",

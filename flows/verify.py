@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.futures import PrefectFuture
 
+from flows.aws_block import read_credentials_block
 from flows.failures import error_of
 from flows.fanout import bounded_task_runner, submit_bounded
 from flows.interrupts import stops_streams_when_interrupted
@@ -54,6 +55,7 @@ def verify_flow(
     label_run({"members": members})
     checked_members(members)  # bad input first, before the store is even read
     settings = load_settings()
+    read_credentials_block(settings)
     with closing(open_store(settings.target)) as store:
         require_root(store)  # a missing root (unmounted disk) is a failure, never "0 files ok"
         names = only_known(archived_members(store), members, "member directory")

@@ -103,8 +103,10 @@ def open_store(target: TargetSettings) -> Store:
         return LocalStore(Path(url.path), timeout=target.timeout, umask=target.umask)
     if url.scheme == "s3":
         from zfs_offsite.remote.s3 import S3Store
+        from zfs_offsite.remote.s3_credentials import keys_from_block
 
         s3 = target.s3
+        keys = keys_from_block(s3.credentials_block) if s3.credentials_block else None
         bucket = S3Store(
             url.host,
             url.path,
@@ -112,6 +114,7 @@ def open_store(target: TargetSettings) -> Store:
             region=s3.region,
             addressing_style=s3.addressing_style,
             profile=s3.profile,
+            keys=keys,
             timeout=target.timeout,
         )
         bucket.single_writer = s3.single_writer

@@ -97,9 +97,41 @@ def test_credentials_in_the_settings_are_refused_with_the_fix(tmp_path: Path, ke
     assert line == (
         f"unknown setting target.s3.{key} ({config}:4): S3 credentials are never read from "
         "the settings (they would be shown and logged): remove it, and set AWS_ACCESS_KEY_ID "
-        "and AWS_SECRET_ACCESS_KEY in the environment or name a section of ~/.aws/credentials "
-        "in target.s3.profile"
+        "and AWS_SECRET_ACCESS_KEY in the environment, name a section of ~/.aws/credentials "
+        "in target.s3.profile or a Prefect aws-credentials block in "
+        "target.s3.credentials_block"
     )
+
+
+def test_a_credentials_block_is_named_in_toml_and_shown_by_name(tmp_path: Path) -> None:
+    from zfs_offsite.settings import explain_settings
+
+    config = tmp_path / "z.toml"
+    config.write_text(
+        '[target]\nurl = "s3://zfs-backups/lab"\n[target.s3]\ncredentials_block = "offsite-s3"\n'
+    )
+    assert load_settings(config).target.s3.credentials_block == "offsite-s3"
+    shown = [(ln.name, ln.value) for ln in explain_settings(config)]
+    assert ("target.s3.credentials_block", '"offsite-s3"') in shown
+
+
+@pytest.mark.parametrize(
+    ("lines", "says"),
+    [
+        (
+            'credentials_block = "offsite-s3"\nprofile = "backup"',
+            "credentials_block and profile both name S3 keys: keep one",
+        ),
+        ('credentials_block = "Offsite_S3"', "must be the name of a Prefect block"),
+    ],
+)
+def test_a_block_with_a_profile_or_a_bad_block_name_is_one_line(
+    tmp_path: Path, lines: str, says: str
+) -> None:
+    config = tmp_path / "z.toml"
+    config.write_text(f'[target]\nurl = "s3://zfs-backups/lab"\n[target.s3]\n{lines}\n')
+    (line,) = errors_of(config)
+    assert says in line and "target.s3" in line, line
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,9 @@ common prefixes the directories, and the root "exists" when anything is under
 PREFIX/. A missing bucket is the unmounted disk's twin: refused in one line,
 never created. S3 cannot say a quota, so `space` is None.
 
-Credentials come only from the AWS chain (environment, shared credentials file
-and profile) through boto3: this module never sees them, so it cannot log them.
+Credentials come from the AWS chain (environment, shared credentials file and
+profile) through boto3, or as `S3Keys` read from a named Prefect block
+(`s3_credentials.py`) handed to the session; no message here names a key.
 Every failure of the store becomes one typed line naming the fix: wrong
 credentials, a missing bucket, a skewed clock (permanent: a person must act),
 the endpoint down or a 5xx (transient: another attempt may succeed).
@@ -62,6 +63,7 @@ from botocore.exceptions import (
 )
 
 from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
+from zfs_offsite.remote.s3_credentials import S3Keys
 from zfs_offsite.remote.s3_lock import S3Lock
 from zfs_offsite.remote.s3_retention import Retention, Wanted
 from zfs_offsite.remote.s3_small import SmallObjectWriter
@@ -94,7 +96,7 @@ RANGE = 8 * 1024 * 1024  # bytes per ranged GET; one more is read ahead (16 MiB 
 _NOT_FOUND = ("404", "NoSuchKey", "NotFound", "NoSuchUpload")
 _CREDENTIALS_FIX = (
     "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or target.s3.profile) to a key pair "
-    "the store knows"
+    "the store knows, or those of the block target.s3.credentials_block names"
 )
 
 
@@ -114,6 +116,7 @@ class S3Store:
         region: str | None = None,
         addressing_style: Addressing = "auto",
         profile: str | None = None,
+        keys: S3Keys | None = None,
         timeout: float = 30.0,
     ) -> None:
         self.bucket = bucket
@@ -122,10 +125,10 @@ class S3Store:
         self.description = f"s3://{bucket}/{self.prefix}{where}"
         self._endpoint = endpoint_url or "the default AWS endpoint"
         # The client's type comes from the boto3 stubs' overloads (types-boto3-s3, dev only).
-        self._client = _session(profile).client(
+        self._client = _session(profile, keys).client(
             "s3",
             endpoint_url=endpoint_url,
-            region_name=region or None,
+            region_name=region or (keys.region if keys else None),
             config=_config(endpoint_url, addressing_style, timeout),
         )
         self._reader: ThreadPoolExecutor | None = None
@@ -748,8 +751,18 @@ def upload_token(upload_id: str) -> str:
     return hashlib.sha256(upload_id.encode()).hexdigest()[:12]
 
 
-def _session(profile: str | None) -> boto3.session.Session:
-    """A boto3 session on the AWS chain: environment, shared files, the named profile."""
+def _session(profile: str | None, keys: S3Keys | None) -> boto3.session.Session:
+    """A boto3 session on the block's keys, else the AWS chain: environment, shared files, profile.
+
+    Keys given to the session win over AWS_* variables and ~/.aws (boto3's order);
+    settings refuse a block together with a profile.
+    """
+    if keys is not None:
+        return boto3.session.Session(
+            aws_access_key_id=keys.access_key_id,
+            aws_secret_access_key=keys.secret_access_key,
+            aws_session_token=keys.session_token,
+        )
     try:
         return boto3.session.Session(profile_name=profile)
     except ProfileNotFound as exc:

@@ -7,6 +7,7 @@ The root model that holds these sections, and loads them, is `settings.model`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from pydantic import (
     SecretStr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from zfs_offsite.archive.names import Compression
@@ -130,11 +132,12 @@ _CREDENTIAL_WORDS = ("key", "secret", "token", "password", "credential")
 
 
 class S3Settings(SettingsSection):
-    """How an s3:// target is reached; its credentials come only from the AWS chain.
+    """How an s3:// target is reached; its credentials are never settings.
 
     Never here: access keys and secrets are read by the AWS SDK from the
     environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) or
-    the shared credentials file (~/.aws/credentials, section `profile`), so they
+    the shared credentials file (~/.aws/credentials, section `profile`), or from
+    a Prefect `aws-credentials` block that `credentials_block` names, so they
     never reach a TOML file, flow parameters, logs or `zfs-offsite config`.
     """
 
@@ -158,6 +161,13 @@ class S3Settings(SettingsSection):
         None,
         description="The section of ~/.aws/credentials and ~/.aws/config to use (AWS_PROFILE "
         "works too); unset: the environment's keys, else the default profile.",
+    )
+    credentials_block: str | None = Field(
+        None,
+        description="The name of a Prefect `aws-credentials` block (prefect-aws's "
+        "AwsCredentials) on the server of PREFECT_API_URL whose access key id, secret and "
+        "session token sign the requests (its region_name applies when region is unset); they "
+        "win over AWS_* variables and ~/.aws; not with profile; unset: the AWS chain.",
     )
     single_writer: bool = Field(
         False,
@@ -193,8 +203,28 @@ class S3Settings(SettingsSection):
         return (
             "S3 credentials are never read from the settings (they would be shown and "
             "logged): remove it, and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the "
-            "environment or name a section of ~/.aws/credentials in target.s3.profile"
+            "environment, name a section of ~/.aws/credentials in target.s3.profile or a "
+            "Prefect aws-credentials block in target.s3.credentials_block"
         )
+
+    @field_validator("credentials_block")
+    @classmethod
+    def _block_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9-]+", value):
+            raise ValueError(
+                "must be the name of a Prefect block: lowercase letters, digits and dashes, "
+                "e.g. offsite-s3 (the name, never the keys)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> S3Settings:
+        if self.credentials_block and self.profile:
+            raise ValueError(
+                "credentials_block and profile both name S3 keys: keep one (unset "
+                "target.s3.profile to use the block, or target.s3.credentials_block for ~/.aws)"
+            )
+        return self
 
     @field_validator("storage_class")
     @classmethod
