@@ -219,6 +219,18 @@ def parts_check(store: Store, partial: str) -> PartsCheck | None:
     return check(partial) if check is not None else None
 
 
+def open_stream(store: Store, path: str, expected_size: int | None) -> Writer:
+    """`store.open_write(path)` for a stream of about `expected_size` bytes (None: unknown).
+
+    A store whose writes are shaped by the size (S3: the part sizes that keep a stream
+    under 10,000 parts, `S3Store.open_sized`) is told it; file stores need not know."""
+    sized = getattr(store, "open_sized", None)
+    if sized is not None:
+        writer: Writer = sized(path, expected_size)
+        return writer
+    return store.open_write(path)
+
+
 def write_new_file(store: Store, path: str, data: bytes) -> str:
     """Write `data` to a fresh partial file beside `path`, checked and durable; its name."""
     partial = partial_name(path, new_attempt())
