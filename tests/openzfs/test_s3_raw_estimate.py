@@ -6,9 +6,9 @@ zfs-fuse has neither native encryption nor a send estimate, so this runs only ag
 the VM (conftest.py) and is skipped, with the reason printed, when the VM is down. The
 RGW is the shared plugin's (tests/support/rgw_fixtures.py), on 127.0.0.1 on this host.
 
-The part family is scaled down so a 14 MiB dataset shows the choice: base parts of
-5 MiB (S3's smallest), the base family's planned parts 5 + 10 MiB, a larger first part's
-two parts. An estimate of 12-16 MiB x 1.25 then fits no base family but two 10 MiB parts.
+The part family is scaled down so a 6 MiB dataset shows the choice: base parts of
+5 MiB (S3's smallest), the base family's planned part one of 5 MiB, a larger first
+part's one. An estimate of 5-8 MiB x 1.25 then fits no base part but one of 10 MiB.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ MiB = 1 << 20
 def scaled_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(s3_parts, "BASE_PART", 5 * MiB)
     monkeypatch.setattr(s3_parts, "GROW_AFTER", 1)
-    monkeypatch.setattr(s3_parts, "DOUBLED_UNTIL", 2)
-    monkeypatch.setattr(s3_parts, "PLANNED", 2)
+    monkeypatch.setattr(s3_parts, "DOUBLED_UNTIL", 1)
+    monkeypatch.setattr(s3_parts, "PLANNED", 1)
 
 
 def s3_settings(pool: str, known_hosts: Path, rgw: Rgw, bucket: str) -> Settings:
@@ -68,19 +68,19 @@ def test_a_raw_send_goes_to_s3_in_parts_from_its_estimate_verifies_and_restores_
     runner, pool, known_hosts = vm
     dataset, restored = f"{pool}/elabfs-kim", f"{pool}/restored"
     encrypted_dataset(runner, dataset)
-    add_snapshot(runner, dataset, "s1", 14)
+    add_snapshot(runner, dataset, "s1", 6)
     settings = s3_settings(pool, known_hosts, rgw, bucket)
     (member,) = discover_members(settings)
     with caplog.at_level(logging.INFO, logger="zfs_offsite.remote.s3"):
         full = backup_member(settings, member)
     assert (full.action, full.raw) == (Action.FULL, True)
     estimate = full.estimated_bytes
-    assert estimate is not None and 12 * MiB < estimate < 16 * MiB  # `send -nP -w`
+    assert estimate is not None and 5 * MiB < estimate < 8 * MiB  # `send -nP -w`
     said = re.findall(r"parts of (\d+) MiB from a size estimate of (\d+) bytes", caplog.text)
     assert said == [("10", str(estimate))]  # the estimate chose 10 MiB parts, not 5
     key = "lab/kim/elabfs-kim@s1.zst"
     head = rgw.client().head_object(Bucket=bucket, Key=key)
-    assert head["ETag"].strip('"').endswith("-2")  # 10 MiB and the rest
+    assert head["ETag"].strip('"').endswith("-1")  # one part (5 MiB parts: two)
 
     with closing(open_store(settings.target)) as store:
         checked = verify_member(settings, store, "kim", read_all=True)
