@@ -25,8 +25,10 @@ from zfs_offsite.remote import s3_parts
 from zfs_offsite.remote.s3 import S3Store
 from zfs_offsite.remote.store import Writer
 from zfs_offsite.stream import resume as resume_module
+from zfs_offsite.stream.checkpoints import parse_checkpoints
 from zfs_offsite.stream.compression import Compressor, compressor
 from zfs_offsite.stream.upload import Resumable, StreamResult, stream_to_store
+from zfs_offsite.values.partials import checkpoint_name
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 MiB = 1 << 20
@@ -98,3 +100,31 @@ def test_the_estimate_sets_the_parts_and_a_resume_keeps_them_under_another_estim
     head = rgw.client().head_object(Bucket=bucket, Key=f"lab/{PATH}")
     parts = -(-len(stored) // (10 * MiB))
     assert head["ETag"].strip('"').endswith(f"-{parts}") and parts == 4
+
+
+def test_parts_larger_than_a_checkpoint_chunk_resume_from_the_last_part_end(
+    rgw: Rgw, bucket: str
+) -> None:
+    """20 MiB parts, checkpoints every 10 MiB: the one at 30 MiB lies inside part 2. Killed
+    after part 2 was stored but before the checkpoint at its end (40 MiB) was written,
+    the next run goes back to 20 MiB, where part 1 ends, not to the start."""
+    raw = random.Random(23).randbytes(50 * MiB) + END
+    first = CutStore(bucket, "lab", endpoint_url=rgw.endpoint, region=rgw.region, timeout=10)
+    first.cut_after = 45 * MiB
+    with closing(first), pytest.raises(StoreError, match="cut"):
+        upload(first, raw, estimate=100 * GiB)  # x1.25 past 10 MiB parts' 78 GiB: 20 MiB
+    with closing(open_s3(rgw, bucket)) as store:
+        (kept,) = [e for e in store.listdir("tank~home") if ".ckpt." not in e.name]
+        partial = f"tank~home/{kept.name}"
+        assert kept.size == 40 * MiB  # parts 1 and 2
+        recorded = parse_checkpoints(b"".join(store.read_chunks(checkpoint_name(partial))))
+        assert recorded is not None and len(recorded.hashes) >= 4
+        with store.open_append(checkpoint_name(partial), recorded.ends[3]):
+            pass  # the checkpoints at 10, 20 and 30 MiB: the one at 40 was never written
+        result = upload(store, raw, estimate=None)
+        assert result.resumed_bytes == 20 * MiB
+        store.rename(result.partial, PATH)
+        stored = b"".join(store.read_chunks(PATH))
+    assert hashlib.sha256(stored).hexdigest() == result.sha256
+    head = rgw.client().head_object(Bucket=bucket, Key=f"lab/{PATH}")
+    assert head["ETag"].strip('"').endswith("-3")  # 20, 20 and the rest

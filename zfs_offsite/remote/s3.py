@@ -400,6 +400,19 @@ class S3Store:
             )
         return parts
 
+    def continues_at(self, path: str) -> Callable[[int], bool]:
+        """Whether the partial's upload can be continued after `offset` bytes: where a part
+        of its own schedule ends. Parts of 128 MiB and more span several 64 MiB
+        checkpoints, and a checkpoint inside a part was recorded before its part was
+        stored: a resume goes back to the last checkpoint at a part's end."""
+        found = self._find_upload(path)
+        stored = self._stored_parts(*found[:2]) if found is not None else []
+        first = next((p for p in stored if p.number == 1), None)
+        parts = resumed_schedule(first.size) if first is not None else None
+        if parts is None:  # refused by `open_append`, with its reason
+            return lambda offset: True
+        return lambda offset: parts.parts_before(offset) is not None
+
     def check_parts(self, path: str) -> PartCheck:
         """The stored check of a partial's upload: the regenerated stream's parts against
         the stored parts' MD5 ETags and sizes (ListParts); FileNotFoundError if it is gone.
