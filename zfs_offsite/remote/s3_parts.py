@@ -5,7 +5,7 @@ A schedule is a family named by its first part's size, a power-of-two multiple o
 the base part (32 MiB):
 
 - the base family (no estimate, or an estimate that fits it): 4,000 base parts,
-  3,000 of twice that, the parts it always had: 312.5 GiB in 96-128 MiB of
+  3,000 of twice that, as before this plan: 312.5 GiB in 96-128 MiB of
   buffers; then the part doubles every 400 parts (128 MiB, 256 MiB, ... up to
   4 GiB, S3 allows 5), so 10,000 parts hold 5.7 TiB;
 - a larger first part (an estimate too large for the base family): 8,000 parts
@@ -16,8 +16,8 @@ raw or uncompressed send, age's overhead, an estimate of a changing dataset).
 
 Memory is (parts in flight + 1 filling) x part size: 2 in flight of the base
 part, 1 of any larger. It stays within MEMORY_BOUND (256 MB) while parts are at
-most 64 MiB, that is for every stream up to 500 GiB with an estimate (312.5
-GiB without); a larger stream gets larger parts anyway (a backup must not fail
+most 64 MiB, that is for every stream up to 500 GiB within 1.25x its estimate
+(312.5 GiB without one); a larger stream gets larger parts anyway (a backup must not fail
 for being big) and the writer says in one line how much it holds and why.
 
 Because the family is named by part 1's size, an upload continued by another
