@@ -13,7 +13,7 @@ import pytest
 from tests.s3.test_s3_store import open_s3
 from tests.support.rgw import Rgw
 from zfs_offsite.errors import IntegrityError, PermanentError
-from zfs_offsite.remote import s3_upload
+from zfs_offsite.remote import s3_parts
 from zfs_offsite.values.partials import checkpoint_name
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -25,8 +25,7 @@ PARTIAL = FINAL + ".0123456789ab.partial"
 @pytest.fixture(autouse=True)
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     """5 MiB parts (S3's smallest) so a few MiB make several parts."""
-    monkeypatch.setattr(s3_upload, "PART", 5 * MiB)
-    monkeypatch.setattr(s3_upload, "BIG_PART", 5 * MiB)
+    monkeypatch.setattr(s3_parts, "BASE_PART", 5 * MiB)
 
 
 def test_another_process_finds_the_checkpoints_beside_the_upload_and_continues_it(

@@ -16,7 +16,7 @@ import pytest
 from tests.s3.test_s3_store import open_s3
 from tests.support.rgw import Rgw
 from zfs_offsite.errors import DiskFullError
-from zfs_offsite.remote import s3_upload
+from zfs_offsite.remote import s3_parts
 from zfs_offsite.remote.store import QuotaFullError
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -28,8 +28,7 @@ PARTIAL = FINAL + ".0123456789ab.partial"
 @pytest.fixture(autouse=True)
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     """5 MiB parts (S3's smallest) so a few MiB make several parts."""
-    monkeypatch.setattr(s3_upload, "PART", 5 * MiB)
-    monkeypatch.setattr(s3_upload, "BIG_PART", 5 * MiB)
+    monkeypatch.setattr(s3_parts, "BASE_PART", 5 * MiB)
 
 
 def objects(rgw: Rgw, bucket: str) -> list[str]:

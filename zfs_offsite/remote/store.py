@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -217,6 +217,29 @@ def parts_check(store: Store, partial: str) -> PartsCheck | None:
     store cannot read an unfinished upload), or None: read them back (file stores)."""
     check = getattr(store, "check_parts", None)
     return check(partial) if check is not None else None
+
+
+def continues_at(store: Store, partial: str) -> Callable[[int], bool]:
+    """Whether `partial` can be continued after its first `offset` bytes: anywhere on a
+    file store; on S3 only where a stored part ends (`S3Store.continues_at`), which a
+    checkpoint need not be once parts are larger than a checkpoint chunk."""
+    check = getattr(store, "continues_at", None)
+    if check is None:
+        return lambda offset: True
+    found: Callable[[int], bool] = check(partial)
+    return found
+
+
+def open_stream(store: Store, path: str, expected_size: int | None) -> Writer:
+    """`store.open_write(path)` for a stream of about `expected_size` bytes (None: unknown).
+
+    A store whose writes are shaped by the size (S3: the part sizes that keep a stream
+    under 10,000 parts, `S3Store.open_sized`) is told it; file stores need not know."""
+    sized = getattr(store, "open_sized", None)
+    if sized is not None:
+        writer: Writer = sized(path, expected_size)
+        return writer
+    return store.open_write(path)
 
 
 def write_new_file(store: Store, path: str, data: bytes) -> str:

@@ -8,8 +8,11 @@ and the chunk size; then one line per chunk of stored bytes, in order,
 `{"end": e, "sha256": h}`: h is the sha256 of the stored bytes `[0, e)`, and
 the line is appended only after the partial file's bytes up to `e` were
 acknowledged and flushed. So every line names bytes that are on the server's
-disk. A line cut short (no newline, or not JSON) ends the record: it and
-everything after it are ignored.
+disk; but on S3 with parts larger than a chunk (large streams, `s3_parts.py`), a
+line inside a part comes before that part is stored, so a resume keeps only
+lines the stored parts cover, and goes back to one where a part ends
+(`stream/resume.py`, `S3Store.continues_at`). A line cut short (no newline,
+or not JSON) ends the record: it and everything after it are ignored.
 
 Each hash covers the whole prefix, not just its chunk, so it costs nothing:
 it is the file's own running sha256 (which the sidecar needs anyway), copied

@@ -19,6 +19,7 @@ from zfs_offsite.remote.store import (
     PartsCheck,
     Store,
     Writer,
+    continues_at,
     parts_check,
     remove_quietly,
     resumes_uploads,
@@ -123,6 +124,14 @@ def _judge(
     usable = recorded.usable(size)
     if usable == 0:
         return f"it holds {size} bytes, less than its first checkpoint's {recorded.chunk}", None
+    try:
+        continues = continues_at(store, partial)
+    except (OSError, ZfsOffsiteError) as exc:
+        return f"its stored parts are unreadable ({exc})", None
+    while usable and not continues(usable * recorded.chunk):
+        usable -= 1  # inside a stored part larger than a chunk: back to where one ends
+    if usable == 0:
+        return "none of its checkpoints ends where a stored part ends", None
     return "", ResumePoint(partial, recorded.keep(usable))
 
 

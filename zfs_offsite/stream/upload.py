@@ -46,6 +46,7 @@ from zfs_offsite.remote.store import (
     Writer,
     disk_full,
     new_attempt,
+    open_stream,
     remove_quietly,
     resumes_uploads,
 )
@@ -334,7 +335,9 @@ class _Attempt:
                 if self.stored is not None:
                     self.files.callback(self.stored.close)
                 if not self.expected:
-                    self.handle = self.files.enter_context(store.open_write(partial))
+                    self.handle = self.files.enter_context(
+                        open_stream(store, partial, self.expected_raw)
+                    )
                     self.sending_started = started
                 else:
                     log.info(

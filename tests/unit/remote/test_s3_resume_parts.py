@@ -11,24 +11,31 @@ import os
 
 import pytest
 
-from zfs_offsite.remote import s3_upload
-from zfs_offsite.remote.s3_upload import PartCheck, StoredPart, parts_before
+from zfs_offsite.remote import s3_parts
+from zfs_offsite.remote.s3_parts import plan_parts
+from zfs_offsite.remote.s3_upload import PartCheck, StoredPart
+
+
+def parts_before(offset: int) -> int | None:
+    """Whole parts in `offset` bytes of a stream of unknown size (the default schedule)."""
+    return plan_parts(None).parts_before(offset)
+
 
 MiB = 1 << 20
 
 
 @pytest.fixture
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(s3_upload, "PART", 4)
-    monkeypatch.setattr(s3_upload, "BIG_PART", 8)
-    monkeypatch.setattr(s3_upload, "GROW_AFTER", 3)
+    monkeypatch.setattr(s3_parts, "BASE_PART", 4)
+    monkeypatch.setattr(s3_parts, "GROW_AFTER", 3)
+    monkeypatch.setattr(s3_parts, "DOUBLED_UNTIL", 100)
 
 
 def stored(data: bytes) -> list[StoredPart]:
     """The parts an upload of `data` stores, cut at `part_size` as the writer cuts them."""
     parts, start, number = [], 0, 1
     while start < len(data):
-        piece = data[start : start + s3_upload.part_size(number)]
+        piece = data[start : start + plan_parts(None).size(number)]
         parts.append(StoredPart(number, len(piece), f'"{hashlib.md5(piece).hexdigest()}"'))
         start += len(piece)
         number += 1
@@ -39,10 +46,10 @@ def test_an_upload_is_continued_only_where_a_part_ends() -> None:
     assert parts_before(0) == 0
     assert parts_before(64 * MiB) == 2  # one checkpoint chunk: two default parts
     assert parts_before(64 * MiB + 1) is None
-    grown = s3_upload.GROW_AFTER * s3_upload.PART
-    assert parts_before(grown) == s3_upload.GROW_AFTER
-    assert parts_before(grown + s3_upload.BIG_PART) == s3_upload.GROW_AFTER + 1
-    assert parts_before(grown + s3_upload.PART) is None  # inside a grown part
+    grown = s3_parts.GROW_AFTER * s3_parts.BASE_PART
+    assert parts_before(grown) == s3_parts.GROW_AFTER
+    assert parts_before(grown + 2 * s3_parts.BASE_PART) == s3_parts.GROW_AFTER + 1
+    assert parts_before(grown + s3_parts.BASE_PART) is None  # inside a grown part
 
 
 def test_parts_after_growth_are_counted_at_their_own_size(small_parts: None) -> None:
