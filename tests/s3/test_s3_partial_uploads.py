@@ -121,7 +121,7 @@ def test_prune_keeps_the_resumable_upload_aborts_the_abandoned_one_then_it_resum
     # The night after: the abandoned upload is past retention.stale_partial_hours (24 h).
     with closing(open_store(config.target)) as store:
         plan = prune_member(config, store, "erin", now=datetime.now(UTC) + timedelta(hours=25))
-    decisions = {r["file"]: r["decision"] for r in prune_file_rows(plan, dry_run=False)}
+    decisions = {str(r["file"]): r["decision"] for r in prune_file_rows(plan, dry_run=False)}
     kept = {n: d for n, d in decisions.items() if n.startswith(FILE + ".")}
     assert sorted(n.endswith(".ckpt.partial") for n in kept) == [False, True], decisions
     assert set(kept.values()) == {
@@ -137,7 +137,7 @@ def test_prune_keeps_the_resumable_upload_aborts_the_abandoned_one_then_it_resum
         later = prune_member(
             config, store, "erin", dry_run=True, now=datetime.now(UTC) + timedelta(days=8)
         )
-    late = {r["file"]: r["decision"] for r in prune_file_rows(later, dry_run=True)}
+    late = {str(r["file"]): r["decision"] for r in prune_file_rows(later, dry_run=True)}
     assert {late[n] for n in kept} == {
         "would delete (partial upload with checkpoints, older than 7 days)"
     }
