@@ -26,15 +26,22 @@ from bench.throughput import MB, make_data, run_shell
 from tests.support.zfsdata import create_member, destroy_dataset, snapshot
 
 
-def run_ours(settings_json: str, destination: str, checkout: Path | None = None) -> dict:
+def run_ours(
+    settings_json: str,
+    destination: str,
+    checkout: Path | None = None,
+    preload: tuple[str, ...] = (),
+) -> dict:
     """Restore in a child process so its peak RSS and CPU are its own; from `checkout` if given.
 
     Timed inside the child from before the SSH connection to the received
     snapshot, so Python's start-up (imports, about a second) is left out; the
-    shell's time includes its `ssh` handshake.
+    shell's time includes its `ssh` handshake. `preload`: modules the store
+    imports on first use (the S3 store's boto3), imported before the clock starts.
     """
+    imports = "".join(f"import {module}\n" for module in preload)
     code = f"""
-import json, resource, time
+{imports}import json, resource, time
 def cpu():
     s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime

@@ -99,7 +99,8 @@ COMMANDS = documented_commands()
 def test_the_docs_show_bench_commands() -> None:
     """The scan itself finds the documented commands (an empty list would test nothing)."""
     modules = {module for module, _ in COMMANDS}
-    assert {"bench.throughput", "bench.restore", "bench.s3_upload"} <= modules, modules
+    expected = {"bench.throughput", "bench.restore", "bench.s3_upload", "bench.s3_restore"}
+    assert expected <= modules, modules
 
 
 @pytest.mark.parametrize(

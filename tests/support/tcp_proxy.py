@@ -2,8 +2,10 @@
 
 The S3 fault tests put it between the CLI and the RGW: `cut_after(n)` drops every
 connection once n bytes went up on it (a link that dies mid-part, every time,
-until `heal`); `cut_now()` drops the connections open now; `down()` refuses new
-connections (the endpoint unreachable: a closed port answers RST) until `up()`.
+until `heal`); `cut_reads(match, n)` drops a connection once n bytes came down in
+answer to a request whose line holds `match` (a GET that dies mid-body);
+`cut_now()` drops the connections open now; `down()` refuses new connections (the
+endpoint unreachable: a closed port answers RST) until `up()`.
 The bytes a client sends up are counted (`sent`), as a link would see them, and
 the HTTP request lines noted (`requests`): how often a request was tried.
 `rate` throttles the way up: an upload long enough to kill mid-way.
@@ -27,6 +29,7 @@ class FaultyProxy:
         self.cuts = 0  # connections cut by `cut_after` or `cut_now`
         self.requests: list[str] = []  # HTTP request lines seen ("PUT /bucket/key?... HTTP/1.1")
         self._limit: int | None = None
+        self._read_cut: tuple[str, int] | None = None
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._closed = False
@@ -40,9 +43,15 @@ class FaultyProxy:
         """Cut each connection once `limit` bytes went up on it (None: never)."""
         self._limit = limit
 
+    def cut_reads(self, match: str, after: int) -> None:
+        """Cut each connection once `after` bytes came down in answer to a request whose
+        first line contains `match`, every time, until `heal`."""
+        self._read_cut = (match, after)
+
     def heal(self) -> None:
         """No more cutting: connections pass whole."""
         self._limit = None
+        self._read_cut = None
 
     def cut_now(self) -> None:
         """Drop every connection open now (a reset mid-request)."""
@@ -91,15 +100,24 @@ class FaultyProxy:
                     continue
                 with self._lock:
                     self._open.update((client, upstream))
+                answering = _Answer()  # the connection's last request and bytes sent back
                 for source, sink, up in ((client, upstream, True), (upstream, client, False)):
                     threading.Thread(
-                        target=self._pump, args=(source, sink, up), daemon=True
+                        target=self._pump, args=(source, sink, up, answering), daemon=True
                     ).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket, up: bool) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, up: bool, answer: _Answer) -> None:
         carried = 0
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
+                cut = self._read_cut
+                if not up and cut is not None and cut[0] in answer.request:
+                    if answer.down + len(data) > cut[1]:
+                        sink.sendall(data[: max(0, cut[1] - answer.down)])
+                        with self._lock:
+                            self.cuts += 1
+                        break
+                    answer.down += len(data)
                 if up:
                     limit = self._limit
                     if limit is not None and carried + len(data) > limit:
@@ -111,7 +129,8 @@ class FaultyProxy:
                         break
                     carried += len(data)
                     self._count(len(data))
-                    self._note_request(data)
+                    if line := self._note_request(data):
+                        answer.request, answer.down = line, 0
                 sink.sendall(data)
                 if up and self.rate:
                     time.sleep(len(data) / self.rate)
@@ -119,16 +138,26 @@ class FaultyProxy:
             self._open.difference_update((source, sink))
         _close(source, sink)
 
-    def _note_request(self, data: bytes) -> None:
+    def _note_request(self, data: bytes) -> str | None:
         """Record a request's first line when a chunk starts one (how a client writes)."""
-        if data.startswith((b"GET ", b"HEAD ", b"PUT ", b"POST ", b"DELETE ")):
-            line = data.split(b"\r\n", 1)[0].decode("latin-1")
-            with self._lock:
-                self.requests.append(line)
+        if not data.startswith((b"GET ", b"HEAD ", b"PUT ", b"POST ", b"DELETE ")):
+            return None
+        line = data.split(b"\r\n", 1)[0].decode("latin-1")
+        with self._lock:
+            self.requests.append(line)
+        return line
 
     def _count(self, size: int) -> None:
         with self._lock:
             self.sent += size
+
+
+class _Answer:
+    """One connection's last request line and the bytes that came down since."""
+
+    def __init__(self) -> None:
+        self.request = ""
+        self.down = 0
 
 
 def _close(*sockets: socket.socket) -> None:
