@@ -456,6 +456,9 @@ class SftpStore:
         self._requests = _Requests(client)
         self._fsync_offered = True  # until the server says otherwise
         openssh = "OpenSSH" in server
+        # OpenSSH's sftp-server runs requests one at a time, in order: an fsync sent
+        # behind writes flushes them (`_CheckedWriter.sync_later`). Others may not.
+        self._in_order = openssh
         self._write_request_size = OPENSSH_WRITE_REQUEST_SIZE if openssh else WRITE_REQUEST_SIZE
         self._read_request_size = OPENSSH_READ_REQUEST_SIZE if openssh else READ_REQUEST_SIZE
 
@@ -728,8 +731,9 @@ class _CheckedWriter(WriterBase):
     def sync_later(self) -> Flush:
         """The fsync goes out behind the writes and its reply is read in turn with theirs
         (after every earlier write's reply, each checked), so the next writes are sent
-        while the server flushes. Measured: see the docs' benchmarks page."""
-        if not self._store._fsync_offered:
+        while the server flushes. Only with OpenSSH's sftp-server, which runs requests in
+        order; other servers sync at once. Measured: see the docs' benchmarks page."""
+        if not (self._store._fsync_offered and self._store._in_order):
             self.sync()
             return FLUSHED
         num = _guard(f"fsync {self._full}", lambda: self._store.fsync_request(self._handle))
