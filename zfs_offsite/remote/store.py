@@ -27,6 +27,32 @@ from zfs_offsite.values.partials import partial_name
 log = logging.getLogger(__name__)
 
 
+class Flush(Protocol):
+    """A flush started by `Writer.sync_later`."""
+
+    def done(self) -> bool:
+        """True once the bytes written before it are durable; never waits. A failed
+        write or flush raises here or from the writer's next call."""
+        ...
+
+    def wait(self) -> None:
+        """Return once the bytes written before it are durable; raise if they cannot be."""
+        ...
+
+
+class _Flushed:
+    """The flush of a writer that synced at once."""
+
+    def done(self) -> bool:
+        return True
+
+    def wait(self) -> None:
+        return None
+
+
+FLUSHED: Flush = _Flushed()
+
+
 class Writer(Protocol):
     """A new file being written; `close()` is the proof that it is durable."""
 
@@ -37,6 +63,13 @@ class Writer(Protocol):
 
         What was written before the call is durable when it returns (a resume
         checkpoint is recorded only after this)."""
+        ...
+
+    def sync_later(self) -> Flush:
+        """Start a `sync` of what was written so far without waiting for it.
+
+        Writing may go on meanwhile, so the server flushes one chunk while the next
+        is sent (resume checkpoints); the `Flush` says when those bytes are durable."""
         ...
 
     def close(self) -> None:
@@ -66,6 +99,11 @@ class WriterBase:
 
     def sync(self) -> None:
         raise NotImplementedError
+
+    def sync_later(self) -> Flush:
+        """A writer that cannot flush in the background syncs now (see `Writer`)."""
+        self.sync()
+        return FLUSHED
 
     def _release(self) -> None:
         """Close the file once everything written is acknowledged and flushed."""

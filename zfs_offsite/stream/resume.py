@@ -220,12 +220,16 @@ class CheckpointLog:
         self._writer.sync()
 
     def record(self, end: int, sha256: str) -> None:
-        """The stored bytes up to `end` (hashing to `sha256`) are on stable storage: say so."""
+        """The stored bytes up to `end` (hashing to `sha256`) are on stable storage: say so.
+
+        The line's own flush is not waited for (`sync_later`; `close` waits): a line
+        lost in a crash costs a resume one chunk, while waiting here would stall the
+        upload once per chunk until the server has written everything in flight."""
         if self._writer is None:
             self._writer = self.store.open_write(self.path)
             self._writer.write(header_line(self.identity, self.chunk))
         self._writer.write(checkpoint_line(end, sha256))
-        self._writer.sync()
+        self._writer.sync_later()
         self.recorded += 1
 
     @property

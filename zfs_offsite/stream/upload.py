@@ -26,6 +26,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ from zfs_offsite.errors import (
     ZfsOffsiteError,
 )
 from zfs_offsite.remote.store import (
+    Flush,
     Store,
     Writer,
     disk_full,
@@ -66,6 +68,9 @@ READ_SIZE = 1024 * 1024
 QUEUE_DEPTH = 8
 _PERMANENT_SEND_ERRORS = ("does not exist", "not an earlier snapshot", "permission denied")
 
+# A chunk's checkpoint waits for its flush at most this many stored bytes past its end
+# (`_Attempt._record_flushed`).
+FLUSH_LAG = 4 * 1024 * 1024
 TICK_SECONDS = 1.0  # the writer looks at least this often: cancellation, lock heartbeat
 
 
@@ -309,6 +314,8 @@ class _Attempt:
         self.chunk = self.log.chunk if self.log else None  # checkpoints every `chunk` bytes
         self.stored = StoredCheck(store, point) if point and not point.stored_checked else None
         self.handle: Writer | None = None
+        # Chunks whose flush is on its way (`Writer.sync_later`): (flush, end, sha256).
+        self.flushing: deque[tuple[Flush, int, str]] = deque()
         self.sending_started: datetime | None = None
         self.files = contextlib.ExitStack()  # the open files of this attempt
 
@@ -363,6 +370,8 @@ class _Attempt:
                             self.limit.take(len(piece), tick)
                         self.handle.write(piece)
                     written += len(piece)
+                    if self.handle is not None:
+                        self._record_flushed(written)
                     if self.handle is None and self.stored is not None:
                         self._check_stored(written, piece)
                     if digest is not None:
@@ -373,6 +382,7 @@ class _Attempt:
                 producer.join()
                 if producer.error is not None:
                     raise producer.error
+                self._record_flushed(written, wait=True)
                 returncode = process.wait()
                 if returncode != 0:
                     raise _send_failure(process, returncode)
@@ -430,8 +440,8 @@ class _Attempt:
         assert self.chunk is not None and self.log is not None
         index = end // self.chunk - 1
         if self.handle is not None:
-            self.handle.sync()
-            self.log.record(end, digest)
+            self.flushing.append((self.handle.sync_later(), end, digest))
+            self._record_flushed(end)  # a writer that synced at once: recorded now
             return
         if digest != self.expected[index]:
             raise _Mismatch(index, "the regenerated stream differs from the checkpoints")
@@ -453,6 +463,23 @@ class _Attempt:
                 self.partial,
                 end >> 20,
             )
+
+    def _record_flushed(self, written: int, *, wait: bool = False) -> None:
+        """Record the checkpoints of the chunks whose flush has come back, in order.
+
+        A checkpoint is written only once the bytes it names are durable. Meanwhile
+        the next bytes go out, so the server is never left idle while this process
+        waits for a flush; but at most `FLUSH_LAG` bytes (all of them with `wait`):
+        a cut shortly after a chunk's end must still find that chunk's checkpoint."""
+        while self.flushing:
+            flush, end, digest = self.flushing[0]
+            if not flush.done():
+                if not wait and written - end < FLUSH_LAG:
+                    return
+                flush.wait()
+            assert self.log is not None
+            self.flushing.popleft()
+            self.log.record(end, digest)
 
     def _check_stored(self, upto: int, piece: memoryview) -> None:
         """The partial's stored bytes up to `upto` (the regenerated stream's ending with
