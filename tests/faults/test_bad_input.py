@@ -473,10 +473,12 @@ def cli(tmp_path: Path) -> Cli:
 
 
 def one_error(result: Result) -> str:
-    """The single `error:` line of a bad-input exit (after the config banner), asserting exit 2."""
+    """The single `error:` line of a bad-input exit (after the config banner and the local
+    server's progress lines), asserting exit 2."""
     assert result.code == 2, result.output
     assert "Traceback" not in result.output
-    errors = [line for line in result.err_lines if not line.startswith(("config:", "starting"))]
+    banners = ("config:", "starting", "local Prefect server:")
+    errors = [line for line in result.err_lines if not line.startswith(banners)]
     assert len(errors) == 1, result.output
     return errors[0]
 
