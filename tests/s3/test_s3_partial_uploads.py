@@ -14,8 +14,6 @@ its own progress reports, which are what the progress bar draws.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -32,10 +30,10 @@ from tests.s3.test_s3_resume import (
     check_the_object,
     checkpoints_recorded,
     keys,
+    killed_after_checkpoints,
     settings,
     uploads,
 )
-from tests.support.faults import python_env
 from tests.support.rgw import Rgw
 from tests.support.services import Pool, create_pool
 from tests.support.zfsdata import SNAP, create_member, snapshot
@@ -71,28 +69,7 @@ def pool(zfs_fuse: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
 def killed_after_a_checkpoint(pool: Pool, rgw: Rgw, bucket: str) -> str:
     """A backup process (limited to 16 MB/s, so it is still sending) SIGKILLed once its
     checkpoint object holds a checkpoint; the UploadId it leaves."""
-    env = python_env(
-        {
-            "ZFS_OFFSITE_SOURCE__POOL": pool.name,
-            "ZFS_OFFSITE_TARGET__URL": f"s3://{bucket}/{PREFIX}",
-            "ZFS_OFFSITE_TARGET__S3__ENDPOINT_URL": rgw.endpoint,
-            "ZFS_OFFSITE_TARGET__S3__REGION": rgw.region,
-            "ZFS_OFFSITE_TARGET__BANDWIDTH": "16MB/s",
-            "AWS_ACCESS_KEY_ID": rgw.access_key,
-            "AWS_SECRET_ACCESS_KEY": rgw.secret_key,
-        }
-    )
-    first = subprocess.Popen([sys.executable, "-m", "tests.support.backup_once"], env=env)
-    deadline = time.monotonic() + 300
-    try:
-        while checkpoints_recorded(rgw, bucket) < 1:
-            assert time.monotonic() < deadline and first.poll() is None, "no checkpoint"
-            time.sleep(0.1)
-    finally:
-        first.kill()
-        first.wait()
-    (upload,) = uploads(rgw, bucket)
-    return upload
+    return killed_after_checkpoints(pool, rgw, bucket, 1, ZFS_OFFSITE_TARGET__BANDWIDTH="16MB/s")
 
 
 def abandoned_upload(rgw: Rgw, bucket: str) -> str:

@@ -68,6 +68,14 @@ def settings(pool: Pool, rgw: Rgw, bucket: str, level: int = 3) -> Settings:
 def killed_after_two_checkpoints(pool: Pool, rgw: Rgw, bucket: str) -> str:
     """A backup process SIGKILLed once its checkpoint object holds two checkpoints; the
     UploadId of the multipart upload it leaves."""
+    return killed_after_checkpoints(pool, rgw, bucket, 2)
+
+
+def killed_after_checkpoints(
+    pool: Pool, rgw: Rgw, bucket: str, count: int, **settings_env: str
+) -> str:
+    """A backup process (with `settings_env` besides the bucket's) SIGKILLed once its
+    checkpoint object holds `count` checkpoints; the UploadId of the upload it leaves."""
     env = python_env(
         {
             "ZFS_OFFSITE_SOURCE__POOL": pool.name,
@@ -77,11 +85,12 @@ def killed_after_two_checkpoints(pool: Pool, rgw: Rgw, bucket: str) -> str:
             "AWS_ACCESS_KEY_ID": rgw.access_key,
             "AWS_SECRET_ACCESS_KEY": rgw.secret_key,
         }
+        | settings_env
     )
     first = subprocess.Popen([sys.executable, "-m", "tests.support.backup_once"], env=env)
     deadline = time.monotonic() + 300
     try:
-        while checkpoints_recorded(rgw, bucket) < 2:
+        while checkpoints_recorded(rgw, bucket) < count:
             assert time.monotonic() < deadline and first.poll() is None, "no checkpoints"
             time.sleep(0.1)
     finally:
