@@ -29,6 +29,7 @@ from tests.support.zfsdata import SNAP, create_member, destroy_dataset, guid, sn
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.remote import s3
+from zfs_offsite.remote.s3_credentials import S3Keys
 from zfs_offsite.settings import Settings, load_settings
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -128,8 +129,8 @@ def parts_sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     sent: list[tuple[int, int]] = []
     real = s3._session
 
-    def counting(profile: str | None):  # type: ignore[no-untyped-def]
-        session = real(profile)
+    def counting(profile: str | None, keys: S3Keys | None = None):  # type: ignore[no-untyped-def]
+        session = real(profile, keys)
 
         def count(params: dict[str, object], **_: object) -> None:
             body = params["Body"]
