@@ -35,6 +35,7 @@ from tests.support.services import create_pool
 from tests.support.zfsdata import SNAP, create_member, snapshot
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.remote import s3
+from zfs_offsite.remote.s3_credentials import S3Keys
 from zfs_offsite.settings import load_settings
 
 MiB = 1 << 20
@@ -87,8 +88,8 @@ def run(rgw: Rgw, size_mb: int, cut: float, work: Path) -> dict[str, Any]:
         sent: list[int] = []
         real = s3._session
 
-        def counting(profile: str | None) -> Any:
-            session = real(profile)
+        def counting(profile: str | None, keys: S3Keys | None = None) -> Any:
+            session = real(profile, keys)
             session.events.register(
                 "provide-client-params.s3.UploadPart",
                 lambda params, **_: sent.append(len(params["Body"])),
