@@ -32,7 +32,7 @@ from typing import Any
 
 from tests.support.rgw import Rgw, load, start, stop
 from tests.support.services import create_pool
-from tests.support.zfsdata import SNAP, create_member, snapshot
+from tests.support.zfsdata import SNAP, random_member
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.remote import s3
 from zfs_offsite.remote.s3_credentials import S3Keys
@@ -56,11 +56,7 @@ def acknowledged(rgw: Rgw, bucket: str, key: str) -> int:
 def run(rgw: Rgw, size_mb: int, cut: float, work: Path) -> dict[str, Any]:
     pool = create_pool(work, prefix="w8bench", size_mb=max(1024, 3 * size_mb))
     try:
-        dataset = create_member(pool.name, "erin")
-        with (pool.mountpoint / "elabfs-erin" / "random.bin").open("wb") as out:
-            for _ in range(size_mb // 16):
-                out.write(os.urandom(16 * MiB))
-        snapshot(dataset, SNAP)
+        random_member(pool.name, pool.mountpoint, "erin", size_mb)
         bucket = f"w8-bench-{os.getpid()}"
         rgw.create_bucket(bucket)
         key = f"{PREFIX}/erin/elabfs-erin@{SNAP}.zst"

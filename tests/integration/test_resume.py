@@ -10,7 +10,6 @@ cut. The stored file is then checked as a user would: `sha256sum -c`, and
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 from tests.support.faults import leftovers, python_env, sha256sum_check
 from tests.support.proxy import CuttingProxy
 from tests.support.services import Pool, SshServer, create_pool
-from tests.support.zfsdata import SNAP, create_member, guid, snapshot
+from tests.support.zfsdata import SNAP, guid, random_member, snapshot
 from zfs_offsite import cancel
 from zfs_offsite.connect import open_store
 from zfs_offsite.errors import Cancelled, IntegrityError, StoreError
@@ -44,11 +43,7 @@ FILE = f"elabfs-erin@{SNAP}.zst"
 def big_pool(zfs_fuse: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
     """A sparse 1 GiB pool whose member holds DATA_MIB of random data, snapshotted."""
     pool = create_pool(tmp_path_factory.mktemp("resume"), size_mb=1024)
-    dataset = create_member(pool.name, "erin")
-    with (pool.mountpoint / "elabfs-erin" / "random.bin").open("wb") as out:
-        for _ in range(DATA_MIB // 16):
-            out.write(os.urandom(16 * MiB))
-    snapshot(dataset, SNAP)
+    random_member(pool.name, pool.mountpoint, "erin", DATA_MIB)
     yield pool
     pool.destroy()
 

@@ -36,7 +36,7 @@ from tests.s3.test_s3_resume import (
 )
 from tests.support.rgw import Rgw
 from tests.support.services import Pool, create_pool
-from tests.support.zfsdata import SNAP, create_member, snapshot
+from tests.support.zfsdata import random_member
 from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.prune import prune_member
@@ -57,11 +57,7 @@ ABANDONED_KEY = f"{PREFIX}/erin/elabfs-erin@auto-20190801.0200-1w.zst"
 def pool(zfs_fuse: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
     """A sparse pool whose member holds DATA_MIB of random data, snapshotted."""
     pool = create_pool(tmp_path_factory.mktemp("s10j-partial"), prefix="s10jp", size_mb=512)
-    dataset = create_member(pool.name, "erin")
-    with (pool.mountpoint / "elabfs-erin" / "random.bin").open("wb") as out:
-        for _ in range(DATA_MIB // 16):
-            out.write(os.urandom(16 * MiB))
-    snapshot(dataset, SNAP)
+    random_member(pool.name, pool.mountpoint, "erin", DATA_MIB)
     yield pool
     pool.destroy()
 

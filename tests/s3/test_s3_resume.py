@@ -25,7 +25,12 @@ import pytest
 from tests.support.faults import python_env
 from tests.support.rgw import Rgw
 from tests.support.services import Pool, create_pool
-from tests.support.zfsdata import SNAP, create_member, destroy_dataset, guid, snapshot
+from tests.support.zfsdata import (
+    SNAP,
+    destroy_dataset,
+    guid,
+    random_member,
+)
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.remote import s3
@@ -46,11 +51,7 @@ KEY = f"{PREFIX}/erin/{FILE}"
 def big_pool(zfs_fuse: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
     """A sparse 1 GiB pool whose member holds DATA_MIB of random data, snapshotted."""
     pool = create_pool(tmp_path_factory.mktemp("w8-resume"), prefix="w8", size_mb=1024)
-    dataset = create_member(pool.name, "erin")
-    with (pool.mountpoint / "elabfs-erin" / "random.bin").open("wb") as out:
-        for _ in range(DATA_MIB // 16):
-            out.write(os.urandom(16 * MiB))
-    snapshot(dataset, SNAP)
+    random_member(pool.name, pool.mountpoint, "erin", DATA_MIB)
     yield pool
     pool.destroy()
 

@@ -33,6 +33,17 @@ def snapshot(dataset: str, name: str) -> None:
     run(["zfs", "snapshot", f"{dataset}@{name}"])
 
 
+def random_member(pool: str, mountpoint: Path, member: str, mebibytes: int) -> str:
+    """Member `member` holding `mebibytes` (a multiple of 16) of random data, snapshotted SNAP:
+    incompressible, so a stored object is about as big as its stream (resume tests, benches)."""
+    dataset = create_member(pool, member)
+    with (mountpoint / f"elabfs-{member}" / "random.bin").open("wb") as out:
+        for _ in range(mebibytes // 16):
+            out.write(os.urandom(16 << 20))
+    snapshot(dataset, SNAP)
+    return dataset
+
+
 def populate_members(
     pool: str, mountpoint: Path, members: Iterable[str], megabytes: int = 2
 ) -> None:
