@@ -8,32 +8,25 @@ the next is sent; a checkpoint must never be recorded before its bytes are durab
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from tests.support.services import SshServer
+from tests.support.services import Pool
 from zfs_offsite.connect import open_store
 from zfs_offsite.remote.sftp import WRITE_WINDOW
-from zfs_offsite.settings import load_settings
+from zfs_offsite.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("client", ["openssh", "paramiko"])
 def test_sync_later_is_done_once_its_reply_is_read_while_writing_goes_on(
-    sshd: SshServer, sftp_dir: Path, client: str
+    settings_for: Callable[..., Settings], sftp_dir: Path, client: str
 ) -> None:
-    target = load_settings(
-        source={"pool": "sl-unused"},
-        target={
-            "url": f"sftp://{sshd.user}@127.0.0.1:{sshd.port}{sftp_dir}",
-            "key_file": str(sshd.client_key),
-            "known_hosts": str(sshd.known_hosts),
-            "client": client,
-        },
-    ).target
+    target = settings_for(Pool("sl-unused", Path("/nonexistent")), sftp_dir, client=client).target
     first, more = os.urandom(3 * 1024 * 1024), os.urandom(WRITE_WINDOW + 1024 * 1024)
     with closing(open_store(target)) as store, store.open_write("f") as writer:
         writer.write(first)
