@@ -54,7 +54,7 @@ def archive(rgw: Rgw, bucket: str, aws_env: None) -> Iterator[dict[str, bytes]]:
 def test_listing_stat_and_reads_see_the_file_layout(
     rgw: Rgw, bucket: str, archive: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(s3_module, "RANGE", 1 * MiB)  # several ranged GETs, read ahead
+    monkeypatch.setattr(s3_module, "PIECE", 1 * MiB)  # several pieces, read ahead
     with closing(open_s3(rgw, bucket)) as store:
         top = store.listdir("")
         assert [(e.name, e.is_dir) for e in top] == [
