@@ -82,7 +82,12 @@ def test_listing_stat_and_reads_see_the_file_layout(
         assert store.stat("tank~none") is None
 
         body = archive["lab/tank~home/tank~home@a.zfs.zst"]
+        asked: list[str] = []
+        store._client.meta.events.register(
+            "before-call.s3", lambda model, **_: asked.append(model.name)
+        )
         chunks = list(store.read_chunks("tank~home/tank~home@a.zfs.zst"))
+        assert asked == ["GetObject"]  # one streaming GET, as `rclone cat`: no HEAD, no ranges
         assert [len(c) for c in chunks] == [MiB, MiB, MiB, 5]
         assert hashlib.sha256(b"".join(chunks)).digest() == hashlib.sha256(body).digest()
         assert list(store.read_chunks("tank~home/empty")) == []
