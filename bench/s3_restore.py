@@ -17,6 +17,10 @@ its daemon, whose CPU is left out of both, as is the RGW's. Ours is timed in a
 child process from before the store is opened, Python's start-up left out (with
 the import of boto3, which the store does on first use: `--timed-imports` counts it).
 
+`--baseline DIR` (another version's tree, `git archive REV | tar -x -C DIR`; may be
+given more than once) runs that version's restore as a further path in the same rounds,
+for before/after side by side.
+
 Run as root: `.venv/bin/python -m bench.s3_restore --size-mb 384 --rounds 3`.
 """
 
@@ -29,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.restore import cpu_per_gb, mb_s, run_ours
@@ -99,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="time ours from before boto3 is imported (a fresh process's first S3 restore)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        action="append",
+        default=[],
+        help="a checkout of another version (`git archive REV | tar -x -C DIR`): its restore "
+        "runs as a further path in the same rounds, for before/after (repeatable)",
+    )
     args = parser.parse_args(argv)
     if args.rounds < MIN_ROUNDS:
         print(f"note: {args.rounds} round(s): medians need {MIN_ROUNDS} to mean much")
@@ -124,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         back_up(settings)
         key, stored, raw = the_backup(rgw, bucket)
         runs: dict[str, list[dict]] = {OURS: [], RCLONE: []}
+        runs.update({f"before ({b.name})": [] for b in args.baseline})
 
         preload = () if args.timed_imports else PRELOAD
 
@@ -139,9 +153,19 @@ def main(argv: list[str] | None = None) -> int:
             runs[RCLONE][-1]["raw"] = raw
             destroy_dataset(target)
 
-        order = [rclone, ours]
+        def before(checkout: Path) -> Callable[[int], None]:
+            def run(i: int) -> None:
+                target = f"{pool.name}/restored-before-{i}"
+                done = run_ours(json.dumps(settings), target, checkout.resolve(), preload)
+                runs[f"before ({checkout.name})"].append(done)
+                destroy_dataset(target)
+
+            return run
+
+        order = [rclone, ours] + [before(b) for b in args.baseline]
         for i in range(args.rounds):  # rotate who goes first: no position bias
-            for run in order[i % 2 :] + order[: i % 2]:
+            shift = i % len(order)
+            for run in order[shift:] + order[:shift]:
                 run(i)
         for name in list(os.environ):
             if name.startswith("RCLONE_"):
@@ -156,12 +180,15 @@ def main(argv: list[str] | None = None) -> int:
         rates = ", ".join(f"{r['raw'] / 1e6 / r['seconds']:.0f}" for r in done)
         rss = max(r["rss_mb"] for r in done)
         print(
-            f"{name:20} {mb_s(done):8.1f} MB/s (runs {rates}),"
+            f"{name:24} {mb_s(done):8.1f} MB/s (runs {rates}),"
             f" {cpu_per_gb(done):5.2f} CPU-s/GB, RSS {rss:.0f} MB"
         )
-    speed = mb_s(runs[OURS]) / mb_s(runs[RCLONE])
-    cpu = cpu_per_gb(runs[OURS]) / cpu_per_gb(runs[RCLONE])
-    print(f"ratio ours / rclone restore: {speed:.2f}x MB/s (target >= 1.0), {cpu:.2f}x CPU-s/GB")
+    for name in [n for n in runs if n != RCLONE]:
+        speed = mb_s(runs[name]) / mb_s(runs[RCLONE])
+        cpu = cpu_per_gb(runs[name]) / cpu_per_gb(runs[RCLONE])
+        print(
+            f"ratio {name} / rclone restore: {speed:.2f}x MB/s (target >= 1.0), {cpu:.2f}x CPU-s/GB"
+        )
     if args.json:
         args.json.write_text(json.dumps({"raw_bytes": raw, "runs": runs}, indent=1))
     return 0

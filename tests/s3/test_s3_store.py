@@ -54,7 +54,7 @@ def archive(rgw: Rgw, bucket: str, aws_env: None) -> Iterator[dict[str, bytes]]:
 def test_listing_stat_and_reads_see_the_file_layout(
     rgw: Rgw, bucket: str, archive: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(s3_module, "RANGE", 1 * MiB)  # several ranged GETs, read ahead
+    monkeypatch.setattr(s3_module, "PIECE", 1 * MiB)  # several pieces, read ahead
     with closing(open_s3(rgw, bucket)) as store:
         top = store.listdir("")
         assert [(e.name, e.is_dir) for e in top] == [
@@ -82,7 +82,12 @@ def test_listing_stat_and_reads_see_the_file_layout(
         assert store.stat("tank~none") is None
 
         body = archive["lab/tank~home/tank~home@a.zfs.zst"]
+        asked: list[str] = []
+        store._client.meta.events.register(
+            "before-call.s3", lambda model, **_: asked.append(model.name)
+        )
         chunks = list(store.read_chunks("tank~home/tank~home@a.zfs.zst"))
+        assert asked == ["GetObject"]  # one streaming GET, as `rclone cat`: no HEAD, no ranges
         assert [len(c) for c in chunks] == [MiB, MiB, MiB, 5]
         assert hashlib.sha256(b"".join(chunks)).digest() == hashlib.sha256(body).digest()
         assert list(store.read_chunks("tank~home/empty")) == []

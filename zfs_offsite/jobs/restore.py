@@ -129,13 +129,15 @@ def plan_restore(store: Store, member: str, snapshot: str | None) -> RestorePoin
     ConfigError (bad input, exit 2), as `backup --member` treats an unknown name.
     """
     check_member_name(member, "member")
-    if member not in {entry.name for entry in store.listdir("")}:
+    archive = read_archive(store, member, None)
+    # The archive's root is listed only when the member's directory lists empty (one
+    # listing fewer per restore: two requests on S3); a missing directory lists empty.
+    if not archive.entries and member not in {entry.name for entry in store.listdir("")}:
         members = archived_members(store)
         raise ConfigError(
             f"member {member}: no such member directory on the backup server "
             f"(members: {', '.join(sorted(members)) or 'none'}): check the name"
         )
-    archive = read_archive(store, member, None)
     return choose_restore_point(archive.files, snapshot)
 
 

@@ -92,7 +92,7 @@ log = logging.getLogger(__name__)
 Addressing = Literal["auto", "path", "virtual"]
 
 ATTEMPT_METADATA = "zfs-offsite-attempt"  # on each upload: whose completion an object is
-RANGE = 8 * 1024 * 1024  # bytes per ranged GET; one more is read ahead (16 MiB at most held)
+PIECE = 1024 * 1024  # bytes per read of a streaming GET; one more is read ahead
 _NOT_FOUND = ("404", "NoSuchKey", "NotFound", "NoSuchUpload")
 _CREDENTIALS_FIX = (
     "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or target.s3.profile) to a key pair "
@@ -240,48 +240,44 @@ class S3Store:
         return _ObjectReader(answer["Body"])
 
     def read_chunks(self, path: str) -> Iterator[bytes]:
-        """The whole object in ranged GETs of RANGE bytes, the next one read ahead.
+        """The whole object as one streaming GET (as `rclone cat` reads it), read in PIECE
+        bytes by a read-ahead thread, so the network read overlaps the caller's work.
 
-        Every range must come from the same object version (its ETag): an object
-        replaced while it is read is an integrity error, never a mix of two.
+        One GET reads one object version: an object replaced meanwhile is never a mix of
+        two. A body that ends short of its Content-Length is a StoreError (the restore
+        then stops and `--resume` picks it up), never a short stream.
         """
         key = self._key(path)
-        head = self._call(
-            f"look at {key}", lambda: self._client.head_object(Bucket=self.bucket, Key=key)
+        answer = self._call(
+            f"read {key}", lambda: self._client.get_object(Bucket=self.bucket, Key=key)
         )
-        size, etag = head.get("ContentLength", 0), head.get("ETag", "")
+        size, body = answer.get("ContentLength", 0), answer["Body"]
         if self._reader is None:
             self._reader = ThreadPoolExecutor(1, thread_name_prefix="s3-read-ahead")
         reader = self._reader
-
-        def fetch(start: int) -> bytes:
-            end = min(start + RANGE, size) - 1
-            answer = self._call(
-                f"read {key} bytes {start}-{end}",
-                lambda: self._client.get_object(
-                    Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}"
-                ),
-            )
-            if answer.get("ETag", etag) != etag:
-                raise IntegrityError(
-                    f"{key} was replaced while it was read ({self.description}): read it again"
-                )
-            data = self._call(f"read {key} bytes {start}-{end}", answer["Body"].read)
-            if len(data) != end - start + 1:
-                raise StoreError(f"read {key}: {len(data)} bytes came for {end - start + 1} asked")
-            return data
-
-        pending: Future[bytes] | None = reader.submit(fetch, 0) if size else None
         offset = 0
+
+        def fetch() -> bytes:
+            return self._call(f"read {key} from byte {offset}", lambda: body.read(PIECE))
+
+        pending: Future[bytes] | None = reader.submit(fetch)
         try:
             while pending is not None:
                 chunk = pending.result()
+                if not chunk:
+                    pending = None
+                    break
                 offset += len(chunk)
-                pending = reader.submit(fetch, offset) if offset < size else None
+                pending = reader.submit(fetch)
                 yield chunk
+            if offset != size:
+                raise StoreError(f"read {key}: {offset} bytes came for {size} stored")
         finally:
             if pending is not None:
                 pending.cancel()
+                with contextlib.suppress(Exception):
+                    pending.result()
+            body.close()
 
     def space(self, path: str) -> Space | None:
         """None: S3 cannot say a quota; a full bucket shows only as QuotaExceeded."""
