@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from bench.loopback import loopback
+from bench.thread_cpu import COLLECT, SETUP, START
 from bench.throughput import MB, make_data, run_shell
 from tests.support.zfsdata import create_member, destroy_dataset, snapshot
 
@@ -31,6 +32,7 @@ def run_ours(
     destination: str,
     checkout: Path | None = None,
     preload: tuple[str, ...] = (),
+    threads: bool = False,
 ) -> dict:
     """Restore in a child process so its peak RSS and CPU are its own; from `checkout` if given.
 
@@ -38,10 +40,12 @@ def run_ours(
     snapshot, so Python's start-up (imports, about a second) is left out; the
     shell's time includes its `ssh` handshake. `preload`: modules the store
     imports on first use (the S3 store's boto3), imported before the clock starts.
+    `threads`: also each thread's CPU seconds, as "threads" (bench/thread_cpu.py).
     """
     imports = "".join(f"import {module}\n" for module in preload)
+    setup, clock, collect = (SETUP, START, COLLECT) if threads else ("", "", "")
     code = f"""
-{imports}import json, resource, time
+{imports}{setup}import json, resource, time
 def cpu():
     s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
@@ -50,19 +54,22 @@ from zfs_offsite.settings import load_settings
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.jobs.restore import restore_member
 s = load_settings(**json.loads({settings_json!r}))
+{collect}
 start, cpu_start = time.monotonic(), cpu()
+{clock}
 with closing(open_runner(s)) as runner, closing(open_store(s.target)) as store:
     r = restore_member(s, runner, store, "bench", {destination!r})
 print(json.dumps({{"raw": r.raw_bytes, "seconds": time.monotonic() - start,
                   "cpu": cpu() - cpu_start,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "threads": {"_thread_cpu()" if threads else "{}"}}}))
 """
     # `-c` puts the working directory first on sys.path: the checkout's zfs_offsite is the one run.
     out = subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=checkout
     )
     data = json.loads(out.stdout.strip().splitlines()[-1])
-    return {key: data[key] for key in ("seconds", "raw", "cpu", "rss_mb")}
+    return {key: data[key] for key in ("seconds", "raw", "cpu", "rss_mb", "threads")}
 
 
 def mb_s(runs: list[dict]) -> float:

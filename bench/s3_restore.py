@@ -1,7 +1,8 @@
 """Restore from S3 two ways, in alternating rounds: ours vs `rclone cat | zstd -d | zfs receive`.
 
-1. ours:   zfs-offsite's restore (ranged GETs with read-ahead → sha256 → zstd -d →
-           `zfs receive`, remote/s3.py's read path, jobs/restore.py)
+1. ours:   zfs-offsite's restore (one streaming GET of the object, read in 1 MiB pieces
+           with one read ahead → sha256 → zstd -d in process → `zfs receive`,
+           remote/s3.py's `read_chunks`, jobs/restore.py)
 2. rclone: `rclone cat :s3:BUCKET/KEY | zstd -d | zfs receive`, the pipeline
            `restore --commands` prints for a bucket
 
@@ -11,11 +12,12 @@ destroyed afterwards. Each round runs both, in an order rotated per round, so lo
 from other users of a shared machine falls on both alike; figures are medians over
 the rounds. Ours also checks the sha256 and the stream's sidecar, which rclone does
 not. MB/s are of the raw stream (1 MB = 1e6 bytes); CPU is each path's own
-processes, children included (ours: the Python process with its `zstd` and `zfs
-receive`; rclone: the shell, rclone, zstd and `zfs receive`); zfs-fuse receives in
-its daemon, whose CPU is left out of both, as is the RGW's. Ours is timed in a
-child process from before the store is opened, Python's start-up left out (with
-the import of boto3, which the store does on first use: `--timed-imports` counts it).
+processes, children included (ours: the Python process, which decompresses in a
+thread of its own, with its `zfs receive`; rclone: the shell, rclone, zstd and `zfs
+receive`); zfs-fuse receives in its daemon, whose CPU is left out of both, as is
+the RGW's. Ours is timed in a child process from before the store is opened,
+Python's start-up left out (with the import of boto3, which the store does on
+first use: `--timed-imports` counts it).
 
 `--baseline DIR` (another version's tree, `git archive REV | tar -x -C DIR`; may be
 given more than once) runs that version's restore as a further path in the same rounds,
@@ -30,6 +32,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -105,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         help="time ours from before boto3 is imported (a fresh process's first S3 restore)",
     )
     parser.add_argument(
+        "--threads",
+        action="store_true",
+        help="also print each thread's CPU-s/GB of ours (bench/thread_cpu.py)",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         action="append",
@@ -143,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
 
         def ours(i: int) -> None:
             target = f"{pool.name}/restored-ours-{i}"
-            runs[OURS].append(run_ours(json.dumps(settings), target, preload=preload))
+            runs[OURS].append(
+                run_ours(json.dumps(settings), target, preload=preload, threads=args.threads)
+            )
             destroy_dataset(target)
 
         def rclone(i: int) -> None:
@@ -156,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         def before(checkout: Path) -> Callable[[int], None]:
             def run(i: int) -> None:
                 target = f"{pool.name}/restored-before-{i}"
-                done = run_ours(json.dumps(settings), target, checkout.resolve(), preload)
+                done = run_ours(
+                    json.dumps(settings), target, checkout.resolve(), preload, args.threads
+                )
                 runs[f"before ({checkout.name})"].append(done)
                 destroy_dataset(target)
 
@@ -183,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:24} {mb_s(done):8.1f} MB/s (runs {rates}),"
             f" {cpu_per_gb(done):5.2f} CPU-s/GB, RSS {rss:.0f} MB"
         )
+    for name in [n for n in runs if n != RCLONE and args.threads]:
+        by_thread = {t: [r["threads"].get(t, 0.0) / (r["raw"] / 1e9) for r in runs[name]]
+                     for t in runs[name][0]["threads"]}  # fmt: skip
+        shown = ", ".join(f"{t} {statistics.median(v):.2f}" for t, v in sorted(by_thread.items()))
+        print(f"{name:24} CPU-s/GB by thread (medians): {shown}")
     for name in [n for n in runs if n != RCLONE]:
         speed = mb_s(runs[name]) / mb_s(runs[RCLONE])
         cpu = cpu_per_gb(runs[name]) / cpu_per_gb(runs[RCLONE])
