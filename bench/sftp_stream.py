@@ -12,7 +12,12 @@ Backup: ours (a resumable upload, as a night runs it) against
 Restore: ours (read ahead, sha256, zstd -d into the pipe) against
 `ssh … cat f.zst | zstd -d | cat > /dev/null`. Each round runs every path once,
 in an order rotated per round; figures are medians. `--baseline DIR` adds ours
-from another checkout (`git archive REV | tar -x -C DIR`) to the same rounds.
+from another checkout (`git archive REV | tar -x -C DIR`) to the same rounds;
+`--extra DIR` (repeatable) adds more checkouts to the backup rounds only.
+`--raw-ceiling` adds the same reading, compressing and hashing written into a
+raw `ssh host 'cat > f'` channel: what the stream would cost without SFTP
+(framing, acknowledged writes, fsyncs), a ceiling to compare with, not a path
+the product could take (an SFTP-only account has no shell).
 
 Run as root: `.venv/bin/python -m bench.sftp_stream --size-mb 256 --rounds 5`.
 """
@@ -20,8 +25,10 @@ Run as root: `.venv/bin/python -m bench.sftp_stream --size-mb 256 --rounds 5`.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import shlex
 import shutil
 import statistics
 import struct
@@ -65,6 +72,47 @@ if r.checkpoints:
     store.remove(r.checkpoints)
 store.close()
 print(json.dumps({"seconds": time.monotonic() - t0, "stored": r.stored_bytes,
+    "cpu": rusage_cpu(resource.RUSAGE_SELF) + rusage_cpu(resource.RUSAGE_CHILDREN) - cpu0,
+    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+# The ceiling of a channel without SFTP (`--raw-ceiling`): ours' shape (a thread reading,
+# compressing and hashing, handing to one writing) into `ssh host 'cat > f'`. Not a
+# product path: no framing, no acknowledged writes, no fsync, no checkpoints, no resume.
+RAW_CHILD = r"""
+import hashlib, json, queue, resource, subprocess, sys, threading, time
+from bench.cpu import rusage_cpu
+from zfs_offsite.archive.names import Compression
+from zfs_offsite.settings import load_settings
+from zfs_offsite.stream.compression import compressor
+from zfs_offsite.zfs.runner import LocalRunner
+
+spec = json.loads(sys.argv[1])
+s = load_settings(target=spec["target"])
+cpu0 = rusage_cpu(resource.RUSAGE_SELF) + rusage_cpu(resource.RUSAGE_CHILDREN)
+t0 = time.monotonic()
+ssh = subprocess.Popen(spec["ssh"], stdin=subprocess.PIPE, pipesize=1 << 20)
+send = LocalRunner().start(["cat", spec["stream"]])
+packer = compressor(Compression.ZSTD, s.compression.effective_level, s.compression.threads)
+digest, pieces, stored = hashlib.sha256(), queue.Queue(8), 0
+def produce():
+    while chunk := send.stdout.read(1 << 20):
+        out = packer.compress(chunk)
+        digest.update(out)
+        pieces.put(out)
+    out = packer.finish()
+    digest.update(out)
+    pieces.put(out)
+    pieces.put(None)
+threading.Thread(target=produce, daemon=True).start()
+while (piece := pieces.get()) is not None:
+    ssh.stdin.write(piece)
+    stored += len(piece)
+ssh.stdin.close()
+if ssh.wait() != 0 or send.wait() != 0:
+    sys.exit("the raw channel failed")
+digest.hexdigest()
+print(json.dumps({"seconds": time.monotonic() - t0, "stored": stored,
     "cpu": rusage_cpu(resource.RUSAGE_SELF) + rusage_cpu(resource.RUSAGE_CHILDREN) - cpu0,
     "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -155,6 +203,12 @@ def paths_for(
     if args.baseline:
         backup["baseline"] = lambda: run_child(BACKUP_CHILD, up, args.baseline)
         restore["baseline"] = lambda: run_child(RESTORE_CHILD, down, args.baseline)
+    if args.raw_ceiling:
+        channel = [*shlex.split(ssh), f"cat > {archive}/raw.zst"]
+        raw = {"target": up["target"], "stream": str(stream), "ssh": channel}
+        backup["ours' shape | ssh cat"] = lambda: run_child(RAW_CHILD, raw, None)
+    for extra in args.extra:
+        backup[extra.name] = functools.partial(run_child, BACKUP_CHILD, up, extra)
     return backup, restore
 
 
@@ -199,6 +253,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--stream", type=Path, help="a captured `zfs send` stream to use")
     parser.add_argument("--baseline", type=Path, help="another checkout's tree, run alongside")
+    parser.add_argument(
+        "--raw-ceiling",
+        action="store_true",
+        help="add ours' read, zstd and sha256 into a raw `ssh cat` (no SFTP): a ceiling only",
+    )
+    parser.add_argument(
+        "--extra",
+        type=Path,
+        action="append",
+        default=[],
+        help="more checkouts, backup only (variants measured in the same rounds)",
+    )
     parser.add_argument("--json", type=Path, help="write all figures here")
     args = parser.parse_args()
     if os.geteuid() != 0:

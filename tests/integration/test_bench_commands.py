@@ -58,6 +58,8 @@ def shrunk(arguments: list[str], work: Path | None, module: str = "") -> list[st
             values = tiny[flag]
         elif flag == "--baseline" and work is not None:
             values = [str(exported_tree(work / "baseline"))]
+        elif flag == "--extra" and work is not None:  # a variant checkout, as many as given
+            values = [str(exported_tree(work / f"extra-{len(out)}"))]
         elif flag == "--ratio-model" and work is not None:
             values = [str(tiny_tar(work / "data.tar"))]
         out += [flag, *values]
