@@ -9,9 +9,8 @@ answer, request). With TCP_QUICKACK set on our socket before each answer is read
 this side ACKs at once and the same requests took 2 ms: about 90 ms of a restore's
 fixed cost (the uploads listing and the sidecar GET before the data GET), and 1.3-1.6
 s of a full backup of a 64 MiB member (2.3-2.4 s before: its lock, listings, upload
-start and completion). Linux clears the
-option again as it sees fit, so it is set before every answer; elsewhere (no
-TCP_QUICKACK) nothing changes.
+start and completion). Linux clears the option again as it sees fit, so it is set
+before every answer; elsewhere (no TCP_QUICKACK) nothing changes.
 
 botocore has no setting for this: its connection pool classes are swapped on the
 one client's HTTP session (`quick_acks`), never globally, and where botocore's
