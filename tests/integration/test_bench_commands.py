@@ -27,6 +27,9 @@ TINY = {"--size-mb": ["2"], "--rounds": ["1"], "--members": ["3"], "--rss-sizes"
 # A resume needs whole 64 MiB checkpoints before the cut at 80 %: the smallest size that
 # shows one (about a minute).
 TINY_BY_MODULE = {"bench.s3_resume": {"--size-mb": ["160"]}}
+# Pauses that only steady a full-size measurement, zero in the tiny form even where the docs
+# leave them at their default (flow_overhead's 10 s before each of its timed runs).
+NO_PAUSE_BY_MODULE = {"bench.flow_overhead": {"--settle": ["0"]}}
 
 
 def documented_commands() -> list[tuple[str, list[str]]]:
@@ -53,7 +56,7 @@ def shrunk(arguments: list[str], work: Path | None, module: str = "") -> list[st
         while i < len(arguments) and not arguments[i].startswith("--"):
             values.append(arguments[i])
             i += 1
-        tiny = TINY | TINY_BY_MODULE.get(module, {})
+        tiny = TINY | TINY_BY_MODULE.get(module, {}) | NO_PAUSE_BY_MODULE.get(module, {})
         if flag in tiny:
             values = tiny[flag]
         elif flag == "--baseline" and work is not None:
@@ -61,6 +64,9 @@ def shrunk(arguments: list[str], work: Path | None, module: str = "") -> list[st
         elif flag == "--ratio-model" and work is not None:
             values = [str(tiny_tar(work / "data.tar"))]
         out += [flag, *values]
+    for flag, values in NO_PAUSE_BY_MODULE.get(module, {}).items():
+        if flag not in out:
+            out += [flag, *values]
     return out
 
 
