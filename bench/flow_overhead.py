@@ -43,6 +43,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from tests.support.prefect_server import drain_prefect_workers
 from tests.support.services import create_pool, ensure_zfs_fuse, run
 
 SNAPSHOT = "auto-20190806.{minute:04d}-1w"  # a new name per night, in the seed's schema
@@ -243,6 +244,9 @@ def main() -> None:
             print(f"profile of every thread: {args.profile}")
     finally:
         if server is not None:
+            # Prefect's log and event workers send their last batches at exit; sent now,
+            # while the server answers (after its stop they wait out a minute of retries).
+            drain_prefect_workers()
             server.stop()
         pool.destroy()
         shutil.rmtree(work, ignore_errors=True)

@@ -35,6 +35,9 @@ def test_cancel_through_the_api_stops_the_stream(
     home.mkdir()
     with prefect_server(home) as server:
         env = server | slow_target(1_000_000).env(sshd, big_member, sftp_dir)
+        # The runner looks for scheduled runs every 10 s by default (Prefect's setting): a run
+        # waited up to that long to start. Every 2 s, as the operations tier's workers poll.
+        env |= {"PREFECT_RUNNER_POLL_FREQUENCY": "2"}
         runner = subprocess.Popen(
             [sys.executable, "-m", "tests.support.serve_backup"],
             env=python_env(env),

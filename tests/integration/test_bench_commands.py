@@ -27,6 +27,13 @@ TINY = {"--size-mb": ["2"], "--rounds": ["1"], "--members": ["3"], "--rss-sizes"
 # A resume needs whole 64 MiB checkpoints before the cut at 80 %: the smallest size that
 # shows one (about a minute).
 TINY_BY_MODULE = {"bench.s3_resume": {"--size-mb": ["160"]}}
+# A command may leave these at the bench's default (`bench.throughput --rounds 3 --baseline`
+# ran its default 1 GiB; a usage line, `python -m bench.s3_upload`, every default): the tiny
+# form sets each one the bench takes.
+ALWAYS_TINY = ("--size-mb", "--rounds", "--members")
+# Pauses that only steady a full-size measurement: zero in the tiny form, docs or not
+# (flow_overhead's 10 s before each of its timed runs).
+NO_PAUSE_BY_MODULE = {"bench.flow_overhead": {"--settle": ["0"]}}
 
 
 def documented_commands() -> list[tuple[str, list[str]]]:
@@ -45,6 +52,7 @@ def documented_commands() -> list[tuple[str, list[str]]]:
 def shrunk(arguments: list[str], work: Path | None, module: str = "") -> list[str]:
     """The same flags at a size that runs in seconds; placeholders made real under `work`."""
     out: list[str] = []
+    tiny = TINY | TINY_BY_MODULE.get(module, {}) | NO_PAUSE_BY_MODULE.get(module, {})
     i = 0
     while i < len(arguments):
         flag = arguments[i]
@@ -53,7 +61,6 @@ def shrunk(arguments: list[str], work: Path | None, module: str = "") -> list[st
         while i < len(arguments) and not arguments[i].startswith("--"):
             values.append(arguments[i])
             i += 1
-        tiny = TINY | TINY_BY_MODULE.get(module, {})
         if flag in tiny:
             values = tiny[flag]
         elif flag == "--baseline" and work is not None:
@@ -63,7 +70,16 @@ def shrunk(arguments: list[str], work: Path | None, module: str = "") -> list[st
         elif flag == "--ratio-model" and work is not None:
             values = [str(tiny_tar(work / "data.tar"))]
         out += [flag, *values]
+    for flag in [*ALWAYS_TINY, *NO_PAUSE_BY_MODULE.get(module, {})]:
+        if flag not in out and takes(module, flag):
+            out += [flag, *tiny[flag]]
     return out
+
+
+def takes(module: str, flag: str) -> bool:
+    """Whether bench `module` has the option `flag` (its argparse call names it)."""
+    source = ROOT / f"{module.replace('.', '/')}.py"
+    return bool(module) and f'"{flag}"' in source.read_text()
 
 
 def exported_tree(directory: Path) -> Path:

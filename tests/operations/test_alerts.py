@@ -38,8 +38,13 @@ from tests.support.zfsdata import snapshot
 pytestmark = pytest.mark.integration
 
 ZOMBIE_SECONDS = HEARTBEAT_SECONDS + 15
-MISSED_SECONDS = 90  # the missed-night window of the first steps
-GAP_SECONDS = 60  # between the install and the completed run
+# The first step checks at the later of install + MISSED_SECONDS + 30 (the install's window
+# passed, with 30 s for an alert to arrive) and the late heartbeat + ZOMBIE_SECONDS + 15. Its
+# run completes GAP_SECONDS (and a few s) after the install, so the window that Completed
+# restarts ends at least GAP_SECONDS - 30 = 10 s after the check: a shorter gap would bring
+# the check past that end, when an alert is due; longer windows only make the test wait.
+MISSED_SECONDS = 80  # the missed-night window of the first steps
+GAP_SECONDS = 40  # between the install and the completed run
 
 
 @pytest.fixture(scope="module")
