@@ -3,10 +3,12 @@
 The auditor's view: one row per night (members ok/failed, bytes, retries),
 one per member (its last good backup: snapshot, file, finished at), or the
 detailed rows per night and member. It reads the server's flow runs and the
-table artifacts each attempt wrote, so it needs a server (PREFECT_API_URL, or
-the host's /etc/default/zfs-offsite: cli/server_config.py): the history lives
-in the real server, and a temporary local one would hold none of it. The rows
-themselves are built in zfs_offsite/report/history.py.
+table artifacts each attempt wrote, from the server PREFECT_API_URL names (or
+the host's /etc/default/zfs-offsite: cli/server_config.py). Without one it reads
+the local server the flow commands use, whose database under PREFECT_HOME holds
+every run started from this machine's CLI, and says that a deployment's nights
+are on the deployment's server. The rows themselves are built in
+zfs_offsite/report/history.py.
 """
 
 from __future__ import annotations
@@ -240,19 +242,24 @@ def history(
     json_output: startup.JsonOption = False,
 ) -> None:
     """Past backup nights from the Prefect server: per night, each member's last good backup."""
-    from cli.flow_run import ensure_server
+    from cli import flow_run
     from cli.server_config import choose_server, env_file, shown_url
 
     start = parse_since(since, datetime.now(UTC))  # bad input first: exit 2 wherever it runs
+    flow_run.prepare_prefect()
     choice = choose_server()
+    # Prints the server line; a health check, one line and exit 3 if down. Without a
+    # configured server: the local one, started or reused as the flow commands do.
+    flow_run.ensure_server()
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME
+
+    server_url = choice.url or str(PREFECT_API_URL.value())
     if not choice.url:
-        why = f" ({choice.problem})" if choice.problem else ""
-        output.fail(
-            "history reads the Prefect server's flow runs: set PREFECT_API_URL "
-            f"(e.g. http://prefect-host:4200/api) here or in {env_file()}{why}",
-            exit_codes.PREFECT_UNAVAILABLE,
+        output.info(
+            f"the runs started from this machine's CLI (the local server's history in "
+            f"{PREFECT_HOME.value()}); a deployment's nights are on its server: set "
+            f"PREFECT_API_URL (e.g. http://prefect-host:4200/api) here or in {env_file()}"
         )
-    ensure_server()  # prints the server line; a health check, one line and exit 3 if down
     now = datetime.now(UTC)
     runs = read_runs(start, None if scheduled else now)
     wanted = set(member or [])
@@ -267,7 +274,7 @@ def history(
     if json_output:
         until = "" if scheduled else now.isoformat()
         output.print_json(
-            document(shown_url(choice.url), start.isoformat(), until, per_night, good, rows)
+            document(shown_url(server_url), start.isoformat(), until, per_night, good, rows)
         )
         return
     chosen = View.members if last else view

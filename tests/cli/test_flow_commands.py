@@ -254,6 +254,16 @@ def test_a_local_run_is_kept_in_the_prefect_home_and_its_server_ends_with_the_co
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", int(port)), timeout=5)
 
+    # Nothing configured: `history` reads the same local history, and says whose it is.
+    local = fresh("history", "--json", "--since", "1d")
+    assert local.code == 0, local.output
+    rows = json.loads(local.stdout)["rows"]
+    assert [(r["member"], r["state"]) for r in rows] == [("alice", "Completed")]
+    assert any(
+        line.startswith("the runs started from this machine's CLI") and str(home) in line
+        for line in local.err_lines
+    ), local.err_lines
+
     with prefect_server(home) as server:
         history = fresh(
             "history", "--json", "--since", "1d", PREFECT_API_URL=server["PREFECT_API_URL"]

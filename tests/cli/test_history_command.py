@@ -122,14 +122,16 @@ def test_history_shows_each_night_per_member_with_failures_and_retries(
     assert night["name"] in table.stdout and "attempt 1: failed" in table.stdout
 
 
-def test_history_needs_the_prefect_server(tmp_path: Path) -> None:
+def test_history_without_any_server_to_reach_or_start_is_one_line_and_exit_3(
+    tmp_path: Path,
+) -> None:
+    """No PREFECT_API_URL and no local server allowed: nothing to read, said in one line."""
     (tmp_path / "cwd").mkdir()
     cli = Cli(base_env(tmp_path / "prefect"), tmp_path / "cwd")
-    done = cli("history", timeout=120)
+    done = cli("history", PREFECT_SERVER_EPHEMERAL_ENABLED="false", timeout=120)
     assert done.code == 3
     assert done.err_lines == [
-        "error: history reads the Prefect server's flow runs: set PREFECT_API_URL "
-        f"(e.g. http://prefect-host:4200/api) here or in {tmp_path / 'prefect' / 'no-env-file'}"
+        "error: no Prefect server: set PREFECT_API_URL, or PREFECT_SERVER_EPHEMERAL_ENABLED=true"
     ]
     assert done.stdout == ""
     bad = cli("history", "--since", "ninety days", PREFECT_API_URL="http://127.0.0.1:9/api")
