@@ -89,6 +89,10 @@ def assert_every_backup_matches_its_checksum(stored: dict[str, bytes]) -> None:
 
 
 def test_two_nights_full_then_incremental(rgw: Rgw, bucket: str, s3_cli: Cli, pool: Pool) -> None:
+    before = s3_cli("plan")  # a new prefix: a bucket has no disk to mount
+    assert before.code == 0, before.output
+    assert "is missing: are the bucket and prefix right?" in before.stderr, before.output
+    assert "disk" not in before.stderr
     first = s3_cli("backup")
     assert first.code == 0, first.output
     new_night(pool, 11, "auto-20190808.0200-1w")

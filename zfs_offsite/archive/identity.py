@@ -174,8 +174,8 @@ def establish(store: Store, evidence: Callable[[], str | None], *, write: bool =
         if (dataset := evidence()) is not None:
             raise ArchiveRootError(
                 f"archive root {root} is {what} but {dataset} was backed up there before: "
-                "is the disk mounted? (mount it and run again; if that archive is really "
-                "gone, run `zfs-offsite init` to start a new one)"
+                f"{absent_question(store)} (mount it and run again; if that "
+                "archive is really gone, run `zfs-offsite init` to start a new one)"
             )
         if write:
             store.create_root()
@@ -200,6 +200,14 @@ def establish(store: Store, evidence: Callable[[], str | None], *, write: bool =
         f"archive root {root} holds files that are no zfs-offsite backup "
         f"(e.g. {survey.example}): point target.url at an empty directory or the archive"
     )
+
+
+def absent_question(store: Store) -> str:
+    """Why a root may look missing or empty: an unmounted disk, or on a bucket a wrong prefix
+    (an object store has no disk to mount, and a prefix exists only while objects are under it)."""
+    if store.description.startswith("s3://"):
+        return "are the bucket and prefix right?"
+    return "is the disk mounted?"
 
 
 def init_archive(store: Store) -> ArchiveMarker:
@@ -231,8 +239,9 @@ def adopt_archive(store: Store) -> ArchiveMarker:
         raise ArchiveRootError(f"archive root {root} is an archive already: nothing to do")
     if survey.state not in (RootState.SEED, RootState.EARLIER_TOOL):
         what = {
-            RootState.MISSING: "missing: is the disk mounted?",
-            RootState.EMPTY: "empty: is the disk mounted? (`zfs-offsite init` starts a new one)",
+            RootState.MISSING: f"missing: {absent_question(store)}",
+            RootState.EMPTY: f"empty: {absent_question(store)} "
+            "(`zfs-offsite init` starts a new one)",
         }.get(survey.state, f"{survey.state.value}: no backups to adopt")
         raise ArchiveRootError(f"archive root {root} is {what}")
     return write_marker(store, "adopt")
@@ -246,9 +255,9 @@ def root_note(store: Store) -> str | None:
     survey = survey_root(store)
     root = store.description
     return {
-        RootState.MISSING: f"archive root {root} is missing: is the disk mounted? "
+        RootState.MISSING: f"archive root {root} is missing: {absent_question(store)} "
         "(a first backup or `zfs-offsite init` creates it)",
-        RootState.EMPTY: f"archive root {root} is empty: is the disk mounted? "
+        RootState.EMPTY: f"archive root {root} is empty: {absent_question(store)} "
         "(a first backup or `zfs-offsite init` makes an archive there)",
         RootState.NOT_A_DIRECTORY: f"archive root {root} is not a directory: "
         "point target.url at the archive's directory",
