@@ -23,7 +23,13 @@ from enum import StrEnum
 from zfs_offsite import __version__
 from zfs_offsite.archive.names import TOOL_FILE_PREFIX, Kind, classify, is_member_name
 from zfs_offsite.errors import DiskFullError, PermanentError, ZfsOffsiteError
-from zfs_offsite.remote.store import Store, disk_full, read_small_file, write_small_file
+from zfs_offsite.remote.store import (
+    Store,
+    absent_root_question,
+    disk_full,
+    read_small_file,
+    write_small_file,
+)
 from zfs_offsite.values.entries import StoreEntry
 
 log = logging.getLogger(__name__)
@@ -174,7 +180,7 @@ def establish(store: Store, evidence: Callable[[], str | None], *, write: bool =
         if (dataset := evidence()) is not None:
             raise ArchiveRootError(
                 f"archive root {root} is {what} but {dataset} was backed up there before: "
-                f"{absent_question(store)} (mount it and run again; if that "
+                f"{absent_root_question(store)} (mount it and run again; if that "
                 "archive is really gone, run `zfs-offsite init` to start a new one)"
             )
         if write:
@@ -200,14 +206,6 @@ def establish(store: Store, evidence: Callable[[], str | None], *, write: bool =
         f"archive root {root} holds files that are no zfs-offsite backup "
         f"(e.g. {survey.example}): point target.url at an empty directory or the archive"
     )
-
-
-def absent_question(store: Store) -> str:
-    """Why a root may look missing or empty: an unmounted disk, or on a bucket a wrong prefix
-    (an object store has no disk to mount, and a prefix exists only while objects are under it)."""
-    if store.description.startswith("s3://"):
-        return "are the bucket and prefix right?"
-    return "is the disk mounted?"
 
 
 def init_archive(store: Store) -> ArchiveMarker:
@@ -239,8 +237,8 @@ def adopt_archive(store: Store) -> ArchiveMarker:
         raise ArchiveRootError(f"archive root {root} is an archive already: nothing to do")
     if survey.state not in (RootState.SEED, RootState.EARLIER_TOOL):
         what = {
-            RootState.MISSING: f"missing: {absent_question(store)}",
-            RootState.EMPTY: f"empty: {absent_question(store)} "
+            RootState.MISSING: f"missing: {absent_root_question(store)}",
+            RootState.EMPTY: f"empty: {absent_root_question(store)} "
             "(`zfs-offsite init` starts a new one)",
         }.get(survey.state, f"{survey.state.value}: no backups to adopt")
         raise ArchiveRootError(f"archive root {root} is {what}")
@@ -255,9 +253,9 @@ def root_note(store: Store) -> str | None:
     survey = survey_root(store)
     root = store.description
     return {
-        RootState.MISSING: f"archive root {root} is missing: {absent_question(store)} "
+        RootState.MISSING: f"archive root {root} is missing: {absent_root_question(store)} "
         "(a first backup or `zfs-offsite init` creates it)",
-        RootState.EMPTY: f"archive root {root} is empty: {absent_question(store)} "
+        RootState.EMPTY: f"archive root {root} is empty: {absent_root_question(store)} "
         "(a first backup or `zfs-offsite init` makes an archive there)",
         RootState.NOT_A_DIRECTORY: f"archive root {root} is not a directory: "
         "point target.url at the archive's directory",

@@ -107,6 +107,8 @@ class S3Store:
     # Checkpoints are objects replaced whole; an earlier attempt's upload is continued by
     # its UploadId after its parts are checked (`open_append`, `check_parts`).
     resumes_uploads = True
+    # No disk to mount: a prefix exists only while objects are under it (`archive/identity.py`).
+    absent_root_question = "are the bucket and prefix right?"
 
     def __init__(
         self,

@@ -213,12 +213,21 @@ class ReadHandle(Protocol):
 PRIVATE_UMASK = 0o077  # the archive's files 0600, directories 0700 (target.umask)
 
 
+DISK_QUESTION = "is the disk mounted?"
+
+
 def root_missing(description: str) -> PermanentError:
     """Why a store refuses to create a directory under a root that is not there."""
     return PermanentError(
-        f"archive root {description} is missing: is the disk mounted? zfs-offsite creates "
+        f"archive root {description} is missing: {DISK_QUESTION} zfs-offsite creates "
         "an archive root only for a first backup or `zfs-offsite init`"
     )
+
+
+def absent_root_question(store: Store) -> str:
+    """What to ask when `store`'s root is missing or empty: by default whether the disk is
+    mounted; a store with no disk says its own by `absent_root_question = "..."` (S3)."""
+    return str(getattr(store, "absent_root_question", DISK_QUESTION))
 
 
 def short_file(path: str, size: int, offset: int) -> IntegrityError:
