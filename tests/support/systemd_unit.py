@@ -3,8 +3,9 @@
 Reads the unit's [Service] section and starts its ExecStart with the environment systemd
 gives it: the variables of each EnvironmentFile (read by root, before privileges drop),
 HOME/USER/LOGNAME/SHELL of `User=`, a plain PATH, working directory `/`, under `User=` and
-`Group=` with no other groups. Paths of the unit under /etc/ are looked up below a test's
-`sysconfdir` (where scripts/install.sh --sysconfdir put them).
+`Group=` with no other groups, every signal at its default and none blocked (SIGPIPE
+ignored, systemd's IgnoreSIGPIPE=yes). Paths of the unit under /etc/ are looked up below a
+test's `sysconfdir` (where scripts/install.sh --sysconfdir put them).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import grp
 import pwd
 import re
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,22 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs if not k.lstrip().startswith("#")}
 
 
+def signals_as_systemd_execs() -> None:
+    """Every signal at its default, none blocked, SIGPIPE ignored: as systemd starts a service.
+
+    Not what the test process has: a suite started as a background job of a script ignores
+    SIGINT, exec keeps that, and a unit stopped by KillSignal=SIGINT would then ignore its stop.
+    """
+    for number in signal.valid_signals():
+        if number not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(number, signal.SIG_DFL)
+            except (OSError, ValueError):  # the C library's own real-time signals
+                pass
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
 def expand(argument: str, env: dict[str, str]) -> str:
     """systemd's ${VAR} expansion in a command line's argument."""
     return re.sub(r"\$\{(\w+)\}", lambda m: env.get(m[1], ""), argument)
@@ -71,6 +89,8 @@ class Service:
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            restore_signals=False,
+            preexec_fn=signals_as_systemd_execs,
         )
 
 
