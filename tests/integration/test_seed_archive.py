@@ -21,6 +21,7 @@ from tests.support.zfsdata import (
 from zfs_offsite.archive.identity import ArchiveRootError
 from zfs_offsite.jobs.archive_root import adopt
 from zfs_offsite.jobs.backup import backup_member, discover_members
+from zfs_offsite.jobs.seed_base import SeedBaseError
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
 
@@ -76,5 +77,61 @@ def test_seed_archive_gets_an_incremental(
     target = f"{restore.name}/elabfs-dora"
     receive_with_standard_tools([seed_full, seed_inc, new_file], target)
     for snap in (S1, S2, S3):
+        assert guid(f"{target}@{snap}") == guid(f"{dataset}@{snap}")
+    assert tree_digest(restore.mountpoint / "elabfs-dora") == tree_digest(mount)
+
+
+def test_a_seed_base_cut_short_is_marked_not_built_on(
+    pool_factory: Callable[[], Pool],
+    sftp_dir: Path,
+    settings_for: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The seed's run cut mid-write left its newest file under its final name: the first
+    night reads the seed files it would build on, marks the cut one, sends nothing; the
+    next night builds on the sound full, and that chain restores."""
+    pool = pool_factory()
+    dataset = create_member(pool.name, "dora")
+    mount = pool.mountpoint / "elabfs-dora"
+    for seed, snap in enumerate((S1, S2, S3)):
+        write_member_data(mount, seed, 1)
+        snapshot(dataset, snap)
+    member_dir = sftp_dir / "dora"
+    member_dir.mkdir()
+    seed_full = member_dir / f"elabfs-dora@{S1}.gz"
+    seed_inc = member_dir / f"elabfs-dora@{S1}.to.elabfs-dora@{S2}.gz"
+    gzip_send(["zfs", "send", f"{dataset}@{S1}"], seed_full)
+    gzip_send(["zfs", "send", "-I", f"{dataset}@{S1}", f"{dataset}@{S2}"], seed_inc)
+    with seed_inc.open("r+b") as cut:
+        cut.truncate(seed_inc.stat().st_size // 2)
+    user = ensure_test_user()
+    for path in (member_dir, *member_dir.iterdir()):
+        os.chown(path, user.pw_uid, user.pw_gid)
+    settings = settings_for(pool, sftp_dir, compression="gzip")
+    (member,) = discover_members(settings)
+    adopt(settings)
+
+    with caplog.at_level("INFO"), pytest.raises(SeedBaseError) as failed:
+        backup_member(settings, member)
+    assert f"dora/{seed_inc.name}" in str(failed.value)
+    assert "marked corrupt, nothing sent" in str(failed.value)
+    assert "reading 2 seed-era file(s)" in caplog.text
+    mark = member_dir / f"{seed_inc.name}.corrupt"
+    assert mark.is_file()
+    assert sorted(p.name for p in member_dir.iterdir()) == sorted(
+        [seed_full.name, seed_inc.name, mark.name]
+    )
+    assert seed_inc.stat().st_size > 0  # the cut file itself is kept as it was
+
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        result = backup_member(settings, member)
+    assert (result.action, result.base, result.snapshot) == (Action.INCREMENTAL, S1, S3)
+    assert "reading 1 seed-era file(s)" in caplog.text  # the full, not proven yet
+    new_file = member_dir / f"elabfs-dora@{S1}.to.elabfs-dora@{S3}.gz"
+    restore = pool_factory()
+    target = f"{restore.name}/elabfs-dora"
+    receive_with_standard_tools([seed_full, new_file], target)
+    for snap in (S1, S3):
         assert guid(f"{target}@{snap}") == guid(f"{dataset}@{snap}")
     assert tree_digest(restore.mountpoint / "elabfs-dora") == tree_digest(mount)

@@ -29,6 +29,7 @@ from zfs_offsite.errors import (
 )
 from zfs_offsite.jobs import ledger
 from zfs_offsite.jobs.archive_read import read_archive
+from zfs_offsite.jobs.seed_base import prove_seed_base
 from zfs_offsite.plan.backup import Action, BackupPlan, plan_backup, prefer_unfinished, superseded
 from zfs_offsite.plan.cadence import FullCadence
 from zfs_offsite.plan.chains import between
@@ -477,6 +478,7 @@ def _execute_plan(
         if why := superseded(plan, archive.files):
             log.info("%s: nothing to send: %s", plan.member, why)
             return replace(result, action=Action.UP_TO_DATE, reason=why, remote_path=None)
+        prove_seed_base(store, plan, archive)
 
         def tick() -> None:
             cancel.check()
