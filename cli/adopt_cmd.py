@@ -17,7 +17,24 @@ def adopt(config: startup.ConfigOption = None) -> None:
 
     settings = startup.load(config)
     try:
-        marker = adopt_job(settings)
+        adoption = adopt_job(settings)
     except ZfsOffsiteError as exc:
         output.fail(str(exc), exit_codes.FAILED)
-    output.info(f"adopted archive {marker.archive_id} at {settings.target.parsed}")
+    output.info(f"adopted archive {adoption.marker.archive_id} at {settings.target.parsed}")
+    if adoption.recorded:
+        output.info(
+            f"recorded it on {len(adoption.recorded)} dataset(s) "
+            f"({', '.join(adoption.recorded)}): a backup now refuses this target if its "
+            "disk is not mounted"
+        )
+    for problem in adoption.problems:
+        output.info(
+            f"warning: {problem}: until a backup stores a file for it, an unmounted disk at "
+            "this target looks like a first backup (keep it mounted until then)"
+        )
+    if adoption.seed_files:
+        output.info(
+            f"{adoption.seed_files} seed-era file(s) carry no checksum: run `zfs-offsite "
+            "verify --all` before the first night; a file cut short gets marked and the "
+            "backup builds on the last sound one (the first night reads those it builds on)"
+        )

@@ -81,6 +81,9 @@ def adopt_as_a_user_would(archive: Path, pool: Pool, sshd: SshServer, home: Path
     )
     assert adopted.code == 0, adopted.output
     assert "adopted archive" in adopted.stderr
+    assert f"recorded it on {len(MEMBERS)} dataset(s)" in adopted.stderr
+    assert f"{2 * len(MEMBERS)} seed-era file(s) carry no checksum" in adopted.stderr
+    assert "zfs-offsite verify --all" in adopted.stderr
     assert json.loads((archive / MARKER_NAME).read_text())["how"] == "adopt"
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,8 +26,15 @@ from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.seed_base import SeedBaseError
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
+from zfs_offsite.zfs.record import record_property
 
 pytestmark = pytest.mark.integration
+
+
+def zfs_get(prop: str, dataset: str) -> str:
+    argv = ["zfs", "get", "-H", "-o", "value", prop, dataset]
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+
 
 S1, S2, S3 = "auto-20190806.0200-1w", "auto-20190807.0200-1w", "auto-20190808.0200-1w"
 
@@ -135,3 +144,45 @@ def test_a_seed_base_cut_short_is_marked_not_built_on(
     for snap in (S1, S3):
         assert guid(f"{target}@{snap}") == guid(f"{dataset}@{snap}")
     assert tree_digest(restore.mountpoint / "elabfs-dora") == tree_digest(mount)
+
+
+def test_adopt_records_the_archive_so_an_unmounted_disk_is_refused_before_the_first_night(
+    pool_factory: Callable[[], Pool],
+    sftp_dir: Path,
+    settings_for: Callable[..., Settings],
+) -> None:
+    """Between `adopt` and the first night the seed archive's disk is not mounted (its
+    mount point is an empty directory): the backup refuses instead of starting a new
+    archive there, and once the disk is back the night extends the seed chain."""
+    pool = pool_factory()
+    dataset = create_member(pool.name, "dora")
+    mount = pool.mountpoint / "elabfs-dora"
+    for seed, snap in enumerate((S1, S2)):
+        write_member_data(mount, seed, 1)
+        snapshot(dataset, snap)
+    member_dir = sftp_dir / "dora"
+    member_dir.mkdir()
+    gzip_send(["zfs", "send", f"{dataset}@{S1}"], member_dir / f"elabfs-dora@{S1}.gz")
+    user = ensure_test_user()
+    for path in (member_dir, *member_dir.iterdir()):
+        os.chown(path, user.pw_uid, user.pw_gid)
+    settings = settings_for(pool, sftp_dir, compression="gzip")
+    adoption = adopt(settings)
+    assert adoption.recorded == [dataset] and adoption.problems == []
+    assert adoption.seed_files == 1
+    prop = record_property(str(settings.target.parsed))
+    assert zfs_get(prop, dataset) == adoption.marker.archive_id
+
+    disk = sftp_dir.parent / f"{sftp_dir.name}-disk"
+    disk.mkdir()
+    for entry in list(sftp_dir.iterdir()):
+        shutil.move(entry, disk / entry.name)
+    (member,) = discover_members(settings)
+    with pytest.raises(ArchiveRootError, match=f"is empty but {dataset}"):
+        backup_member(settings, member)
+    assert list(sftp_dir.iterdir()) == []
+
+    for entry in list(disk.iterdir()):
+        shutil.move(entry, sftp_dir / entry.name)
+    result = backup_member(settings, member)
+    assert (result.action, result.base, result.snapshot) == (Action.INCREMENTAL, S1, S2)
