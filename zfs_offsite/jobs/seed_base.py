@@ -58,6 +58,8 @@ def prove_seed_base(store: Store, plan: BackupPlan, archive: MemberArchive) -> N
             f"{plan.base.name} any more (a file of it was marked corrupt): run the backup "
             "again to plan from what is left"
         )
+    if chain[-1].has_sidecar:
+        return  # the base is the tool's own file, proven when it was stored
     unproven = unproven_seed_files(chain, read_verify_record(store).get(plan.member))
     if unproven:
         size = sum(f.size for f in unproven)
