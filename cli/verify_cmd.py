@@ -98,19 +98,25 @@ def verify(
     if not json_output:
         for note in notes:
             output.info(f"warning: {note}")
-        for line in findings(verifications):
+        for line in findings(verifications, marked=mark):
             output.error(line)
     if outcome.failed:
         flow_run.fail_run("verify", outcome, check="run verify again")
 
 
-def findings(verifications: list[MemberVerification]) -> list[str]:
+NEXT_AFTER_CORRUPT = (
+    " (marked .corrupt: no backup builds on it; the next one builds on the newest sound file,"
+    " or sends a full)"
+)
+
+
+def findings(verifications: list[MemberVerification], *, marked: bool) -> list[str]:
     """One line per unsound file (or member that could not be read): which, and why.
 
     On stderr beside the table, so a cron mail or a `2>` log names the file and
     the reason without -v.
     """
-    from zfs_offsite.jobs.verify import FAILING
+    from zfs_offsite.jobs.verify import FAILING, Verdict
 
     lines = []
     for v in verifications:
@@ -118,7 +124,11 @@ def findings(verifications: list[MemberVerification]) -> list[str]:
             lines.append(f"{v.member}: {v.verdict.value}: {v.error}")
             continue
         bad = [f for f in v.files if f.verdict in FAILING]
-        lines += [f"{v.member}/{f.filename}: {f.verdict.value}: {f.detail}" for f in bad]
+        lines += [
+            f"{v.member}/{f.filename}: {f.verdict.value}: {f.detail}"
+            + (NEXT_AFTER_CORRUPT if marked and f.verdict is Verdict.CORRUPT else "")
+            for f in bad
+        ]
         if not bad and v.verdict in FAILING:
             lines.append(f"{v.member}: {v.verdict.value}: {v.detail}")
     return lines
