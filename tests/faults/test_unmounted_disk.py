@@ -14,6 +14,7 @@ import os
 import stat
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,11 @@ from tests.support.cli import Cli, base_env
 from tests.support.services import Pool, SshServer, ensure_test_user
 from tests.support.zfsdata import MEMBERS, SNAP
 from tests.support.zfsdata import snapshot as take_snapshot
-from zfs_offsite.archive.identity import MARKER_NAME, ArchiveRootError
+from zfs_offsite.archive.identity import MARKER_NAME, ArchiveRootError, require_root
+from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.plan.backup import Action
-from zfs_offsite.settings import Settings
+from zfs_offsite.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration
 
@@ -230,3 +232,27 @@ def test_with_protect_base_off_the_archive_record_still_refuses_the_unmounted_di
     for member in MEMBERS:
         name = f"elabfs-{member}@{SNAP}.to.elabfs-{member}@{S2}.zst"
         assert (archive / member / name).is_file()
+
+
+def test_a_root_below_the_sftp_login_directory_is_named_as_the_user_wrote_it(
+    sftp_dir: Path, sshd: SshServer
+) -> None:
+    """`sftp://…/~/dir` is named with its `~/` in every message about the root: without it the
+    URL pasted back into target.url would be an absolute path, another directory."""
+    server = f"sftp://{sshd.user}@127.0.0.1:{sshd.port}"
+    for url, what in (
+        (f"{server}/~/{sftp_dir.name}", "empty"),
+        (f"{server}/~/{sftp_dir.name}/gone", "missing"),
+        (f"{server}{sftp_dir}", "empty"),  # an absolute path stays one, with one slash
+    ):
+        target = {"url": url, "key_file": str(sshd.client_key), "timeout": 10}
+        settings = load_settings(target=target | {"known_hosts": str(sshd.known_hosts)})
+        with (
+            closing(open_store(settings.target)) as store,
+            pytest.raises(ArchiveRootError) as caught,
+        ):
+            require_root(store)
+        assert str(caught.value).startswith(
+            f"archive root {url} is {what}: is the disk mounted?"
+        ), caught.value
+    assert os.listdir(sftp_dir) == []
