@@ -126,6 +126,52 @@ def test_unmounted_usb_disk_fails_every_member_through_the_cli(
         assert (archive / member / name).is_file()
 
 
+def test_plan_on_the_unmounted_disk_says_what_backup_would_not_fulls(
+    source_pool: Pool,
+    usb_disk: tuple[Path, Callable[[], None], Callable[[], None]],
+    settings_for: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    """The disk's bare mount point is empty: plan fails each member with the backup's refusal
+    (exit 1, as a backup would), never `full … no snapshot of it is in the archive`; the
+    refusal names one dataset and counts the others, so it is true for every member's row."""
+    mount_point, _, unmount = usb_disk
+    settings = settings_for(source_pool, mount_point, local=True)
+    for member in discover_members(settings):
+        assert backup_member(settings, member).action is Action.FULL
+    archive_id = json.loads((mount_point / MARKER_NAME).read_text())["archive_id"]
+    unmount()
+    (tmp_path / "cwd").mkdir()
+    cli = Cli(
+        base_env(tmp_path / "prefect")
+        | {
+            "ZFS_OFFSITE_SOURCE__POOL": source_pool.name,
+            "ZFS_OFFSITE_TARGET__URL": f"file://{mount_point}",
+        },
+        tmp_path / "cwd",
+    )
+    done = cli("plan", "--json")
+    assert done.code == 1, done.output
+    plan = json.loads(done.stdout)
+    assert plan["note"] is None  # no "(a first backup … makes an archive there)"
+    rows = {row["member"]: (row["action"], row["reason"]) for row in plan["members"]}
+    assert set(rows) == set(MEMBERS)
+    prop = "zfs-offsite:archive-" + hashlib.sha256(f"file://{mount_point}".encode()).hexdigest()[:8]
+    refusal = (
+        f"archive root file://{mount_point} is empty but {source_pool.name}/elabfs-alice "
+        f"({prop}={archive_id}), with 2 more datasets, was backed up there before: "
+        "is the disk mounted?"
+    )
+    for action, reason in rows.values():
+        assert action == "failed" and reason.startswith(refusal), reason
+    table = cli("plan")
+    assert table.code == 1, table.output
+    assert "no snapshot of it is in the archive" not in table.output
+    assert "makes an archive there" not in table.output
+    assert "Traceback" not in table.output
+    assert os.listdir(mount_point) == []  # plan wrote nothing
+
+
 @pytest.fixture
 def mounted_sftp_dir(sftp_dir: Path) -> Iterator[tuple[Path, Callable[[], None]]]:
     """The SFTP login's archive directory with a tmpfs mounted on it; the bare mount point
@@ -222,7 +268,10 @@ def test_with_protect_base_off_the_archive_record_still_refuses_the_unmounted_di
     said = failed.err_lines[-1]
     assert said.startswith("error: backup failed for 3 member(s): alice, bob, carol: ")
     assert f"archive root file://{archive} is missing but {source_pool.name}/elabfs-" in said
-    assert f"({prop}={archive_id}) was backed up there before: is the disk mounted?" in said
+    assert (
+        f"({prop}={archive_id}), with 2 more datasets, was backed up there before: "
+        "is the disk mounted?"
+    ) in said
     assert "Traceback" not in failed.output
     assert os.listdir(mount_point) == []  # no new fulls on the root file system
 
