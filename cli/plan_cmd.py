@@ -26,11 +26,13 @@ def plan_members(
     Returns the plans, per member that cannot be planned its one-line error, the
     datasets below the members that are left out (listed, never silent), and a note
     on the archive root (missing, empty, a seed archive not yet adopted): plan writes
-    nothing, so it plans on, and says what backup will do about it.
+    nothing, so it plans on, and says what backup will do about it. Where the backup
+    would refuse the root (missing or empty, but the members were backed up there:
+    the disk is not mounted), every member fails with that refusal instead.
     """
     from zfs_offsite.archive.identity import root_note
     from zfs_offsite.connect import open_store
-    from zfs_offsite.jobs.backup import discover_selection
+    from zfs_offsite.jobs.backup import discover_selection, root_refusal
     from zfs_offsite.jobs.plan_night import plan_each, plan_night
     from zfs_offsite.zfs.members import Member
 
@@ -38,6 +40,8 @@ def plan_members(
 
     def plan(members: list[Member]) -> tuple[list[BackupPlan], dict[str, str]]:
         with closing(open_store(settings.target)) as store:
+            if members and (refused := root_refusal(settings, store, None, members)):
+                return [], {m.name: refused for m in members}  # as the backup would fail them
             notes.append(root_note(store))
             return plan_each(settings, store, members, force_full=force_full)
 

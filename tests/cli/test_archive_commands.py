@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ import pytest
 from tests.support.cli import Cli
 from tests.support.services import Pool
 from tests.support.zfsdata import SNAP, gzip_send
-from zfs_offsite.archive.identity import MARKER_NAME
+from zfs_offsite.archive.identity import MARKER_NAME, ArchiveRootError
+from zfs_offsite.jobs.restore import download_chain
+from zfs_offsite.remote.local import LocalStore
 
 pytestmark = pytest.mark.integration
 
@@ -85,3 +88,26 @@ def test_status_and_verify_on_a_missing_root_say_so(cli: Cli, tmp_path: Path) ->
     assert verify.code == 1, verify.output
     assert "is missing: is the disk mounted?" in verify.err_lines[-1]
     assert not (tmp_path / "usb").exists()
+
+
+def test_restore_from_an_empty_or_missing_root_asks_whether_the_disk_is_mounted(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """The mount point of a disk that is not mounted: not "no such member directory … check
+    the name" (the name is right), but the question about the disk, for every restore mode
+    (they share the chain's planning)."""
+    empty = tmp_path / "usb"
+    empty.mkdir()
+    done = at(cli, empty)("restore", "alice", "tank/restore/alice")
+    assert done.code == 1, done.output
+    assert done.err_lines[-1].startswith(
+        f"error: restore failed: archive root file://{empty} is empty: is the disk mounted?"
+    ), done.output
+    assert "no such member directory" not in done.output
+    for root, what in ((empty, "empty"), (tmp_path / "gone", "missing")):
+        with closing(LocalStore(root)) as store, pytest.raises(ArchiveRootError) as caught:
+            download_chain(store, "alice", tmp_path / "chain")
+        assert str(caught.value).startswith(
+            f"archive root file://{root} is {what}: is the disk mounted?"
+        )
+    assert not (tmp_path / "gone").exists() and not (tmp_path / "chain").exists()

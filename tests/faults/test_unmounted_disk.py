@@ -14,6 +14,7 @@ import os
 import stat
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,11 @@ from tests.support.cli import Cli, base_env
 from tests.support.services import Pool, SshServer, ensure_test_user
 from tests.support.zfsdata import MEMBERS, SNAP
 from tests.support.zfsdata import snapshot as take_snapshot
-from zfs_offsite.archive.identity import MARKER_NAME, ArchiveRootError
+from zfs_offsite.archive.identity import MARKER_NAME, ArchiveRootError, require_root
+from zfs_offsite.connect import open_store
 from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.plan.backup import Action
-from zfs_offsite.settings import Settings
+from zfs_offsite.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration
 
@@ -124,6 +126,52 @@ def test_unmounted_usb_disk_fails_every_member_through_the_cli(
         assert (archive / member / name).is_file()
 
 
+def test_plan_on_the_unmounted_disk_says_what_backup_would_not_fulls(
+    source_pool: Pool,
+    usb_disk: tuple[Path, Callable[[], None], Callable[[], None]],
+    settings_for: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    """The disk's bare mount point is empty: plan fails each member with the backup's refusal
+    (exit 1, as a backup would), never `full … no snapshot of it is in the archive`; the
+    refusal names one dataset and counts the others, so it is true for every member's row."""
+    mount_point, _, unmount = usb_disk
+    settings = settings_for(source_pool, mount_point, local=True)
+    for member in discover_members(settings):
+        assert backup_member(settings, member).action is Action.FULL
+    archive_id = json.loads((mount_point / MARKER_NAME).read_text())["archive_id"]
+    unmount()
+    (tmp_path / "cwd").mkdir()
+    cli = Cli(
+        base_env(tmp_path / "prefect")
+        | {
+            "ZFS_OFFSITE_SOURCE__POOL": source_pool.name,
+            "ZFS_OFFSITE_TARGET__URL": f"file://{mount_point}",
+        },
+        tmp_path / "cwd",
+    )
+    done = cli("plan", "--json")
+    assert done.code == 1, done.output
+    plan = json.loads(done.stdout)
+    assert plan["note"] is None  # no "(a first backup … makes an archive there)"
+    rows = {row["member"]: (row["action"], row["reason"]) for row in plan["members"]}
+    assert set(rows) == set(MEMBERS)
+    prop = "zfs-offsite:archive-" + hashlib.sha256(f"file://{mount_point}".encode()).hexdigest()[:8]
+    refusal = (
+        f"archive root file://{mount_point} is empty but {source_pool.name}/elabfs-alice "
+        f"({prop}={archive_id}), with 2 more datasets, was backed up there before: "
+        "is the disk mounted?"
+    )
+    for action, reason in rows.values():
+        assert action == "failed" and reason.startswith(refusal), reason
+    table = cli("plan")
+    assert table.code == 1, table.output
+    assert "no snapshot of it is in the archive" not in table.output
+    assert "makes an archive there" not in table.output
+    assert "Traceback" not in table.output
+    assert os.listdir(mount_point) == []  # plan wrote nothing
+
+
 @pytest.fixture
 def mounted_sftp_dir(sftp_dir: Path) -> Iterator[tuple[Path, Callable[[], None]]]:
     """The SFTP login's archive directory with a tmpfs mounted on it; the bare mount point
@@ -220,7 +268,10 @@ def test_with_protect_base_off_the_archive_record_still_refuses_the_unmounted_di
     said = failed.err_lines[-1]
     assert said.startswith("error: backup failed for 3 member(s): alice, bob, carol: ")
     assert f"archive root file://{archive} is missing but {source_pool.name}/elabfs-" in said
-    assert f"({prop}={archive_id}) was backed up there before: is the disk mounted?" in said
+    assert (
+        f"({prop}={archive_id}), with 2 more datasets, was backed up there before: "
+        "is the disk mounted?"
+    ) in said
     assert "Traceback" not in failed.output
     assert os.listdir(mount_point) == []  # no new fulls on the root file system
 
@@ -230,3 +281,27 @@ def test_with_protect_base_off_the_archive_record_still_refuses_the_unmounted_di
     for member in MEMBERS:
         name = f"elabfs-{member}@{SNAP}.to.elabfs-{member}@{S2}.zst"
         assert (archive / member / name).is_file()
+
+
+def test_a_root_below_the_sftp_login_directory_is_named_as_the_user_wrote_it(
+    sftp_dir: Path, sshd: SshServer
+) -> None:
+    """`sftp://…/~/dir` is named with its `~/` in every message about the root: without it the
+    URL pasted back into target.url would be an absolute path, another directory."""
+    server = f"sftp://{sshd.user}@127.0.0.1:{sshd.port}"
+    for url, what in (
+        (f"{server}/~/{sftp_dir.name}", "empty"),
+        (f"{server}/~/{sftp_dir.name}/gone", "missing"),
+        (f"{server}{sftp_dir}", "empty"),  # an absolute path stays one, with one slash
+    ):
+        target = {"url": url, "key_file": str(sshd.client_key), "timeout": 10}
+        settings = load_settings(target=target | {"known_hosts": str(sshd.known_hosts)})
+        with (
+            closing(open_store(settings.target)) as store,
+            pytest.raises(ArchiveRootError) as caught,
+        ):
+            require_root(store)
+        assert str(caught.value).startswith(
+            f"archive root {url} is {what}: is the disk mounted?"
+        ), caught.value
+    assert os.listdir(sftp_dir) == []

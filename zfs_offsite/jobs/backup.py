@@ -15,7 +15,13 @@ from dataclasses import dataclass, replace
 
 from zfs_offsite import __version__, cancel
 from zfs_offsite.archive.commit import commit_backup
-from zfs_offsite.archive.identity import establish, read_marker
+from zfs_offsite.archive.identity import (
+    ArchiveRootError,
+    RootState,
+    establish,
+    read_marker,
+    survey_root,
+)
 from zfs_offsite.archive.lock import member_lock
 from zfs_offsite.archive.model import MemberArchive, Sidecar
 from zfs_offsite.archive.names import BackupName, checksum_name, parse_backup_name
@@ -216,6 +222,25 @@ def prepare_archive(
             return marked_before(zfs, found, mark_tag(target), record_property(target))
 
     establish(store, evidence, write=write)
+
+
+def root_refusal(
+    settings: Settings, store: Store, runner: Runner | None, members: list[Member]
+) -> str | None:
+    """What a backup would refuse at a missing or empty root (the unmounted disk), or None.
+
+    `zfs-offsite plan` fails every member with it rather than promise fulls the
+    backup would never send. The rule is `prepare_archive`'s, run as a dry run;
+    a seed or foreign root is not asked here: plan still plans on it, and its
+    note says what backup will want (`archive/identity.root_note`).
+    """
+    if survey_root(store).state not in (RootState.MISSING, RootState.EMPTY):
+        return None
+    try:
+        prepare_archive(settings, store, runner, members, write=False)
+    except ArchiveRootError as exc:
+        return str(exc)
+    return None
 
 
 def unfinished_uploads(archive: MemberArchive) -> list[BackupName]:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zfs_offsite.archive.identity import require_root
 from zfs_offsite.archive.index import archived_members
 from zfs_offsite.archive.model import ArchiveFile, checksum_line
 from zfs_offsite.archive.names import (
@@ -126,7 +127,9 @@ def plan_restore(store: Store, member: str, snapshot: str | None) -> RestorePoin
     """Read the member's directory and pick the chain; raises ChainError before any receive.
 
     A name no member can have, or one with no directory on the server, is a
-    ConfigError (bad input, exit 2), as `backup --member` treats an unknown name.
+    ConfigError (bad input, exit 2), as `backup --member` treats an unknown name;
+    but where the root holds no member at all (missing or empty: an unmounted
+    disk), the refusal says so and asks about the disk (`require_root`).
     """
     check_member_name(member, "member")
     archive = read_archive(store, member, None)
@@ -134,6 +137,8 @@ def plan_restore(store: Store, member: str, snapshot: str | None) -> RestorePoin
     # listing fewer per restore: two requests on S3); a missing directory lists empty.
     if not archive.entries and member not in {entry.name for entry in store.listdir("")}:
         members = archived_members(store)
+        if not members:
+            require_root(store)  # an empty or missing root is the unmounted disk: ask about it
         raise ConfigError(
             f"member {member}: no such member directory on the backup server "
             f"(members: {', '.join(sorted(members)) or 'none'}): check the name"

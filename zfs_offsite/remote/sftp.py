@@ -419,7 +419,10 @@ class SftpStore:
         # file is never readable by others even for a moment (its own umask may narrow them).
         self.file_mode = 0o666 & ~umask
         self.dir_mode = 0o777 & ~umask
-        self.description = f"sftp://{endpoint.user}@{endpoint.host}:{endpoint.port}/{root}"
+        # The root as the user wrote it in target.url (settings/urls.TargetUrl): a root below
+        # the login directory keeps its `~/`, so the URL pasted back names the same directory.
+        shown = root if root.startswith("/") else f"/~/{root}"
+        self.description = f"sftp://{endpoint.user}@{endpoint.host}:{endpoint.port}{shown}"
         self._transport: paramiko.Transport | None = None
         self._channel: OpenSshChannel | None = None
         if openssh_client:

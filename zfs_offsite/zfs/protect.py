@@ -72,24 +72,38 @@ def stale_marks(member: Member, tag: str, keep: Snapshot) -> tuple[str, ...]:
 def marked_before(
     runner: Runner, members: Sequence[Member], tag: str, record: str | None = None
 ) -> str | None:
-    """A member with a mark of this target's tag (a bookmark, or a hold) or this target's archive
-    record (the user property `record`, zfs/record.py), named with it: the proof that the tool
-    backed up to this target before; None if there is none.
+    """The members with a mark of this target's tag (a bookmark, or a hold) or this target's
+    archive record (the user property `record`, zfs/record.py): the proof that the tool backed
+    up to this target before, one member named with it and the others counted, so the line is
+    true for every member that reads it; None if there is none.
 
     Records and bookmarks are seen in the listing; a held snapshot is asked for
     its tags (another tool's or another target's hold is no proof), a `zfs holds`
-    per held snapshot. Asked only when the archive root is missing or empty."""
+    per held snapshot, and only for a member without a record or bookmark.
+    Asked only when the archive root is missing or empty."""
+    found: list[tuple[int, str]] = []  # (how strong: record, bookmark, hold; the member named)
     for member in members:
-        if record is not None and (archive_id := recorded(member, record)) is not None:
-            return f"{member.dataset} ({record}={archive_id})"
-    for member in members:
-        for mark in member.bookmarks:
-            if mark.name.startswith(tag + "_"):
-                return f"{member.dataset} (bookmark #{mark.name})"
-    for member in members:
-        for snapshot in member.snapshots:
-            if snapshot.userrefs and _held_by(runner, tag, snapshot):
-                return f"{member.dataset} (hold {tag} on @{snapshot.name})"
+        if (proof := _proof(runner, member, tag, record)) is not None:
+            found.append(proof)
+    if not found:
+        return None
+    named = min(found, key=lambda proof: proof[0])[1]  # the first of the strongest kind
+    others = len(found) - 1
+    if not others:
+        return named
+    return f"{named}, with {others} more dataset{'s' if others > 1 else ''},"
+
+
+def _proof(runner: Runner, member: Member, tag: str, record: str | None) -> tuple[int, str] | None:
+    """This member's proof of an earlier backup to the target, strongest kind first."""
+    if record is not None and (archive_id := recorded(member, record)) is not None:
+        return 0, f"{member.dataset} ({record}={archive_id})"
+    for mark in member.bookmarks:
+        if mark.name.startswith(tag + "_"):
+            return 1, f"{member.dataset} (bookmark #{mark.name})"
+    for snapshot in member.snapshots:
+        if snapshot.userrefs and _held_by(runner, tag, snapshot):
+            return 2, f"{member.dataset} (hold {tag} on @{snapshot.name})"
     return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from tests.support.archive_files import member
+from zfs_offsite.zfs.members import Member
 from zfs_offsite.zfs.model import Bookmark
 from zfs_offsite.zfs.protect import marked_before, stale_marks
 from zfs_offsite.zfs.runner import CommandResult
@@ -80,3 +81,24 @@ def test_where_holds_cannot_be_listed_a_probe_hold_is_released_at_once() -> None
     fuse = HoldsAnswer(None)
     assert marked_before(fuse, [held], "zfs-offsite-cd") is None  # type: ignore[arg-type]
     assert fuse.calls[-1] == ("zfs", "release", "zfs-offsite-cd", "tank/elabfs-a@s1")
+
+
+def test_evidence_over_several_members_names_one_and_counts_the_others() -> None:
+    """One root-level line, read by every member: true for bob even where it names alice."""
+    a = member("s1", "s2")
+    s1 = a.snapshots[0]
+
+    def marked(name: str) -> Member:
+        mark = Bookmark(f"tank/elabfs-{name}", "zfs-offsite-ab_s1", s1.guid, 1, s1.creation)
+        return dataclasses.replace(a, name=name, dataset=f"tank/elabfs-{name}", bookmarks=(mark,))
+
+    quiet = HoldsAnswer({})
+    unmarked = dataclasses.replace(a, name="dave", dataset="tank/elabfs-dave")
+    alice, bob, carol = marked("alice"), marked("bob"), marked("carol")
+    said = marked_before(quiet, [unmarked, alice, bob], "zfs-offsite-ab")  # type: ignore[arg-type]
+    assert said == "tank/elabfs-alice (bookmark #zfs-offsite-ab_s1), with 1 more dataset,"
+    said = marked_before(quiet, [bob, alice, carol], "zfs-offsite-ab")  # type: ignore[arg-type]
+    assert said == "tank/elabfs-bob (bookmark #zfs-offsite-ab_s1), with 2 more datasets,"
+    assert marked_before(quiet, [unmarked, bob], "zfs-offsite-ab") == (  # type: ignore[arg-type]
+        "tank/elabfs-bob (bookmark #zfs-offsite-ab_s1)"
+    )
