@@ -10,6 +10,7 @@ test's `sysconfdir` (where scripts/install.sh --sysconfdir put them).
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import pwd
 import re
@@ -53,10 +54,9 @@ def signals_as_systemd_execs() -> None:
     """
     for number in signal.valid_signals():
         if number not in (signal.SIGKILL, signal.SIGSTOP):
-            try:
+            # The C library's own real-time signals refuse it.
+            with contextlib.suppress(OSError, ValueError):
                 signal.signal(number, signal.SIG_DFL)
-            except (OSError, ValueError):  # the C library's own real-time signals
-                pass
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
