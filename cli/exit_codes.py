@@ -26,7 +26,9 @@ STATUS_CRITICAL = 2  # the worst member is critical, or the pool or server canno
 MEANINGS: dict[int, str] = {
     OK: "done; `status`: every member ok",
     FAILED: "a job ran and something failed (a member's backup, a restore, a drill, a "
-    "prune) or verify found a corrupt file or broken chain; `status`: warning",
+    "prune) or verify found a corrupt file or broken chain; also `plan`, `backup` and "
+    "`restore` on an archive root that is missing or empty where an archive was (the disk "
+    "not mounted); `status`: warning",
     USAGE: "bad command line, unknown member (or a name no member can have, for every "
     "command that takes one; `restore` of a member the archive has no directory for, a "
     "destination ZFS cannot create, a `--force` destination it refuses before destroying "
