@@ -18,6 +18,11 @@ from another checkout (`git archive REV | tar -x -C DIR`) to the same rounds;
 raw `ssh host 'cat > f'` channel: what the stream would cost without SFTP
 (framing, acknowledged writes, fsyncs), a ceiling to compare with, not a path
 the product could take (an SFTP-only account has no shell).
+`--floor` adds `bench/floor.c` (compiled here: `cc`, libzstd-dev and
+libssl-dev), the least one process can do for the same contract: zstd with
+the product's parameters and the sha256 of the stored bytes in C, written into
+a raw `ssh cat`, with and without the hash. Whatever ours adds (SFTP, fsyncs,
+checkpoints, Python) comes on top of it.
 
 Run as root: `.venv/bin/python -m bench.sftp_stream --size-mb 256 --rounds 5`.
 """
@@ -207,9 +212,31 @@ def paths_for(
         channel = [*shlex.split(ssh), f"cat > {archive}/raw.zst"]
         raw = {"target": up["target"], "stream": str(stream), "ssh": channel}
         backup["ours' shape | ssh cat"] = lambda: run_child(RAW_CHILD, raw, None)
+    if args.floor:
+        floor = build_floor(work)
+        for name, mode in (("C floor +sha256", ""), ("C floor, no hash", "nohash")):
+            out = archive / f"floor-{mode or 'hash'}.zst"
+            command = f"cat {stream} | {floor} {work}/floor.sha256 {mode} | {ssh} 'cat > {out}'"
+            backup[name] = functools.partial(run_shell, ["sh", "-c", command], out)
     for extra in args.extra:
         backup[extra.name] = functools.partial(run_child, BACKUP_CHILD, up, extra)
     return backup, restore
+
+
+def build_floor(work: Path) -> Path:
+    """bench/floor.c compiled against the system's libzstd and libcrypto, or one line why not."""
+    binary = work / "floor"
+    source = Path(__file__).with_name("floor.c")
+    argv = ["cc", "-O2", "-o", str(binary), str(source), "-lzstd", "-lcrypto"]
+    try:
+        subprocess.run(argv, check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        why = (getattr(exc, "stderr", "") or str(exc)).strip().splitlines()[0]
+        sys.exit(
+            f"bench.sftp_stream --floor: cannot build {source.name} ({why}):"
+            " apt-get install gcc libzstd-dev libssl-dev"
+        )
+    return binary
 
 
 def rounds(paths: dict[str, Callable[[], dict]], count: int, raw: int, what: str) -> dict:
@@ -257,6 +284,11 @@ def main() -> None:
         "--raw-ceiling",
         action="store_true",
         help="add ours' read, zstd and sha256 into a raw `ssh cat` (no SFTP): a ceiling only",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="add bench/floor.c: zstd and sha256 in C into a raw `ssh cat`, the contract's floor",
     )
     parser.add_argument(
         "--extra",

@@ -18,9 +18,10 @@ echo "setup-system.sh: demo/test machine set-up (zfs-fuse, sshd); on a real NAS 
 # ceph-mon ceph-osd radosgw ceph-common: the S3 tier's own single-node Ceph RGW, started as
 # plain processes in a temp dir by tests/support/rgw.py (the packages start no daemon: there
 # is no /etc/ceph/ceph.conf); rclone: bench/s3_client.py's reference uploader.
+# gcc libzstd-dev libssl-dev: `bench.sftp_stream --floor` compiles bench/floor.c.
 packages=(zfs-fuse openssh-server openssh-client zstd gzip pigz python3 python3-venv procps
     chromium chromium-driver fonts-liberation postgresql age
-    ceph-mon ceph-osd radosgw ceph-common rclone)
+    ceph-mon ceph-osd radosgw ceph-common rclone gcc libc6-dev libzstd-dev libssl-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

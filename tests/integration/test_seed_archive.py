@@ -26,6 +26,7 @@ from zfs_offsite.jobs.backup import backup_member, discover_members
 from zfs_offsite.jobs.seed_base import SeedBaseError
 from zfs_offsite.plan.backup import Action
 from zfs_offsite.settings import Settings
+from zfs_offsite.stream.format import RECORD_SIZE
 from zfs_offsite.zfs.record import record_property
 
 pytestmark = pytest.mark.integration
@@ -37,6 +38,7 @@ def zfs_get(prop: str, dataset: str) -> str:
 
 
 S1, S2, S3 = "auto-20190806.0200-1w", "auto-20190807.0200-1w", "auto-20190808.0200-1w"
+S4 = "auto-20190809.0200-1w"
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])
@@ -186,3 +188,57 @@ def test_adopt_records_the_archive_so_an_unmounted_disk_is_refused_before_the_fi
         shutil.move(entry, sftp_dir / entry.name)
     result = backup_member(settings, member)
     assert (result.action, result.base, result.snapshot) == (Action.INCREMENTAL, S1, S2)
+
+
+def gzip_bytes(data: bytes, out: Path) -> None:
+    """What the seed left when gzip closed the file over a stream that was not whole."""
+    out.write_bytes(subprocess.run(["gzip"], input=data, capture_output=True, check=True).stdout)
+
+
+@pytest.mark.parametrize("fault", ["cut between snapshots", "named for another snapshot"])
+def test_a_seed_base_that_decompresses_but_does_not_hold_its_snapshot_is_marked(
+    pool_factory: Callable[[], Pool],
+    sftp_dir: Path,
+    settings_for: Callable[..., Settings],
+    fault: str,
+) -> None:
+    """Two seed files that gzip reads to the end, each ending in an END record, yet neither
+    restores the snapshot its name says: an `-I` stream that died between two snapshots
+    (the last END is the inner one), and a file named S1.to.S3 holding S1 -> S2. The first
+    night marks it and sends nothing; the next one builds on the sound full."""
+    pool = pool_factory()
+    dataset = create_member(pool.name, "dora")
+    mount = pool.mountpoint / "elabfs-dora"
+    for seed, snap in enumerate((S1, S2, S3, S4)):
+        write_member_data(mount, seed, 1)
+        snapshot(dataset, snap)
+    member_dir = sftp_dir / "dora"
+    member_dir.mkdir()
+    seed_full = member_dir / f"elabfs-dora@{S1}.gz"
+    gzip_send(["zfs", "send", f"{dataset}@{S1}"], seed_full)
+    bad = member_dir / f"elabfs-dora@{S1}.to.elabfs-dora@{S3}.gz"
+    if fault == "cut between snapshots":
+        argv = ["zfs", "send", "-I", f"{dataset}@{S1}", f"{dataset}@{S3}"]
+        stream = subprocess.run(argv, capture_output=True, check=True).stdout
+        gzip_bytes(stream[:-RECORD_SIZE], bad)  # all but the END that closes the -I stream
+        expected = "stops after one of its snapshots"
+    else:
+        gzip_send(["zfs", "send", "-I", f"{dataset}@{S1}", f"{dataset}@{S2}"], bad)
+        expected = "does not hold what its name says"
+    user = ensure_test_user()
+    for path in (member_dir, *member_dir.iterdir()):
+        os.chown(path, user.pw_uid, user.pw_gid)
+    settings = settings_for(pool, sftp_dir, compression="gzip")
+    (member,) = discover_members(settings)
+    adopt(settings)
+
+    with pytest.raises(SeedBaseError, match=expected):
+        backup_member(settings, member)
+    assert (member_dir / f"{bad.name}.corrupt").is_file()
+    result = backup_member(settings, member)
+    assert (result.action, result.base, result.snapshot) == (Action.INCREMENTAL, S1, S4)
+    restore = pool_factory()
+    target = f"{restore.name}/elabfs-dora"
+    new_file = member_dir / f"elabfs-dora@{S1}.to.elabfs-dora@{S4}.gz"
+    receive_with_standard_tools([seed_full, new_file], target)
+    assert guid(f"{target}@{S4}") == guid(f"{dataset}@{S4}")

@@ -14,13 +14,14 @@ costs nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from zfs_offsite.archive.model import ArchiveFile, MemberArchive
 from zfs_offsite.archive.names import corrupt_mark_name
 from zfs_offsite.archive.verify_rotation import MemberRecord, read_verify_record
 from zfs_offsite.errors import PermanentError
-from zfs_offsite.jobs.verify import Verdict, check_file
+from zfs_offsite.jobs.verify import FileCheck, Verdict, check_file
 from zfs_offsite.plan.backup import BackupPlan
 from zfs_offsite.plan.chains import archived_chain, restore_chains
 from zfs_offsite.remote.store import Store, write_small_file
@@ -73,6 +74,8 @@ def prove_seed_base(store: Store, plan: BackupPlan, archive: MemberArchive) -> N
     for file in unproven:
         check = check_file(store, plan.member, file)
         if check.verdict is Verdict.UNVERIFIED:  # a seed file that reads back whole
+            check = _named_right(check, file, plan)
+        if check.verdict is Verdict.UNVERIFIED:
             continue
         path = f"{plan.member}/{file.filename}"
         if check.verdict is Verdict.CORRUPT:
@@ -88,3 +91,22 @@ def prove_seed_base(store: Store, plan: BackupPlan, archive: MemberArchive) -> N
             f"could not be proven ({check.verdict.value}: {check.detail}): nothing sent; "
             "fix that, or run `zfs-offsite verify` to see the chain"
         )
+
+
+def _named_right(check: FileCheck, file: ArchiveFile, plan: BackupPlan) -> FileCheck:
+    """CORRUPT if the file named for the base snapshot holds another snapshot's stream.
+
+    Its END names the snapshot it closes; the source knows the base's GUID. A file
+    that only carries the base inside an `-I` range (its target destroyed on the
+    source) is named for another snapshot and is not judged here.
+    """
+    base = plan.base
+    if base is None or file.name.snapshot != base.name or check.snapshot_guid is None:
+        return check
+    if check.snapshot_guid == base.guid:
+        return check
+    detail = (
+        f"its stream ends with the snapshot of GUID {check.snapshot_guid}, but "
+        f"{base.full_name} is GUID {base.guid}: the file does not hold what its name says"
+    )
+    return dataclasses.replace(check, verdict=Verdict.CORRUPT, detail=detail)

@@ -100,6 +100,7 @@ class FileCheck:
     sha256: str = ""  # of the stored bytes, when read
     read: str = ""  # why it was read in full this run, or DEFERRED
     last_read: str = ""  # when it was last read in full (ISO 8601 UTC): now, if read this run
+    snapshot_guid: int | None = None  # the last snapshot its stream's END names, if read
 
 
 DEFERRED = "deferred"
@@ -214,7 +215,9 @@ def _check_file(
     if file.has_sidecar:
         return FileCheck(file.filename, Verdict.OK, SEALED if sealed else "", *figures)
     detail = "seed-era file: no sidecar checksum, decompresses to its end"
-    return FileCheck(file.filename, Verdict.UNVERIFIED, detail, *figures)
+    return FileCheck(
+        file.filename, Verdict.UNVERIFIED, detail, *figures, snapshot_guid=stats.snapshot_guid
+    )
 
 
 def unreadable_detail(exc: Exception) -> str:

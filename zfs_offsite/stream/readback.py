@@ -24,7 +24,7 @@ from zfs_offsite.keys.identities import Identity, IdentityError
 from zfs_offsite.remote.store import Store
 from zfs_offsite.stream.compression import decompressor
 from zfs_offsite.stream.encryption import HEADER_BYTES, check_identity, decrypted_chunks
-from zfs_offsite.stream.format import RECORD_SIZE, ends_with_end_record
+from zfs_offsite.stream.format import RECORD_SIZE, end_problem, last_snapshot_guid
 
 T = TypeVar("T")
 
@@ -39,6 +39,7 @@ class ReadStats:
     stored_bytes: int = 0
     raw_bytes: int = 0
     sha256: str = ""
+    snapshot_guid: int | None = None  # the last snapshot the stream's END records name
 
 
 def checked_chunks(
@@ -152,7 +153,7 @@ def stream_chunks(
     An encrypted file needs `identities` (IdentityError without them).
     """
     decompress = decompressor(file.name.compression)
-    tail = b""
+    head = tail = b""
     stored: Iterator[bytes | bytearray] = read_ahead(checked_chunks(store, member, file, stats))
     if file.name.encrypted:
         if identities is None:
@@ -167,15 +168,18 @@ def stream_chunks(
                 out = decompress.decompress(view[start : start + DECOMPRESS_SLICE])
                 if out:
                     stats.raw_bytes += len(out)
-                    tail = (tail + out[-RECORD_SIZE:])[-RECORD_SIZE:]
+                    if len(head) < RECORD_SIZE:
+                        head += out[: RECORD_SIZE - len(head)]
+                    tail = (tail + out[-2 * RECORD_SIZE :])[-2 * RECORD_SIZE :]
                     yield out
         decompress.finish()
     except IntegrityError as exc:
         if file.filename in str(exc):
             raise
         raise IntegrityError(f"{member}/{file.filename}: {exc}") from exc
-    if not ends_with_end_record(tail):
-        raise IntegrityError(f"{member}/{file.filename}: the send stream has no END record")
+    if (problem := end_problem(head, tail)) is not None:
+        raise IntegrityError(f"{member}/{file.filename}: {problem}")
+    stats.snapshot_guid = last_snapshot_guid(head, tail)
     if file.sidecar is not None and stats.raw_bytes != file.sidecar.raw_bytes:
         raise IntegrityError(
             f"{member}/{file.filename}: decompresses to {stats.raw_bytes} bytes, the sidecar "
