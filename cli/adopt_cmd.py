@@ -20,7 +20,9 @@ def adopt(config: startup.ConfigOption = None) -> None:
         adoption = adopt_job(settings)
     except ZfsOffsiteError as exc:
         output.fail(str(exc), exit_codes.FAILED)
-    output.info(f"adopted archive {adoption.marker.archive_id} at {settings.target.parsed}")
+    archive = f"archive {adoption.marker.archive_id} at {settings.target.parsed}"
+    done = f"{archive} is adopted already" if adoption.adopted_before else f"adopted {archive}"
+    output.info(done)
     if adoption.recorded:
         output.info(
             f"recorded it on {len(adoption.recorded)} dataset(s) "
@@ -29,8 +31,9 @@ def adopt(config: startup.ConfigOption = None) -> None:
         )
     for problem in adoption.problems:
         output.info(
-            f"warning: {problem}: until a backup stores a file for it, an unmounted disk at "
-            "this target looks like a first backup (keep it mounted until then)"
+            f"warning: the archive was not recorded on the source: {problem}; until it is, "
+            "an unmounted disk at this target looks like a first backup: fix that and run "
+            "`zfs-offsite adopt` again"
         )
     if adoption.seed_files:
         output.info(

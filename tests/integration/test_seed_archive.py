@@ -169,7 +169,15 @@ def test_adopt_records_the_archive_so_an_unmounted_disk_is_refused_before_the_fi
     for path in (member_dir, *member_dir.iterdir()):
         os.chown(path, user.pw_uid, user.pw_gid)
     settings = settings_for(pool, sftp_dir, compression="gzip")
+    # The first try cannot reach the source (a wrong pool name): the marker is written,
+    # what was not recorded is said, and adopt run again once it is fixed records it.
+    source = settings.source.model_copy(update={"pool": f"{pool.name}-typo"})
+    first = adopt(settings.model_copy(update={"source": source}))
+    assert first.recorded == [] and first.seed_files == 1 and not first.adopted_before
+    (problem,) = first.problems
+    assert problem.startswith("the source could not be read"), problem
     adoption = adopt(settings)
+    assert adoption.adopted_before and adoption.marker == first.marker
     assert adoption.recorded == [dataset] and adoption.problems == []
     assert adoption.seed_files == 1
     prop = record_property(str(settings.target.parsed))

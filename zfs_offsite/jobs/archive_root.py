@@ -12,10 +12,17 @@ backup.
 from __future__ import annotations
 
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from zfs_offsite.archive.identity import ArchiveMarker, adopt_archive, init_archive
-from zfs_offsite.archive.names import Kind, checksum_name, classify
+from zfs_offsite.archive.identity import (
+    ArchiveMarker,
+    RootState,
+    adopt_archive,
+    init_archive,
+    read_marker,
+    survey_root,
+)
+from zfs_offsite.archive.names import Kind, checksum_name, classify, is_member_name
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.errors import ZfsOffsiteError
 from zfs_offsite.jobs.backup import discover_members
@@ -32,6 +39,7 @@ class Adoption:
     recorded: list[str] = field(default_factory=list)  # datasets that carry the record now
     problems: list[str] = field(default_factory=list)  # one line each: what was not recorded
     seed_files: int = 0  # backup files without a checksum sidecar (the seed wrote them)
+    adopted_before: bool = False  # the root was the archive already: only records were set
 
 
 def init(settings: Settings) -> ArchiveMarker:
@@ -41,10 +49,16 @@ def init(settings: Settings) -> ArchiveMarker:
 
 
 def adopt(settings: Settings) -> Adoption:
-    """Mark the existing seed (or earlier zfs-offsite) archive at target.url as the archive."""
+    """Mark the existing seed (or earlier zfs-offsite) archive at target.url as the archive.
+
+    On a root that is the archive already, only the records are set: an earlier
+    `adopt` that could not reach the source is completed by running it again.
+    """
     with closing(open_store(settings.target)) as store:
-        marker = adopt_archive(store)
-        return record_on_source(settings, store, marker)
+        marker = read_marker(store) if survey_root(store).state is RootState.MARKED else None
+        if marker is not None:
+            return replace(record_on_source(settings, store, marker), adopted_before=True)
+        return record_on_source(settings, store, adopt_archive(store))
 
 
 def backup_files(store: Store, member: str) -> tuple[int, int]:
@@ -59,16 +73,21 @@ def backup_files(store: Store, member: str) -> tuple[int, int]:
 
 def record_on_source(settings: Settings, store: Store, marker: ArchiveMarker) -> Adoption:
     """Record the adopted archive on every member dataset with backups in it; never raises."""
+    with_backups: set[str] = set()
+    seed_files = 0
+    for entry in store.listdir(""):
+        if entry.is_dir and not entry.is_symlink and is_member_name(entry.name):
+            backups, unchecked = backup_files(store, entry.name)
+            seed_files += unchecked
+            if backups:
+                with_backups.add(entry.name)
     prop = record_property(str(settings.target.parsed))
     recorded: list[str] = []
     problems: list[str] = []
-    seed_files = 0
     try:
         with closing(open_runner(settings)) as runner:
             for member in discover_members(settings, runner):
-                backups, unchecked = backup_files(store, member.name)
-                seed_files += unchecked
-                if not backups:
+                if member.name not in with_backups:
                     continue
                 done = record_archive(runner, member.dataset, prop, marker.archive_id)
                 if done.startswith("failed"):
