@@ -8,7 +8,7 @@ checking, decompressing, and the pipes. zfs-fuse is neither needed nor
 counted (bench.throughput and bench.restore measure the whole thing).
 
 Backup: ours (a resumable upload, as a night runs it) against
-`cat f | zstd -3 -T2 | ssh … 'cat > f.zst'` and the same with `tee >(sha256sum)`.
+`cat f | zstd -3 -T2 | ssh … 'cat > f.zst'` and the same with `tee` into `sha256sum`.
 Restore: ours (read ahead, sha256, zstd -d into the pipe) against
 `ssh … cat f.zst | zstd -d | cat > /dev/null`. Each round runs every path once,
 in an order rotated per round; figures are medians. `--baseline DIR` adds ours
@@ -43,7 +43,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.throughput import MB, make_data, run_shell
+from bench.throughput import MB, make_data, run_shell, summed_shell
 from tests.support.services import SshServer, start_sshd
 
 GB = 1e9
@@ -189,12 +189,7 @@ def paths_for(
             archive / "f.zst",
         ),
         "shell +sha256sum": lambda: run_shell(
-            [
-                "bash",
-                "-c",
-                f"cat {stream} | zstd -3 -T2 -q | tee >(sha256sum > {work}/f.sha256)"
-                f" | {ssh} 'cat > {archive}/f.zst'",
-            ],
+            ["sh", "-c", summed_shell(f"cat {stream}", ssh, work, archive / "f.zst")],
             archive / "f.zst",
         ),
     }

@@ -2,7 +2,7 @@
 
 1. ours zstd: zfs-offsite's pipeline (zstd, default settings) over SFTP to a loopback sshd
 2. shell:     `zfs send | zstd -3 -T2 | ssh -c aes128-gcm@openssh.com host 'cat > f'`
-   (and, with `--summed-shell`, the same with `tee >(sha256sum)`: the shell way to
+   (and, with `--summed-shell`, the same with `tee` into `sha256sum`: the shell way to
    also write the `.sha256` the archive keeps beside each file, which ours computes)
 3. ours gzip: the same pipeline with gzip (isal)
 4. seed:      `zfs send | gzip > f` (the seed script's path, local file)
@@ -168,6 +168,19 @@ def run_ours(
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def summed_shell(source: str, ssh: str, work: Path, stored: Path) -> str:
+    """`source | zstd | ssh cat`, with sha256sum reading a copy through a FIFO: a waited job.
+
+    Not `tee >(sha256sum)`: bash does not wait for a process substitution, so its
+    CPU reached no rusage (0.57 CPU-s counted of 1.11 by `perf stat`, 256 MiB).
+    """
+    fifo = work / "sum.fifo"
+    return (
+        f"rm -f {fifo} && mkfifo {fifo} && {{ sha256sum < {fifo} > {work}/f.zst.sha256 & "
+        f"{source} | zstd -3 -T2 -q | tee {fifo} | {ssh} 'cat > {stored}'; wait; }}"
+    )
+
+
 def run_shell(argv: list[str], output: Path | None) -> dict:
     """A shell pipeline under a wrapper that waits: wall time, CPU and peak RSS of all of it.
 
@@ -252,12 +265,7 @@ def compare(env: Loopback, snap: str, raw: int, args: argparse.Namespace) -> dic
             env.archive / "f.zst",
         ),
         SHELL_SUMMED: lambda: run_shell(
-            [
-                "bash",
-                "-c",
-                f"{send} | zstd -3 -T2 -q | tee >(sha256sum > {env.work}/f.zst.sha256)"
-                f" | {ssh} 'cat > {env.archive}/f.zst'",
-            ],
+            ["sh", "-c", summed_shell(send, ssh, env.work, env.archive / "f.zst")],
             env.archive / "f.zst",
         ),
         OURS_GZIP: lambda: run_ours(env, snap, "gzip", args),
