@@ -14,15 +14,9 @@ from __future__ import annotations
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 
-from zfs_offsite.archive.identity import (
-    ArchiveMarker,
-    RootState,
-    adopt_archive,
-    init_archive,
-    read_marker,
-    survey_root,
-)
-from zfs_offsite.archive.names import Kind, checksum_name, classify, is_member_name
+from zfs_offsite.archive.identity import ArchiveMarker, adopt_archive, init_archive, read_marker
+from zfs_offsite.archive.index import archived_members
+from zfs_offsite.archive.names import Kind, checksum_name, classify
 from zfs_offsite.connect import open_runner, open_store
 from zfs_offsite.errors import ZfsOffsiteError
 from zfs_offsite.jobs.backup import discover_members
@@ -55,8 +49,7 @@ def adopt(settings: Settings) -> Adoption:
     `adopt` that could not reach the source is completed by running it again.
     """
     with closing(open_store(settings.target)) as store:
-        marker = read_marker(store) if survey_root(store).state is RootState.MARKED else None
-        if marker is not None:
+        if (marker := read_marker(store)) is not None:
             return replace(record_on_source(settings, store, marker), adopted_before=True)
         return record_on_source(settings, store, adopt_archive(store))
 
@@ -75,12 +68,11 @@ def record_on_source(settings: Settings, store: Store, marker: ArchiveMarker) ->
     """Record the adopted archive on every member dataset with backups in it; never raises."""
     with_backups: set[str] = set()
     seed_files = 0
-    for entry in store.listdir(""):
-        if entry.is_dir and not entry.is_symlink and is_member_name(entry.name):
-            backups, unchecked = backup_files(store, entry.name)
-            seed_files += unchecked
-            if backups:
-                with_backups.add(entry.name)
+    for name in archived_members(store):
+        backups, unchecked = backup_files(store, name)
+        seed_files += unchecked
+        if backups:
+            with_backups.add(name)
     prop = record_property(str(settings.target.parsed))
     recorded: list[str] = []
     problems: list[str] = []
