@@ -18,13 +18,13 @@ import dataclasses
 import logging
 
 from zfs_offsite.archive.model import ArchiveFile, MemberArchive
-from zfs_offsite.archive.names import corrupt_mark_name
+from zfs_offsite.archive.names import CORRUPT_SUFFIX
 from zfs_offsite.archive.verify_rotation import MemberRecord, read_verify_record
 from zfs_offsite.errors import PermanentError
-from zfs_offsite.jobs.verify import FileCheck, Verdict, check_file
+from zfs_offsite.jobs.verify import FileCheck, Verdict, check_file, mark_corrupt
 from zfs_offsite.plan.backup import BackupPlan
 from zfs_offsite.plan.chains import archived_chain, restore_chains
-from zfs_offsite.remote.store import Store, write_small_file
+from zfs_offsite.remote.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +79,15 @@ def prove_seed_base(store: Store, plan: BackupPlan, archive: MemberArchive) -> N
             continue
         path = f"{plan.member}/{file.filename}"
         if check.verdict is Verdict.CORRUPT:
-            mark = f"{plan.member}/{corrupt_mark_name(file.filename)}"
-            write_small_file(store, mark, check.detail.encode() + b"\n")
+            then = (
+                "marked corrupt, nothing sent; run the backup again to build on the last sound file"
+                if mark_corrupt(store, archive, file.filename, check.detail)
+                else f"nothing sent; a directory or link stands at {path}{CORRUPT_SUFFIX}: move "
+                "it aside and run the backup again"
+            )
             raise SeedBaseError(
                 f"member {plan.member}: the seed-era file {path} this night would build on "
-                f"does not read back whole ({check.detail}): marked corrupt, nothing sent; "
-                "run the backup again to build on the last sound file"
+                f"does not read back whole ({check.detail}): {then}"
             )
         raise SeedBaseError(
             f"member {plan.member}: the seed-era file {path} this night would build on "

@@ -348,6 +348,17 @@ def _new_record(
     return updated_record(selection, passed, [f.filename for f in files])
 
 
+def mark_corrupt(store: Store, archive: MemberArchive, filename: str, detail: str) -> bool:
+    """Write `<file>.corrupt` holding why, which keeps the planner from building on the file
+    (the file itself is never touched); False where a directory or symlink stands in the
+    mark's place: reported, never replaced."""
+    mark = corrupt_mark_name(filename)
+    if mark in archive.not_files:
+        return False
+    write_small_file(store, f"{archive.member}/{mark}", (detail + "\n").encode())
+    return True
+
+
 def _update_marks(store: Store, archive: MemberArchive, checks: dict[str, FileCheck]) -> None:
     for f in archive.files:
         check = checks[f.filename]
@@ -358,7 +369,7 @@ def _update_marks(store: Store, archive: MemberArchive, checks: dict[str, FileCh
             continue  # a directory or symlink in the mark's place: reported, never replaced
         try:
             if check.verdict is Verdict.CORRUPT:
-                write_small_file(store, path, (check.detail + "\n").encode())
+                mark_corrupt(store, archive, f.filename, check.detail)
             elif f.corrupt is not None:
                 store.remove(path)
                 log.info("%s passes its checks again: mark removed", path)
