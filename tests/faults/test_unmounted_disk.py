@@ -21,7 +21,7 @@ import pytest
 
 from tests.support.cli import Cli, base_env
 from tests.support.services import Pool, SshServer, ensure_test_user
-from tests.support.zfsdata import MEMBERS, SNAP
+from tests.support.zfsdata import MEMBERS, SNAP, zfs_get
 from tests.support.zfsdata import snapshot as take_snapshot
 from zfs_offsite.archive.identity import MARKER_NAME, ArchiveRootError, require_root
 from zfs_offsite.connect import open_store
@@ -43,6 +43,13 @@ def marks(pool: Pool) -> dict[str, str]:
         check=True,
     ).stdout
     return dict(line.split("\t") for line in listed.splitlines())
+
+
+def file_cli(tmp_path: Path, pool: Pool, root: Path, **settings: str) -> Cli:
+    """The CLI as an admin runs it on `pool`, target `file://root`, a Prefect home of its own."""
+    (tmp_path / "cwd").mkdir()
+    env = {"ZFS_OFFSITE_SOURCE__POOL": pool.name, "ZFS_OFFSITE_TARGET__URL": f"file://{root}"}
+    return Cli(base_env(tmp_path / "prefect") | env | settings, tmp_path / "cwd")
 
 
 def mode(path: Path) -> int:
@@ -79,15 +86,7 @@ def test_unmounted_usb_disk_fails_every_member_through_the_cli(
 ) -> None:
     mount_point, mount, unmount = usb_disk
     archive = mount_point / "archive"
-    (tmp_path / "cwd").mkdir()
-    cli = Cli(
-        base_env(tmp_path / "prefect")
-        | {
-            "ZFS_OFFSITE_SOURCE__POOL": source_pool.name,
-            "ZFS_OFFSITE_TARGET__URL": f"file://{archive}",
-        },
-        tmp_path / "cwd",
-    )
+    cli = file_cli(tmp_path, source_pool, archive)
     first = cli("backup")
     assert first.code == 0, first.output
     marker = json.loads((archive / MARKER_NAME).read_text())
@@ -141,15 +140,7 @@ def test_plan_on_the_unmounted_disk_says_what_backup_would_not_fulls(
         assert backup_member(settings, member).action is Action.FULL
     archive_id = json.loads((mount_point / MARKER_NAME).read_text())["archive_id"]
     unmount()
-    (tmp_path / "cwd").mkdir()
-    cli = Cli(
-        base_env(tmp_path / "prefect")
-        | {
-            "ZFS_OFFSITE_SOURCE__POOL": source_pool.name,
-            "ZFS_OFFSITE_TARGET__URL": f"file://{mount_point}",
-        },
-        tmp_path / "cwd",
-    )
+    cli = file_cli(tmp_path, source_pool, mount_point)
     done = cli("plan", "--json")
     assert done.code == 1, done.output
     plan = json.loads(done.stdout)
@@ -223,15 +214,6 @@ def test_sftp_server_whose_disk_is_not_mounted_gets_nothing(
     assert marks(source_pool) == held
 
 
-def zfs_get(prop: str, dataset: str) -> str:
-    return subprocess.run(
-        ["zfs", "get", "-H", "-o", "value", prop, dataset],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-
-
 def test_with_protect_base_off_the_archive_record_still_refuses_the_unmounted_disk(
     source_pool: Pool,
     usb_disk: tuple[Path, Callable[[], None], Callable[[], None]],
@@ -241,16 +223,7 @@ def test_with_protect_base_off_the_archive_record_still_refuses_the_unmounted_di
     evidence that an archive was there (issue 19 item 3, for protect_base = "off")."""
     mount_point, mount, unmount = usb_disk
     archive = mount_point / "archive"
-    (tmp_path / "cwd").mkdir()
-    cli = Cli(
-        base_env(tmp_path / "prefect")
-        | {
-            "ZFS_OFFSITE_SOURCE__POOL": source_pool.name,
-            "ZFS_OFFSITE_TARGET__URL": f"file://{archive}",
-            "ZFS_OFFSITE_PROTECT_BASE": "off",
-        },
-        tmp_path / "cwd",
-    )
+    cli = file_cli(tmp_path, source_pool, archive, ZFS_OFFSITE_PROTECT_BASE="off")
     first = cli("backup")
     assert first.code == 0, first.output
     archive_id = json.loads((archive / MARKER_NAME).read_text())["archive_id"]

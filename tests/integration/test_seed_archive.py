@@ -19,6 +19,7 @@ from tests.support.zfsdata import (
     snapshot,
     tree_digest,
     write_member_data,
+    zfs_get,
 )
 from zfs_offsite.archive.identity import ArchiveRootError
 from zfs_offsite.jobs.archive_root import adopt
@@ -32,13 +33,25 @@ from zfs_offsite.zfs.record import record_property
 pytestmark = pytest.mark.integration
 
 
-def zfs_get(prop: str, dataset: str) -> str:
-    argv = ["zfs", "get", "-H", "-o", "value", prop, dataset]
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
-
-
 S1, S2, S3 = "auto-20190806.0200-1w", "auto-20190807.0200-1w", "auto-20190808.0200-1w"
 S4 = "auto-20190809.0200-1w"
+
+
+def member_with_snapshots(pool: Pool, *snapshots: str) -> tuple[str, Path]:
+    """Member dora with new data before each snapshot: (its dataset, its mountpoint)."""
+    dataset = create_member(pool.name, "dora")
+    mount = pool.mountpoint / "elabfs-dora"
+    for seed, snap in enumerate(snapshots):
+        write_member_data(mount, seed, 1)
+        snapshot(dataset, snap)
+    return dataset, mount
+
+
+def hand_to_login(member_dir: Path) -> None:
+    """The member directory and its files as the backup server's login owns them."""
+    user = ensure_test_user()
+    for path in (member_dir, *member_dir.iterdir()):
+        os.chown(path, user.pw_uid, user.pw_gid)
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])
@@ -49,11 +62,7 @@ def test_seed_archive_gets_an_incremental(
     compression: str,
 ) -> None:
     pool = pool_factory()
-    dataset = create_member(pool.name, "dora")
-    mount = pool.mountpoint / "elabfs-dora"
-    for seed, snap in enumerate((S1, S2, S3)):
-        write_member_data(mount, seed, 1)
-        snapshot(dataset, snap)
+    dataset, mount = member_with_snapshots(pool, S1, S2, S3)
 
     # What the seed script left: a full of S1 and an -I incremental S1 -> S2, gzip, no sidecars.
     member_dir = sftp_dir / "dora"
@@ -64,9 +73,7 @@ def test_seed_archive_gets_an_incremental(
     gzip_send(["zfs", "send", "-I", f"{dataset}@{S1}", f"{dataset}@{S2}"], seed_inc)
     stray = member_dir / "README.txt"
     stray.write_text("notes kept by the admin\n")
-    user = ensure_test_user()
-    for path in (member_dir, *member_dir.iterdir()):
-        os.chown(path, user.pw_uid, user.pw_gid)
+    hand_to_login(member_dir)
 
     settings = settings_for(pool, sftp_dir, compression=compression)
     (member,) = discover_members(settings)
@@ -102,11 +109,7 @@ def test_a_seed_base_cut_short_is_marked_not_built_on(
     night reads the seed files it would build on, marks the cut one, sends nothing; the
     next night builds on the sound full, and that chain restores."""
     pool = pool_factory()
-    dataset = create_member(pool.name, "dora")
-    mount = pool.mountpoint / "elabfs-dora"
-    for seed, snap in enumerate((S1, S2, S3)):
-        write_member_data(mount, seed, 1)
-        snapshot(dataset, snap)
+    dataset, mount = member_with_snapshots(pool, S1, S2, S3)
     member_dir = sftp_dir / "dora"
     member_dir.mkdir()
     seed_full = member_dir / f"elabfs-dora@{S1}.gz"
@@ -115,9 +118,7 @@ def test_a_seed_base_cut_short_is_marked_not_built_on(
     gzip_send(["zfs", "send", "-I", f"{dataset}@{S1}", f"{dataset}@{S2}"], seed_inc)
     with seed_inc.open("r+b") as cut:
         cut.truncate(seed_inc.stat().st_size // 2)
-    user = ensure_test_user()
-    for path in (member_dir, *member_dir.iterdir()):
-        os.chown(path, user.pw_uid, user.pw_gid)
+    hand_to_login(member_dir)
     settings = settings_for(pool, sftp_dir, compression="gzip")
     (member,) = discover_members(settings)
     adopt(settings)
@@ -157,17 +158,11 @@ def test_adopt_records_the_archive_so_an_unmounted_disk_is_refused_before_the_fi
     mount point is an empty directory): the backup refuses instead of starting a new
     archive there, and once the disk is back the night extends the seed chain."""
     pool = pool_factory()
-    dataset = create_member(pool.name, "dora")
-    mount = pool.mountpoint / "elabfs-dora"
-    for seed, snap in enumerate((S1, S2)):
-        write_member_data(mount, seed, 1)
-        snapshot(dataset, snap)
+    dataset, _ = member_with_snapshots(pool, S1, S2)
     member_dir = sftp_dir / "dora"
     member_dir.mkdir()
     gzip_send(["zfs", "send", f"{dataset}@{S1}"], member_dir / f"elabfs-dora@{S1}.gz")
-    user = ensure_test_user()
-    for path in (member_dir, *member_dir.iterdir()):
-        os.chown(path, user.pw_uid, user.pw_gid)
+    hand_to_login(member_dir)
     settings = settings_for(pool, sftp_dir, compression="gzip")
     # The first try cannot reach the source (a wrong pool name): the marker is written,
     # what was not recorded is said, and adopt run again once it is fixed records it.
@@ -215,11 +210,7 @@ def test_a_seed_base_that_decompresses_but_does_not_hold_its_snapshot_is_marked(
     (the last END is the inner one), and a file named S1.to.S3 holding S1 -> S2. The first
     night marks it and sends nothing; the next one builds on the sound full."""
     pool = pool_factory()
-    dataset = create_member(pool.name, "dora")
-    mount = pool.mountpoint / "elabfs-dora"
-    for seed, snap in enumerate((S1, S2, S3, S4)):
-        write_member_data(mount, seed, 1)
-        snapshot(dataset, snap)
+    dataset, _ = member_with_snapshots(pool, S1, S2, S3, S4)
     member_dir = sftp_dir / "dora"
     member_dir.mkdir()
     seed_full = member_dir / f"elabfs-dora@{S1}.gz"
@@ -233,9 +224,7 @@ def test_a_seed_base_that_decompresses_but_does_not_hold_its_snapshot_is_marked(
     else:
         gzip_send(["zfs", "send", "-I", f"{dataset}@{S1}", f"{dataset}@{S2}"], bad)
         expected = "does not hold what its name says"
-    user = ensure_test_user()
-    for path in (member_dir, *member_dir.iterdir()):
-        os.chown(path, user.pw_uid, user.pw_gid)
+    hand_to_login(member_dir)
     settings = settings_for(pool, sftp_dir, compression="gzip")
     (member,) = discover_members(settings)
     adopt(settings)

@@ -54,6 +54,11 @@ def populate_members(
         snapshot(dataset, SNAP)
 
 
+def zfs_get(prop: str, name: str) -> str:
+    """One property's value as `zfs get -H -o value` prints it (user properties too)."""
+    return str(run(["zfs", "get", "-H", "-o", "value", prop, name]).stdout.strip())
+
+
 def guid(name: str) -> int:
     return int(run(["zfs", "get", "-H", "-p", "-o", "value", "guid", name]).stdout.strip())
 
